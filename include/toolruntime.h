@@ -1,0 +1,478 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * toolruntime — run untrusted code in real isolation, with hard limits, and
+ * let it call host-side tools through a narrow gateway.
+ *
+ * This header is the whole public API.  Conventions:
+ *
+ *  - Every name is prefixed tr_ / TR_.  Handles are opaque and come in
+ *    _new/_free pairs; every _free accepts NULL.
+ *  - Functions that can fail return 0 or a negative errno-style value and,
+ *    when `ret_err` is not NULL, store a newly allocated tr_error there that
+ *    the caller frees with tr_error_free().
+ *  - A `const char *` argument is borrowed: the library copies what it keeps.
+ *    A `ret_x` out-parameter receives ownership and is written only on
+ *    success, unless the comment of the function says otherwise.
+ *  - The library never prints, exits or aborts on bad input: log lines go to
+ *    the caller's tr_log_fn.
+ *  - Handles may be used from several threads only where a comment says so
+ *    (tr_runtime_execute and tr_cancel_cancel are thread-safe).
+ */
+#ifndef TOOLRUNTIME_H
+#define TOOLRUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TR_BUILDING_LIBRARY)
+#define TR_PUBLIC __attribute__((visibility("default")))
+#else
+#define TR_PUBLIC
+#endif
+
+#define TR_VERSION_MAJOR 0
+#define TR_VERSION_MINOR 1
+#define TR_VERSION_PATCH 0
+#define TR_VERSION_STRING "0.1.0"
+
+/* The timeout used when a request leaves it at zero (the reference's 30 s). */
+#define TR_DEFAULT_TIMEOUT_MS 30000
+/* The per-stream output cap used when a request leaves it at zero. */
+#define TR_DEFAULT_MAX_OUTPUT (1024 * 1024)
+
+TR_PUBLIC const char *tr_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ---------------------------------------------------------------------- */
+
+/* Stable codes.  tr_code_name() gives the stable string used in JSON and in
+ * messages ("timeout", "backend_denied", ...). */
+typedef enum tr_code {
+        TR_OK = 0,
+        /* runtime */
+        TR_E_RUNTIME_UNAVAILABLE,
+        TR_E_BACKEND_DENIED,
+        TR_E_SANDBOX_VIOLATION,
+        TR_E_TIMEOUT,
+        TR_E_RESOURCE_LIMIT,
+        TR_E_MISSING_GATEWAY,
+        TR_E_MISSING_CODE,
+        TR_E_INVALID_LIMITS,
+        TR_E_INVALID_REQUEST,
+        /* containerd backend */
+        TR_E_CONTAINERD_NOT_AVAILABLE,
+        TR_E_IMAGE_NOT_FOUND,
+        TR_E_CONTAINER_FAILED,
+        TR_E_CLIENT_NOT_CONFIGURED,
+        TR_E_DAEMON_UNAVAILABLE,
+        TR_E_SECURITY_VIOLATION,
+        /* kata backend */
+        TR_E_KATA_NOT_AVAILABLE,
+        TR_E_VM_CREATION_FAILED,
+        TR_E_VM_EXECUTION_FAILED,
+        /* cancelled by the caller through a tr_cancel */
+        TR_E_CANCELLED,
+        /* the tool gateway (tool errors, limits on tool calls / chain steps) */
+        TR_E_TOOL_NOT_FOUND,
+        TR_E_TOOL_FAILED,
+        TR_E_TOOL_LIMIT,
+        TR_E_INVALID_ARGUMENTS,
+        TR_E_PROTOCOL,
+        /* the library itself: out of memory, a system call failed */
+        TR_E_INTERNAL,
+        TR__CODE_MAX
+} tr_code;
+
+/* The stable string for a code; "unknown" for an out-of-range value. */
+TR_PUBLIC const char *tr_code_name(tr_code code);
+/* A short human sentence for a code (libuv's uv_strerror). */
+TR_PUBLIC const char *tr_strerror(tr_code code);
+/* Parse a stable string back; returns -EINVAL if unknown. */
+TR_PUBLIC int tr_code_from_name(const char *name, tr_code *ret_code);
+
+typedef enum tr_backend_kind {
+        TR_BACKEND_NONE = 0,
+        TR_BACKEND_UNSAFE_HOST,
+        TR_BACKEND_DOCKER,
+        TR_BACKEND_CONTAINERD,
+        TR_BACKEND_KUBERNETES,
+        TR_BACKEND_GVISOR,
+        TR_BACKEND_KATA,
+        TR_BACKEND_FIRECRACKER,
+        TR_BACKEND_WASM,
+        TR_BACKEND_TEMPORAL,
+        TR_BACKEND_REMOTE,
+        TR__BACKEND_MAX
+} tr_backend_kind;
+
+/* "unsafe_host", "containerd", ...; "" for TR_BACKEND_NONE. */
+TR_PUBLIC const char *tr_backend_kind_name(tr_backend_kind kind);
+TR_PUBLIC int tr_backend_kind_from_name(const char *name, tr_backend_kind *ret_kind);
+
+typedef struct tr_error tr_error;
+
+/* Accessors.  Strings are owned by the error and live as long as it. */
+TR_PUBLIC tr_code tr_error_code(const tr_error *err);
+TR_PUBLIC const char *tr_error_code_name(const tr_error *err);
+TR_PUBLIC const char *tr_error_message(const tr_error *err);
+/* The operation that failed, e.g. "validate", "task.create", "boot". */
+TR_PUBLIC const char *tr_error_op(const tr_error *err);
+TR_PUBLIC tr_backend_kind tr_error_backend(const tr_error *err);
+TR_PUBLIC bool tr_error_retryable(const tr_error *err);
+/* The underlying errno (positive) or 0. */
+TR_PUBLIC int tr_error_errno(const tr_error *err);
+/* The underlying gRPC status code, or -1 when none. */
+TR_PUBLIC int tr_error_grpc_status(const tr_error *err);
+TR_PUBLIC void tr_error_free(tr_error *err);
+
+/* For backend and gateway authors: create an error.  `op` may be NULL.
+ * Returns -EIO-style negative value suitable for returning directly; does
+ * nothing but return when ret_err is NULL. */
+TR_PUBLIC int tr_error_set(tr_error **ret_err, tr_code code, tr_backend_kind backend, const char *op,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Mark an error retryable / attach errno after creation. */
+TR_PUBLIC void tr_error_set_retryable(tr_error *err, bool retryable);
+TR_PUBLIC void tr_error_set_errno(tr_error *err, int errnum);
+TR_PUBLIC void tr_error_set_grpc_status(tr_error *err, int status);
+/* Prefix context to the message ("while X: <old message>"), keeping code. */
+TR_PUBLIC void tr_error_prefix(tr_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------------
+ * Profiles, limits
+ * ---------------------------------------------------------------------- */
+
+typedef enum tr_profile {
+        TR_PROFILE_DEFAULT = 0, /* the runtime's default profile */
+        TR_PROFILE_DEV,
+        TR_PROFILE_STANDARD,
+        TR_PROFILE_HARDENED,
+        TR__PROFILE_MAX
+} tr_profile;
+
+TR_PUBLIC const char *tr_profile_name(tr_profile profile);
+TR_PUBLIC int tr_profile_from_name(const char *name, tr_profile *ret_profile);
+
+/* Zero means unlimited; a negative value makes the request invalid
+ * (invalid_limits).  Plain value type: zero-initialise, then set fields. */
+typedef struct tr_limits {
+        int64_t max_tool_calls;
+        int64_t max_chain_steps;
+        int64_t cpu_quota_ms;  /* CPU milliseconds per 100 ms period */
+        int64_t memory_bytes;
+        int64_t pids_max;
+        int64_t disk_bytes;
+} tr_limits;
+
+/* Which limits a backend really enforced for one execution. */
+typedef struct tr_limits_enforced {
+        bool timeout;
+        bool tool_calls;
+        bool chain_steps;
+        bool memory;
+        bool cpu;
+        bool pids;
+        bool disk;
+} tr_limits_enforced;
+
+/* ------------------------------------------------------------------------
+ * Logging
+ * ---------------------------------------------------------------------- */
+
+typedef enum tr_log_level { TR_LOG_INFO, TR_LOG_WARN, TR_LOG_ERROR } tr_log_level;
+
+/* `kv` is a NULL-terminated array of alternating keys and values.  The
+ * callback must be safe to call from several threads; logging is best
+ * effort and never fails an execution. */
+typedef void (*tr_log_fn)(void *userdata, tr_log_level level, const char *msg, const char *const *kv);
+
+/* ------------------------------------------------------------------------
+ * Cancellation
+ * ---------------------------------------------------------------------- */
+
+typedef struct tr_cancel tr_cancel;
+
+TR_PUBLIC int tr_cancel_new(tr_cancel **ret_cancel, tr_error **ret_err);
+/* Thread-safe and async-signal-safe: wakes every execution using it. */
+TR_PUBLIC void tr_cancel_cancel(tr_cancel *cancel);
+TR_PUBLIC bool tr_cancel_is_cancelled(const tr_cancel *cancel);
+/* A file descriptor that becomes readable once cancelled, for poll loops.
+ * Owned by the tr_cancel; do not close or read it. */
+TR_PUBLIC int tr_cancel_fd(const tr_cancel *cancel);
+TR_PUBLIC void tr_cancel_free(tr_cancel *cancel);
+
+/* ------------------------------------------------------------------------
+ * The tool gateway
+ * ---------------------------------------------------------------------- */
+
+typedef enum tr_detail_level {
+        TR_DETAIL_SUMMARY = 0,
+        TR_DETAIL_SCHEMA,
+        TR_DETAIL_FULL,
+} tr_detail_level;
+
+TR_PUBLIC const char *tr_detail_level_name(tr_detail_level level);
+TR_PUBLIC int tr_detail_level_from_name(const char *name, tr_detail_level *ret_level);
+
+/*
+ * The six operations sandboxed code may call on the host.  Everything that
+ * crosses this table is JSON text: the gateway returns a newly malloc()ed
+ * NUL-terminated JSON document in *ret_json (freed by the caller with free())
+ * or fails with a tr_error.  Implementations must be safe for concurrent
+ * use; the runtime enforces call and chain-step limits around them, so they
+ * need not.
+ *
+ *   search_tools:       JSON array of tool summaries, at most `limit` (0: the
+ *                       gateway's default).
+ *   list_namespaces:    JSON array of strings.
+ *   describe_tool:      JSON object for tool `id` at `level` of detail.
+ *   list_tool_examples: JSON array of at most `max` examples (0: all).
+ *   run_tool:           `args_json` is a JSON object; the result is any JSON.
+ *   run_chain:          `steps_json` is a JSON array of {"tool_id", "args",
+ *                       "use_previous" (bool), "arg_name" (where the
+ *                       previous result goes)}; the result is the last
+ *                       step's result.
+ */
+typedef struct tr_gateway_ops {
+        int (*search_tools)(void *self, const char *query, int limit, char **ret_json, tr_error **ret_err);
+        int (*list_namespaces)(void *self, char **ret_json, tr_error **ret_err);
+        int (*describe_tool)(void *self, const char *id, tr_detail_level level, char **ret_json,
+                             tr_error **ret_err);
+        int (*list_tool_examples)(void *self, const char *id, int max, char **ret_json, tr_error **ret_err);
+        int (*run_tool)(void *self, const char *id, const char *args_json, char **ret_json, tr_error **ret_err);
+        int (*run_chain)(void *self, const char *steps_json, char **ret_json, tr_error **ret_err);
+        /* Releases `self`.  May be NULL. */
+        void (*free)(void *self);
+} tr_gateway_ops;
+
+typedef struct tr_gateway tr_gateway;
+
+/* Wrap an implementation.  `ops` must outlive the gateway; `self` is owned
+ * and released by ops->free in tr_gateway_free. */
+TR_PUBLIC int tr_gateway_new(const tr_gateway_ops *ops, void *self, tr_gateway **ret_gateway, tr_error **ret_err);
+/* A gateway with no tools: searches return [], runs fail tool_not_found. */
+TR_PUBLIC int tr_gateway_new_empty(tr_gateway **ret_gateway, tr_error **ret_err);
+TR_PUBLIC void tr_gateway_free(tr_gateway *gateway);
+
+/* Direct calls through the table (what the per-execution server does). */
+TR_PUBLIC int tr_gateway_search_tools(tr_gateway *gw, const char *query, int limit, char **ret_json,
+                                      tr_error **ret_err);
+TR_PUBLIC int tr_gateway_list_namespaces(tr_gateway *gw, char **ret_json, tr_error **ret_err);
+TR_PUBLIC int tr_gateway_describe_tool(tr_gateway *gw, const char *id, tr_detail_level level, char **ret_json,
+                                       tr_error **ret_err);
+TR_PUBLIC int tr_gateway_list_tool_examples(tr_gateway *gw, const char *id, int max, char **ret_json,
+                                            tr_error **ret_err);
+TR_PUBLIC int tr_gateway_run_tool(tr_gateway *gw, const char *id, const char *args_json, char **ret_json,
+                                  tr_error **ret_err);
+TR_PUBLIC int tr_gateway_run_chain(tr_gateway *gw, const char *steps_json, char **ret_json, tr_error **ret_err);
+
+/* ------------------------------------------------------------------------
+ * Requests
+ * ---------------------------------------------------------------------- */
+
+typedef struct tr_request tr_request;
+
+TR_PUBLIC int tr_request_new(tr_request **ret_request, tr_error **ret_err);
+TR_PUBLIC void tr_request_free(tr_request *req);
+
+/* The code to run (copied; may contain NUL bytes, hence the length). */
+TR_PUBLIC int tr_request_set_code(tr_request *req, const char *code, size_t len, tr_error **ret_err);
+/* "python" or "sh"; NULL or "" selects the backend's default (python). */
+TR_PUBLIC int tr_request_set_language(tr_request *req, const char *language, tr_error **ret_err);
+/* 0 selects TR_DEFAULT_TIMEOUT_MS. */
+TR_PUBLIC void tr_request_set_timeout_ms(tr_request *req, int64_t timeout_ms);
+TR_PUBLIC void tr_request_set_limits(tr_request *req, const tr_limits *limits);
+TR_PUBLIC void tr_request_set_profile(tr_request *req, tr_profile profile);
+/* Borrowed: the gateway must outlive every execution of the request. */
+TR_PUBLIC void tr_request_set_gateway(tr_request *req, tr_gateway *gateway);
+/* Per-stream cap on captured stdout and stderr; 0 selects TR_DEFAULT_MAX_OUTPUT. */
+TR_PUBLIC void tr_request_set_max_output(tr_request *req, size_t bytes);
+/* Free-form metadata, passed to backends (e.g. as container labels). */
+TR_PUBLIC int tr_request_set_metadata(tr_request *req, const char *key, const char *value, tr_error **ret_err);
+
+TR_PUBLIC const char *tr_request_code(const tr_request *req, size_t *ret_len);
+/* The language as set; "" when unset. */
+TR_PUBLIC const char *tr_request_language(const tr_request *req);
+/* The language a backend should run: "python" when unset. */
+TR_PUBLIC const char *tr_request_effective_language(const tr_request *req);
+TR_PUBLIC int64_t tr_request_timeout_ms(const tr_request *req);
+/* The timeout a backend must enforce: the request's, or the default. */
+TR_PUBLIC int64_t tr_request_effective_timeout_ms(const tr_request *req);
+TR_PUBLIC const tr_limits *tr_request_limits(const tr_request *req);
+TR_PUBLIC tr_profile tr_request_profile(const tr_request *req);
+TR_PUBLIC tr_gateway *tr_request_gateway(const tr_request *req);
+TR_PUBLIC size_t tr_request_max_output(const tr_request *req);
+TR_PUBLIC size_t tr_request_metadata_count(const tr_request *req);
+TR_PUBLIC void tr_request_metadata_at(const tr_request *req, size_t i, const char **ret_key, const char **ret_value);
+
+/* ------------------------------------------------------------------------
+ * Results
+ * ---------------------------------------------------------------------- */
+
+typedef struct tr_result tr_result;
+
+typedef struct tr_tool_call {
+        const char *tool_id;
+        tr_backend_kind backend;
+        int64_t duration_us;
+        const char *error_op; /* NULL when the call succeeded */
+        const char *error_code; /* NULL when the call succeeded */
+} tr_tool_call;
+
+TR_PUBLIC int tr_result_new(tr_result **ret_result, tr_error **ret_err);
+TR_PUBLIC void tr_result_free(tr_result *res);
+
+/* The `__out` value as JSON text, or NULL when the snippet set none. */
+TR_PUBLIC const char *tr_result_value_json(const tr_result *res);
+TR_PUBLIC const char *tr_result_stdout(const tr_result *res, size_t *ret_len);
+TR_PUBLIC const char *tr_result_stderr(const tr_result *res, size_t *ret_len);
+TR_PUBLIC bool tr_result_stdout_truncated(const tr_result *res);
+TR_PUBLIC bool tr_result_stderr_truncated(const tr_result *res);
+/* The snippet's exit status; -1 when it did not exit by itself. */
+TR_PUBLIC int tr_result_exit_code(const tr_result *res);
+TR_PUBLIC int64_t tr_result_duration_us(const tr_result *res);
+TR_PUBLIC tr_backend_kind tr_result_backend_kind(const tr_result *res);
+TR_PUBLIC size_t tr_result_backend_detail_count(const tr_result *res);
+TR_PUBLIC void tr_result_backend_detail_at(const tr_result *res, size_t i, const char **ret_key,
+                                           const char **ret_value);
+/* NULL when the key is absent. */
+TR_PUBLIC const char *tr_result_backend_detail(const tr_result *res, const char *key);
+TR_PUBLIC const tr_limits_enforced *tr_result_limits_enforced(const tr_result *res);
+TR_PUBLIC size_t tr_result_tool_call_count(const tr_result *res);
+/* The record stays owned by the result. */
+TR_PUBLIC const tr_tool_call *tr_result_tool_call_at(const tr_result *res, size_t i);
+
+/* Setters, for backend authors.  Output appended beyond the request's cap is
+ * dropped and marks the stream truncated. */
+TR_PUBLIC void tr_result_set_exit_code(tr_result *res, int exit_code);
+TR_PUBLIC void tr_result_set_backend_kind(tr_result *res, tr_backend_kind kind);
+TR_PUBLIC int tr_result_set_backend_detail(tr_result *res, const char *key, const char *value, tr_error **ret_err);
+TR_PUBLIC tr_limits_enforced *tr_result_limits_enforced_mut(tr_result *res);
+TR_PUBLIC int tr_result_add_tool_call(tr_result *res, const char *tool_id, tr_backend_kind backend,
+                                      int64_t duration_us, const char *error_op, const char *error_code,
+                                      tr_error **ret_err);
+
+/* ------------------------------------------------------------------------
+ * Backends
+ * ---------------------------------------------------------------------- */
+
+/* What a backend gets besides the request: the cancel token (may be NULL),
+ * the absolute deadline on CLOCK_MONOTONIC, the logger and the result to fill.
+ * Output goes through tr_exec_append_stdout/stderr so that caps and the
+ * `__out` protocol are handled once, in the core. */
+typedef struct tr_exec tr_exec;
+
+TR_PUBLIC const tr_request *tr_exec_request(const tr_exec *ex);
+TR_PUBLIC tr_result *tr_exec_result(tr_exec *ex);
+/* -1 when there is no cancel token. */
+TR_PUBLIC int tr_exec_cancel_fd(const tr_exec *ex);
+TR_PUBLIC bool tr_exec_cancelled(const tr_exec *ex);
+/* Absolute deadline, CLOCK_MONOTONIC nanoseconds. */
+TR_PUBLIC int64_t tr_exec_deadline_ns(const tr_exec *ex);
+/* Milliseconds left before the deadline (<= 0 once passed). */
+TR_PUBLIC int64_t tr_exec_remaining_ms(const tr_exec *ex);
+TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex);
+TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len);
+TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len);
+/* Log through the runtime's logger; `kv` pairs end with NULL. */
+TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *msg, ...)
+        __attribute__((sentinel));
+
+/*
+ * A backend.  Contract of each callback:
+ *
+ *   kind:    the kind this backend implements; constant.
+ *   execute: run the request described by `ex` to completion, honouring the
+ *            cancel token and the deadline (on expiry: stop everything the
+ *            execution started and fail with TR_E_TIMEOUT; on cancel:
+ *            TR_E_CANCELLED).  Fills the result through the tr_exec
+ *            accessors, including on failure (partial output is kept).  Must
+ *            be safe to call from several threads at once and must leave
+ *            nothing behind (processes, containers, files) in every case.
+ *            The request is the profile-resolved one; never mutate it.
+ *   free:    release `self`.  May be NULL.
+ */
+typedef struct tr_backend_ops {
+        tr_backend_kind (*kind)(void *self);
+        int (*execute)(void *self, tr_exec *ex, tr_error **ret_err);
+        void (*free)(void *self);
+} tr_backend_ops;
+
+typedef struct tr_backend tr_backend;
+
+/* `ops` must outlive the backend; `self` is released by ops->free. */
+TR_PUBLIC int tr_backend_new(const tr_backend_ops *ops, void *self, tr_backend **ret_backend, tr_error **ret_err);
+TR_PUBLIC tr_backend_kind tr_backend_kind_of(const tr_backend *backend);
+TR_PUBLIC void tr_backend_free(tr_backend *backend);
+
+/* The unsafe_host backend: the snippet runs as a child process of the
+ * caller, on the host, with no isolation.  Development only.  Enforces the
+ * timeout, cancellation (whole process group), output caps, and, when the
+ * limits ask for them, RLIMIT_AS (memory), RLIMIT_NPROC (pids, per user, so
+ * only honest when the caller's uid runs nothing else) and RLIMIT_FSIZE
+ * (disk, per file); limits_enforced says exactly which were set. */
+typedef struct tr_unsafe_host_config {
+        const char *python_path; /* default: "python3" from PATH */
+        const char *sh_path;     /* default: "/bin/sh" */
+        /* A directory put on the child's PYTHONPATH so that `import
+         * toolruntime` works; NULL: the installed SDK location. */
+        const char *sdk_path;
+} tr_unsafe_host_config;
+
+TR_PUBLIC int tr_backend_unsafe_host_new(const tr_unsafe_host_config *cfg, tr_backend **ret_backend,
+                                         tr_error **ret_err);
+
+/* ------------------------------------------------------------------------
+ * The runtime
+ * ---------------------------------------------------------------------- */
+
+typedef struct tr_runtime tr_runtime;
+
+/* An empty runtime: no backends, no routes, default profile standard, and
+ * unsafe_host denied for standard and hardened. */
+TR_PUBLIC int tr_runtime_new(tr_runtime **ret_runtime, tr_error **ret_err);
+TR_PUBLIC void tr_runtime_free(tr_runtime *rt);
+
+/* Register a backend; the runtime takes ownership (also on failure).  One
+ * backend per kind: a second one of the same kind replaces the first. */
+TR_PUBLIC int tr_runtime_add_backend(tr_runtime *rt, tr_backend *backend, tr_error **ret_err);
+/* Route a profile to a backend kind.  The default table is dev ->
+ * unsafe_host, standard and hardened -> containerd. */
+TR_PUBLIC void tr_runtime_route(tr_runtime *rt, tr_profile profile, tr_backend_kind kind);
+TR_PUBLIC tr_backend_kind tr_runtime_route_of(const tr_runtime *rt, tr_profile profile);
+TR_PUBLIC void tr_runtime_set_default_profile(tr_runtime *rt, tr_profile profile);
+TR_PUBLIC void tr_runtime_deny_unsafe_host(tr_runtime *rt, tr_profile profile, bool deny);
+TR_PUBLIC void tr_runtime_set_logger(tr_runtime *rt, tr_log_fn fn, void *userdata);
+
+/*
+ * Validate `req`, pick the backend for its profile, apply the policy and
+ * execute.  Thread-safe: several threads may execute on one runtime at once.
+ * `cancel` may be NULL.
+ *
+ * Unlike the usual ret_ rule, *ret_result is written whenever a backend was
+ * reached, on failure too, so that partial output and the limits actually
+ * enforced survive a timeout or an error; it is NULL when validation or
+ * routing failed.  Returns 0 when the snippet ran to completion (whatever its
+ * exit status), a negative value with *ret_err set otherwise.
+ */
+TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
+                                 tr_error **ret_err);
+
+/* Validation alone (what tr_runtime_execute does first). */
+TR_PUBLIC int tr_request_validate(const tr_request *req, tr_error **ret_err);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* The backends' and the gateway's own public parts. */
+#include "toolruntime/containerd.h"
+#include "toolruntime/kata.h"
+#include "toolruntime/gateway.h"
+
+#endif

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Public API of the containerd part of toolruntime.  Included by toolruntime.h;
+ * do not include directly. */
+#pragma once
+#ifndef TOOLRUNTIME_H
+#error "include <toolruntime.h> instead"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TR_CONTAINERD_DEFAULT_IMAGE "toolruntime-sandbox:latest"
+#define TR_CONTAINERD_DEFAULT_NAMESPACE "default"
+#define TR_CONTAINERD_DEFAULT_SOCKET "/run/containerd/containerd.sock"
+#define TR_CONTAINERD_DEFAULT_RUNTIME "io.containerd.runc.v2"
+#define TR_CONTAINERD_DEFAULT_SNAPSHOTTER "overlayfs"
+
+/* Resource limits of one container (the reference's ResourceSpec).  Zero
+ * means unlimited; negative is invalid. */
+typedef struct tr_containerd_resources {
+        int64_t memory_bytes; /* memory, swap included */
+        int64_t cpu_quota_us; /* CPU microseconds per 100 ms period */
+        int64_t pids_limit;
+        int64_t disk_bytes;   /* size of the writable tmpfs (/tmp) */
+} tr_containerd_resources;
+
+/* Security settings (the reference's SecuritySpec). */
+typedef struct tr_containerd_security {
+        const char *user;            /* "65534:65534" */
+        bool read_only_rootfs;
+        const char *network_mode;    /* "none", or "host" (dev profile only) */
+        const char *seccomp_profile; /* path of a Docker-format profile; NULL: the runtime's/built-in */
+        bool privileged;             /* must be false */
+} tr_containerd_security;
+
+/*
+ * What to run in a container and how (the reference's ContainerSpec), as
+ * the backend hands it to a tr_containerd_runner_ops.  Everything is
+ * borrowed for the duration of the run call.
+ */
+typedef struct tr_containerd_spec {
+        const char *id;                /* unique container id for this execution */
+        const char *image;             /* image reference (required) */
+        const char *runtime;           /* e.g. "io.containerd.runc.v2" */
+        const char *const *command;    /* NULL-terminated argv (required) */
+        const char *working_dir;       /* NULL: "/tmp" */
+        const char *const *env;        /* NULL-terminated KEY=VALUE */
+        tr_containerd_resources resources;
+        tr_containerd_security security;
+        int64_t timeout_ms;
+        const char *const *labels;     /* "key", "value", ..., NULL */
+        tr_profile profile;            /* DEV, STANDARD or HARDENED */
+        /* Bytes written to the command's stdin, which is then closed (the
+         * snippet: the runner command reads it from there). */
+        const void *stdin_data;
+        size_t stdin_len;
+        /* Host directory bind-mounted at /run/toolruntime (holds the gateway
+         * socket); NULL: none. */
+        const char *gateway_dir;
+} tr_containerd_spec;
+
+/* The reference's ContainerSpec.Validate: image and command required,
+ * resources non-negative, not privileged, host network only in dev.
+ * TR_E_INVALID_REQUEST / TR_E_INVALID_LIMITS / TR_E_SECURITY_VIOLATION. */
+TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_error **ret_err);
+
+/* What a run produced besides its output (the reference's ContainerResult;
+ * stdout and stderr stream into the execution instead). */
+typedef struct tr_containerd_run_result {
+        int exit_code;         /* the command's exit status (128+N when killed by signal N) */
+        int64_t duration_us;   /* from task start to exit */
+        bool oom_killed;       /* the cgroup recorded an OOM kill */
+} tr_containerd_run_result;
+
+/*
+ * Runs a container for a spec (the reference's ContainerRunner).
+ *
+ *   run:  create everything the spec needs, run the command to completion,
+ *         stream its stdout/stderr with tr_exec_append_stdout/stderr(ex),
+ *         and remove everything again, in every case.  Honour
+ *         tr_exec_cancel_fd(ex) (fail TR_E_CANCELLED) and
+ *         tr_exec_deadline_ns(ex) (kill, fail TR_E_TIMEOUT).  Fills
+ *         *ret_result on success.  Must be safe for concurrent use and must
+ *         not modify the spec.
+ *   free: release self.  May be NULL.
+ */
+typedef struct tr_containerd_runner_ops {
+        int (*run)(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_containerd_run_result *ret_result,
+                   tr_error **ret_err);
+        void (*free)(void *self);
+} tr_containerd_runner_ops;
+
+/* Resolves (makes sure containerd has) an image before execution (the
+ * reference's ImageResolver).  Fails TR_E_IMAGE_NOT_FOUND when it is missing.
+ * Safe for concurrent use. */
+typedef struct tr_containerd_image_resolver_ops {
+        int (*resolve)(void *self, const char *image_ref, tr_exec *ex, tr_error **ret_err);
+        void (*free)(void *self);
+} tr_containerd_image_resolver_ops;
+
+/* Verifies containerd is reachable (the reference's HealthChecker).  Fails
+ * TR_E_CONTAINERD_NOT_AVAILABLE or TR_E_DAEMON_UNAVAILABLE.  Safe for
+ * concurrent use. */
+typedef struct tr_containerd_health_ops {
+        int (*check)(void *self, tr_exec *ex, tr_error **ret_err);
+        void (*free)(void *self);
+} tr_containerd_health_ops;
+
+/* Flags for tr_containerd_config.flags. */
+enum {
+        /* No runner at all: every execution fails TR_E_CLIENT_NOT_CONFIGURED
+         * (the reference's nil Client). */
+        TR_CONTAINERD_NO_RUNNER = 1u << 0,
+        /* Skip image resolution / the health check before each execution. */
+        TR_CONTAINERD_NO_IMAGE_RESOLVER = 1u << 1,
+        TR_CONTAINERD_NO_HEALTH_CHECK = 1u << 2,
+};
+
+/*
+ * Configuration of the containerd backend (the reference's Config).  Zero
+ * it, then set what differs from the defaults.  Strings are copied.
+ *
+ * runner / image_resolver / health: NULL selects the real implementation
+ * talking to containerd; a table given here is used instead (tests inject
+ * fakes this way) and its `self` is owned by the backend from
+ * tr_backend_containerd_new on (released by its ops->free, also when the
+ * constructor fails).  The ops tables must outlive the backend.
+ */
+typedef struct tr_containerd_config {
+        const char *image_ref;    /* NULL: TR_CONTAINERD_DEFAULT_IMAGE */
+        const char *namespace_name; /* NULL: TR_CONTAINERD_DEFAULT_NAMESPACE */
+        const char *socket_path;  /* NULL: TR_CONTAINERD_DEFAULT_SOCKET */
+        /* NULL: TR_CONTAINERD_DEFAULT_RUNTIME; also io.containerd.runsc.v1,
+         * io.containerd.kata.v2, aws.firecracker, ... (passed to containerd) */
+        const char *runtime;
+        const char *seccomp_path; /* Docker-format profile for hardened; NULL: built-in */
+        const char *snapshotter;  /* NULL: TR_CONTAINERD_DEFAULT_SNAPSHOTTER */
+        /* Where per-execution private directories (FIFOs, gateway socket)
+         * are made; NULL: "/run/toolruntime" when writable, else "/tmp". */
+        const char *state_dir;
+        unsigned flags;           /* TR_CONTAINERD_NO_* */
+        const tr_containerd_runner_ops *runner;
+        void *runner_self;
+        const tr_containerd_image_resolver_ops *image_resolver;
+        void *image_resolver_self;
+        const tr_containerd_health_ops *health;
+        void *health_self;
+        /* Log lines outside an execution (gc); executions log through the
+         * runtime's logger.  May be NULL. */
+        tr_log_fn log;
+        void *log_userdata;
+} tr_containerd_config;
+
+/* The containerd backend.  `cfg` may be NULL (all defaults).  Does not
+ * contact containerd: errors about the daemon come from each execution.
+ * Fails TR_E_INVALID_REQUEST on a malformed config. */
+TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend,
+                                        tr_error **ret_err);
+
+/* Remove what killed callers left behind in cfg's namespace: tasks,
+ * containers, active snapshots and leases labelled io.toolruntime.owner
+ * whose expiry (the execution's deadline plus a margin) has passed, so that
+ * executions running in other processes are never touched.  *ret_removed
+ * (may be NULL) receives how many objects were removed. */
+TR_PUBLIC int tr_containerd_gc(const tr_containerd_config *cfg, unsigned *ret_removed, tr_error **ret_err);
+
+/* Like tr_containerd_gc, but removes every object labelled as ours whatever
+ * its expiry when `all` is true (for tests and `toolruntime gc --all`, when
+ * no execution can be running). */
+TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, unsigned *ret_removed,
+                                  tr_error **ret_err);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The `toolruntime` command: one file per subcommand.  Only this layer
+ * writes to the terminal or chooses exit statuses.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "toolruntime.h"
+
+/* Exit statuses (timeout(1)'s conventions). */
+enum {
+        CLI_EXIT_USAGE = 2,
+        CLI_EXIT_TIMEOUT = 124,
+        CLI_EXIT_ERROR = 125,
+};
+
+/* Backend options shared by exec, doctor, image and gc. */
+typedef struct cli_backend_opts {
+        const char *image;
+        const char *ctrd_namespace;
+        const char *socket;
+        const char *runtime;
+        const char *seccomp;
+        const char *kernel;
+        const char *vm_image;
+        const char *hypervisor;
+        const char *sdk_path;
+} cli_backend_opts;
+
+int cli_exec(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
+int cli_image(int argc, char **argv);
+int cli_gc(int argc, char **argv);
+
+/* Print "toolruntime: <msg>" and the --help hint; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "64M", "1.5G", "4096", "512k" -> bytes (k/M/G are powers of 1024).  A
+ * leading '-' is kept so the runtime can reject negative limits itself. */
+int cli_parse_size(const char *s, int64_t *ret);
+/* Decimal seconds -> milliseconds. */
+int cli_parse_seconds(const char *s, int64_t *ret_ms);
+int cli_parse_int(const char *s, int64_t *ret);
+/* Build a runtime with every backend this build has, configured from opts. */
+int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_runtime **ret_rt, tr_error **ret_err);
+/* Print an error for humans on stderr. */
+void cli_print_error(const tr_error *err);
+/* Directory holding the image recipes (installed or in the source tree). */
+const char *cli_images_dir(void);
+/* The verbose logger (stderr). */
+void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv);
+/* The gateway the snippet may call: the tools of a manifest and MCP
+ * servers, or an empty one. */
+int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_gateway **ret_gw, tr_error **ret_err);
+typedef void (*cli_doctor_line_fn)(const char *backend, bool ok, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Per-backend doctor checks (in the backends' CLI files); true when usable. */
+bool cli_doctor_containerd(const cli_backend_opts *o, cli_doctor_line_fn line);
+bool cli_doctor_kata(const cli_backend_opts *o, cli_doctor_line_fn line);

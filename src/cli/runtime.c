@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CLI's runtime: every backend this build has, configured from flags. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "tr-config.h"
+#include "util/handles.h"
+#include "util/macros.h"
+
+static const char *sdk_dir(const cli_backend_opts *o) {
+        if (o->sdk_path)
+                return o->sdk_path;
+        const char *env = getenv("TOOLRUNTIME_SDK_DIR");
+        if (env && *env)
+                return env;
+        if (access(TR_SDK_DIR "/toolruntime/__init__.py", R_OK) == 0)
+                return TR_SDK_DIR;
+        /* Running from the build tree, before `make install`. */
+        return TR_SOURCE_DIR "/sdk/python";
+}
+
+int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_runtime **ret_rt, tr_error **ret_err) {
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = NULL;
+        int r = tr_runtime_new(&rt, ret_err);
+        if (r < 0)
+                return r;
+        tr_runtime_set_logger(rt, log, log_ud);
+
+        tr_backend *b = NULL;
+        tr_unsafe_host_config uh = { .sdk_path = sdk_dir(o) };
+        r = tr_backend_unsafe_host_new(&uh, &b, ret_err);
+        if (r < 0 || (r = tr_runtime_add_backend(rt, b, ret_err)) < 0)
+                return r;
+        *ret_rt = TAKE_PTR(rt);
+        return 0;
+}

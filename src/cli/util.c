@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Argument parsing and runtime setup shared by the subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "tr-config.h"
+#include "util/handles.h"
+#include "util/macros.h"
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+        va_list ap;
+        fputs("toolruntime: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'toolruntime %s%s--help' for more information.\n", cmd ? cmd : "", cmd ? " " : "");
+        return CLI_EXIT_USAGE;
+}
+
+int cli_parse_size(const char *s, int64_t *ret) {
+        if (!s || !*s)
+                return -EINVAL;
+        errno = 0;
+        char *end = NULL;
+        double v = strtod(s, &end);
+        if (errno || end == s || !isfinite(v))
+                return -EINVAL;
+        double mul = 1;
+        if (*end) {
+                switch (*end) {
+                case 'k': case 'K': mul = 1024.0; break;
+                case 'm': case 'M': mul = 1024.0 * 1024; break;
+                case 'g': case 'G': mul = 1024.0 * 1024 * 1024; break;
+                default: return -EINVAL;
+                }
+                end++;
+                /* Accept "64MB", "64MiB" as people write them. */
+                if (*end == 'i')
+                        end++;
+                if (*end == 'B' || *end == 'b')
+                        end++;
+                if (*end)
+                        return -EINVAL;
+        } else if (v != floor(v)) {
+                return -EINVAL; /* fractional bytes */
+        }
+        v *= mul;
+        if (fabs(v) > 9.0e18)
+                return -ERANGE;
+        *ret = (int64_t) llround(v);
+        return 0;
+}
+
+int cli_parse_seconds(const char *s, int64_t *ret_ms) {
+        if (!s || !*s)
+                return -EINVAL;
+        errno = 0;
+        char *end = NULL;
+        double v = strtod(s, &end);
+        if (errno || end == s || !isfinite(v))
+                return -EINVAL;
+        if (*end == 's' && end[1] == '\0')
+                end++;
+        if (*end)
+                return -EINVAL;
+        if (fabs(v) > 1.0e9)
+                return -ERANGE;
+        int64_t ms = (int64_t) llround(v * 1000.0);
+        if (v > 0 && ms == 0)
+                ms = 1;
+        *ret_ms = ms;
+        return 0;
+}
+
+int cli_parse_int(const char *s, int64_t *ret) {
+        if (!s || !*s)
+                return -EINVAL;
+        errno = 0;
+        char *end = NULL;
+        long long v = strtoll(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+void cli_print_error(const tr_error *err) {
+        const char *backend = tr_backend_kind_name(tr_error_backend(err));
+        fprintf(stderr, "toolruntime: error: %s: %s", tr_error_code_name(err), tr_error_message(err));
+        if (*backend || *tr_error_op(err))
+                fprintf(stderr, " (%s%s%s)", backend, *backend && *tr_error_op(err) ? " " : "", tr_error_op(err));
+        if (tr_error_retryable(err))
+                fputs(" [retryable]", stderr);
+        fputc('\n', stderr);
+}
+
+void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv) {
+        static const char *const names[] = { "info", "warn", "error" };
+        /* One fprintf per line so lines from parallel executions don't interleave. */
+        char line[2048];
+        int n = snprintf(line, sizeof(line), "toolruntime: [%s] %s", names[level % 3], msg);
+        for (size_t i = 0; kv && kv[i] && kv[i + 1] && n > 0 && (size_t) n < sizeof(line); i += 2)
+                n += snprintf(line + n, sizeof(line) - (size_t) n, " %s=%s", kv[i], kv[i + 1]);
+        fprintf(stderr, "%s\n", line);
+}
+
+const char *cli_images_dir(void) {
+        const char *env = getenv("TOOLRUNTIME_IMAGES_DIR");
+        if (env && *env)
+                return env;
+        if (access(TR_DATA_DIR "/images/rootfs.sh", R_OK) == 0)
+                return TR_DATA_DIR "/images";
+        return TR_SOURCE_DIR "/images";
+}

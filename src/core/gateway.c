@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The tool-gateway vtable wrapper and the empty gateway.  Real gateways
+ * (manifests, MCP servers, callbacks) live in src/gateway/ and reach the
+ * core only through tr_gateway_ops.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "util/macros.h"
+
+TR_PUBLIC int tr_gateway_new(const tr_gateway_ops *ops, void *self, tr_gateway **ret_gateway, tr_error **ret_err) {
+        if (!ops || !ops->search_tools || !ops->list_namespaces || !ops->describe_tool || !ops->list_tool_examples ||
+            !ops->run_tool || !ops->run_chain) {
+                if (ops && ops->free)
+                        ops->free(self);
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "gateway.new",
+                                    "a gateway must implement all six operations");
+        }
+        tr_gateway *g = calloc(1, sizeof(*g));
+        if (!g) {
+                if (ops->free)
+                        ops->free(self);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "gateway.new", "out of memory");
+        }
+        g->ops = ops;
+        g->self = self;
+        *ret_gateway = g;
+        return 0;
+}
+
+TR_PUBLIC void tr_gateway_free(tr_gateway *g) {
+        if (!g)
+                return;
+        if (g->ops->free)
+                g->ops->free(g->self);
+        free(g);
+}
+
+static int dup_json(const char *s, char **ret_json, tr_error **ret_err) {
+        char *d = strdup(s);
+        if (!d)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "gateway", "out of memory");
+        *ret_json = d;
+        return 0;
+}
+
+static int empty_search(void *self, const char *q, int limit, char **ret_json, tr_error **ret_err) {
+        return dup_json("[]", ret_json, ret_err);
+}
+static int empty_namespaces(void *self, char **ret_json, tr_error **ret_err) {
+        return dup_json("[]", ret_json, ret_err);
+}
+static int empty_describe(void *self, const char *id, tr_detail_level level, char **ret_json, tr_error **ret_err) {
+        return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "describe_tool",
+                            "no tool '%s': this gateway has no tools", id ? id : "");
+}
+static int empty_examples(void *self, const char *id, int max, char **ret_json, tr_error **ret_err) {
+        return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "list_tool_examples",
+                            "no tool '%s': this gateway has no tools", id ? id : "");
+}
+static int empty_run(void *self, const char *id, const char *args, char **ret_json, tr_error **ret_err) {
+        return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_tool",
+                            "no tool '%s': this gateway has no tools", id ? id : "");
+}
+static int empty_chain(void *self, const char *steps, char **ret_json, tr_error **ret_err) {
+        return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_chain",
+                            "this gateway has no tools");
+}
+
+static const tr_gateway_ops empty_ops = {
+        .search_tools = empty_search,
+        .list_namespaces = empty_namespaces,
+        .describe_tool = empty_describe,
+        .list_tool_examples = empty_examples,
+        .run_tool = empty_run,
+        .run_chain = empty_chain,
+};
+
+TR_PUBLIC int tr_gateway_new_empty(tr_gateway **ret_gateway, tr_error **ret_err) {
+        return tr_gateway_new(&empty_ops, NULL, ret_gateway, ret_err);
+}
+
+TR_PUBLIC int tr_gateway_search_tools(tr_gateway *g, const char *query, int limit, char **ret_json,
+                                      tr_error **ret_err) {
+        return g->ops->search_tools(g->self, query ? query : "", limit, ret_json, ret_err);
+}
+TR_PUBLIC int tr_gateway_list_namespaces(tr_gateway *g, char **ret_json, tr_error **ret_err) {
+        return g->ops->list_namespaces(g->self, ret_json, ret_err);
+}
+TR_PUBLIC int tr_gateway_describe_tool(tr_gateway *g, const char *id, tr_detail_level level, char **ret_json,
+                                       tr_error **ret_err) {
+        return g->ops->describe_tool(g->self, id, level, ret_json, ret_err);
+}
+TR_PUBLIC int tr_gateway_list_tool_examples(tr_gateway *g, const char *id, int max, char **ret_json,
+                                            tr_error **ret_err) {
+        return g->ops->list_tool_examples(g->self, id, max, ret_json, ret_err);
+}
+TR_PUBLIC int tr_gateway_run_tool(tr_gateway *g, const char *id, const char *args_json, char **ret_json,
+                                  tr_error **ret_err) {
+        return g->ops->run_tool(g->self, id, args_json ? args_json : "{}", ret_json, ret_err);
+}
+TR_PUBLIC int tr_gateway_run_chain(tr_gateway *g, const char *steps_json, char **ret_json, tr_error **ret_err) {
+        return g->ops->run_chain(g->self, steps_json ? steps_json : "[]", ret_json, ret_err);
+}

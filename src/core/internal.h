@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Definitions private to src/core: the structs behind the opaque handles of
+ * toolruntime.h.  The core knows no backend and no gateway source.
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "toolruntime.h"
+#include "util/buf.h"
+#include "util/handles.h"
+
+typedef struct tr__kv {
+        char *key;
+        char *value;
+} tr__kv;
+
+typedef struct tr__kvlist {
+        tr__kv *items;
+        size_t n;
+} tr__kvlist;
+
+int tr__kvlist_set(tr__kvlist *l, const char *key, const char *value);
+const char *tr__kvlist_get(const tr__kvlist *l, const char *key);
+void tr__kvlist_done(tr__kvlist *l);
+
+struct tr_request {
+        char *code;
+        size_t code_len;
+        char *language;
+        int64_t timeout_ms;
+        tr_limits limits;
+        tr_profile profile;
+        tr_gateway *gateway;
+        size_t max_output;
+        tr__kvlist metadata;
+};
+
+typedef struct tr__tool_call_rec {
+        tr_tool_call pub;
+        char *tool_id;
+        char *error_op;
+        char *error_code;
+} tr__tool_call_rec;
+
+struct tr_result {
+        char *value_json;
+        char *out;
+        size_t out_len;
+        char *err;
+        size_t err_len;
+        bool out_truncated;
+        bool err_truncated;
+        int exit_code;
+        int64_t duration_us;
+        tr_backend_kind backend;
+        tr__kvlist details;
+        tr_limits_enforced enforced;
+        tr__tool_call_rec *calls;
+        size_t n_calls;
+        /* Tool-call records arrive from gateway server threads. */
+        pthread_mutex_t lock;
+};
+
+struct tr_exec {
+        const tr_request *req;
+        tr_result *res;
+        tr_cancel *cancel;
+        int64_t deadline_ns;
+        tr_profile profile;
+        tr_log_fn log;
+        void *log_userdata;
+        /* Backends may pump stdout and stderr from different threads. */
+        pthread_mutex_t lock;
+        tr__cbuf out;
+        tr__cbuf err;
+};
+
+struct tr_gateway {
+        const tr_gateway_ops *ops;
+        void *self;
+};
+
+struct tr_backend {
+        const tr_backend_ops *ops;
+        void *self;
+};
+
+/* Set the result's stdout/stderr from the exec's buffers, taking the `__out`
+ * value off the end of stdout.  `language` decides the framing (see
+ * runner.c). */
+int tr__exec_finish_output(tr_exec *ex, const char *language);

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Execute requests and their validation (before any backend is touched). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "util/macros.h"
+
+/* The languages every backend runs (see runner.c). */
+static const char *const languages[] = { "python", "sh" };
+
+int tr__kvlist_set(tr__kvlist *l, const char *key, const char *value) {
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->items[i].key, key)) {
+                        char *v = strdup(value);
+                        if (!v)
+                                return -ENOMEM;
+                        free(l->items[i].value);
+                        l->items[i].value = v;
+                        return 0;
+                }
+        tr__kv *items = realloc(l->items, (l->n + 1) * sizeof(*items));
+        if (!items)
+                return -ENOMEM;
+        l->items = items;
+        char *k = strdup(key), *v = strdup(value);
+        if (!k || !v) {
+                free(k);
+                free(v);
+                return -ENOMEM;
+        }
+        l->items[l->n++] = (tr__kv){ k, v };
+        return 0;
+}
+
+const char *tr__kvlist_get(const tr__kvlist *l, const char *key) {
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->items[i].key, key))
+                        return l->items[i].value;
+        return NULL;
+}
+
+void tr__kvlist_done(tr__kvlist *l) {
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->items[i].key);
+                free(l->items[i].value);
+        }
+        free(l->items);
+        *l = (tr__kvlist){ 0 };
+}
+
+TR_PUBLIC int tr_request_new(tr_request **ret_request, tr_error **ret_err) {
+        tr_request *r = calloc(1, sizeof(*r));
+        if (!r)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.new", "out of memory");
+        *ret_request = r;
+        return 0;
+}
+
+TR_PUBLIC void tr_request_free(tr_request *r) {
+        if (!r)
+                return;
+        free(r->code);
+        free(r->language);
+        tr__kvlist_done(&r->metadata);
+        free(r);
+}
+
+TR_PUBLIC int tr_request_set_code(tr_request *r, const char *code, size_t len, tr_error **ret_err) {
+        char *c = malloc(len + 1);
+        if (!c)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.set_code", "out of memory");
+        if (len)
+                memcpy(c, code, len);
+        c[len] = '\0';
+        free(r->code);
+        r->code = c;
+        r->code_len = len;
+        return 0;
+}
+
+TR_PUBLIC int tr_request_set_language(tr_request *r, const char *language, tr_error **ret_err) {
+        char *l = NULL;
+        if (language && *language && !(l = strdup(language)))
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.set_language", "out of memory");
+        free(r->language);
+        r->language = l;
+        return 0;
+}
+
+TR_PUBLIC void tr_request_set_timeout_ms(tr_request *r, int64_t ms) {
+        r->timeout_ms = ms;
+}
+TR_PUBLIC void tr_request_set_limits(tr_request *r, const tr_limits *l) {
+        r->limits = l ? *l : (tr_limits){ 0 };
+}
+TR_PUBLIC void tr_request_set_profile(tr_request *r, tr_profile p) {
+        r->profile = p;
+}
+TR_PUBLIC void tr_request_set_gateway(tr_request *r, tr_gateway *gw) {
+        r->gateway = gw;
+}
+TR_PUBLIC void tr_request_set_max_output(tr_request *r, size_t bytes) {
+        r->max_output = bytes;
+}
+
+TR_PUBLIC int tr_request_set_metadata(tr_request *r, const char *key, const char *value, tr_error **ret_err) {
+        if (!key || !*key || !value)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "request.set_metadata",
+                                    "metadata needs a non-empty key and a value");
+        if (tr__kvlist_set(&r->metadata, key, value) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.set_metadata", "out of memory");
+        return 0;
+}
+
+TR_PUBLIC const char *tr_request_code(const tr_request *r, size_t *ret_len) {
+        if (ret_len)
+                *ret_len = r->code_len;
+        return r->code ? r->code : "";
+}
+TR_PUBLIC const char *tr_request_language(const tr_request *r) {
+        return r->language ? r->language : "";
+}
+TR_PUBLIC const char *tr_request_effective_language(const tr_request *r) {
+        return r->language ? r->language : "python";
+}
+TR_PUBLIC int64_t tr_request_timeout_ms(const tr_request *r) {
+        return r->timeout_ms;
+}
+TR_PUBLIC int64_t tr_request_effective_timeout_ms(const tr_request *r) {
+        return r->timeout_ms > 0 ? r->timeout_ms : TR_DEFAULT_TIMEOUT_MS;
+}
+TR_PUBLIC const tr_limits *tr_request_limits(const tr_request *r) {
+        return &r->limits;
+}
+TR_PUBLIC tr_profile tr_request_profile(const tr_request *r) {
+        return r->profile;
+}
+TR_PUBLIC tr_gateway *tr_request_gateway(const tr_request *r) {
+        return r->gateway;
+}
+TR_PUBLIC size_t tr_request_max_output(const tr_request *r) {
+        return r->max_output ? r->max_output : TR_DEFAULT_MAX_OUTPUT;
+}
+TR_PUBLIC size_t tr_request_metadata_count(const tr_request *r) {
+        return r->metadata.n;
+}
+TR_PUBLIC void tr_request_metadata_at(const tr_request *r, size_t i, const char **ret_key, const char **ret_value) {
+        if (i >= r->metadata.n) {
+                *ret_key = *ret_value = NULL;
+                return;
+        }
+        *ret_key = r->metadata.items[i].key;
+        *ret_value = r->metadata.items[i].value;
+}
+
+static bool all_space(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!isspace((unsigned char) s[i]))
+                        return false;
+        return true;
+}
+
+TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
+        if (!r)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "no request");
+        if (!r->code || r->code_len == 0 || all_space(r->code, r->code_len))
+                return tr_error_set(ret_err, TR_E_MISSING_CODE, TR_BACKEND_NONE, "validate",
+                                    "code is required: the request has no code to run");
+        if (!r->gateway)
+                return tr_error_set(ret_err, TR_E_MISSING_GATEWAY, TR_BACKEND_NONE, "validate",
+                                    "a tool gateway is required (tr_gateway_new_empty() gives one with no tools)");
+        const tr_limits *l = &r->limits;
+        const struct {
+                const char *name;
+                int64_t v;
+        } lim[] = {
+                { "max_tool_calls", l->max_tool_calls }, { "max_chain_steps", l->max_chain_steps },
+                { "cpu_quota_ms", l->cpu_quota_ms },     { "memory_bytes", l->memory_bytes },
+                { "pids_max", l->pids_max },             { "disk_bytes", l->disk_bytes },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(lim); i++)
+                if (lim[i].v < 0)
+                        return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                            "limit %s is negative (%lld); zero means unlimited", lim[i].name,
+                                            (long long) lim[i].v);
+        if (r->timeout_ms < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "timeout is negative (%lld ms); zero means the default",
+                                    (long long) r->timeout_ms);
+        if ((unsigned) r->profile >= TR__PROFILE_MAX)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "unknown profile %d",
+                                    (int) r->profile);
+        if (r->language) {
+                bool known = false;
+                for (size_t i = 0; i < ARRAY_SIZE(languages); i++)
+                        known = known || streq(languages[i], r->language);
+                if (!known)
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                            "unknown language '%s' (known: python, sh)", r->language);
+        }
+        return 0;
+}

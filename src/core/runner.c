@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "core/runner.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "util/macros.h"
+#include "util/strv.h"
+
+/*
+ * The Python runner.  It runs the snippet in a fresh __main__-like globals
+ * dict, prints a traceback without its own frame, and emits `__out` only
+ * after flushing the snippet's own output, preceded by a newline so the
+ * marker always starts a line; the core strips both.  A value json cannot
+ * encode is reported on stderr with exit status 1: the user reads why.
+ */
+static const char python_runner[] =
+        "import sys, os\n"
+        "def _tr_main():\n"
+        "    src = sys.stdin.buffer.read()\n"
+        "    fd = os.open(os.devnull, os.O_RDONLY)\n"
+        "    os.dup2(fd, 0)\n"
+        "    os.close(fd)\n"
+        "    sys.argv = ['<snippet>']\n"
+        "    g = {'__name__': '__main__', '__builtins__': __builtins__}\n"
+        "    status = 0\n"
+        "    try:\n"
+        "        exec(compile(src, '<snippet>', 'exec'), g)\n"
+        "    except SystemExit as e:\n"
+        "        if e.code is None:\n"
+        "            status = 0\n"
+        "        elif isinstance(e.code, int):\n"
+        "            status = e.code & 0xff\n"
+        "        else:\n"
+        "            print(e.code, file=sys.stderr)\n"
+        "            status = 1\n"
+        "    except BaseException as e:\n"
+        "        import traceback\n"
+        "        traceback.print_exception(type(e), e, e.__traceback__.tb_next)\n"
+        "        status = 1\n"
+        "    if '__out' in g:\n"
+        "        import json\n"
+        "        try:\n"
+        "            s = json.dumps(g['__out'], allow_nan=False, separators=(',', ':'))\n"
+        "        except (TypeError, ValueError, RecursionError) as e:\n"
+        "            sys.stderr.write('toolruntime: __out is not JSON-serialisable: %s\\n' % e)\n"
+        "            status = status or 1\n"
+        "        else:\n"
+        "            sys.stdout.flush()\n"
+        "            sys.stdout.write('\\n" TR_OUT_PREFIX "' + s + '\\n')\n"
+        "    try:\n"
+        "        sys.stdout.flush()\n"
+        "        sys.stderr.flush()\n"
+        "    except Exception:\n"
+        "        pass\n"
+        "    return status\n"
+        "sys.exit(_tr_main())\n";
+
+/* The sh runner: read the whole script from stdin (the `x` keeps trailing
+ * newlines that $(...) would strip), detach stdin, then eval it. */
+static const char sh_runner[] = "__tr_code=$(cat; echo x); __tr_code=${__tr_code%x}; exec </dev/null; "
+                                "eval \"$__tr_code\"";
+
+int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv,
+                    tr_error **ret_err) {
+        _cleanup_strv_ char **argv = NULL;
+        const char *lang = tr_request_effective_language(req);
+        int r;
+        if (streq(lang, "python"))
+                r = (tr__strv_push(&argv, python ? python : "python3") < 0 || tr__strv_push(&argv, "-c") < 0 ||
+                     tr__strv_push(&argv, python_runner) < 0)
+                            ? -ENOMEM
+                            : 0;
+        else if (streq(lang, "sh"))
+                r = (tr__strv_push(&argv, sh ? sh : "/bin/sh") < 0 || tr__strv_push(&argv, "-c") < 0 ||
+                     tr__strv_push(&argv, sh_runner) < 0)
+                            ? -ENOMEM
+                            : 0;
+        else
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "runner",
+                                    "unknown language '%s'", lang);
+        if (r < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "runner", "out of memory");
+        *ret_argv = TAKE_PTR(argv);
+        return 0;
+}
+
+static const char *const base_env[] = {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG=C.UTF-8",
+        "HOME=/tmp",
+        "PYTHONUNBUFFERED=1",
+        "PYTHONDONTWRITEBYTECODE=1",
+        NULL,
+};
+
+const char *const *tr__runner_base_env(void) {
+        return base_env;
+}

@@ -1,0 +1,200 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# The CLI as a user runs it: exit statuses, JSON shape, bad input, the
+# unsafe_host done-when list of the foundation issue.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+t_out_value_json() {
+    out=$($TR exec -p dev -b unsafe_host --json -c '__out = {"a": [1, 2]}')
+    assert_eq "$(jget "$out" 'j["value"]')" '{"a": [1, 2]}'
+    assert_eq "$(jget "$out" 'j["stdout"]')" ''
+    assert_eq "$(jget "$out" 'j["error"]')" 'null'
+    assert_eq "$(jget "$out" 'j["exit_code"]')" '0'
+    assert_eq "$(jget "$out" 'sorted(j.keys())')" '["backend", "duration_ms", "error", "exit_code", "limits_enforced", "stderr", "stdout", "tool_calls", "truncated", "value"]'
+    assert_eq "$(jget "$out" 'sorted(j["limits_enforced"].keys())')" '["chain_steps", "cpu", "disk", "memory", "pids", "timeout", "tool_calls"]'
+    assert_eq "$(jget "$out" 'j["backend"]["kind"]')" 'unsafe_host'
+}
+
+t_plain_output_and_exit_code() {
+    set +e
+    out=$($TR exec -p dev -c 'import sys; print("to out"); print("to err", file=sys.stderr); sys.exit(4)' 2>/tmp/tr-cli-err.$$)
+    rc=$?
+    set -e
+    assert_eq "$rc" 4
+    assert_eq "$out" 'to out'
+    assert_contains "$(cat /tmp/tr-cli-err.$$)" 'to err'
+    rm -f /tmp/tr-cli-err.$$
+}
+
+t_timeout_is_124_and_quick() {
+    start=$(date +%s%N)
+    set +e
+    out=$($TR exec -p dev -t 1 --json -c 'while True: pass')
+    rc=$?
+    set -e
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    assert_eq "$rc" 124
+    assert_eq "$(jget "$out" 'j["error"]["code"]')" timeout
+    assert_eq "$(jget "$out" 'j["limits_enforced"]["timeout"]')" true
+    [ "$ms" -lt 3000 ] || fail "took $ms ms"
+}
+
+t_decimal_timeout() {
+    start=$(date +%s%N)
+    set +e
+    $TR exec -p dev -t 0.3 -c 'import time; time.sleep(5)' 2>/dev/null
+    rc=$?
+    set -e
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    assert_eq "$rc" 124
+    [ "$ms" -lt 2000 ] || fail "took $ms ms"
+}
+
+t_sigterm_ignoring_children_leave_nothing() {
+    set +e
+    $TR exec -p dev -t 1 -c '
+import os, signal, time
+for i in range(4):
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if i % 2: os.setsid()
+        os.execvp("sleep", ["sleep", "777.123"])
+time.sleep(60)' 2>/dev/null
+    rc=$?
+    set -e
+    assert_eq "$rc" 124
+    sleep 0.2
+    left=$(pgrep -f 'sleep 777.123' | wc -l)
+    assert_eq "$left" 0 "processes left behind"
+}
+
+t_output_flood_is_capped() {
+    start=$(date +%s%N)
+    out=$($TR exec -p dev --json -c '
+import sys
+line = "y" * 1023 + "\n"
+for _ in range(100 * 1024): sys.stdout.write(line)')
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    assert_eq "$(jget "$out" 'j["truncated"]["stdout"]')" true
+    assert_eq "$(jget "$out" 'len(j["stdout"])')" 1048576
+    [ "$ms" -lt 15000 ] || fail "100 MB flood took $ms ms"
+}
+
+t_max_output_flag() {
+    out=$($TR exec -p dev --json --max-output 10 -c 'print("0123456789abc")')
+    assert_eq "$(jget "$out" 'j["stdout"]')" 0123456789
+    assert_eq "$(jget "$out" 'j["truncated"]["stdout"]')" true
+}
+
+t_sh_language() {
+    out=$($TR exec -p dev -l sh --json -c 'echo "$((6*7))"; echo "__OUT__:{\"n\":42}"')
+    assert_eq "$(jget "$out" 'j["stdout"]')" 42
+    assert_eq "$(jget "$out" 'j["value"]["n"]')" 42
+}
+
+t_file_and_stdin() {
+    f=$(mktemp)
+    echo '__out = 7' > "$f"
+    assert_eq "$(jget "$($TR exec -p dev --json "$f")" 'j["value"]')" 7
+    assert_eq "$(jget "$(echo '__out = 8' | $TR exec -p dev --json -)" 'j["value"]')" 8
+    rm -f "$f"
+}
+
+t_unsafe_host_denied_for_standard() {
+    set +e
+    out=$($TR exec -b unsafe_host -p standard --json -c 'print(1)')
+    rc=$?
+    set -e
+    assert_eq "$rc" 125
+    assert_eq "$(jget "$out" 'j["error"]["code"]')" backend_denied
+    set +e
+    $TR exec -b unsafe_host -p hardened -c 'print(1)' 2>/tmp/tr-cli-err.$$
+    rc=$?
+    set -e
+    assert_eq "$rc" 125
+    assert_contains "$(cat /tmp/tr-cli-err.$$)" backend_denied
+    rm -f /tmp/tr-cli-err.$$
+}
+
+expect_status() { # WANT CMD...: run, compare the status, keep stderr in $err
+    want=$1
+    shift
+    set +e
+    err=$("$@" 2>&1 >/dev/null)
+    rc=$?
+    set -e
+    assert_eq "$rc" "$want" "status of: $*"
+}
+
+t_bad_input() {
+    expect_status 125 $TR exec -p dev -c ''
+    assert_contains "$err" missing_code
+    expect_status 125 $TR exec -p dev --pids -1 -c 'print(1)'
+    assert_contains "$err" invalid_limits
+    expect_status 125 $TR exec -p dev --memory -64M -c 'print(1)'
+    assert_contains "$err" invalid_limits
+    expect_status 2 $TR exec -b podman -c 'print(1)'
+    assert_contains "$err" "unknown backend 'podman'"
+    assert_contains "$err" "--help"
+    expect_status 2 $TR exec -p paranoid -c 'print(1)'
+    assert_contains "$err" "unknown profile"
+    expect_status 2 $TR exec -p dev -l cobol -c 'print(1)'
+    assert_contains "$err" "unknown language"
+    expect_status 2 $TR exec -p dev /nonexistent/snippet.py
+    assert_contains "$err" "cannot read '/nonexistent/snippet.py'"
+    expect_status 2 $TR exec -p dev --memory 12Q -c 'print(1)'
+    assert_contains "$err" "invalid value '12Q' for --memory"
+    expect_status 2 $TR exec -p dev -t abc -c 'print(1)'
+    expect_status 2 $TR exec -p dev
+    expect_status 2 $TR exec -p dev -c 'x' extra
+    expect_status 2 $TR frobnicate
+    expect_status 2 $TR
+}
+
+t_sizes_parse() {
+    for s in 4096 64k 64K 1.5M 1G 64MiB 2gb; do
+        $TR exec -p dev --disk "$s" --max-output "$s" -c 'pass' >/dev/null || fail "size $s rejected"
+    done
+    out=$($TR exec -p dev --json --memory 512M -c 'pass')
+    assert_eq "$(jget "$out" 'j["limits_enforced"]["memory"]')" true
+}
+
+t_help_version_man() {
+    assert_contains "$($TR --help)" "exec"
+    assert_contains "$($TR exec --help)" "--max-tool-calls"
+    assert_contains "$($TR doctor --help)" "Usage: toolruntime doctor"
+    assert_contains "$($TR image --help)" "Usage: toolruntime image build"
+    assert_contains "$($TR gc --help)" "Usage: toolruntime gc"
+    assert_contains "$($TR help exec)" "Exit status"
+    assert_contains "$($TR --version)" "toolruntime 0."
+    man_page=$(dirname "$0")/../../man/toolruntime.1
+    [ -s "$man_page" ] || fail "no man page"
+    if command -v man >/dev/null; then
+        MANWIDTH=80 man -l "$man_page" 2>/dev/null | grep -q "EXIT STATUS" || fail "man page does not render"
+    fi
+}
+
+t_doctor_reports_each_backend() {
+    set +e
+    out=$($TR doctor)
+    set -e
+    assert_contains "$out" unsafe_host
+    assert_contains "$out" containerd
+    assert_contains "$out" kata
+}
+
+t_standard_without_containerd_is_clear() {
+    set +e
+    out=$($TR exec --socket /nonexistent/containerd.sock --json -c 'print(1)')
+    rc=$?
+    set -e
+    assert_eq "$rc" 125
+    code=$(jget "$out" 'j["error"]["code"]')
+    case $code in
+    containerd_not_available | runtime_unavailable) ;;
+    *) fail "unexpected error code $code" ;;
+    esac
+}
+
+run_tests

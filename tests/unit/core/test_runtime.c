@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The runtime core against a fake backend: validation, routing, policy,
+ * the __out protocol, output caps and error plumbing. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "toolruntime.h"
+#include "util/handles.h"
+
+typedef struct fake {
+        tr_backend_kind kind;
+        const char *out;
+        const char *err;
+        int exit_code;
+        tr_code fail;
+        int calls;
+        size_t repeat; /* write `out` this many times */
+} fake;
+
+static tr_backend_kind fake_kind(void *self) {
+        return ((fake *) self)->kind;
+}
+
+static int fake_execute(void *self, tr_exec *ex, tr_error **ret_err) {
+        fake *f = self;
+        f->calls++;
+        for (size_t i = 0; i < (f->repeat ? f->repeat : 1); i++)
+                if (f->out)
+                        tr_exec_append_stdout(ex, f->out, strlen(f->out));
+        if (f->err)
+                tr_exec_append_stderr(ex, f->err, strlen(f->err));
+        tr_result_set_exit_code(tr_exec_result(ex), f->exit_code);
+        tr_result_set_backend_detail(tr_exec_result(ex), "profile", tr_profile_name(tr_exec_profile(ex)), NULL);
+        if (f->fail != TR_OK)
+                return tr_error_set(ret_err, f->fail, f->kind, "fake.run", "fake failure");
+        return 0;
+}
+
+static const tr_backend_ops fake_ops = { .kind = fake_kind, .execute = fake_execute };
+
+static tr_runtime *rt;
+static tr_gateway *gw;
+static tr_request *req;
+static fake host, ctrd;
+
+static void setup(void) {
+        host = (fake){ .kind = TR_BACKEND_UNSAFE_HOST, .out = "hello\n" };
+        ctrd = (fake){ .kind = TR_BACKEND_CONTAINERD, .out = "sandboxed\n" };
+        cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
+        tr_backend *b = NULL;
+        cr_assert_eq(tr_backend_new(&fake_ops, &host, &b, NULL), 0);
+        cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
+        cr_assert_eq(tr_backend_new(&fake_ops, &ctrd, &b, NULL), 0);
+        cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
+        cr_assert_eq(tr_gateway_new_empty(&gw, NULL), 0);
+        cr_assert_eq(tr_request_new(&req, NULL), 0);
+        cr_assert_eq(tr_request_set_code(req, "print(1)", 8, NULL), 0);
+        tr_request_set_gateway(req, gw);
+}
+
+static void teardown(void) {
+        tr_request_free(req);
+        tr_gateway_free(gw);
+        tr_runtime_free(rt);
+}
+
+TestSuite(runtime, .init = setup, .fini = teardown);
+
+static tr_code run(tr_result **ret_res) {
+        tr_error *err = NULL;
+        tr_result *res = NULL;
+        int r = tr_runtime_execute(rt, req, NULL, &res, &err);
+        tr_code code = r < 0 ? tr_error_code(err) : TR_OK;
+        if (r < 0)
+                cr_assert_neq(err, NULL);
+        tr_error_free(err);
+        if (ret_res)
+                *ret_res = res;
+        else
+                tr_result_free(res);
+        return code;
+}
+
+Test(runtime, default_profile_routes_to_containerd) {
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_assert_eq(ctrd.calls, 1);
+        cr_assert_eq(host.calls, 0);
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "sandboxed\n");
+        cr_assert_str_eq(tr_result_backend_detail(res, "profile"), "standard");
+        cr_assert_eq(tr_result_backend_kind(res), TR_BACKEND_CONTAINERD);
+        tr_result_free(res);
+}
+
+Test(runtime, dev_routes_to_unsafe_host) {
+        tr_request_set_profile(req, TR_PROFILE_DEV);
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_assert_eq(host.calls, 1);
+}
+
+Test(runtime, unsafe_host_denied_for_standard_and_hardened) {
+        tr_runtime_route(rt, TR_PROFILE_STANDARD, TR_BACKEND_UNSAFE_HOST);
+        tr_runtime_route(rt, TR_PROFILE_HARDENED, TR_BACKEND_UNSAFE_HOST);
+        tr_request_set_profile(req, TR_PROFILE_STANDARD);
+        cr_assert_eq(run(NULL), TR_E_BACKEND_DENIED);
+        tr_request_set_profile(req, TR_PROFILE_HARDENED);
+        cr_assert_eq(run(NULL), TR_E_BACKEND_DENIED);
+        cr_assert_eq(host.calls, 0);
+        tr_runtime_deny_unsafe_host(rt, TR_PROFILE_STANDARD, false);
+        tr_request_set_profile(req, TR_PROFILE_STANDARD);
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_assert_eq(host.calls, 1);
+}
+
+Test(runtime, missing_backend_is_runtime_unavailable) {
+        tr_runtime_route(rt, TR_PROFILE_HARDENED, TR_BACKEND_KATA);
+        tr_request_set_profile(req, TR_PROFILE_HARDENED);
+        cr_assert_eq(run(NULL), TR_E_RUNTIME_UNAVAILABLE);
+        tr_runtime_route(rt, TR_PROFILE_HARDENED, TR_BACKEND_NONE);
+        cr_assert_eq(run(NULL), TR_E_RUNTIME_UNAVAILABLE);
+}
+
+Test(runtime, validation_happens_before_any_backend) {
+        tr_request_set_code(req, "", 0, NULL);
+        cr_assert_eq(run(NULL), TR_E_MISSING_CODE);
+        tr_request_set_code(req, "  \n\t", 4, NULL);
+        cr_assert_eq(run(NULL), TR_E_MISSING_CODE);
+        tr_request_set_code(req, "x", 1, NULL);
+        tr_request_set_gateway(req, NULL);
+        cr_assert_eq(run(NULL), TR_E_MISSING_GATEWAY);
+        tr_request_set_gateway(req, gw);
+        tr_limits l = { .pids_max = -1 };
+        tr_request_set_limits(req, &l);
+        cr_assert_eq(run(NULL), TR_E_INVALID_LIMITS);
+        l = (tr_limits){ .memory_bytes = -5 };
+        tr_request_set_limits(req, &l);
+        cr_assert_eq(run(NULL), TR_E_INVALID_LIMITS);
+        tr_request_set_limits(req, NULL);
+        tr_request_set_language(req, "cobol", NULL);
+        cr_assert_eq(run(NULL), TR_E_INVALID_REQUEST);
+        tr_request_set_language(req, "sh", NULL);
+        tr_request_set_timeout_ms(req, -1);
+        cr_assert_eq(run(NULL), TR_E_INVALID_REQUEST);
+        cr_assert_eq(host.calls + ctrd.calls, 0);
+}
+
+Test(runtime, out_value_is_stripped_from_python_stdout) {
+        ctrd.out = "some output\n\n__OUT__:{\"a\": [1, 2]}\n";
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "some output\n");
+        cr_assert_str_eq(tr_result_value_json(res), "{\"a\":[1,2]}");
+        tr_result_free(res);
+}
+
+Test(runtime, out_value_alone_leaves_empty_stdout) {
+        ctrd.out = "\n__OUT__:42\n";
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "");
+        cr_assert_str_eq(tr_result_value_json(res), "42");
+        tr_result_free(res);
+}
+
+Test(runtime, sh_out_line_keeps_preceding_newline) {
+        tr_request_set_language(req, "sh", NULL);
+        ctrd.out = "a\n\n__OUT__:\"x\"\n";
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "a\n\n");
+        cr_assert_str_eq(tr_result_value_json(res), "\"x\"");
+        tr_result_free(res);
+}
+
+Test(runtime, invalid_out_json_is_left_in_stdout) {
+        ctrd.out = "__OUT__:{not json\n";
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_assert_null(tr_result_value_json(res));
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "__OUT__:{not json\n");
+        tr_result_free(res);
+}
+
+Test(runtime, output_is_capped_and_value_survives_a_flood) {
+        tr_request_set_max_output(req, 1000);
+        ctrd.out = "0123456789012345678901234567890123456789\n";
+        ctrd.repeat = 100000; /* 4 MB */
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        size_t n = 0;
+        tr_result_stdout(res, &n);
+        cr_assert_eq(n, 1000);
+        cr_assert(tr_result_stdout_truncated(res));
+        cr_assert_not(tr_result_stderr_truncated(res));
+        tr_result_free(res);
+
+        ctrd.repeat = 0;
+        ctrd.out = NULL;
+        fake *f = &ctrd;
+        (void) f;
+}
+
+Test(runtime, errors_keep_partial_output_and_carry_fields) {
+        ctrd.fail = TR_E_DAEMON_UNAVAILABLE;
+        ctrd.out = "partial";
+        tr_error *err = NULL;
+        tr_result *res = NULL;
+        cr_assert_lt(tr_runtime_execute(rt, req, NULL, &res, &err), 0);
+        cr_assert_not_null(res);
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "partial");
+        cr_assert_eq(tr_error_code(err), TR_E_DAEMON_UNAVAILABLE);
+        cr_assert_str_eq(tr_error_code_name(err), "daemon_unavailable");
+        cr_assert_str_eq(tr_error_op(err), "fake.run");
+        cr_assert_eq(tr_error_backend(err), TR_BACKEND_CONTAINERD);
+        cr_assert(tr_error_retryable(err));
+        tr_error_free(err);
+        tr_result_free(res);
+}
+
+Test(runtime, second_backend_of_a_kind_replaces_the_first) {
+        fake other = { .kind = TR_BACKEND_CONTAINERD, .out = "other\n" };
+        tr_backend *b = NULL;
+        cr_assert_eq(tr_backend_new(&fake_ops, &other, &b, NULL), 0);
+        cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_assert_eq(other.calls, 1);
+        cr_assert_eq(ctrd.calls, 0);
+}
