@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""toolruntime benchmarks: each case is timed against a baseline measured in
+the same run, interleaved (A, B, A, B, ...) so that machine noise hits both
+alike; we report medians and their ratio.
+
+usage: bench/bench.py --bin PATH [--only NAME,...] [--runs N]
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+
+def timed(cmd, env=None, check=True):
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    dt = time.perf_counter() - t0
+    if check and p.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)[:200]} failed ({p.returncode}): {p.stderr.decode()[:500]}")
+    return dt, p
+
+
+def compare(title, cases, runs, warmup=2):
+    """cases: [(label, cmd, env)]; the first is the baseline."""
+    samples = {label: [] for label, _, _ in cases}
+    for _ in range(warmup):
+        for _, cmd, env in cases:
+            timed(cmd, env)
+    for _ in range(runs):
+        for label, cmd, env in cases:
+            samples[label].append(timed(cmd, env)[0])
+    base_label = cases[0][0]
+    base = statistics.median(samples[base_label])
+    print(f"\n## {title}  ({runs} runs each, interleaved)")
+    out = {}
+    for label, _, _ in cases:
+        med = statistics.median(samples[label])
+        print(f"  {label:<46} median {med * 1000:8.2f} ms   ratio {med / base:5.2f}x vs {base_label}")
+        out[label] = med
+    return out
+
+
+def bench_unsafe_host(args):
+    py = shutil.which("python3")
+    # Use the interpreter the backend will use, so the ratio measures us, not PATH shims.
+    real_py = subprocess.run([py, "-c", "import sys; print(sys.executable)"], capture_output=True,
+                             text=True).stdout.strip() or py
+    env = dict(os.environ, PATH=os.path.dirname(real_py) + ":" + os.environ.get("PATH", ""))
+    r1 = compare("unsafe_host: print(1)", [
+        ("python3 -c 'print(1)'", [real_py, "-c", "print(1)"], env),
+        ("toolruntime exec -p dev -c 'print(1)'", [args.bin, "exec", "-p", "dev", "-c", "print(1)"], env),
+    ], args.runs)
+    r2 = compare("unsafe_host: __out value", [
+        ("python3 -c 'import json; print(json.dumps(..))'",
+         [real_py, "-c", "import json; print(json.dumps({'a': [1, 2]}))"], env),
+        ("toolruntime exec -p dev --json -c '__out = ..'",
+         [args.bin, "exec", "-p", "dev", "--json", "-c", "__out = {'a': [1, 2]}"], env),
+    ], args.runs)
+    ratio = max(list(r1.values())[1] / list(r1.values())[0], list(r2.values())[1] / list(r2.values())[0])
+    print(f"  => unsafe_host worst ratio {ratio:.2f}x (goal <= 1.30x)")
+    return {"unsafe_host_ratio": ratio}
+
+
+def bench_containerd(args):
+    sock = args.socket
+    if not sock or not os.path.exists(sock):
+        print("\n## containerd: skipped (no socket; run through scripts/bench.sh)")
+        return {}
+    py = shutil.which("python3")
+    ctr = ["ctr", "-a", sock, "-n", args.namespace]
+    ref = args.image
+    n = [0]
+
+    def ctr_cmd():
+        n[0] += 1
+        return ctr + ["run", "--rm", "--net-host=false", ref, f"bench-{os.getpid()}-{n[0]}", "python3", "-c", "print(1)"]
+
+    # ctr needs a unique container id per run, hence ctr_cmd().
+    samples = {"host python3 -c": [], "ctr run --rm": [], "toolruntime exec -b containerd": []}
+    tr = [args.bin, "exec", "-b", "containerd", "-p", "standard", "--socket", sock, "--namespace", args.namespace,
+          "--image", ref, "-c", "print(1)"]
+    for i in range(args.runs + 2):
+        a = timed([py, "-c", "print(1)"])[0]
+        b = timed(ctr_cmd())[0]
+        c = timed(tr)[0]
+        if i >= 2:
+            samples["host python3 -c"].append(a)
+            samples["ctr run --rm"].append(b)
+            samples["toolruntime exec -b containerd"].append(c)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    print(f"\n## containerd: cold round trip of print(1)  ({args.runs} runs each, interleaved)")
+    for k, v in med.items():
+        print(f"  {k:<46} median {v * 1000:8.2f} ms   ratio {v / med['ctr run --rm']:5.2f}x vs ctr run --rm")
+    ratio = med["toolruntime exec -b containerd"] / med["ctr run --rm"]
+    print(f"  => toolruntime / ctr run --rm = {ratio:.2f}x (goal <= 0.80x)")
+
+    def throughput(make_cmd, total, conc):
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(conc) as ex:
+            list(ex.map(lambda _: timed(make_cmd()), range(total)))
+        return total / (time.perf_counter() - t0)
+
+    total = max(16, args.runs)
+    tp_ctr = throughput(ctr_cmd, total, 4)
+    tp_tr = throughput(lambda: tr, total, 4)
+    print(f"  throughput at concurrency 4: ctr run --rm {tp_ctr:.1f}/s, toolruntime {tp_tr:.1f}/s "
+          f"({tp_tr / tp_ctr:.2f}x)")
+    return {"containerd_vs_ctr": ratio, "tp_ctr": tp_ctr, "tp_tr": tp_tr}
+
+
+BENCHES = {"unsafe_host": bench_unsafe_host, "containerd": bench_containerd}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--only", default=",".join(BENCHES))
+    ap.add_argument("--runs", type=int, default=21)
+    ap.add_argument("--socket", default=os.environ.get("TR_BENCH_CONTAINERD_SOCKET"))
+    ap.add_argument("--namespace", default="default")
+    ap.add_argument("--image", default="toolruntime-sandbox:latest")
+    args = ap.parse_args()
+    results = {}
+    for name in args.only.split(","):
+        if name not in BENCHES:
+            raise SystemExit(f"bench: unknown benchmark {name} (known: {', '.join(BENCHES)})")
+        results.update(BENCHES[name](args) or {})
+    print("\n" + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
