@@ -35,9 +35,9 @@ extern "C" {
 #define TR_PUBLIC
 #endif
 
-#define TR_VERSION_MAJOR 0
-#define TR_VERSION_MINOR 1
-#define TR_VERSION_PATCH 0
+#define TR_VERSION_MAJOR  0
+#define TR_VERSION_MINOR  1
+#define TR_VERSION_PATCH  0
 #define TR_VERSION_STRING "0.1.0"
 
 /* The timeout used when a request leaves it at zero (the reference's 30 s). */
@@ -134,8 +134,8 @@ TR_PUBLIC void tr_error_free(tr_error *err);
 /* For backend and gateway authors: create an error.  `op` may be NULL.
  * Returns -EIO-style negative value suitable for returning directly; does
  * nothing but return when ret_err is NULL. */
-TR_PUBLIC int tr_error_set(tr_error **ret_err, tr_code code, tr_backend_kind backend, const char *op,
-                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+TR_PUBLIC int tr_error_set(tr_error **ret_err, tr_code code, tr_backend_kind backend, const char *op, const char *fmt,
+                           ...) __attribute__((format(printf, 5, 6)));
 /* Mark an error retryable / attach errno after creation. */
 TR_PUBLIC void tr_error_set_retryable(tr_error *err, bool retryable);
 TR_PUBLIC void tr_error_set_errno(tr_error *err, int errnum);
@@ -163,7 +163,7 @@ TR_PUBLIC int tr_profile_from_name(const char *name, tr_profile *ret_profile);
 typedef struct tr_limits {
         int64_t max_tool_calls;
         int64_t max_chain_steps;
-        int64_t cpu_quota_ms;  /* CPU milliseconds per 100 ms period */
+        int64_t cpu_quota_ms; /* CPU milliseconds per 100 ms period */
         int64_t memory_bytes;
         int64_t pids_max;
         int64_t disk_bytes;
@@ -241,8 +241,7 @@ TR_PUBLIC int tr_detail_level_from_name(const char *name, tr_detail_level *ret_l
 typedef struct tr_gateway_ops {
         int (*search_tools)(void *self, const char *query, int limit, char **ret_json, tr_error **ret_err);
         int (*list_namespaces)(void *self, char **ret_json, tr_error **ret_err);
-        int (*describe_tool)(void *self, const char *id, tr_detail_level level, char **ret_json,
-                             tr_error **ret_err);
+        int (*describe_tool)(void *self, const char *id, tr_detail_level level, char **ret_json, tr_error **ret_err);
         int (*list_tool_examples)(void *self, const char *id, int max, char **ret_json, tr_error **ret_err);
         int (*run_tool)(void *self, const char *id, const char *args_json, char **ret_json, tr_error **ret_err);
         int (*run_chain)(void *self, const char *steps_json, char **ret_json, tr_error **ret_err);
@@ -320,7 +319,7 @@ typedef struct tr_tool_call {
         const char *tool_id;
         tr_backend_kind backend;
         int64_t duration_us;
-        const char *error_op; /* NULL when the call succeeded */
+        const char *error_op;   /* NULL when the call succeeded */
         const char *error_code; /* NULL when the call succeeded */
 } tr_tool_call;
 
@@ -353,9 +352,8 @@ TR_PUBLIC void tr_result_set_exit_code(tr_result *res, int exit_code);
 TR_PUBLIC void tr_result_set_backend_kind(tr_result *res, tr_backend_kind kind);
 TR_PUBLIC int tr_result_set_backend_detail(tr_result *res, const char *key, const char *value, tr_error **ret_err);
 TR_PUBLIC tr_limits_enforced *tr_result_limits_enforced_mut(tr_result *res);
-TR_PUBLIC int tr_result_add_tool_call(tr_result *res, const char *tool_id, tr_backend_kind backend,
-                                      int64_t duration_us, const char *error_op, const char *error_code,
-                                      tr_error **ret_err);
+TR_PUBLIC int tr_result_add_tool_call(tr_result *res, const char *tool_id, tr_backend_kind backend, int64_t duration_us,
+                                      const char *error_op, const char *error_code, tr_error **ret_err);
 
 /* ------------------------------------------------------------------------
  * Backends
@@ -380,8 +378,7 @@ TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex);
 TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len);
 TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len);
 /* Log through the runtime's logger; `kv` pairs end with NULL. */
-TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *msg, ...)
-        __attribute__((sentinel));
+TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *msg, ...) __attribute__((sentinel));
 
 /*
  * A backend.  Contract of each callback:

@@ -48,9 +48,12 @@ static bool doctor_unsafe_host(void) {
 
 int cli_doctor(int argc, char **argv) {
         static const struct option opts[] = {
-                { "socket", required_argument, NULL, 's' },   { "namespace", required_argument, NULL, 'n' },
-                { "image", required_argument, NULL, 'i' },    { "kernel", required_argument, NULL, 'k' },
-                { "vm-image", required_argument, NULL, 'm' }, { "help", no_argument, NULL, 'h' },
+                { "socket", required_argument, NULL, 's' },
+                { "namespace", required_argument, NULL, 'n' },
+                { "image", required_argument, NULL, 'i' },
+                { "kernel", required_argument, NULL, 'k' },
+                { "vm-image", required_argument, NULL, 'm' },
+                { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         cli_backend_opts bo = { 0 };

@@ -160,8 +160,8 @@ static json_t *json_bytes(const char *s, size_t n) {
                         uint32_t cp = need == 2 ? (c & 0x1fu) : need == 3 ? (c & 0x0fu) : (c & 0x07u);
                         for (size_t k = 1; k < need; k++)
                                 cp = (cp << 6) | ((unsigned char) s[i + k] & 0x3fu);
-                        ok = !((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) ||
-                               (need == 4 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff);
+                        ok = !((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+                               (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff);
                 }
                 if (ok) {
                         memcpy(out + o, s + i, need);
@@ -190,8 +190,7 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
         json_object_set_new(o, "stderr", json_bytes(s, res ? n : 0));
         int code = res ? tr_result_exit_code(res) : -1;
         json_object_set_new(o, "exit_code", code >= 0 ? json_integer(code) : json_null());
-        json_object_set_new(o, "duration_ms",
-                            json_real(res ? (double) tr_result_duration_us(res) / 1000.0 : 0.0));
+        json_object_set_new(o, "duration_ms", json_real(res ? (double) tr_result_duration_us(res) / 1000.0 : 0.0));
 
         json_t *backend = json_object(), *details = json_object();
         tr_backend_kind kind = res ? tr_result_backend_kind(res) : (err ? tr_error_backend(err) : TR_BACKEND_NONE);
@@ -289,13 +288,37 @@ int cli_exec(int argc, char **argv) {
                         break;
                 case 'v': verbose = true; break;
                 case 'h': fputs(exec_help, stdout); return 0;
-                case OPT_MEMORY: num = &limits.memory_bytes; size = true; what = "--memory"; break;
-                case OPT_DISK: num = &limits.disk_bytes; size = true; what = "--disk"; break;
-                case OPT_MAX_OUTPUT: num = &max_output; size = true; what = "--max-output"; break;
-                case OPT_CPU: num = &limits.cpu_quota_ms; what = "--cpu-quota-ms"; break;
-                case OPT_PIDS: num = &limits.pids_max; what = "--pids"; break;
-                case OPT_MAX_TOOL_CALLS: num = &limits.max_tool_calls; what = "--max-tool-calls"; break;
-                case OPT_MAX_CHAIN_STEPS: num = &limits.max_chain_steps; what = "--max-chain-steps"; break;
+                case OPT_MEMORY:
+                        num = &limits.memory_bytes;
+                        size = true;
+                        what = "--memory";
+                        break;
+                case OPT_DISK:
+                        num = &limits.disk_bytes;
+                        size = true;
+                        what = "--disk";
+                        break;
+                case OPT_MAX_OUTPUT:
+                        num = &max_output;
+                        size = true;
+                        what = "--max-output";
+                        break;
+                case OPT_CPU:
+                        num = &limits.cpu_quota_ms;
+                        what = "--cpu-quota-ms";
+                        break;
+                case OPT_PIDS:
+                        num = &limits.pids_max;
+                        what = "--pids";
+                        break;
+                case OPT_MAX_TOOL_CALLS:
+                        num = &limits.max_tool_calls;
+                        what = "--max-tool-calls";
+                        break;
+                case OPT_MAX_CHAIN_STEPS:
+                        num = &limits.max_chain_steps;
+                        what = "--max-chain-steps";
+                        break;
                 case OPT_JSON: json = true; break;
                 case OPT_IMAGE: bo.image = optarg; break;
                 case OPT_NAMESPACE: bo.ctrd_namespace = optarg; break;

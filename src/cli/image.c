@@ -37,9 +37,12 @@ static const char image_help[] =
 
 int cli_image(int argc, char **argv) {
         static const struct option opts[] = {
-                { "ref", required_argument, NULL, 'r' },       { "namespace", required_argument, NULL, 'n' },
-                { "socket", required_argument, NULL, 's' },    { "vm", no_argument, NULL, 'V' },
-                { "out", required_argument, NULL, 'o' },       { "help", no_argument, NULL, 'h' },
+                { "ref", required_argument, NULL, 'r' },
+                { "namespace", required_argument, NULL, 'n' },
+                { "socket", required_argument, NULL, 's' },
+                { "vm", no_argument, NULL, 'V' },
+                { "out", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         const char *ref = NULL, *ns = NULL, *sock = NULL, *out = NULL;
@@ -64,7 +67,8 @@ int cli_image(int argc, char **argv) {
         if (optind + 1 < argc)
                 return cli_usage_error("image", "unexpected argument '%s'", argv[optind + 1]);
         if (vm && (ref || ns || sock))
-                return cli_usage_error("image", "--ref, --namespace and --socket are for the container image, not --vm");
+                return cli_usage_error("image",
+                                       "--ref, --namespace and --socket are for the container image, not --vm");
         if (!vm && out)
                 return cli_usage_error("image", "--out is for --vm");
 

@@ -6,20 +6,19 @@
 #include "cli/cli.h"
 #include "util/macros.h"
 
-static const char main_help[] =
-        "Usage: toolruntime [--version] [--help] COMMAND [ARGS]\n"
-        "\n"
-        "Run untrusted code (Python, sh) in real isolation, with hard limits,\n"
-        "and let it call host tools through a narrow gateway.\n"
-        "\n"
-        "Commands:\n"
-        "  exec     run a snippet in a sandbox\n"
-        "  doctor   say which backends are usable here, and what to install if not\n"
-        "  image    build the sandbox images (container image, VM kernel + root image)\n"
-        "  gc       remove what killed callers left in containerd\n"
-        "  help     show help for a command\n"
-        "\n"
-        "Run 'toolruntime COMMAND --help' for a command's options.\n";
+static const char main_help[] = "Usage: toolruntime [--version] [--help] COMMAND [ARGS]\n"
+                                "\n"
+                                "Run untrusted code (Python, sh) in real isolation, with hard limits,\n"
+                                "and let it call host tools through a narrow gateway.\n"
+                                "\n"
+                                "Commands:\n"
+                                "  exec     run a snippet in a sandbox\n"
+                                "  doctor   say which backends are usable here, and what to install if not\n"
+                                "  image    build the sandbox images (container image, VM kernel + root image)\n"
+                                "  gc       remove what killed callers left in containerd\n"
+                                "  help     show help for a command\n"
+                                "\n"
+                                "Run 'toolruntime COMMAND --help' for a command's options.\n";
 
 static const struct {
         const char *name;

@@ -111,8 +111,8 @@ TR_PUBLIC void tr_error_free(tr_error *e) {
         free(e);
 }
 
-TR_PUBLIC int tr_error_set(tr_error **ret_err, tr_code code, tr_backend_kind backend, const char *op,
-                           const char *fmt, ...) {
+TR_PUBLIC int tr_error_set(tr_error **ret_err, tr_code code, tr_backend_kind backend, const char *op, const char *fmt,
+                           ...) {
         if ((unsigned) code >= TR__CODE_MAX || code == TR_OK)
                 code = TR_E_INTERNAL;
         int r = -codes[code].errnum;

@@ -66,8 +66,7 @@ static int empty_run(void *self, const char *id, const char *args, char **ret_js
                             "no tool '%s': this gateway has no tools", id ? id : "");
 }
 static int empty_chain(void *self, const char *steps, char **ret_json, tr_error **ret_err) {
-        return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_chain",
-                            "this gateway has no tools");
+        return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_chain", "this gateway has no tools");
 }
 
 static const tr_gateway_ops empty_ops = {

@@ -177,9 +177,12 @@ TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
                 const char *name;
                 int64_t v;
         } lim[] = {
-                { "max_tool_calls", l->max_tool_calls }, { "max_chain_steps", l->max_chain_steps },
-                { "cpu_quota_ms", l->cpu_quota_ms },     { "memory_bytes", l->memory_bytes },
-                { "pids_max", l->pids_max },             { "disk_bytes", l->disk_bytes },
+                { "max_tool_calls", l->max_tool_calls },
+                { "max_chain_steps", l->max_chain_steps },
+                { "cpu_quota_ms", l->cpu_quota_ms },
+                { "memory_bytes", l->memory_bytes },
+                { "pids_max", l->pids_max },
+                { "disk_bytes", l->disk_bytes },
         };
         for (size_t i = 0; i < ARRAY_SIZE(lim); i++)
                 if (lim[i].v < 0)
@@ -188,8 +191,7 @@ TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
                                             (long long) lim[i].v);
         if (r->timeout_ms < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
-                                    "timeout is negative (%lld ms); zero means the default",
-                                    (long long) r->timeout_ms);
+                                    "timeout is negative (%lld ms); zero means the default", (long long) r->timeout_ms);
         if ((unsigned) r->profile >= TR__PROFILE_MAX)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "unknown profile %d",
                                     (int) r->profile);

@@ -66,8 +66,7 @@ TR_PUBLIC tr_backend_kind tr_result_backend_kind(const tr_result *r) {
 TR_PUBLIC size_t tr_result_backend_detail_count(const tr_result *r) {
         return r->details.n;
 }
-TR_PUBLIC void tr_result_backend_detail_at(const tr_result *r, size_t i, const char **ret_key,
-                                           const char **ret_value) {
+TR_PUBLIC void tr_result_backend_detail_at(const tr_result *r, size_t i, const char **ret_key, const char **ret_value) {
         if (i >= r->details.n) {
                 *ret_key = *ret_value = NULL;
                 return;

@@ -62,8 +62,7 @@ static const char python_runner[] =
 static const char sh_runner[] = "__tr_code=$(cat; echo x); __tr_code=${__tr_code%x}; exec </dev/null; "
                                 "eval \"$__tr_code\"";
 
-int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv,
-                    tr_error **ret_err) {
+int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err) {
         _cleanup_strv_ char **argv = NULL;
         const char *lang = tr_request_effective_language(req);
         int r;
@@ -78,8 +77,8 @@ int tr__runner_argv(const tr_request *req, const char *python, const char *sh, c
                             ? -ENOMEM
                             : 0;
         else
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "runner",
-                                    "unknown language '%s'", lang);
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "runner", "unknown language '%s'",
+                                    lang);
         if (r < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "runner", "out of memory");
         *ret_argv = TAKE_PTR(argv);

@@ -13,8 +13,7 @@
 /* A NULL-terminated argv for the request's effective language, with `python`
  * and `sh` as the interpreters' paths inside the sandbox (NULL: "python3",
  * "/bin/sh").  Free with tr__strv_free. */
-int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv,
-                    tr_error **ret_err);
+int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err);
 
 /* Environment every sandbox gets (NULL-terminated, static): PATH, LANG,
  * HOME=/tmp and Python's unbuffered / no-bytecode switches.  Unbuffered so

@@ -165,7 +165,7 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
         ex.deadline_ns = start + tr_request_effective_timeout_ms(req) * TR_NSEC_PER_MSEC;
         res->backend = kind;
         /* The policy is the runtime's: only the dev profile may reach the host network. */
-        const char *kv[] = { "backend", tr_backend_kind_name(kind), "profile", pname,
+        const char *kv[] = { "backend",  tr_backend_kind_name(kind),         "profile", pname,
                              "language", tr_request_effective_language(req), NULL };
         rt_log(rt, TR_LOG_INFO, "execute", kv);
 
@@ -183,7 +183,7 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
 
         if (r < 0) {
                 const char *ekv[] = { "backend", tr_backend_kind_name(kind), "code", tr_error_code_name(err),
-                                      "op", tr_error_op(err), NULL };
+                                      "op",      tr_error_op(err),           NULL };
                 rt_log(rt, TR_LOG_WARN, tr_error_message(err), ekv);
                 if (ret_err && !*ret_err)
                         *ret_err = err;

@@ -17,15 +17,15 @@
 #define TR_CBUF_TAIL (256 * 1024)
 
 typedef struct tr__cbuf {
-        char *data;       /* head: the first `limit` bytes, NUL-terminated */
+        char *data; /* head: the first `limit` bytes, NUL-terminated */
         size_t len;
         size_t alloc;
         size_t limit;
         bool truncated;
-        char *tail;       /* ring of the last TR_CBUF_TAIL bytes past the cap */
-        size_t tail_len;  /* bytes valid in the ring (<= TR_CBUF_TAIL) */
-        size_t tail_pos;  /* next write position in the ring */
-        uint64_t total;   /* every byte ever appended */
+        char *tail;      /* ring of the last TR_CBUF_TAIL bytes past the cap */
+        size_t tail_len; /* bytes valid in the ring (<= TR_CBUF_TAIL) */
+        size_t tail_pos; /* next write position in the ring */
+        uint64_t total;  /* every byte ever appended */
 } tr__cbuf;
 
 void tr__cbuf_init(tr__cbuf *b, size_t limit);

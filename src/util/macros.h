@@ -11,26 +11,26 @@
 #include <string.h>
 #include <unistd.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _cleanup_free_ _cleanup_(tr__freep)
+#define _cleanup_(f)    __attribute__((cleanup(f)))
+#define _cleanup_free_  _cleanup_(tr__freep)
 #define _cleanup_close_ _cleanup_(tr__closep)
-#define _unused_ __attribute__((unused))
-#define _nodiscard_ __attribute__((warn_unused_result))
+#define _unused_        __attribute__((unused))
+#define _nodiscard_     __attribute__((warn_unused_result))
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Take ownership out of a cleanup variable. */
-#define TAKE_PTR(p)                                   \
-        ({                                            \
-                typeof(p) _tp_ = (p);                 \
-                (p) = NULL;                           \
-                _tp_;                                 \
+#define TAKE_PTR(p)                   \
+        ({                            \
+                typeof(p) _tp_ = (p); \
+                (p) = NULL;           \
+                _tp_;                 \
         })
-#define TAKE_FD(fd)                                   \
-        ({                                            \
-                int _tf_ = (fd);                      \
-                (fd) = -1;                            \
-                _tf_;                                 \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _tf_ = (fd); \
+                (fd) = -1;       \
+                _tf_;            \
         })
 
 static inline void tr__freep(void *p) {
@@ -48,10 +48,10 @@ static inline void tr__closep(int *fd) {
 }
 
 /* Define `name##p` so a handle type gets a cleanup function from its _free. */
-#define TR_DEFINE_FREEP(type, fn)                     \
-        static inline void fn##p(type **p) {          \
-                if (*p)                               \
-                        fn(*p);                       \
+#define TR_DEFINE_FREEP(type, fn)            \
+        static inline void fn##p(type **p) { \
+                if (*p)                      \
+                        fn(*p);              \
         }
 
 static inline int tr__negerrno(void) {

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #define TR_NSEC_PER_MSEC 1000000LL
-#define TR_NSEC_PER_SEC 1000000000LL
+#define TR_NSEC_PER_SEC  1000000000LL
 
 static inline int64_t tr__now_ns(void) {
         struct timespec ts;

@@ -7,10 +7,11 @@
 
 Test(names, every_code_round_trips) {
         static const char *const want[] = {
-                "runtime_unavailable", "backend_denied", "sandbox_violation", "timeout", "resource_limit",
-                "missing_gateway", "missing_code", "invalid_limits", "invalid_request", "containerd_not_available",
-                "image_not_found", "container_failed", "client_not_configured", "daemon_unavailable",
-                "security_violation", "kata_not_available", "vm_creation_failed", "vm_execution_failed",
+                "runtime_unavailable",   "backend_denied",           "sandbox_violation",  "timeout",
+                "resource_limit",        "missing_gateway",          "missing_code",       "invalid_limits",
+                "invalid_request",       "containerd_not_available", "image_not_found",    "container_failed",
+                "client_not_configured", "daemon_unavailable",       "security_violation", "kata_not_available",
+                "vm_creation_failed",    "vm_execution_failed",
         };
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
                 tr_code c;
@@ -24,8 +25,8 @@ Test(names, every_code_round_trips) {
 }
 
 Test(names, all_ten_backend_kinds) {
-        static const char *const want[] = { "unsafe_host", "docker", "containerd", "kubernetes", "gvisor",
-                                            "kata", "firecracker", "wasm", "temporal", "remote" };
+        static const char *const want[] = { "unsafe_host", "docker",      "containerd", "kubernetes", "gvisor",
+                                            "kata",        "firecracker", "wasm",       "temporal",   "remote" };
         for (size_t i = 0; i < 10; i++) {
                 tr_backend_kind k;
                 cr_assert_eq(tr_backend_kind_from_name(want[i], &k), 0);

@@ -186,8 +186,7 @@ Test(unsafe_host, timeout_kills_the_whole_tree) {
 Test(unsafe_host, background_children_do_not_outlive_a_normal_exit) {
         tr_result *res = NULL;
         run_opts o = { .lang = "sh" };
-        cr_assert_eq(run("(trap '' TERM; exec sleep 1000.4343) & setsid sleep 1000.4343 & echo ok", &o, &res, NULL),
-                     0);
+        cr_assert_eq(run("(trap '' TERM; exec sleep 1000.4343) & setsid sleep 1000.4343 & echo ok", &o, &res, NULL), 0);
         cr_assert_str_eq(tr_result_stdout(res, NULL), "ok\n");
         cr_assert_eq(count_marked("1000.4343"), 0);
         tr_result_free(res);
@@ -260,8 +259,7 @@ Test(unsafe_host, memory_rlimit_is_set_and_reported) {
 
 Test(unsafe_host, only_stdio_and_the_gateway_are_inherited) {
         tr_result *res = NULL;
-        cr_assert_eq(run("import os\n__out = sorted(int(f) for f in os.listdir('/proc/self/fd'))", NULL, &res,
-                         NULL),
+        cr_assert_eq(run("import os\n__out = sorted(int(f) for f in os.listdir('/proc/self/fd'))", NULL, &res, NULL),
                      0);
         /* 0-2, the gateway (3) and the directory fd listdir itself opened. */
         cr_assert_str_eq(tr_result_value_json(res), "[0,1,2,3,4]");
