@@ -158,6 +158,14 @@ typedef struct tr_containerd_config {
 TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend,
                                         tr_error **ret_err);
 
+/* What `toolruntime doctor` runs: connect to the socket, ask the daemon
+ * its version and resolve the sandbox image, with a 5 s deadline.  Returns 0
+ * and a malloc()ed one-line summary in *ret_detail (may be NULL), or the
+ * error an execution would get: containerd_not_available (no socket),
+ * daemon_unavailable (no answer), image_not_found (run `toolruntime image
+ * build`), container_failed. */
+TR_PUBLIC int tr_containerd_check(const tr_containerd_config *cfg, char **ret_detail, tr_error **ret_err);
+
 /* Remove what killed callers left behind in cfg's namespace: tasks,
  * containers, active snapshots and leases labelled io.toolruntime.owner
  * whose expiry (the execution's deadline plus a margin) has passed, so that

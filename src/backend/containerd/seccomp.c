@@ -37,12 +37,12 @@
  * the allowlist meaningful for them too. */
 #if defined(__x86_64__)
 #define NATIVE_SCMP_ARCH "SCMP_ARCH_X86_64"
-#define NATIVE_GO_ARCH "amd64"
-static const char *const native_arches[] = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
+#define NATIVE_GO_ARCH   "amd64"
+static const char *const native_arches[] = { "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32" };
 #elif defined(__aarch64__)
 #define NATIVE_SCMP_ARCH "SCMP_ARCH_AARCH64"
-#define NATIVE_GO_ARCH "arm64"
-static const char *const native_arches[] = {"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"};
+#define NATIVE_GO_ARCH   "arm64"
+static const char *const native_arches[] = { "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM" };
 #else
 #error "toolruntime's seccomp profile knows x86_64 and aarch64 only"
 #endif
@@ -52,62 +52,362 @@ static const char *const native_arches[] = {"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"
  * Names a kernel or architecture does not know are skipped by runc, so the
  * 32-bit variants cost nothing on x86_64. */
 static const char *const allowed_syscalls[] = {
-        "accept", "accept4", "access", "adjtimex", "alarm", "arch_prctl", "bind", "brk", "capget", "capset",
-        "chdir", "chmod", "chown", "chown32", "clock_adjtime", "clock_adjtime64", "clock_getres",
-        "clock_getres_time64", "clock_gettime", "clock_gettime64", "clock_nanosleep", "clock_nanosleep_time64",
-        "close", "close_range", "connect", "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create",
-        "epoll_create1", "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait",
-        "epoll_wait_old", "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group", "faccessat",
-        "faccessat2", "fadvise64", "fadvise64_64", "fallocate", "fanotify_mark", "fchdir", "fchmod", "fchmodat",
-        "fchown", "fchown32", "fchownat", "fcntl", "fcntl64", "fdatasync", "fgetxattr", "flistxattr", "flock",
-        "fork", "fremovexattr", "fsetxattr", "fstat", "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync",
-        "ftruncate", "ftruncate64", "futex", "futex_time64", "futex_waitv", "futimesat", "getcpu", "getcwd",
-        "getdents", "getdents64", "getegid", "getegid32", "geteuid", "geteuid32", "getgid", "getgid32",
-        "getgroups", "getgroups32", "getitimer", "getpeername", "getpgid", "getpgrp", "getpid", "getppid",
-        "getpriority", "getrandom", "getresgid", "getresgid32", "getresuid", "getresuid32", "getrlimit",
-        "get_robust_list", "getrusage", "getsid", "getsockname", "getsockopt", "get_thread_area", "gettid",
-        "gettimeofday", "getuid", "getuid32", "getxattr", "inotify_add_watch", "inotify_init", "inotify_init1",
-        "inotify_rm_watch", "io_cancel", "ioctl", "io_destroy", "io_getevents", "io_pgetevents",
-        "io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup", "io_submit", "ipc", "kill",
-        "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lchown32",
-        "lgetxattr", "link", "linkat", "listen", "listxattr", "llistxattr", "_llseek", "lremovexattr", "lseek",
-        "lsetxattr", "lstat", "lstat64", "madvise", "membarrier", "memfd_create", "memfd_secret", "mincore",
-        "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mmap2", "mprotect",
-        "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
-        "mq_timedsend_time64", "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock",
-        "munlockall", "munmap", "nanosleep", "newfstatat", "_newselect", "open", "openat", "openat2", "pause",
-        "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll",
-        "ppoll", "ppoll_time64", "prctl", "pread64", "preadv", "preadv2", "prlimit64", "process_mrelease",
-        "pselect6", "pselect6_time64", "pwrite64", "pwritev", "pwritev2", "read", "readahead", "readlink",
-        "readlinkat", "readv", "recv", "recvfrom", "recvmmsg", "recvmmsg_time64", "recvmsg", "remap_file_pages",
-        "removexattr", "rename", "renameat", "renameat2", "restart_syscall", "rmdir", "rseq", "rt_sigaction",
-        "rt_sigpending", "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait",
-        "rt_sigtimedwait_time64", "rt_tgsigqueueinfo", "sched_getaffinity", "sched_getattr", "sched_getparam",
-        "sched_get_priority_max", "sched_get_priority_min", "sched_getscheduler", "sched_rr_get_interval",
-        "sched_rr_get_interval_time64", "sched_setaffinity", "sched_setattr", "sched_setparam",
-        "sched_setscheduler", "sched_yield", "seccomp", "select", "semctl", "semget", "semop", "semtimedop",
-        "semtimedop_time64", "send", "sendfile", "sendfile64", "sendmmsg", "sendmsg", "sendto", "setfsgid",
-        "setfsgid32", "setfsuid", "setfsuid32", "setgid", "setgid32", "setgroups", "setgroups32", "setitimer",
-        "setpgid", "setpriority", "setregid", "setregid32", "setresgid", "setresgid32", "setresuid",
-        "setresuid32", "setreuid", "setreuid32", "setrlimit", "set_robust_list", "setsid", "setsockopt",
-        "set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr", "shmat", "shmctl", "shmdt",
-        "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4", "sigprocmask", "sigreturn",
-        "socketcall", "socketpair", "splice", "stat", "stat64", "statfs", "statfs64", "statx", "symlink",
-        "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
-        "timer_delete", "timer_getoverrun", "timer_gettime", "timer_gettime64", "timer_settime",
-        "timer_settime64", "timerfd_create", "timerfd_gettime", "timerfd_gettime64", "timerfd_settime",
-        "timerfd_settime64", "times", "tkill", "truncate", "truncate64", "ugetrlimit", "umask", "uname", "unlink",
-        "unlinkat", "utime", "utimensat", "utimensat_time64", "utimes", "vfork", "vmsplice", "wait4", "waitid",
-        "waitpid", "write", "writev",
+        "accept",
+        "accept4",
+        "access",
+        "adjtimex",
+        "alarm",
+        "arch_prctl",
+        "bind",
+        "brk",
+        "capget",
+        "capset",
+        "chdir",
+        "chmod",
+        "chown",
+        "chown32",
+        "clock_adjtime",
+        "clock_adjtime64",
+        "clock_getres",
+        "clock_getres_time64",
+        "clock_gettime",
+        "clock_gettime64",
+        "clock_nanosleep",
+        "clock_nanosleep_time64",
+        "close",
+        "close_range",
+        "connect",
+        "copy_file_range",
+        "creat",
+        "dup",
+        "dup2",
+        "dup3",
+        "epoll_create",
+        "epoll_create1",
+        "epoll_ctl",
+        "epoll_ctl_old",
+        "epoll_pwait",
+        "epoll_pwait2",
+        "epoll_wait",
+        "epoll_wait_old",
+        "eventfd",
+        "eventfd2",
+        "execve",
+        "execveat",
+        "exit",
+        "exit_group",
+        "faccessat",
+        "faccessat2",
+        "fadvise64",
+        "fadvise64_64",
+        "fallocate",
+        "fanotify_mark",
+        "fchdir",
+        "fchmod",
+        "fchmodat",
+        "fchown",
+        "fchown32",
+        "fchownat",
+        "fcntl",
+        "fcntl64",
+        "fdatasync",
+        "fgetxattr",
+        "flistxattr",
+        "flock",
+        "fork",
+        "fremovexattr",
+        "fsetxattr",
+        "fstat",
+        "fstat64",
+        "fstatat64",
+        "fstatfs",
+        "fstatfs64",
+        "fsync",
+        "ftruncate",
+        "ftruncate64",
+        "futex",
+        "futex_time64",
+        "futex_waitv",
+        "futimesat",
+        "getcpu",
+        "getcwd",
+        "getdents",
+        "getdents64",
+        "getegid",
+        "getegid32",
+        "geteuid",
+        "geteuid32",
+        "getgid",
+        "getgid32",
+        "getgroups",
+        "getgroups32",
+        "getitimer",
+        "getpeername",
+        "getpgid",
+        "getpgrp",
+        "getpid",
+        "getppid",
+        "getpriority",
+        "getrandom",
+        "getresgid",
+        "getresgid32",
+        "getresuid",
+        "getresuid32",
+        "getrlimit",
+        "get_robust_list",
+        "getrusage",
+        "getsid",
+        "getsockname",
+        "getsockopt",
+        "get_thread_area",
+        "gettid",
+        "gettimeofday",
+        "getuid",
+        "getuid32",
+        "getxattr",
+        "inotify_add_watch",
+        "inotify_init",
+        "inotify_init1",
+        "inotify_rm_watch",
+        "io_cancel",
+        "ioctl",
+        "io_destroy",
+        "io_getevents",
+        "io_pgetevents",
+        "io_pgetevents_time64",
+        "ioprio_get",
+        "ioprio_set",
+        "io_setup",
+        "io_submit",
+        "ipc",
+        "kill",
+        "landlock_add_rule",
+        "landlock_create_ruleset",
+        "landlock_restrict_self",
+        "lchown",
+        "lchown32",
+        "lgetxattr",
+        "link",
+        "linkat",
+        "listen",
+        "listxattr",
+        "llistxattr",
+        "_llseek",
+        "lremovexattr",
+        "lseek",
+        "lsetxattr",
+        "lstat",
+        "lstat64",
+        "madvise",
+        "membarrier",
+        "memfd_create",
+        "memfd_secret",
+        "mincore",
+        "mkdir",
+        "mkdirat",
+        "mknod",
+        "mknodat",
+        "mlock",
+        "mlock2",
+        "mlockall",
+        "mmap",
+        "mmap2",
+        "mprotect",
+        "mq_getsetattr",
+        "mq_notify",
+        "mq_open",
+        "mq_timedreceive",
+        "mq_timedreceive_time64",
+        "mq_timedsend",
+        "mq_timedsend_time64",
+        "mq_unlink",
+        "mremap",
+        "msgctl",
+        "msgget",
+        "msgrcv",
+        "msgsnd",
+        "msync",
+        "munlock",
+        "munlockall",
+        "munmap",
+        "nanosleep",
+        "newfstatat",
+        "_newselect",
+        "open",
+        "openat",
+        "openat2",
+        "pause",
+        "pidfd_open",
+        "pidfd_send_signal",
+        "pipe",
+        "pipe2",
+        "pkey_alloc",
+        "pkey_free",
+        "pkey_mprotect",
+        "poll",
+        "ppoll",
+        "ppoll_time64",
+        "prctl",
+        "pread64",
+        "preadv",
+        "preadv2",
+        "prlimit64",
+        "process_mrelease",
+        "pselect6",
+        "pselect6_time64",
+        "pwrite64",
+        "pwritev",
+        "pwritev2",
+        "read",
+        "readahead",
+        "readlink",
+        "readlinkat",
+        "readv",
+        "recv",
+        "recvfrom",
+        "recvmmsg",
+        "recvmmsg_time64",
+        "recvmsg",
+        "remap_file_pages",
+        "removexattr",
+        "rename",
+        "renameat",
+        "renameat2",
+        "restart_syscall",
+        "rmdir",
+        "rseq",
+        "rt_sigaction",
+        "rt_sigpending",
+        "rt_sigprocmask",
+        "rt_sigqueueinfo",
+        "rt_sigreturn",
+        "rt_sigsuspend",
+        "rt_sigtimedwait",
+        "rt_sigtimedwait_time64",
+        "rt_tgsigqueueinfo",
+        "sched_getaffinity",
+        "sched_getattr",
+        "sched_getparam",
+        "sched_get_priority_max",
+        "sched_get_priority_min",
+        "sched_getscheduler",
+        "sched_rr_get_interval",
+        "sched_rr_get_interval_time64",
+        "sched_setaffinity",
+        "sched_setattr",
+        "sched_setparam",
+        "sched_setscheduler",
+        "sched_yield",
+        "seccomp",
+        "select",
+        "semctl",
+        "semget",
+        "semop",
+        "semtimedop",
+        "semtimedop_time64",
+        "send",
+        "sendfile",
+        "sendfile64",
+        "sendmmsg",
+        "sendmsg",
+        "sendto",
+        "setfsgid",
+        "setfsgid32",
+        "setfsuid",
+        "setfsuid32",
+        "setgid",
+        "setgid32",
+        "setgroups",
+        "setgroups32",
+        "setitimer",
+        "setpgid",
+        "setpriority",
+        "setregid",
+        "setregid32",
+        "setresgid",
+        "setresgid32",
+        "setresuid",
+        "setresuid32",
+        "setreuid",
+        "setreuid32",
+        "setrlimit",
+        "set_robust_list",
+        "setsid",
+        "setsockopt",
+        "set_thread_area",
+        "set_tid_address",
+        "setuid",
+        "setuid32",
+        "setxattr",
+        "shmat",
+        "shmctl",
+        "shmdt",
+        "shmget",
+        "shutdown",
+        "sigaltstack",
+        "signalfd",
+        "signalfd4",
+        "sigprocmask",
+        "sigreturn",
+        "socketpair",
+        "splice",
+        "stat",
+        "stat64",
+        "statfs",
+        "statfs64",
+        "statx",
+        "symlink",
+        "symlinkat",
+        "sync",
+        "sync_file_range",
+        "syncfs",
+        "sysinfo",
+        "tee",
+        "tgkill",
+        "time",
+        "timer_create",
+        "timer_delete",
+        "timer_getoverrun",
+        "timer_gettime",
+        "timer_gettime64",
+        "timer_settime",
+        "timer_settime64",
+        "timerfd_create",
+        "timerfd_gettime",
+        "timerfd_gettime64",
+        "timerfd_settime",
+        "timerfd_settime64",
+        "times",
+        "tkill",
+        "truncate",
+        "truncate64",
+        "ugetrlimit",
+        "umask",
+        "uname",
+        "unlink",
+        "unlinkat",
+        "utime",
+        "utimensat",
+        "utimensat_time64",
+        "utimes",
+        "vfork",
+        "vmsplice",
+        "wait4",
+        "waitid",
+        "waitpid",
+        "write",
+        "writev",
 };
 
 /* What containerd's default has and the hardened list drops: ptrace (a
  * snippet can inspect its own children, and the ptrace code has a long CVE
  * record), io_uring (a large, young attack surface that Google and others
- * disable for untrusted code) and modify_ldt (16-bit segments, the source
- * of several x86 entry bugs).  None is needed by python or sh. */
+ * disable for untrusted code), modify_ldt (16-bit segments, the source of
+ * several x86 entry bugs) and socketcall (the i386 multiplexer passes the
+ * socket family in memory, around the AF_VSOCK rule below).  None is
+ * needed by the image's 64-bit python or sh. */
 static const char *const standard_only_syscalls[] = {
-        "ptrace", "io_uring_enter", "io_uring_register", "io_uring_setup",
+        "ptrace",     "io_uring_enter", "io_uring_register", "io_uring_setup", "socketcall",
 #if defined(__x86_64__)
         "modify_ldt",
 #endif
@@ -116,12 +416,12 @@ static const char *const standard_only_syscalls[] = {
 /* personality(2) values Docker allows: PER_LINUX, PER_LINUX32, the
  * UNAME26 variants, and 0xffffffff (query only).  Anything else (e.g.
  * ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC) weakens the address space. */
-static const uint64_t allowed_personalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
+static const uint64_t allowed_personalities[] = { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff };
 
 /* Namespace-creating clone flags: a snippet may fork and spawn threads,
  * never enter a new namespace (the kernel attack surface of user namespaces
  * in particular). */
-#define CLONE_NAMESPACE_FLAGS                                                                               \
+#define CLONE_NAMESPACE_FLAGS                                                                                  \
         ((uint64_t) (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
                      CLONE_NEWCGROUP))
 
@@ -157,8 +457,8 @@ static json_t *string_array(const char *const *names, size_t n) {
 
 /* One argument condition in OCI form. */
 static json_t *arg_cond(unsigned index, uint64_t value, uint64_t value_two, const char *op) {
-        return json_pack("{s:I, s:I, s:I, s:s}", "index", (json_int_t) index, "value", (json_int_t) value,
-                         "valueTwo", (json_int_t) value_two, "op", op);
+        return json_pack("{s:I, s:I, s:I, s:s}", "index", (json_int_t) index, "value", (json_int_t) value, "valueTwo",
+                         (json_int_t) value_two, "op", op);
 }
 
 int tr__ctrd_seccomp_builtin(bool hardened, json_t **ret, tr_error **ret_err) {
@@ -170,47 +470,44 @@ int tr__ctrd_seccomp_builtin(bool hardened, json_t **ret, tr_error **ret_err) {
                                                    string_array(allowed_syscalls, ARRAY_SIZE(allowed_syscalls)),
                                                    "action", "SCMP_ACT_ALLOW")) < 0)
                 return oom(ret_err);
-        if (!hardened &&
-            json_array_append_new(rules, json_pack("{s:o, s:s}", "names",
-                                                   string_array(standard_only_syscalls,
-                                                                ARRAY_SIZE(standard_only_syscalls)),
-                                                   "action", "SCMP_ACT_ALLOW")) < 0)
+        if (!hardened && json_array_append_new(rules, json_pack("{s:o, s:s}", "names",
+                                                                string_array(standard_only_syscalls,
+                                                                             ARRAY_SIZE(standard_only_syscalls)),
+                                                                "action", "SCMP_ACT_ALLOW")) < 0)
                 return oom(ret_err);
 
         /* One rule per value: conditions inside a rule are ANDed. */
         for (size_t i = 0; i < ARRAY_SIZE(allowed_personalities); i++)
-                if (json_array_append_new(rules, json_pack("{s:[s], s:s, s:[o]}", "names", "personality", "action",
-                                                           "SCMP_ACT_ALLOW", "args",
-                                                           arg_cond(0, allowed_personalities[i], 0,
-                                                                    "SCMP_CMP_EQ"))) < 0)
+                if (json_array_append_new(
+                            rules, json_pack("{s:[s], s:s, s:[o]}", "names", "personality", "action", "SCMP_ACT_ALLOW",
+                                             "args", arg_cond(0, allowed_personalities[i], 0, "SCMP_CMP_EQ"))) < 0)
                         return oom(ret_err);
 
         /* Any socket family but AF_VSOCK (40): a vsock reaches the
          * hypervisor host directly, around the network namespace, when the
          * sandbox runs in a VM (Docker's default denies it for the same
          * reason). */
-        if (json_array_append_new(rules, json_pack("{s:[s], s:s, s:[o]}", "names", "socket", "action",
-                                                   "SCMP_ACT_ALLOW", "args",
-                                                   arg_cond(0, AF_VSOCK, 0, "SCMP_CMP_NE"))) < 0)
+        if (json_array_append_new(rules, json_pack("{s:[s], s:s, s:[o]}", "names", "socket", "action", "SCMP_ACT_ALLOW",
+                                                   "args", arg_cond(0, AF_VSOCK, 0, "SCMP_CMP_NE"))) < 0)
                 return oom(ret_err);
 
         /* clone's flags are its first argument on x86 and arm (s390 swaps
          * the first two; not a target here). */
-        if (json_array_append_new(rules, json_pack("{s:[s], s:s, s:[o]}", "names", "clone", "action",
-                                                   "SCMP_ACT_ALLOW", "args",
-                                                   arg_cond(0, CLONE_NAMESPACE_FLAGS, 0, "SCMP_CMP_MASKED_EQ"))) < 0)
+        if (json_array_append_new(rules,
+                                  json_pack("{s:[s], s:s, s:[o]}", "names", "clone", "action", "SCMP_ACT_ALLOW", "args",
+                                            arg_cond(0, CLONE_NAMESPACE_FLAGS, 0, "SCMP_CMP_MASKED_EQ"))) < 0)
                 return oom(ret_err);
 
         /* clone3 passes its flags in memory, where a filter cannot look, so
          * it cannot be allowed; ENOSYS (not EPERM) makes glibc fall back to
          * clone, as Docker does (moby#42681). */
-        if (json_array_append_new(rules, json_pack("{s:[s], s:s, s:i}", "names", "clone3", "action",
-                                                   "SCMP_ACT_ERRNO", "errnoRet", ENOSYS)) < 0)
+        if (json_array_append_new(rules, json_pack("{s:[s], s:s, s:i}", "names", "clone3", "action", "SCMP_ACT_ERRNO",
+                                                   "errnoRet", ENOSYS)) < 0)
                 return oom(ret_err);
 
-        json_t *s = json_pack("{s:s, s:i, s:o, s:O}", "defaultAction", "SCMP_ACT_ERRNO", "defaultErrnoRet", EPERM,
-                              "architectures", string_array(native_arches, ARRAY_SIZE(native_arches)),
-                              "syscalls", rules);
+        json_t *s =
+                json_pack("{s:s, s:i, s:o, s:O}", "defaultAction", "SCMP_ACT_ERRNO", "defaultErrnoRet", EPERM,
+                          "architectures", string_array(native_arches, ARRAY_SIZE(native_arches)), "syscalls", rules);
         if (!s)
                 return oom(ret_err);
         *ret = s;
@@ -280,8 +577,7 @@ static int get_uint(const json_t *obj, const char *key, uint64_t max, bool requi
 /* Should a Docker rule apply to this sandbox?  Its `includes`/`excludes`
  * refer to capabilities (the sandbox has none), Go architectures and a
  * minimum kernel. */
-static int rule_applies(const json_t *rule, const char *kernel_release, size_t index, bool *ret,
-                        tr_error **ret_err) {
+static int rule_applies(const json_t *rule, const char *kernel_release, size_t index, bool *ret, tr_error **ret_err) {
         const json_t *inc = json_object_get(rule, "includes");
         const json_t *exc = json_object_get(rule, "excludes");
         if ((inc && !json_is_object(inc)) || (exc && !json_is_object(exc)))
@@ -322,8 +618,8 @@ static int rule_applies(const json_t *rule, const char *kernel_release, size_t i
                         struct utsname u;
                         if (!kernel_release) {
                                 if (uname(&u) < 0)
-                                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD,
-                                                            OP_SECCOMP, "uname: %s", strerror(errno));
+                                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, OP_SECCOMP,
+                                                            "uname: %s", strerror(errno));
                                 kernel_release = u.release;
                         }
                         /* An unparsable running kernel is treated as new
@@ -372,11 +668,11 @@ static int convert_args(const json_t *args, size_t index, json_t **ret, tr_error
                 if (!json_is_object(a) || get_uint(a, "index", 5, true, &idx) < 0 ||
                     get_uint(a, "value", INT64_MAX, true, &value) < 0 ||
                     get_uint(a, "valueTwo", INT64_MAX, false, &value_two) < 0)
-                        return bad_at(ret_err, "syscalls", index, "each args entry needs index 0..5, a non-negative value and valueTwo");
+                        return bad_at(ret_err, "syscalls", index,
+                                      "each args entry needs index 0..5, a non-negative value and valueTwo");
                 if (!json_is_string(op) || !in_list(json_string_value(op), valid_ops, ARRAY_SIZE(valid_ops)))
                         return bad_at(ret_err, "syscalls", index, "args op must be one of SCMP_CMP_*");
-                if (json_array_append_new(out, arg_cond((unsigned) idx, value, value_two, json_string_value(op))) <
-                    0)
+                if (json_array_append_new(out, arg_cond((unsigned) idx, value, value_two, json_string_value(op))) < 0)
                         return oom(ret_err);
         }
         *ret = TAKE_PTR(out);
@@ -417,8 +713,7 @@ static int convert_rule(const json_t *rule, size_t index, json_t **ret, tr_error
         if (!json_is_string(action) || !in_list(json_string_value(action), valid_actions, ARRAY_SIZE(valid_actions)))
                 return bad_at(ret_err, "syscalls", index, "action must be one of SCMP_ACT_* (NOTIFY is not supported)");
 
-        _cleanup_json_ json_t *out =
-                json_pack("{s:O, s:s}", "names", names, "action", json_string_value(action));
+        _cleanup_json_ json_t *out = json_pack("{s:O, s:s}", "names", names, "action", json_string_value(action));
         if (!out)
                 return oom(ret_err);
 
@@ -463,7 +758,8 @@ static int convert_arches(const json_t *doc, json_t **ret, tr_error **ret_err) {
                         const json_t *subs = json_object_get(e, "subArchitectures");
                         if (!json_is_string(arch) || !valid_scmp_arch(json_string_value(arch)) ||
                             (subs && !json_is_null(subs) && !json_is_array(subs)))
-                                return bad_at(ret_err, "archMap", i, "needs an SCMP_ARCH_* architecture and a subArchitectures array");
+                                return bad_at(ret_err, "archMap", i,
+                                              "needs an SCMP_ARCH_* architecture and a subArchitectures array");
                         if (!streq(json_string_value(arch), NATIVE_SCMP_ARCH))
                                 continue;
                         if (json_array_append_new(out, json_string(json_string_value(arch))) < 0)
@@ -472,7 +768,8 @@ static int convert_arches(const json_t *doc, json_t **ret, tr_error **ret_err) {
                         const json_t *s;
                         json_array_foreach(subs, j, s) {
                                 if (!json_is_string(s) || !valid_scmp_arch(json_string_value(s)))
-                                        return bad_at(ret_err, "archMap", i, "subArchitectures must be SCMP_ARCH_* names");
+                                        return bad_at(ret_err, "archMap", i,
+                                                      "subArchitectures must be SCMP_ARCH_* names");
                                 if (json_array_append_new(out, json_string(json_string_value(s))) < 0)
                                         return oom(ret_err);
                         }
@@ -585,8 +882,7 @@ int tr__ctrd_seccomp_load(const char *path, json_t **ret, tr_error **ret_err) {
                                     "the seccomp profile %s is not a regular file", path);
         if (st.st_size > TR_CTRD_SECCOMP_MAX_FILE)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, OP_SECCOMP,
-                                    "the seccomp profile %s is larger than %d bytes", path,
-                                    TR_CTRD_SECCOMP_MAX_FILE);
+                                    "the seccomp profile %s is larger than %d bytes", path, TR_CTRD_SECCOMP_MAX_FILE);
 
         /* Read to EOF with the cap enforced on what is read, not on what
          * fstat said: the file may grow in between. */
@@ -614,8 +910,8 @@ int tr__ctrd_seccomp_load(const char *path, json_t **ret, tr_error **ret_err) {
         _cleanup_json_ json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!doc)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, OP_SECCOMP,
-                                    "the seccomp profile %s is not valid JSON: line %d column %d: %s", path,
-                                    jerr.line, jerr.column, jerr.text);
+                                    "the seccomp profile %s is not valid JSON: line %d column %d: %s", path, jerr.line,
+                                    jerr.column, jerr.text);
 
         int r = tr__ctrd_seccomp_from_docker(doc, NULL, ret, ret_err);
         if (r < 0 && ret_err && *ret_err)

@@ -26,7 +26,7 @@ static inline void tr__ctrd_json_unrefp(json_t **p) {
  * cannot make the spec (and the BPF program runc builds from it) huge. */
 #define TR_CTRD_SECCOMP_MAX_RULES 4096
 #define TR_CTRD_SECCOMP_MAX_NAMES 1024
-#define TR_CTRD_SECCOMP_MAX_ARGS 6
+#define TR_CTRD_SECCOMP_MAX_ARGS  6
 
 /* The built-in filters.  `hardened` false gives containerd's own default
  * for a container without capabilities (what every Docker container gets:
@@ -45,5 +45,4 @@ int tr__ctrd_seccomp_load(const char *path, json_t **ret, tr_error **ret_err);
 /* The conversion alone, from parsed JSON (borrowed).  `kernel_release` is
  * the uname release used for `includes.minKernel` (NULL: the running
  * kernel's).  Exposed for the unit tests and the fuzzer. */
-int tr__ctrd_seccomp_from_docker(const json_t *docker, const char *kernel_release, json_t **ret,
-                                 tr_error **ret_err);
+int tr__ctrd_seccomp_from_docker(const json_t *docker, const char *kernel_release, json_t **ret, tr_error **ret_err);

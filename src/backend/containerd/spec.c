@@ -25,7 +25,7 @@
 #define SANDBOX_UID 65534
 #define SANDBOX_GID 65534
 
-#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_PATH  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CPU_PERIOD_US 100000
 /* The kernel refuses a CFS quota below 1 ms. */
 #define CPU_MIN_QUOTA_US 1000
@@ -84,22 +84,21 @@ static int validate(const tr__ctrd_spec_input *in, tr_error **ret_err) {
                 for (const char *const *e = in->env; *e; e++) {
                         const char *eq = strchr(*e, '=');
                         if (!eq || eq == *e)
-                                return invalid(ret_err, TR_E_INVALID_REQUEST,
-                                               "environment entries must be KEY=VALUE", *e);
+                                return invalid(ret_err, TR_E_INVALID_REQUEST, "environment entries must be KEY=VALUE",
+                                               *e);
                 }
         if (in->cwd && !clean_absolute_path(in->cwd))
                 return invalid(ret_err, TR_E_INVALID_REQUEST, "the working directory must be a clean absolute path",
                                in->cwd);
         if (in->hostname && !valid_hostname(in->hostname))
-                return invalid(ret_err, TR_E_INVALID_REQUEST, "the hostname must be one RFC 1123 label",
-                               in->hostname);
+                return invalid(ret_err, TR_E_INVALID_REQUEST, "the hostname must be one RFC 1123 label", in->hostname);
         if (in->cgroups_path && !clean_absolute_path(in->cgroups_path))
                 return invalid(ret_err, TR_E_SECURITY_VIOLATION,
                                "the cgroups path must be a clean absolute path (no . or ..)", in->cgroups_path);
         /* The gateway directory is the one host path that enters the
          * sandbox: it must be exactly the directory meant, never "/". */
-        if (in->gateway_dir && (!clean_absolute_path(in->gateway_dir) || strspn(in->gateway_dir, "/") ==
-                                                                                strlen(in->gateway_dir)))
+        if (in->gateway_dir &&
+            (!clean_absolute_path(in->gateway_dir) || strspn(in->gateway_dir, "/") == strlen(in->gateway_dir)))
                 return invalid(ret_err, TR_E_SECURITY_VIOLATION,
                                "the gateway directory must be a clean absolute path other than /", in->gateway_dir);
         if (in->seccomp_path && in->seccomp_path[0] != '/')
@@ -156,25 +155,25 @@ static json_t *mounts_json(const tr__ctrd_spec_input *in) {
         /* containerd's default set, less /run (nothing there is written: the
          * gateway socket comes in by its own bind mount). */
         json_t *entries[] = {
-                mount_json("/proc", "proc", "proc", (const char *[]){"nosuid", "noexec", "nodev", NULL}),
+                mount_json("/proc", "proc", "proc", (const char *[]){ "nosuid", "noexec", "nodev", NULL }),
                 mount_json("/dev", "tmpfs", "tmpfs",
-                           (const char *[]){"nosuid", "strictatime", "mode=755", "size=65536k", NULL}),
+                           (const char *[]){ "nosuid", "strictatime", "mode=755", "size=65536k", NULL }),
                 /* A private devpts instance: no terminal is handed in, and
                  * the host's ptys stay out of reach. */
                 mount_json("/dev/pts", "devpts", "devpts",
-                           (const char *[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5",
-                                            NULL}),
+                           (const char *[]){ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5",
+                                             NULL }),
                 mount_json("/dev/shm", "tmpfs", "shm",
-                           (const char *[]){"nosuid", "noexec", "nodev", "mode=1777", shm_size, NULL}),
-                mount_json("/dev/mqueue", "mqueue", "mqueue", (const char *[]){"nosuid", "noexec", "nodev", NULL}),
-                mount_json("/sys", "sysfs", "sysfs", (const char *[]){"nosuid", "noexec", "nodev", "ro", NULL}),
+                           (const char *[]){ "nosuid", "noexec", "nodev", "mode=1777", shm_size, NULL }),
+                mount_json("/dev/mqueue", "mqueue", "mqueue", (const char *[]){ "nosuid", "noexec", "nodev", NULL }),
+                mount_json("/sys", "sysfs", "sysfs", (const char *[]){ "nosuid", "noexec", "nodev", "ro", NULL }),
                 mount_json("/sys/fs/cgroup", "cgroup", "cgroup",
-                           (const char *[]){"nosuid", "noexec", "nodev", "relatime", "ro", NULL}),
-                /* The only writable place of a read-only sandbox, and the
-                 * disk limit: a tmpfs of DiskBytes (its pages are charged to
-                 * the sandbox's memory cgroup too). */
+                           (const char *[]){ "nosuid", "noexec", "nodev", "relatime", "ro", NULL }),
+                /* The disk limit: a tmpfs of DiskBytes.  With /dev/shm (at
+                 * most 1 MiB) it is all a read-only sandbox can write, and
+                 * both charge their pages to its memory cgroup too. */
                 mount_json("/tmp", "tmpfs", "tmpfs",
-                           (const char *[]){"nosuid", "nodev", "mode=1777", tmp_size, NULL}),
+                           (const char *[]){ "nosuid", "nodev", "mode=1777", tmp_size, NULL }),
         };
         bool failed = false;
         for (size_t i = 0; i < ARRAY_SIZE(entries); i++)
@@ -185,10 +184,9 @@ static json_t *mounts_json(const tr__ctrd_spec_input *in) {
         /* Read-only: connecting to a unix socket needs no write access to
          * its filesystem, and the snippet must not be able to leave files
          * in a host directory. */
-        if (in->gateway_dir &&
-            json_array_append_new(m, mount_json("/run/toolruntime", "bind", in->gateway_dir,
-                                                (const char *[]){"rbind", "ro", "nosuid", "nodev", "noexec",
-                                                                 NULL})) < 0)
+        if (in->gateway_dir && json_array_append_new(m, mount_json("/run/toolruntime", "bind", in->gateway_dir,
+                                                                   (const char *[]){ "rbind", "ro", "nosuid", "nodev",
+                                                                                     "noexec", NULL })) < 0)
                 return NULL;
         return TAKE_PTR(m);
 }
@@ -213,8 +211,8 @@ static json_t *resources_json(const tr__ctrd_spec_input *in) {
         static const struct {
                 int64_t major, minor;
         } allowed[] = {
-                {1, 3}, /* null */ {1, 5}, /* zero */ {1, 7}, /* full */
-                {1, 8}, /* random */ {1, 9}, /* urandom */ {5, 0}, /* tty */
+                { 1, 3 }, /* null */ { 1, 5 },   /* zero */ { 1, 7 },    /* full */
+                { 1, 8 }, /* random */ { 1, 9 }, /* urandom */ { 5, 0 }, /* tty */
         };
         _cleanup_json_ json_t *devices = json_array();
         if (!devices || json_array_append_new(devices, device_rule(false, NULL, -1, -1)) < 0)
@@ -228,13 +226,13 @@ static json_t *resources_json(const tr__ctrd_spec_input *in) {
                 return NULL;
         /* Swap equal to the limit: the snippet cannot page its way past
          * MemoryBytes (cgroup v1 memsw / v2 swap.max semantics in runc). */
-        if (in->memory_bytes > 0 &&
-            json_object_set_new(r, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t) in->memory_bytes, "swap",
-                                                       (json_int_t) in->memory_bytes)) < 0)
+        if (in->memory_bytes > 0 && json_object_set_new(r, "memory",
+                                                        json_pack("{s:I, s:I}", "limit", (json_int_t) in->memory_bytes,
+                                                                  "swap", (json_int_t) in->memory_bytes)) < 0)
                 return NULL;
-        if (in->cpu_quota_us > 0 &&
-            json_object_set_new(r, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t) in->cpu_quota_us, "period",
-                                                    (json_int_t) CPU_PERIOD_US)) < 0)
+        if (in->cpu_quota_us > 0 && json_object_set_new(r, "cpu",
+                                                        json_pack("{s:I, s:I}", "quota", (json_int_t) in->cpu_quota_us,
+                                                                  "period", (json_int_t) CPU_PERIOD_US)) < 0)
                 return NULL;
         if (in->pids_max > 0 &&
             json_object_set_new(r, "pids", json_pack("{s:I}", "limit", (json_int_t) in->pids_max)) < 0)
@@ -267,16 +265,23 @@ static int seccomp_json(const tr__ctrd_spec_input *in, json_t **ret, tr_error **
                  * and reach mount and friends inside it: standard gets what
                  * every Docker container gets. */
                 return tr__ctrd_seccomp_builtin(false, ret, ret_err);
-        default:
-                *ret = NULL;
-                return 0;
+        default: *ret = NULL; return 0;
         }
 }
 
 static const char *const masked_paths[] = {
-        "/proc/acpi",  "/proc/asound",      "/proc/kcore",        "/proc/keys",
-        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-        "/proc/scsi",  "/sys/firmware",     "/sys/devices/virtual/powercap", NULL,
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+        NULL,
 };
 
 static const char *const readonly_paths[] = {
@@ -296,27 +301,30 @@ int tr__ctrd_spec_build(const tr__ctrd_spec_input *in, char **ret_json, tr_error
         /* No capability in any set: the snippet runs as nobody and needs
          * none, and empty sets (not absent ones) are what makes runc drop
          * the bounding set too, so a setuid binary cannot regain any. */
-        _cleanup_json_ json_t *process = json_pack(
-                "{s:b, s:o, s:o, s:s, s:{s:i, s:i}, s:b, s:{s:[], s:[], s:[], s:[], s:[]},"
-                " s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}], s:i}",
-                "terminal", false, "args", strv_json(in->argv), "env", env_json(in->env), "cwd",
-                in->cwd ? in->cwd : "/tmp", "user", "uid", SANDBOX_UID, "gid", SANDBOX_GID,
-                /* no_new_privileges: setuid bits and file capabilities are
-                 * ignored by execve, whatever the image contains. */
-                "noNewPrivileges", true, "capabilities", "bounding", "effective", "inheritable", "permitted",
-                "ambient", "rlimits", "type", "RLIMIT_NOFILE", "hard", 1024, "soft", 1024,
-                /* A crashing snippet must not spend its disk quota and
-                 * time writing a core file. */
-                "type", "RLIMIT_CORE", "hard", 0, "soft", 0,
-                /* Under host memory pressure, a sandbox dies first. */
-                "oomScoreAdj", 1000);
+        _cleanup_json_ json_t *process =
+                json_pack("{s:b, s:o, s:o, s:s, s:{s:i, s:i}, s:b, s:{s:[], s:[], s:[], s:[], s:[]},"
+                          " s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}, {s:s, s:i, s:i}], s:i}",
+                          "terminal", false, "args", strv_json(in->argv), "env", env_json(in->env), "cwd",
+                          in->cwd ? in->cwd : "/tmp", "user", "uid", SANDBOX_UID, "gid", SANDBOX_GID,
+                          /* no_new_privileges: setuid bits and file capabilities are
+                           * ignored by execve, whatever the image contains. */
+                          "noNewPrivileges", true, "capabilities", "bounding", "effective", "inheritable", "permitted",
+                          "ambient", "rlimits", "type", "RLIMIT_NOFILE", "hard", 1024, "soft", 1024,
+                          /* A crashing snippet must not spend its disk quota and
+                           * time writing a core file. */
+                          "type", "RLIMIT_CORE", "hard", 0, "soft", 0,
+                          /* POSIX message queues are accounted per real uid, and
+                           * every sandbox is uid 65534: one snippet could use up the
+                           * budget of all the others.  Nothing needs them. */
+                          "type", "RLIMIT_MSGQUEUE", "hard", 0, "soft", 0,
+                          /* Under host memory pressure, a sandbox dies first. */
+                          "oomScoreAdj", 1000);
         if (!process)
                 return oom(ret_err);
 
         _cleanup_json_ json_t *linux_ = json_pack("{s:o, s:o, s:o, s:o}", "namespaces", namespaces_json(in->profile),
                                                   "resources", resources_json(in), "maskedPaths",
-                                                  strv_json(masked_paths), "readonlyPaths",
-                                                  strv_json(readonly_paths));
+                                                  strv_json(masked_paths), "readonlyPaths", strv_json(readonly_paths));
         if (!linux_)
                 return oom(ret_err);
         if (in->cgroups_path && json_object_set_new(linux_, "cgroupsPath", json_string(in->cgroups_path)) < 0)
@@ -326,10 +334,10 @@ int tr__ctrd_spec_build(const tr__ctrd_spec_input *in, char **ret_json, tr_error
 
         /* The root is read-only in standard and hardened: /tmp (a sized
          * tmpfs) is then the only place the snippet can write. */
-        _cleanup_json_ json_t *spec = json_pack(
-                "{s:s, s:O, s:{s:s, s:b}, s:s, s:o, s:O}", "ociVersion", "1.0.2", "process", process, "root",
-                "path", "rootfs", "readonly", in->profile != TR_PROFILE_DEV, "hostname",
-                in->hostname ? in->hostname : "sandbox", "mounts", mounts_json(in), "linux", linux_);
+        _cleanup_json_ json_t *spec =
+                json_pack("{s:s, s:O, s:{s:s, s:b}, s:s, s:o, s:O}", "ociVersion", "1.0.2", "process", process, "root",
+                          "path", "rootfs", "readonly", in->profile != TR_PROFILE_DEV, "hostname",
+                          in->hostname ? in->hostname : "sandbox", "mounts", mounts_json(in), "linux", linux_);
         if (!spec)
                 return oom(ret_err);
 

@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The containerd backend: the tr_backend_ops table and the execution flow
+ *
+ *   health check -> image resolution -> gateway endpoint -> spec -> runner
+ *
+ * with the runner, the image resolver and the health checker behind their
+ * own ops tables (public, so that tests inject fakes; the real ones talk to
+ * containerd).  The backend handle is immutable after construction, so
+ * executions run in parallel without a lock (the real runner's image cache
+ * has its own).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/containerd/client.h"
+#include "backend/containerd/image.h"
+#include "backend/containerd/sandbox.h"
+#include "core/runner.h"
+#include "gateway/session.h"
+#include "util/macros.h"
+#include "util/proc.h"
+#include "util/strv.h"
+#include "util/timeutil.h"
+
+/* The sandbox's user (the spec builder's): the gateway directory is handed
+ * to it. */
+#define SANDBOX_UID 65534
+#define SANDBOX_GID 65534
+/* Where the spec mounts the gateway directory inside the container. */
+#define GATEWAY_ENV_VALUE "unix:/run/toolruntime/gateway.sock"
+/* The health check gets at most this long, whatever the execution's
+ * deadline: a daemon that does not answer a Version call in 5 s is not
+ * going to run a sandbox. */
+#define HEALTH_TIMEOUT_NS (5LL * 1000000000LL)
+/* Hardened defaults when the request leaves a limit at zero. */
+#define HARDENED_MEMORY (256LL * 1024 * 1024)
+#define HARDENED_PIDS 64
+/* A label key or value longer than this is not passed to containerd (which
+ * refuses labels over 4 KiB). */
+#define MAX_LABEL 1024
+
+typedef struct ctrd_backend {
+        tr__ctrd_client client;
+        char *image_ref;
+        char *runtime;
+        char *seccomp_path;
+        unsigned flags;
+        const tr_containerd_runner_ops *runner;
+        void *runner_self;
+        const tr_containerd_image_resolver_ops *resolver;
+        void *resolver_self;
+        const tr_containerd_health_ops *health;
+        void *health_self;
+} ctrd_backend;
+
+/* ---- the real health checker and image resolver ------------------------------ */
+
+static int real_health_check(void *self, tr_exec *ex, tr_error **ret_err) {
+        const tr__ctrd_client *cl = self;
+        int64_t deadline = tr__now_ns() + HEALTH_TIMEOUT_NS;
+        if (deadline > tr_exec_deadline_ns(ex))
+                deadline = tr_exec_deadline_ns(ex);
+        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
+        int r = tr__ctrd_client_connect(cl, deadline, tr_exec_cancel_fd(ex), &conn, ret_err);
+        if (r < 0)
+                return r;
+        tr__ctrd_ctx cx = { .conn = conn, .deadline_ns = deadline, .cancel_fd = tr_exec_cancel_fd(ex) };
+        tr_error *err = NULL;
+        r = tr__ctrd_version(&cx, NULL, &err);
+        if (r < 0 && tr_error_code(err) == TR_E_TIMEOUT && deadline == tr_exec_deadline_ns(ex)) {
+                /* The execution's own deadline ran out, not the daemon's patience. */
+                tr_error_free(err);
+                return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "health",
+                                    "execution timed out while checking containerd");
+        }
+        if (r < 0 && tr_error_code(err) == TR_E_TIMEOUT) {
+                tr_error_free(err);
+                tr_error_set(ret_err, TR_E_DAEMON_UNAVAILABLE, TR_BACKEND_CONTAINERD, "health",
+                             "containerd at %s did not answer a version request in time", cl->socket_path);
+                if (ret_err && *ret_err)
+                        tr_error_set_retryable(*ret_err, true);
+                return -ETIMEDOUT;
+        }
+        if (r < 0) {
+                if (ret_err)
+                        *ret_err = err;
+                else
+                        tr_error_free(err);
+        }
+        return r;
+}
+
+static const tr_containerd_health_ops real_health = { .check = real_health_check };
+
+static int real_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret_err) {
+        tr__ctrd_client *cl = self;
+        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
+        int r = tr__ctrd_client_connect(cl, tr_exec_deadline_ns(ex), tr_exec_cancel_fd(ex), &conn, ret_err);
+        if (r < 0)
+                return r;
+        tr__ctrd_ctx cx = { .conn = conn, .deadline_ns = tr_exec_deadline_ns(ex), .cancel_fd = tr_exec_cancel_fd(ex) };
+        _cleanup_free_ char *chain = NULL;
+        return tr__ctrd_client_resolve(cl, &cx, ref, &chain, ret_err);
+}
+
+static const tr_containerd_image_resolver_ops real_resolver = { .resolve = real_resolve };
+
+/* ---- validation ------------------------------------------------------------ */
+
+TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_error **ret_err) {
+        if (!spec)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate", "no spec"),
+                       -EINVAL;
+        if (!spec->image || !spec->image[0])
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
+                                    "container spec has no image"),
+                       -EINVAL;
+        if (!spec->command || !spec->command[0])
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
+                                    "container spec has no command"),
+                       -EINVAL;
+        if (!spec->id || !spec->id[0])
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
+                                    "container spec has no id"),
+                       -EINVAL;
+        const tr_containerd_resources *rs = &spec->resources;
+        if (rs->memory_bytes < 0 || rs->cpu_quota_us < 0 || rs->pids_limit < 0 || rs->disk_bytes < 0 ||
+            spec->timeout_ms < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
+                                    "negative resource limit or timeout"),
+                       -EINVAL;
+        if (spec->security.privileged)
+                return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
+                                    "privileged containers are not allowed in a sandbox"),
+                       -EPERM;
+        const char *nm = spec->security.network_mode;
+        if (nm && streq(nm, "host") && spec->profile != TR_PROFILE_DEV)
+                return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
+                                    "host networking is only allowed in the dev profile"),
+                       -EPERM;
+        if (nm && !streq(nm, "host") && !streq(nm, "none") && !streq(nm, "bridge"))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
+                                    "unknown network mode %s", nm),
+                       -EINVAL;
+        if (nm && streq(nm, "bridge"))
+                /* No CNI here: a bridge would silently be no network. */
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
+                                    "network mode bridge is not supported by this backend"),
+                       -EINVAL;
+        return 0;
+}
+
+/* ---- the backend ------------------------------------------------------------ */
+
+static tr_backend_kind ctrd_kind(void *self) {
+        return TR_BACKEND_CONTAINERD;
+}
+
+static void ctrd_free(void *self) {
+        ctrd_backend *b = self;
+        if (!b)
+                return;
+        if (b->runner && b->runner != &tr__ctrd_real_runner && b->runner->free)
+                b->runner->free(b->runner_self);
+        if (b->resolver && b->resolver != &real_resolver && b->resolver->free)
+                b->resolver->free(b->resolver_self);
+        if (b->health && b->health != &real_health && b->health->free)
+                b->health->free(b->health_self);
+        tr__ctrd_client_done(&b->client);
+        free(b->image_ref);
+        free(b->runtime);
+        free(b->seccomp_path);
+        free(b);
+}
+
+
+/* The host side of the gateway endpoint: <state>/<id>.gw (0700, ours)
+ * holding gw/ (owned by the sandbox user, 0700), which the spec bind-mounts
+ * at /run/toolruntime.  The outer directory keeps every other host user
+ * out; the inner one lets the sandbox's user reach the socket and nothing
+ * else.  The id is random and mkdir never reuses an existing entry; the
+ * name lets gc match the directory to its container. */
+static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_outer, char **ret_inner,
+                            tr_error **ret_err) {
+        _cleanup_free_ char *outer = NULL, *inner = NULL;
+        if (asprintf(&outer, "%s/%s.gw", b->client.state_dir, id) < 0)
+                return outer = NULL, tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway",
+                                                  "out of memory");
+        if (mkdir(outer, 0700) < 0) {
+                int e = errno;
+                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "mkdir %s: %s", outer,
+                             strerror(e));
+                return -e;
+        }
+        if (asprintf(&inner, "%s/gw", outer) < 0 || mkdir(inner, 0700) < 0 ||
+            chown(inner, SANDBOX_UID, SANDBOX_GID) < 0) {
+                int e = errno ? errno : ENOMEM;
+                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway dir in %s: %s",
+                             outer, strerror(e));
+                (void) tr__rm_rf(outer);
+                return -e;
+        }
+        *ret_outer = TAKE_PTR(outer);
+        *ret_inner = TAKE_PTR(inner);
+        return 0;
+}
+
+static const char *profile_or_standard(tr_profile p) {
+        return tr_profile_name(p == TR_PROFILE_DEFAULT ? TR_PROFILE_STANDARD : p);
+}
+
+static int metadata_labels(const tr_request *req, char ***labels) {
+        for (size_t i = 0; i < tr_request_metadata_count(req); i++) {
+                const char *k, *v;
+                tr_request_metadata_at(req, i, &k, &v);
+                if (strlen(k) > MAX_LABEL || strlen(v) > MAX_LABEL)
+                        continue;
+                if (tr__strv_pushf(labels, "io.toolruntime.meta.%s", k) < 0 || tr__strv_push(labels, v) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
+        ctrd_backend *b = self;
+        const tr_request *req = tr_exec_request(ex);
+        tr_result *res = tr_exec_result(ex);
+        tr_profile profile = tr_exec_profile(ex);
+        if (profile == TR_PROFILE_DEFAULT)
+                profile = TR_PROFILE_STANDARD;
+        char id[3 + 32 + 1];
+        int r;
+
+        tr_result_set_backend_kind(res, TR_BACKEND_CONTAINERD);
+        if (b->flags & TR_CONTAINERD_NO_RUNNER)
+                return tr_error_set(ret_err, TR_E_CLIENT_NOT_CONFIGURED, TR_BACKEND_CONTAINERD, "execute",
+                                    "containerd client not configured: no container runner"),
+                       -ENOTCONN;
+        if ((r = tr__ctrd_random_id(id)) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "getrandom: %s",
+                                    strerror(-r)),
+                       r;
+        (void) tr_result_set_backend_detail(res, "image", b->image_ref, NULL);
+        (void) tr_result_set_backend_detail(res, "namespace", b->client.ns, NULL);
+        (void) tr_result_set_backend_detail(res, "runtime", b->runtime, NULL);
+        (void) tr_result_set_backend_detail(res, "profile", profile_or_standard(profile), NULL);
+        (void) tr_result_set_backend_detail(res, "container_id", id, NULL);
+        (void) tr_result_set_backend_detail(res, "snapshotter", b->client.snapshotter, NULL);
+
+        if (b->health && (r = b->health->check(b->health_self, ex, ret_err)) < 0)
+                return r;
+        if (b->resolver && (r = b->resolver->resolve(b->resolver_self, b->image_ref, ex, ret_err)) < 0)
+                return r;
+
+        /* Limits: the request's, with the hardened profile's tighter
+         * defaults where it leaves one at zero. */
+        tr_limits lim = *tr_request_limits(req);
+        if (profile == TR_PROFILE_HARDENED) {
+                if (lim.memory_bytes == 0)
+                        lim.memory_bytes = HARDENED_MEMORY;
+                if (lim.pids_max == 0)
+                        lim.pids_max = HARDENED_PIDS;
+        }
+
+        _cleanup_strv_ char **argv = NULL;
+        if ((r = tr__runner_argv(req, "python3", "/bin/sh", &argv, ret_err)) < 0)
+                return r;
+
+        /* The gateway endpoint, when the request has a gateway. */
+        tr__gw_session *gw = NULL;
+        _cleanup_free_ char *gw_outer = NULL, *gw_inner = NULL;
+        _cleanup_strv_ char **env = NULL, **labels = NULL;
+        for (const char *const *e = tr__runner_base_env(); e && *e; e++)
+                if (tr__strv_push(&env, *e) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute",
+                                            "out of memory"),
+                               -ENOMEM;
+        if (tr_request_gateway(req)) {
+                r = gateway_dir_make(b, id, &gw_outer, &gw_inner, ret_err);
+                if (r < 0)
+                        return r;
+                _cleanup_free_ char *sock = NULL;
+                if (asprintf(&sock, "%s/gateway.sock", gw_inner) < 0) {
+                        sock = NULL;
+                        r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "out of memory");
+                        goto out;
+                }
+                r = tr__gw_session_new(ex, &gw, ret_err);
+                if (r >= 0)
+                        r = tr__gw_session_listen_unix(gw, sock, ret_err);
+                if (r < 0)
+                        goto out;
+                /* connect() needs write permission on the socket: give it to the
+                 * sandbox's user alone. */
+                if (chown(sock, SANDBOX_UID, SANDBOX_GID) < 0 || chmod(sock, 0600) < 0) {
+                        int e = errno;
+                        r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway",
+                                         "gateway socket %s: %s", sock, strerror(e));
+                        goto out;
+                }
+                if (tr__strv_pushf(&env, "%s=%s", TR_GATEWAY_ENV, GATEWAY_ENV_VALUE) < 0) {
+                        r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
+                        goto out;
+                }
+        }
+
+        if (tr__strv_push(&labels, "io.toolruntime.profile") < 0 ||
+            tr__strv_push(&labels, profile_or_standard(profile)) < 0 || metadata_labels(req, &labels) < 0) {
+                r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
+                goto out;
+        }
+        size_t code_len = 0;
+        const char *code = tr_request_code(req, &code_len);
+        tr_containerd_spec spec = {
+                .id = id,
+                .image = b->image_ref,
+                .runtime = b->runtime,
+                .command = (const char *const *) argv,
+                .working_dir = "/tmp",
+                .env = (const char *const *) env,
+                .resources = {
+                        .memory_bytes = lim.memory_bytes,
+                        .cpu_quota_us = lim.cpu_quota_ms * 1000,
+                        .pids_limit = lim.pids_max,
+                        .disk_bytes = lim.disk_bytes,
+                },
+                .security = {
+                        .user = "65534:65534",
+                        .read_only_rootfs = profile != TR_PROFILE_DEV,
+                        .network_mode = profile == TR_PROFILE_DEV ? "host" : "none",
+                        .seccomp_profile = profile == TR_PROFILE_HARDENED ? b->seccomp_path : NULL,
+                        .privileged = false,
+                },
+                .timeout_ms = tr_request_effective_timeout_ms(req),
+                .labels = (const char *const *) labels,
+                .profile = profile,
+                .stdin_data = code,
+                .stdin_len = code_len,
+                .gateway_dir = gw_inner,
+        };
+        if ((r = tr_containerd_spec_validate(&spec, ret_err)) < 0)
+                goto out;
+
+        /* What is enforced, reported before running so a failure keeps it:
+         * the cgroup limits when set, the disk only where /tmp's tmpfs is
+         * the one writable place (not dev, whose rootfs is writable). */
+        tr_limits_enforced *le = tr_result_limits_enforced_mut(res);
+        le->timeout = true;
+        le->memory = lim.memory_bytes > 0;
+        le->cpu = lim.cpu_quota_ms > 0;
+        le->pids = lim.pids_max > 0;
+        le->disk = lim.disk_bytes > 0 && profile != TR_PROFILE_DEV;
+
+        tr_containerd_run_result rr = { .exit_code = -1 };
+        r = b->runner->run(b->runner_self, &spec, ex, &rr, ret_err);
+        if (r < 0) {
+                tr_result_set_exit_code(res, -1);
+                goto out;
+        }
+        tr_result_set_exit_code(res, rr.exit_code);
+        if (rr.oom_killed) {
+                r = tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, TR_BACKEND_CONTAINERD, "task.wait",
+                                 "the snippet exceeded its memory limit (%" PRId64 " bytes) and was killed",
+                                 lim.memory_bytes);
+                goto out;
+        }
+        r = 0;
+out:
+        /* After the sandbox is gone: the session's threads and socket. */
+        tr__gw_session_free(gw);
+        if (gw_outer)
+                (void) tr__rm_rf(gw_outer);
+        return r;
+}
+
+static const tr_backend_ops ctrd_ops = {
+        .kind = ctrd_kind,
+        .execute = ctrd_execute,
+        .free = ctrd_free,
+};
+
+static bool dir_writable(const char *p) {
+        struct stat st;
+        return stat(p, &st) == 0 && S_ISDIR(st.st_mode) && access(p, W_OK | X_OK) == 0;
+}
+
+const char *tr__ctrd_default_state_dir(void) {
+        /* /run/toolruntime when we may use it (a tmpfs, root's), else /tmp. */
+        if ((mkdir("/run/toolruntime", 0700) == 0 || errno == EEXIST) && dir_writable("/run/toolruntime"))
+                return "/run/toolruntime";
+        return "/tmp";
+}
+
+static void free_injected(const tr_containerd_config *cfg) {
+        if (!cfg)
+                return;
+        if (cfg->runner && cfg->runner->free)
+                cfg->runner->free(cfg->runner_self);
+        if (cfg->image_resolver && cfg->image_resolver->free)
+                cfg->image_resolver->free(cfg->image_resolver_self);
+        if (cfg->health && cfg->health->free)
+                cfg->health->free(cfg->health_self);
+}
+
+static bool is_abs(const char *p) {
+        return p && p[0] == '/';
+}
+
+TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend,
+                                        tr_error **ret_err) {
+        static const tr_containerd_config defaults = { 0 };
+        const tr_containerd_config *c = cfg ? cfg : &defaults;
+        const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;
+        const char *ns = c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE;
+        const char *snap = c->snapshotter ? c->snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER;
+        const char *state = c->state_dir ? c->state_dir : tr__ctrd_default_state_dir();
+        const char *why = NULL;
+        if (!is_abs(socket))
+                why = "socket_path must be absolute";
+        else if (!ns[0] || strchr(ns, '/'))
+                why = "namespace must be a non-empty name";
+        else if (c->runtime && !c->runtime[0])
+                why = "runtime must not be empty";
+        else if (c->image_ref && !c->image_ref[0])
+                why = "image_ref must not be empty";
+        else if (c->seccomp_path && !is_abs(c->seccomp_path))
+                why = "seccomp_path must be absolute";
+        else if (!is_abs(state))
+                why = "state_dir must be absolute";
+        if (why) {
+                free_injected(cfg);
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "backend.new",
+                                    "invalid containerd config: %s", why),
+                       -EINVAL;
+        }
+
+        ctrd_backend *b = calloc(1, sizeof *b);
+        if (!b || tr__ctrd_client_init(&b->client, socket, ns, snap, state) < 0) {
+                free(b);
+                free_injected(cfg);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "backend.new", "out of memory"),
+                       -ENOMEM;
+        }
+        tr__ctrd_client_set_log(&b->client, c->log, c->log_userdata);
+        b->image_ref = strdup(c->image_ref ? c->image_ref : TR_CONTAINERD_DEFAULT_IMAGE);
+        b->runtime = strdup(c->runtime ? c->runtime : TR_CONTAINERD_DEFAULT_RUNTIME);
+        b->seccomp_path = c->seccomp_path ? strdup(c->seccomp_path) : NULL;
+        b->flags = c->flags;
+        if (c->runner) {
+                b->runner = c->runner;
+                b->runner_self = c->runner_self;
+        } else {
+                b->runner = &tr__ctrd_real_runner;
+                b->runner_self = &b->client;
+        }
+        if (c->image_resolver) {
+                b->resolver = c->image_resolver;
+                b->resolver_self = c->image_resolver_self;
+        } else if (!(c->flags & TR_CONTAINERD_NO_IMAGE_RESOLVER)) {
+                b->resolver = &real_resolver;
+                b->resolver_self = &b->client;
+        }
+        if (c->health) {
+                b->health = c->health;
+                b->health_self = c->health_self;
+        } else if (!(c->flags & TR_CONTAINERD_NO_HEALTH_CHECK)) {
+                b->health = &real_health;
+                b->health_self = &b->client;
+        }
+        if (!b->image_ref || !b->runtime || (c->seccomp_path && !b->seccomp_path)) {
+                ctrd_free(b);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "backend.new", "out of memory"),
+                       -ENOMEM;
+        }
+        return tr_backend_new(&ctrd_ops, b, ret_backend, ret_err);
+}

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `toolruntime gc`: remove what a killed caller left in containerd.  Only
+ * objects carrying our owner label are considered, and (unless `all`) only
+ * once their expiry label has passed: the expiry is the execution's
+ * deadline plus a margin, so an execution still running in another process
+ * is never touched.  Order matters: tasks before their containers,
+ * containers before the snapshots they reference, snapshots before the
+ * leases that hold them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/containerd/client.h"
+#include "backend/containerd/sandbox.h"
+#include "util/macros.h"
+#include "util/proc.h"
+#include "util/timeutil.h"
+
+#define OWNER_FILTER "labels.\"" TR_CTRD_OWNER_LABEL "\"==" TR_CTRD_OWNER_VALUE
+
+typedef struct gc_state {
+        const tr_containerd_config *cfg;
+        tr__ctrd_ctx cx;
+        bool all;
+        int64_t now;
+        unsigned removed;
+        int first_error;
+        tr_error *err;
+} gc_state;
+
+static void gc_log(gc_state *g, tr_log_level level, const char *msg, const char *what, const char *id,
+                   const tr_error *err) {
+        if (!g->cfg || !g->cfg->log)
+                return;
+        const char *kv[] = { "what", what, "id", id, err ? "error" : NULL, err ? tr_error_message(err) : NULL, NULL };
+        g->cfg->log(g->cfg->log_userdata, level, msg, kv);
+}
+
+static void gc_record(gc_state *g, int r, const char *what, const char *id, tr_error *err) {
+        if (r >= 0) {
+                g->removed++;
+                gc_log(g, TR_LOG_INFO, "gc removed", what, id, NULL);
+                return;
+        }
+        if (r == -ENOENT) {
+                tr_error_free(err);
+                return;
+        }
+        gc_log(g, TR_LOG_WARN, "gc could not remove", what, id, err);
+        if (!err)
+                tr_error_set(&err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gc", "could not remove %s %s: %s", what,
+                             id, strerror(-r));
+        if (!g->err) {
+                g->err = err;
+                g->first_error = r;
+        } else
+                tr_error_free(err);
+}
+
+static bool expired(const gc_state *g, const tr__ctrd_item *it) {
+        if (g->all)
+                return true;
+        const char *exp = tr__ctrd_item_label(it, TR_CTRD_EXPIRES_LABEL);
+        int64_t t;
+        /* No or a malformed expiry on an object we own: it was not created
+         * by this code's lifecycle; leave it to an explicit --all. */
+        if (!exp || tr__ctrd_parse_rfc3339(exp, &t) < 0)
+                return false;
+        return t <= g->now;
+}
+
+static void fresh_deadline(gc_state *g) {
+        g->cx.deadline_ns = tr__now_ns() + TR_CTRD_CLEANUP_NS;
+}
+
+static int gc_containers(gc_state *g, tr_error **ret_err) {
+        tr__ctrd_items cs = { 0 }, tasks = { 0 };
+        fresh_deadline(g);
+        int r = tr__ctrd_container_list(&g->cx, OWNER_FILTER, &cs, ret_err);
+        if (r < 0)
+                return r;
+        fresh_deadline(g);
+        (void) tr__ctrd_task_list(&g->cx, &tasks, NULL);
+        for (size_t i = 0; i < cs.n; i++) {
+                if (!expired(g, &cs.items[i]))
+                        continue;
+                const char *id = cs.items[i].id;
+                bool has_task = false;
+                for (size_t j = 0; j < tasks.n; j++)
+                        if (streq(tasks.items[j].id, id))
+                                has_task = true;
+                if (has_task) {
+                        fresh_deadline(g);
+                        (void) tr__ctrd_task_kill(&g->cx, id, SIGKILL, true, NULL);
+                        /* Deleting a task that is still stopping fails; retry
+                         * for a few seconds. */
+                        int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+                        tr_error *err = NULL;
+                        for (;;) {
+                                tr_error_free(TAKE_PTR(err));
+                                fresh_deadline(g);
+                                r = tr__ctrd_task_delete(&g->cx, id, NULL, &err);
+                                if (r >= 0 || r == -ENOENT || tr__now_ns() >= until)
+                                        break;
+                                struct timespec ts = { 0, 100 * 1000 * 1000 };
+                                nanosleep(&ts, NULL);
+                        }
+                        gc_record(g, r, "task", id, err);
+                        /* A container deleted under a live task orphans the
+                         * task: containerd can then neither kill nor delete
+                         * it.  Leave both for the next gc. */
+                        if (r < 0 && r != -ENOENT)
+                                continue;
+                }
+                tr_error *err = NULL;
+                fresh_deadline(g);
+                r = tr__ctrd_container_delete(&g->cx, id, &err);
+                gc_record(g, r, "container", id, err);
+        }
+        tr__ctrd_items_done(&cs);
+        tr__ctrd_items_done(&tasks);
+        return 0;
+}
+
+static int gc_snapshots(gc_state *g, const char *snapshotter, tr_error **ret_err) {
+        tr__ctrd_items ss = { 0 };
+        fresh_deadline(g);
+        int r = tr__ctrd_snapshot_list(&g->cx, snapshotter, OWNER_FILTER, &ss, ret_err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ss.n; i++) {
+                if (!ss.items[i].active || !expired(g, &ss.items[i]))
+                        continue;
+                tr_error *err = NULL;
+                fresh_deadline(g);
+                r = tr__ctrd_snapshot_remove(&g->cx, snapshotter, ss.items[i].id, &err);
+                gc_record(g, r, "snapshot", ss.items[i].id, err);
+        }
+        tr__ctrd_items_done(&ss);
+        return 0;
+}
+
+static int gc_leases(gc_state *g, tr_error **ret_err) {
+        tr__ctrd_items ls = { 0 };
+        fresh_deadline(g);
+        int r = tr__ctrd_lease_list(&g->cx, OWNER_FILTER, &ls, ret_err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ls.n; i++) {
+                if (!expired(g, &ls.items[i]))
+                        continue;
+                tr_error *err = NULL;
+                fresh_deadline(g);
+                r = tr__ctrd_lease_delete(&g->cx, ls.items[i].id, false, &err);
+                gc_record(g, r, "lease", ls.items[i].id, err);
+        }
+        tr__ctrd_items_done(&ls);
+        return 0;
+}
+
+/* "tr-" + 32 hex digits + ".io" / ".gw": a per-execution directory. */
+static bool exec_dir_name(const char *n, char id[3 + 32 + 1]) {
+        if (strncmp(n, "tr-", 3) != 0 || strlen(n) != 3 + 32 + 3)
+                return false;
+        for (size_t i = 3; i < 3 + 32; i++)
+                if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f')))
+                        return false;
+        if (strcmp(n + 35, ".io") != 0 && strcmp(n + 35, ".gw") != 0)
+                return false;
+        memcpy(id, n, 35);
+        id[35] = 0;
+        return true;
+}
+
+/* The FIFO and gateway directories of executions whose container is gone,
+ * once they are older than the expiry margin (an execution creates its
+ * directories moments before its container). */
+static int gc_dirs(gc_state *g, const char *state_dir, tr_error **ret_err) {
+        tr__ctrd_items cs = { 0 };
+        fresh_deadline(g);
+        int r = tr__ctrd_container_list(&g->cx, OWNER_FILTER, &cs, ret_err);
+        if (r < 0)
+                return r;
+        DIR *d = opendir(state_dir);
+        for (struct dirent *e; d && (e = readdir(d));) {
+                char id[3 + 32 + 1];
+                if (!exec_dir_name(e->d_name, id))
+                        continue;
+                bool live = false;
+                for (size_t i = 0; i < cs.n && !live; i++)
+                        live = streq(cs.items[i].id, id);
+                struct stat st;
+                if (live || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (!g->all && st.st_mtime + TR_CTRD_EXPIRY_MARGIN_SEC > g->now)
+                        continue;
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/%s", state_dir, e->d_name) < 0) {
+                        path = NULL;
+                        continue;
+                }
+                r = tr__rm_rf(path);
+                gc_record(g, r, "directory", path, NULL);
+        }
+        if (d)
+                closedir(d);
+        tr__ctrd_items_done(&cs);
+        return 0;
+}
+
+TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, unsigned *ret_removed,
+                                  tr_error **ret_err) {
+        static const tr_containerd_config defaults = { 0 };
+        const tr_containerd_config *c = cfg ? cfg : &defaults;
+        const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;
+        const char *ns = c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE;
+        const char *snap = c->snapshotter ? c->snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER;
+        gc_state g = { .cfg = c, .all = all, .now = (int64_t) time(NULL) };
+        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
+        int r = tr__grpc_connect(socket, ns, tr__now_ns() + TR_CTRD_CLEANUP_NS, -1, &conn, ret_err);
+        if (r < 0)
+                return r;
+        g.cx = (tr__ctrd_ctx){ .conn = conn, .cancel_fd = -1 };
+        const char *state = c->state_dir ? c->state_dir : tr__ctrd_default_state_dir();
+        if ((r = gc_containers(&g, ret_err)) < 0 || (r = gc_snapshots(&g, snap, ret_err)) < 0 ||
+            (r = gc_leases(&g, ret_err)) < 0 || (r = gc_dirs(&g, state, ret_err)) < 0) {
+                tr_error_free(g.err);
+                return r;
+        }
+        if (ret_removed)
+                *ret_removed = g.removed;
+        if (g.err) {
+                tr_error_prefix(g.err, "gc removed %u objects, then failed", g.removed);
+                if (ret_err)
+                        *ret_err = g.err;
+                else
+                        tr_error_free(g.err);
+                return g.first_error;
+        }
+        return 0;
+}
+
+TR_PUBLIC int tr_containerd_gc(const tr_containerd_config *cfg, unsigned *ret_removed, tr_error **ret_err) {
+        return tr_containerd_gc_ex(cfg, false, ret_removed, ret_err);
+}

@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The real ContainerRunner (see sandbox.h).  Every object created in
+ * containerd is recorded in the sandbox as soon as the RPC that creates it
+ * returns, so that destroy removes exactly what exists, from every error
+ * path; every object carries the owner label and an expiry label, and the
+ * snapshot is held by a lease with containerd's own gc.expire, so that
+ * `toolruntime gc` (and containerd's GC) collect what a killed caller left.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/containerd/image.h"
+#include "backend/containerd/sandbox.h"
+#include "backend/containerd/spec.h"
+#include "util/macros.h"
+#include "util/proc.h"
+#include "util/strv.h"
+#include "util/timeutil.h"
+
+#define OUT_CHUNK 65536
+
+struct tr__ctrd_sandbox {
+        tr__ctrd_client *cl;
+        tr__grpc_conn *conn;
+        char *id;
+        char *lease_id;
+        char *snapshot_key;
+        char *cgroups_path;
+        char *io_dir;
+        char *fifo[3]; /* stdin, stdout, stderr */
+        tr__ctrd_mounts mounts;
+        bool lease_created;
+        bool snapshot_created;
+        bool container_created;
+        bool task_created;
+        bool task_exited;
+        struct tr__ctrd_sandbox *next; /* the reaper's queue */
+        char expires[32];
+};
+
+/* ---- the client ------------------------------------------------------------ */
+
+int tr__ctrd_random_id(char out[TR_CTRD_ID_SIZE]) {
+        uint8_t r[16];
+        size_t got = 0;
+        while (got < sizeof r) {
+                ssize_t n = getrandom(r + got, sizeof r - got, 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                got += (size_t) n;
+        }
+        memcpy(out, "tr-", 3);
+        for (size_t i = 0; i < sizeof r; i++)
+                snprintf(out + 3 + 2 * i, 3, "%02x", r[i]);
+        return 0;
+}
+
+
+int tr__ctrd_client_init(tr__ctrd_client *cl, const char *socket_path, const char *ns, const char *snapshotter,
+                         const char *state_dir) {
+        *cl = (tr__ctrd_client){ 0 };
+        cl->socket_path = strdup(socket_path ? socket_path : TR_CONTAINERD_DEFAULT_SOCKET);
+        cl->ns = strdup(ns ? ns : TR_CONTAINERD_DEFAULT_NAMESPACE);
+        cl->snapshotter = strdup(snapshotter ? snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER);
+        cl->state_dir = strdup(state_dir ? state_dir : tr__ctrd_default_state_dir());
+        if (!cl->socket_path || !cl->ns || !cl->snapshotter || !cl->state_dir ||
+            pthread_mutex_init(&cl->cache_lock, NULL) != 0 || pthread_mutex_init(&cl->reaper_lock, NULL) != 0 ||
+            pthread_cond_init(&cl->reaper_cond, NULL) != 0) {
+                free(cl->socket_path);
+                free(cl->ns);
+                free(cl->snapshotter);
+                free(cl->state_dir);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static void reaper_stop(tr__ctrd_client *cl);
+
+void tr__ctrd_client_done(tr__ctrd_client *cl) {
+        reaper_stop(cl);
+        pthread_mutex_destroy(&cl->reaper_lock);
+        pthread_cond_destroy(&cl->reaper_cond);
+        free(cl->socket_path);
+        free(cl->ns);
+        free(cl->snapshotter);
+        free(cl->state_dir);
+        free(cl->cache_digest);
+        free(cl->cache_chain_id);
+        pthread_mutex_destroy(&cl->cache_lock);
+}
+
+int tr__ctrd_client_connect(const tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
+                            tr_error **ret_err) {
+        return tr__grpc_connect(cl->socket_path, cl->ns, deadline_ns, cancel_fd, ret, ret_err);
+}
+
+int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const char *ref, char **ret_chain_id,
+                            tr_error **ret_err) {
+        /* One Images.Get tells whether the name still points where it did;
+         * only then is the cached chain id valid.  Saves the two or three
+         * content reads per execution. */
+        tr__ctrd_desc target = { 0 };
+        tr_error *err = NULL;
+        int r = tr__ctrd_image_get(cx, ref, &target, &err);
+        tr_error_free(err);
+        if (r >= 0) {
+                char *hit = NULL;
+                pthread_mutex_lock(&cl->cache_lock);
+                if (cl->cache_digest && streq(cl->cache_digest, target.digest))
+                        hit = strdup(cl->cache_chain_id);
+                pthread_mutex_unlock(&cl->cache_lock);
+                tr__ctrd_desc_done(&target);
+                if (hit) {
+                        *ret_chain_id = hit;
+                        return 0;
+                }
+        }
+        tr__ctrd_image img = { 0 };
+        r = tr__ctrd_image_resolve(cx, ref, &img, ret_err);
+        if (r < 0)
+                return r;
+        /* Cache under the digest the name points at (the index, for a
+         * multi-platform image); img.digest is the manifest's. */
+        tr__ctrd_desc t2 = { 0 };
+        if (tr__ctrd_image_get(cx, img.name, &t2, NULL) >= 0) {
+                pthread_mutex_lock(&cl->cache_lock);
+                free(cl->cache_digest);
+                free(cl->cache_chain_id);
+                cl->cache_digest = TAKE_PTR(t2.digest);
+                cl->cache_chain_id = strdup(img.chain_id);
+                if (!cl->cache_chain_id)
+                        free(TAKE_PTR(cl->cache_digest));
+                pthread_mutex_unlock(&cl->cache_lock);
+                tr__ctrd_desc_done(&t2);
+        }
+        *ret_chain_id = TAKE_PTR(img.chain_id);
+        tr__ctrd_image_done(&img);
+        return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int sys_err(tr_error **ret_err, const char *op, const char *what, const char *path) {
+        int e = errno ? errno : EIO;
+        tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, op, "%s %s: %s", what, path ? path : "",
+                     strerror(e));
+        if (ret_err && *ret_err)
+                tr_error_set_errno(*ret_err, e);
+        return -e;
+}
+
+static tr__ctrd_ctx cleanup_ctx(const tr__ctrd_sandbox *sb) {
+        /* Cleanup runs to the end after a timeout or a cancel: its own
+         * deadline, no cancel fd. */
+        return (tr__ctrd_ctx){ .conn = sb->conn, .deadline_ns = tr__now_ns() + TR_CTRD_CLEANUP_NS, .cancel_fd = -1 };
+}
+
+static void log_cleanup_error_cl(const tr__ctrd_client *cl, tr_exec *ex, const char *what, const char *id,
+                                 tr_error *err) {
+        if (ex && err)
+                tr_exec_log(ex, TR_LOG_WARN, "containerd cleanup failed", "what", what, "id", id, "error",
+                            tr_error_message(err), NULL);
+        else if (cl && cl->log && err) {
+                const char *kv[] = { "what", what, "id", id, "error", tr_error_message(err), NULL };
+                cl->log(cl->log_userdata, TR_LOG_WARN, "containerd cleanup failed", kv);
+        }
+        tr_error_free(err);
+}
+
+#define log_cleanup_error(ex, what, id, err) log_cleanup_error_cl(sb->cl, (ex), (what), (id), (err))
+
+static int push_label(char ***v, const char *k, const char *val) {
+        if (tr__strv_push(v, k) < 0 || tr__strv_push(v, val) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The labels every object gets, then the spec's own. */
+static int make_labels(const tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, bool with_spec, char ***ret) {
+        _cleanup_strv_ char **v = NULL;
+        if (push_label(&v, TR_CTRD_OWNER_LABEL, TR_CTRD_OWNER_VALUE) < 0 ||
+            push_label(&v, TR_CTRD_EXPIRES_LABEL, sb->expires) < 0)
+                return -ENOMEM;
+        for (const char *const *p = with_spec ? spec->labels : NULL; p && p[0] && p[1]; p += 2)
+                if (push_label(&v, p[0], p[1]) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+/* ---- prepare ------------------------------------------------------------ */
+
+int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex,
+                             tr__ctrd_sandbox **ret, tr_error **ret_err) {
+        tr__ctrd_sandbox *sb = calloc(1, sizeof *sb);
+        if (!sb)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory"),
+                       -ENOMEM;
+        sb->cl = cl;
+        int r = -ENOMEM;
+        /* Declared before the first goto: cleanup attributes must never see
+         * an uninitialised variable. */
+        _cleanup_free_ char *chain_id = NULL, *spec_json = NULL;
+        _cleanup_strv_ char **lease_labels = NULL, **labels = NULL, **snap_labels = NULL;
+        /* A caller that brings no id (the kata runner) gets a fresh one. */
+        char idbuf[TR_CTRD_ID_SIZE];
+        const char *id = spec->id;
+        if (!id || !id[0]) {
+                if ((r = tr__ctrd_random_id(idbuf)) < 0) {
+                        tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "getrandom: %s",
+                                     strerror(-r));
+                        goto fail;
+                }
+                id = idbuf;
+        }
+        if (!(sb->id = strdup(id)) || asprintf(&sb->lease_id, "%s-lease", id) < 0 ||
+            asprintf(&sb->snapshot_key, "%s-rootfs", id) < 0 ||
+            asprintf(&sb->cgroups_path, "/toolruntime/%s", id) < 0) {
+                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory");
+                goto fail;
+        }
+        /* The expiry: the execution's deadline plus a margin, in wall-clock
+         * time since containerd and gc compare it with their clocks. */
+        int64_t left_s = (tr_exec_deadline_ns(ex) - tr__now_ns()) / TR_NSEC_PER_SEC;
+        tr__ctrd_rfc3339((int64_t) time(NULL) + (left_s > 0 ? left_s : 0) + TR_CTRD_EXPIRY_MARGIN_SEC, sb->expires);
+
+        int cancel_fd = tr_exec_cancel_fd(ex);
+        r = tr__ctrd_client_connect(cl, tr_exec_deadline_ns(ex), cancel_fd, &sb->conn, ret_err);
+        if (r < 0)
+                goto fail;
+        tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = tr_exec_deadline_ns(ex), .cancel_fd = cancel_fd };
+
+        r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, ret_err);
+        if (r < 0)
+                goto fail;
+
+        if (make_labels(sb, spec, false, &lease_labels) < 0 ||
+            push_label(&lease_labels, TR_CTRD_GC_EXPIRE_LABEL, sb->expires) < 0 ||
+            make_labels(sb, spec, true, &labels) < 0) {
+                r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory");
+                goto fail;
+        }
+        /* Each object is marked before its create call: a call cut short by
+         * the deadline or a cancel may still have created it, and removal
+         * tolerates NOT_FOUND. */
+        sb->lease_created = true;
+        r = tr__ctrd_lease_create(&cx, sb->lease_id, (const char *const *) lease_labels, ret_err);
+        if (r < 0)
+                goto fail;
+
+        tr__ctrd_ctx lcx = cx;
+        lcx.lease = sb->lease_id;
+        if (make_labels(sb, spec, false, &snap_labels) < 0) {
+                r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory");
+                goto fail;
+        }
+        sb->snapshot_created = true;
+        r = tr__ctrd_snapshot_prepare(&lcx, cl->snapshotter, sb->snapshot_key, chain_id,
+                                      (const char *const *) snap_labels, &sb->mounts, ret_err);
+        if (r == -ENOENT && ret_err && *ret_err)
+                /* The image is known but not unpacked for this snapshotter. */
+                tr_error_prefix(*ret_err, "image %s has no unpacked rootfs for snapshotter %s (re-import it with "
+                                          "`toolruntime image build`)", spec->image, cl->snapshotter);
+        if (r < 0)
+                goto fail;
+
+        tr__ctrd_spec_input in = {
+                .profile = spec->profile,
+                .argv = spec->command,
+                .env = spec->env,
+                .cwd = spec->working_dir,
+                .hostname = "sandbox",
+                .cgroups_path = sb->cgroups_path,
+                .memory_bytes = spec->resources.memory_bytes,
+                .cpu_quota_us = spec->resources.cpu_quota_us,
+                .pids_max = spec->resources.pids_limit,
+                .disk_bytes = spec->resources.disk_bytes,
+                .seccomp_path = spec->security.seccomp_profile,
+                .gateway_dir = spec->gateway_dir,
+        };
+        r = tr__ctrd_spec_build(&in, &spec_json, ret_err);
+        if (r < 0)
+                goto fail;
+        tr__ctrd_container ct = {
+                .id = sb->id,
+                .image = spec->image,
+                .runtime = spec->runtime,
+                .spec_json = spec_json,
+                .snapshotter = cl->snapshotter,
+                .snapshot_key = sb->snapshot_key,
+                .labels = (const char *const *) labels,
+        };
+        sb->container_created = true;
+        r = tr__ctrd_container_create(&lcx, &ct, ret_err);
+        if (r < 0)
+                goto fail;
+        *ret = sb;
+        return 0;
+fail:
+        tr__ctrd_sandbox_destroy(sb, ex);
+        return r;
+}
+
+/* ---- run ------------------------------------------------------------ */
+
+static int make_fifos(tr__ctrd_sandbox *sb, tr_error **ret_err) {
+        static const char *const names[3] = { "stdin", "stdout", "stderr" };
+        _cleanup_free_ char *tmpl = NULL;
+        /* <state>/<id>.io, 0700: only root (the shim) and we can open the
+         * FIFOs, nothing in the sandbox sees them.  The id is random, and
+         * mkdir never follows or reuses an existing entry.  The name lets gc
+         * match the directory to its container. */
+        if (asprintf(&tmpl, "%s/%s.io", sb->cl->state_dir, sb->id) < 0)
+                return tmpl = NULL, tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "fifo",
+                                                 "out of memory");
+        if (mkdir(tmpl, 0700) < 0)
+                return sys_err(ret_err, "fifo", "mkdir", tmpl);
+        sb->io_dir = TAKE_PTR(tmpl);
+        for (size_t i = 0; i < 3; i++) {
+                if (asprintf(&sb->fifo[i], "%s/%s", sb->io_dir, names[i]) < 0) {
+                        sb->fifo[i] = NULL;
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "fifo", "out of memory"),
+                               -ENOMEM;
+                }
+                if (mkfifo(sb->fifo[i], 0600) < 0)
+                        return sys_err(ret_err, "fifo", "mkfifo", sb->fifo[i]);
+        }
+        return 0;
+}
+
+/* Read what is available from an output FIFO; false at EOF. */
+static bool pump(int fd, tr_exec *ex, bool is_stdout) {
+        char buf[OUT_CHUNK];
+        for (int rounds = 0; rounds < 16; rounds++) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR;
+                if (n == 0)
+                        return false;
+                if (is_stdout)
+                        tr_exec_append_stdout(ex, buf, (size_t) n);
+                else
+                        tr_exec_append_stderr(ex, buf, (size_t) n);
+                if ((size_t) n < sizeof buf)
+                        return true;
+        }
+        return true;
+}
+
+/* Did the cgroup record an OOM kill?  Read before the task is deleted,
+ * which removes the cgroup.  cgroup v2 (memory.events) and v1
+ * (memory.oom_control, kernel >= 4.13) both keep an oom_kill counter. */
+static bool cgroup_oom_killed(const char *cgroups_path) {
+        static const char *const fmts[] = {
+                "/sys/fs/cgroup%s/memory.events",
+                "/sys/fs/cgroup/memory%s/memory.oom_control",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(fmts); i++) {
+                _cleanup_free_ char *path = NULL, *data = NULL;
+                size_t len;
+                if (asprintf(&path, fmts[i], cgroups_path) < 0) {
+                        path = NULL;
+                        continue;
+                }
+                if (tr__read_file(path, 4096, &data, &len) < 0)
+                        continue;
+                const char *p = strstr(data, "oom_kill ");
+                if (p)
+                        return strtoull(p + 9, NULL, 10) > 0;
+        }
+        return false;
+}
+
+/* Our end of the stdin FIFO is closed: tell the shim to close its own,
+ * which is what makes the command see EOF.  A task that already exited
+ * answers NOT_FOUND / FAILED_PRECONDITION, which is fine. */
+static int close_stdin(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **ret_err) {
+        tr_error *err = NULL;
+        int r = tr__ctrd_task_close_stdin(cx, sb->id, &err);
+        if (r == -ENOENT || r == -EBUSY)
+                r = 0;
+        if (r < 0 && ret_err)
+                *ret_err = TAKE_PTR(err);
+        tr_error_free(err);
+        return r;
+}
+
+typedef enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL } stop_reason;
+
+int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
+                         tr_containerd_run_result *ret, tr_error **ret_err) {
+        int cancel_fd = tr_exec_cancel_fd(ex);
+        int64_t deadline = tr_exec_deadline_ns(ex);
+        tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = deadline, .cancel_fd = cancel_fd };
+        _cleanup_close_ int in_fd = -1, out_fd = -1, err_fd = -1;
+        _cleanup_(tr__grpc_call_freep) tr__grpc_call *wait_call = NULL;
+        int r = make_fifos(sb, ret_err);
+        if (r < 0)
+                return r;
+        /* Our ends are open before the shim opens its: the readers
+         * non-blocking (so the shim's O_WRONLY open does not wait for us),
+         * stdin read-write so opening it never blocks and the snippet stays
+         * in the pipe until the shim reads it. */
+        out_fd = open(sb->fifo[1], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        err_fd = open(sb->fifo[2], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        in_fd = open(sb->fifo[0], O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (out_fd < 0 || err_fd < 0 || in_fd < 0)
+                return sys_err(ret_err, "fifo", "open", sb->io_dir);
+
+        /* Task creation is not cut short by the deadline or a cancel: a
+         * Create abandoned half-way can leave a task behind that containerd
+         * finishes creating after our cleanup looked for it.  Both are
+         * honoured right after it returns. */
+        tr__ctrd_ctx ccx = cleanup_ctx(sb);
+        if (ccx.deadline_ns < deadline)
+                ccx.deadline_ns = deadline;
+        r = tr__ctrd_task_create(&ccx, sb->id, &sb->mounts, sb->fifo[0], sb->fifo[1], sb->fifo[2], NULL, ret_err);
+        if (r < 0) {
+                if (ret_err && *ret_err && tr_error_code(*ret_err) == TR_E_CONTAINER_FAILED) {
+                        const char *m = tr_error_message(*ret_err);
+                        if (strstr(m, "not found") || strstr(m, "no such file"))
+                                tr_error_prefix(*ret_err,
+                                                "runtime %s is not available (is its containerd shim installed on "
+                                                "containerd's PATH?)",
+                                                spec->runtime);
+                        else
+                                tr_error_prefix(*ret_err, "creating the task with runtime %s", spec->runtime);
+                }
+                /* A failed Create may still have left a task behind. */
+                sb->task_created = true;
+                return r;
+        }
+        sb->task_created = true;
+        if (tr_exec_cancelled(ex))
+                return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_CONTAINERD, "task.create",
+                                    "execution cancelled before the task started");
+        if (tr__now_ns() >= deadline)
+                return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.create",
+                                    "execution timed out before the task started (%" PRId64 " ms)",
+                                    spec->timeout_ms);
+
+        /* The Wait call outlives the execution's deadline by the kill grace,
+         * so that a kill at the deadline can still be observed. */
+        tr__ctrd_ctx wcx = cx;
+        wcx.deadline_ns = deadline + TR_CTRD_KILL_GRACE_NS + TR_CTRD_CLEANUP_NS;
+        r = tr__ctrd_task_wait_start(&wcx, sb->id, &wait_call, ret_err);
+        if (r < 0)
+                return r;
+        int64_t t0 = tr__now_ns();
+        r = tr__ctrd_task_start(&cx, sb->id, NULL, ret_err);
+        if (r < 0)
+                return r;
+
+        const uint8_t *in_data = spec->stdin_data;
+        size_t in_left = spec->stdin_data ? spec->stdin_len : 0;
+        if (in_left == 0) {
+                tr__closep(&in_fd), in_fd = -1;
+                r = close_stdin(sb, &cx, ret_err);
+                if (r < 0)
+                        return r;
+        }
+        stop_reason stop = STOP_NONE;
+        int64_t kill_deadline = 0, drain_deadline = 0;
+        bool exited = false;
+        uint32_t status = 0;
+        int64_t t_exit = 0;
+
+        for (;;) {
+                if (!exited && tr__grpc_call_done(wait_call)) {
+                        exited = true;
+                        t_exit = tr__now_ns();
+                        drain_deadline = t_exit + TR_CTRD_DRAIN_NS;
+                        r = tr__ctrd_task_wait_result(wait_call, &status, ret_err);
+                        if (r < 0)
+                                return r;
+                }
+                if (exited && (out_fd < 0 && err_fd < 0))
+                        break;
+                int64_t now = tr__now_ns();
+                if (exited && now >= drain_deadline)
+                        break;
+                if (!exited && stop == STOP_NONE && now >= deadline)
+                        stop = STOP_TIMEOUT;
+                if (!exited && stop != STOP_NONE && kill_deadline == 0) {
+                        /* SIGKILL to every process of the container; the Wait
+                         * call then completes with the exit. */
+                        tr__ctrd_ctx kcx = cleanup_ctx(sb);
+                        tr_error *kerr = NULL;
+                        if (tr__ctrd_task_kill(&kcx, sb->id, SIGKILL, true, &kerr) < 0)
+                                log_cleanup_error(ex, "task.kill", sb->id, kerr);
+                        kill_deadline = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+                        continue;
+                }
+                if (!exited && kill_deadline && now >= kill_deadline) {
+                        tr_error_set(ret_err, TR_E_CONTAINER_FAILED, TR_BACKEND_CONTAINERD, "task.kill",
+                                     "the task did not exit after SIGKILL");
+                        return -ETIMEDOUT;
+                }
+                int64_t until = exited ? drain_deadline : (kill_deadline ? kill_deadline : deadline);
+
+                struct pollfd pfd[4];
+                size_t n = 0;
+                int i_out = -1, i_err = -1, i_in = -1, i_cancel = -1;
+                if (out_fd >= 0)
+                        i_out = (int) n, pfd[n++] = (struct pollfd){ .fd = out_fd, .events = POLLIN };
+                if (err_fd >= 0)
+                        i_err = (int) n, pfd[n++] = (struct pollfd){ .fd = err_fd, .events = POLLIN };
+                if (in_fd >= 0)
+                        i_in = (int) n, pfd[n++] = (struct pollfd){ .fd = in_fd, .events = POLLOUT };
+                if (cancel_fd >= 0 && stop == STOP_NONE)
+                        i_cancel = (int) n, pfd[n++] = (struct pollfd){ .fd = cancel_fd, .events = POLLIN };
+                r = tr__grpc_conn_poll(sb->conn, pfd, n, tr__poll_timeout_ms(until), ret_err);
+                if (r < 0)
+                        return r;
+                if (i_out >= 0 && pfd[i_out].revents && !pump(out_fd, ex, true))
+                        tr__closep(&out_fd), out_fd = -1;
+                if (i_err >= 0 && pfd[i_err].revents && !pump(err_fd, ex, false))
+                        tr__closep(&err_fd), err_fd = -1;
+                if (i_in >= 0 && pfd[i_in].revents) {
+                        ssize_t w = write(in_fd, in_data, in_left > 65536 ? 65536 : in_left);
+                        if (w > 0) {
+                                in_data += w;
+                                in_left -= (size_t) w;
+                        }
+                        /* Done, or the reader is gone: closing is the EOF the
+                         * runner waits for. */
+                        if (in_left == 0 || (w < 0 && errno != EAGAIN && errno != EINTR)) {
+                                tr__closep(&in_fd), in_fd = -1;
+                                r = close_stdin(sb, &cx, ret_err);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (i_cancel >= 0 && (pfd[i_cancel].revents & POLLIN))
+                        stop = STOP_CANCEL;
+        }
+
+        /* Before the task is deleted: deleting it removes the cgroup. */
+        bool oom = cgroup_oom_killed(sb->cgroups_path);
+        /* Every process of the container is gone (its pid namespace died
+         * with its init): destroy needs no kill, only the deletes. */
+        sb->task_exited = true;
+
+        if (stop == STOP_TIMEOUT)
+                return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.wait",
+                                    "execution timed out after %" PRId64 " ms; the task was killed",
+                                    spec->timeout_ms),
+                       -ETIMEDOUT;
+        if (stop == STOP_CANCEL)
+                return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_CONTAINERD, "task.wait",
+                                    "execution cancelled; the task was killed"),
+                       -ECANCELED;
+        *ret = (tr_containerd_run_result){
+                .exit_code = (int) status,
+                .duration_us = (t_exit - t0) / 1000,
+                .oom_killed = oom,
+        };
+        return 0;
+}
+
+/* ---- destroy ------------------------------------------------------------ */
+
+void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
+        if (!sb)
+                return;
+        if (sb->conn) {
+                tr_error *err = NULL;
+                if (sb->task_created) {
+                        /* After an error the task may still run: kill, give it
+                         * a moment to exit, delete (retrying while it is
+                         * stopping).  Deleting it removes its cgroup and
+                         * rootfs mounts before the container and snapshot go. */
+                        tr__ctrd_ctx cx = cleanup_ctx(sb);
+                        if (!sb->task_exited)
+                                (void) tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, NULL);
+                        int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+                        for (;;) {
+                                tr_error_free(TAKE_PTR(err));
+                                cx = cleanup_ctx(sb);
+                                int r = tr__ctrd_task_delete(&cx, sb->id, NULL, &err);
+                                if (r >= 0 || r == -ENOENT || tr__now_ns() >= until)
+                                        break;
+                                struct timespec ts = { 0, 50 * 1000 * 1000 };
+                                nanosleep(&ts, NULL);
+                        }
+                        if (err && tr_error_errno(err) != ENOENT) {
+                                log_cleanup_error(ex, "task.delete", sb->id, TAKE_PTR(err));
+                                /* Deleting the container under a live task would
+                                 * orphan the task (containerd can then neither
+                                 * kill nor delete it), and its rootfs is still
+                                 * mounted: leave container and snapshot to gc,
+                                 * which retries once their expiry passed. */
+                                sb->container_created = false;
+                                sb->snapshot_created = false;
+                        }
+                        tr_error_free(TAKE_PTR(err));
+                }
+                if (sb->container_created) {
+                        tr__ctrd_ctx cx = cleanup_ctx(sb);
+                        if (tr__ctrd_container_delete(&cx, sb->id, &err) < 0 && tr_error_errno(err) != ENOENT)
+                                log_cleanup_error(ex, "container.delete", sb->id, TAKE_PTR(err));
+                        tr_error_free(TAKE_PTR(err));
+                }
+                if (sb->snapshot_created) {
+                        tr__ctrd_ctx cx = cleanup_ctx(sb);
+                        if (tr__ctrd_snapshot_remove(&cx, sb->cl->snapshotter, sb->snapshot_key, &err) < 0 &&
+                            tr_error_errno(err) != ENOENT)
+                                log_cleanup_error(ex, "snapshot.remove", sb->snapshot_key, TAKE_PTR(err));
+                        tr_error_free(TAKE_PTR(err));
+                }
+                if (sb->lease_created) {
+                        tr__ctrd_ctx cx = cleanup_ctx(sb);
+                        if (tr__ctrd_lease_delete(&cx, sb->lease_id, false, &err) < 0 &&
+                            tr_error_errno(err) != ENOENT)
+                                log_cleanup_error(ex, "lease.delete", sb->lease_id, TAKE_PTR(err));
+                        tr_error_free(TAKE_PTR(err));
+                }
+        }
+        if (sb->io_dir)
+                (void) tr__rm_rf(sb->io_dir);
+        tr__grpc_conn_free(sb->conn);
+        tr__ctrd_mounts_done(&sb->mounts);
+        for (size_t i = 0; i < 3; i++)
+                free(sb->fifo[i]);
+        free(sb->io_dir);
+        free(sb->id);
+        free(sb->lease_id);
+        free(sb->snapshot_key);
+        free(sb->cgroups_path);
+        free(sb);
+}
+
+/* ---- the runner ops ------------------------------------------------------------ */
+
+/* ---- the reaper ------------------------------------------------------------ */
+
+/* Deleting the task, container, snapshot and lease takes about as long as
+ * starting the snippet (the shim exits, runc deletes, overlay unmounts), and
+ * nothing of the result depends on it once the task has exited.  So a
+ * finished sandbox goes to the backend's reaper thread, and the result goes
+ * back to the caller right away.  The reaper is joined (its queue drained)
+ * when the backend is freed, so nothing outlives the backend; a sandbox
+ * whose task did not exit, or a full queue, is destroyed inline. */
+static void *reaper_main(void *p) {
+        tr__ctrd_client *cl = p;
+        pthread_mutex_lock(&cl->reaper_lock);
+        for (;;) {
+                while (!cl->reaper_queue && !cl->reaper_stop)
+                        pthread_cond_wait(&cl->reaper_cond, &cl->reaper_lock);
+                tr__ctrd_sandbox *sb = cl->reaper_queue;
+                if (!sb)
+                        break; /* stopping, queue drained */
+                cl->reaper_queue = sb->next;
+                cl->reaper_len--;
+                pthread_mutex_unlock(&cl->reaper_lock);
+                tr__ctrd_sandbox_destroy(sb, NULL);
+                pthread_mutex_lock(&cl->reaper_lock);
+        }
+        pthread_mutex_unlock(&cl->reaper_lock);
+        return NULL;
+}
+
+static void reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex) {
+        bool queued = false;
+        if (sb->task_exited) {
+                pthread_mutex_lock(&cl->reaper_lock);
+                if (!cl->reaper_running && !cl->reaper_stop &&
+                    pthread_create(&cl->reaper_thread, NULL, reaper_main, cl) == 0)
+                        cl->reaper_running = true;
+                if (cl->reaper_running && !cl->reaper_stop && cl->reaper_len < TR_CTRD_REAPER_MAX) {
+                        /* FIFO order is not needed; push front. */
+                        sb->next = cl->reaper_queue;
+                        cl->reaper_queue = sb;
+                        cl->reaper_len++;
+                        queued = true;
+                        pthread_cond_signal(&cl->reaper_cond);
+                }
+                pthread_mutex_unlock(&cl->reaper_lock);
+        }
+        if (!queued)
+                tr__ctrd_sandbox_destroy(sb, ex);
+}
+
+static void reaper_stop(tr__ctrd_client *cl) {
+        pthread_mutex_lock(&cl->reaper_lock);
+        cl->reaper_stop = true;
+        bool running = cl->reaper_running;
+        pthread_cond_signal(&cl->reaper_cond);
+        pthread_mutex_unlock(&cl->reaper_lock);
+        if (running)
+                pthread_join(cl->reaper_thread, NULL);
+        cl->reaper_running = false;
+}
+
+static int real_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_containerd_run_result *ret,
+                    tr_error **ret_err) {
+        tr__ctrd_client *cl = self;
+        tr__ctrd_sandbox *sb = NULL;
+        int r = tr__ctrd_sandbox_prepare(cl, spec, ex, &sb, ret_err);
+        if (r < 0)
+                return r;
+        r = tr__ctrd_sandbox_run(sb, spec, ex, ret, ret_err);
+        reap(cl, sb, ex);
+        return r;
+}
+
+const tr_containerd_runner_ops tr__ctrd_real_runner = {
+        .run = real_run,
+        .free = NULL,
+};

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The real ContainerRunner: one sandbox per execution, in three steps kept
+ * apart so that a pool of pre-created sandboxes can later take over the
+ * first one without touching the others:
+ *
+ *   prepare  connect, resolve the image, take a lease, prepare a fresh
+ *            writable snapshot, build the OCI spec, create the container;
+ *   run      create the task with FIFO stdio, start it, feed the snippet to
+ *            its stdin, pump stdout/stderr into the execution while waiting
+ *            for the exit under the deadline and the cancel fd (kill on
+ *            either), read the cgroup's OOM record;
+ *   destroy  delete the task, the container, the snapshot and the lease,
+ *            remove the private directory; best effort, never fails, always
+ *            complete.  The real runner hands an exited sandbox to the
+ *            backend's reaper thread for this, so the result returns
+ *            without waiting for containerd's teardown.
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "backend/containerd/client.h"
+#include "toolruntime.h"
+
+/* The immutable connection parameters shared by every execution of one
+ * backend (safe to read from any thread), plus a one-entry cache of the
+ * last image resolution, behind its own lock. */
+typedef struct tr__ctrd_sandbox tr__ctrd_sandbox;
+
+typedef struct tr__ctrd_client {
+        char *socket_path;
+        char *ns;
+        char *snapshotter;
+        char *state_dir;
+        tr_log_fn log;        /* for the reaper, which has no execution to log to */
+        void *log_userdata;
+        pthread_mutex_t cache_lock;
+        char *cache_digest; /* manifest/index digest the image name pointed at */
+        char *cache_chain_id;
+        /* The reaper: finished sandboxes are torn down on its thread (see
+         * sandbox.c); started on first use, drained and joined by _done. */
+        pthread_mutex_t reaper_lock;
+        pthread_cond_t reaper_cond;
+        pthread_t reaper_thread;
+        bool reaper_running;
+        bool reaper_stop;
+        tr__ctrd_sandbox *reaper_queue;
+        size_t reaper_len;
+} tr__ctrd_client;
+
+/* Beyond this many sandboxes waiting for teardown, executions tear down
+ * their own (backpressure: teardown must keep up with executions). */
+#define TR_CTRD_REAPER_MAX 16
+
+/* NULL arguments select the defaults (TR_CONTAINERD_DEFAULT_*, and
+ * tr__ctrd_default_state_dir()). */
+int tr__ctrd_client_init(tr__ctrd_client *cl, const char *socket_path, const char *ns, const char *snapshotter,
+                         const char *state_dir);
+/* Where the reaper logs (it has no execution to log through).  Set before
+ * the first execution. */
+static inline void tr__ctrd_client_set_log(tr__ctrd_client *cl, tr_log_fn log, void *log_userdata) {
+        cl->log = log;
+        cl->log_userdata = log_userdata;
+}
+/* Drains and joins the reaper first: after it, nothing of any execution
+ * is left in containerd. */
+void tr__ctrd_client_done(tr__ctrd_client *cl);
+
+/* Connect for one execution, with the execution's deadline and cancel fd. */
+int tr__ctrd_client_connect(const tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
+                            tr_error **ret_err);
+
+/* Resolve `ref` to its rootfs chain id, using the cache when the image
+ * still points at the same manifest. */
+int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const char *ref, char **ret_chain_id,
+                            tr_error **ret_err);
+
+int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex,
+                             tr__ctrd_sandbox **ret, tr_error **ret_err);
+int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
+                         tr_containerd_run_result *ret, tr_error **ret_err);
+/* NULL-safe; `ex` only for logging (may be NULL). */
+void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex);
+
+/* "tr-" + 32 random hex digits + NUL: container ids, and the names of the
+ * per-execution directories gc matches to them. */
+#define TR_CTRD_ID_SIZE (3 + 32 + 1)
+int tr__ctrd_random_id(char out[TR_CTRD_ID_SIZE]);
+
+/* The state directory used when the config leaves it NULL (created if
+ * possible). */
+const char *tr__ctrd_default_state_dir(void);
+
+/* The runner ops over a tr__ctrd_client (self, not owned). */
+extern const tr_containerd_runner_ops tr__ctrd_real_runner;
+
+/* How long cleanup RPCs may take, whatever the execution's deadline. */
+#define TR_CTRD_CLEANUP_NS (10LL * 1000000000LL)
+/* After a kill, how long to wait for the task to report its exit. */
+#define TR_CTRD_KILL_GRACE_NS (5LL * 1000000000LL)
+/* After the exit, how long to drain output the shim still forwards. */
+#define TR_CTRD_DRAIN_NS (2LL * 1000000000LL)
+/* Margin added to an execution's deadline for the expiry labels. */
+#define TR_CTRD_EXPIRY_MARGIN_SEC 300

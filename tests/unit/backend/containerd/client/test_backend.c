@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The containerd backend with injected fakes (no daemon): what it hands the
+ * ContainerRunner per profile, the error plumbing of the health checker,
+ * the image resolver and the runner, OOM -> resource_limit, the reference's
+ * "no client configured", spec validation, config validation, and the real
+ * health checker against a missing socket.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "toolruntime.h"
+#include "util/handles.h"
+#include "util/proc.h"
+
+typedef struct fake_runner {
+        int calls;
+        tr_code fail;
+        bool oom;
+        int exit_code;
+        /* copies of what the spec said */
+        char id[64];
+        char image[128];
+        char runtime[64];
+        char argv0[64];
+        char network[16];
+        bool read_only;
+        bool privileged;
+        char user[32];
+        char seccomp[128];
+        bool has_gateway_env;
+        bool gateway_dir_ok;
+        char stdin_copy[128];
+        tr_containerd_resources res;
+        tr_profile profile;
+        bool owner_labels;
+        char meta[64];
+} fake_runner;
+
+static int fake_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_containerd_run_result *ret,
+                    tr_error **ret_err) {
+        fake_runner *f = self;
+        f->calls++;
+        snprintf(f->id, sizeof f->id, "%s", spec->id);
+        snprintf(f->image, sizeof f->image, "%s", spec->image);
+        snprintf(f->runtime, sizeof f->runtime, "%s", spec->runtime);
+        snprintf(f->argv0, sizeof f->argv0, "%s", spec->command[0]);
+        snprintf(f->network, sizeof f->network, "%s", spec->security.network_mode);
+        snprintf(f->user, sizeof f->user, "%s", spec->security.user);
+        snprintf(f->seccomp, sizeof f->seccomp, "%s", spec->security.seccomp_profile ? spec->security.seccomp_profile : "");
+        f->read_only = spec->security.read_only_rootfs;
+        f->privileged = spec->security.privileged;
+        f->res = spec->resources;
+        f->profile = spec->profile;
+        for (const char *const *e = spec->env; e && *e; e++)
+                if (strcmp(*e, "TOOLRUNTIME_GATEWAY=unix:/run/toolruntime/gateway.sock") == 0)
+                        f->has_gateway_env = true;
+        struct stat st;
+        f->gateway_dir_ok = spec->gateway_dir && stat(spec->gateway_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+                            st.st_uid == 65534 && (st.st_mode & 07777) == 0700;
+        snprintf(f->stdin_copy, sizeof f->stdin_copy, "%.*s", (int) spec->stdin_len, (const char *) spec->stdin_data);
+        for (const char *const *l = spec->labels; l && l[0] && l[1]; l += 2)
+                if (strcmp(l[0], "io.toolruntime.meta.job") == 0)
+                        snprintf(f->meta, sizeof f->meta, "%s", l[1]);
+        tr_exec_append_stdout(ex, "fake out\n", 9);
+        if (f->fail != TR_OK)
+                return tr_error_set(ret_err, f->fail, TR_BACKEND_CONTAINERD, "fake.run", "fake runner failed");
+        *ret = (tr_containerd_run_result){ .exit_code = f->exit_code, .oom_killed = f->oom, .duration_us = 5 };
+        return 0;
+}
+
+static const tr_containerd_runner_ops fake_runner_ops = { .run = fake_run };
+
+typedef struct fake_check {
+        int calls;
+        tr_code fail;
+} fake_check;
+
+static int fake_health(void *self, tr_exec *ex, tr_error **ret_err) {
+        fake_check *f = self;
+        f->calls++;
+        return f->fail ? tr_error_set(ret_err, f->fail, TR_BACKEND_CONTAINERD, "health", "fake health") : 0;
+}
+
+static int fake_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret_err) {
+        fake_check *f = self;
+        f->calls++;
+        return f->fail ? tr_error_set(ret_err, f->fail, TR_BACKEND_CONTAINERD, "image.resolve", "no %s", ref) : 0;
+}
+
+static const tr_containerd_health_ops fake_health_ops = { .check = fake_health };
+static const tr_containerd_image_resolver_ops fake_resolver_ops = { .resolve = fake_resolve };
+
+static fake_runner runner;
+static fake_check health, resolver;
+static char state_dir[64];
+
+static void setup(void) {
+        memset(&runner, 0, sizeof runner);
+        memset(&health, 0, sizeof health);
+        memset(&resolver, 0, sizeof resolver);
+        snprintf(state_dir, sizeof state_dir, "/tmp/tr-ctrd-unit-XXXXXX");
+        cr_assert_not_null(mkdtemp(state_dir));
+}
+
+static void teardown(void) {
+        /* Nothing of an execution may stay in the state dir. */
+        cr_expect_eq(rmdir(state_dir), 0, "state dir not empty after the test");
+        (void) tr__rm_rf(state_dir);
+}
+
+TestSuite(ctrd_backend, .init = setup, .fini = teardown, .timeout = 30);
+
+static tr_runtime *make(tr_containerd_config cfg) {
+        tr_runtime *rt = NULL;
+        tr_backend *b = NULL;
+        tr_error *err = NULL;
+        cfg.state_dir = state_dir;
+        cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
+        cr_assert_eq(tr_backend_containerd_new(&cfg, &b, &err), 0, "%s", tr_error_message(err));
+        cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
+        return rt;
+}
+
+static tr_containerd_config fakes(void) {
+        return (tr_containerd_config){
+                .runner = &fake_runner_ops,
+                .runner_self = &runner,
+                .health = &fake_health_ops,
+                .health_self = &health,
+                .image_resolver = &fake_resolver_ops,
+                .image_resolver_self = &resolver,
+        };
+}
+
+static int exec_profile(tr_runtime *rt, tr_profile p, const tr_limits *lim, tr_result **res, tr_error **err) {
+        _cleanup_(tr_request_freep) tr_request *req = NULL;
+        _cleanup_(tr_gateway_freep) tr_gateway *gw = NULL;
+        cr_assert_eq(tr_request_new(&req, NULL), 0);
+        cr_assert_eq(tr_gateway_new_empty(&gw, NULL), 0);
+        cr_assert_eq(tr_request_set_code(req, "print(42)", 9, NULL), 0);
+        cr_assert_eq(tr_request_set_metadata(req, "job", "j-17", NULL), 0);
+        tr_request_set_gateway(req, gw);
+        tr_request_set_profile(req, p);
+        if (lim)
+                tr_request_set_limits(req, lim);
+        return tr_runtime_execute(rt, req, NULL, res, err);
+}
+
+Test(ctrd_backend, standard_spec) {
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(fakes());
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        tr_limits lim = { .memory_bytes = 1 << 26, .cpu_quota_ms = 50, .pids_max = 32, .disk_bytes = 1 << 23 };
+        cr_assert_eq(exec_profile(rt, TR_PROFILE_STANDARD, &lim, &res, &err), 0, "%s", tr_error_message(err));
+        cr_expect_eq(health.calls, 1);
+        cr_expect_eq(resolver.calls, 1);
+        cr_expect_eq(runner.calls, 1);
+        cr_expect_str_eq(runner.image, TR_CONTAINERD_DEFAULT_IMAGE);
+        cr_expect_str_eq(runner.runtime, TR_CONTAINERD_DEFAULT_RUNTIME);
+        cr_expect_str_eq(runner.argv0, "python3");
+        cr_expect_str_eq(runner.network, "none");
+        cr_expect_str_eq(runner.user, "65534:65534");
+        cr_expect(runner.read_only);
+        cr_expect_not(runner.privileged);
+        cr_expect(runner.has_gateway_env);
+        cr_expect(runner.gateway_dir_ok, "gateway dir must be private to the sandbox user");
+        cr_expect_str_eq(runner.stdin_copy, "print(42)");
+        cr_expect_str_eq(runner.meta, "j-17");
+        cr_expect_eq(runner.res.memory_bytes, 1 << 26);
+        cr_expect_eq(runner.res.cpu_quota_us, 50000);
+        cr_expect_eq(runner.res.pids_limit, 32);
+        cr_expect_eq(runner.res.disk_bytes, 1 << 23);
+        cr_expect_eq(strncmp(runner.id, "tr-", 3), 0);
+        const tr_limits_enforced *le = tr_result_limits_enforced(res);
+        cr_expect(le->timeout && le->memory && le->cpu && le->pids && le->disk);
+        cr_expect_str_eq(tr_result_backend_detail(res, "container_id"), runner.id);
+        cr_expect_str_eq(tr_result_backend_detail(res, "profile"), "standard");
+        cr_expect_str_eq(tr_result_backend_detail(res, "image"), TR_CONTAINERD_DEFAULT_IMAGE);
+        cr_expect_str_eq(tr_result_backend_detail(res, "namespace"), "default");
+        size_t n;
+        cr_expect_str_eq(tr_result_stdout(res, &n), "fake out\n");
+}
+
+Test(ctrd_backend, hardened_defaults_and_seccomp) {
+        tr_containerd_config cfg = fakes();
+        cfg.seccomp_path = "/etc/toolruntime/seccomp.json";
+        cfg.runtime = "io.containerd.runsc.v1";
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(cfg);
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        cr_assert_eq(exec_profile(rt, TR_PROFILE_HARDENED, NULL, &res, NULL), 0);
+        cr_expect_eq(runner.res.memory_bytes, 256LL * 1024 * 1024);
+        cr_expect_eq(runner.res.pids_limit, 64);
+        cr_expect_str_eq(runner.seccomp, "/etc/toolruntime/seccomp.json");
+        cr_expect_str_eq(runner.runtime, "io.containerd.runsc.v1");
+        const tr_limits_enforced *le = tr_result_limits_enforced(res);
+        cr_expect(le->memory && le->pids);
+        cr_expect_not(le->cpu);
+        cr_expect_not(le->disk);
+        cr_expect_str_eq(tr_result_backend_detail(res, "runtime"), "io.containerd.runsc.v1");
+}
+
+Test(ctrd_backend, dev_has_host_network_and_no_disk_claim) {
+        tr_runtime *rt = make(fakes());
+        tr_runtime_route(rt, TR_PROFILE_DEV, TR_BACKEND_CONTAINERD);
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        tr_limits lim = { .disk_bytes = 1 << 23 };
+        cr_assert_eq(exec_profile(rt, TR_PROFILE_DEV, &lim, &res, NULL), 0);
+        cr_expect_str_eq(runner.network, "host");
+        cr_expect_not(runner.read_only);
+        cr_expect_not(tr_result_limits_enforced(res)->disk, "dev's rootfs is writable: disk is not bounded");
+        tr_runtime_free(rt);
+}
+
+Test(ctrd_backend, no_runner_is_client_not_configured) {
+        tr_containerd_config cfg = fakes();
+        cfg.runner = NULL;
+        cfg.flags = TR_CONTAINERD_NO_RUNNER;
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(cfg);
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        cr_expect_lt(exec_profile(rt, TR_PROFILE_STANDARD, NULL, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_CLIENT_NOT_CONFIGURED);
+        cr_expect_eq(health.calls, 0);
+}
+
+Test(ctrd_backend, health_failure_stops_early) {
+        health.fail = TR_E_DAEMON_UNAVAILABLE;
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(fakes());
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        cr_expect_lt(exec_profile(rt, TR_PROFILE_STANDARD, NULL, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_DAEMON_UNAVAILABLE);
+        cr_expect(tr_error_retryable(err));
+        cr_expect_eq(resolver.calls, 0);
+        cr_expect_eq(runner.calls, 0);
+}
+
+Test(ctrd_backend, image_not_found) {
+        resolver.fail = TR_E_IMAGE_NOT_FOUND;
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(fakes());
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        cr_expect_lt(exec_profile(rt, TR_PROFILE_STANDARD, NULL, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_IMAGE_NOT_FOUND);
+        cr_expect_eq(runner.calls, 0);
+}
+
+Test(ctrd_backend, runner_errors_pass_through) {
+        runner.fail = TR_E_TIMEOUT;
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(fakes());
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        cr_expect_lt(exec_profile(rt, TR_PROFILE_STANDARD, NULL, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_TIMEOUT);
+        cr_assert_not_null(res, "partial results survive a failure");
+        cr_expect_eq(tr_result_exit_code(res), -1);
+        size_t n;
+        cr_expect_str_eq(tr_result_stdout(res, &n), "fake out\n");
+}
+
+Test(ctrd_backend, oom_is_resource_limit) {
+        runner.oom = true;
+        runner.exit_code = 137;
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(fakes());
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        tr_limits lim = { .memory_bytes = 1 << 26 };
+        cr_expect_lt(exec_profile(rt, TR_PROFILE_STANDARD, &lim, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_RESOURCE_LIMIT);
+}
+
+Test(ctrd_backend, real_health_check_without_socket) {
+        tr_containerd_config cfg = fakes();
+        cfg.health = NULL;
+        char sock[128];
+        snprintf(sock, sizeof sock, "%s/nothing.sock", state_dir);
+        cfg.socket_path = sock;
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(cfg);
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        cr_expect_lt(exec_profile(rt, TR_PROFILE_STANDARD, NULL, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_CONTAINERD_NOT_AVAILABLE);
+        cr_expect(strstr(tr_error_message(err), sock) != NULL, "%s", tr_error_message(err));
+        cr_expect_eq(runner.calls, 0);
+}
+
+Test(ctrd_backend, config_validation) {
+        tr_backend *b = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        tr_containerd_config cfg = { .socket_path = "relative.sock" };
+        cr_expect_eq(tr_backend_containerd_new(&cfg, &b, &err), -EINVAL);
+        cr_expect_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+        tr_containerd_config cfg2 = { .namespace_name = "" };
+        cr_expect_lt(tr_backend_containerd_new(&cfg2, &b, NULL), 0);
+        tr_containerd_config cfg3 = { .state_dir = state_dir };
+        cr_expect_eq(tr_backend_containerd_new(&cfg3, &b, NULL), 0, "defaults are valid");
+        cr_expect_eq(tr_backend_kind_of(b), TR_BACKEND_CONTAINERD);
+        tr_backend_free(b);
+}
+
+Test(ctrd_backend, spec_validate) {
+        const char *argv[] = { "python3", NULL };
+        tr_containerd_spec s = { .id = "x", .image = "img", .command = argv, .profile = TR_PROFILE_STANDARD };
+        cr_expect_eq(tr_containerd_spec_validate(&s, NULL), 0);
+        _cleanup_(tr_error_freep) tr_error *e1 = NULL;
+        s.security.privileged = true;
+        cr_expect_lt(tr_containerd_spec_validate(&s, &e1), 0);
+        cr_expect_eq(tr_error_code(e1), TR_E_SECURITY_VIOLATION);
+        s.security.privileged = false;
+        _cleanup_(tr_error_freep) tr_error *e2 = NULL;
+        s.security.network_mode = "host";
+        cr_expect_lt(tr_containerd_spec_validate(&s, &e2), 0);
+        cr_expect_eq(tr_error_code(e2), TR_E_SECURITY_VIOLATION);
+        s.profile = TR_PROFILE_DEV;
+        cr_expect_eq(tr_containerd_spec_validate(&s, NULL), 0);
+        _cleanup_(tr_error_freep) tr_error *e3 = NULL;
+        s.resources.memory_bytes = -1;
+        cr_expect_lt(tr_containerd_spec_validate(&s, &e3), 0);
+        cr_expect_eq(tr_error_code(e3), TR_E_INVALID_LIMITS);
+        s.resources.memory_bytes = 0;
+        s.image = "";
+        cr_expect_lt(tr_containerd_spec_validate(&s, NULL), 0);
+        s.image = "img";
+        s.command = NULL;
+        cr_expect_lt(tr_containerd_spec_validate(&s, NULL), 0);
+}
