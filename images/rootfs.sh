@@ -17,14 +17,19 @@ extra=${TR_ROOTFS_INCLUDE:-}
 # rebuilds.  The sort makes the hash independent of the glob's order.
 recipe=$( { cat "$0"; echo "$suite $extra";
             find "$here/../sdk/python/toolruntime" "$here/../sdk/python/trtool" -type f \
-                 -name '*.py' -o -name trtool 2>/dev/null | LC_ALL=C sort | xargs cat 2>/dev/null; } \
+                 \( -name '*.py' -o -name trtool \) -print0 2>/dev/null \
+                 | LC_ALL=C sort -z | xargs -0 -r cat; } \
           | sha256sum | cut -c1-16)
+# The container and VM image builds share this rootfs: one build at a
+# time, and a waiting one then finds it up to date.
+mkdir -p "$(dirname "$dir")"
+exec 8>"$dir.lock"
+flock 8
 if [ -f "$dir/.toolruntime-rootfs-ok" ] && [ "$(cat "$dir/.toolruntime-rootfs-ok")" = "$recipe" ]; then
     echo "rootfs: up to date ($dir)"
     exit 0
 fi
 command -v mmdebstrap >/dev/null || { echo "rootfs: mmdebstrap is missing: apt-get install mmdebstrap" >&2; exit 1; }
-mkdir -p "$(dirname "$dir")"
 rm -rf "$dir.tmp"
 echo "rootfs: building Debian $suite + python3 with mmdebstrap (about a minute)..."
 # python3 (not python3-minimal): the __out protocol needs json and the SDK
@@ -34,6 +39,7 @@ echo "rootfs: building Debian $suite + python3 with mmdebstrap (about a minute).
 # them.  The merged-usr hook makes the /bin -> usr/bin symlinks itself: left
 # to mmdebstrap, bookworm gets the usrmerge package, which pulls in all of
 # perl (45 MB) for a one-time conversion.
+# shellcheck disable=SC2016 # "$1" in the hook is expanded by mmdebstrap
 mmdebstrap --variant=essential --quiet \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --include="python3${extra:+,$extra}" \
@@ -52,6 +58,11 @@ pydir="$dir.tmp/usr/lib/python3/dist-packages/toolruntime"
 mkdir -p "$pydir"
 if [ -d "$here/../sdk/python/toolruntime" ]; then
     cp "$here"/../sdk/python/toolruntime/*.py "$pydir"/ 2>/dev/null || true
+fi
+# Byte-compile the SDK now: the sandbox root is read-only, so python could
+# never cache it and would recompile it on every execution.
+if ls "$pydir"/*.py >/dev/null 2>&1; then
+    chroot "$dir.tmp" python3 -m compileall -q /usr/lib/python3/dist-packages/toolruntime
 fi
 if [ -f "$here/../sdk/python/trtool" ]; then
     install -m 0755 "$here/../sdk/python/trtool" "$dir.tmp/usr/local/bin/trtool"

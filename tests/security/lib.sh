@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash disable=SC2034 # WALL_MS etc. are read by run.sh
+#
+# A tiny test harness for the security suite: named cases, assertions that
+# say what they expected, and a runner that drives the toolruntime CLI the
+# way a user does.  Sourced by run.sh.
+
+TESTS_RUN=0
+TESTS_FAILED=0
+FAILED_NAMES=()
+CASE=""
+CASE_FAILED=0
+CASE_IDS=()
+
+note() { printf '    %s\n' "$*"; }
+
+fail() {
+    CASE_FAILED=1
+    printf '    FAIL: %s\n' "$*"
+}
+
+assert_eq() { # actual expected what
+    [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+assert_ne() { # actual unexpected what
+    [ "$1" != "$2" ] || fail "$3: must not be '$2'"
+}
+
+assert_one_of() { # actual "choice1 choice2 ..." what
+    case " $2 " in *" $1 "*) [ -n "$1" ] && return ;; esac
+    fail "$3: expected one of '$2', got '$1'"
+}
+
+assert_contains() { # haystack needle what
+    case "$1" in *"$2"*) ;; *) fail "$3: expected to contain '$2', got: $(printf '%.300s' "$1")" ;; esac
+}
+
+assert_not_contains() { # haystack needle what
+    case "$1" in *"$2"*) fail "$3: must not contain '$2'" ;; esac
+}
+
+assert_le() { # actual max what
+    [ "$1" -le "$2" ] 2>/dev/null || fail "$3: expected <= $2, got '$1'"
+}
+
+assert_ge() { # actual min what
+    [ "$1" -ge "$2" ] 2>/dev/null || fail "$3: expected >= $2, got '$1'"
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# trx PROFILE [exec options...]: run `toolruntime exec --json` against the
+# test's containerd.  Sets OUT (the JSON), RC (exit status), WALL_MS.
+trx() {
+    local profile=$1
+    shift
+    local t0
+    t0=$(now_ms)
+    OUT=$("$TOOLRUNTIME_BIN" exec -b containerd -p "$profile" --json \
+        --socket "$TR_TEST_CONTAINERD_SOCKET" --namespace "$NS" --image "$IMAGE" \
+        "${EXTRA_EXEC_ARGS[@]}" "$@" 2>"$WORK/stderr")
+    RC=$?
+    WALL_MS=$(( $(now_ms) - t0 ))
+    local id
+    id=$(printf '%s' "$OUT" | jq -r '.backend.details.container_id // empty' 2>/dev/null)
+    [ -n "$id" ] && CASE_IDS+=("$id")
+    if ! printf '%s' "$OUT" | jq -e . >/dev/null 2>&1; then
+        fail "exec printed no JSON (exit $RC): $(printf '%.300s' "$OUT") stderr: $(head -c 300 "$WORK/stderr")"
+        OUT='{}'
+    fi
+}
+
+# j FILTER: a field of the last result (jq -r).
+j() { printf '%s' "$OUT" | jq -r "$1"; }
+
+# The snippet's stdout, one "key=value" per line, as printed by the
+# snippets below; kv KEY gives the value.
+kv() { j .stdout | awk -v k="$1=" 'index($0, k) == 1 { print substr($0, length(k) + 1); exit }'; }
+
+# Things containerd holds for executions.  Everything the backend creates
+# must be gone after each case.
+ctrd_state() {
+    local c t l s
+    c=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" containers ls -q 2>/dev/null | wc -l)
+    t=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" tasks ls -q 2>/dev/null | wc -l)
+    l=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" leases ls -q 2>/dev/null | wc -l)
+    s=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" snapshots ls 2>/dev/null | awk 'NR>1 && $3=="Active"' | wc -l)
+    echo "containers=$c tasks=$t leases=$l active_snapshots=$s"
+}
+
+# Host processes still in the cgroup of one of this case's containers: a
+# sandbox that leaves one behind has escaped its cleanup.  (Matching by
+# container id, not by uid 65534, keeps other users of the host out of it.)
+leftover_procs() {
+    [ ${#CASE_IDS[@]} -gt 0 ] || { echo 0; return; }
+    local args=() id
+    for id in "${CASE_IDS[@]}"; do args+=(-e "$id"); done
+    grep -l -F "${args[@]}" /proc/[0-9]*/cgroup 2>/dev/null | wc -l
+}
+
+run_case() { # name function
+    CASE=$1
+    CASE_FAILED=0
+    CASE_IDS=()
+    TESTS_RUN=$((TESTS_RUN + 1))
+    printf '%s\n' "--- $CASE"
+    "$2"
+    # Cleanup is part of every case: nothing may be left in containerd and
+    # no sandbox process may survive on the host.
+    local after
+    after=$(ctrd_state)
+    assert_eq "$after" "$BASELINE_STATE" "containerd state after the case"
+    local procs=-1
+    # The task is deleted before exec returns, but the kernel may still be
+    # reaping the last processes of a killed cgroup.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        procs=$(leftover_procs)
+        [ "$procs" = 0 ] && break
+        sleep 0.2
+    done
+    assert_eq "$procs" 0 "sandbox processes left on the host"
+    if [ "$CASE_FAILED" = 0 ]; then
+        printf 'ok   %s\n' "$CASE"
+    else
+        printf 'FAIL %s\n' "$CASE"
+        printf '    last result: %.600s\n' "$OUT"
+        TESTS_FAILED=$((TESTS_FAILED + 1))
+        FAILED_NAMES+=("$CASE")
+    fi
+}
