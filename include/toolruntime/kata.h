@@ -30,11 +30,11 @@ extern "C" {
 #endif
 
 /* Where `toolruntime image build --vm` puts the VM's files. */
-#define TR_KATA_DEFAULT_VM_DIR "/var/lib/toolruntime/vm"
-#define TR_KATA_DEFAULT_KERNEL TR_KATA_DEFAULT_VM_DIR "/vmlinuz"
-#define TR_KATA_DEFAULT_INITRD TR_KATA_DEFAULT_VM_DIR "/initrd.img"
+#define TR_KATA_DEFAULT_VM_DIR     "/var/lib/toolruntime/vm"
+#define TR_KATA_DEFAULT_KERNEL     TR_KATA_DEFAULT_VM_DIR "/vmlinuz"
+#define TR_KATA_DEFAULT_INITRD     TR_KATA_DEFAULT_VM_DIR "/initrd.img"
 #define TR_KATA_DEFAULT_IMAGE_PATH TR_KATA_DEFAULT_VM_DIR "/rootfs.ext4"
-#define TR_KATA_DEFAULT_IMAGE "toolruntime-sandbox:latest"
+#define TR_KATA_DEFAULT_IMAGE      "toolruntime-sandbox:latest"
 #define TR_KATA_DEFAULT_HYPERVISOR "qemu"
 /* A boot that has not reached the agent by then is vm_creation_failed. */
 #define TR_KATA_DEFAULT_BOOT_TIMEOUT_MS 60000
@@ -42,7 +42,7 @@ extern "C" {
  * a limit for the guest kernel and the agent (the limit itself is enforced
  * by a cgroup inside the guest). */
 #define TR_KATA_DEFAULT_GUEST_MEMORY (512LL * 1024 * 1024)
-#define TR_KATA_GUEST_OVERHEAD (192LL * 1024 * 1024)
+#define TR_KATA_GUEST_OVERHEAD       (192LL * 1024 * 1024)
 
 typedef enum tr_kata_runner_kind {
         TR_KATA_RUNNER_QEMU = 0,   /* default: the microVM runner */
@@ -64,11 +64,11 @@ typedef struct tr_kata_resources {
 } tr_kata_resources;
 
 typedef struct tr_kata_security {
-        const char *user;         /* "65534:65534"; root is a security violation */
-        bool read_only_rootfs;    /* must be true outside dev */
-        const char *network_mode; /* "none" (standard, hardened) or "user" (dev only) */
+        const char *user;            /* "65534:65534"; root is a security violation */
+        bool read_only_rootfs;       /* must be true outside dev */
+        const char *network_mode;    /* "none" (standard, hardened) or "user" (dev only) */
         const char *seccomp_profile; /* NULL: the built-in default for hardened */
-        bool privileged;          /* always a security violation */
+        bool privileged;             /* always a security violation */
 } tr_kata_security;
 
 /* What to run (the seed's SandboxSpec).  Every pointer is borrowed from the
@@ -79,16 +79,16 @@ typedef struct tr_kata_sandbox_spec {
         const char *hypervisor; /* "qemu", "cloud-hypervisor", "firecracker" */
         const char *kernel_path;
         const char *initrd_path;
-        const char *image_path; /* guest root image */
+        const char *image_path;  /* guest root image */
         const char *const *argv; /* NULL-terminated; reads the code from stdin */
         const char *working_dir;
-        const char *const *env;  /* NULL-terminated KEY=VALUE */
-        const void *code;        /* written to the command's stdin */
+        const char *const *env; /* NULL-terminated KEY=VALUE */
+        const void *code;       /* written to the command's stdin */
         size_t code_len;
         tr_kata_resources resources;
         tr_kata_security security;
-        tr_profile profile;     /* never TR_PROFILE_DEFAULT */
-        int64_t timeout_ms;     /* the snippet's run time */
+        tr_profile profile; /* never TR_PROFILE_DEFAULT */
+        int64_t timeout_ms; /* the snippet's run time */
         int64_t boot_timeout_ms;
         tr_kata_accel accel;
         const char *const *labels; /* NULL-terminated alternating key, value */
@@ -135,8 +135,8 @@ typedef struct tr_kata_config {
          * hypervisors); the shim for the containerd runner (default
          * containerd-shim-kata-v2).  Looked up in PATH unless it has a '/'. */
         const char *runtime_path;
-        const char *image;      /* default TR_KATA_DEFAULT_IMAGE */
-        const char *hypervisor; /* default "qemu" */
+        const char *image;       /* default TR_KATA_DEFAULT_IMAGE */
+        const char *hypervisor;  /* default "qemu" */
         const char *kernel_path; /* default TR_KATA_DEFAULT_KERNEL */
         const char *image_path;  /* default TR_KATA_DEFAULT_IMAGE_PATH */
         const char *initrd_path; /* default TR_KATA_DEFAULT_INITRD */

@@ -54,9 +54,12 @@ const char *cli_images_dir(void);
 void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv);
 /* The gateway the snippet may call: the tools of a manifest and MCP
  * servers, or an empty one. */
-int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_gateway **ret_gw, tr_error **ret_err);
+int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, tr_gateway **ret_gw,
+                    tr_error **ret_err);
 typedef void (*cli_doctor_line_fn)(const char *backend, bool ok, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Per-backend doctor checks (in the backends' CLI files); true when usable. */
 bool cli_doctor_containerd(const cli_backend_opts *o, cli_doctor_line_fn line);
 bool cli_doctor_kata(const cli_backend_opts *o, cli_doctor_line_fn line);
+void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg);
+void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg);

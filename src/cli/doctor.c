@@ -59,7 +59,7 @@ int cli_doctor(int argc, char **argv) {
         cli_backend_opts bo = { 0 };
         int c;
         optind = 0;
-        while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
                 case 's': bo.socket = optarg; break;
                 case 'n': bo.ctrd_namespace = optarg; break;

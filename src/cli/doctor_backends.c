@@ -1,13 +1,47 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Doctor checks for the sandboxing backends. */
+/* Doctor checks for the sandboxing backends: the library's own health
+ * checks, with the fix spelled out for each failure. */
+#include <stdlib.h>
+
 #include "cli/cli.h"
+#include "util/handles.h"
+#include "util/macros.h"
 
 bool cli_doctor_containerd(const cli_backend_opts *o, cli_doctor_line_fn line) {
-        line("containerd", false, "backend not built yet");
+        tr_containerd_config cfg;
+        cli_containerd_config(o, &cfg);
+        _cleanup_free_ char *detail = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        if (tr_containerd_check(&cfg, &detail, &err) == 0) {
+                line("containerd", true, "%s (standard and hardened profiles)", detail);
+                return true;
+        }
+        const char *fix;
+        switch (tr_error_code(err)) {
+        case TR_E_CONTAINERD_NOT_AVAILABLE:
+                fix = "install and start it: apt-get install containerd runc && scripts/start-containerd.sh "
+                      "(or systemctl start containerd)";
+                break;
+        case TR_E_DAEMON_UNAVAILABLE:
+                fix = "the daemon does not answer: restart containerd";
+                break;
+        case TR_E_IMAGE_NOT_FOUND: fix = "build the sandbox image: toolruntime image build"; break;
+        default: fix = "see the message above"; break;
+        }
+        line("containerd", false, "%s: %s; fix: %s", tr_error_code_name(err), tr_error_message(err), fix);
         return false;
 }
 
 bool cli_doctor_kata(const cli_backend_opts *o, cli_doctor_line_fn line) {
-        line("kata", false, "backend not built yet");
+        tr_kata_config cfg;
+        cli_kata_config(o, &cfg);
+        _cleanup_free_ char *detail = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        if (tr_kata_check(&cfg, &detail, &err) == 0) {
+                line("kata", true, "%s (-b kata)", detail);
+                return true;
+        }
+        line("kata", false, "%s: %s; fix: apt-get install qemu-system-x86 and run toolruntime image build --vm",
+             tr_error_code_name(err), tr_error_message(err));
         return false;
 }

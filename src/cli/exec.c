@@ -272,7 +272,7 @@ int cli_exec(int argc, char **argv) {
 
         _cleanup_free_ const char **mcp_owner = NULL;
         optind = 0;
-        while ((c = getopt_long(argc, argv, "+c:b:p:l:t:vh", exec_opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "c:b:p:l:t:vh", exec_opts, NULL)) != -1) {
                 int64_t *num = NULL;
                 bool size = false;
                 const char *what = NULL;
@@ -392,7 +392,7 @@ int cli_exec(int argc, char **argv) {
 
         int r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);
         if (r >= 0)
-                r = cli_gateway_new(tools, mcp, n_mcp, &gw, &err);
+                r = cli_gateway_new(tools, mcp, n_mcp, verbose ? cli_log : NULL, &gw, &err);
         if (r >= 0)
                 r = tr_request_new(&req, &err);
         if (r >= 0)

@@ -1,12 +1,29 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The gateway a CLI execution exposes to its snippet. */
+/* The gateway a CLI execution exposes to its snippet: the tools of a
+ * manifest and of MCP servers, or none. */
+#include <stdio.h>
+
 #include "cli/cli.h"
 #include "util/handles.h"
 #include "util/macros.h"
 
-int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_gateway **ret_gw, tr_error **ret_err) {
-        if (tools || n_mcp > 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "gateway",
-                                    "--tools and --mcp need the tool gateway, which this build does not have yet");
-        return tr_gateway_new_empty(ret_gw, ret_err);
+TR_DEFINE_FREEP(tr_tool_registry, tr_tool_registry_free)
+
+int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, tr_gateway **ret_gw,
+                    tr_error **ret_err) {
+        if (!tools && n_mcp == 0)
+                return tr_gateway_new_empty(ret_gw, ret_err);
+        _cleanup_(tr_tool_registry_freep) tr_tool_registry *reg = NULL;
+        int r = tr_tool_registry_new(&reg, ret_err);
+        if (r < 0)
+                return r;
+        tr_tool_registry_set_logger(reg, log, NULL);
+        if (tools && (r = tr_tool_registry_add_manifest(reg, tools, ret_err)) < 0)
+                return r;
+        for (size_t i = 0; i < n_mcp; i++)
+                /* NULL namespace: the server's own name (serverInfo.name). */
+                if ((r = tr_tool_registry_add_mcp(reg, mcp[i], NULL, ret_err)) < 0)
+                        return r;
+        /* The gateway keeps the registry alive; our reference goes. */
+        return tr_tool_registry_gateway(reg, ret_gw, ret_err);
 }

@@ -49,7 +49,7 @@ int cli_image(int argc, char **argv) {
         bool vm = false;
         int c;
         optind = 0;
-        while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'r': ref = optarg; break;
                 case 'n': ns = optarg; break;

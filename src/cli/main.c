@@ -27,6 +27,7 @@ static const struct {
         { "exec", cli_exec },
         { "doctor", cli_doctor },
         { "image", cli_image },
+        { "gc", cli_gc },
 };
 
 int main(int argc, char **argv) {

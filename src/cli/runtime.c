@@ -20,6 +20,28 @@ static const char *sdk_dir(const cli_backend_opts *o) {
         return TR_SOURCE_DIR "/sdk/python";
 }
 
+void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg) {
+        *cfg = (tr_containerd_config){
+                .image_ref = o->image,
+                .namespace_name = o->ctrd_namespace,
+                .socket_path = o->socket,
+                .runtime = o->runtime,
+                .seccomp_path = o->seccomp,
+        };
+}
+
+void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
+        *cfg = (tr_kata_config){
+                .image = o->image,
+                .hypervisor = o->hypervisor,
+                .kernel_path = o->kernel,
+                .image_path = o->vm_image,
+                .containerd_address = o->socket,
+                .containerd_namespace = o->ctrd_namespace,
+        };
+}
+
+
 int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_runtime **ret_rt, tr_error **ret_err) {
         _cleanup_(tr_runtime_freep) tr_runtime *rt = NULL;
         int r = tr_runtime_new(&rt, ret_err);
@@ -29,8 +51,17 @@ int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_r
 
         tr_backend *b = NULL;
         tr_unsafe_host_config uh = { .sdk_path = sdk_dir(o) };
-        r = tr_backend_unsafe_host_new(&uh, &b, ret_err);
-        if (r < 0 || (r = tr_runtime_add_backend(rt, b, ret_err)) < 0)
+        if ((r = tr_backend_unsafe_host_new(&uh, &b, ret_err)) < 0 || (r = tr_runtime_add_backend(rt, b, ret_err)) < 0)
+                return r;
+
+        tr_containerd_config ctrd;
+        cli_containerd_config(o, &ctrd);
+        if ((r = tr_backend_containerd_new(&ctrd, &b, ret_err)) < 0 || (r = tr_runtime_add_backend(rt, b, ret_err)) < 0)
+                return r;
+
+        tr_kata_config kata;
+        cli_kata_config(o, &kata);
+        if ((r = tr_backend_kata_new(&kata, &b, ret_err)) < 0 || (r = tr_runtime_add_backend(rt, b, ret_err)) < 0)
                 return r;
         *ret_rt = TAKE_PTR(rt);
         return 0;

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 /* The largest payload a frame may carry, in both directions. */
-#define TR_FRAME_MAX (1024 * 1024)
+#define TR_FRAME_MAX    (1024 * 1024)
 #define TR_FRAME_HEADER 4
 
 typedef struct tr__frame_reader {
@@ -25,7 +25,7 @@ typedef struct tr__frame_reader {
         size_t len;   /* bytes buffered */
         size_t start; /* bytes already handed out (consumed lazily) */
         size_t alloc;
-        size_t max;   /* payload cap; TR_FRAME_MAX unless set otherwise */
+        size_t max; /* payload cap; TR_FRAME_MAX unless set otherwise */
 } tr__frame_reader;
 
 void tr__frame_reader_init(tr__frame_reader *r, size_t max);

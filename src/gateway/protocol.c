@@ -4,19 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/deadline.h"
 #include "gateway/frame.h"
 #include "gateway/protocol.h"
 #include "util/macros.h"
 
 static const char *const type_names[TR__GW_MSG_TYPE_MAX] = {
-        [TR__GW_SEARCH_TOOLS] = "search_tools",
-        [TR__GW_LIST_NAMESPACES] = "list_namespaces",
-        [TR__GW_DESCRIBE_TOOL] = "describe_tool",
-        [TR__GW_LIST_TOOL_EXAMPLES] = "list_tool_examples",
-        [TR__GW_RUN_TOOL] = "run_tool",
-        [TR__GW_RUN_CHAIN] = "run_chain",
-        [TR__GW_RESPONSE] = "response",
-        [TR__GW_ERROR] = "error",
+        [TR__GW_SEARCH_TOOLS] = "search_tools",   [TR__GW_LIST_NAMESPACES] = "list_namespaces",
+        [TR__GW_DESCRIBE_TOOL] = "describe_tool", [TR__GW_LIST_TOOL_EXAMPLES] = "list_tool_examples",
+        [TR__GW_RUN_TOOL] = "run_tool",           [TR__GW_RUN_CHAIN] = "run_chain",
+        [TR__GW_RESPONSE] = "response",           [TR__GW_ERROR] = "error",
 };
 
 const char *tr__gw_msg_type_name(tr__gw_msg_type t) {
@@ -133,8 +130,7 @@ int tr__gw_encode(tr__gw_msg_type type, json_t *id, json_t *payload, uint8_t **r
         return 0;
 }
 
-int tr__gw_encode_error(json_t *id, const char *code_name, const char *message, uint8_t **ret_frame,
-                        size_t *ret_len) {
+int tr__gw_encode_error(json_t *id, const char *code_name, const char *message, uint8_t **ret_frame, size_t *ret_len) {
         /* Messages come from tools and may be long or odd: bound them and
          * let jansson refuse invalid UTF-8 (then a generic text is used). */
         char buf[2048];
@@ -211,8 +207,8 @@ int tr__gw_chain_parse(json_t *steps, tr__gw_chain_step **ret_steps, size_t *ret
                 if (usep && !json_is_boolean(usep) && !json_is_null(usep))
                         return tr_error_set(ret_err, TR_E_INVALID_ARGUMENTS, TR_BACKEND_NONE, "run_chain",
                                             "step %zu: \"use_previous\" must be a boolean", i);
-                if (an && !json_is_null(an) && (!json_is_string(an) || json_string_length(an) == 0 ||
-                                                 json_string_length(an) > 128))
+                if (an && !json_is_null(an) &&
+                    (!json_is_string(an) || json_string_length(an) == 0 || json_string_length(an) > 128))
                         return tr_error_set(ret_err, TR_E_INVALID_ARGUMENTS, TR_BACKEND_NONE, "run_chain",
                                             "step %zu: \"arg_name\" must be a non-empty string", i);
                 v[i] = (tr__gw_chain_step){
@@ -239,4 +235,15 @@ json_t *tr__gw_chain_step_args(const tr__gw_chain_step *step, json_t *prev) {
                 return NULL;
         }
         return a;
+}
+
+/* Per thread, not per process: see deadline.h. */
+static _Thread_local int64_t call_deadline_ns;
+
+int64_t tr__gw_call_deadline(void) {
+        return call_deadline_ns;
+}
+
+void tr__gw_set_call_deadline(int64_t deadline_ns) {
+        call_deadline_ns = deadline_ns;
 }

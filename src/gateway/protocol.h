@@ -59,13 +59,12 @@ int tr__gw_msg_decode(const void *data, size_t len, tr__gw_msg *ret_msg, json_t 
  * frame.  `payload` is borrowed.  -EMSGSIZE when over TR_FRAME_MAX. */
 int tr__gw_encode(tr__gw_msg_type type, json_t *id, json_t *payload, uint8_t **ret_frame, size_t *ret_len);
 /* Encode an error reply {"code": code_name, "message": message}. */
-int tr__gw_encode_error(json_t *id, const char *code_name, const char *message, uint8_t **ret_frame,
-                        size_t *ret_len);
+int tr__gw_encode_error(json_t *id, const char *code_name, const char *message, uint8_t **ret_frame, size_t *ret_len);
 
 /* One step of a run_chain, pointing into the parsed steps array. */
 typedef struct tr__gw_chain_step {
         const char *tool_id;
-        json_t *args;         /* borrowed; an object, possibly empty */
+        json_t *args; /* borrowed; an object, possibly empty */
         bool use_previous;
         const char *arg_name; /* where the previous result goes */
 } tr__gw_chain_step;

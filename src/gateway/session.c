@@ -32,6 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "gateway/deadline.h"
 #include "gateway/frame.h"
 #include "gateway/protocol.h"
 #include "gateway/session.h"
@@ -46,6 +47,10 @@
 #define READ_CHUNK (64 * 1024)
 /* Results larger than this cannot fit in a reply frame with its envelope. */
 #define MAX_RESULT (TR_FRAME_MAX - 4096)
+/* Tool-call records kept per execution.  Every call is recorded up to this
+ * many; past it (a snippet hammering the gateway, possibly with calls the
+ * limits refuse) records stop, so that the host's memory stays bounded. */
+#define MAX_RECORDS 10000
 
 typedef struct conn {
         tr__gw_session *s;
@@ -68,6 +73,7 @@ struct tr__gw_session {
         pthread_mutex_t lock;
         int64_t tool_calls;
         int64_t chain_steps;
+        size_t n_records;
         conn *conns;
         size_t n_live;
 
@@ -151,8 +157,15 @@ static void record_call(tr__gw_session *s, const char *tool_id, int64_t dur_us, 
         if (!res)
                 return;
         pthread_mutex_lock(&s->lock);
-        tr_result_add_tool_call(res, tool_id, tr_result_backend_kind(res), dur_us, op, code, NULL);
+        bool keep = s->n_records < MAX_RECORDS;
+        if (keep) {
+                s->n_records++;
+                tr_result_add_tool_call(res, tool_id, tr_result_backend_kind(res), dur_us, op, code, NULL);
+        }
+        bool first_dropped = !keep && s->n_records++ == MAX_RECORDS;
         pthread_mutex_unlock(&s->lock);
+        if (first_dropped)
+                tr_exec_log(s->ex, TR_LOG_WARN, "gateway: too many tool calls, later ones are not recorded", NULL);
 }
 
 /* Reserve `n` tool calls, of which `steps` are chain steps.  Fails (without
@@ -232,7 +245,11 @@ static int invoke_tool(tr__gw_session *s, const char *id, json_t *args, json_t *
         if (!args_text)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run_tool", "out of memory");
         _cleanup_free_ char *out = NULL;
+        /* Tools of this registry stop at the execution's deadline, so that
+         * ending the session never waits on a tool past it. */
+        tr__gw_set_call_deadline(tr_exec_deadline_ns(s->ex));
         int r = tr_gateway_run_tool(s->gw, id, args_text, &out, ret_err);
+        tr__gw_set_call_deadline(0);
         if (r < 0) {
                 if (ret_err && !*ret_err)
                         tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run_tool", "tool %s failed", id);
@@ -385,10 +402,8 @@ static int dispatch(tr__gw_session *s, const tr__gw_msg *m, json_t **ret, tr_err
                 r = tr_gateway_list_tool_examples(s->gw, id, max, &out, ret_err);
                 break;
         }
-        case TR__GW_RUN_TOOL:
-                return op_run_tool(s, m->payload, ret, ret_err);
-        case TR__GW_RUN_CHAIN:
-                return op_run_chain(s, m->payload, ret, ret_err);
+        case TR__GW_RUN_TOOL: return op_run_tool(s, m->payload, ret, ret_err);
+        case TR__GW_RUN_CHAIN: return op_run_chain(s, m->payload, ret, ret_err);
         default:
                 /* The host never asked anything, so a reply from the sandbox
                  * is out of order. */
@@ -482,8 +497,7 @@ static void *conn_main(void *arg) {
                                  * be resynchronised: say why, then hang up. */
                                 send_error(c, NULL, tr_code_name(TR_E_PROTOCOL),
                                            "frame exceeds the 1 MiB message cap; closing the connection");
-                                tr_exec_log(c->s->ex, TR_LOG_WARN, "gateway: oversized frame from the sandbox",
-                                            NULL);
+                                tr_exec_log(c->s->ex, TR_LOG_WARN, "gateway: oversized frame from the sandbox", NULL);
                                 close_conn = true;
                                 break;
                         }
@@ -565,7 +579,8 @@ static int add_conn(tr__gw_session *s, int fd, tr_error **ret_err) {
 static void *listen_main(void *arg) {
         tr__gw_session *s = arg;
         for (;;) {
-                struct pollfd p[2] = { { .fd = s->listen_fd, .events = POLLIN }, { .fd = s->stop_rd, .events = POLLIN } };
+                struct pollfd p[2] = { { .fd = s->listen_fd, .events = POLLIN },
+                                       { .fd = s->stop_rd, .events = POLLIN } };
                 int pr = poll(p, 2, -1);
                 if (pr < 0) {
                         if (errno == EINTR)
@@ -662,8 +677,7 @@ int tr__gw_session_listen_unix(tr__gw_session *s, const char *path, tr_error **r
          * to everyone who can reach it, and reaching it is what the private
          * directory (and the bind mount of that directory alone) controls. */
         if (!p || chmod(path, 0666) < 0 || listen(fd, MAX_CONNS) < 0) {
-                int r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "gateway.listen", "listen %s: %m",
-                                     path);
+                int r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "gateway.listen", "listen %s: %m", path);
                 unlink(path);
                 return r;
         }

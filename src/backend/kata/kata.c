@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The kata backend: turns a request into a tr_kata_sandbox_spec (the
+ * seed's SandboxSpec), validates it, resolves the image and checks health
+ * when the caller gave those hooks, and hands it to the runner: the caller's
+ * tr_kata_sandbox_runner_ops, else the QEMU microVM runner (qemu.c), or
+ * Kata through containerd (ctrd.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/kata/internal.h"
+#include "core/runner.h"
+#include "gateway/session.h"
+#include "util/macros.h"
+#include "util/proc.h"
+#include "util/strv.h"
+
+/* Where the guest agent puts the gateway socket in the snippet's world. */
+#define GUEST_GATEWAY "unix:/run/toolruntime/gateway.sock"
+
+static void kata_free_strings(tr__kata *k) {
+        free(k->runtime_path);
+        free(k->image);
+        free(k->hypervisor);
+        free(k->kernel_path);
+        free(k->initrd_path);
+        free(k->image_path);
+        free(k->containerd_address);
+        free(k->containerd_namespace);
+}
+
+static void kata_free(void *self) {
+        tr__kata *k = self;
+        if (!k)
+                return;
+        if (k->runner_ops && k->runner_ops->free)
+                k->runner_ops->free(k->runner_self);
+        if (k->resolver_ops && k->resolver_ops->free)
+                k->resolver_ops->free(k->resolver_self);
+        if (k->health_ops && k->health_ops->free)
+                k->health_ops->free(k->health_self);
+        kata_free_strings(k);
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+}
+
+static int dup_or(const char *s, const char *def, char **ret) {
+        const char *v = s && *s ? s : def;
+        if (!v) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Copy the config's strings and settings (not the ops: see callers). */
+static int kata_init(tr__kata *k, const tr_kata_config *cfg, tr_error **ret_err) {
+        static const tr_kata_config defaults = { 0 };
+        if (!cfg)
+                cfg = &defaults;
+        k->kvm_probe = -1;
+        k->runner = cfg->runner;
+        k->accel = cfg->accel;
+        k->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS;
+        if (cfg->runner != TR_KATA_RUNNER_QEMU && cfg->runner != TR_KATA_RUNNER_CONTAINERD)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "config", "unknown kata runner %d",
+                                    (int) cfg->runner);
+        if (cfg->accel < TR_KATA_ACCEL_AUTO || cfg->accel > TR_KATA_ACCEL_TCG)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "config", "unknown accelerator %d",
+                                    (int) cfg->accel);
+        const char *hv = cfg->hypervisor && *cfg->hypervisor ? cfg->hypervisor : TR_KATA_DEFAULT_HYPERVISOR;
+        if (!streq(hv, "qemu") && !streq(hv, "cloud-hypervisor") && !streq(hv, "firecracker"))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "config",
+                                    "unknown hypervisor '%s' (qemu, cloud-hypervisor, firecracker)", hv);
+        if (dup_or(cfg->runtime_path, NULL, &k->runtime_path) < 0 ||
+            dup_or(cfg->image, TR_KATA_DEFAULT_IMAGE, &k->image) < 0 || dup_or(hv, NULL, &k->hypervisor) < 0 ||
+            dup_or(cfg->kernel_path, TR_KATA_DEFAULT_KERNEL, &k->kernel_path) < 0 ||
+            dup_or(cfg->initrd_path, TR_KATA_DEFAULT_INITRD, &k->initrd_path) < 0 ||
+            dup_or(cfg->image_path, TR_KATA_DEFAULT_IMAGE_PATH, &k->image_path) < 0 ||
+            dup_or(cfg->containerd_address, NULL, &k->containerd_address) < 0 ||
+            dup_or(cfg->containerd_namespace, NULL, &k->containerd_namespace) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "config", "out of memory");
+        return 0;
+}
+
+/* cloud-hypervisor and firecracker need their binary and a working KVM
+ * (neither has a TCG mode); this build boots only QEMU itself. */
+static int check_other_hypervisor(const tr__kata *k, tr_error **ret_err) {
+        const char *bin = k->runtime_path ? k->runtime_path : k->hypervisor;
+        _cleanup_free_ char *path = NULL;
+        bool have_bin = tr__find_executable(bin, &path) == 0;
+        /* The full probe (a real kernel boot) when QEMU and the kernel are
+         * at hand: the quick one can be fooled by a nested KVM. */
+        _cleanup_free_ char *qemu = NULL;
+        bool boot_probe = tr__find_executable("qemu-system-x86_64", &qemu) == 0 && access(k->kernel_path, R_OK) == 0;
+        bool have_kvm = tr__kata_kvm_usable(boot_probe ? qemu : NULL, boot_probe ? k->kernel_path : NULL);
+        if (!have_bin || !have_kvm)
+                return tr_error_set(ret_err, TR_E_KATA_NOT_AVAILABLE, KATA_KIND, "hypervisor",
+                                    "hypervisor %s needs %s%s%s", k->hypervisor,
+                                    have_bin ? "" : "its binary (not found in PATH: ", have_bin ? "" : bin,
+                                    have_kvm ? ")"
+                                             : (have_bin ? "a usable /dev/kvm (absent or not running guests)"
+                                                         : ") and a usable /dev/kvm (absent or not running "
+                                                           "guests)"));
+        return tr_error_set(ret_err, TR_E_KATA_NOT_AVAILABLE, KATA_KIND, "hypervisor",
+                            "hypervisor %s (%s) is present, but this build boots only qemu directly; use "
+                            "hypervisor qemu, or the containerd runner with Kata configured for %s",
+                            k->hypervisor, path, k->hypervisor);
+}
+
+static tr_backend_kind kata_kind(void *self) {
+        return KATA_KIND;
+}
+
+static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
+        tr__kata *k = self;
+        const tr_request *req = tr_exec_request(ex);
+        tr_result *res = tr_exec_result(ex);
+        tr_profile profile = tr_exec_profile(ex);
+        int r;
+
+        tr_result_set_backend_kind(res, KATA_KIND);
+        const char *runner_name = k->runner_ops                            ? "custom"
+                                  : k->runner == TR_KATA_RUNNER_CONTAINERD ? "containerd"
+                                                                           : "qemu";
+        (void) tr_result_set_backend_detail(res, "runner", runner_name, NULL);
+        (void) tr_result_set_backend_detail(res, "hypervisor", k->hypervisor, NULL);
+        (void) tr_result_set_backend_detail(res, "profile", tr_profile_name(profile), NULL);
+        if (k->runner == TR_KATA_RUNNER_CONTAINERD && !k->runner_ops) {
+                (void) tr_result_set_backend_detail(res, "image", k->image, NULL);
+                (void) tr_result_set_backend_detail(res, "runtime", TR_KATA_RUNTIME_TYPE, NULL);
+        } else {
+                (void) tr_result_set_backend_detail(res, "kernel", k->kernel_path, NULL);
+                (void) tr_result_set_backend_detail(res, "image_path", k->image_path, NULL);
+        }
+
+        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU && !streq(k->hypervisor, "qemu"))
+                return check_other_hypervisor(k, ret_err);
+
+        _cleanup_strv_ char **argv = NULL;
+        r = tr__runner_argv(req, "python3", "/bin/sh", &argv, ret_err);
+        if (r < 0)
+                return r;
+        _cleanup_strv_ char **env = NULL;
+        for (const char *const *e = tr__runner_base_env(); *e; e++)
+                if (tr__strv_push(&env, *e) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
+        if (tr__strv_pushf(&env, "%s=%s", TR_GATEWAY_ENV, GUEST_GATEWAY) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
+        _cleanup_strv_ char **labels = NULL;
+        for (size_t i = 0; i < tr_request_metadata_count(req); i++) {
+                const char *key, *value;
+                tr_request_metadata_at(req, i, &key, &value);
+                if (tr__strv_push(&labels, key) < 0 || tr__strv_push(&labels, value) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
+        }
+
+        const tr_limits *lim = tr_request_limits(req);
+        size_t code_len = 0;
+        const char *code = tr_request_code(req, &code_len);
+        tr_kata_sandbox_spec spec = {
+                .image = k->image,
+                .runtime = k->runtime_path,
+                .hypervisor = k->hypervisor,
+                .kernel_path = k->kernel_path,
+                .initrd_path = k->initrd_path,
+                .image_path = k->image_path,
+                .argv = (const char *const *) argv,
+                .working_dir = "/tmp",
+                .env = (const char *const *) env,
+                .code = code,
+                .code_len = code_len,
+                .resources = { .cpu_quota_ms = lim->cpu_quota_ms,
+                               .memory_bytes = lim->memory_bytes,
+                               .pids_max = lim->pids_max,
+                               .disk_bytes = lim->disk_bytes },
+                /* Requirement 1 and 4/5: never root, the image read-only,
+                 * no network device, whatever the profile. */
+                .security = { .user = "65534:65534", .read_only_rootfs = true, .network_mode = "none" },
+                .profile = profile,
+                .timeout_ms = tr_request_effective_timeout_ms(req),
+                .boot_timeout_ms = k->boot_timeout_ms,
+                .accel = k->accel,
+                .labels = (const char *const *) labels,
+        };
+        r = tr_kata_sandbox_spec_validate(&spec, ret_err);
+        if (r < 0)
+                return r;
+
+        if (k->resolver_ops && k->resolver_ops->resolve) {
+                r = k->resolver_ops->resolve(k->resolver_self, spec.image, ret_err);
+                if (r < 0)
+                        return r;
+        }
+        if (k->health_ops && k->health_ops->check) {
+                r = k->health_ops->check(k->health_self, NULL, ret_err);
+                if (r < 0)
+                        return r;
+        }
+
+        /* What the built-in QEMU runner enforces inside the guest: the
+         * cgroup limits and the /tmp tmpfs size, plus the host-side timeout.
+         * Tool calls and chain steps are the gateway session's to report. */
+        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU) {
+                tr_limits_enforced *le = tr_result_limits_enforced_mut(res);
+                le->timeout = true;
+                le->memory = lim->memory_bytes > 0;
+                le->pids = lim->pids_max > 0;
+                le->cpu = lim->cpu_quota_ms > 0;
+                le->disk = lim->disk_bytes > 0;
+        }
+
+        if (k->runner_ops)
+                return k->runner_ops->run(k->runner_self, &spec, ex, ret_err);
+        if (k->runner == TR_KATA_RUNNER_CONTAINERD)
+                return tr__kata_ctrd_run(k, &spec, ex, ret_err);
+        return tr__kata_qemu_run(k, &spec, ex, ret_err);
+}
+
+static const tr_backend_ops kata_ops = {
+        .kind = kata_kind,
+        .execute = kata_execute,
+        .free = kata_free,
+};
+
+TR_PUBLIC int tr_backend_kata_new(const tr_kata_config *cfg, tr_backend **ret_backend, tr_error **ret_err) {
+        tr__kata *k = calloc(1, sizeof(*k));
+        if (!k) {
+                /* Ownership of the hooks' selves passes to us even on
+                 * failure: release them. */
+                if (cfg && cfg->runner_ops && cfg->runner_ops->free)
+                        cfg->runner_ops->free(cfg->runner_self);
+                if (cfg && cfg->resolver_ops && cfg->resolver_ops->free)
+                        cfg->resolver_ops->free(cfg->resolver_self);
+                if (cfg && cfg->health_ops && cfg->health_ops->free)
+                        cfg->health_ops->free(cfg->health_self);
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "new", "out of memory");
+        }
+        pthread_mutex_init(&k->lock, NULL);
+        if (cfg) {
+                k->runner_ops = cfg->runner_ops;
+                k->runner_self = cfg->runner_self;
+                k->resolver_ops = cfg->resolver_ops;
+                k->resolver_self = cfg->resolver_self;
+                k->health_ops = cfg->health_ops;
+                k->health_self = cfg->health_self;
+        }
+        int r = kata_init(k, cfg, ret_err);
+        if (r < 0) {
+                kata_free(k);
+                return r;
+        }
+        if (k->runner_ops && !k->runner_ops->run) {
+                kata_free(k);
+                return tr_error_set(ret_err, TR_E_CLIENT_NOT_CONFIGURED, KATA_KIND, "new",
+                                    "the sandbox runner has no run function");
+        }
+        return tr_backend_new(&kata_ops, k, ret_backend, ret_err);
+}
+
+TR_PUBLIC int tr_kata_check(const tr_kata_config *cfg, char **ret_detail, tr_error **ret_err) {
+        tr__kata k = { 0 };
+        pthread_mutex_init(&k.lock, NULL);
+        int r = kata_init(&k, cfg, ret_err);
+        if (r >= 0) {
+                if (cfg && cfg->health_ops && cfg->health_ops->check)
+                        r = cfg->health_ops->check(cfg->health_self, ret_detail, ret_err);
+                else if (k.runner == TR_KATA_RUNNER_CONTAINERD)
+                        r = tr__kata_ctrd_check(&k, ret_detail, ret_err);
+                else if (!streq(k.hypervisor, "qemu"))
+                        r = check_other_hypervisor(&k, ret_err);
+                else
+                        r = tr__kata_qemu_check(&k, ret_detail, ret_err);
+        }
+        kata_free_strings(&k);
+        pthread_mutex_destroy(&k.lock);
+        return r;
+}

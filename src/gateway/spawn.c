@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Spawning and supervising tool processes (spawn.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gateway/spawn.h"
+#include "util/macros.h"
+#include "util/timeutil.h"
+
+extern char **environ;
+
+#define ERR_TAIL 2048
+
+static int pidfd_open_compat(pid_t pid) {
+#ifdef SYS_pidfd_open
+        return (int) syscall(SYS_pidfd_open, pid, 0);
+#else
+        errno = ENOSYS;
+        return -1;
+#endif
+}
+
+static void close_fd(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+int tr__proc_spawn(char *const argv[], const char *cwd, char *const envp[], bool capture_stderr, tr__proc *ret,
+                   tr_error **ret_err) {
+        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        int r = 0;
+        bool fa_init = false, attr_init = false;
+
+        if (!argv || !argv[0])
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "spawn", "empty command");
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || (capture_stderr && pipe2(err, O_CLOEXEC) < 0)) {
+                r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "spawn", "pipe2: %m");
+                goto out;
+        }
+        if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
+                goto spawn_fail;
+        fa_init = true;
+        /* dup2 onto 0/1/2 clears O_CLOEXEC on the copies only. */
+        if ((r = -posix_spawn_file_actions_adddup2(&fa, in[0], 0)) < 0 ||
+            (r = -posix_spawn_file_actions_adddup2(&fa, out[1], 1)) < 0)
+                goto spawn_fail;
+        if (capture_stderr)
+                r = -posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+        else
+                r = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        if (r < 0)
+                goto spawn_fail;
+        /* Fds of the embedding program without O_CLOEXEC must not leak
+         * into tools. */
+        if ((r = -posix_spawn_file_actions_addclosefrom_np(&fa, 3)) < 0)
+                goto spawn_fail;
+        if (cwd && (r = -posix_spawn_file_actions_addchdir_np(&fa, cwd)) < 0)
+                goto spawn_fail;
+
+        if ((r = -posix_spawnattr_init(&attr)) < 0)
+                goto spawn_fail;
+        attr_init = true;
+        sigset_t none, deflt;
+        sigemptyset(&none);
+        sigemptyset(&deflt);
+        int defsigs[] = { SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2 };
+        for (size_t i = 0; i < ARRAY_SIZE(defsigs); i++)
+                sigaddset(&deflt, defsigs[i]);
+        /* Own process group: a timeout kills the tool and whatever it
+         * started.  Clean signal state: server threads block everything. */
+        if ((r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                                          POSIX_SPAWN_SETSIGDEF)) < 0 ||
+            (r = -posix_spawnattr_setpgroup(&attr, 0)) < 0 || (r = -posix_spawnattr_setsigmask(&attr, &none)) < 0 ||
+            (r = -posix_spawnattr_setsigdefault(&attr, &deflt)) < 0)
+                goto spawn_fail;
+
+        pid_t pid;
+        r = -posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
+        if (r < 0) {
+                r = tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "spawn", "cannot run %s: %s", argv[0],
+                                 strerror(-r));
+                goto out;
+        }
+        *ret = (tr__proc) TR__PROC_INIT;
+        ret->pid = pid;
+        ret->pidfd = pidfd_open_compat(pid);
+        if (ret->pidfd >= 0)
+                (void) fcntl(ret->pidfd, F_SETFD, FD_CLOEXEC);
+        ret->in_fd = TAKE_FD(in[1]);
+        ret->out_fd = TAKE_FD(out[0]);
+        ret->err_fd = TAKE_FD(err[0]);
+        fcntl(ret->in_fd, F_SETFL, O_NONBLOCK);
+        fcntl(ret->out_fd, F_SETFL, O_NONBLOCK);
+        if (ret->err_fd >= 0)
+                fcntl(ret->err_fd, F_SETFL, O_NONBLOCK);
+        r = 0;
+        goto out;
+
+spawn_fail:
+        r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "spawn", "posix_spawn setup: %s", strerror(-r));
+out:
+        if (fa_init)
+                posix_spawn_file_actions_destroy(&fa);
+        if (attr_init)
+                posix_spawnattr_destroy(&attr);
+        for (int i = 0; i < 2; i++) {
+                close_fd(&in[i]);
+                close_fd(&out[i]);
+                close_fd(&err[i]);
+        }
+        return r;
+}
+
+void tr__proc_kill(tr__proc *p) {
+        if (p->pid > 0) {
+                /* The leader is unreaped (at worst a zombie), so its pid is
+                 * still the group id and cannot have been recycled. */
+                kill(-p->pid, SIGKILL);
+                kill(p->pid, SIGKILL);
+                while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                p->pid = -1;
+        }
+        close_fd(&p->pidfd);
+        close_fd(&p->in_fd);
+        close_fd(&p->out_fd);
+        close_fd(&p->err_fd);
+}
+
+ssize_t tr__write_nosigpipe(int fd, const void *buf, size_t n) {
+        /* Block SIGPIPE for this thread around the write; if the write
+         * raised one, consume it before unblocking (curl's sigpipe trick). */
+        sigset_t pipe_set, old;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        bool was_pending = sigismember(&pending, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        ssize_t w = write(fd, buf, n);
+        int saved = errno;
+        if (w < 0 && saved == EPIPE && !was_pending) {
+                struct timespec zero = { 0, 0 };
+                while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                        ;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
+        return w;
+}
+
+/* The leader's wait status, or -1 when it cannot be had (an embedder that
+ * ignores SIGCHLD or reaps every child itself): a status we did not see
+ * must not pass for success. */
+static int reap_status(tr__proc *p) {
+        int st = 0;
+        pid_t w;
+        /* Clean up anything the tool left behind, then reap it. */
+        kill(-p->pid, SIGKILL);
+        while ((w = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR)
+                ;
+        p->pid = -1;
+        return w < 0 ? -1 : st;
+}
+
+int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t in_len, int64_t timeout_ms,
+                 size_t max_out, char **ret_out, size_t *ret_len, tr_error **ret_err) {
+        tr__proc p = TR__PROC_INIT;
+        int r = tr__proc_spawn(argv, cwd, NULL, true, &p, ret_err);
+        if (r < 0)
+                return r;
+        int64_t deadline = tr__now_ns() + timeout_ms * TR_NSEC_PER_MSEC;
+        size_t alloc = 4096, len = 0, in_off = 0;
+        _cleanup_free_ char *out = malloc(alloc);
+        char tail[ERR_TAIL + 1];
+        size_t tail_len = 0;
+        bool out_eof = false, err_eof = false, exited = false, over = false, timed_out = false;
+        if (!out) {
+                tr__proc_kill(&p);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run", "out of memory");
+        }
+        if (in_len == 0)
+                close_fd(&p.in_fd);
+
+        /* Until the leader exits (pidfd), or without a pidfd until both
+         * pipes reach EOF; the output cap and the deadline end it early. */
+        while (!over && !exited && !(out_eof && err_eof && p.pidfd < 0)) {
+                struct pollfd pf[4];
+                int n = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
+                if (p.in_fd >= 0) {
+                        pf[n] = (struct pollfd){ .fd = p.in_fd, .events = POLLOUT };
+                        i_in = n++;
+                }
+                if (!out_eof) {
+                        pf[n] = (struct pollfd){ .fd = p.out_fd, .events = POLLIN };
+                        i_out = n++;
+                }
+                if (!err_eof) {
+                        pf[n] = (struct pollfd){ .fd = p.err_fd, .events = POLLIN };
+                        i_err = n++;
+                }
+                if (p.pidfd >= 0) {
+                        pf[n] = (struct pollfd){ .fd = p.pidfd, .events = POLLIN };
+                        i_pid = n++;
+                }
+                int tmo = tr__poll_timeout_ms(deadline);
+                if (tmo == 0) {
+                        timed_out = true;
+                        break;
+                }
+                int pr = poll(pf, (nfds_t) n, tmo);
+                if (pr < 0 && errno != EINTR)
+                        break;
+                if (pr <= 0)
+                        continue;
+                if (i_in >= 0 && pf[i_in].revents) {
+                        ssize_t w = tr__write_nosigpipe(p.in_fd, input + in_off, in_len - in_off);
+                        if (w > 0)
+                                in_off += (size_t) w;
+                        /* EPIPE: the tool does not want (all of) its input;
+                         * that is its business, its exit status tells. */
+                        if ((w < 0 && errno != EAGAIN && errno != EINTR) || in_off == in_len)
+                                close_fd(&p.in_fd);
+                }
+                if (i_pid >= 0 && pf[i_pid].revents)
+                        exited = true;
+                /* Drain until EAGAIN: after the leader exits, a grandchild
+                 * may keep the pipes open, so EOF cannot be waited for. */
+                if (i_out >= 0 && (pf[i_out].revents || exited)) {
+                        for (;;) {
+                                /* One byte stays free for the final NUL. */
+                                if (len + 1 >= alloc) {
+                                        size_t na = alloc * 2 > max_out + 2 ? max_out + 2 : alloc * 2;
+                                        if (na <= alloc) {
+                                                over = true;
+                                                break;
+                                        }
+                                        char *nb = realloc(out, na);
+                                        if (!nb) {
+                                                over = true;
+                                                break;
+                                        }
+                                        out = nb;
+                                        alloc = na;
+                                }
+                                ssize_t k = read(p.out_fd, out + len, alloc - len - 1);
+                                if (k == 0) {
+                                        out_eof = true;
+                                        break;
+                                }
+                                if (k < 0)
+                                        break;
+                                len += (size_t) k;
+                                if (len > max_out) {
+                                        over = true;
+                                        break;
+                                }
+                        }
+                }
+                if (i_err >= 0 && (pf[i_err].revents || exited)) {
+                        for (;;) {
+                                char buf[4096];
+                                ssize_t k = read(p.err_fd, buf, sizeof(buf));
+                                if (k == 0) {
+                                        err_eof = true;
+                                        break;
+                                }
+                                if (k < 0)
+                                        break;
+                                /* Keep the last ERR_TAIL bytes. */
+                                size_t kk = (size_t) k;
+                                if (kk >= ERR_TAIL) {
+                                        memcpy(tail, buf + kk - ERR_TAIL, ERR_TAIL);
+                                        tail_len = ERR_TAIL;
+                                } else {
+                                        size_t keep = tail_len + kk > ERR_TAIL ? ERR_TAIL - kk : tail_len;
+                                        memmove(tail, tail + tail_len - keep, keep);
+                                        memcpy(tail + keep, buf, kk);
+                                        tail_len = keep + kk;
+                                }
+                        }
+                }
+        }
+        if (timed_out || over) {
+                tr__proc_kill(&p);
+                if (over)
+                        return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
+                                            "%s: output exceeds the cap of %zu bytes", argv[0], max_out);
+                return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "run", "%s: timed out after %lld ms",
+                                    argv[0], (long long) timeout_ms);
+        }
+        int st = reap_status(&p);
+        tr__proc_kill(&p);
+        if (st == -1)
+                return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
+                                    "%s: its exit status was collected by someone else (SIGCHLD ignored?)", argv[0]);
+        tail[tail_len] = 0;
+        /* Trim a trailing newline for a tidier message. */
+        while (tail_len > 0 && (tail[tail_len - 1] == '\n' || tail[tail_len - 1] == '\r'))
+                tail[--tail_len] = 0;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                if (WIFSIGNALED(st))
+                        return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
+                                            "%s: killed by signal %d%s%s", argv[0], WTERMSIG(st), tail_len ? ": " : "",
+                                            tail);
+                return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run", "%s: exit status %d%s%s",
+                                    argv[0], WEXITSTATUS(st), tail_len ? ": " : "", tail);
+        }
+        out[len] = 0;
+        *ret_out = TAKE_PTR(out);
+        *ret_len = len;
+        return 0;
+}

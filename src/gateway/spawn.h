@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host processes for tools: manifest commands and MCP servers.  Spawned with
+ * posix_spawn (safe in a threaded library, unlike fork) into their own
+ * process group, with a clean signal mask (our server threads block every
+ * signal, and a child must not inherit that), every other fd closed, and
+ * pipes for stdin/stdout.  Killing means SIGKILL to the whole group before
+ * reaping the leader, so the group id cannot be reused in between.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "toolruntime.h"
+
+typedef struct tr__proc {
+        pid_t pid;
+        int pidfd;  /* readable once the child exits; -1 when unsupported */
+        int in_fd;  /* our end of its stdin */
+        int out_fd; /* our end of its stdout */
+        int err_fd; /* our end of its stderr, or -1 (then /dev/null) */
+} tr__proc;
+
+#define TR__PROC_INIT \
+        { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1 }
+
+/* `envp` NULL: the caller's environment.  `cwd` NULL: unchanged.  argv[0]
+ * is looked up in $PATH when it has no '/'.  Our fds are non-blocking. */
+int tr__proc_spawn(char *const argv[], const char *cwd, char *const envp[], bool capture_stderr, tr__proc *ret,
+                   tr_error **ret_err);
+
+/* SIGKILL the process group, reap the leader, close every fd.  Idempotent. */
+void tr__proc_kill(tr__proc *p);
+
+/* write() that cannot raise SIGPIPE in the calling thread (EPIPE instead):
+ * the library must not kill its embedder because a tool exited early. */
+ssize_t tr__write_nosigpipe(int fd, const void *buf, size_t n);
+
+/* Run a command to completion: `input` on its stdin, stdout collected up to
+ * `max_out` bytes, the tail of stderr kept for messages.  Fails with
+ * TR_E_TIMEOUT after `timeout_ms`, TR_E_TOOL_FAILED when the output is over
+ * the cap, the exit status is not 0 or the command cannot start. */
+int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t in_len, int64_t timeout_ms,
+                 size_t max_out, char **ret_out, size_t *ret_len, tr_error **ret_err);
