@@ -10,10 +10,10 @@
 extern "C" {
 #endif
 
-#define TR_CONTAINERD_DEFAULT_IMAGE "toolruntime-sandbox:latest"
-#define TR_CONTAINERD_DEFAULT_NAMESPACE "default"
-#define TR_CONTAINERD_DEFAULT_SOCKET "/run/containerd/containerd.sock"
-#define TR_CONTAINERD_DEFAULT_RUNTIME "io.containerd.runc.v2"
+#define TR_CONTAINERD_DEFAULT_IMAGE       "toolruntime-sandbox:latest"
+#define TR_CONTAINERD_DEFAULT_NAMESPACE   "default"
+#define TR_CONTAINERD_DEFAULT_SOCKET      "/run/containerd/containerd.sock"
+#define TR_CONTAINERD_DEFAULT_RUNTIME     "io.containerd.runc.v2"
 #define TR_CONTAINERD_DEFAULT_SNAPSHOTTER "overlayfs"
 
 /* Resource limits of one container (the reference's ResourceSpec).  Zero
@@ -22,12 +22,12 @@ typedef struct tr_containerd_resources {
         int64_t memory_bytes; /* memory, swap included */
         int64_t cpu_quota_us; /* CPU microseconds per 100 ms period */
         int64_t pids_limit;
-        int64_t disk_bytes;   /* size of the writable tmpfs (/tmp) */
+        int64_t disk_bytes; /* size of the writable tmpfs (/tmp) */
 } tr_containerd_resources;
 
 /* Security settings (the reference's SecuritySpec). */
 typedef struct tr_containerd_security {
-        const char *user;            /* "65534:65534" */
+        const char *user; /* "65534:65534" */
         bool read_only_rootfs;
         const char *network_mode;    /* "none", or "host" (dev profile only) */
         const char *seccomp_profile; /* path of a Docker-format profile; NULL: the runtime's/built-in */
@@ -40,17 +40,17 @@ typedef struct tr_containerd_security {
  * borrowed for the duration of the run call.
  */
 typedef struct tr_containerd_spec {
-        const char *id;                /* unique container id for this execution */
-        const char *image;             /* image reference (required) */
-        const char *runtime;           /* e.g. "io.containerd.runc.v2" */
-        const char *const *command;    /* NULL-terminated argv (required) */
-        const char *working_dir;       /* NULL: "/tmp" */
-        const char *const *env;        /* NULL-terminated KEY=VALUE */
+        const char *id;             /* unique container id for this execution */
+        const char *image;          /* image reference (required) */
+        const char *runtime;        /* e.g. "io.containerd.runc.v2" */
+        const char *const *command; /* NULL-terminated argv (required) */
+        const char *working_dir;    /* NULL: "/tmp" */
+        const char *const *env;     /* NULL-terminated KEY=VALUE */
         tr_containerd_resources resources;
         tr_containerd_security security;
         int64_t timeout_ms;
-        const char *const *labels;     /* "key", "value", ..., NULL */
-        tr_profile profile;            /* DEV, STANDARD or HARDENED */
+        const char *const *labels; /* "key", "value", ..., NULL */
+        tr_profile profile;        /* DEV, STANDARD or HARDENED */
         /* Bytes written to the command's stdin, which is then closed (the
          * snippet: the runner command reads it from there). */
         const void *stdin_data;
@@ -68,9 +68,9 @@ TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_err
 /* What a run produced besides its output (the reference's ContainerResult;
  * stdout and stderr stream into the execution instead). */
 typedef struct tr_containerd_run_result {
-        int exit_code;         /* the command's exit status (128+N when killed by signal N) */
-        int64_t duration_us;   /* from task start to exit */
-        bool oom_killed;       /* the cgroup recorded an OOM kill */
+        int exit_code;       /* the command's exit status (128+N when killed by signal N) */
+        int64_t duration_us; /* from task start to exit */
+        bool oom_killed;     /* the cgroup recorded an OOM kill */
 } tr_containerd_run_result;
 
 /*
@@ -128,9 +128,9 @@ enum {
  * constructor fails).  The ops tables must outlive the backend.
  */
 typedef struct tr_containerd_config {
-        const char *image_ref;    /* NULL: TR_CONTAINERD_DEFAULT_IMAGE */
+        const char *image_ref;      /* NULL: TR_CONTAINERD_DEFAULT_IMAGE */
         const char *namespace_name; /* NULL: TR_CONTAINERD_DEFAULT_NAMESPACE */
-        const char *socket_path;  /* NULL: TR_CONTAINERD_DEFAULT_SOCKET */
+        const char *socket_path;    /* NULL: TR_CONTAINERD_DEFAULT_SOCKET */
         /* NULL: TR_CONTAINERD_DEFAULT_RUNTIME; also io.containerd.runsc.v1,
          * io.containerd.kata.v2, aws.firecracker, ... (passed to containerd) */
         const char *runtime;
@@ -139,7 +139,7 @@ typedef struct tr_containerd_config {
         /* Where per-execution private directories (FIFOs, gateway socket)
          * are made; NULL: "/run/toolruntime" when writable, else "/tmp". */
         const char *state_dir;
-        unsigned flags;           /* TR_CONTAINERD_NO_* */
+        unsigned flags; /* TR_CONTAINERD_NO_* */
         const tr_containerd_runner_ops *runner;
         void *runner_self;
         const tr_containerd_image_resolver_ops *image_resolver;
@@ -155,8 +155,7 @@ typedef struct tr_containerd_config {
 /* The containerd backend.  `cfg` may be NULL (all defaults).  Does not
  * contact containerd: errors about the daemon come from each execution.
  * Fails TR_E_INVALID_REQUEST on a malformed config. */
-TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend,
-                                        tr_error **ret_err);
+TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend, tr_error **ret_err);
 
 /* What `toolruntime doctor` runs: connect to the socket, ask the daemon
  * its version and resolve the sandbox image, with a 5 s deadline.  Returns 0
@@ -176,8 +175,7 @@ TR_PUBLIC int tr_containerd_gc(const tr_containerd_config *cfg, unsigned *ret_re
 /* Like tr_containerd_gc, but removes every object labelled as ours whatever
  * its expiry when `all` is true (for tests and `toolruntime gc --all`, when
  * no execution can be running). */
-TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, unsigned *ret_removed,
-                                  tr_error **ret_err);
+TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, unsigned *ret_removed, tr_error **ret_err);
 
 #ifdef __cplusplus
 }

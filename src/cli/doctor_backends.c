@@ -22,9 +22,7 @@ bool cli_doctor_containerd(const cli_backend_opts *o, cli_doctor_line_fn line) {
                 fix = "install and start it: apt-get install containerd runc && scripts/start-containerd.sh "
                       "(or systemctl start containerd)";
                 break;
-        case TR_E_DAEMON_UNAVAILABLE:
-                fix = "the daemon does not answer: restart containerd";
-                break;
+        case TR_E_DAEMON_UNAVAILABLE: fix = "the daemon does not answer: restart containerd"; break;
         case TR_E_IMAGE_NOT_FOUND: fix = "build the sandbox image: toolruntime image build"; break;
         default: fix = "see the message above"; break;
         }

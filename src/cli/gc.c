@@ -6,19 +6,18 @@
 #include "cli/cli.h"
 #include "util/handles.h"
 
-static const char gc_help[] =
-        "Usage: toolruntime gc [OPTIONS]\n"
-        "\n"
-        "Remove the tasks, containers, snapshots and leases labelled\n"
-        "io.toolruntime.owner that a killed caller left behind.  Only objects whose\n"
-        "execution deadline has passed are removed, so executions still running in\n"
-        "other processes are never touched; --all removes every one of ours.\n"
-        "\n"
-        "      --socket PATH      containerd socket (default /run/containerd/containerd.sock)\n"
-        "      --namespace NS     containerd namespace (default \"default\")\n"
-        "      --all              also remove objects whose deadline has not passed\n"
-        "  -v, --verbose          say what is removed\n"
-        "  -h, --help             show this help\n";
+static const char gc_help[] = "Usage: toolruntime gc [OPTIONS]\n"
+                              "\n"
+                              "Remove the tasks, containers, snapshots and leases labelled\n"
+                              "io.toolruntime.owner that a killed caller left behind.  Only objects whose\n"
+                              "execution deadline has passed are removed, so executions still running in\n"
+                              "other processes are never touched; --all removes every one of ours.\n"
+                              "\n"
+                              "      --socket PATH      containerd socket (default /run/containerd/containerd.sock)\n"
+                              "      --namespace NS     containerd namespace (default \"default\")\n"
+                              "      --all              also remove objects whose deadline has not passed\n"
+                              "  -v, --verbose          say what is removed\n"
+                              "  -h, --help             show this help\n";
 
 int cli_gc(int argc, char **argv) {
         static const struct option opts[] = {

@@ -41,7 +41,6 @@ void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
         };
 }
 
-
 int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_runtime **ret_rt, tr_error **ret_err) {
         _cleanup_(tr_runtime_freep) tr_runtime *rt = NULL;
         int r = tr_runtime_new(&rt, ret_err);

@@ -15,7 +15,7 @@
  * "/bin/sh").  Free with tr__strv_free. */
 int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err);
 
-/* Environment every sandbox gets (NULL-terminated, static): PATH, LANG,
+/* The environment of every sandbox (NULL-terminated, static): PATH, LANG,
  * HOME=/tmp and Python's unbuffered / no-bytecode switches.  Unbuffered so
  * that output printed before a timeout or a kill is not lost in a buffer. */
 const char *const *tr__runner_base_env(void);

@@ -40,7 +40,7 @@
 #define HEALTH_TIMEOUT_NS (5LL * 1000000000LL)
 /* Hardened defaults when the request leaves a limit at zero. */
 #define HARDENED_MEMORY (256LL * 1024 * 1024)
-#define HARDENED_PIDS 64
+#define HARDENED_PIDS   64
 /* A label key or value longer than this is not passed to containerd (which
  * refuses labels over 4 KiB). */
 #define MAX_LABEL 1024
@@ -179,7 +179,6 @@ static void ctrd_free(void *self) {
         free(b);
 }
 
-
 /* The host side of the gateway endpoint: <state>/<id>.gw (0700, ours)
  * holding gw/ (owned by the sandbox user, 0700), which the spec bind-mounts
  * at /run/toolruntime.  The outer directory keeps every other host user
@@ -190,8 +189,8 @@ static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_ou
                             tr_error **ret_err) {
         _cleanup_free_ char *outer = NULL, *inner = NULL;
         if (asprintf(&outer, "%s/%s.gw", b->client.state_dir, id) < 0)
-                return outer = NULL, tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway",
-                                                  "out of memory");
+                return outer = NULL,
+                       tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "out of memory");
         if (mkdir(outer, 0700) < 0) {
                 int e = errno;
                 tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "mkdir %s: %s", outer,
@@ -201,8 +200,8 @@ static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_ou
         if (asprintf(&inner, "%s/gw", outer) < 0 || mkdir(inner, 0700) < 0 ||
             chown(inner, SANDBOX_UID, SANDBOX_GID) < 0) {
                 int e = errno ? errno : ENOMEM;
-                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway dir in %s: %s",
-                             outer, strerror(e));
+                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway dir in %s: %s", outer,
+                             strerror(e));
                 (void) tr__rm_rf(outer);
                 return -e;
         }
@@ -278,8 +277,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         _cleanup_strv_ char **env = NULL, **labels = NULL;
         for (const char *const *e = tr__runner_base_env(); e && *e; e++)
                 if (tr__strv_push(&env, *e) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute",
-                                            "out of memory"),
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory"),
                                -ENOMEM;
         if (tr_request_gateway(req)) {
                 r = gateway_dir_make(b, id, &gw_outer, &gw_inner, ret_err);
@@ -412,8 +410,7 @@ static bool is_abs(const char *p) {
         return p && p[0] == '/';
 }
 
-TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend,
-                                        tr_error **ret_err) {
+TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend, tr_error **ret_err) {
         static const tr_containerd_config defaults = { 0 };
         const tr_containerd_config *c = cfg ? cfg : &defaults;
         const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;

@@ -40,8 +40,8 @@ TR_PUBLIC int tr_containerd_check(const tr_containerd_config *cfg, char **ret_de
         }
         if (r >= 0 && ret_detail) {
                 char *d = NULL;
-                if (asprintf(&d, "containerd %s at %s, namespace %s, image %s", version ? version : "?",
-                             cl.socket_path, cl.ns, image) < 0)
+                if (asprintf(&d, "containerd %s at %s, namespace %s, image %s", version ? version : "?", cl.socket_path,
+                             cl.ns, image) < 0)
                         d = NULL;
                 *ret_detail = d;
         }

@@ -26,13 +26,13 @@
 
 #define UNCONST(s) ((char *) (s))
 
-#define SVC_VERSION "/containerd.services.version.v1.Version/"
-#define SVC_IMAGES "/containerd.services.images.v1.Images/"
-#define SVC_CONTENT "/containerd.services.content.v1.Content/"
-#define SVC_SNAPSHOTS "/containerd.services.snapshots.v1.Snapshots/"
+#define SVC_VERSION    "/containerd.services.version.v1.Version/"
+#define SVC_IMAGES     "/containerd.services.images.v1.Images/"
+#define SVC_CONTENT    "/containerd.services.content.v1.Content/"
+#define SVC_SNAPSHOTS  "/containerd.services.snapshots.v1.Snapshots/"
 #define SVC_CONTAINERS "/containerd.services.containers.v1.Containers/"
-#define SVC_TASKS "/containerd.services.tasks.v1.Tasks/"
-#define SVC_LEASES "/containerd.services.leases.v1.Leases/"
+#define SVC_TASKS      "/containerd.services.tasks.v1.Tasks/"
+#define SVC_LEASES     "/containerd.services.leases.v1.Leases/"
 
 static int oom(tr_error **ret_err, const char *op) {
         tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, op, "out of memory");
@@ -205,7 +205,8 @@ int tr__ctrd_version(const tr__ctrd_ctx *cx, char **ret_version, tr_error **ret_
 /* ---- images & content ----------------------------------------------------- */
 
 int tr__ctrd_image_get(const tr__ctrd_ctx *cx, const char *name, tr__ctrd_desc *ret_target, tr_error **ret_err) {
-        Containerd__Services__Images__V1__GetImageRequest req = CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
+        Containerd__Services__Images__V1__GetImageRequest req =
+                CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
         req.name = UNCONST(name);
         ProtobufCMessage *resp = NULL;
         int r = unary(cx, "image.get", SVC_IMAGES "Get", &req.base,
@@ -333,7 +334,8 @@ int tr__ctrd_snapshot_prepare(const tr__ctrd_ctx *cx, const char *snapshotter, c
 
 int tr__ctrd_snapshot_mounts(const tr__ctrd_ctx *cx, const char *snapshotter, const char *key,
                              tr__ctrd_mounts *ret_mounts, tr_error **ret_err) {
-        Containerd__Services__Snapshots__V1__MountsRequest req = CONTAINERD__SERVICES__SNAPSHOTS__V1__MOUNTS_REQUEST__INIT;
+        Containerd__Services__Snapshots__V1__MountsRequest req =
+                CONTAINERD__SERVICES__SNAPSHOTS__V1__MOUNTS_REQUEST__INIT;
         req.snapshotter = UNCONST(snapshotter);
         req.key = UNCONST(key);
         ProtobufCMessage *resp = NULL;
@@ -355,8 +357,8 @@ int tr__ctrd_snapshot_remove(const tr__ctrd_ctx *cx, const char *snapshotter, co
         return unary(cx, "snapshot.remove", SVC_SNAPSHOTS "Remove", &req.base, NULL, NULL, ret_err);
 }
 
-int tr__ctrd_snapshot_list(const tr__ctrd_ctx *cx, const char *snapshotter, const char *filter,
-                           tr__ctrd_items *ret, tr_error **ret_err) {
+int tr__ctrd_snapshot_list(const tr__ctrd_ctx *cx, const char *snapshotter, const char *filter, tr__ctrd_items *ret,
+                           tr_error **ret_err) {
         Containerd__Services__Snapshots__V1__ListSnapshotsRequest req =
                 CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
         char *filters[1] = { UNCONST(filter) };
@@ -407,8 +409,8 @@ int tr__ctrd_container_create(const tr__ctrd_ctx *cx, const tr__ctrd_container *
                 CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__RUNTIME__INIT;
         Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT;
         _cleanup_(kv_list_done) kv_list kv = { 0 };
-        if (kv_list_build(&containerd__services__containers__v1__container__labels_entry__descriptor, ct->labels,
-                          &kv) < 0)
+        if (kv_list_build(&containerd__services__containers__v1__container__labels_entry__descriptor, ct->labels, &kv) <
+            0)
                 return oom(ret_err, "container.create");
         rt.name = UNCONST(ct->runtime);
         spec.type_url = UNCONST(TR_CTRD_SPEC_TYPE_URL);
@@ -477,7 +479,8 @@ int tr__ctrd_task_create(const tr__ctrd_ctx *cx, const char *id, const tr__ctrd_
                 mounts[i].options = rootfs->items[i].options;
                 ptrs[i] = &mounts[i];
         }
-        Containerd__Services__Tasks__V1__CreateTaskRequest req = CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
+        Containerd__Services__Tasks__V1__CreateTaskRequest req =
+                CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
         req.container_id = UNCONST(id);
         req.n_rootfs = n;
         req.rootfs = ptrs;
@@ -550,7 +553,8 @@ int tr__ctrd_task_close_stdin(const tr__ctrd_ctx *cx, const char *id, tr_error *
 }
 
 int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_status, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__DeleteTaskRequest req = CONTAINERD__SERVICES__TASKS__V1__DELETE_TASK_REQUEST__INIT;
+        Containerd__Services__Tasks__V1__DeleteTaskRequest req =
+                CONTAINERD__SERVICES__TASKS__V1__DELETE_TASK_REQUEST__INIT;
         req.container_id = UNCONST(id);
         ProtobufCMessage *resp = NULL;
         int r = unary(cx, "task.delete", SVC_TASKS "Delete", &req.base,
@@ -564,7 +568,8 @@ int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_s
 }
 
 int tr__ctrd_task_list(const tr__ctrd_ctx *cx, tr__ctrd_items *ret, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__ListTasksRequest req = CONTAINERD__SERVICES__TASKS__V1__LIST_TASKS_REQUEST__INIT;
+        Containerd__Services__Tasks__V1__ListTasksRequest req =
+                CONTAINERD__SERVICES__TASKS__V1__LIST_TASKS_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
         int r = unary(cx, "task.list", SVC_TASKS "List", &req.base,
                       &containerd__services__tasks__v1__list_tasks_response__descriptor, &resp, ret_err);

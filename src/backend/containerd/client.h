@@ -29,7 +29,7 @@
 #define TR_CTRD_EXPIRES_LABEL "io.toolruntime.expires"
 /* containerd's own lease expiry label (its GC removes the lease then). */
 #define TR_CTRD_GC_EXPIRE_LABEL "containerd.io/gc.expire"
-#define TR_CTRD_SPEC_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Spec"
+#define TR_CTRD_SPEC_TYPE_URL   "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 
 typedef struct tr__ctrd_ctx {
         tr__grpc_conn *conn;
@@ -96,8 +96,8 @@ int tr__ctrd_snapshot_mounts(const tr__ctrd_ctx *cx, const char *snapshotter, co
                              tr__ctrd_mounts *ret_mounts, tr_error **ret_err);
 int tr__ctrd_snapshot_remove(const tr__ctrd_ctx *cx, const char *snapshotter, const char *key, tr_error **ret_err);
 /* Snapshots.List with containerd filters (e.g. `labels."io.toolruntime.owner"==toolruntime`); NULL: all. */
-int tr__ctrd_snapshot_list(const tr__ctrd_ctx *cx, const char *snapshotter, const char *filter,
-                           tr__ctrd_items *ret, tr_error **ret_err);
+int tr__ctrd_snapshot_list(const tr__ctrd_ctx *cx, const char *snapshotter, const char *filter, tr__ctrd_items *ret,
+                           tr_error **ret_err);
 
 /* Containers.Create with the OCI spec JSON as the Any spec. */
 typedef struct tr__ctrd_container {

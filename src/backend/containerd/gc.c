@@ -56,8 +56,8 @@ static void gc_record(gc_state *g, int r, const char *what, const char *id, tr_e
         }
         gc_log(g, TR_LOG_WARN, "gc could not remove", what, id, err);
         if (!err)
-                tr_error_set(&err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gc", "could not remove %s %s: %s", what,
-                             id, strerror(-r));
+                tr_error_set(&err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gc", "could not remove %s %s: %s", what, id,
+                             strerror(-r));
         if (!g->err) {
                 g->err = err;
                 g->first_error = r;

@@ -31,7 +31,7 @@
 /* Flow-control windows we advertise: big enough that a 16 MiB response
  * does not stall on WINDOW_UPDATE round trips. */
 #define STREAM_WINDOW (16 * 1024 * 1024)
-#define CONN_WINDOW (64 * 1024 * 1024)
+#define CONN_WINDOW   (64 * 1024 * 1024)
 
 typedef struct msg {
         uint8_t *data;
@@ -39,7 +39,7 @@ typedef struct msg {
 } msg;
 
 struct tr__grpc_call {
-        tr__grpc_conn *conn;      /* NULL once the connection is gone */
+        tr__grpc_conn *conn;        /* NULL once the connection is gone */
         struct tr__grpc_call *next; /* the connection's list of live calls */
         struct tr__grpc_call *prev;
         int32_t stream_id;
@@ -58,7 +58,7 @@ struct tr__grpc_call {
         size_t total;
         int http_status;
         bool content_type_ok;
-        int grpc_status;          /* -1 until seen */
+        int grpc_status; /* -1 until seen */
         char grpc_message[TR_GRPC_MAX_STATUS_MESSAGE];
         bool done;
         /* A local failure (cap exceeded, malformed frame, reset, transport):
@@ -71,7 +71,7 @@ struct tr__grpc_conn {
         int fd;
         char *ns;
         nghttp2_session *session;
-        uint8_t *out;             /* bytes nghttp2 produced that the socket did not take yet */
+        uint8_t *out; /* bytes nghttp2 produced that the socket did not take yet */
         size_t out_len;
         size_t out_alloc;
         tr__grpc_call *calls;
@@ -230,22 +230,14 @@ const uint8_t *tr__grpc_call_message(const tr__grpc_call *call, size_t i, size_t
 
 static int grpc_status_errno(int status) {
         switch (status) {
-        case TR_GRPC_NOT_FOUND:
-                return ENOENT;
-        case TR_GRPC_ALREADY_EXISTS:
-                return EEXIST;
-        case TR_GRPC_FAILED_PRECONDITION:
-                return EBUSY;
-        case TR_GRPC_INVALID_ARGUMENT:
-                return EINVAL;
-        case TR_GRPC_DEADLINE_EXCEEDED:
-                return ETIMEDOUT;
-        case TR_GRPC_UNAVAILABLE:
-                return EAGAIN;
-        case TR_GRPC_UNIMPLEMENTED:
-                return EOPNOTSUPP;
-        default:
-                return EREMOTEIO;
+        case TR_GRPC_NOT_FOUND: return ENOENT;
+        case TR_GRPC_ALREADY_EXISTS: return EEXIST;
+        case TR_GRPC_FAILED_PRECONDITION: return EBUSY;
+        case TR_GRPC_INVALID_ARGUMENT: return EINVAL;
+        case TR_GRPC_DEADLINE_EXCEEDED: return ETIMEDOUT;
+        case TR_GRPC_UNAVAILABLE: return EAGAIN;
+        case TR_GRPC_UNIMPLEMENTED: return EOPNOTSUPP;
+        default: return EREMOTEIO;
         }
 }
 
@@ -287,7 +279,7 @@ int tr__grpc_call_result(const tr__grpc_call *call, tr_error **ret_err) {
         bool deadline_hit = call->grpc_status == TR_GRPC_DEADLINE_EXCEEDED ||
                             (tr__now_ns() >= call->deadline_ns - 100 * TR_NSEC_PER_MSEC &&
                              strstr(call->grpc_message, "deadline exceeded"));
-        tr_code code = deadline_hit                                     ? TR_E_TIMEOUT
+        tr_code code = deadline_hit                               ? TR_E_TIMEOUT
                        : call->grpc_status == TR_GRPC_UNAVAILABLE ? TR_E_DAEMON_UNAVAILABLE
                                                                   : TR_E_CONTAINER_FAILED;
         if (deadline_hit)
@@ -324,9 +316,9 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
         } else if (NAME_IS("content-type")) {
                 /* "application/grpc" optionally followed by "+proto" or ";..." */
                 static const char ct[] = "application/grpc";
-                call->content_type_ok = valuelen >= sizeof ct - 1 && memcmp(value, ct, sizeof ct - 1) == 0 &&
-                                        (valuelen == sizeof ct - 1 || value[sizeof ct - 1] == '+' ||
-                                         value[sizeof ct - 1] == ';');
+                call->content_type_ok =
+                        valuelen >= sizeof ct - 1 && memcmp(value, ct, sizeof ct - 1) == 0 &&
+                        (valuelen == sizeof ct - 1 || value[sizeof ct - 1] == '+' || value[sizeof ct - 1] == ';');
         } else if (NAME_IS("grpc-status")) {
                 char buf[8] = { 0 };
                 memcpy(buf, value, valuelen < sizeof buf - 1 ? valuelen : sizeof buf - 1);
@@ -334,8 +326,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
                 long v = strtol(buf, &end, 10);
                 call->grpc_status = (end != buf && *end == 0 && v >= 0 && v <= 16) ? (int) v : TR_GRPC_UNKNOWN;
         } else if (NAME_IS("grpc-message")) {
-                tr__grpc_percent_decode((const char *) value, valuelen, call->grpc_message,
-                                        sizeof call->grpc_message);
+                tr__grpc_percent_decode((const char *) value, valuelen, call->grpc_message, sizeof call->grpc_message);
         }
 #undef NAME_IS
         return 0;
@@ -596,8 +587,7 @@ int tr__grpc_connect(const char *socket_path, const char *ns, int64_t deadline_n
                                         "running?",
                                         socket_path);
                 if (e != 0)
-                        return conn_err(ret_err, TR_E_DAEMON_UNAVAILABLE, e, "connect", "connect: %s",
-                                        strerror(e));
+                        return conn_err(ret_err, TR_E_DAEMON_UNAVAILABLE, e, "connect", "connect: %s", strerror(e));
         }
 
         _cleanup_free_ tr__grpc_conn *c = calloc(1, sizeof *c);
@@ -731,8 +721,8 @@ int tr__grpc_call_wait(tr__grpc_conn *c, tr__grpc_call *call, int cancel_fd, tr_
 }
 
 int tr__grpc_unary(tr__grpc_conn *c, const char *path, const ProtobufCMessage *req,
-                   const ProtobufCMessageDescriptor *resp_desc, const char *lease, int64_t deadline_ns,
-                   int cancel_fd, ProtobufCMessage **ret_resp, tr_error **ret_err) {
+                   const ProtobufCMessageDescriptor *resp_desc, const char *lease, int64_t deadline_ns, int cancel_fd,
+                   ProtobufCMessage **ret_resp, tr_error **ret_err) {
         _cleanup_(tr__grpc_call_freep) tr__grpc_call *call = NULL;
         int r = tr__grpc_call_start_pb(c, path, req, lease, deadline_ns, &call, ret_err);
         if (r < 0)
@@ -743,8 +733,8 @@ int tr__grpc_unary(tr__grpc_conn *c, const char *path, const ProtobufCMessage *r
         if (!ret_resp)
                 return 0;
         if (call->n_msgs != 1)
-                return conn_err(ret_err, TR_E_CONTAINER_FAILED, EBADMSG, path,
-                                "containerd: %s", "expected exactly one response message");
+                return conn_err(ret_err, TR_E_CONTAINER_FAILED, EBADMSG, path, "containerd: %s",
+                                "expected exactly one response message");
         ProtobufCMessage *m = protobuf_c_message_unpack(resp_desc, NULL, call->msgs[0].len, call->msgs[0].data);
         if (!m)
                 return conn_err(ret_err, TR_E_CONTAINER_FAILED, EBADMSG, path, "containerd: %s",

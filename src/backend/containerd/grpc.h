@@ -40,8 +40,8 @@
 
 #include "toolruntime.h"
 
-#define TR_GRPC_MAX_MESSAGE (16 * 1024 * 1024)
-#define TR_GRPC_MAX_CALL_BYTES (32 * 1024 * 1024)
+#define TR_GRPC_MAX_MESSAGE        (16 * 1024 * 1024)
+#define TR_GRPC_MAX_CALL_BYTES     (32 * 1024 * 1024)
 #define TR_GRPC_MAX_STATUS_MESSAGE 4096
 
 /* gRPC status codes used by callers. */
@@ -112,8 +112,8 @@ int tr__grpc_call_wait(tr__grpc_conn *c, tr__grpc_call *call, int cancel_fd, tr_
  * e.g. google.protobuf.Empty).  Free the response with
  * protobuf_c_message_free_unpacked(resp, NULL). */
 int tr__grpc_unary(tr__grpc_conn *c, const char *path, const ProtobufCMessage *req,
-                   const ProtobufCMessageDescriptor *resp_desc, const char *lease, int64_t deadline_ns,
-                   int cancel_fd, ProtobufCMessage **ret_resp, tr_error **ret_err);
+                   const ProtobufCMessageDescriptor *resp_desc, const char *lease, int64_t deadline_ns, int cancel_fd,
+                   ProtobufCMessage **ret_resp, tr_error **ret_err);
 
 /* Percent-decode a grpc-message value (exposed for the unit tests).  Always
  * NUL-terminates `out` of `out_size` > 0 bytes; truncates. */

@@ -15,9 +15,9 @@
 #include "backend/containerd/image.h"
 #include "util/macros.h"
 
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
+#define MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
+#define MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
 #define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 
 void tr__ctrd_image_done(tr__ctrd_image *img) {
@@ -29,8 +29,8 @@ void tr__ctrd_image_done(tr__ctrd_image *img) {
 
 static int bad(tr_error **ret_err, const char *what, const char *detail) {
         tr_error_set(ret_err, TR_E_IMAGE_NOT_FOUND, TR_BACKEND_CONTAINERD, "image.resolve",
-                     "image is unusable: %s%s%s (rebuild it with `toolruntime image build`)", what,
-                     detail ? ": " : "", detail ? detail : "");
+                     "image is unusable: %s%s%s (rebuild it with `toolruntime image build`)", what, detail ? ": " : "",
+                     detail ? detail : "");
         return -EBADMSG;
 }
 
@@ -108,7 +108,8 @@ int tr__ctrd_parse_index(const char *json, size_t len, const char *os, const cha
                 int r = desc_from_json(m, ret);
                 if (r == -ENOMEM)
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "image.resolve",
-                                            "out of memory"), -ENOMEM;
+                                            "out of memory"),
+                               -ENOMEM;
                 if (r < 0)
                         return bad(ret_err, "malformed manifest descriptor in index", NULL);
                 if (tr__ctrd_is_index(ret->media_type)) {
@@ -130,8 +131,8 @@ int tr__ctrd_parse_manifest(const char *json, size_t len, tr__ctrd_desc *ret_con
                 return bad(ret_err, "manifest is not a JSON object", NULL);
         int r = desc_from_json(json_object_get(root, "config"), ret_config);
         if (r == -ENOMEM)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "image.resolve",
-                                    "out of memory"), -ENOMEM;
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "image.resolve", "out of memory"),
+                       -ENOMEM;
         if (r < 0)
                 return bad(ret_err, "manifest has no valid config descriptor", NULL);
         return 0;
@@ -210,7 +211,8 @@ static int image_get(const tr__ctrd_ctx *cx, const char *ref, char **ret_name, t
                         alt = NULL;
                         tr_error_free(err);
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "image.resolve",
-                                            "out of memory"), -ENOMEM;
+                                            "out of memory"),
+                               -ENOMEM;
                 }
                 tr_error_free(TAKE_PTR(err));
                 r = tr__ctrd_image_get(cx, alt, ret_target, &err);
@@ -246,8 +248,10 @@ static int read_blob(const tr__ctrd_ctx *cx, const tr__ctrd_desc *d, char **ret,
                 return bad(ret_err, "invalid digest", d->digest);
         int r = tr__ctrd_content_read(cx, d->digest, d->size, TR_CTRD_MAX_MANIFEST, ret, ret_len, ret_err);
         if (r == -ENOENT && ret_err && *ret_err)
-                tr_error_prefix(*ret_err, "image content %s is missing (re-import the image with `toolruntime "
-                                          "image build`)", d->digest);
+                tr_error_prefix(*ret_err,
+                                "image content %s is missing (re-import the image with `toolruntime "
+                                "image build`)",
+                                d->digest);
         return r;
 }
 

@@ -15,12 +15,12 @@
 /* Caps on what an image's metadata may weigh: these are a few KiB in real
  * images; the cap keeps a hostile store from making us allocate much. */
 #define TR_CTRD_MAX_MANIFEST (4 * 1024 * 1024)
-#define TR_CTRD_MAX_LAYERS 256
+#define TR_CTRD_MAX_LAYERS   256
 
 typedef struct tr__ctrd_image {
-        char *name;      /* the name containerd knows the image by */
-        char *digest;    /* the manifest's digest */
-        char *chain_id;  /* "sha256:..." of the rootfs */
+        char *name;     /* the name containerd knows the image by */
+        char *digest;   /* the manifest's digest */
+        char *chain_id; /* "sha256:..." of the rootfs */
 } tr__ctrd_image;
 void tr__ctrd_image_done(tr__ctrd_image *img);
 

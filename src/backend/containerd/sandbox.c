@@ -68,7 +68,6 @@ int tr__ctrd_random_id(char out[TR_CTRD_ID_SIZE]) {
         return 0;
 }
 
-
 int tr__ctrd_client_init(tr__ctrd_client *cl, const char *socket_path, const char *ns, const char *snapshotter,
                          const char *state_dir) {
         *cl = (tr__ctrd_client){ 0 };
@@ -204,12 +203,11 @@ static int make_labels(const tr__ctrd_sandbox *sb, const tr_containerd_spec *spe
 
 /* ---- prepare ------------------------------------------------------------ */
 
-int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex,
-                             tr__ctrd_sandbox **ret, tr_error **ret_err) {
+int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex, tr__ctrd_sandbox **ret,
+                             tr_error **ret_err) {
         tr__ctrd_sandbox *sb = calloc(1, sizeof *sb);
         if (!sb)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory"),
-                       -ENOMEM;
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory"), -ENOMEM;
         sb->cl = cl;
         int r = -ENOMEM;
         /* Declared before the first goto: cleanup attributes must never see
@@ -273,8 +271,10 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
                                       (const char *const *) snap_labels, &sb->mounts, ret_err);
         if (r == -ENOENT && ret_err && *ret_err)
                 /* The image is known but not unpacked for this snapshotter. */
-                tr_error_prefix(*ret_err, "image %s has no unpacked rootfs for snapshotter %s (re-import it with "
-                                          "`toolruntime image build`)", spec->image, cl->snapshotter);
+                tr_error_prefix(*ret_err,
+                                "image %s has no unpacked rootfs for snapshotter %s (re-import it with "
+                                "`toolruntime image build`)",
+                                spec->image, cl->snapshotter);
         if (r < 0)
                 goto fail;
 
@@ -325,8 +325,8 @@ static int make_fifos(tr__ctrd_sandbox *sb, tr_error **ret_err) {
          * mkdir never follows or reuses an existing entry.  The name lets gc
          * match the directory to its container. */
         if (asprintf(&tmpl, "%s/%s.io", sb->cl->state_dir, sb->id) < 0)
-                return tmpl = NULL, tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "fifo",
-                                                 "out of memory");
+                return tmpl = NULL,
+                       tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "fifo", "out of memory");
         if (mkdir(tmpl, 0700) < 0)
                 return sys_err(ret_err, "fifo", "mkdir", tmpl);
         sb->io_dir = TAKE_PTR(tmpl);
@@ -450,8 +450,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
                                     "execution cancelled before the task started");
         if (tr__now_ns() >= deadline)
                 return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.create",
-                                    "execution timed out before the task started (%" PRId64 " ms)",
-                                    spec->timeout_ms);
+                                    "execution timed out before the task started (%" PRId64 " ms)", spec->timeout_ms);
 
         /* The Wait call outlives the execution's deadline by the kill grace,
          * so that a kill at the deadline can still be observed. */
@@ -557,8 +556,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
 
         if (stop == STOP_TIMEOUT)
                 return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.wait",
-                                    "execution timed out after %" PRId64 " ms; the task was killed",
-                                    spec->timeout_ms),
+                                    "execution timed out after %" PRId64 " ms; the task was killed", spec->timeout_ms),
                        -ETIMEDOUT;
         if (stop == STOP_CANCEL)
                 return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_CONTAINERD, "task.wait",
@@ -624,8 +622,7 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
                 }
                 if (sb->lease_created) {
                         tr__ctrd_ctx cx = cleanup_ctx(sb);
-                        if (tr__ctrd_lease_delete(&cx, sb->lease_id, false, &err) < 0 &&
-                            tr_error_errno(err) != ENOENT)
+                        if (tr__ctrd_lease_delete(&cx, sb->lease_id, false, &err) < 0 && tr_error_errno(err) != ENOENT)
                                 log_cleanup_error(ex, "lease.delete", sb->lease_id, TAKE_PTR(err));
                         tr_error_free(TAKE_PTR(err));
                 }

@@ -33,7 +33,7 @@ typedef struct tr__ctrd_client {
         char *ns;
         char *snapshotter;
         char *state_dir;
-        tr_log_fn log;        /* for the reaper, which has no execution to log to */
+        tr_log_fn log; /* for the reaper, which has no execution to log to */
         void *log_userdata;
         pthread_mutex_t cache_lock;
         char *cache_digest; /* manifest/index digest the image name pointed at */
@@ -76,8 +76,8 @@ int tr__ctrd_client_connect(const tr__ctrd_client *cl, int64_t deadline_ns, int 
 int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const char *ref, char **ret_chain_id,
                             tr_error **ret_err);
 
-int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex,
-                             tr__ctrd_sandbox **ret, tr_error **ret_err);
+int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex, tr__ctrd_sandbox **ret,
+                             tr_error **ret_err);
 int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
                          tr_containerd_run_result *ret, tr_error **ret_err);
 /* NULL-safe; `ex` only for logging (may be NULL). */

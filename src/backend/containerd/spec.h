@@ -14,18 +14,18 @@
 #include "toolruntime.h"
 
 typedef struct tr__ctrd_spec_input {
-        tr_profile profile;              /* DEV, STANDARD or HARDENED (never DEFAULT) */
-        const char *const *argv;         /* NULL-terminated */
-        const char *const *env;          /* NULL-terminated KEY=VALUE, already allowlisted */
-        const char *cwd;                 /* default "/tmp" */
-        const char *hostname;            /* default "sandbox" */
-        const char *cgroups_path;        /* e.g. "/toolruntime/<id>" */
-        int64_t memory_bytes;            /* 0: unlimited; swap limited to the same */
-        int64_t cpu_quota_us;            /* per 100000 us period; 0: unlimited */
-        int64_t pids_max;                /* 0: unlimited */
-        int64_t disk_bytes;              /* size of the tmpfs /tmp; 0: a safe default */
-        const char *seccomp_path;        /* Docker-format JSON; NULL: built-in for hardened */
-        const char *gateway_dir;         /* host dir bind-mounted at /run/toolruntime; NULL: none */
+        tr_profile profile;       /* DEV, STANDARD or HARDENED (never DEFAULT) */
+        const char *const *argv;  /* NULL-terminated */
+        const char *const *env;   /* NULL-terminated KEY=VALUE, already allowlisted */
+        const char *cwd;          /* default "/tmp" */
+        const char *hostname;     /* default "sandbox" */
+        const char *cgroups_path; /* e.g. "/toolruntime/<id>" */
+        int64_t memory_bytes;     /* 0: unlimited; swap limited to the same */
+        int64_t cpu_quota_us;     /* per 100000 us period; 0: unlimited */
+        int64_t pids_max;         /* 0: unlimited */
+        int64_t disk_bytes;       /* size of the tmpfs /tmp; 0: a safe default */
+        const char *seccomp_path; /* Docker-format JSON; NULL: built-in for hardened */
+        const char *gateway_dir;  /* host dir bind-mounted at /run/toolruntime; NULL: none */
 } tr__ctrd_spec_input;
 
 /* Build the spec.  *ret_json is malloc()ed JSON text. */

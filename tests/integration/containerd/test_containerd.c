@@ -293,8 +293,7 @@ Test(containerd, memory_limit_is_resource_limit) {
                        .limits = { .memory_bytes = 64 * 1024 * 1024 } };
         int r = run(&o, &res, &err);
         cr_assert_lt(r, 0);
-        cr_expect_eq(tr_error_code(err), TR_E_RESOURCE_LIMIT, "%s: %s", tr_error_code_name(err),
-                     tr_error_message(err));
+        cr_expect_eq(tr_error_code(err), TR_E_RESOURCE_LIMIT, "%s: %s", tr_error_code_name(err), tr_error_message(err));
         cr_expect(tr_result_limits_enforced(res)->memory);
 }
 
@@ -340,8 +339,7 @@ typedef struct par {
 static void *par_run(void *p) {
         par *a = p;
         char code[256];
-        snprintf(code, sizeof code, "import time\ntime.sleep(0.2)\nprint('worker-%d ' * 3)\n__out = %d\n", a->i,
-                 a->i);
+        snprintf(code, sizeof code, "import time\ntime.sleep(0.2)\nprint('worker-%d ' * 3)\n__out = %d\n", a->i, a->i);
         snprintf(a->expect, sizeof a->expect, "worker-%d worker-%d worker-%d \n", a->i, a->i, a->i);
         tr_result *res = NULL;
         tr_error *err = NULL;

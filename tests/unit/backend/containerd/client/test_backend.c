@@ -52,7 +52,8 @@ static int fake_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_
         snprintf(f->argv0, sizeof f->argv0, "%s", spec->command[0]);
         snprintf(f->network, sizeof f->network, "%s", spec->security.network_mode);
         snprintf(f->user, sizeof f->user, "%s", spec->security.user);
-        snprintf(f->seccomp, sizeof f->seccomp, "%s", spec->security.seccomp_profile ? spec->security.seccomp_profile : "");
+        snprintf(f->seccomp, sizeof f->seccomp, "%s",
+                 spec->security.seccomp_profile ? spec->security.seccomp_profile : "");
         f->read_only = spec->security.read_only_rootfs;
         f->privileged = spec->security.privileged;
         f->res = spec->resources;

@@ -71,7 +71,8 @@ static ssize_t body_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
         return (ssize_t) n;
 }
 
-#define NV(n, v) { (uint8_t *) (n), (uint8_t *) (v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE }
+#define NV(n, v) \
+        { (uint8_t *) (n), (uint8_t *) (v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE }
 
 static void respond(nghttp2_session *s, int32_t id, stream *st) {
         server *sv = &srv;
@@ -129,8 +130,8 @@ static int on_begin(nghttp2_session *s, const nghttp2_frame *f, void *u) {
         return 0;
 }
 
-static int on_hdr(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n, size_t nl, const uint8_t *v,
-                  size_t vl, uint8_t fl, void *u) {
+static int on_hdr(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n, size_t nl, const uint8_t *v, size_t vl,
+                  uint8_t fl, void *u) {
         stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
         if (!st)
                 return 0;
@@ -245,8 +246,8 @@ TestSuite(grpc, .init = srv_start, .fini = srv_stop, .timeout = 30);
 static tr__grpc_conn *conn_or_die(void) {
         tr__grpc_conn *c = NULL;
         tr_error *err = NULL;
-        cr_assert_eq(tr__grpc_connect(srv.path, "testns", tr__now_ns() + 5 * TR_NSEC_PER_SEC, -1, &c, &err), 0,
-                     "%s", tr_error_message(err));
+        cr_assert_eq(tr__grpc_connect(srv.path, "testns", tr__now_ns() + 5 * TR_NSEC_PER_SEC, -1, &c, &err), 0, "%s",
+                     tr_error_message(err));
         return c;
 }
 

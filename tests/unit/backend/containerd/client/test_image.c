@@ -70,7 +70,10 @@ Test(image, index_single_entry_without_platform) {
 
 Test(image, index_rejects_garbage) {
         static const char *const cases[] = {
-                "", "[]", "{\"manifests\":{}}", "{\"manifests\":[{\"digest\":\"sha256:zz\",\"size\":1}]}",
+                "",
+                "[]",
+                "{\"manifests\":{}}",
+                "{\"manifests\":[{\"digest\":\"sha256:zz\",\"size\":1}]}",
                 "{\"manifests\":[{\"digest\":\"" DA "\",\"size\":-1}]}",
                 /* a nested index is refused rather than followed */
                 "{\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"" DA
