@@ -21,8 +21,13 @@ pkgs=""
     libseccomp-dev nettle-dev libprotobuf-dev"
 [ $want_run = 1 ] && pkgs="$pkgs python3 containerd runc mmdebstrap umoci qemu-system-x86 qemu-utils e2fsprogs \
     cpio busybox-static ca-certificates"
-[ $want_test = 1 ] && pkgs="$pkgs libcriterion-dev valgrind clang libclang-rt-14-dev jq nodejs npm \
-    iproute2 procps util-linux"
+[ $want_test = 1 ] && pkgs="$pkgs libcriterion-dev valgrind clang libclang-rt-14-dev jq iproute2 procps \
+    util-linux clang-format"
+# The MCP reference server comes from npm.  Machines that already carry a
+# Node.js + npm of their own keep it: Debian's npm would conflict with it.
+if [ $want_test = 1 ] && ! command -v npm >/dev/null 2>&1; then
+    pkgs="$pkgs nodejs npm"
+fi
 if [ "$(id -u)" != 0 ]; then
     echo "setup-deps: run as root (it installs Debian packages)" >&2
     exit 1
