@@ -274,6 +274,12 @@ static int build_env(const uh *b, const char *workdir, char ***ret_env) {
         for (const char *const *e = tr__runner_base_env(); *e; e++) {
                 if (strncmp(*e, "HOME=", 5) == 0)
                         continue;
+                /* The SDK directory also holds `trtool`, for sh snippets. */
+                if (strncmp(*e, "PATH=", 5) == 0) {
+                        if (tr__strv_pushf(&env, "PATH=%s:%s", b->sdk_path, *e + 5) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
                 if (tr__strv_push(&env, *e) < 0)
                         return -ENOMEM;
         }

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The registry and its gateway: manifest tools, the example MCP server,
+ * callbacks; search, describe, examples, run, chain; hostile tools. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "helpers.h"
+#include "tr-config.h"
+
+#define MANIFEST   TR_SOURCE_DIR "/examples/tools.json"
+#define MCP_SERVER "python3 " TR_SOURCE_DIR "/examples/mcp_server.py"
+
+static json_t *parse(char *s) {
+        json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
+        cr_assert_not_null(j, "not JSON: %s", s);
+        free(s);
+        return j;
+}
+
+static int cb_mul(void *ud, const char *args, char **ret, tr_error **ret_err) {
+        json_t *a = json_loads(args, 0, NULL);
+        int *calls = ud;
+        __atomic_add_fetch(calls, 1, __ATOMIC_SEQ_CST);
+        char *s = NULL;
+        cr_assert(asprintf(&s, "%lld",
+                           (long long) (json_integer_value(json_object_get(a, "x")) *
+                                        json_integer_value(json_object_get(a, "y")))) > 0);
+        json_decref(a);
+        *ret = s;
+        return 0;
+}
+
+static int cb_bad(void *ud, const char *args, char **ret, tr_error **ret_err) {
+        *ret = strdup("{not json");
+        return 0;
+}
+
+static tr_tool_registry *make(int *calls) {
+        tr_tool_registry *reg = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        cr_assert_eq(tr_tool_registry_add_manifest(reg, MANIFEST, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_tool_registry_add_callback(reg, "c:mul", "Multiply x by y.",
+                                                   "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"},"
+                                                   "\"y\":{\"type\":\"integer\"}},\"required\":[\"x\",\"y\"]}",
+                                                   cb_mul, calls, &err),
+                     0);
+        cr_assert_eq(tr_tool_registry_add_callback(reg, "c:bad", "Returns garbage.", NULL, cb_bad, NULL, &err), 0);
+        cr_assert_eq(tr_tool_registry_add_tag(reg, "c:mul", "Math", NULL), 0);
+        cr_assert_eq(tr_tool_registry_add_example(reg, "c:mul", "6*7", "{\"x\":6,\"y\":7}", "42", NULL), 0);
+        return reg;
+}
+
+Test(gw_registry, manifest_and_callbacks) {
+        int calls = 0;
+        tr_tool_registry *reg = make(&calls);
+        cr_assert_eq(tr_tool_registry_count(reg), 6);
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        /* The gateway keeps the registry alive. */
+        tr_tool_registry_free(reg);
+
+        char *out = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_gateway_search_tools(gw, "math", 5, &out, NULL), 0);
+        json_t *j = parse(out);
+        cr_assert_eq(json_array_size(j), 2);
+        json_decref(j);
+        cr_assert_eq(tr_gateway_search_tools(gw, "add numbers", 5, &out, NULL), 0);
+        j = parse(out);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 0), "id")), "demo:add");
+        json_decref(j);
+
+        cr_assert_eq(tr_gateway_search_tools(gw, "", 2, &out, NULL), 0);
+        j = parse(out);
+        cr_assert_eq(json_array_size(j), 2);
+        json_decref(j);
+
+        cr_assert_eq(tr_gateway_list_namespaces(gw, &out, NULL), 0);
+        j = parse(out);
+        cr_assert_eq(json_array_size(j), 2);
+        json_decref(j);
+
+        cr_assert_eq(tr_gateway_describe_tool(gw, "demo:add", TR_DETAIL_SUMMARY, &out, NULL), 0);
+        j = parse(out);
+        cr_assert_null(json_object_get(j, "input_schema"));
+        json_decref(j);
+        cr_assert_eq(tr_gateway_describe_tool(gw, "demo:add", TR_DETAIL_FULL, &out, NULL), 0);
+        j = parse(out);
+        cr_assert(json_is_object(json_object_get(j, "input_schema")));
+        cr_assert_str_eq(json_string_value(json_object_get(j, "source")), "manifest");
+        cr_assert_eq(json_array_size(json_object_get(j, "examples")), 1);
+        json_decref(j);
+        cr_assert_lt(tr_gateway_describe_tool(gw, "demo:nope", TR_DETAIL_FULL, &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TOOL_NOT_FOUND);
+        tr_error_free(err);
+        err = NULL;
+
+        cr_assert_eq(tr_gateway_list_tool_examples(gw, "c:mul", 3, &out, NULL), 0);
+        j = parse(out);
+        cr_assert_eq(json_integer_value(json_object_get(json_array_get(j, 0), "result")), 42);
+        json_decref(j);
+
+        cr_assert_eq(tr_gateway_run_tool(gw, "demo:add", "{\"a\":2,\"b\":3.5}", &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
+        cr_assert_str_eq(out, "5.5");
+        free(out);
+        cr_assert_eq(tr_gateway_run_tool(gw, "demo:shout", "{\"text\":\"hi\",\"suffix\":\"!\"}", &out, NULL), 0);
+        cr_assert_str_eq(out, "\"HI!\"");
+        free(out);
+        cr_assert_eq(tr_gateway_run_tool(gw, "demo:noop", "{\"k\":[1,2]}", &out, NULL), 0);
+        cr_assert_str_eq(out, "{\"k\":[1,2]}");
+        free(out);
+        cr_assert_eq(tr_gateway_run_tool(gw, "c:mul", "{\"x\":6,\"y\":7}", &out, NULL), 0);
+        cr_assert_str_eq(out, "42");
+        free(out);
+
+        /* Validation happens before the tool runs. */
+        int before = calls;
+        const char *bad_args[] = { "{\"x\":6}", "{\"x\":\"6\",\"y\":1}", "[1]", "{bad" };
+        for (size_t i = 0; i < 4; i++) {
+                cr_assert_lt(tr_gateway_run_tool(gw, "c:mul", bad_args[i], &out, &err), 0);
+                cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS, "%s", tr_error_message(err));
+                tr_error_free(err);
+                err = NULL;
+        }
+        cr_assert_eq(calls, before);
+        cr_assert_lt(tr_gateway_run_tool(gw, "demo:shout", "{\"text\":\"a\",\"suffix\":\"#\"}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
+        tr_error_free(err);
+        err = NULL;
+        cr_assert_lt(tr_gateway_run_tool(gw, "c:bad", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
+        tr_error_free(err);
+        err = NULL;
+
+        cr_assert_eq(tr_gateway_run_chain(gw,
+                                          "[{\"tool_id\":\"c:mul\",\"args\":{\"x\":2,\"y\":3}},"
+                                          "{\"tool_id\":\"demo:add\",\"args\":{\"b\":1},\"use_previous\":true,"
+                                          "\"arg_name\":\"a\"}]",
+                                          &out, &err),
+                     0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_str_eq(out, "7");
+        free(out);
+        tr_gateway_free(gw);
+}
+
+Test(gw_registry, hostile_manifest_tools) {
+        tr_tool_registry *reg = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        const char *m = "{\"namespace\":\"h\",\"tools\":["
+                        "{\"name\":\"hang\",\"command\":[\"sh\",\"-c\",\"sleep 30 & sleep 30\"],\"timeout_ms\":300},"
+                        "{\"name\":\"flood\",\"command\":[\"sh\",\"-c\",\"yes\"],\"max_output_bytes\":1000},"
+                        "{\"name\":\"fail\",\"command\":[\"sh\",\"-c\",\"echo boom >&2; exit 3\"]},"
+                        "{\"name\":\"garbage\",\"command\":[\"sh\",\"-c\",\"echo not json\"]},"
+                        "{\"name\":\"silent\",\"command\":[\"true\"]},"
+                        "{\"name\":\"noread\",\"command\":[\"sh\",\"-c\",\"exec 0<&-; echo 1\"]},"
+                        "{\"name\":\"missing\",\"command\":[\"/nonexistent/tool\"]}]}";
+        cr_assert_eq(tr_tool_registry_add_manifest_json(reg, m, NULL, &err), 0, "%s", err ? tr_error_message(err) : "");
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        tr_tool_registry_free(reg);
+        char *out = NULL;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        cr_assert_lt(tr_gateway_run_tool(gw, "h:hang", "{}", &out, &err), 0);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        cr_assert_eq(tr_error_code(err), TR_E_TIMEOUT);
+        cr_assert_lt(b.tv_sec - a.tv_sec, 3, "the timeout must kill the whole group promptly");
+        tr_error_free(err);
+        err = NULL;
+        cr_assert_lt(tr_gateway_run_tool(gw, "h:flood", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
+        tr_error_free(err);
+        err = NULL;
+        cr_assert_lt(tr_gateway_run_tool(gw, "h:fail", "{}", &out, &err), 0);
+        cr_assert(strstr(tr_error_message(err), "boom"), "%s", tr_error_message(err));
+        tr_error_free(err);
+        err = NULL;
+        cr_assert_lt(tr_gateway_run_tool(gw, "h:garbage", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
+        tr_error_free(err);
+        err = NULL;
+        cr_assert_eq(tr_gateway_run_tool(gw, "h:silent", "{}", &out, NULL), 0);
+        cr_assert_str_eq(out, "null");
+        free(out);
+        /* Large input to a tool that closes stdin: EPIPE, not SIGPIPE. */
+        char *big = malloc(300000);
+        memset(big, 'x', 300000);
+        memcpy(big, "{\"k\":\"", 6);
+        memcpy(big + 300000 - 3, "\"}", 3);
+        cr_assert_eq(tr_gateway_run_tool(gw, "h:noread", big, &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        free(out);
+        free(big);
+        cr_assert_lt(tr_gateway_run_tool(gw, "h:missing", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
+        tr_error_free(err);
+        tr_gateway_free(gw);
+}
+
+Test(gw_registry, invalid_manifests) {
+        const char *bad[] = {
+                "[]",
+                "{\"tools\":[{\"name\":\"x\",\"command\":[\"true\"]}]}", /* no namespace */
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x\"}]}",    /* no command */
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x y\",\"command\":[\"true\"]}]}",
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x\",\"command\":\"true\"}]}",
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x\",\"command\":[\"true\"]},{\"name\":\"x\",\"command\":["
+                "\"true\"]}]}",
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x\",\"command\":[\"true\"],\"input_schema\":{\"type\":"
+                "\"array\"}}]}",
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x\",\"command\":[\"true\"],\"timeout_ms\":0}]}",
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x\",\"command\":[\"true\"],\"tags\":[1]}]}",
+                "{\"namespace\":\"n\",\"tools\":[{\"name\":\"x\",\"command\":[\"true\"],\"examples\":[{\"args\":1}]}]}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                tr_tool_registry *reg = NULL;
+                tr_error *err = NULL;
+                cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+                cr_assert_lt(tr_tool_registry_add_manifest_json(reg, bad[i], NULL, &err), 0, "accepted: %s", bad[i]);
+                cr_assert_eq(tr_tool_registry_count(reg), 0, "all or nothing");
+                tr_error_free(err);
+                tr_tool_registry_free(reg);
+        }
+}
+
+Test(gw_registry, example_mcp_server) {
+        tr_tool_registry *reg = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        cr_assert_eq(tr_tool_registry_add_mcp(reg, MCP_SERVER, NULL, &err), 0, "%s", err ? tr_error_message(err) : "");
+        /* Paginated: one tool per page. */
+        cr_assert_eq(tr_tool_registry_count(reg), 2);
+        cr_assert_eq(tr_tool_registry_add_mcp(reg, MCP_SERVER, "second", &err), 0);
+        cr_assert_lt(tr_tool_registry_add_mcp(reg, MCP_SERVER, "second", &err), 0);
+        tr_error_free(err);
+        err = NULL;
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        char *out = NULL;
+        cr_assert_eq(tr_gateway_search_tools(gw, "weather", 5, &out, NULL), 0);
+        json_t *j = parse(out);
+        cr_assert_geq(json_array_size(j), 1);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 0), "id")), "example-server:weather");
+        json_decref(j);
+        cr_assert_eq(tr_gateway_run_tool(gw, "example-server:weather", "{\"city\":\"Oslo\"}", &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
+        j = parse(out);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "city")), "Oslo");
+        json_decref(j);
+        cr_assert_eq(tr_gateway_run_tool(gw, "second:word_count", "{\"text\":\"a b c\"}", &out, NULL), 0);
+        cr_assert_str_eq(out, "\"3\"");
+        free(out);
+        cr_assert_lt(tr_gateway_run_tool(gw, "second:weather", "{\"units\":\"metric\"}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
+        tr_error_free(err);
+        tr_gateway_free(gw);
+        tr_tool_registry_free(reg);
+}
+
+/* End to end through the session: the sandbox's view. */
+static void client_e2e(int fd, void *ud) {
+        for (int i = 0; i < 3; i++) {
+                json_t *r = tgw_call(fd, "run_tool", "{\"id\":\"c:mul\",\"args\":{\"x\":2,\"y\":2}}");
+                const char *type = json_string_value(json_object_get(r, "type"));
+                cr_assert_str_eq(type, i < 2 ? "response" : "error");
+                json_decref(r);
+        }
+}
+
+Test(gw_registry, session_limits) {
+        int calls = 0;
+        tr_tool_registry *reg = make(&calls);
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        tr_limits lim = { .max_tool_calls = 2 };
+        tr_result *res = tgw_run(gw, &lim, false, client_e2e, NULL);
+        cr_assert_eq(calls, 2);
+        cr_assert_eq(tr_result_tool_call_count(res), 3);
+        tr_result_free(res);
+        tr_gateway_free(gw);
+        tr_tool_registry_free(reg);
+}
+
+/* Parallel executions from threads share one registry: each gets its own
+ * session, limits and records. */
+typedef struct par {
+        tr_gateway *gw;
+        int failures;
+        size_t records;
+} par;
+
+static void client_par(int fd, void *ud) {
+        par *p = ud;
+        const char *calls[] = {
+                "{\"id\":\"c:mul\",\"args\":{\"x\":3,\"y\":3}}",
+                "{\"id\":\"demo:add\",\"args\":{\"a\":1,\"b\":2}}",
+                "{\"id\":\"ex:word_count\",\"args\":{\"text\":\"a b c d\"}}",
+        };
+        for (int i = 0; i < 9; i++) {
+                json_t *r = tgw_call(fd, "run_tool", calls[i % 3]);
+                const char *type = json_string_value(json_object_get(r, "type"));
+                /* Calls 0..5 fit in the limit of 6, the rest must be refused. */
+                if (strcmp(type, i < 6 ? "response" : "error") != 0)
+                        __atomic_add_fetch(&p->failures, 1, __ATOMIC_SEQ_CST);
+                json_decref(r);
+        }
+}
+
+static void *par_thread(void *arg) {
+        par *p = arg;
+        tr_limits lim = { .max_tool_calls = 6 };
+        tr_result *res = tgw_run(p->gw, &lim, true, client_par, p);
+        p->records = tr_result_tool_call_count(res);
+        tr_result_free(res);
+        return NULL;
+}
+
+Test(gw_registry, parallel_executions) {
+        int calls = 0;
+        tr_tool_registry *reg = make(&calls);
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_add_mcp(reg, MCP_SERVER, "ex", &err), 0, "%s", err ? tr_error_message(err) : "");
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        tr_tool_registry_free(reg);
+        enum { N = 4 };
+        pthread_t t[N];
+        par p[N];
+        for (int i = 0; i < N; i++) {
+                p[i] = (par){ .gw = gw };
+                cr_assert_eq(pthread_create(&t[i], NULL, par_thread, &p[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+                pthread_join(t[i], NULL);
+                cr_assert_eq(p[i].failures, 0);
+                cr_assert_eq(p[i].records, 9);
+        }
+        cr_assert_eq(calls, 2 * N);
+        tr_gateway_free(gw);
+}
