@@ -114,7 +114,32 @@ def bench_containerd(args):
     return {"containerd_vs_ctr": ratio, "tp_ctr": tp_ctr, "tp_tr": tp_tr}
 
 
-BENCHES = {"unsafe_host": bench_unsafe_host, "containerd": bench_containerd}
+def bench_gateway(args):
+    """One run_tool round trip to a no-op tool, timed inside each sandbox
+    (examples/bench_roundtrip.py: 1000 calls after a warm-up, median)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    snippet = os.path.join(root, "examples", "bench_roundtrip.py")
+    tools = os.path.join(root, "examples", "tools.json")
+    backends = [("unsafe_host", ["-p", "dev", "-b", "unsafe_host"])]
+    if args.socket and os.path.exists(args.socket):
+        backends.append(("containerd", ["-b", "containerd", "--socket", args.socket]))
+    doctor = subprocess.run([args.bin, "doctor"], capture_output=True, text=True).stdout
+    if any(line.startswith("kata") and " ok " in line for line in doctor.splitlines()):
+        backends.append(("kata", ["-b", "kata", "-t", "120"]))
+    print("\n## gateway: run_tool round trip to a no-op tool, from inside the sandbox (1000 calls)")
+    out = {}
+    for name, flags in backends:
+        _, p = timed([args.bin, "exec", *flags, "--json", "--tools", tools, snippet])
+        v = json.loads(p.stdout)["value"]
+        print(f"  {name:<12} median {v['median_us'] / 1000:7.3f} ms   p99 {v['p99_us'] / 1000:7.3f} ms"
+              f"   mean {v['mean_us'] / 1000:7.3f} ms"
+              + ("   (goal < 2 ms)" if name == "containerd" else ""))
+        out[f"gateway_{name}_median_ms"] = v["median_us"] / 1000
+        out[f"gateway_{name}_mean_ms"] = v["mean_us"] / 1000
+    return out
+
+
+BENCHES = {"unsafe_host": bench_unsafe_host, "containerd": bench_containerd, "gateway": bench_gateway}
 
 
 def main():
