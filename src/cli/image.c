@@ -6,6 +6,7 @@
  * the library's client.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "tr-config.h"
 #include "util/macros.h"
 #include "util/strv.h"
 
@@ -34,6 +36,30 @@ static const char image_help[] =
         "      --out DIR          where the VM images go (default /var/lib/toolruntime/vm)\n"
         "\n"
         "  -h, --help             show this help\n";
+
+/* The guest agent that goes into the VM images: the one built next to this
+ * binary when it runs from a build tree, else the installed one.  The agent
+ * must match the host library's channel codec, so never guess further. */
+static char *find_agent(void) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                self[n] = '\0';
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = '\0';
+                        char *built = NULL;
+                        if (asprintf(&built, "%s/../../guest/agent/toolruntime-agent", self) >= 0) {
+                                if (access(built, X_OK) == 0)
+                                        return built;
+                                free(built);
+                        }
+                }
+        }
+        if (access(TR_LIBEXEC_DIR "/toolruntime-agent", X_OK) == 0)
+                return strdup(TR_LIBEXEC_DIR "/toolruntime-agent");
+        return NULL;
+}
 
 int cli_image(int argc, char **argv) {
         static const struct option opts[] = {
@@ -87,6 +113,9 @@ int cli_image(int argc, char **argv) {
         for (size_t i = 0; i < ARRAY_SIZE(pass); i++)
                 if (pass[i].val)
                         r |= tr__strv_push(&args, pass[i].flag) | tr__strv_push(&args, pass[i].val);
+        _cleanup_free_ char *agent = vm ? find_agent() : NULL;
+        if (agent)
+                r |= tr__strv_push(&args, "--agent") | tr__strv_push(&args, agent);
         if (r < 0)
                 return CLI_EXIT_ERROR;
         fflush(NULL);
