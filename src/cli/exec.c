@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "util/handles.h"
 #include "util/macros.h"
+#include "util/proc.h"
 
 static const char exec_help[] =
         "Usage: toolruntime exec [OPTIONS] (-c CODE | FILE | -)\n"
@@ -107,37 +108,8 @@ static const struct option exec_opts[] = {
         { 0 },
 };
 
-/* Read all of `fd` (a file the user named, or stdin), bounded: a snippet
- * larger than this is a mistake, not code. */
+/* A snippet larger than this is a mistake, not code. */
 #define MAX_CODE (16 * 1024 * 1024)
-static int read_all_fd(int fd, char **ret, size_t *ret_len) {
-        size_t len = 0, alloc = 0;
-        _cleanup_free_ char *buf = NULL;
-        for (;;) {
-                if (alloc - len < 65536) {
-                        alloc = alloc ? alloc * 2 : 65536;
-                        char *n = realloc(buf, alloc + 1);
-                        if (!n)
-                                return -ENOMEM;
-                        buf = n;
-                }
-                ssize_t r = read(fd, buf + len, alloc - len);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return tr__negerrno();
-                }
-                if (r == 0)
-                        break;
-                len += (size_t) r;
-                if (len > MAX_CODE)
-                        return -EFBIG;
-        }
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
 
 /* JSON strings must be UTF-8; snippet output need not be.  Invalid bytes
  * become U+FFFD so the report stays parseable. */
@@ -374,7 +346,9 @@ int cli_exec(int argc, char **argv) {
         size_t code_len = code ? strlen(code) : 0;
         if (file) {
                 _cleanup_close_ int fd = streq(file, "-") ? dup(STDIN_FILENO) : open(file, O_RDONLY | O_CLOEXEC);
-                int r = fd < 0 ? tr__negerrno() : read_all_fd(fd, &file_code, &code_len);
+                int r = fd < 0 ? tr__negerrno() : tr__read_fd(fd, MAX_CODE + 1, &file_code, &code_len);
+                if (r >= 0 && code_len > MAX_CODE)
+                        r = -EFBIG;
                 if (r < 0) {
                         fprintf(stderr, "toolruntime: cannot read '%s': %s\n", file, strerror(-r));
                         return CLI_EXIT_USAGE;

@@ -69,16 +69,22 @@ int tr__write_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
-int tr__read_file(const char *path, size_t max, char **ret_data, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return tr__negerrno();
-        _cleanup_free_ char *buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        size_t len = 0;
+int tr__read_fd(int fd, size_t max, char **ret_data, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, alloc = 0;
         while (len < max) {
-                ssize_t r = read(fd, buf + len, max - len);
+                /* Grow as data comes: `max` is a cap (often generous), not a size. */
+                if (len == alloc) {
+                        size_t want = alloc ? alloc * 2 : 4096;
+                        if (want > max)
+                                want = max;
+                        char *n = realloc(buf, want + 1);
+                        if (!n)
+                                return -ENOMEM;
+                        buf = n;
+                        alloc = want;
+                }
+                ssize_t r = read(fd, buf + len, alloc - len);
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -88,11 +94,20 @@ int tr__read_file(const char *path, size_t max, char **ret_data, size_t *ret_len
                         break;
                 len += (size_t) r;
         }
+        if (!buf && !(buf = malloc(1)))
+                return -ENOMEM;
         buf[len] = '\0';
         *ret_data = TAKE_PTR(buf);
         if (ret_len)
                 *ret_len = len;
         return 0;
+}
+
+int tr__read_file(const char *path, size_t max, char **ret_data, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return tr__negerrno();
+        return tr__read_fd(fd, max, ret_data, ret_len);
 }
 
 static int rm_one(const char *p, const struct stat *st, int type, struct FTW *ftw) {

@@ -12,7 +12,10 @@ int tr__find_executable(const char *name, char **ret_path);
 int tr__fd_set_nonblock(int fd, bool on);
 /* Write everything, retrying on EINTR; -errno on failure. */
 int tr__write_all(int fd, const void *p, size_t n);
-/* Read up to `max` bytes of a small file (e.g. under /proc or /sys). */
+/* Read up to `max` bytes from `fd` (until EOF), NUL-terminated.  Callers
+ * that must reject larger input ask for max + 1 and check the length. */
+int tr__read_fd(int fd, size_t max, char **ret_data, size_t *ret_len);
+/* The same for a file (e.g. under /proc or /sys). */
 int tr__read_file(const char *path, size_t max, char **ret_data, size_t *ret_len);
 /* Remove a directory tree we created (no symlink following). */
 int tr__rm_rf(const char *path);
