@@ -44,6 +44,10 @@ extern "C" {
 #define TR_DEFAULT_TIMEOUT_MS 30000
 /* The per-stream output cap used when a request leaves it at zero. */
 #define TR_DEFAULT_MAX_OUTPUT (1024 * 1024)
+/* The largest value any limit may take (2^50: a petabyte, or 35 years of
+ * CPU milliseconds) and the largest timeout (about 11.5 days). */
+#define TR_LIMIT_MAX      (1LL << 50)
+#define TR_TIMEOUT_MAX_MS 1000000000LL
 
 TR_PUBLIC const char *tr_version(void);
 
@@ -158,8 +162,8 @@ typedef enum tr_profile {
 TR_PUBLIC const char *tr_profile_name(tr_profile profile);
 TR_PUBLIC int tr_profile_from_name(const char *name, tr_profile *ret_profile);
 
-/* Zero means unlimited; a negative value makes the request invalid
- * (invalid_limits).  Plain value type: zero-initialise, then set fields. */
+/* Zero means unlimited; a negative value, or one above TR_LIMIT_MAX, makes
+ * the request invalid (invalid_limits).  Plain value type: zero-initialise, then set fields. */
 typedef struct tr_limits {
         int64_t max_tool_calls;
         int64_t max_chain_steps;
@@ -372,6 +376,10 @@ TR_PUBLIC int tr_exec_cancel_fd(const tr_exec *ex);
 TR_PUBLIC bool tr_exec_cancelled(const tr_exec *ex);
 /* Absolute deadline, CLOCK_MONOTONIC nanoseconds. */
 TR_PUBLIC int64_t tr_exec_deadline_ns(const tr_exec *ex);
+/* Move the deadline, for a backend whose sandbox start is not the
+ * snippet's (a VM counts the timeout from the snippet's start, after the
+ * boot).  Thread-safe: the gateway reads the deadline from its threads. */
+TR_PUBLIC void tr_exec_set_deadline_ns(tr_exec *ex, int64_t deadline_ns);
 /* Milliseconds left before the deadline (<= 0 once passed). */
 TR_PUBLIC int64_t tr_exec_remaining_ms(const tr_exec *ex);
 TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex);
@@ -409,10 +417,13 @@ TR_PUBLIC void tr_backend_free(tr_backend *backend);
 
 /* The unsafe_host backend: the snippet runs as a child process of the
  * caller, on the host, with no isolation.  Development only.  Enforces the
- * timeout, cancellation (whole process group), output caps, and, when the
- * limits ask for them, RLIMIT_AS (memory), RLIMIT_NPROC (pids, per user, so
- * only honest when the caller's uid runs nothing else) and RLIMIT_FSIZE
- * (disk, per file); limits_enforced says exactly which were set. */
+ * timeout, cancellation (the whole process tree), output caps, and, when
+ * the limits ask for them, RLIMIT_AS (memory) and RLIMIT_NPROC (pids).
+ * RLIMIT_NPROC counts every process of the caller's uid, not only the
+ * snippet's, so it is at least as strict as asked (a busy uid may leave the
+ * snippet none), and root ignores it: limits_enforced.pids is set only when
+ * not running as root.  RLIMIT_FSIZE caps each file at DiskBytes, which is
+ * no disk quota, so limits_enforced.disk stays false; cpu is not enforced. */
 typedef struct tr_unsafe_host_config {
         const char *python_path; /* default: "python3" from PATH */
         const char *sh_path;     /* default: "/bin/sh" */

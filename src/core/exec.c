@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,10 +29,13 @@ TR_PUBLIC bool tr_exec_cancelled(const tr_exec *ex) {
         return tr_cancel_is_cancelled(ex->cancel);
 }
 TR_PUBLIC int64_t tr_exec_deadline_ns(const tr_exec *ex) {
-        return ex->deadline_ns;
+        return atomic_load(&((tr_exec *) ex)->deadline_ns);
+}
+TR_PUBLIC void tr_exec_set_deadline_ns(tr_exec *ex, int64_t deadline_ns) {
+        atomic_store(&ex->deadline_ns, deadline_ns);
 }
 TR_PUBLIC int64_t tr_exec_remaining_ms(const tr_exec *ex) {
-        return (ex->deadline_ns - tr__now_ns()) / TR_NSEC_PER_MSEC;
+        return (tr_exec_deadline_ns(ex) - tr__now_ns()) / TR_NSEC_PER_MSEC;
 }
 TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex) {
         return ex->profile;

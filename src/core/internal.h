@@ -67,7 +67,9 @@ struct tr_exec {
         const tr_request *req;
         tr_result *res;
         tr_cancel *cancel;
-        int64_t deadline_ns;
+        /* Atomic: a backend may move it (tr_exec_set_deadline_ns) while
+         * gateway threads read it. */
+        _Atomic int64_t deadline_ns;
         tr_profile profile;
         tr_log_fn log;
         void *log_userdata;

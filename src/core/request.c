@@ -184,11 +184,23 @@ TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
                 { "pids_max", l->pids_max },
                 { "disk_bytes", l->disk_bytes },
         };
-        for (size_t i = 0; i < ARRAY_SIZE(lim); i++)
+        for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
                 if (lim[i].v < 0)
                         return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
                                             "limit %s is negative (%lld); zero means unlimited", lim[i].name,
                                             (long long) lim[i].v);
+                /* Backends scale limits (ms to us, bytes plus VM overhead);
+                 * a bound far above any real machine keeps that arithmetic
+                 * from overflowing. */
+                if (lim[i].v > TR_LIMIT_MAX)
+                        return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                            "limit %s is too large (%lld; at most %lld)", lim[i].name,
+                                            (long long) lim[i].v, (long long) TR_LIMIT_MAX);
+        }
+        if (r->timeout_ms > TR_TIMEOUT_MAX_MS)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "timeout is too large (%lld ms; at most %lld)", (long long) r->timeout_ms,
+                                    (long long) TR_TIMEOUT_MAX_MS);
         if (r->timeout_ms < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
                                     "timeout is negative (%lld ms); zero means the default", (long long) r->timeout_ms);

@@ -118,7 +118,19 @@ static int rm_one(const char *p, const struct stat *st, int type, struct FTW *ft
         return unlink(p) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+/* Pre-order: make every directory ours to read and empty before the
+ * removal pass.  A snippet may chmod 000 what it made in its work
+ * directory; that must not let it outlive the execution (root would not
+ * care, any other caller would). */
+static int open_up(const char *p, const struct stat *st, int type, struct FTW *ftw) {
+        (void) ftw;
+        if (type == FTW_D || type == FTW_DNR)
+                (void) chmod(p, (st->st_mode & 07777) | S_IRWXU);
+        return 0;
+}
+
 int tr__rm_rf(const char *path) {
+        (void) nftw(path, open_up, 16, FTW_PHYS | FTW_MOUNT);
         if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
                 return tr__negerrno();
         return 0;

@@ -136,7 +136,13 @@ Test(runtime, validation_happens_before_any_backend) {
         l = (tr_limits){ .memory_bytes = -5 };
         tr_request_set_limits(req, &l);
         cr_assert_eq(run(NULL), TR_E_INVALID_LIMITS);
+        l = (tr_limits){ .cpu_quota_ms = TR_LIMIT_MAX + 1 };
+        tr_request_set_limits(req, &l);
+        cr_assert_eq(run(NULL), TR_E_INVALID_LIMITS, "limits too large to scale safely");
         tr_request_set_limits(req, NULL);
+        tr_request_set_timeout_ms(req, TR_TIMEOUT_MAX_MS + 1);
+        cr_assert_eq(run(NULL), TR_E_INVALID_REQUEST);
+        tr_request_set_timeout_ms(req, 0);
         tr_request_set_language(req, "cobol", NULL);
         cr_assert_eq(run(NULL), TR_E_INVALID_REQUEST);
         tr_request_set_language(req, "sh", NULL);

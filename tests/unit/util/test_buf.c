@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/buf.h"
@@ -44,4 +45,25 @@ Test(cbuf, empty_steal_is_empty_string) {
         cr_assert_eq(len, 0);
         free(s);
         tr__cbuf_done(&b);
+}
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/proc.h"
+
+Test(proc, rm_rf_removes_trees_made_unreadable) {
+        char dir[] = "/tmp/tr-test-rmrf-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char sub[128], file[160];
+        snprintf(sub, sizeof(sub), "%s/locked", dir);
+        snprintf(file, sizeof(file), "%s/f", sub);
+        cr_assert_eq(mkdir(sub, 0700), 0);
+        FILE *f = fopen(file, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        cr_assert_eq(chmod(sub, 0), 0);
+        cr_assert_eq(tr__rm_rf(dir), 0);
+        cr_assert_neq(access(dir, F_OK), 0);
+        cr_assert_eq(tr__rm_rf("/tmp/tr-test-rmrf-does-not-exist"), 0);
 }
