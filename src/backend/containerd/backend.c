@@ -135,6 +135,13 @@ TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_err
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
                                     "negative resource limit or timeout"),
                        -EINVAL;
+        /* The spec is public and its limits reach the OCI spec and the
+         * expiry arithmetic unchecked: the core's bound applies here too. */
+        if (rs->memory_bytes > TR_LIMIT_MAX || rs->cpu_quota_us > TR_LIMIT_MAX || rs->pids_limit > TR_LIMIT_MAX ||
+            rs->disk_bytes > TR_LIMIT_MAX)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
+                                    "resource limit above %lld", (long long) TR_LIMIT_MAX),
+                       -EINVAL;
         if (spec->security.privileged)
                 return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
                                     "privileged containers are not allowed in a sandbox"),

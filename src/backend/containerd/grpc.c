@@ -32,6 +32,10 @@
  * does not stall on WINDOW_UPDATE round trips. */
 #define STREAM_WINDOW (16 * 1024 * 1024)
 #define CONN_WINDOW   (64 * 1024 * 1024)
+/* Response messages one call may receive: zero-length messages count
+ * nothing against the byte caps, yet each costs an entry (the backend's
+ * calls get one message each; a stream of them is a misbehaving peer). */
+#define MAX_CALL_MESSAGES 4096
 
 typedef struct msg {
         uint8_t *data;
@@ -155,6 +159,10 @@ static void call_parse(tr__grpc_call *call) {
                 }
                 if (call->rx_len - off - 5 < len)
                         break;
+                if (call->n_msgs >= MAX_CALL_MESSAGES) {
+                        call_fail(call, EMSGSIZE, "too many messages in one response");
+                        break;
+                }
                 msg *nm = realloc(call->msgs, (call->n_msgs + 1) * sizeof *nm);
                 uint8_t *copy = malloc(len ? len : 1);
                 if (!nm || !copy) {

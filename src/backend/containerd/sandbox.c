@@ -164,7 +164,8 @@ static int sys_err(tr_error **ret_err, const char *op, const char *what, const c
 
 static tr__ctrd_ctx cleanup_ctx(const tr__ctrd_sandbox *sb) {
         /* Cleanup runs to the end after a timeout or a cancel: its own
-         * deadline, no cancel fd. */
+         * deadline, no cancel fd.  On sb->conn, which destroy replaces once
+         * when it finds it lost (cleanup_reconnect). */
         return (tr__ctrd_ctx){ .conn = sb->conn, .deadline_ns = tr__now_ns() + TR_CTRD_CLEANUP_NS, .cancel_fd = -1 };
 }
 
@@ -572,25 +573,68 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
 
 /* ---- destroy ------------------------------------------------------------ */
 
+/* Did `err` come from the connection rather than from the RPC: the socket
+ * broke (EPIPE, reset), the HTTP/2 session failed (protocol error), or the
+ * daemon answered UNAVAILABLE?  A fresh connection may then succeed. */
+static bool conn_lost(const tr_error *err) {
+        if (!err)
+                return false;
+        if (tr_error_code(err) == TR_E_DAEMON_UNAVAILABLE)
+                return true;
+        int e = tr_error_errno(err);
+        return e == EPIPE || e == ECONNRESET || e == ECONNABORTED || e == ENOTCONN || e == EPROTO;
+}
+
+/* Cleanup must happen even when the run failed because its connection
+ * broke: once per destroy, replace a lost connection with a fresh one
+ * (under the cleanup deadline, not cancellable).  True when the caller
+ * should retry the RPC that failed with `err`. */
+static bool cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_error *err, bool *reconnected) {
+        if (*reconnected || !conn_lost(err))
+                return false;
+        *reconnected = true;
+        tr__grpc_conn *c = NULL;
+        tr_error *cerr = NULL;
+        if (tr__ctrd_client_connect(sb->cl, tr__now_ns() + TR_CTRD_CLEANUP_NS, -1, &c, &cerr) < 0) {
+                log_cleanup_error(ex, "reconnect", sb->id, cerr);
+                return false;
+        }
+        tr__grpc_conn_free(sb->conn);
+        sb->conn = c;
+        return true;
+}
+
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         if (!sb)
                 return;
         if (sb->conn) {
                 tr_error *err = NULL;
+                bool reconnected = false;
+                int r;
                 if (sb->task_created) {
                         /* After an error the task may still run: kill, give it
                          * a moment to exit, delete (retrying while it is
                          * stopping).  Deleting it removes its cgroup and
                          * rootfs mounts before the container and snapshot go. */
-                        tr__ctrd_ctx cx = cleanup_ctx(sb);
-                        if (!sb->task_exited)
-                                (void) tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, NULL);
+                        tr__ctrd_ctx cx;
+                        if (!sb->task_exited) {
+                                do {
+                                        tr_error_free(TAKE_PTR(err));
+                                        cx = cleanup_ctx(sb);
+                                        r = tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, &err);
+                                } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
+                                tr_error_free(TAKE_PTR(err));
+                        }
                         int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
                         for (;;) {
                                 tr_error_free(TAKE_PTR(err));
                                 cx = cleanup_ctx(sb);
-                                int r = tr__ctrd_task_delete(&cx, sb->id, NULL, &err);
-                                if (r >= 0 || r == -ENOENT || tr__now_ns() >= until)
+                                r = tr__ctrd_task_delete(&cx, sb->id, NULL, &err);
+                                if (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected))
+                                        continue;
+                                /* A connection lost again after the reconnect
+                                 * will not come back within the grace. */
+                                if (r >= 0 || r == -ENOENT || conn_lost(err) || tr__now_ns() >= until)
                                         break;
                                 struct timespec ts = { 0, 50 * 1000 * 1000 };
                                 nanosleep(&ts, NULL);
@@ -608,21 +652,32 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
                         tr_error_free(TAKE_PTR(err));
                 }
                 if (sb->container_created) {
-                        tr__ctrd_ctx cx = cleanup_ctx(sb);
-                        if (tr__ctrd_container_delete(&cx, sb->id, &err) < 0 && tr_error_errno(err) != ENOENT)
+                        do {
+                                tr_error_free(TAKE_PTR(err));
+                                tr__ctrd_ctx cx = cleanup_ctx(sb);
+                                r = tr__ctrd_container_delete(&cx, sb->id, &err);
+                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
+                        if (r < 0 && tr_error_errno(err) != ENOENT)
                                 log_cleanup_error(ex, "container.delete", sb->id, TAKE_PTR(err));
                         tr_error_free(TAKE_PTR(err));
                 }
                 if (sb->snapshot_created) {
-                        tr__ctrd_ctx cx = cleanup_ctx(sb);
-                        if (tr__ctrd_snapshot_remove(&cx, sb->cl->snapshotter, sb->snapshot_key, &err) < 0 &&
-                            tr_error_errno(err) != ENOENT)
+                        do {
+                                tr_error_free(TAKE_PTR(err));
+                                tr__ctrd_ctx cx = cleanup_ctx(sb);
+                                r = tr__ctrd_snapshot_remove(&cx, sb->cl->snapshotter, sb->snapshot_key, &err);
+                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
+                        if (r < 0 && tr_error_errno(err) != ENOENT)
                                 log_cleanup_error(ex, "snapshot.remove", sb->snapshot_key, TAKE_PTR(err));
                         tr_error_free(TAKE_PTR(err));
                 }
                 if (sb->lease_created) {
-                        tr__ctrd_ctx cx = cleanup_ctx(sb);
-                        if (tr__ctrd_lease_delete(&cx, sb->lease_id, false, &err) < 0 && tr_error_errno(err) != ENOENT)
+                        do {
+                                tr_error_free(TAKE_PTR(err));
+                                tr__ctrd_ctx cx = cleanup_ctx(sb);
+                                r = tr__ctrd_lease_delete(&cx, sb->lease_id, false, &err);
+                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
+                        if (r < 0 && tr_error_errno(err) != ENOENT)
                                 log_cleanup_error(ex, "lease.delete", sb->lease_id, TAKE_PTR(err));
                         tr_error_free(TAKE_PTR(err));
                 }

@@ -325,6 +325,21 @@ Test(ctrd_backend, spec_validate) {
         cr_expect_lt(tr_containerd_spec_validate(&s, &e3), 0);
         cr_expect_eq(tr_error_code(e3), TR_E_INVALID_LIMITS);
         s.resources.memory_bytes = 0;
+        /* Above TR_LIMIT_MAX: refused (the spec is public; nothing may
+         * overflow downstream). */
+        int64_t *fields[] = { &s.resources.memory_bytes, &s.resources.cpu_quota_us, &s.resources.pids_limit,
+                              &s.resources.disk_bytes };
+        for (size_t i = 0; i < 4; i++) {
+                _cleanup_(tr_error_freep) tr_error *e4 = NULL;
+                *fields[i] = TR_LIMIT_MAX;
+                cr_expect_eq(tr_containerd_spec_validate(&s, NULL), 0, "field %zu at the bound", i);
+                *fields[i] = TR_LIMIT_MAX + 1;
+                cr_expect_lt(tr_containerd_spec_validate(&s, &e4), 0, "field %zu above the bound", i);
+                cr_expect_eq(tr_error_code(e4), TR_E_INVALID_LIMITS);
+                *fields[i] = INT64_MAX;
+                cr_expect_lt(tr_containerd_spec_validate(&s, NULL), 0);
+                *fields[i] = 0;
+        }
         s.image = "";
         cr_expect_lt(tr_containerd_spec_validate(&s, NULL), 0);
         s.image = "img";

@@ -32,6 +32,7 @@ typedef struct stream {
         char te[32];
         char ctype[64];
         uint8_t body[64];
+        bool zeros; /* the body is body_len zero bytes (empty messages) */
         size_t body_len;
         size_t body_off;
 } stream;
@@ -61,7 +62,10 @@ static ssize_t body_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
                        nghttp2_data_source *src, void *u) {
         stream *st = src->ptr;
         size_t n = st->body_len - st->body_off < len ? st->body_len - st->body_off : len;
-        memcpy(buf, st->body + st->body_off, n);
+        if (st->zeros)
+                memset(buf, 0, n);
+        else
+                memcpy(buf, st->body + st->body_off, n);
         st->body_off += n;
         if (st->body_off == st->body_len) {
                 *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -100,8 +104,13 @@ static void respond(nghttp2_session *s, int32_t id, stream *st) {
                 nghttp2_submit_response(s, id, h, 1, NULL);
                 return;
         }
-        /* Echo / Big: a body, then grpc-status 0 in the trailers. */
-        if (!strcmp(m, "Big")) {
+        /* Echo / Big / Empties: a body, then grpc-status 0 in the trailers. */
+        if (!strcmp(m, "Empties")) {
+                /* 5000 zero-length messages: 25000 bytes, nothing against
+                 * the byte caps. */
+                st->zeros = true;
+                st->body_len = 5 * 5000;
+        } else if (!strcmp(m, "Big")) {
                 /* Announce a 32 MiB message: the client must refuse it from
                  * the prefix alone. */
                 static const uint8_t big[] = { 0, 0x02, 0, 0, 0, 'x', 'y' };
@@ -314,6 +323,23 @@ Test(grpc, oversized_message_is_refused) {
         cr_assert_eq(tr__grpc_call_start(c, "/t.S/Big", "", 0, NULL, in_ms(5000), &call, NULL), 0);
         cr_expect_eq(tr__grpc_call_wait(c, call, -1, &err), -EMSGSIZE);
         cr_expect_eq(tr__grpc_call_n_messages(call), 0);
+}
+
+Test(grpc, too_many_messages_are_refused) {
+        /* Zero-length messages count nothing against the byte caps: the
+         * number of messages per call is capped too. */
+        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *c = conn_or_die();
+        _cleanup_(tr__grpc_call_freep) tr__grpc_call *call = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        cr_assert_eq(tr__grpc_call_start(c, "/t.S/Empties", "", 0, NULL, in_ms(5000), &call, NULL), 0);
+        cr_expect_eq(tr__grpc_call_wait(c, call, -1, &err), -EMSGSIZE);
+        cr_expect_eq(tr_error_code(err), TR_E_CONTAINER_FAILED);
+        cr_expect(strstr(tr_error_message(err), "too many messages") != NULL, "%s", tr_error_message(err));
+        cr_expect_leq(tr__grpc_call_n_messages(call), 4096);
+        /* The connection stays usable. */
+        _cleanup_(tr__grpc_call_freep) tr__grpc_call *c2 = NULL;
+        cr_assert_eq(tr__grpc_call_start(c, "/t.S/Echo", "x", 1, NULL, in_ms(5000), &c2, NULL), 0);
+        cr_expect_eq(tr__grpc_call_wait(c, c2, -1, NULL), 0);
 }
 
 Test(grpc, deadline) {
