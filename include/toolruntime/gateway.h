@@ -67,8 +67,9 @@ TR_PUBLIC int tr_tool_registry_add_manifest_json(tr_tool_registry *reg, const ch
  * Start an MCP server over stdio and add its tools under namespace `ns`
  * (NULL: derived from the server's name, made unique).  `command_line` is
  * split into words like a shell would (quotes, backslashes) but runs without
- * one.  The server lives as long as the registry; if it exits it is
- * restarted on the next call (a few times at most).  Tools whose metadata
+ * one.  The server lives as long as the registry; if it exits, or a call
+ * outlives its call timeout, it is (killed and) restarted on the next call,
+ * at most 3 times in a row: a successful call resets the count.  Tools whose metadata
  * is invalid are skipped and logged.  Fails with TR_E_TOOL_FAILED when the
  * server cannot be started or initialised, TR_E_PROTOCOL when it does not
  * speak MCP, TR_E_TIMEOUT when it does not answer in time.

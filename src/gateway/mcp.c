@@ -45,7 +45,11 @@ struct tr__mcp {
         char *server_name;
         char *protocol_version;
 
-        char *buf; /* line buffer */
+        /* Line buffer: unread data is buf[start, len); buf[start, scanned)
+         * holds no newline. */
+        char *buf;
+        size_t start;
+        size_t scanned;
         size_t len;
         size_t alloc;
 };
@@ -250,15 +254,28 @@ int tr__split_command(const char *line, char ***ret_argv, tr_error **ret_err) {
 static void kill_server(tr__mcp *m) {
         tr__proc_kill(&m->proc);
         m->alive = false;
-        m->len = 0;
+        m->start = m->scanned = m->len = 0;
 }
 
-/* Write one message and its newline before the deadline. */
-static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, tr_error **ret_err) {
+static bool fired(const struct pollfd *p, int n) {
+        for (int i = 0; i < n; i++)
+                if (p[i].revents)
+                        return true;
+        return false;
+}
+
+/* Write one message and its newline before the deadline.  `cancellable`:
+ * also give up when this thread's tool call is cancelled (deadline.h).
+ * Half a message would corrupt the stream, so a write cut short kills the
+ * server. */
+static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, bool cancellable, tr_error **ret_err) {
+        static const char op[] = "mcp.send";
+        if (!m->alive)
+                return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op, "the MCP server is gone");
         size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
         _cleanup_free_ char *s = n ? malloc(n + 1) : NULL;
         if (!s || json_dumpb(msg, s, n, JSON_COMPACT) != n)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp.send", "out of memory");
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         /* Compact JSON escapes newlines inside strings, so the message is
          * one line as the stdio transport requires. */
         s[n++] = '\n';
@@ -273,32 +290,65 @@ static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, tr_error **ret_er
                         continue;
                 if (w < 0 && errno != EAGAIN) {
                         kill_server(m);
-                        return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "mcp.send",
+                        return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
                                             "the MCP server closed its input: %m");
                 }
-                struct pollfd p = { .fd = m->proc.in_fd, .events = POLLOUT };
+                struct pollfd p[1 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.in_fd, .events = POLLOUT } };
+                int nc = cancellable ? tr__gw_cancel_pollfds(p + 1) : 0;
                 int tmo = tr__poll_timeout_ms(deadline);
-                if (tmo == 0 || poll(&p, 1, tmo) == 0)
-                        return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "mcp.send",
+                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (1 + nc), tmo);
+                if (pr < 0)
+                        continue; /* EINTR */
+                if (pr > 0 && fired(p + 1, nc)) {
+                        if (off > 0)
+                                kill_server(m);
+                        return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
+                                            "the call was cancelled: the calling execution is ending");
+                }
+                if (pr == 0) {
+                        if (off > 0)
+                                kill_server(m);
+                        return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, op,
                                             "the MCP server does not read its input");
+                }
         }
         return 0;
 }
 
-/* Read the next line (without its newline) into m->buf; *ret_len is its
- * length.  The line stays valid until the next call. */
-static int read_line(tr__mcp *m, int64_t deadline, size_t *ret_len, tr_error **ret_err) {
+/* Read the next line (without its newline): *ret_line points into m->buf
+ * and stays valid until consume_line() or the next read_line().  Gives up
+ * at the deadline (TR_E_TIMEOUT) or when this thread's tool call is
+ * cancelled (TR_E_CANCELLED); the server stays alive in both cases. */
+static int read_line(tr__mcp *m, int64_t deadline, const char **ret_line, size_t *ret_len, tr_error **ret_err) {
         static const char op[] = "mcp.read";
         for (;;) {
-                char *nl = m->len ? memchr(m->buf, '\n', m->len) : NULL;
+                /* Bytes before m->scanned hold no newline: look at the new
+                 * ones only, so a long line costs linear time, not
+                 * quadratic. */
+                char *nl = m->len > m->scanned ? memchr(m->buf + m->scanned, '\n', m->len - m->scanned) : NULL;
                 if (nl) {
-                        *ret_len = (size_t) (nl - m->buf);
+                        *ret_line = m->buf + m->start;
+                        *ret_len = (size_t) (nl - (m->buf + m->start));
                         return 0;
                 }
-                if (m->len >= TR_MCP_MAX_LINE) {
+                m->scanned = m->len;
+                if (m->len - m->start >= TR_MCP_MAX_LINE) {
                         kill_server(m);
                         return tr_error_set(ret_err, TR_E_PROTOCOL, TR_BACKEND_NONE, op,
                                             "the MCP server sent a line over %d bytes", TR_MCP_MAX_LINE);
+                }
+                if (!m->alive) /* killed while answering a request of its own */
+                        return tr__gw_call_cancelled()
+                                       ? tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
+                                                      "the call was cancelled: the calling execution is ending")
+                                       : tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
+                                                      "the MCP server is gone");
+                /* Move the partial line to the front (at most once per read). */
+                if (m->start > 0) {
+                        memmove(m->buf, m->buf + m->start, m->len - m->start);
+                        m->len -= m->start;
+                        m->scanned -= m->start;
+                        m->start = 0;
                 }
                 if (m->alloc - m->len < 4096) {
                         size_t na = m->alloc ? m->alloc * 2 : 16384;
@@ -327,18 +377,24 @@ static int read_line(tr__mcp *m, int64_t deadline, size_t *ret_len, tr_error **r
                         return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
                                             "reading from the MCP server: %m");
                 }
-                struct pollfd p = { .fd = m->proc.out_fd, .events = POLLIN };
+                struct pollfd p[1 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.out_fd, .events = POLLIN } };
+                int nc = tr__gw_cancel_pollfds(p + 1);
                 int tmo = tr__poll_timeout_ms(deadline);
-                if (tmo == 0 || poll(&p, 1, tmo) == 0)
+                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (1 + nc), tmo);
+                if (pr > 0 && fired(p + 1, nc))
+                        return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
+                                            "the call was cancelled: the calling execution is ending");
+                if (pr == 0)
                         return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, op,
                                             "the MCP server did not answer in time");
         }
 }
 
 static void consume_line(tr__mcp *m, size_t line_len) {
-        size_t used = line_len + 1;
-        memmove(m->buf, m->buf + used, m->len - used);
-        m->len -= used;
+        m->start += line_len + 1;
+        if (m->start >= m->len)
+                m->start = m->len = 0;
+        m->scanned = m->start;
 }
 
 static json_t *rpc(const char *method, json_t *params, json_int_t id) {
@@ -366,7 +422,7 @@ static void answer_server_request(tr__mcp *m, const tr__mcp_msg *rq, int64_t dea
                 reply = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", rq->id_json, "error", "code", -32601,
                                   "message", "method not supported by this client");
         if (reply) {
-                send_msg(m, reply, deadline, NULL);
+                send_msg(m, reply, deadline, true, NULL);
                 json_decref(reply);
         }
 }
@@ -393,42 +449,73 @@ static int process_one(tr__mcp *m, json_t *j, json_int_t id, int64_t deadline, j
         }
 }
 
-/* Send request `method` and wait for its response.  Called with m->lock. */
-static int request(tr__mcp *m, const char *method, json_t *params, int64_t deadline, json_t **ret_result,
-                   tr_error **ret_err) {
+static int pass_error(tr_error *e, int r, tr_error **ret_err) {
+        if (ret_err && !*ret_err)
+                *ret_err = e;
+        else
+                tr_error_free(e);
+        return r;
+}
+
+/* Give up on request `id` after `why` (TR_E_TIMEOUT, TR_E_CANCELLED, ...);
+ * `sent`: the server got all of it.  A timeout of the server's own budget
+ * (`kill_on_timeout`) means it hangs: kill it (the next call restarts it)
+ * rather than let every later call queue behind it for its full budget.
+ * A cancelled call, or one cut short by the calling execution's deadline,
+ * says nothing about the server: tell it, so that it can stop working on
+ * the request (best effort), and keep it; its late answer is dropped. */
+static void abandon(tr__mcp *m, json_int_t id, tr_code why, bool sent, bool kill_on_timeout) {
+        if (!m->alive || (why != TR_E_TIMEOUT && why != TR_E_CANCELLED))
+                return;
+        if (why == TR_E_TIMEOUT && kill_on_timeout) {
+                kill_server(m);
+                mlog(m, TR_LOG_WARN, "MCP server killed: it did not answer a request in time", NULL);
+                return;
+        }
+        if (!sent)
+                return;
+        json_t *p = json_pack("{s:I,s:s}", "requestId", (json_int_t) id, "reason",
+                              why == TR_E_TIMEOUT ? "timeout" : "cancelled");
+        json_t *cn = p ? rpc("notifications/cancelled", p, -1) : NULL;
+        if (cn)
+                send_msg(m, cn, tr__now_ns() + 100 * TR_NSEC_PER_MSEC, false, NULL);
+        json_decref(cn);
+        json_decref(p);
+}
+
+/* Send request `method` and wait for its response.  Called with m->lock.
+ * `kill_on_timeout`: `deadline` is the server's own budget (not a calling
+ * execution's), so missing it means the server hangs. */
+static int request(tr__mcp *m, const char *method, json_t *params, int64_t deadline, bool kill_on_timeout,
+                   json_t **ret_result, tr_error **ret_err) {
         char op[64];
         snprintf(op, sizeof(op), "mcp.%s", method);
         json_int_t id = m->next_id++;
         json_t *msg = rpc(method, params, id);
         if (!msg)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
-        int r = send_msg(m, msg, deadline, ret_err);
+        tr_error *err = NULL;
+        int r = send_msg(m, msg, deadline, true, &err);
         json_decref(msg);
-        if (r < 0)
-                return r;
+        if (r < 0) {
+                abandon(m, id, err ? tr_error_code(err) : TR_E_INTERNAL, false, kill_on_timeout);
+                return pass_error(err, r, ret_err);
+        }
 
         unsigned garbage = 0, seen = 0;
         for (;;) {
+                const char *line = NULL;
                 size_t ll = 0;
-                r = read_line(m, deadline, &ll, ret_err);
+                r = read_line(m, deadline, &line, &ll, &err);
                 if (r < 0) {
-                        if (ret_err && *ret_err && tr_error_code(*ret_err) == TR_E_TIMEOUT && m->alive) {
-                                /* Tell the server we gave up, so it can stop
-                                 * working on it (best effort). */
-                                json_t *p = json_pack("{s:I,s:s}", "requestId", (json_int_t) id, "reason", "timeout");
-                                json_t *cn = p ? rpc("notifications/cancelled", p, -1) : NULL;
-                                if (cn)
-                                        send_msg(m, cn, tr__now_ns() + 100 * TR_NSEC_PER_MSEC, NULL);
-                                json_decref(cn);
-                                json_decref(p);
-                        }
-                        return r;
+                        abandon(m, id, err ? tr_error_code(err) : TR_E_INTERNAL, true, kill_on_timeout);
+                        return pass_error(err, r, ret_err);
                 }
                 json_t *reply = NULL;
                 int got = 0;
                 /* Empty lines (a stray "\r\n") are not garbage worth counting. */
-                if (ll > 0 && !(ll == 1 && m->buf[0] == '\r')) {
-                        json_t *j = json_loadb(m->buf, ll, JSON_REJECT_DUPLICATES, NULL);
+                if (ll > 0 && !(ll == 1 && line[0] == '\r')) {
+                        json_t *j = json_loadb(line, ll, JSON_REJECT_DUPLICATES, NULL);
                         if (!j)
                                 garbage++;
                         else if (json_is_array(j)) {
@@ -478,7 +565,7 @@ static int notify(tr__mcp *m, const char *method, int64_t deadline, tr_error **r
         json_t *msg = rpc(method, NULL, -1);
         if (!msg)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
-        int r = send_msg(m, msg, deadline, ret_err);
+        int r = send_msg(m, msg, deadline, true, ret_err);
         json_decref(msg);
         return r;
 }
@@ -490,11 +577,11 @@ static int connect_server(tr__mcp *m, tr_error **ret_err) {
         if (r < 0)
                 return r;
         m->alive = true;
-        m->len = 0;
+        m->start = m->scanned = m->len = 0;
         json_t *params = json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", protocol_versions[0], "capabilities",
                                    "clientInfo", "name", "toolruntime", "version", TR_VERSION_STRING);
         json_t *res = NULL;
-        r = params ? request(m, "initialize", params, deadline, &res, ret_err)
+        r = params ? request(m, "initialize", params, deadline, true, &res, ret_err)
                    : tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
         json_decref(params);
         if (r < 0) {
@@ -529,22 +616,34 @@ static int connect_server(tr__mcp *m, tr_error **ret_err) {
         return 0;
 }
 
-/* A timed lock: a call queued behind a hung one gives up at its deadline. */
+/* A timed lock: a call queued behind a hung one gives up at its deadline,
+ * or as soon as its tool call is cancelled (checked every LOCK_SLICE_MS). */
+#define LOCK_SLICE_MS 50
 static int lock_until(tr__mcp *m, int64_t deadline, tr_error **ret_err) {
-        /* pthread_mutex_timedlock takes CLOCK_REALTIME; translate the
-         * monotonic deadline (pthread_mutex_clocklock would avoid that, but
-         * sanitizers do not know it, and a wall-clock jump only shifts one
-         * wait). */
-        int64_t left = deadline - tr__now_ns();
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        int64_t abs_ns = (int64_t) now.tv_sec * TR_NSEC_PER_SEC + now.tv_nsec + (left > 0 ? left : 0);
-        struct timespec ts = { .tv_sec = abs_ns / TR_NSEC_PER_SEC, .tv_nsec = abs_ns % TR_NSEC_PER_SEC };
-        int r = pthread_mutex_timedlock(&m->lock, &ts);
-        if (r != 0)
-                return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "mcp",
-                                    "the MCP server is busy with another call");
-        return 0;
+        for (;;) {
+                /* pthread_mutex_timedlock takes CLOCK_REALTIME; translate
+                 * the monotonic deadline (pthread_mutex_clocklock would
+                 * avoid that, but sanitizers do not know it, and a
+                 * wall-clock jump only shifts one wait). */
+                int64_t left = deadline - tr__now_ns();
+                if (left > LOCK_SLICE_MS * TR_NSEC_PER_MSEC)
+                        left = LOCK_SLICE_MS * TR_NSEC_PER_MSEC;
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
+                int64_t abs_ns = (int64_t) now.tv_sec * TR_NSEC_PER_SEC + now.tv_nsec + (left > 0 ? left : 0);
+                struct timespec ts = { .tv_sec = abs_ns / TR_NSEC_PER_SEC, .tv_nsec = abs_ns % TR_NSEC_PER_SEC };
+                int r = pthread_mutex_timedlock(&m->lock, &ts);
+                if (r == 0)
+                        return 0;
+                if (r != ETIMEDOUT)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "locking: %s", strerror(r));
+                if (tr__gw_call_cancelled())
+                        return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "mcp",
+                                            "the call was cancelled while the MCP server was busy with another");
+                if (tr__now_ns() >= deadline)
+                        return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "mcp",
+                                            "the MCP server is busy with another call");
+        }
 }
 
 static int ensure_alive(tr__mcp *m, tr_error **ret_err) {
@@ -553,10 +652,18 @@ static int ensure_alive(tr__mcp *m, tr_error **ret_err) {
         if (m->restarts >= MAX_RESTARTS)
                 return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "mcp",
                                     "the MCP server is gone (restarted %d times)", m->restarts);
+        if (tr__gw_call_cancelled())
+                return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "mcp",
+                                    "the call was cancelled before the MCP server was restarted");
         m->restarts++;
         tr__proc_kill(&m->proc);
         mlog(m, TR_LOG_WARN, "restarting MCP server", NULL);
-        return connect_server(m, ret_err);
+        int r = connect_server(m, ret_err);
+        /* A start cut short by a cancelled call says nothing about the
+         * server: it does not use up a restart. */
+        if (r < 0 && tr__gw_call_cancelled())
+                m->restarts--;
+        return r;
 }
 
 int tr__mcp_start(const char *const *argv, int64_t start_ms, int64_t call_ms, tr_log_fn log, void *log_ud,
@@ -608,7 +715,7 @@ int tr__mcp_list_tools(tr__mcp *m, json_t **ret_tools, tr_error **ret_err) {
                 }
                 json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : NULL;
                 json_t *res = NULL;
-                r = request(m, "tools/list", params, deadline, &res, ret_err);
+                r = request(m, "tools/list", params, deadline, true, &res, ret_err);
                 json_decref(params);
                 free(cursor);
                 cursor = NULL;
@@ -647,7 +754,8 @@ int tr__mcp_list_tools(tr__mcp *m, json_t **ret_tools, tr_error **ret_err) {
 }
 
 int tr__mcp_call_tool(tr__mcp *m, const char *name, json_t *args, json_t **ret_result, tr_error **ret_err) {
-        int64_t deadline = tr__gw_clamp_deadline(tr__now_ns() + m->call_ms * TR_NSEC_PER_MSEC);
+        int64_t own = tr__now_ns() + m->call_ms * TR_NSEC_PER_MSEC;
+        int64_t deadline = tr__gw_clamp_deadline(own);
         int r = lock_until(m, deadline, ret_err);
         if (r < 0)
                 return r;
@@ -655,9 +763,15 @@ int tr__mcp_call_tool(tr__mcp *m, const char *name, json_t *args, json_t **ret_r
         json_t *res = NULL;
         if (r == 0) {
                 json_t *params = json_pack("{s:s,s:O}", "name", name, "arguments", args);
-                r = params ? request(m, "tools/call", params, deadline, &res, ret_err)
+                /* Only a call that used up the server's own budget proves it
+                 * hangs; the calling execution's deadline proves nothing. */
+                r = params ? request(m, "tools/call", params, deadline, deadline >= own, &res, ret_err)
                            : tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
                 json_decref(params);
+                /* It answered: it works, so later failures get their restarts
+                 * again (MAX_RESTARTS bounds a crash loop, not a lifetime). */
+                if (r == 0)
+                        m->restarts = 0;
         }
         pthread_mutex_unlock(&m->lock);
         if (r < 0)

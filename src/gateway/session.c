@@ -245,11 +245,15 @@ static int invoke_tool(tr__gw_session *s, const char *id, json_t *args, json_t *
         if (!args_text)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run_tool", "out of memory");
         _cleanup_free_ char *out = NULL;
-        /* Tools of this registry stop at the execution's deadline, so that
-         * ending the session never waits on a tool past it. */
-        tr__gw_set_call_deadline(tr_exec_deadline_ns(s->ex));
-        int r = tr_gateway_run_tool(s->gw, id, args_text, &out, ret_err);
-        tr__gw_set_call_deadline(0);
+        /* Tools of this registry stop at the execution's deadline and are
+         * abandoned (their processes killed) once the session stops or the
+         * execution is cancelled, so that ending the session never waits on
+         * a tool (deadline.h). */
+        tr__gw_call_begin(s->ex, s->stop_rd);
+        int r = tr__gw_call_cancelled() ? tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "run_tool",
+                                                       "the execution is ending; %s not started", id)
+                                        : tr_gateway_run_tool(s->gw, id, args_text, &out, ret_err);
+        tr__gw_call_end();
         if (r < 0) {
                 if (ret_err && !*ret_err)
                         tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run_tool", "tool %s failed", id);
@@ -709,8 +713,9 @@ void tr__gw_session_free(tr__gw_session *s) {
         if (s->listening)
                 pthread_join(s->listen_thread, NULL);
         /* The listener is gone, so the list only shrinks now.  A thread in
-         * the middle of a tool call finishes it first (tools have their own
-         * timeouts), then sees the pipe. */
+         * the middle of a tool call sees the pipe there too: manifest tools
+         * are killed and MCP requests abandoned at once (deadline.h); only
+         * an embedder's callback runs to its end. */
         conn *c = s->conns;
         while (c) {
                 conn *next = c->next;

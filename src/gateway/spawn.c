@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/deadline.h"
 #include "gateway/spawn.h"
 #include "util/macros.h"
 #include "util/timeutil.h"
@@ -187,7 +188,7 @@ int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t 
         _cleanup_free_ char *out = malloc(alloc);
         char tail[ERR_TAIL + 1];
         size_t tail_len = 0;
-        bool out_eof = false, err_eof = false, exited = false, over = false, timed_out = false;
+        bool out_eof = false, err_eof = false, exited = false, over = false, timed_out = false, cancelled = false;
         if (!out) {
                 tr__proc_kill(&p);
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run", "out of memory");
@@ -196,10 +197,11 @@ int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t 
                 close_fd(&p.in_fd);
 
         /* Until the leader exits (pidfd), or without a pidfd until both
-         * pipes reach EOF; the output cap and the deadline end it early. */
+         * pipes reach EOF; the output cap, the deadline and the calling
+         * execution's cancel fds (deadline.h) end it early. */
         while (!over && !exited && !(out_eof && err_eof && p.pidfd < 0)) {
-                struct pollfd pf[4];
-                int n = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
+                struct pollfd pf[4 + TR__GW_MAX_CANCEL_FDS];
+                int n = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, i_cancel = -1, n_cancel = 0;
                 if (p.in_fd >= 0) {
                         pf[n] = (struct pollfd){ .fd = p.in_fd, .events = POLLOUT };
                         i_in = n++;
@@ -216,6 +218,11 @@ int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t 
                         pf[n] = (struct pollfd){ .fd = p.pidfd, .events = POLLIN };
                         i_pid = n++;
                 }
+                n_cancel = tr__gw_cancel_pollfds(pf + n);
+                if (n_cancel > 0) {
+                        i_cancel = n;
+                        n += n_cancel;
+                }
                 int tmo = tr__poll_timeout_ms(deadline);
                 if (tmo == 0) {
                         timed_out = true;
@@ -226,6 +233,11 @@ int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t 
                         break;
                 if (pr <= 0)
                         continue;
+                for (int i = 0; i < n_cancel; i++)
+                        if (pf[i_cancel + i].revents)
+                                cancelled = true;
+                if (cancelled)
+                        break;
                 if (i_in >= 0 && pf[i_in].revents) {
                         ssize_t w = tr__write_nosigpipe(p.in_fd, input + in_off, in_len - in_off);
                         if (w > 0)
@@ -294,8 +306,11 @@ int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t 
                         }
                 }
         }
-        if (timed_out || over) {
+        if (timed_out || over || cancelled) {
                 tr__proc_kill(&p);
+                if (cancelled)
+                        return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "run",
+                                            "%s: killed, the calling execution is ending", argv[0]);
                 if (over)
                         return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
                                             "%s: output exceeds the cap of %zu bytes", argv[0], max_out);

@@ -41,7 +41,9 @@ ssize_t tr__write_nosigpipe(int fd, const void *buf, size_t n);
 
 /* Run a command to completion: `input` on its stdin, stdout collected up to
  * `max_out` bytes, the tail of stderr kept for messages.  Fails with
- * TR_E_TIMEOUT after `timeout_ms`, TR_E_TOOL_FAILED when the output is over
- * the cap, the exit status is not 0 or the command cannot start. */
+ * TR_E_TIMEOUT after `timeout_ms`, TR_E_CANCELLED as soon as a cancel fd of
+ * this thread's tool call fires (deadline.h), TR_E_TOOL_FAILED when the
+ * output is over the cap, the exit status is not 0 or the command cannot
+ * start.  Timeout and cancel kill the command's whole process group. */
 int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t in_len, int64_t timeout_ms,
                  size_t max_out, char **ret_out, size_t *ret_len, tr_error **ret_err);

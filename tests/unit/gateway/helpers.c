@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gateway/frame.h"
@@ -66,6 +67,11 @@ static const tr_backend_ops fake_ops = {
 };
 
 tr_result *tgw_run(tr_gateway *gw, const tr_limits *limits, bool unix_socket, tgw_client_fn client, void *userdata) {
+        return tgw_run_cancel(gw, limits, unix_socket, NULL, client, userdata);
+}
+
+tr_result *tgw_run_cancel(tr_gateway *gw, const tr_limits *limits, bool unix_socket, tr_cancel *cancel,
+                          tgw_client_fn client, void *userdata) {
         fake f = { .unix_socket = unix_socket, .client = client, .userdata = userdata };
         tr_runtime *rt = NULL;
         tr_backend *b = NULL;
@@ -82,7 +88,7 @@ tr_result *tgw_run(tr_gateway *gw, const tr_limits *limits, bool unix_socket, tg
         tr_request_set_profile(req, TR_PROFILE_STANDARD);
         if (limits)
                 tr_request_set_limits(req, limits);
-        int r = tr_runtime_execute(rt, req, NULL, &res, &err);
+        int r = tr_runtime_execute(rt, req, cancel, &res, &err);
         cr_assert_eq(r, 0, "execute: %s", err ? tr_error_message(err) : "?");
         tr_request_free(req);
         tr_runtime_free(rt);
@@ -224,4 +230,53 @@ tr_gateway *tgw_test_gateway(void) {
         tr_gateway *g = NULL;
         cr_assert_eq(tr_gateway_new(&t_ops, NULL, &g, NULL), 0);
         return g;
+}
+
+/* ---- processes ---- */
+
+static bool proc_gone(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return true;
+        char buf[512];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        /* "pid (comm) S ...": killed and waiting for its reaper counts. */
+        const char *rp = strrchr(buf, ')');
+        return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+bool tgw_wait_gone(pid_t pid, int ms) {
+        for (int i = 0; i <= ms / 10; i++) {
+                if (proc_gone(pid))
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+int tgw_read_pids(const char *path, pid_t *pids, int max, int wait_ms) {
+        for (int i = 0; i <= wait_ms / 10; i++) {
+                FILE *f = fopen(path, "r");
+                if (f) {
+                        int n = 0;
+                        long v;
+                        while (n < max && fscanf(f, "%ld", &v) == 1)
+                                pids[n++] = (pid_t) v;
+                        fclose(f);
+                        if (n == max)
+                                return n;
+                }
+                usleep(10000);
+        }
+        return 0;
+}
+
+double tgw_now_s(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double) t.tv_sec + (double) t.tv_nsec / 1e9;
 }

@@ -3,9 +3,11 @@
 #include <criterion/criterion.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gateway/mcp.h"
 #include "toolruntime.h"
+#include "helpers.h"
 #include "util/strv.h"
 
 Test(gw_mcp, classify) {
@@ -226,5 +228,115 @@ Test(gw_mcp, not_a_server, .timeout = 30) {
         err = NULL;
         cr_assert_lt(tr_tool_registry_add_mcp(reg, "/nonexistent/server", NULL, &err), 0);
         tr_error_free(err);
+        tr_tool_registry_free(reg);
+}
+
+/* A server that hangs on its first tools/call (the marker file records the
+ * pid that hung) and answers every later one: after the timeout it is
+ * killed and restarted, so the next call does not queue behind the hung
+ * one for its full budget. */
+Test(gw_mcp, hung_server_is_replaced, .timeout = 30) {
+        char dir[] = "/tmp/tgw-mcp-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char mark[128], *body = NULL;
+        snprintf(mark, sizeof(mark), "%s/hung", dir);
+        cr_assert(
+                asprintf(
+                        &body,
+                        "        import os\n"
+                        "        if not os.path.exists('%s'):\n"
+                        "            open('%s','w').write(str(os.getpid())); time.sleep(60)\n"
+                        "        send({'jsonrpc':'2.0','id':mid,'result':{'content':[{'type':'text','text':'ok'}]}})\n",
+                        mark, mark) > 0);
+        tr_tool_registry *reg;
+        tr_gateway *gw = fake("'2025-06-18'", body, 1500, &reg, NULL);
+        free(body);
+        cr_assert_not_null(gw);
+        char *out;
+        cr_assert_eq(call_code(gw, &out), TR_E_TIMEOUT);
+        pid_t hung = 0;
+        cr_assert_eq(tgw_read_pids(mark, &hung, 1, 1000), 1);
+        cr_assert(tgw_wait_gone(hung, 1000), "the hung server must be killed");
+        /* Before the fix the server stayed busy with the hung request and
+         * every later call timed out behind it. */
+        for (int i = 0; i < 3; i++) {
+                cr_assert_eq(call_code(gw, &out), TR_OK, "call %d after the timeout", i);
+                cr_assert_str_eq(out, "\"ok\"");
+                free(out);
+        }
+        tr_gateway_free(gw);
+        tr_tool_registry_free(reg);
+        unlink(mark);
+        rmdir(dir);
+}
+
+/* A call abandoned because its execution ends (the session is freed) stops
+ * waiting at once, long before the server's 30 s budget. */
+typedef struct mcp_stop {
+        char mark[128];
+        double t_stop;
+} mcp_stop;
+
+static void client_stop_mcp_call(int fd, void *ud) {
+        mcp_stop *c = ud;
+        cr_assert_eq(tgw_send(fd, "run_tool", 1, "{\"id\":\"f:t\"}"), 0);
+        pid_t srv = 0;
+        cr_assert_eq(tgw_read_pids(c->mark, &srv, 1, 10000), 1, "the call did not reach the server");
+        usleep(200000);
+        c->t_stop = tgw_now_s();
+}
+
+Test(gw_mcp, session_end_abandons_call, .timeout = 60) {
+        char dir[] = "/tmp/tgw-mcp-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        mcp_stop c = { 0 };
+        snprintf(c.mark, sizeof(c.mark), "%s/busy", dir);
+        char *body = NULL;
+        cr_assert(asprintf(&body,
+                           "        import os\n"
+                           "        open('%s','w').write(str(os.getpid())); time.sleep(60)\n",
+                           c.mark) > 0);
+        tr_tool_registry *reg;
+        tr_gateway *gw = fake("'2025-06-18'", body, 30000, &reg, NULL);
+        free(body);
+        cr_assert_not_null(gw);
+        tr_result *res = tgw_run(gw, NULL, false, client_stop_mcp_call, &c);
+        double took = tgw_now_s() - c.t_stop;
+        cr_assert_lt(took, 2.0, "freeing the session waited %.1f s for the MCP call", took);
+        cr_assert_eq(tr_result_tool_call_count(res), 1);
+        cr_assert_str_eq(tr_result_tool_call_at(res, 0)->error_code, "cancelled");
+        tr_result_free(res);
+        tr_gateway_free(gw);
+        tr_tool_registry_free(reg);
+        unlink(c.mark);
+        rmdir(dir);
+}
+
+/* Lines split across reads, hundreds of lines in one read, and a response
+ * line of several MiB arriving in small pieces: the line reader keeps its
+ * place (and scans each byte once). */
+Test(gw_mcp, lines_in_pieces, .timeout = 30) {
+        tr_tool_registry *reg;
+        tr_gateway *gw = fake(
+                "'2025-06-18'",
+                "        big='y'*(3*1024*1024)\n"
+                "        msg=json.dumps({'jsonrpc':'2.0','id':mid,'result':{'content':[{'type':'text','text':big}],"
+                "'structuredContent':{'n':len(big)}}})\n"
+                "        noise=''.join(json.dumps({'jsonrpc':'2.0','method':'notifications/message',"
+                "'params':{'i':i}})+'\\n' for i in range(500))\n"
+                "        sys.stdout.write(noise+msg[:100]); sys.stdout.flush(); time.sleep(0.05)\n"
+                "        for i in range(100, len(msg), 4000):\n"
+                "            sys.stdout.write(msg[i:i+4000]); sys.stdout.flush()\n"
+                "        sys.stdout.write('\\n'+noise[:50]); sys.stdout.flush(); time.sleep(0.05)\n"
+                "        sys.stdout.write(noise[50:]); sys.stdout.flush()\n",
+                10000, &reg, NULL);
+        cr_assert_not_null(gw);
+        for (int i = 0; i < 3; i++) {
+                char *out = NULL;
+                cr_assert_eq(call_code(gw, &out), TR_OK, "call %d", i);
+                cr_assert_str_eq(out, "{\"n\":3145728}");
+                free(out);
+        }
+        tr_gateway_free(gw);
         tr_tool_registry_free(reg);
 }

@@ -260,3 +260,98 @@ Test(gw_session, empty_session) {
         tr_result_free(res);
         tr_gateway_free(gw);
 }
+
+/* ---- cancellation reaches a tool call in progress ---- */
+
+typedef struct stop_ctx {
+        char dir[64];
+        char pidfile[128];
+        pid_t pids[2]; /* the tool's shell and the sleep it started */
+        tr_cancel *cancel;
+        double t_stop;
+        double t_reply;
+        json_t *reply;
+} stop_ctx;
+
+/* A manifest tool that sleeps 30 s in a grandchild and says who it is. */
+static tr_gateway *sleeper_gateway(stop_ctx *c) {
+        strcpy(c->dir, "/tmp/tgw-stop-XXXXXX");
+        cr_assert_not_null(mkdtemp(c->dir));
+        snprintf(c->pidfile, sizeof(c->pidfile), "%s/pids", c->dir);
+        char *m = NULL;
+        cr_assert(asprintf(&m,
+                           "{\"namespace\":\"h\",\"tools\":[{\"name\":\"sleep\",\"command\":[\"sh\",\"-c\","
+                           "\"sleep 30 & echo $$ $! > %s.tmp && mv %s.tmp %s; wait\"],\"timeout_ms\":60000}]}",
+                           c->pidfile, c->pidfile, c->pidfile) > 0);
+        tr_tool_registry *reg = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        cr_assert_eq(tr_tool_registry_add_manifest_json(reg, m, NULL, &err), 0, "%s", err ? tr_error_message(err) : "");
+        free(m);
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        tr_tool_registry_free(reg);
+        return gw;
+}
+
+static void sleeper_done(stop_ctx *c) {
+        for (int i = 0; i < 2; i++)
+                cr_assert(tgw_wait_gone(c->pids[i], 1000), "process %d of the tool is still there", (int) c->pids[i]);
+        unlink(c->pidfile);
+        rmdir(c->dir);
+}
+
+static void client_stop_mid_call(int fd, void *ud) {
+        stop_ctx *c = ud;
+        cr_assert_eq(tgw_send(fd, "run_tool", 1, "{\"id\":\"h:sleep\"}"), 0);
+        cr_assert_eq(tgw_read_pids(c->pidfile, c->pids, 2, 10000), 2, "the tool did not start");
+        usleep(200000);
+        /* Returning ends the execution: the session is freed now. */
+        c->t_stop = tgw_now_s();
+}
+
+Test(gw_session, free_kills_tool_in_progress, .timeout = 30) {
+        stop_ctx c = { 0 };
+        tr_gateway *gw = sleeper_gateway(&c);
+        tr_result *res = tgw_run(gw, NULL, false, client_stop_mid_call, &c);
+        double took = tgw_now_s() - c.t_stop;
+        cr_assert_lt(took, 2.0, "freeing the session waited %.1f s for the tool", took);
+        sleeper_done(&c);
+        cr_assert_eq(tr_result_tool_call_count(res), 1);
+        const tr_tool_call *tc = tr_result_tool_call_at(res, 0);
+        cr_assert_str_eq(tc->tool_id, "h:sleep");
+        cr_assert_str_eq(tc->error_code, "cancelled");
+        tr_result_free(res);
+        tr_gateway_free(gw);
+}
+
+static void client_cancel_mid_call(int fd, void *ud) {
+        stop_ctx *c = ud;
+        cr_assert_eq(tgw_send(fd, "run_tool", 7, "{\"id\":\"h:sleep\"}"), 0);
+        cr_assert_eq(tgw_read_pids(c->pidfile, c->pids, 2, 10000), 2, "the tool did not start");
+        usleep(200000);
+        c->t_stop = tgw_now_s();
+        tr_cancel_cancel(c->cancel);
+        c->reply = tgw_recv(fd);
+        c->t_reply = tgw_now_s();
+}
+
+Test(gw_session, cancel_kills_tool_in_progress, .timeout = 30) {
+        stop_ctx c = { 0 };
+        tr_gateway *gw = sleeper_gateway(&c);
+        cr_assert_eq(tr_cancel_new(&c.cancel, NULL), 0);
+        tr_result *res = tgw_run_cancel(gw, NULL, true, c.cancel, client_cancel_mid_call, &c);
+        /* The execution's cancel token alone (the session still runs)
+         * ends the call, which answers "cancelled". */
+        cr_assert_not_null(c.reply, "no reply to the cancelled call");
+        cr_assert_lt(c.t_reply - c.t_stop, 2.0, "the cancelled call answered after %.1f s", c.t_reply - c.t_stop);
+        cr_assert_str_eq(type_of(c.reply), "error");
+        cr_assert_str_eq(code_of(c.reply), "cancelled");
+        json_decref(c.reply);
+        sleeper_done(&c);
+        cr_assert_eq(tr_result_tool_call_count(res), 1);
+        cr_assert_str_eq(tr_result_tool_call_at(res, 0)->error_code, "cancelled");
+        tr_result_free(res);
+        tr_cancel_free(c.cancel);
+        tr_gateway_free(gw);
+}
