@@ -86,6 +86,7 @@ typedef struct agent {
         int port;
         int debug; /* tr.debug on the kernel command line: stage marks */
         int cg_ok;
+        uint64_t applied; /* TR_VL_* bits of the limits in force */
         gw_conn conns[MAX_GW_CONNS];
         uint32_t next_id;
         int listen_fd;
@@ -408,6 +409,8 @@ static void setup_root(agent *a, const request *req) {
         snprintf(opts, sizeof(opts), "size=%llu,mode=1777", (unsigned long long) disk);
         if (mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
                 fail(a, "mounting /tmp: %s", strerror(errno));
+        if (req->disk)
+                a->applied |= TR_VL_DISK;
 
         /* A minimal /dev, not devtmpfs: the snippet sees no disk, no virtio
          * port, no console, only the harmless character devices. */
@@ -455,36 +458,54 @@ static void loopback_up(void) {
 
 /* ---- stage 4: resource controls ---------------------------------------- */
 
+/* A memory or pids limit the request sets is applied or the execution fails
+ * (they guard the VM itself).  The cpu limit is best effort (the vCPU count
+ * bounds the snippet anyway): STARTED tells the host which limits are in
+ * force, and the host reports limits_enforced from that, never from the
+ * request alone. */
 static void setup_cgroup(agent *a, const request *req) {
+        int want = req->memory || req->pids;
         mkdir_p(CGROOT, 0755);
         if (mount("cgroup2", CGROOT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+                if (want)
+                        fail(a, "cannot apply the resource limits: mounting cgroup2: %s", strerror(errno));
                 logmsg("cgroup2: %m");
                 return;
         }
         if (write_file(CGROOT "/cgroup.subtree_control", "+memory +pids +cpu") < 0)
                 (void) write_file(CGROOT "/cgroup.subtree_control", "+memory +pids");
         if (mkdir(CGSNIP, 0755) < 0 && errno != EEXIST) {
+                if (want)
+                        fail(a, "cannot apply the resource limits: creating the cgroup: %s", strerror(errno));
                 logmsg("mkdir cgroup: %m");
                 return;
         }
         char v[64];
         if (req->memory) {
                 snprintf(v, sizeof(v), "%llu", (unsigned long long) req->memory);
-                if (write_file(CGSNIP "/memory.max", v) < 0)
-                        fail(a, "memory.max: %s", strerror(errno));
+                int e = write_file(CGSNIP "/memory.max", v);
+                if (e < 0)
+                        fail(a, "cannot apply the memory limit: memory.max: %s", strerror(-e));
                 (void) write_file(CGSNIP "/memory.swap.max", "0");
+                a->applied |= TR_VL_MEMORY;
         }
         /* One OOM kill takes the whole group: a half-killed snippet would
          * only confuse the report. */
         (void) write_file(CGSNIP "/memory.oom.group", "1");
         if (req->pids) {
                 snprintf(v, sizeof(v), "%llu", (unsigned long long) req->pids);
-                if (write_file(CGSNIP "/pids.max", v) < 0)
-                        fail(a, "pids.max: %s", strerror(errno));
+                int e = write_file(CGSNIP "/pids.max", v);
+                if (e < 0)
+                        fail(a, "cannot apply the pids limit: pids.max: %s", strerror(-e));
+                a->applied |= TR_VL_PIDS;
         }
         if (req->cpu_quota_ms) {
                 snprintf(v, sizeof(v), "%llu 100000", (unsigned long long) req->cpu_quota_ms * 1000);
-                (void) write_file(CGSNIP "/cpu.max", v);
+                int e = write_file(CGSNIP "/cpu.max", v);
+                if (e < 0)
+                        logmsg("cpu.max: %s", strerror(-e));
+                else
+                        a->applied |= TR_VL_CPU;
         }
         a->cg_ok = 1;
 }
@@ -646,7 +667,11 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                 logmsg("gateway socket: %m");
         pid_t pid = spawn(a, req, &cp);
         int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        (void) tr__vf_write(a->port, TR_VF_STARTED, NULL, 0, NULL, 0);
+        /* What is in force: the host reports limits_enforced from this. */
+        tr__vf_buf st = { 0 };
+        (void) tr__vf_tlv_add_u64(&st, TR_VT_LIMITS_APPLIED, a->applied);
+        (void) tr__vf_write(a->port, TR_VF_STARTED, NULL, 0, st.data, st.len);
+        tr__vf_buf_done(&st);
         mark(a, "snippet started");
 
         size_t code_off = 0;

@@ -74,6 +74,20 @@ enum {
         TR_VT_EXIT_CODE,     /* u64: exit status or signal number */
 };
 
+/* TLV tags of a TR_VF_STARTED (an empty payload: an agent that reports
+ * nothing, whose limits the host cannot vouch for beyond its request). */
+enum {
+        TR_VT_LIMITS_APPLIED = 1, /* u64: TR_VL_* bits of the limits in force */
+};
+
+/* Bits of TR_VT_LIMITS_APPLIED. */
+enum {
+        TR_VL_MEMORY = 1u << 0, /* memory.max */
+        TR_VL_PIDS = 1u << 1,   /* pids.max (+ RLIMIT_NPROC) */
+        TR_VL_CPU = 1u << 2,    /* cpu.max */
+        TR_VL_DISK = 1u << 3,   /* the /tmp tmpfs size */
+};
+
 typedef enum tr__vf_exit_kind {
         TR_VF_EXITED = 1, /* code = exit status */
         TR_VF_SIGNALED,   /* code = signal number */

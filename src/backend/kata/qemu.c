@@ -17,13 +17,18 @@
  * is bounded by the reader (a whole frame at most TR_VF_MAX_PAYLOAD for the
  * request direction, TR_VF_CHUNK + 4 for ours), the frame order is checked
  * (HELLO, then STARTED, then output / gateway / EXIT), and anything else
- * ends the execution with vm_execution_failed.  The console (and QEMU's own
+ * ends the execution with vm_execution_failed.  Nothing the guest does
+ * makes the host loop wait: gateway data is buffered per stream (capped,
+ * written on POLLOUT) and the queue towards the guest is capped too; a
+ * guest past either cap is failed.  The console (and QEMU's own
  * stderr) goes to a pipe of which only the last few KiB are kept, for error
  * messages.
  *
  * Time: the boot is bounded by boot_timeout_ms (vm_creation_failed); the
  * request's timeout counts from the moment the agent has started the
- * snippet, because a TCG boot takes seconds the user did not ask for.  On
+ * snippet, because a TCG boot takes seconds the user did not ask for (and
+ * the execution's deadline, which the gateway's tool calls obey, is moved
+ * to the same instant then: tr_exec_set_deadline_ns).  On
  * timeout or cancel QEMU is SIGKILLed: the VM, with everything in it, is
  * gone at once.  QEMU is always reaped before returning.
  */
@@ -59,6 +64,15 @@ enum { QEMU_CHAN_FD = 3 };
 #define MAX_STREAMS 16
 /* Host -> guest bytes queued before we stop reading the gateway. */
 #define OUTQ_HIGH (4u * 1024 * 1024)
+/* Hard cap of that queue (the request apart, queued before the guest can
+ * send anything else): past OUTQ_HIGH only the last gateway chunk read and
+ * the CLOSE frames the guest provokes can be added, and a guest that
+ * provokes more than this while not reading its channel is failed. */
+#define OUTQ_CAP (OUTQ_HIGH + 64u * 1024)
+/* Guest -> gateway bytes buffered per stream while the session is not
+ * reading; a guest that sends more is failed (the host never blocks on a
+ * stream). */
+#define STREAM_CAP (1u * 1024 * 1024)
 /* Largest frame the guest may send us: output and gateway chunks carry at
  * most TR_VF_CHUNK bytes of data plus a stream id; HELLO and ERROR are
  * short texts. */
@@ -164,7 +178,8 @@ int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool 
 
 typedef struct stream {
         uint32_t id;
-        int fd; /* our end of the socketpair served by the gateway session */
+        int fd;        /* our end of the socketpair served by the gateway session */
+        tr__vf_buf in; /* guest bytes not yet taken by the session */
 } stream;
 
 typedef struct vm {
@@ -182,6 +197,8 @@ typedef struct vm {
         stream streams[MAX_STREAMS];
         bool hello, started, done;
         int64_t started_ns;
+        int64_t run_timeout_ms; /* the request's timeout, from STARTED on */
+        int64_t run_deadline;   /* started_ns + run_timeout_ms */
         uint64_t exit_kind, exit_code;
         char *guest_error;
 } vm;
@@ -204,9 +221,11 @@ static void vm_done(vm *v) {
                 close(v->chan);
         if (v->con >= 0)
                 close(v->con);
-        for (int i = 0; i < MAX_STREAMS; i++)
+        for (int i = 0; i < MAX_STREAMS; i++) {
                 if (v->streams[i].fd >= 0)
                         close(v->streams[i].fd);
+                tr__vf_buf_done(&v->streams[i].in);
+        }
         /* After the streams: the session's threads see EOF and end. */
         tr__gw_session_free(v->gw);
         tr__vf_reader_done(&v->rd);
@@ -262,30 +281,36 @@ static stream *stream_find(vm *v, uint32_t id) {
         return NULL;
 }
 
+static void stream_close(stream *s) {
+        close(s->fd);
+        s->fd = -1;
+        tr__vf_buf_done(&s->in);
+}
+
+/* Queue a frame for the guest.  -ENOBUFS when the queue would pass
+ * OUTQ_CAP (a guest provoking frames faster than it reads them), -ENOMEM. */
 static int queue(vm *v, uint8_t type, uint32_t id, const void *data, size_t len) {
+        if (v->outq.len + TR_VF_HEADER + 4 + len > OUTQ_CAP)
+                return -ENOBUFS;
         uint8_t idb[4];
         tr__vf_put_u32(idb, id);
         return tr__vf_buf_frame(&v->outq, type, idb, 4, data, len);
 }
 
-/* Write all of `p` to a (non-blocking) socket, waiting for room; never
- * raises SIGPIPE. */
-static int send_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+/* Hand what a stream has buffered to the gateway session, without ever
+ * waiting: 0 (possibly with bytes left for the next POLLOUT) or -errno when
+ * the session end is gone. */
+static int stream_flush(stream *s) {
+        while (s->in.len > 0) {
+                ssize_t w = send(s->fd, s->in.data, s->in.len, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (errno == EAGAIN) {
-                                struct pollfd pf = { fd, POLLOUT, 0 };
-                                if (poll(&pf, 1, 5000) <= 0)
-                                        return -ETIMEDOUT;
-                                continue;
-                        }
+                        if (errno == EAGAIN)
+                                return 0;
                         return -errno;
                 }
-                p += w;
-                n -= (size_t) w;
+                tr__vf_buf_consume(&s->in, (size_t) w);
         }
         return 0;
 }
@@ -293,6 +318,17 @@ static int send_all(int fd, const uint8_t *p, size_t n) {
 static int fail_guest(tr_error **ret_err, const char *what) {
         return tr_error_set(ret_err, TR_E_VM_EXECUTION_FAILED, KATA_KIND, "vm.channel",
                             "the guest sent %s; execution aborted", what);
+}
+
+/* Queue a CLOSE for stream `id`; a guest that provokes more of them than
+ * it reads is failed. */
+static int queue_close(vm *v, uint32_t id, tr_error **ret_err) {
+        int r = queue(v, TR_VF_GW_CLOSE, id, NULL, 0);
+        if (r == -ENOBUFS)
+                return fail_guest(ret_err, "more gateway frames than it reads back");
+        if (r < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.gateway", "out of memory");
+        return 0;
 }
 
 /* Handle one frame from the guest.  Returns 0, or a negative value with
@@ -334,8 +370,43 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
         case TR_VF_STARTED:
                 if (!v->hello || v->started)
                         return fail_guest(ret_err, "STARTED out of order");
+                if (fr->len > 0) {
+                        /* The limits the agent applied: limits_enforced says
+                         * what is in force, not what was asked for.  (An
+                         * empty payload: an older agent, which fails rather
+                         * than run without memory.max / pids.max.) */
+                        tr__vf_tlv_iter it;
+                        tr__vf_tlv_iter_init(&it, fr->payload, fr->len);
+                        uint16_t tag;
+                        const uint8_t *val;
+                        size_t n;
+                        int k;
+                        uint64_t bits = 0;
+                        bool have = false;
+                        while ((k = tr__vf_tlv_next(&it, &tag, &val, &n)) > 0)
+                                if (tag == TR_VT_LIMITS_APPLIED) {
+                                        if (tr__vf_tlv_u64(val, n, &bits) < 0)
+                                                return fail_guest(ret_err, "a malformed STARTED");
+                                        have = true;
+                                }
+                        if (k < 0)
+                                return fail_guest(ret_err, "a malformed STARTED");
+                        if (have) {
+                                const tr_kata_resources *rs = &v->spec->resources;
+                                tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(v->ex));
+                                le->memory = rs->memory_bytes > 0 && (bits & TR_VL_MEMORY);
+                                le->pids = rs->pids_max > 0 && (bits & TR_VL_PIDS);
+                                le->cpu = rs->cpu_quota_ms > 0 && (bits & TR_VL_CPU);
+                                le->disk = rs->disk_bytes > 0 && (bits & TR_VL_DISK);
+                        }
+                }
                 v->started = true;
                 v->started_ns = tr__now_ns();
+                v->run_deadline = v->started_ns + v->run_timeout_ms * TR_NSEC_PER_MSEC;
+                /* The request's timeout counts from here, for the gateway
+                 * session's tool calls as for us: without this, a boot of a
+                 * few seconds would eat the tool calls' time. */
+                tr_exec_set_deadline_ns(v->ex, v->run_deadline);
                 return 0;
         case TR_VF_STDOUT:
         case TR_VF_STDERR:
@@ -386,18 +457,20 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                 if (!v->started || fr->len != 4)
                         return fail_guest(ret_err, "a malformed gateway open");
                 uint32_t id = tr__vf_get_u32(fr->payload);
+                /* A CLOSE for it would end the live stream: refuse. */
+                if (stream_find(v, id))
+                        return fail_guest(ret_err, "a gateway open for a stream already open");
                 stream *slot = NULL;
-                if (!stream_find(v, id))
-                        for (int i = 0; i < MAX_STREAMS && !slot; i++)
-                                if (v->streams[i].fd < 0)
-                                        slot = &v->streams[i];
+                for (int i = 0; i < MAX_STREAMS && !slot; i++)
+                        if (v->streams[i].fd < 0)
+                                slot = &v->streams[i];
                 int sp[2];
                 if (!slot || !v->gw || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-                        return queue(v, TR_VF_GW_CLOSE, id, NULL, 0) < 0 ? -ENOMEM : 0;
+                        return queue_close(v, id, ret_err);
                 _cleanup_(tr_error_freep) tr_error *e = NULL;
                 if (tr__gw_session_serve_fd(v->gw, sp[1], &e) < 0) {
                         close(sp[0]);
-                        return queue(v, TR_VF_GW_CLOSE, id, NULL, 0) < 0 ? -ENOMEM : 0;
+                        return queue_close(v, id, ret_err);
                 }
                 tr__fd_set_nonblock(sp[0], true);
                 slot->id = id;
@@ -410,14 +483,19 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                 stream *s = stream_find(v, tr__vf_get_u32(fr->payload));
                 if (!s)
                         return 0; /* closed on our side meanwhile */
-                /* The session's thread reads continuously; a short blocking
-                 * wait here is bounded by its own message caps. */
-                int r = send_all(s->fd, fr->payload + 4, fr->len - 4);
-                if (r < 0) {
+                /* Never wait on the session here: buffer, bounded, and let
+                 * the main loop write on POLLOUT. */
+                if (s->in.len + (fr->len - 4) > STREAM_CAP)
+                        return tr_error_set(ret_err, TR_E_VM_EXECUTION_FAILED, KATA_KIND, "vm.gateway",
+                                            "the guest sent more than %u bytes on gateway stream %" PRIu32
+                                            " that the gateway did not take; execution aborted",
+                                            STREAM_CAP, s->id);
+                if (tr__vf_buf_append(&s->in, fr->payload + 4, fr->len - 4) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.gateway", "out of memory");
+                if (stream_flush(s) < 0) {
                         uint32_t id = s->id;
-                        close(s->fd);
-                        s->fd = -1;
-                        return queue(v, TR_VF_GW_CLOSE, id, NULL, 0) < 0 ? -ENOMEM : 0;
+                        stream_close(s);
+                        return queue_close(v, id, ret_err);
                 }
                 return 0;
         }
@@ -425,10 +503,8 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                 if (fr->len != 4)
                         return fail_guest(ret_err, "a malformed gateway close");
                 stream *s = stream_find(v, tr__vf_get_u32(fr->payload));
-                if (s) {
-                        close(s->fd);
-                        s->fd = -1;
-                }
+                if (s)
+                        stream_close(s);
                 return 0;
         }
         default: return fail_guest(ret_err, "a frame of an unexpected type");
@@ -442,7 +518,13 @@ static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, i
         /* QEMU must not outlive us, whatever happens to this thread. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(con, 1) < 0 || dup2(con, 2) < 0 || dup2(chan, QEMU_CHAN_FD) < 0)
+        /* Through high numbers first, so no dup2 clobbers a source and none
+         * is a no-op that would leave FD_CLOEXEC set (a channel already at
+         * fd 3 would otherwise be closed by execv). */
+        int hnull = null < 0 ? -1 : fcntl(null, F_DUPFD_CLOEXEC, 10);
+        int hcon = fcntl(con, F_DUPFD_CLOEXEC, 10), hchan = fcntl(chan, F_DUPFD_CLOEXEC, 10);
+        if (hnull < 0 || hcon < 0 || hchan < 0 || dup2(hnull, 0) < 0 || dup2(hcon, 1) < 0 || dup2(hcon, 2) < 0 ||
+            dup2(hchan, QEMU_CHAN_FD) < 0)
                 _exit(127);
         syscall(SYS_close_range, QEMU_CHAN_FD + 1, ~0U, 0);
         if (drop) {
@@ -492,7 +574,13 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
         if (r < 0)
                 return r;
 
-        vm v = { .ex = ex, .spec = spec, .pid = -1, .pidfd = -1, .chan = -1, .con = -1 };
+        vm v = { .ex = ex,
+                 .spec = spec,
+                 .pid = -1,
+                 .pidfd = -1,
+                 .chan = -1,
+                 .con = -1,
+                 .run_timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : TR_DEFAULT_TIMEOUT_MS };
         for (int i = 0; i < MAX_STREAMS; i++)
                 v.streams[i].fd = -1;
         tr__vf_reader_init(&v.rd, GUEST_MAX_PAYLOAD);
@@ -542,7 +630,7 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
 
         int64_t boot_timeout = spec->boot_timeout_ms > 0 ? spec->boot_timeout_ms : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS;
         int64_t boot_deadline = boot_start + boot_timeout * TR_NSEC_PER_MSEC;
-        int64_t run_timeout = spec->timeout_ms > 0 ? spec->timeout_ms : TR_DEFAULT_TIMEOUT_MS;
+        int64_t run_timeout = v.run_timeout_ms;
         int cancel_fd = tr_exec_cancel_fd(ex);
         bool qemu_exited = false;
         r = 0;
@@ -554,10 +642,12 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                 pf[n++] = (struct pollfd){ qemu_exited ? -1 : v.pidfd, POLLIN, 0 };
                 pf[n++] = (struct pollfd){ cancel_fd, POLLIN, 0 };
                 bool backpressure = v.outq.len > OUTQ_HIGH;
-                for (int i = 0; i < MAX_STREAMS; i++)
-                        pf[n++] = (struct pollfd){ backpressure ? -1 : v.streams[i].fd, POLLIN, 0 };
+                for (int i = 0; i < MAX_STREAMS; i++) {
+                        short ev = (short) ((backpressure ? 0 : POLLIN) | (v.streams[i].in.len ? POLLOUT : 0));
+                        pf[n++] = (struct pollfd){ ev ? v.streams[i].fd : -1, ev, 0 };
+                }
 
-                int64_t deadline = v.started ? v.started_ns + run_timeout * TR_NSEC_PER_MSEC : boot_deadline;
+                int64_t deadline = v.started ? v.run_deadline : boot_deadline;
                 int k2 = poll(pf, (nfds_t) n, tr__poll_timeout_ms(deadline));
                 if (k2 < 0 && errno != EINTR) {
                         r = tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.poll", "poll: %m");
@@ -607,22 +697,34 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                                 break;
                         }
                 }
-                for (int i = 0; i < MAX_STREAMS && !backpressure; i++) {
+                for (int i = 0; i < MAX_STREAMS && r == 0; i++) {
                         stream *s = &v.streams[i];
-                        if (s->fd < 0 || !(pf[4 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+                        /* A stream closed (or a slot reused) while handling
+                         * the guest's frames above: its revents are stale. */
+                        if (s->fd < 0 || s->fd != pf[4 + i].fd)
+                                continue;
+                        if (s->in.len && (pf[4 + i].revents & (POLLOUT | POLLERR | POLLHUP)) && stream_flush(s) < 0) {
+                                uint32_t id = s->id;
+                                stream_close(s);
+                                r = queue_close(&v, id, ret_err);
+                                continue;
+                        }
+                        /* Stop reading once the guest has enough queued. */
+                        if (v.outq.len > OUTQ_HIGH || !(pf[4 + i].revents & (POLLIN | POLLHUP | POLLERR)))
                                 continue;
                         uint8_t buf[TR_VF_CHUNK];
                         ssize_t got = read(s->fd, buf, sizeof(buf));
                         if (got > 0) {
-                                if (queue(&v, TR_VF_GW_DATA, s->id, buf, (size_t) got) < 0) {
+                                int q = queue(&v, TR_VF_GW_DATA, s->id, buf, (size_t) got);
+                                if (q == -ENOBUFS)
+                                        r = fail_guest(ret_err, "more gateway frames than it reads back");
+                                else if (q < 0)
                                         r = tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.gateway",
                                                          "out of memory");
-                                        break;
-                                }
                         } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-                                (void) queue(&v, TR_VF_GW_CLOSE, s->id, NULL, 0);
-                                close(s->fd);
-                                s->fd = -1;
+                                uint32_t id = s->id;
+                                stream_close(s);
+                                r = queue_close(&v, id, ret_err);
                         }
                 }
                 if (r < 0)

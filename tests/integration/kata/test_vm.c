@@ -256,7 +256,7 @@ Test(vm, isolation_and_limits_in_one_boot, .timeout = 600) {
         char *a = replace(isolation_snippet, "PORT", port);
         char *code = replace(a, "HOSTFILE", hostfile);
         free(a);
-        tr_limits lim = { .memory_bytes = 256LL << 20, .pids_max = 32, .disk_bytes = 8LL << 20 };
+        tr_limits lim = { .memory_bytes = 256LL << 20, .pids_max = 32, .disk_bytes = 8LL << 20, .cpu_quota_ms = 100 };
         run out = execute(code, 120000, &lim);
         free(code);
         unlink(hostfile);
@@ -292,7 +292,8 @@ Test(vm, isolation_and_limits_in_one_boot, .timeout = 600) {
         free(gws);
         json_decref(j);
         const tr_limits_enforced *le = tr_result_limits_enforced(out.res);
-        cr_assert(le->timeout && le->memory && le->pids && le->disk);
+        /* What the agent reports it applied (STARTED), cpu.max included. */
+        cr_assert(le->timeout && le->memory && le->pids && le->disk && le->cpu);
         cr_assert_str_eq(tr_result_backend_detail(out.res, "runner"), "qemu");
         tr_result_free(out.res);
         cr_assert_eq(count_children(), 0);
