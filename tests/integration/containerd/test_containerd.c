@@ -110,7 +110,7 @@ static void teardown(void) {
         gw = NULL;
 }
 
-TestSuite(containerd, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(containerd, .init = setup, .fini = teardown, .timeout = 180);
 
 typedef struct run_opts {
         const char *code;
@@ -356,7 +356,7 @@ static void *par_run(void *p) {
         return NULL;
 }
 
-Test(containerd, eight_in_parallel, .timeout = 180) {
+Test(containerd, eight_in_parallel) {
         _cleanup_(tr_runtime_freep) tr_runtime *rt = make_runtime(NULL);
         par a[8];
         pthread_t t[8];
@@ -442,7 +442,7 @@ static size_t count_tasks(void) {
         return n;
 }
 
-Test(containerd, gc_collects_a_killed_callers_sandbox, .timeout = 120) {
+Test(containerd, gc_collects_a_killed_callers_sandbox) {
         /* A caller SIGKILLed mid-execution leaves its task running, its
          * container, snapshot, lease and directories: gc must remove all. */
         pid_t pid = fork();

@@ -119,7 +119,7 @@ static tr_code call_code(tr_gateway *gw, char **out) {
         return c;
 }
 
-Test(gw_mcp, noisy_server_works, .timeout = 30) {
+Test(gw_mcp, noisy_server_works, .timeout = 60) {
         /* Logs, progress, a ping and a sampling request before the answer,
          * plus garbage and a stale response id. */
         tr_tool_registry *reg;
@@ -150,7 +150,7 @@ Test(gw_mcp, noisy_server_works, .timeout = 30) {
         tr_tool_registry_free(reg);
 }
 
-Test(gw_mcp, hanging_server_times_out, .timeout = 30) {
+Test(gw_mcp, hanging_server_times_out, .timeout = 60) {
         tr_tool_registry *reg;
         tr_gateway *gw = fake("'2025-06-18'", "        time.sleep(60)\n", 500, &reg, NULL);
         cr_assert_not_null(gw);
@@ -167,7 +167,7 @@ Test(gw_mcp, hanging_server_times_out, .timeout = 30) {
         cr_assert_lt(b.tv_sec - a.tv_sec, 3, "freeing must not wait for a hung server");
 }
 
-Test(gw_mcp, exiting_server_restarts, .timeout = 30) {
+Test(gw_mcp, exiting_server_restarts, .timeout = 60) {
         tr_tool_registry *reg;
         tr_gateway *gw = fake("'2025-03-26'", "        sys.exit(0)\n", 2000, &reg, NULL);
         cr_assert_not_null(gw);
@@ -179,7 +179,7 @@ Test(gw_mcp, exiting_server_restarts, .timeout = 30) {
         tr_tool_registry_free(reg);
 }
 
-Test(gw_mcp, garbage_server, .timeout = 30) {
+Test(gw_mcp, garbage_server, .timeout = 60) {
         tr_tool_registry *reg;
         tr_gateway *gw = fake("'2025-06-18'",
                               "        for i in range(200): sys.stdout.write('{{{ garbage\\n')\n"
@@ -192,7 +192,7 @@ Test(gw_mcp, garbage_server, .timeout = 30) {
         tr_tool_registry_free(reg);
 }
 
-Test(gw_mcp, huge_line, .timeout = 30) {
+Test(gw_mcp, huge_line, .timeout = 60) {
         tr_tool_registry *reg;
         tr_gateway *gw = fake("'2025-06-18'",
                               "        sys.stdout.write('x'*(5*1024*1024)); sys.stdout.flush(); time.sleep(10)\n", 5000,
@@ -204,7 +204,7 @@ Test(gw_mcp, huge_line, .timeout = 30) {
         tr_tool_registry_free(reg);
 }
 
-Test(gw_mcp, wrong_version, .timeout = 30) {
+Test(gw_mcp, wrong_version, .timeout = 60) {
         tr_tool_registry *reg = NULL;
         tr_error *err = NULL;
         tr_gateway *gw = fake("'1999-01-01'", "        pass\n", 1000, &reg, &err);
@@ -213,7 +213,7 @@ Test(gw_mcp, wrong_version, .timeout = 30) {
         tr_error_free(err);
 }
 
-Test(gw_mcp, not_a_server, .timeout = 30) {
+Test(gw_mcp, not_a_server, .timeout = 60) {
         tr_tool_registry *reg = NULL;
         tr_error *err = NULL;
         cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
@@ -235,7 +235,7 @@ Test(gw_mcp, not_a_server, .timeout = 30) {
  * pid that hung) and answers every later one: after the timeout it is
  * killed and restarted, so the next call does not queue behind the hung
  * one for its full budget. */
-Test(gw_mcp, hung_server_is_replaced, .timeout = 30) {
+Test(gw_mcp, hung_server_is_replaced, .timeout = 60) {
         char dir[] = "/tmp/tgw-mcp-XXXXXX";
         cr_assert_not_null(mkdtemp(dir));
         char mark[128], *body = NULL;
@@ -315,7 +315,7 @@ Test(gw_mcp, session_end_abandons_call, .timeout = 60) {
 /* Lines split across reads, hundreds of lines in one read, and a response
  * line of several MiB arriving in small pieces: the line reader keeps its
  * place (and scans each byte once). */
-Test(gw_mcp, lines_in_pieces, .timeout = 30) {
+Test(gw_mcp, lines_in_pieces, .timeout = 60) {
         tr_tool_registry *reg;
         tr_gateway *gw = fake(
                 "'2025-06-18'",

@@ -236,7 +236,7 @@ static void client_idle_unread(int fd, void *ud) {
         usleep(100000);
 }
 
-Test(gw_session, stop_while_blocked, .timeout = 20) {
+Test(gw_session, stop_while_blocked, .timeout = 30) {
         tr_gateway *gw = tgw_test_gateway();
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
