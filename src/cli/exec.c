@@ -45,8 +45,10 @@ static const char exec_help[] =
         "\n"
         "kata backend:\n"
         "      --kernel PATH        guest kernel (default /var/lib/toolruntime/vm/vmlinuz)\n"
-        "      --vm-image PATH      guest root image (default /var/lib/toolruntime/vm/rootfs.img)\n"
+        "      --vm-image PATH      guest root image (default /var/lib/toolruntime/vm/rootfs.ext4)\n"
         "      --hypervisor NAME    qemu (default), cloud-hypervisor, firecracker\n"
+        "      --accel NAME         auto (default: KVM when /dev/kvm really runs a guest; the\n"
+        "                           verdict is kept in /run/toolruntime/kvm-probe), kvm, tcg\n"
         "\n"
         "tool gateway:\n"
         "      --tools FILE         a tools manifest (JSON) the snippet may call\n"
@@ -75,6 +77,7 @@ enum {
         OPT_KERNEL,
         OPT_VM_IMAGE,
         OPT_HYPERVISOR,
+        OPT_ACCEL,
         OPT_TOOLS,
         OPT_MCP,
 };
@@ -103,6 +106,7 @@ static const struct option exec_opts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
         { "vm-image", required_argument, NULL, OPT_VM_IMAGE },
         { "hypervisor", required_argument, NULL, OPT_HYPERVISOR },
+        { "accel", required_argument, NULL, OPT_ACCEL },
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
         { 0 },
@@ -300,6 +304,11 @@ int cli_exec(int argc, char **argv) {
                 case OPT_KERNEL: bo.kernel = optarg; break;
                 case OPT_VM_IMAGE: bo.vm_image = optarg; break;
                 case OPT_HYPERVISOR: bo.hypervisor = optarg; break;
+                case OPT_ACCEL:
+                        if (!streq(optarg, "auto") && !streq(optarg, "kvm") && !streq(optarg, "tcg"))
+                                return cli_usage_error("exec", "--accel: expected auto, kvm or tcg, got '%s'", optarg);
+                        bo.accel = optarg;
+                        break;
                 case OPT_TOOLS: tools = optarg; break;
                 case OPT_MCP: {
                         const char **m = realloc(mcp_owner, (n_mcp + 1) * sizeof(*m));

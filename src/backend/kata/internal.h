@@ -38,8 +38,14 @@ typedef struct tr__kata {
         const tr_kata_health_checker_ops *health_ops;
         void *health_self;
         pthread_mutex_t lock;
-        int kvm_probe; /* -1 unknown, 0 unusable, 1 usable */
+        int kvm_probe;    /* -1 unknown, 0 unusable, 1 usable */
+        bool probe_cache; /* keep the verdict in TR_KATA_PROBE_CACHE */
 } tr__kata;
+
+/* Where the KVM probe's verdict is kept across processes (see kvm.c). */
+#define TR_KATA_PROBE_CACHE_DIR "/run/toolruntime"
+#define TR_KATA_PROBE_CACHE     TR_KATA_PROBE_CACHE_DIR "/kvm-probe"
+#define TR_KATA_PROBE_KEY_MAX   8192
 
 /* 1 when /dev/kvm can run a guest, 0 when not (absent, no permission, or a
  * KVM that creates VMs but never runs them, as under some nested setups).
@@ -50,6 +56,8 @@ int tr__kata_kvm_usable(const char *qemu, const char *kernel);
 /* The accelerator to use for `want` (AUTO probes, once per backend, with
  * the QEMU binary `qemu` and the backend's kernel). */
 tr_kata_accel tr__kata_pick_accel(tr__kata *k, const char *qemu, tr_kata_accel want);
+/* A KVM boot timed out: probe again next time (also in other processes). */
+void tr__kata_kvm_forget(tr__kata *k);
 
 /* Runner 1.  `self` is the tr__kata. */
 int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err);

@@ -20,7 +20,10 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,13 +133,107 @@ int tr__kata_kvm_usable(const char *qemu, const char *kernel) {
         return wait_ok(pid, BOOT_PROBE_TIMEOUT_MS);
 }
 
+/*
+ * The verdict outlives the process.  Where KVM hangs (as here) the probe
+ * costs BOOT_PROBE_TIMEOUT_MS, and the CLI is one process per execution:
+ * without a cache every `toolruntime exec -b kata` would pay it again.  The
+ * file lives on /run (a tmpfs: gone at reboot, when /dev/kvm may have
+ * changed) and is keyed by the boot id, the QEMU binary and the kernel; it
+ * is trusted only when its directory and itself belong to us and nobody
+ * else may write them.  A KVM boot that times out removes it (see
+ * tr__kata_kvm_forget), so a KVM that breaks later costs one failed boot.
+ */
+static bool trusted(const struct stat *st, bool dir) {
+        return st->st_uid == geteuid() && !(st->st_mode & 022) && (dir ? S_ISDIR(st->st_mode) : S_ISREG(st->st_mode));
+}
+
+static bool cache_dir_ok(bool create) {
+        struct stat st;
+        if (create && mkdir(TR_KATA_PROBE_CACHE_DIR, 0700) < 0 && errno != EEXIST)
+                return false;
+        return lstat(TR_KATA_PROBE_CACHE_DIR, &st) == 0 && trusted(&st, true);
+}
+
+/* "boot-id qemu dev:ino:size:mtime kernel dev:ino:size:mtime", or false
+ * when something cannot be identified (then no caching). */
+static bool cache_key(const char *qemu, const char *kernel, char *buf, size_t n) {
+        char boot[64] = "";
+        _cleanup_close_ int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        ssize_t m = fd >= 0 ? read(fd, boot, sizeof(boot) - 1) : -1;
+        if (m <= 0)
+                return false;
+        boot[strcspn(boot, "\n")] = 0;
+        struct stat q, kn;
+        if (stat(qemu, &q) < 0 || stat(kernel, &kn) < 0 || strchr(qemu, '\n') || strchr(kernel, '\n'))
+                return false;
+        int w = snprintf(buf, n, "%s %s %ju:%ju:%jd:%jd.%09ld %s %ju:%ju:%jd:%jd.%09ld", boot, qemu,
+                         (uintmax_t) q.st_dev, (uintmax_t) q.st_ino, (intmax_t) q.st_size, (intmax_t) q.st_mtim.tv_sec,
+                         q.st_mtim.tv_nsec, kernel, (uintmax_t) kn.st_dev, (uintmax_t) kn.st_ino, (intmax_t) kn.st_size,
+                         (intmax_t) kn.st_mtim.tv_sec, kn.st_mtim.tv_nsec);
+        return w > 0 && (size_t) w < n;
+}
+
+/* The cached verdict for `key`: 0 or 1, -1 when there is none. */
+static int cache_read(const char *key) {
+        if (!cache_dir_ok(false))
+                return -1;
+        _cleanup_close_ int fd = open(TR_KATA_PROBE_CACHE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !trusted(&st, false))
+                return -1;
+        char buf[TR_KATA_PROBE_KEY_MAX + 8];
+        ssize_t m = read(fd, buf, sizeof(buf) - 1);
+        if (m <= 0)
+                return -1;
+        buf[m] = 0;
+        /* key, '\n', verdict, '\n' */
+        size_t kl = strlen(key);
+        if ((size_t) m != kl + 3 || memcmp(buf, key, kl) != 0 || buf[kl] != '\n' || buf[kl + 2] != '\n' ||
+            (buf[kl + 1] != '0' && buf[kl + 1] != '1'))
+                return -1;
+        return buf[kl + 1] - '0';
+}
+
+/* Best effort: a cache that cannot be written only costs the next probe. */
+static void cache_write(const char *key, int verdict) {
+        if (!cache_dir_ok(true))
+                return;
+        char tmp[sizeof(TR_KATA_PROBE_CACHE) + 32];
+        snprintf(tmp, sizeof(tmp), "%s.%ld", TR_KATA_PROBE_CACHE, (long) getpid());
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return;
+        bool ok = dprintf(fd, "%s\n%d\n", key, verdict ? 1 : 0) > 0;
+        ok = close(fd) == 0 && ok;
+        if (!ok || rename(tmp, TR_KATA_PROBE_CACHE) < 0)
+                unlink(tmp);
+}
+
 tr_kata_accel tr__kata_pick_accel(tr__kata *k, const char *qemu, tr_kata_accel want) {
         if (want != TR_KATA_ACCEL_AUTO)
                 return want;
         pthread_mutex_lock(&k->lock);
-        if (k->kvm_probe < 0)
-                k->kvm_probe = tr__kata_kvm_usable(qemu, k->kernel_path);
+        if (k->kvm_probe < 0) {
+                char key[TR_KATA_PROBE_KEY_MAX];
+                bool keyed =
+                        k->probe_cache && qemu && k->kernel_path && cache_key(qemu, k->kernel_path, key, sizeof(key));
+                if (keyed)
+                        k->kvm_probe = cache_read(key);
+                if (k->kvm_probe < 0) {
+                        k->kvm_probe = tr__kata_kvm_usable(qemu, k->kernel_path);
+                        if (keyed)
+                                cache_write(key, k->kvm_probe);
+                }
+        }
         int usable = k->kvm_probe;
         pthread_mutex_unlock(&k->lock);
         return usable ? TR_KATA_ACCEL_KVM : TR_KATA_ACCEL_TCG;
+}
+
+void tr__kata_kvm_forget(tr__kata *k) {
+        pthread_mutex_lock(&k->lock);
+        k->kvm_probe = -1;
+        if (k->probe_cache && cache_dir_ok(false))
+                unlink(TR_KATA_PROBE_CACHE);
+        pthread_mutex_unlock(&k->lock);
 }

@@ -661,10 +661,15 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                         if (v.started)
                                 r = tr_error_set(ret_err, TR_E_TIMEOUT, KATA_KIND, "vm.run",
                                                  "the snippet did not finish within %" PRId64 " ms", run_timeout);
-                        else
+                        else {
                                 r = tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.boot",
                                                  "the VM did not boot within %" PRId64 " ms (%s); console: %s",
                                                  boot_timeout, kvm ? "kvm" : "tcg", console_tail(&v));
+                                /* A KVM that stopped running guests since
+                                 * it was probed: probe again next time. */
+                                if (kvm && spec->accel == TR_KATA_ACCEL_AUTO)
+                                        tr__kata_kvm_forget(k);
+                        }
                         break;
                 }
                 if (pf[1].revents & (POLLIN | POLLHUP | POLLERR))
