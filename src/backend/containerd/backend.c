@@ -192,21 +192,24 @@ static void ctrd_free(void *self) {
  * out; the inner one lets the sandbox's user reach the socket and nothing
  * else.  The id is random and mkdir never reuses an existing entry; the
  * name lets gc match the directory to its container. */
-static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_outer, char **ret_inner,
+static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_outer, char **ret_inner, int *ret_lock,
                             tr_error **ret_err) {
         _cleanup_free_ char *outer = NULL, *inner = NULL;
         if (asprintf(&outer, "%s/%s.gw", b->client.state_dir, id) < 0)
                 return outer = NULL,
                        tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "out of memory");
-        if (mkdir(outer, 0700) < 0) {
-                int e = errno;
+        _cleanup_close_ int lock = tr__ctrd_exec_dir_create(outer);
+        if (lock < 0) {
                 tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "mkdir %s: %s", outer,
-                             strerror(e));
-                return -e;
+                             strerror(-lock));
+                return lock;
         }
-        if (asprintf(&inner, "%s/gw", outer) < 0 || mkdir(inner, 0700) < 0 ||
-            chown(inner, SANDBOX_UID, SANDBOX_GID) < 0) {
-                int e = errno ? errno : ENOMEM;
+        if (asprintf(&inner, "%s/gw", outer) < 0) {
+                inner = NULL;
+                errno = ENOMEM;
+        }
+        if (!inner || mkdir(inner, 0700) < 0 || chown(inner, SANDBOX_UID, SANDBOX_GID) < 0) {
+                int e = errno;
                 tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway dir in %s: %s", outer,
                              strerror(e));
                 (void) tr__rm_rf(outer);
@@ -214,6 +217,7 @@ static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_ou
         }
         *ret_outer = TAKE_PTR(outer);
         *ret_inner = TAKE_PTR(inner);
+        *ret_lock = TAKE_FD(lock);
         return 0;
 }
 
@@ -281,13 +285,15 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         /* The gateway endpoint, when the request has a gateway. */
         tr__gw_session *gw = NULL;
         _cleanup_free_ char *gw_outer = NULL, *gw_inner = NULL;
+        /* Declared before gw_outer's removal below runs: released after it. */
+        _cleanup_close_ int gw_lock = -1;
         _cleanup_strv_ char **env = NULL, **labels = NULL;
         for (const char *const *e = tr__runner_base_env(); e && *e; e++)
                 if (tr__strv_push(&env, *e) < 0)
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory"),
                                -ENOMEM;
         if (tr_request_gateway(req)) {
-                r = gateway_dir_make(b, id, &gw_outer, &gw_inner, ret_err);
+                r = gateway_dir_make(b, id, &gw_outer, &gw_inner, &gw_lock, ret_err);
                 if (r < 0)
                         return r;
                 _cleanup_free_ char *sock = NULL;

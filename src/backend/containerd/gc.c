@@ -202,6 +202,11 @@ static int gc_dirs(gc_state *g, const char *state_dir, tr_error **ret_err) {
                         continue;
                 if (!g->all && st.st_mtime + TR_CTRD_EXPIRY_MARGIN_SEC > g->now)
                         continue;
+                /* Held by a running execution (maybe of another daemon or
+                 * namespace, whose containers we did not list). */
+                _cleanup_close_ int lock = tr__ctrd_exec_dir_claim(dirfd(d), e->d_name);
+                if (lock < 0)
+                        continue;
                 _cleanup_free_ char *path = NULL;
                 if (asprintf(&path, "%s/%s", state_dir, e->d_name) < 0) {
                         path = NULL;

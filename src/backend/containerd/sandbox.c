@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,6 +38,7 @@ struct tr__ctrd_sandbox {
         char *snapshot_key;
         char *cgroups_path;
         char *io_dir;
+        int io_lock;   /* see tr__ctrd_exec_dir_create */
         char *fifo[3]; /* stdin, stdout, stderr */
         tr__ctrd_mounts mounts;
         bool lease_created;
@@ -210,6 +212,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         if (!sb)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory"), -ENOMEM;
         sb->cl = cl;
+        sb->io_lock = -1;
         int r = -ENOMEM;
         /* Declared before the first goto: cleanup attributes must never see
          * an uninitialised variable. */
@@ -318,6 +321,31 @@ fail:
 
 /* ---- run ------------------------------------------------------------ */
 
+int tr__ctrd_exec_dir_create(const char *path) {
+        if (mkdir(path, 0700) < 0)
+                return -errno;
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || flock(fd, LOCK_SH) < 0) {
+                int e = errno;
+                if (fd >= 0)
+                        close(fd);
+                (void) rmdir(path);
+                return -e;
+        }
+        return fd;
+}
+
+int tr__ctrd_exec_dir_claim(int dirfd, const char *name) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
 static int make_fifos(tr__ctrd_sandbox *sb, tr_error **ret_err) {
         static const char *const names[3] = { "stdin", "stdout", "stderr" };
         _cleanup_free_ char *tmpl = NULL;
@@ -328,8 +356,10 @@ static int make_fifos(tr__ctrd_sandbox *sb, tr_error **ret_err) {
         if (asprintf(&tmpl, "%s/%s.io", sb->cl->state_dir, sb->id) < 0)
                 return tmpl = NULL,
                        tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "fifo", "out of memory");
-        if (mkdir(tmpl, 0700) < 0)
-                return sys_err(ret_err, "fifo", "mkdir", tmpl);
+        int lock = tr__ctrd_exec_dir_create(tmpl);
+        if (lock < 0)
+                return errno = -lock, sys_err(ret_err, "fifo", "mkdir", tmpl);
+        sb->io_lock = lock;
         sb->io_dir = TAKE_PTR(tmpl);
         for (size_t i = 0; i < 3; i++) {
                 if (asprintf(&sb->fifo[i], "%s/%s", sb->io_dir, names[i]) < 0) {
@@ -684,6 +714,8 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         }
         if (sb->io_dir)
                 (void) tr__rm_rf(sb->io_dir);
+        if (sb->io_lock >= 0)
+                close(sb->io_lock);
         tr__grpc_conn_free(sb->conn);
         tr__ctrd_mounts_done(&sb->mounts);
         for (size_t i = 0; i < 3; i++)

@@ -103,3 +103,13 @@ extern const tr_containerd_runner_ops tr__ctrd_real_runner;
 #define TR_CTRD_DRAIN_NS (2LL * 1000000000LL)
 /* Margin added to an execution's deadline for the expiry labels. */
 #define TR_CTRD_EXPIRY_MARGIN_SEC 300
+
+/* Per-execution directories under the state dir (<id>.io, <id>.gw): made
+ * with mkdir (never reusing an entry) and held under a shared flock until
+ * removed, so that gc -- which may run against another daemon or namespace
+ * sharing the state dir, and cannot see those containers -- never removes
+ * one an execution still uses.  Returns the lock's fd, or -errno. */
+int tr__ctrd_exec_dir_create(const char *path);
+/* gc's side: an fd holding the exclusive lock of `name` in `dirfd` when no
+ * execution holds it, -1 otherwise.  Keep it until the directory is gone. */
+int tr__ctrd_exec_dir_claim(int dirfd, const char *name);

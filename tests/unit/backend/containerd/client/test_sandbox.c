@@ -212,6 +212,7 @@ static tr__ctrd_sandbox *sandbox_new(tr__ctrd_client *cl, bool task_exited) {
         tr__ctrd_sandbox *sb = calloc(1, sizeof *sb);
         cr_assert_not_null(sb);
         sb->cl = cl;
+        sb->io_lock = -1;
         sb->id = strdup("tr-test");
         sb->lease_id = strdup("tr-test-lease");
         sb->snapshot_key = strdup("tr-test-rootfs");
@@ -330,4 +331,23 @@ Test(sandbox, destroy_gives_up_after_one_reconnect) {
         tr__ctrd_client_done(&cl);
         /* srv_stop joins again: restart a thread that exits at once. */
         pthread_create(&srv.thread, NULL, serve, &srv);
+}
+
+/* gc must leave alone the directories of a live execution, whatever daemon
+ * or namespace it runs on; a dead one's it may take. */
+Test(sandbox, exec_dir_lock_keeps_gc_out_while_held) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/tr-0123456789abcdef0123456789abcdef.io", srv.dir);
+        int lock = tr__ctrd_exec_dir_create(path);
+        cr_assert_geq(lock, 0, "%s", strerror(-lock));
+        cr_expect_eq(tr__ctrd_exec_dir_create(path), -EEXIST, "an existing entry is never reused");
+        _cleanup_close_ int dfd = open(srv.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(dfd, 0);
+        cr_expect_lt(tr__ctrd_exec_dir_claim(dfd, path + strlen(srv.dir) + 1), 0, "held: gc keeps out");
+        close(lock);
+        int claim = tr__ctrd_exec_dir_claim(dfd, path + strlen(srv.dir) + 1);
+        cr_expect_geq(claim, 0, "released: gc may remove it");
+        if (claim >= 0)
+                close(claim);
+        cr_expect_eq(rmdir(path), 0);
 }
