@@ -63,7 +63,10 @@ def bench_unsafe_host(args):
          [args.bin, "exec", "-p", "dev", "--json", "-c", "__out = {'a': [1, 2]}"], env),
     ], args.runs)
     ratio = max(list(r1.values())[1] / list(r1.values())[0], list(r2.values())[1] / list(r2.values())[0])
-    print(f"  => unsafe_host worst ratio {ratio:.2f}x (goal <= 1.30x)")
+    # The ratio depends on the interpreter's own start-up: our overhead is a
+    # fixed few ms (the supervisor process, the gateway session, the runner),
+    # so a slow-starting python3 (a pyenv build, say) flatters it.
+    print(f"  => unsafe_host worst ratio {ratio:.2f}x (goal <= 1.30x), interpreter {real_py}")
     return {"unsafe_host_ratio": ratio}
 
 
