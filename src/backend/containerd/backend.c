@@ -285,7 +285,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         /* The gateway endpoint, when the request has a gateway. */
         tr__gw_session *gw = NULL;
         _cleanup_free_ char *gw_outer = NULL, *gw_inner = NULL;
-        /* Declared before gw_outer's removal below runs: released after it. */
+        /* Closed on return, after `out:` removed the directory it guards. */
         _cleanup_close_ int gw_lock = -1;
         _cleanup_strv_ char **env = NULL, **labels = NULL;
         for (const char *const *e = tr__runner_base_env(); e && *e; e++)
