@@ -403,7 +403,7 @@ int cli_exec(int argc, char **argv) {
 
         if (json) {
                 json_t *o = result_json(res, err);
-                char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
+                char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
                 json_decref(o);
                 if (!text)
                         return CLI_EXIT_ERROR;

@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (streq(cmd, "help")) {
-                if (argc < 3) {
+                if (argc < 3 || streq(argv[2], "help") || streq(argv[2], "--help") || streq(argv[2], "-h")) {
                         fputs(main_help, stdout);
                         return 0;
                 }

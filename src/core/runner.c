@@ -11,9 +11,12 @@
 /*
  * The Python runner.  It runs the snippet in a fresh __main__-like globals
  * dict, prints a traceback without its own frame, and emits `__out` only
- * after flushing the snippet's own output, preceded by a newline so the
- * marker always starts a line; the core strips both.  A value json cannot
- * encode is reported on stderr with exit status 1: the user reads why.
+ * after the snippet's threads ended and its output was flushed, preceded by
+ * a newline so the marker always starts a line; the core strips both.  The
+ * marker goes straight to fd 1, so a snippet that replaced or closed
+ * sys.stdout still returns its value.  A value the host could not read
+ * (not JSON, a lone surrogate, an integer beyond 64 bits) is reported on
+ * stderr with exit status 1: the user reads why.
  */
 static const char python_runner[] =
         "import sys, os\n"
@@ -39,22 +42,42 @@ static const char python_runner[] =
         "        import traceback\n"
         "        traceback.print_exception(type(e), e, e.__traceback__.tb_next)\n"
         "        status = 1\n"
+        "    th = sys.modules.get('threading')\n"
+        "    if th:\n"
+        "        for t in th.enumerate():\n"
+        "            if t is not th.main_thread() and not t.daemon:\n"
+        "                t.join()\n"
+        "    for f in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):\n"
+        "        try:\n"
+        "            f.flush()\n"
+        "        except Exception:\n"
+        "            pass\n"
         "    if '__out' in g:\n"
         "        import json\n"
         "        try:\n"
-        "            s = json.dumps(g['__out'], allow_nan=False, separators=(',', ':'))\n"
+        "            v = g['__out']\n"
+        "            s = json.dumps(v, allow_nan=False, ensure_ascii=False, separators=(',', ':'))\n"
+        "            b = s.encode('utf-8')\n"
+        "            _tr_check_ints(v)\n"
         "        except (TypeError, ValueError, RecursionError) as e:\n"
-        "            sys.stderr.write('toolruntime: __out is not JSON-serialisable: %s\\n' % e)\n"
+        "            os.write(2, ('toolruntime: __out is not JSON-serialisable: %s\\n' % e).encode('utf-8', "
+        "'replace'))\n"
         "            status = status or 1\n"
         "        else:\n"
-        "            sys.stdout.flush()\n"
-        "            sys.stdout.write('\\n" TR_OUT_PREFIX "' + s + '\\n')\n"
-        "    try:\n"
-        "        sys.stdout.flush()\n"
-        "        sys.stderr.flush()\n"
-        "    except Exception:\n"
-        "        pass\n"
+        "            b = b'\\n" TR_OUT_PREFIX "' + b + b'\\n'\n"
+        "            while b:\n"
+        "                b = b[os.write(1, b):]\n"
         "    return status\n"
+        "def _tr_check_ints(v):\n"
+        "    st = [v]\n"
+        "    while st:\n"
+        "        x = st.pop()\n"
+        "        if type(x) is int and not -2**63 <= x < 2**63:\n"
+        "            raise ValueError('integer %d does not fit in 64 bits' % x)\n"
+        "        if isinstance(x, dict):\n"
+        "            st.extend(x.values())\n"
+        "        elif isinstance(x, (list, tuple)):\n"
+        "            st.extend(x)\n"
         "sys.exit(_tr_main())\n";
 
 /* The sh runner: read the whole script from stdin (the `x` keeps trailing

@@ -16,6 +16,23 @@ t_out_value_json() {
     assert_eq "$(jget "$out" 'j["backend"]["kind"]')" 'unsafe_host'
 }
 
+t_out_value_edge_cases() {
+    # Floats keep every digit; threads finish first; a replaced sys.stdout
+    # does not lose the value; values the host cannot read are errors.
+    out=$($TR exec -p dev --json -c 'import math; __out = [math.pi, 0.1 + 0.2]')
+    assert_eq "$(jget "$out" 'j["value"]')" "[3.141592653589793, 0.30000000000000004]"
+    out=$($TR exec -p dev --json -c 'import threading, time
+threading.Thread(target=lambda: (time.sleep(0.2), print("done"))).start()
+__out = 1')
+    assert_eq "$(jget "$out" 'j["value"]')" 1
+    assert_eq "$(jget "$out" 'j["stdout"]')" done
+    out=$($TR exec -p dev --json -c 'import io, sys; sys.stdout = io.StringIO(); __out = 42')
+    assert_eq "$(jget "$out" 'j["value"]')" 42
+    out=$($TR exec -p dev --json -c '__out = 2**70' || true)
+    assert_eq "$(jget "$out" '[j["value"], j["stdout"], j["exit_code"]]')" '[null, "", 1]'
+    assert_contains "$(jget "$out" 'j["stderr"]')" "does not fit in 64 bits"
+}
+
 t_plain_output_and_exit_code() {
     set +e
     out=$($TR exec -p dev -c 'import sys; print("to out"); print("to err", file=sys.stderr); sys.exit(4)' 2>/tmp/tr-cli-err.$$)
