@@ -38,8 +38,7 @@ typedef struct tr__kata {
         const tr_kata_health_checker_ops *health_ops;
         void *health_self;
         pthread_mutex_t lock;
-        int kvm_probe;    /* -1 unknown, 0 unusable, 1 usable */
-        bool probe_cache; /* keep the verdict in TR_KATA_PROBE_CACHE */
+        int kvm_probe; /* -1 unknown, 0 unusable, 1 usable */
 } tr__kata;
 
 /* Where the KVM probe's verdict is kept across processes (see kvm.c). */

@@ -65,7 +65,6 @@ static int kata_init(tr__kata *k, const tr_kata_config *cfg, tr_error **ret_err)
         if (!cfg)
                 cfg = &defaults;
         k->kvm_probe = -1;
-        k->probe_cache = true;
         k->runner = cfg->runner;
         k->accel = cfg->accel;
         k->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS;

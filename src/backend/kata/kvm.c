@@ -215,8 +215,7 @@ tr_kata_accel tr__kata_pick_accel(tr__kata *k, const char *qemu, tr_kata_accel w
         pthread_mutex_lock(&k->lock);
         if (k->kvm_probe < 0) {
                 char key[TR_KATA_PROBE_KEY_MAX];
-                bool keyed =
-                        k->probe_cache && qemu && k->kernel_path && cache_key(qemu, k->kernel_path, key, sizeof(key));
+                bool keyed = qemu && k->kernel_path && cache_key(qemu, k->kernel_path, key, sizeof(key));
                 if (keyed)
                         k->kvm_probe = cache_read(key);
                 if (k->kvm_probe < 0) {
@@ -233,7 +232,7 @@ tr_kata_accel tr__kata_pick_accel(tr__kata *k, const char *qemu, tr_kata_accel w
 void tr__kata_kvm_forget(tr__kata *k) {
         pthread_mutex_lock(&k->lock);
         k->kvm_probe = -1;
-        if (k->probe_cache && cache_dir_ok(false))
+        if (cache_dir_ok(false))
                 unlink(TR_KATA_PROBE_CACHE);
         pthread_mutex_unlock(&k->lock);
 }
