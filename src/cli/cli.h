@@ -28,7 +28,7 @@ typedef struct cli_backend_opts {
         const char *kernel;
         const char *vm_image;
         const char *hypervisor;
-        const char *accel; /* "auto", "kvm", "tcg" (validated) or NULL */
+        tr_kata_accel accel; /* --accel; zero is auto */
         const char *sdk_path;
 } cli_backend_opts;
 

@@ -305,9 +305,14 @@ int cli_exec(int argc, char **argv) {
                 case OPT_VM_IMAGE: bo.vm_image = optarg; break;
                 case OPT_HYPERVISOR: bo.hypervisor = optarg; break;
                 case OPT_ACCEL:
-                        if (!streq(optarg, "auto") && !streq(optarg, "kvm") && !streq(optarg, "tcg"))
+                        if (streq(optarg, "auto"))
+                                bo.accel = TR_KATA_ACCEL_AUTO;
+                        else if (streq(optarg, "kvm"))
+                                bo.accel = TR_KATA_ACCEL_KVM;
+                        else if (streq(optarg, "tcg"))
+                                bo.accel = TR_KATA_ACCEL_TCG;
+                        else
                                 return cli_usage_error("exec", "--accel: expected auto, kvm or tcg, got '%s'", optarg);
-                        bo.accel = optarg;
                         break;
                 case OPT_TOOLS: tools = optarg; break;
                 case OPT_MCP: {

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The CLI's runtime: every backend this build has, configured from flags. */
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -37,10 +36,7 @@ void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
                 .hypervisor = o->hypervisor,
                 .kernel_path = o->kernel,
                 .image_path = o->vm_image,
-                .accel = !o->accel                ? TR_KATA_ACCEL_AUTO
-                         : streq(o->accel, "kvm") ? TR_KATA_ACCEL_KVM
-                         : streq(o->accel, "tcg") ? TR_KATA_ACCEL_TCG
-                                                  : TR_KATA_ACCEL_AUTO,
+                .accel = o->accel,
                 .containerd_address = o->socket,
                 .containerd_namespace = o->ctrd_namespace,
         };
