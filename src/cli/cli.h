@@ -26,6 +26,7 @@ typedef struct cli_backend_opts {
         const char *runtime;
         const char *seccomp;
         const char *kernel;
+        const char *initrd;
         const char *vm_image;
         const char *hypervisor;
         tr_kata_accel accel; /* --accel; zero is auto */

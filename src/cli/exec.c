@@ -45,6 +45,8 @@ static const char exec_help[] =
         "\n"
         "kata backend:\n"
         "      --kernel PATH        guest kernel (default /var/lib/toolruntime/vm/vmlinuz)\n"
+        "      --initrd PATH        initramfs holding the guest agent\n"
+        "                           (default /var/lib/toolruntime/vm/initrd.img)\n"
         "      --vm-image PATH      guest root image (default /var/lib/toolruntime/vm/rootfs.ext4)\n"
         "      --hypervisor NAME    qemu (default), cloud-hypervisor, firecracker\n"
         "      --accel NAME         auto (default: KVM when /dev/kvm really runs a guest; the\n"
@@ -75,6 +77,7 @@ enum {
         OPT_RUNTIME,
         OPT_SECCOMP,
         OPT_KERNEL,
+        OPT_INITRD,
         OPT_VM_IMAGE,
         OPT_HYPERVISOR,
         OPT_ACCEL,
@@ -104,6 +107,7 @@ static const struct option exec_opts[] = {
         { "runtime", required_argument, NULL, OPT_RUNTIME },
         { "seccomp", required_argument, NULL, OPT_SECCOMP },
         { "kernel", required_argument, NULL, OPT_KERNEL },
+        { "initrd", required_argument, NULL, OPT_INITRD },
         { "vm-image", required_argument, NULL, OPT_VM_IMAGE },
         { "hypervisor", required_argument, NULL, OPT_HYPERVISOR },
         { "accel", required_argument, NULL, OPT_ACCEL },
@@ -302,6 +306,7 @@ int cli_exec(int argc, char **argv) {
                 case OPT_RUNTIME: bo.runtime = optarg; break;
                 case OPT_SECCOMP: bo.seccomp = optarg; break;
                 case OPT_KERNEL: bo.kernel = optarg; break;
+                case OPT_INITRD: bo.initrd = optarg; break;
                 case OPT_VM_IMAGE: bo.vm_image = optarg; break;
                 case OPT_HYPERVISOR: bo.hypervisor = optarg; break;
                 case OPT_ACCEL:

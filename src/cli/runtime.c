@@ -35,6 +35,7 @@ void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
                 .image = o->image,
                 .hypervisor = o->hypervisor,
                 .kernel_path = o->kernel,
+                .initrd_path = o->initrd,
                 .image_path = o->vm_image,
                 .accel = o->accel,
                 .containerd_address = o->socket,

@@ -50,15 +50,34 @@ assert_ge() { # actual min what
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# trx PROFILE [exec options...]: run `toolruntime exec --json` against the
-# test's containerd.  Sets OUT (the JSON), RC (exit status), WALL_MS.
+CASES=()
+
+# register_case "BACKENDS" FUNCTION: run FUNCTION when the backend under test
+# ($BACKEND) is one of BACKENDS ("containerd", "kata" or "containerd kata").
+register_case() {
+    case " $1 " in *" $BACKEND "*) CASES+=("$2") ;; esac
+}
+
+# backend_args [BACKEND]: the exec options that select a backend and point it
+# at the test's containerd or VM images.
+backend_args() {
+    case "${1:-$BACKEND}" in
+        kata) printf '%s\n' -b kata --kernel "$VM_DIR/vmlinuz" --initrd "$VM_DIR/initrd.img" \
+            --vm-image "$VM_DIR/rootfs.ext4" ;;
+        *) printf '%s\n' -b containerd --socket "$TR_TEST_CONTAINERD_SOCKET" --namespace "$NS" --image "$IMAGE" ;;
+    esac
+}
+
+# trx PROFILE [exec options...]: run `toolruntime exec --json` on the backend
+# under test.  Sets OUT (the JSON), RC (exit status), WALL_MS.  TRX_BACKEND
+# overrides the backend for one call (a kata case starting a container).
 trx() {
     local profile=$1
     shift
-    local t0
+    local t0 bargs
+    mapfile -t bargs < <(backend_args "${TRX_BACKEND:-$BACKEND}")
     t0=$(now_ms)
-    OUT=$("$TOOLRUNTIME_BIN" exec -b containerd -p "$profile" --json \
-        --socket "$TR_TEST_CONTAINERD_SOCKET" --namespace "$NS" --image "$IMAGE" \
+    OUT=$("$TOOLRUNTIME_BIN" exec -p "$profile" --json "${bargs[@]}" \
         "${EXTRA_EXEC_ARGS[@]}" "$@" 2>"$WORK/stderr")
     RC=$?
     WALL_MS=$(( $(now_ms) - t0 ))
@@ -78,8 +97,24 @@ j() { printf '%s' "$OUT" | jq -r "$1"; }
 # snippets below; kv KEY gives the value.
 kv() { j .stdout | awk -v k="$1=" 'index($0, k) == 1 { print substr($0, length(k) + 1); exit }'; }
 
-# Things containerd holds for executions.  Everything the backend creates
-# must be gone after each case.
+# What the backend under test holds for executions.  Everything it creates
+# must be gone after each case: containerd's objects, or QEMU processes.
+backend_state() {
+    if [ "$BACKEND" = kata ]; then
+        echo "qemu=$(qemu_count)"
+    else
+        ctrd_state
+    fi
+}
+
+qemu_count() {
+    local n=0 p
+    for p in /proc/[0-9]*; do
+        case "$(readlink "$p/exe" 2>/dev/null)" in */qemu-system-*) n=$((n + 1)) ;; esac
+    done
+    echo "$n"
+}
+
 ctrd_state() {
     local c t l s
     c=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" containers ls -q 2>/dev/null | wc -l)
@@ -109,8 +144,13 @@ run_case() { # name function
     # Cleanup is part of every case: nothing may be left in containerd and
     # no sandbox process may survive on the host.
     local after
-    after=$(ctrd_state)
-    assert_eq "$after" "$BASELINE_STATE" "containerd state after the case"
+    # A killed QEMU may take a moment to be reaped by its parent.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        after=$(backend_state)
+        [ "$after" = "$BASELINE_STATE" ] && break
+        sleep 0.2
+    done
+    assert_eq "$after" "$BASELINE_STATE" "$BACKEND state after the case"
     local procs=-1
     # The task is deleted before exec returns, but the kernel may still be
     # reaping the last processes of a killed cgroup.

@@ -3,18 +3,26 @@
 # shellcheck disable=SC2016 # the snippets are single-quoted on purpose: they expand in the sandbox
 #
 # The security suite: real escape and exhaustion attempts, run through the
-# toolruntime CLI against containerd in the standard and hardened profiles
-# (and dev where the difference is the point), each asserting the specific
-# safe outcome, that containerd is left clean and that no sandbox process
-# survives on the host.
+# toolruntime CLI against one isolating backend — containerd (runc) or kata
+# (a QEMU microVM) — in the standard and hardened profiles (and dev where the
+# difference is the point), each asserting the specific safe outcome, that
+# the backend is left clean and that no sandbox process survives on the host.
+#
+# Cases live here and in cases/*.sh (one file per concern), each registered
+# for the backends it applies to with `register_case "containerd kata" t_fn`.
 #
 # Environment:
 #   TOOLRUNTIME_BIN             the CLI binary (set by meson)
-#   TR_TEST_CONTAINERD_SOCKET   containerd to use; absent: skip (exit 77),
-#                               or fail under CI=true
+#   TR_TEST_BACKEND             containerd (default) or kata
+#   TR_TEST_CONTAINERD_SOCKET   containerd to use; required for the
+#                               containerd backend (absent: skip, exit 77, or
+#                               fail under CI=true); optional for kata, where
+#                               cases that mix a VM and a container use it
 #   TR_TEST_NAMESPACE           containerd namespace (default: default)
 #   TR_TEST_IMAGE               sandbox image (default toolruntime-sandbox:latest);
 #                               built with images/sandbox/build.sh when missing
+#   TR_TEST_VM_DIR              kata: the directory holding vmlinuz, initrd.img
+#                               and rootfs.ext4 (default /var/lib/toolruntime/vm)
 #   TR_TEST_ONLY                run only cases whose name contains this
 #
 # usage: tests/security/run.sh
@@ -35,17 +43,36 @@ skip_or_fail() {
 
 : "${TOOLRUNTIME_BIN:?TOOLRUNTIME_BIN must name the toolruntime binary}"
 [ -x "$TOOLRUNTIME_BIN" ] || { echo "security: $TOOLRUNTIME_BIN is not executable" >&2; exit 1; }
-[ -n "${TR_TEST_CONTAINERD_SOCKET:-}" ] || skip_or_fail "TR_TEST_CONTAINERD_SOCKET is not set (no containerd to test against)"
-[ -S "$TR_TEST_CONTAINERD_SOCKET" ] || skip_or_fail "no containerd socket at $TR_TEST_CONTAINERD_SOCKET"
-for tool in ctr jq python3; do
-    command -v "$tool" >/dev/null || skip_or_fail "$tool is not installed (apt-get install containerd jq python3)"
+BACKEND=${TR_TEST_BACKEND:-containerd}
+for tool in jq python3; do
+    command -v "$tool" >/dev/null || skip_or_fail "$tool is not installed (apt-get install jq python3)"
 done
-[ "$(id -u)" = 0 ] || skip_or_fail "the suite drives containerd and needs root"
+[ "$(id -u)" = 0 ] || skip_or_fail "the suite drives the sandboxes as root"
 
 NS=${TR_TEST_NAMESPACE:-default}
 IMAGE=${TR_TEST_IMAGE:-toolruntime-sandbox:latest}
+VM_DIR=${TR_TEST_VM_DIR:-/var/lib/toolruntime/vm}
 EXTRA_EXEC_ARGS=()
-if ! ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" images ls -q | grep -qx "$IMAGE"; then
+# HAVE_CONTAINERD: a containerd the cases may use (required for the
+# containerd backend; kata cases that mix a VM and a container use it too).
+HAVE_CONTAINERD=0
+if [ -n "${TR_TEST_CONTAINERD_SOCKET:-}" ] && [ -S "$TR_TEST_CONTAINERD_SOCKET" ] && command -v ctr >/dev/null; then
+    HAVE_CONTAINERD=1
+fi
+case "$BACKEND" in
+    containerd)
+        [ -n "${TR_TEST_CONTAINERD_SOCKET:-}" ] || skip_or_fail "TR_TEST_CONTAINERD_SOCKET is not set (no containerd to test against)"
+        [ "$HAVE_CONTAINERD" = 1 ] || skip_or_fail "no containerd socket at $TR_TEST_CONTAINERD_SOCKET (or no ctr)"
+        ;;
+    kata)
+        command -v qemu-system-x86_64 >/dev/null || skip_or_fail "qemu-system-x86_64 is not installed"
+        for f in vmlinuz initrd.img rootfs.ext4; do
+            [ -f "$VM_DIR/$f" ] || skip_or_fail "no $VM_DIR/$f (toolruntime image build --vm)"
+        done
+        ;;
+    *) echo "security: TR_TEST_BACKEND must be containerd or kata, not '$BACKEND'" >&2; exit 2 ;;
+esac
+if [ "$HAVE_CONTAINERD" = 1 ] && ! ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" images ls -q | grep -qx "$IMAGE"; then
     echo "security: $IMAGE missing in namespace $NS; building it"
     "$here/../../images/sandbox/build.sh" --ref "$IMAGE" --namespace "$NS" --socket "$TR_TEST_CONTAINERD_SOCKET" \
         || { echo "security: image build failed" >&2; exit 1; }
@@ -94,12 +121,16 @@ PORT=$(cat "$WORK/port")
 # A canary in the caller's environment: it must not reach the sandbox.
 export "TR_CANARY_$TOKEN=leaked-$TOKEN"
 
-BASELINE_STATE=$(ctrd_state)
-echo "security: binary $TOOLRUNTIME_BIN, containerd $TR_TEST_CONTAINERD_SOCKET ns $NS, image $IMAGE"
+BASELINE_STATE=$(backend_state)
+if [ "$BACKEND" = kata ]; then
+    echo "security: binary $TOOLRUNTIME_BIN, backend kata, VM images in $VM_DIR"
+else
+    echo "security: binary $TOOLRUNTIME_BIN, containerd $TR_TEST_CONTAINERD_SOCKET ns $NS, image $IMAGE"
+fi
 echo "security: baseline $BASELINE_STATE"
 case "$BASELINE_STATE" in
-    "containers=0 tasks=0 leases=0 active_snapshots=0") ;;
-    *) echo "security: warning: containerd is not empty before the suite; cases compare against this baseline" ;;
+    "containers=0 tasks=0 leases=0 active_snapshots=0" | "qemu=0") ;;
+    *) echo "security: warning: the backend is not empty before the suite; cases compare against this baseline" ;;
 esac
 
 # ---- cases ----------------------------------------------------------------
@@ -121,7 +152,7 @@ identity() { # PROFILE
         assert_eq "$(kv Seccomp)" 2 "seccomp filter mode"
     fi
     assert_eq "$(j .error)" null "error"
-    assert_eq "$(j .backend.kind)" containerd "backend"
+    assert_eq "$(j .backend.kind)" "$BACKEND" "backend"
 }
 t_identity_standard() { identity standard; }
 t_identity_hardened() { identity hardened; }
@@ -524,18 +555,29 @@ except OSError as e:
     assert_eq "$(kv mkdir)" EPERM "custom profile: mkdir"
 }
 
+# The cases above run on containerd; cases/*.sh register their own.
+for c in t_identity_standard t_identity_hardened t_environment_and_fds t_host_secret_file \
+    t_network_host_loopback t_network_dev_reaches_host t_write_root t_nothing_persists \
+    t_become_root_standard t_become_root_hardened t_privileged_calls_standard t_privileged_calls_hardened \
+    t_fork_bomb_standard t_fork_bomb_hardened t_fork_bomb_shell t_memory_bomb_standard t_memory_bomb_hardened \
+    t_disk_fill_standard t_disk_fill_hardened t_output_flood t_infinite_loop_timeout t_proc_and_sys_are_masked \
+    t_seccomp_profile_errors; do
+    register_case containerd "$c"
+done
+for f in "$here"/cases/*.sh; do
+    [ -e "$f" ] || continue
+    # shellcheck source=/dev/null
+    . "$f"
+done
+
 # ---- run ------------------------------------------------------------------
-cases=(
-    t_identity_standard t_identity_hardened t_environment_and_fds t_host_secret_file
-    t_network_host_loopback t_network_dev_reaches_host t_write_root t_nothing_persists
-    t_become_root_standard t_become_root_hardened t_privileged_calls_standard t_privileged_calls_hardened
-    t_fork_bomb_standard t_fork_bomb_hardened t_fork_bomb_shell t_memory_bomb_standard t_memory_bomb_hardened
-    t_disk_fill_standard t_disk_fill_hardened t_output_flood t_infinite_loop_timeout t_proc_and_sys_are_masked
-    t_seccomp_profile_errors
-)
-for c in "${cases[@]}"; do
+for c in "${CASES[@]}"; do
     case "$c" in *"${TR_TEST_ONLY:-}"*) run_case "${c#t_}" "$c" ;; esac
 done
+if [ "$TESTS_RUN" = 0 ] && [ -z "${TR_TEST_ONLY:-}" ]; then
+    echo "security: no case is registered for backend $BACKEND" >&2
+    exit 1
+fi
 
 echo
 if [ "$TESTS_FAILED" -gt 0 ]; then
