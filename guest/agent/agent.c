@@ -29,6 +29,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
@@ -75,6 +77,8 @@ typedef struct request {
         size_t code_len;
         uint64_t memory, pids, disk, cpu_quota_ms, uid, gid;
         uint64_t network;
+        uint8_t *seccomp; /* the snippet's BPF program (NULL: none) */
+        size_t seccomp_len;
 } request;
 
 typedef struct gw_conn {
@@ -309,6 +313,38 @@ static int push(char ***v, size_t *n, const uint8_t *s, size_t len) {
         return 0;
 }
 
+/* ---- the snippet's seccomp filter ---------------------------------------
+ *
+ * The host compiles the profile's policy (the same one runc gets in a
+ * container) into a classic BPF program; the agent needs no libseccomp and
+ * installs it as is, last thing before exec, after no_new_privs.  It only
+ * bounds what it accepts: a whole number of instructions, at most the
+ * kernel's BPF_MAXINSNS, once.  A request with a program the kernel then
+ * refuses never runs the snippet unfiltered (the child exits 126). */
+
+static void take_seccomp(agent *a, request *req, const uint8_t *v, size_t n) {
+        if (req->seccomp || n == 0 || n % sizeof(struct sock_filter) != 0 ||
+            n / sizeof(struct sock_filter) > TR_VF_SECCOMP_MAX_INSNS)
+                fail(a, "bad seccomp program (%zu bytes)", n);
+        req->seccomp = malloc(n);
+        if (!req->seccomp)
+                fail(a, "out of memory");
+        memcpy(req->seccomp, v, n);
+        req->seccomp_len = n;
+        a->applied |= TR_VL_SECCOMP;
+}
+
+/* In the snippet's child, after PR_SET_NO_NEW_PRIVS; 0 or -errno. */
+static int install_seccomp(const request *req) {
+        if (!req->seccomp)
+                return 0;
+        struct sock_fprog prog = {
+                .len = (unsigned short) (req->seccomp_len / sizeof(struct sock_filter)),
+                .filter = (struct sock_filter *) req->seccomp,
+        };
+        return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -errno : 0;
+}
+
 static void read_request(agent *a, tr__vf_reader *rd, request *req) {
         tr__vf_frame fr;
         for (;;) {
@@ -355,6 +391,7 @@ static void read_request(agent *a, tr__vf_reader *rd, request *req) {
                 case TR_VT_NETWORK: num = &req->network; break;
                 case TR_VT_UID: num = &req->uid; break;
                 case TR_VT_GID: num = &req->gid; break;
+                case TR_VT_SECCOMP_BPF: take_seccomp(a, req, v, n); break;
                 default: break; /* unknown tags are for newer agents */
                 }
                 if (num && tr__vf_tlv_u64(v, n, num) < 0)
@@ -573,6 +610,12 @@ static pid_t spawn(agent *a, const request *req, child_pipes *cp) {
                  * image grant nothing. */
                 if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                         _exit(126);
+                if (install_seccomp(req) < 0) {
+                        static const char msg[] = "toolruntime-agent: cannot install the seccomp filter\n";
+                        ssize_t w = write(2, msg, sizeof(msg) - 1);
+                        (void) w;
+                        _exit(126);
+                }
                 sigset_t all;
                 sigemptyset(&all);
                 sigprocmask(SIG_SETMASK, &all, NULL);

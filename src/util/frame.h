@@ -66,7 +66,13 @@ enum {
         TR_VT_NETWORK,      /* u64 0/1: bring up the network (dev only) */
         TR_VT_UID,          /* u64 */
         TR_VT_GID,          /* u64 */
+        TR_VT_SECCOMP_BPF,  /* the snippet's seccomp program: struct sock_filter[],
+                               at most TR_VF_SECCOMP_MAX_INSNS (absent: none) */
 };
+
+/* The kernel's cap on a classic BPF program (BPF_MAXINSNS), which the agent
+ * also enforces on what it receives. */
+#define TR_VF_SECCOMP_MAX_INSNS 4096
 
 /* TLV tags of a TR_VF_EXIT. */
 enum {
@@ -86,6 +92,9 @@ enum {
         TR_VL_PIDS = 1u << 1,   /* pids.max (+ RLIMIT_NPROC) */
         TR_VL_CPU = 1u << 2,    /* cpu.max */
         TR_VL_DISK = 1u << 3,   /* the /tmp tmpfs size */
+        /* The seccomp program of the request is installed on the snippet
+         * (an agent that does not set it never ran the request's filter). */
+        TR_VL_SECCOMP = 1u << 4,
 };
 
 typedef enum tr__vf_exit_kind {

@@ -1,20 +1,47 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The hardened profile's seccomp filter, in the OCI runtime-spec form runc
- * consumes: a built-in allowlist, or a Docker-format profile converted.
+ * The seccomp policy of the standard and hardened profiles, in the OCI
+ * runtime-spec form runc consumes (linux.seccomp): a built-in allowlist, or
+ * a Docker-format profile converted.  The same JSON is the one policy
+ * source for the kata backend too: seccomp_bpf.c compiles it with
+ * libseccomp into the BPF program the guest agent installs.
  *
- * The built-in lists are containerd's contrib/seccomp default (itself
- * Docker's default) for a container with no capabilities (the standard
- * profile), and that minus what a python or sh snippet never needs and what
- * has a history of kernel exploits: ptrace, io_uring, modify_ldt (the
- * hardened profile).  Everything not listed fails with EPERM, so a
- * snippet sees an ordinary "Operation not permitted" rather than being
- * killed, and the error is reported by the code that made the call.
+ * standard is containerd 2.x's contrib/seccomp default (itself Docker's
+ * default) for a container with no capabilities: no io_uring, no mount,
+ * unshare, setns, keyctl, add_key, bpf, perf_event_open, userfaultfd, ...
+ * and no AF_VSOCK or AF_ALG socket.  hardened is that minus what a python
+ * or sh snippet never needs and what has a history of kernel exploits
+ * (ptrace, process_vm_*, modify_ldt), and with socket(2) limited to
+ * AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK/NETLINK_ROUTE.
+ *
+ * Both add, on top of containerd, two things (see README "seccomp"):
+ *   - the native ABI only.  The filter names no i386 or x32 architecture,
+ *     so a foreign-ABI syscall (int 0x80, or the x32 bit in rax) meets
+ *     libseccomp's bad-architecture action, which runc leaves at its
+ *     default: SECCOMP_RET_KILL_THREAD, the caller dies of SIGSYS before
+ *     the kernel runs anything.  No argument rule then has a 32-bit door
+ *     (socketcall(2) passes socket's family in memory, where no filter can
+ *     look: containerd 2.x documents that hole, we close it).
+ *   - no NETLINK_KOBJECT_UEVENT socket: the sandbox's network namespace
+ *     belongs to the host's user namespace, so the kernel would broadcast
+ *     the host's device events into it.
+ *
+ * Argument rules compare all 64 bits of a register while the kernel
+ * truncates socket(2)'s int arguments to 32: a rule like "family != 40"
+ * lets 0x100000028 through and the kernel then creates an AF_VSOCK socket.
+ * So every socket rule here is an equality (which, over 64 bits, also pins
+ * the upper half to zero): the allowed families and protocols are listed,
+ * never the denied ones.
+ *
+ * Everything not allowed fails with EPERM, so a snippet sees an ordinary
+ * "Operation not permitted" rather than being killed.
  */
 #include "backend/containerd/seccomp.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,28 +57,34 @@
 #define OP_SECCOMP "seccomp"
 
 /* The native architecture, in libseccomp's and Go's spelling (Docker's
- * archMap and includes.arches use these), and the sub-architectures a
- * process can switch to with a different syscall table.  A filter that
- * names only the native one lets a snippet bypass it through, e.g., the
- * i386 int 0x80 entry: runc then kills those calls, but listing them keeps
- * the allowlist meaningful for them too. */
+ * archMap and includes.arches use these).  It is the only one a filter
+ * names: see the header comment for what happens to the others. */
 #if defined(__x86_64__)
 #define NATIVE_SCMP_ARCH "SCMP_ARCH_X86_64"
 #define NATIVE_GO_ARCH   "amd64"
-static const char *const native_arches[] = { "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32" };
 #elif defined(__aarch64__)
 #define NATIVE_SCMP_ARCH "SCMP_ARCH_AARCH64"
 #define NATIVE_GO_ARCH   "arm64"
-static const char *const native_arches[] = { "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM" };
 #else
 #error "toolruntime's seccomp profile knows x86_64 and aarch64 only"
 #endif
 
-/* containerd's default allowlist less ptrace, io_uring_* and modify_ldt
- * (see standard_only_syscalls).
- * Names a kernel or architecture does not know are skipped by runc, so the
- * 32-bit variants cost nothing on x86_64. */
+/* Socket families are listed up to this bound (AF_MAX of Linux 6.x is 46,
+ * AF_MCTP + 1); a family the kernel does not know fails there anyway, and
+ * with EPERM here, which tells a snippet the same thing.  Netlink protocols
+ * go up to the kernel's MAX_LINKS. */
+#define SOCKET_FAMILIES   46
+#define NETLINK_PROTOCOLS 32
+
+/* containerd 2.x's default allowlist (contrib/seccomp, as of v2.4: io_uring
+ * gone since 2.0) less what standard_only_syscalls lists, less socketpair
+ * (a rule of its own below) and less socketcall (i386 only: with no i386
+ * ABI it names nothing).  Names a kernel or libseccomp does not know are
+ * skipped, by runc as by seccomp_bpf.c, so the 32-bit variants and the
+ * newest calls cost nothing. */
 static const char *const allowed_syscalls[] = {
+        "_llseek",
+        "_newselect",
         "accept",
         "accept4",
         "access",
@@ -60,6 +93,7 @@ static const char *const allowed_syscalls[] = {
         "arch_prctl",
         "bind",
         "brk",
+        "cachestat",
         "capget",
         "capset",
         "chdir",
@@ -105,6 +139,7 @@ static const char *const allowed_syscalls[] = {
         "fchdir",
         "fchmod",
         "fchmodat",
+        "fchmodat2",
         "fchown",
         "fchown32",
         "fchownat",
@@ -126,9 +161,14 @@ static const char *const allowed_syscalls[] = {
         "ftruncate",
         "ftruncate64",
         "futex",
+        "futex_requeue",
         "futex_time64",
+        "futex_wait",
         "futex_waitv",
+        "futex_wake",
         "futimesat",
+        "get_robust_list",
+        "get_thread_area",
         "getcpu",
         "getcwd",
         "getdents",
@@ -154,31 +194,30 @@ static const char *const allowed_syscalls[] = {
         "getresuid",
         "getresuid32",
         "getrlimit",
-        "get_robust_list",
         "getrusage",
         "getsid",
         "getsockname",
         "getsockopt",
-        "get_thread_area",
         "gettid",
         "gettimeofday",
         "getuid",
         "getuid32",
         "getxattr",
+        "getxattrat",
         "inotify_add_watch",
         "inotify_init",
         "inotify_init1",
         "inotify_rm_watch",
         "io_cancel",
-        "ioctl",
         "io_destroy",
         "io_getevents",
         "io_pgetevents",
         "io_pgetevents_time64",
-        "ioprio_get",
-        "ioprio_set",
         "io_setup",
         "io_submit",
+        "ioctl",
+        "ioprio_get",
+        "ioprio_set",
         "ipc",
         "kill",
         "landlock_add_rule",
@@ -190,15 +229,20 @@ static const char *const allowed_syscalls[] = {
         "link",
         "linkat",
         "listen",
+        "listmount",
         "listxattr",
+        "listxattrat",
         "llistxattr",
-        "_llseek",
         "lremovexattr",
         "lseek",
         "lsetxattr",
+        "lsm_get_self_attr",
+        "lsm_list_modules",
+        "lsm_set_self_attr",
         "lstat",
         "lstat64",
         "madvise",
+        "map_shadow_stack",
         "membarrier",
         "memfd_create",
         "memfd_secret",
@@ -222,6 +266,7 @@ static const char *const allowed_syscalls[] = {
         "mq_timedsend_time64",
         "mq_unlink",
         "mremap",
+        "mseal",
         "msgctl",
         "msgget",
         "msgrcv",
@@ -230,9 +275,9 @@ static const char *const allowed_syscalls[] = {
         "munlock",
         "munlockall",
         "munmap",
+        "name_to_handle_at",
         "nanosleep",
         "newfstatat",
-        "_newselect",
         "open",
         "openat",
         "openat2",
@@ -270,6 +315,7 @@ static const char *const allowed_syscalls[] = {
         "recvmsg",
         "remap_file_pages",
         "removexattr",
+        "removexattrat",
         "rename",
         "renameat",
         "renameat2",
@@ -285,11 +331,11 @@ static const char *const allowed_syscalls[] = {
         "rt_sigtimedwait",
         "rt_sigtimedwait_time64",
         "rt_tgsigqueueinfo",
+        "sched_get_priority_max",
+        "sched_get_priority_min",
         "sched_getaffinity",
         "sched_getattr",
         "sched_getparam",
-        "sched_get_priority_max",
-        "sched_get_priority_min",
         "sched_getscheduler",
         "sched_rr_get_interval",
         "sched_rr_get_interval_time64",
@@ -311,6 +357,9 @@ static const char *const allowed_syscalls[] = {
         "sendmmsg",
         "sendmsg",
         "sendto",
+        "set_robust_list",
+        "set_thread_area",
+        "set_tid_address",
         "setfsgid",
         "setfsgid32",
         "setfsuid",
@@ -331,14 +380,12 @@ static const char *const allowed_syscalls[] = {
         "setreuid",
         "setreuid32",
         "setrlimit",
-        "set_robust_list",
         "setsid",
         "setsockopt",
-        "set_thread_area",
-        "set_tid_address",
         "setuid",
         "setuid32",
         "setxattr",
+        "setxattrat",
         "shmat",
         "shmctl",
         "shmdt",
@@ -349,12 +396,12 @@ static const char *const allowed_syscalls[] = {
         "signalfd4",
         "sigprocmask",
         "sigreturn",
-        "socketpair",
         "splice",
         "stat",
         "stat64",
         "statfs",
         "statfs64",
+        "statmount",
         "statx",
         "symlink",
         "symlinkat",
@@ -386,6 +433,7 @@ static const char *const allowed_syscalls[] = {
         "uname",
         "unlink",
         "unlinkat",
+        "uretprobe",
         "utime",
         "utimensat",
         "utimensat_time64",
@@ -399,15 +447,15 @@ static const char *const allowed_syscalls[] = {
         "writev",
 };
 
-/* What containerd's default has and the hardened list drops: ptrace (a
- * snippet can inspect its own children, and the ptrace code has a long CVE
- * record), io_uring (a large, young attack surface that Google and others
- * disable for untrusted code), modify_ldt (16-bit segments, the source of
- * several x86 entry bugs) and socketcall (the i386 multiplexer passes the
- * socket family in memory, around the AF_VSOCK rule below).  None is
- * needed by the image's 64-bit python or sh. */
+/* What containerd's default allows a capability-less container (ptrace
+ * and process_vm_* since kernel 4.8, modify_ldt on amd64) and hardened
+ * drops: ptrace and process_vm_* let a snippet inspect and rewrite its own
+ * processes and have a long CVE record; modify_ldt (16-bit segments) is the
+ * source of several x86 entry bugs.  python and sh need none of them. */
 static const char *const standard_only_syscalls[] = {
-        "ptrace",     "io_uring_enter", "io_uring_register", "io_uring_setup", "socketcall",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
 #if defined(__x86_64__)
         "modify_ldt",
 #endif
@@ -461,6 +509,66 @@ static json_t *arg_cond(unsigned index, uint64_t value, uint64_t value_two, cons
                          (json_int_t) value_two, "op", op);
 }
 
+static int append_rule(json_t *rules, json_t *rule) {
+        return rule ? json_array_append_new(rules, rule) : -1;
+}
+
+/* socket(2) allowed for `family` (and, when protocol >= 0, only that
+ * protocol): equalities only, see the header comment. */
+static json_t *socket_rule(const char *name, uint64_t family, int64_t protocol) {
+        if (protocol < 0)
+                return json_pack("{s:[s], s:s, s:[o]}", "names", name, "action", "SCMP_ACT_ALLOW", "args",
+                                 arg_cond(0, family, 0, "SCMP_CMP_EQ"));
+        return json_pack("{s:[s], s:s, s:[o,o]}", "names", name, "action", "SCMP_ACT_ALLOW", "args",
+                         arg_cond(0, family, 0, "SCMP_CMP_EQ"), arg_cond(2, (uint64_t) protocol, 0, "SCMP_CMP_EQ"));
+}
+
+/* The protocols hardened allows with AF_INET and AF_INET6: the default (0),
+ * TCP, UDP and ping's ICMP.  Anything else (SCTP, DCCP, ...) would make the
+ * kernel load a rarely used protocol module on the snippet's behalf. */
+static const int64_t inet_protocols[] = { 0, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 };
+
+/* The socket(2) (or, with `pair`, socketpair(2)) rules of a profile.  One
+ * rule per allowed value: runc turns repeated conditions on one argument
+ * into separate rules (an OR), and libseccomp cannot mix an ERRNO branch
+ * with a broad ALLOW reliably, so the allowed set is spelled out. */
+static int socket_rules(json_t *rules, bool hardened, bool pair) {
+        if (pair)
+                /* socketpair makes the kernel instantiate the family (and
+                 * load its module) before it finds that only AF_UNIX has
+                 * pairs; containerd allows it unconditionally. */
+                return hardened ? append_rule(rules, socket_rule("socketpair", AF_UNIX, -1))
+                                : append_rule(rules,
+                                              json_pack("{s:[s], s:s}", "names", "socketpair", "action", "SCMP_ACT_ALLOW"));
+        if (hardened) {
+                if (append_rule(rules, socket_rule("socket", AF_UNIX, -1)) < 0 ||
+                    append_rule(rules, socket_rule("socket", AF_NETLINK, NETLINK_ROUTE)) < 0)
+                        return -1;
+                for (size_t i = 0; i < ARRAY_SIZE(inet_protocols); i++)
+                        if (append_rule(rules, socket_rule("socket", AF_INET, inet_protocols[i])) < 0 ||
+                            append_rule(rules, socket_rule("socket", AF_INET6, inet_protocols[i])) < 0)
+                                return -1;
+                return 0;
+        }
+        for (uint64_t f = 0; f < SOCKET_FAMILIES; f++) {
+                /* AF_VSOCK reaches the hypervisor host around the network
+                 * namespace; AF_ALG is the kernel crypto API (containerd
+                 * 2.4 blocks both). */
+                if (f == AF_VSOCK || f == AF_ALG)
+                        continue;
+                if (f != AF_NETLINK) {
+                        if (append_rule(rules, socket_rule("socket", f, -1)) < 0)
+                                return -1;
+                        continue;
+                }
+                /* Every netlink protocol but the uevent broadcast. */
+                for (int64_t p = 0; p < NETLINK_PROTOCOLS; p++)
+                        if (p != NETLINK_KOBJECT_UEVENT && append_rule(rules, socket_rule("socket", f, p)) < 0)
+                                return -1;
+        }
+        return 0;
+}
+
 int tr__ctrd_seccomp_builtin(bool hardened, json_t **ret, tr_error **ret_err) {
         _cleanup_json_ json_t *rules = json_array();
         if (!rules)
@@ -483,12 +591,7 @@ int tr__ctrd_seccomp_builtin(bool hardened, json_t **ret, tr_error **ret_err) {
                                              "args", arg_cond(0, allowed_personalities[i], 0, "SCMP_CMP_EQ"))) < 0)
                         return oom(ret_err);
 
-        /* Any socket family but AF_VSOCK (40): a vsock reaches the
-         * hypervisor host directly, around the network namespace, when the
-         * sandbox runs in a VM (Docker's default denies it for the same
-         * reason). */
-        if (json_array_append_new(rules, json_pack("{s:[s], s:s, s:[o]}", "names", "socket", "action", "SCMP_ACT_ALLOW",
-                                                   "args", arg_cond(0, AF_VSOCK, 0, "SCMP_CMP_NE"))) < 0)
+        if (socket_rules(rules, hardened, false) < 0 || socket_rules(rules, hardened, true) < 0)
                 return oom(ret_err);
 
         /* clone's flags are its first argument on x86 and arm (s390 swaps
@@ -505,13 +608,28 @@ int tr__ctrd_seccomp_builtin(bool hardened, json_t **ret, tr_error **ret_err) {
                                                    "errnoRet", ENOSYS)) < 0)
                 return oom(ret_err);
 
-        json_t *s =
-                json_pack("{s:s, s:i, s:o, s:O}", "defaultAction", "SCMP_ACT_ERRNO", "defaultErrnoRet", EPERM,
-                          "architectures", string_array(native_arches, ARRAY_SIZE(native_arches)), "syscalls", rules);
+        json_t *s = json_pack("{s:s, s:i, s:[s], s:O}", "defaultAction", "SCMP_ACT_ERRNO", "defaultErrnoRet", EPERM,
+                              "architectures", NATIVE_SCMP_ARCH, "syscalls", rules);
         if (!s)
                 return oom(ret_err);
         *ret = s;
         return 0;
+}
+
+int tr__ctrd_seccomp_for_profile(tr_profile profile, const char *custom_path, json_t **ret, tr_error **ret_err) {
+        switch (profile) {
+        case TR_PROFILE_HARDENED:
+                if (custom_path)
+                        return tr__ctrd_seccomp_load(custom_path, ret, ret_err);
+                return tr__ctrd_seccomp_builtin(true, ret, ret_err);
+        case TR_PROFILE_STANDARD:
+                /* Not in the reference's wording, but without a filter an
+                 * unprivileged snippet could still unshare a user namespace
+                 * and reach mount and friends inside it: standard gets what
+                 * every containerd container gets. */
+                return tr__ctrd_seccomp_builtin(false, ret, ret_err);
+        default: *ret = NULL; return 0;
+        }
 }
 
 /* ---- Docker-format profiles ------------------------------------------- */
@@ -652,6 +770,16 @@ static int rule_applies(const json_t *rule, const char *kernel_release, size_t i
         return 0;
 }
 
+/* The calls whose argument rules guard the socket families.  A custom
+ * profile's rules for them are replaced by hardened's own (socket_rules):
+ * its equality-only family list is the one that keeps the uevent socket,
+ * AF_VSOCK and the 32-bit truncation trick out, and rewriting arbitrary
+ * user conditions into that form is not worth the risk of getting it
+ * wrong.  socketcall is i386 only, which no filter here admits. */
+static bool socket_family_call(const char *name) {
+        return streq(name, "socket") || streq(name, "socketpair") || streq(name, "socketcall");
+}
+
 static int convert_args(const json_t *args, size_t index, json_t **ret, tr_error **ret_err) {
         _cleanup_json_ json_t *out = json_array();
         if (!out)
@@ -697,6 +825,8 @@ static int convert_rule(const json_t *rule, size_t index, json_t **ret, tr_error
                 json_array_foreach(jnames, i, n) {
                         if (!json_is_string(n) || !valid_syscall_name(json_string_value(n)))
                                 return bad_at(ret_err, "syscalls", index, "names must be syscall names ([a-z0-9_]+)");
+                        if (socket_family_call(json_string_value(n)))
+                                continue;
                         if (json_array_append_new(names, json_string(json_string_value(n))) < 0)
                                 return oom(ret_err);
                 }
@@ -704,7 +834,8 @@ static int convert_rule(const json_t *rule, size_t index, json_t **ret, tr_error
                 /* The single "name" of Docker's profiles before 1.12. */
                 if (!json_is_string(jname) || !valid_syscall_name(json_string_value(jname)))
                         return bad_at(ret_err, "syscalls", index, "name must be a syscall name");
-                if (json_array_append_new(names, json_string(json_string_value(jname))) < 0)
+                if (!socket_family_call(json_string_value(jname)) &&
+                    json_array_append_new(names, json_string(json_string_value(jname))) < 0)
                         return oom(ret_err);
         } else
                 return bad_at(ret_err, "syscalls", index, "needs names (or name)");
@@ -736,7 +867,9 @@ static int convert_rule(const json_t *rule, size_t index, json_t **ret, tr_error
                 else if (json_object_set_new(out, "args", converted) < 0)
                         return oom(ret_err);
         }
-        *ret = TAKE_PTR(out);
+        /* A rule that named only the socket calls is validated, then
+         * dropped (their rules are ours, see socket_family_call). */
+        *ret = json_array_size(names) > 0 ? TAKE_PTR(out) : NULL;
         return 0;
 }
 
@@ -790,6 +923,28 @@ static int convert_arches(const json_t *doc, json_t **ret, tr_error **ret_err) {
         return 0;
 }
 
+/* Does some rule of an (already validated) Docker profile let `name`
+ * through in any way?  Then it gets hardened's rules for it; otherwise it
+ * stays denied, as the profile says. */
+static bool lets_through(const json_t *syscalls, const char *name) {
+        size_t i;
+        const json_t *rule;
+        json_array_foreach(syscalls, i, rule) {
+                const char *action = json_string_value(json_object_get(rule, "action"));
+                if (!action || strncmp(action, "SCMP_ACT_KILL", 13) == 0 || streq(action, "SCMP_ACT_ERRNO") ||
+                    streq(action, "SCMP_ACT_TRAP"))
+                        continue;
+                const json_t *one = json_object_get(rule, "name");
+                if (json_is_string(one) && streq(json_string_value(one), name))
+                        return true;
+                size_t j;
+                const json_t *n;
+                json_array_foreach(json_object_get(rule, "names"), j, n) if (json_is_string(n) &&
+                                                                             streq(json_string_value(n), name)) return true;
+        }
+        return false;
+}
+
 int tr__ctrd_seccomp_from_docker(const json_t *doc, const char *kernel_release, json_t **ret, tr_error **ret_err) {
         if (!json_is_object(doc))
                 return bad(ret_err, "the profile must be a JSON object");
@@ -818,11 +973,16 @@ int tr__ctrd_seccomp_from_docker(const json_t *doc, const char *kernel_release, 
                         return oom(ret_err);
         }
 
+        /* The profile's architectures are validated, then replaced by the
+         * native one alone: a custom profile must not reopen the i386 or x32
+         * ABI, whose socketcall(2) and truncated arguments go around every
+         * argument rule. */
         json_t *arches = NULL;
         int r = convert_arches(doc, &arches, ret_err);
         if (r < 0)
                 return r;
-        if (json_object_set_new(out, "architectures", arches) < 0)
+        json_decref(arches);
+        if (json_object_set_new(out, "architectures", json_pack("[s]", NATIVE_SCMP_ARCH)) < 0)
                 return oom(ret_err);
 
         _cleanup_json_ json_t *rules = json_array();
@@ -847,12 +1007,16 @@ int tr__ctrd_seccomp_from_docker(const json_t *doc, const char *kernel_release, 
                         r = convert_rule(rule, i, &conv, ret_err);
                         if (r < 0)
                                 return r;
-                        if (!applies)
+                        if (!applies || !conv)
                                 json_decref(conv);
                         else if (json_array_append_new(rules, conv) < 0)
                                 return oom(ret_err);
                 }
         }
+        if (lets_through(syscalls, "socket") && socket_rules(rules, true, false) < 0)
+                return oom(ret_err);
+        if (lets_through(syscalls, "socketpair") && socket_rules(rules, true, true) < 0)
+                return oom(ret_err);
         if (json_object_set(out, "syscalls", rules) < 0)
                 return oom(ret_err);
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Seccomp filters for the containerd backend's hardened profile, as the
- * `linux.seccomp` object of an OCI runtime spec: the built-in allowlist, and
- * the conversion of a Docker-format profile file into that form.  Owns no
- * state; the only I/O is reading the profile file.
+ * The seccomp policy of the standard and hardened profiles, for both
+ * isolating backends: as the `linux.seccomp` object of an OCI runtime spec
+ * (the built-in allowlists, and the conversion of a Docker-format profile
+ * file into that form), and that object compiled into the BPF program the
+ * kata guest agent installs.  Owns no state; the only I/O is reading the
+ * profile file.
  */
 #pragma once
 
@@ -28,11 +30,13 @@ static inline void tr__ctrd_json_unrefp(json_t **p) {
 #define TR_CTRD_SECCOMP_MAX_NAMES 1024
 #define TR_CTRD_SECCOMP_MAX_ARGS  6
 
-/* The built-in filters.  `hardened` false gives containerd's own default
- * for a container without capabilities (what every Docker container gets:
- * no mount, unshare, setns, keyctl, bpf, ...); true gives the stricter
- * hardened allowlist (also no ptrace, io_uring, modify_ldt).  *ret receives
- * a new reference. */
+/* The built-in filters.  `hardened` false gives containerd 2.x's default
+ * for a container without capabilities (no io_uring, mount, unshare, setns,
+ * keyctl, bpf, ..., no AF_VSOCK/AF_ALG socket); true gives the stricter
+ * hardened allowlist (also no ptrace, process_vm_*, modify_ldt; sockets of
+ * AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK/NETLINK_ROUTE only).  Both name
+ * the native architecture alone and deny NETLINK_KOBJECT_UEVENT sockets.
+ * *ret receives a new reference. */
 int tr__ctrd_seccomp_builtin(bool hardened, json_t **ret, tr_error **ret_err);
 
 /* Read the Docker-format profile at `path` (absolute, a regular file of at
@@ -46,3 +50,22 @@ int tr__ctrd_seccomp_load(const char *path, json_t **ret, tr_error **ret_err);
  * the uname release used for `includes.minKernel` (NULL: the running
  * kernel's).  Exposed for the unit tests and the fuzzer. */
 int tr__ctrd_seccomp_from_docker(const json_t *docker, const char *kernel_release, json_t **ret, tr_error **ret_err);
+
+/* The policy of `profile`: hardened with `custom_path` set loads that
+ * Docker-format file (with the native-ABI and socket rules layered on, see
+ * seccomp.c), hardened and standard otherwise get their built-in filter,
+ * dev none (*ret = NULL).  *ret receives a new reference. */
+int tr__ctrd_seccomp_for_profile(tr_profile profile, const char *custom_path, json_t **ret, tr_error **ret_err);
+
+/* A classic BPF instruction (struct sock_filter) and the kernel's cap on a
+ * program (BPF_MAXINSNS). */
+#define TR_SECCOMP_BPF_INSN      8
+#define TR_SECCOMP_BPF_MAX_INSNS 4096
+
+/* Compile a linux.seccomp object (borrowed) with libseccomp, as runc would,
+ * into a BPF program for seccomp(SECCOMP_SET_MODE_FILTER): *ret_prog (free()
+ * it) receives *ret_len bytes, a whole number of instructions.  A syscall
+ * of an architecture the policy does not name kills the calling thread
+ * (SIGSYS), as under runc.  Errors: TR_E_INVALID_REQUEST for a policy
+ * libseccomp refuses or that exceeds the kernel's program size. */
+int tr__seccomp_bpf_compile(const json_t *oci, uint8_t **ret_prog, size_t *ret_len, tr_error **ret_err);

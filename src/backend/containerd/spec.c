@@ -253,22 +253,6 @@ static json_t *namespaces_json(tr_profile profile) {
         return TAKE_PTR(ns);
 }
 
-static int seccomp_json(const tr__ctrd_spec_input *in, json_t **ret, tr_error **ret_err) {
-        switch (in->profile) {
-        case TR_PROFILE_HARDENED:
-                if (in->seccomp_path)
-                        return tr__ctrd_seccomp_load(in->seccomp_path, ret, ret_err);
-                return tr__ctrd_seccomp_builtin(true, ret, ret_err);
-        case TR_PROFILE_STANDARD:
-                /* Not in the reference's wording, but without a filter an
-                 * unprivileged snippet could still unshare a user namespace
-                 * and reach mount and friends inside it: standard gets what
-                 * every Docker container gets. */
-                return tr__ctrd_seccomp_builtin(false, ret, ret_err);
-        default: *ret = NULL; return 0;
-        }
-}
-
 static const char *const masked_paths[] = {
         "/proc/acpi",
         "/proc/asound",
@@ -294,7 +278,7 @@ int tr__ctrd_spec_build(const tr__ctrd_spec_input *in, char **ret_json, tr_error
                 return r;
 
         _cleanup_json_ json_t *seccomp = NULL;
-        r = seccomp_json(in, &seccomp, ret_err);
+        r = tr__ctrd_seccomp_for_profile(in->profile, in->seccomp_path, &seccomp, ret_err);
         if (r < 0)
                 return r;
 

@@ -12,6 +12,8 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "toolruntime.h"
 
@@ -78,6 +80,11 @@ int tr__kata_ctrd_check(tr__kata *k, char **ret_detail, tr_error **ret_err);
 /* The OCI spec (JSON) Runner 2 gives containerd: the containerd backend's
  * spec with Kata's annotations added. */
 int tr__kata_ctrd_spec(const tr_kata_sandbox_spec *spec, char **ret_json, tr_error **ret_err);
+/* The seccomp program the guest agent installs on the snippet of `spec`:
+ * the same policy the containerd backend gives runc (profile, custom
+ * --seccomp file), compiled to BPF.  *ret_prog (free() it) is NULL with
+ * *ret_len 0 for the dev profile. */
+int tr__kata_seccomp_bpf(const tr_kata_sandbox_spec *spec, uint8_t **ret_prog, size_t *ret_len, tr_error **ret_err);
 
 /* The shim binary that provides io.containerd.kata.v2. */
 #define TR_KATA_SHIM         "containerd-shim-kata-v2"

@@ -201,6 +201,8 @@ typedef struct vm {
         int64_t run_deadline;   /* started_ns + run_timeout_ms */
         uint64_t exit_kind, exit_code;
         char *guest_error;
+        uint8_t *seccomp_bpf; /* the snippet's filter (NULL: dev, none) */
+        size_t seccomp_len;
 } vm;
 
 static void vm_kill(vm *v) {
@@ -231,6 +233,7 @@ static void vm_done(vm *v) {
         tr__vf_reader_done(&v->rd);
         tr__vf_buf_done(&v->outq);
         free(v->guest_error);
+        free(v->seccomp_bpf);
 }
 
 /* The console tail, printable, for error messages (static buffer in `v`). */
@@ -357,6 +360,8 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                         r = tr__vf_tlv_add_u64(&req, TR_VT_DISK, (uint64_t) s->resources.disk_bytes);
                 if (r >= 0)
                         r = tr__vf_tlv_add_u64(&req, TR_VT_CPU_QUOTA_MS, (uint64_t) s->resources.cpu_quota_ms);
+                if (r >= 0 && v->seccomp_bpf)
+                        r = tr__vf_tlv_add(&req, TR_VT_SECCOMP_BPF, v->seccomp_bpf, v->seccomp_len);
                 if (r >= 0)
                         r = tr__vf_buf_frame(&v->outq, TR_VF_REQUEST, NULL, 0, req.data, req.len);
                 tr__vf_buf_done(&req);
@@ -367,9 +372,10 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                         return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.request", "out of memory");
                 return 0;
         }
-        case TR_VF_STARTED:
+        case TR_VF_STARTED: {
                 if (!v->hello || v->started)
                         return fail_guest(ret_err, "STARTED out of order");
+                bool seccomp_applied = false;
                 if (fr->len > 0) {
                         /* The limits the agent applied: limits_enforced says
                          * what is in force, not what was asked for.  (An
@@ -391,6 +397,7 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                                 }
                         if (k < 0)
                                 return fail_guest(ret_err, "a malformed STARTED");
+                        seccomp_applied = have && (bits & TR_VL_SECCOMP);
                         if (have) {
                                 const tr_kata_resources *rs = &v->spec->resources;
                                 tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(v->ex));
@@ -400,6 +407,15 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                                 le->disk = rs->disk_bytes > 0 && (bits & TR_VL_DISK);
                         }
                 }
+                /* The profile's seccomp filter is part of the sandbox: an
+                 * agent that did not install it (an image older than the
+                 * filter) has started code the profile does not allow.
+                 * (The guest cannot hurt the host with it: this is about the
+                 * profile's promise, QEMU stays the boundary.) */
+                if (v->seccomp_bpf && !seccomp_applied)
+                        return tr_error_set(ret_err, TR_E_VM_EXECUTION_FAILED, KATA_KIND, "vm.seccomp",
+                                            "the guest agent did not apply the seccomp filter (rebuild the VM "
+                                            "image with `toolruntime image build --vm`)");
                 v->started = true;
                 v->started_ns = tr__now_ns();
                 v->run_deadline = v->started_ns + v->run_timeout_ms * TR_NSEC_PER_MSEC;
@@ -408,6 +424,7 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                  * few seconds would eat the tool calls' time. */
                 tr_exec_set_deadline_ns(v->ex, v->run_deadline);
                 return 0;
+        }
         case TR_VF_STDOUT:
         case TR_VF_STDERR:
                 if (!v->started)
@@ -584,6 +601,11 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
         for (int i = 0; i < MAX_STREAMS; i++)
                 v.streams[i].fd = -1;
         tr__vf_reader_init(&v.rd, GUEST_MAX_PAYLOAD);
+        /* Before the boot: a custom profile libseccomp refuses fails here,
+         * not after seconds of QEMU. */
+        r = tr__kata_seccomp_bpf(spec, &v.seccomp_bpf, &v.seccomp_len, ret_err);
+        if (r < 0)
+                goto out;
 
         int sp[2], cp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {

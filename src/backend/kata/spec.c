@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/containerd/seccomp.h"
 #include "backend/containerd/spec.h"
 #include "backend/kata/internal.h"
 #include "util/macros.h"
@@ -167,4 +168,19 @@ int tr__kata_ctrd_spec(const tr_kata_sandbox_spec *spec, char **ret_json, tr_err
                 return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "spec", "out of memory");
         *ret_json = out;
         return 0;
+}
+
+int tr__kata_seccomp_bpf(const tr_kata_sandbox_spec *spec, uint8_t **ret_prog, size_t *ret_len, tr_error **ret_err) {
+        tr_profile profile = spec->profile == TR_PROFILE_DEFAULT ? TR_PROFILE_STANDARD : spec->profile;
+        _cleanup_(json_decref_p) json_t *policy = NULL;
+        int r = tr__ctrd_seccomp_for_profile(profile, profile == TR_PROFILE_HARDENED ? spec->security.seccomp_profile : NULL,
+                                             &policy, ret_err);
+        if (r < 0)
+                return r;
+        if (!policy) {
+                *ret_prog = NULL;
+                *ret_len = 0;
+                return 0;
+        }
+        return tr__seccomp_bpf_compile(policy, ret_prog, ret_len, ret_err);
 }

@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <linux/sched.h>
-#include <seccomp.h>
+#include <linux/filter.h>
+#include <linux/netlink.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -369,7 +371,6 @@ static const char *const must_deny[] = {
         "finit_module",
         "delete_module",
         "open_by_handle_at",
-        "name_to_handle_at",
         "iopl",
         "ioperm",
         "swapon",
@@ -414,8 +415,9 @@ Test(ctrd_seccomp, hardened_builtin_denies_the_list) {
         cr_assert_str_eq(json_string_value(json_object_get(sc, "defaultAction")), "SCMP_ACT_ERRNO");
         cr_assert_eq(json_integer_value(json_object_get(sc, "defaultErrnoRet")), EPERM);
         json_t *arches = json_object_get(sc, "architectures");
-        cr_assert(strv_has(arches, "SCMP_ARCH_X86_64") && strv_has(arches, "SCMP_ARCH_X86") &&
-                  strv_has(arches, "SCMP_ARCH_X32"));
+        /* The native ABI only: no i386 or x32 door around the rules. */
+        cr_assert_eq(json_array_size(arches), 1);
+        cr_assert(strv_has(arches, "SCMP_ARCH_X86_64"));
         for (size_t i = 0; i < ARRAY_SIZE(must_deny); i++)
                 cr_assert(!mentioned(sc, must_deny[i]), "%s must not be in the hardened allowlist", must_deny[i]);
         /* Conditional only. */
@@ -436,8 +438,11 @@ Test(ctrd_seccomp, standard_builtin_is_containerds_default) {
         json_t *sc = NULL;
         cr_assert_eq(tr__ctrd_seccomp_builtin(false, &sc, NULL), 0);
         cr_assert(allowed_unconditionally(sc, "ptrace"));
-        cr_assert(allowed_unconditionally(sc, "io_uring_setup"));
-        const char *deny[] = { "mount",           "unshare",     "setns",
+        cr_assert(allowed_unconditionally(sc, "process_vm_readv"));
+        cr_assert_eq(json_array_size(json_object_get(sc, "architectures")), 1);
+        /* containerd 2.x: no io_uring. */
+        const char *deny[] = { "io_uring_setup", "io_uring_enter", "io_uring_register", "socketcall", "add_key",
+                               "userfaultfd", "mount",           "unshare",     "setns",
                                "keyctl",          "bpf",         "reboot",
                                "kexec_load",      "init_module", "open_by_handle_at",
                                "perf_event_open", "chroot",      "pivot_root" };
@@ -462,99 +467,35 @@ Test(ctrd_spec, seccomp_per_profile) {
         json_decref(spec);
 }
 
-/* ---- seccomp: compile with libseccomp and run ------------------------- */
+/* ---- seccomp: compile to BPF and run ---------------------------------- */
 
-static uint32_t action_of(const char *a, uint32_t errno_ret) {
-        if (strcmp(a, "SCMP_ACT_ALLOW") == 0)
-                return SCMP_ACT_ALLOW;
-        if (strcmp(a, "SCMP_ACT_ERRNO") == 0)
-                return SCMP_ACT_ERRNO(errno_ret);
-        if (strcmp(a, "SCMP_ACT_KILL") == 0 || strcmp(a, "SCMP_ACT_KILL_THREAD") == 0)
-                return SCMP_ACT_KILL;
-        if (strcmp(a, "SCMP_ACT_KILL_PROCESS") == 0)
-                return SCMP_ACT_KILL_PROCESS;
-        if (strcmp(a, "SCMP_ACT_TRAP") == 0)
-                return SCMP_ACT_TRAP;
-        if (strcmp(a, "SCMP_ACT_LOG") == 0)
-                return SCMP_ACT_LOG;
-        return SCMP_ACT_TRACE(errno_ret);
+/* The policy compiled as the kata backend compiles it for its guest agent
+ * (and as runc compiles the same JSON): it must compile and fit the
+ * kernel's program size. */
+typedef struct prog {
+        uint8_t *bytes;
+        size_t len;
+} prog;
+
+static prog compile(json_t *sc) {
+        prog p = { 0 };
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        int r = tr__seccomp_bpf_compile(sc, &p.bytes, &p.len, &err);
+        cr_assert_eq(r, 0, "compile: %s", err ? tr_error_message(err) : "?");
+        cr_assert_gt(p.len, 0);
+        cr_assert_eq(p.len % TR_SECCOMP_BPF_INSN, 0);
+        cr_assert_leq(p.len / TR_SECCOMP_BPF_INSN, TR_SECCOMP_BPF_MAX_INSNS);
+        return p;
 }
 
-static enum scmp_compare op_of(const char *op) {
-        static const struct {
-                const char *name;
-                enum scmp_compare op;
-        } ops[] = { { "SCMP_CMP_NE", SCMP_CMP_NE },
-                    { "SCMP_CMP_LT", SCMP_CMP_LT },
-                    { "SCMP_CMP_LE", SCMP_CMP_LE },
-                    { "SCMP_CMP_EQ", SCMP_CMP_EQ },
-                    { "SCMP_CMP_GE", SCMP_CMP_GE },
-                    { "SCMP_CMP_GT", SCMP_CMP_GT },
-                    { "SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ } };
-        for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
-                if (strcmp(ops[i].name, op) == 0)
-                        return ops[i].op;
-        cr_assert_fail("unknown op %s", op);
-        return SCMP_CMP_EQ;
-}
-
-/* What runc does with linux.seccomp, in miniature: the filter must compile
- * (and unknown names are skipped, as runc skips them). */
-static scmp_filter_ctx compile(json_t *sc) {
-        uint32_t def_errno = (uint32_t) json_integer_value(json_object_get(sc, "defaultErrnoRet"));
-        scmp_filter_ctx ctx =
-                seccomp_init(action_of(json_string_value(json_object_get(sc, "defaultAction")), def_errno ?: EPERM));
-        cr_assert_not_null(ctx);
-        size_t i;
-        json_t *a;
-        json_array_foreach(json_object_get(sc, "architectures"), i, a) {
-                char lower[32];
-                const char *n = json_string_value(a) + strlen("SCMP_ARCH_");
-                size_t k = 0;
-                for (; n[k] && k < sizeof lower - 1; k++)
-                        lower[k] = (char) (n[k] >= 'A' && n[k] <= 'Z' ? n[k] - 'A' + 'a' : n[k]);
-                lower[k] = 0;
-                uint32_t arch = seccomp_arch_resolve_name(lower);
-                cr_assert_neq(arch, 0, "unknown arch %s", lower);
-                int r = seccomp_arch_add(ctx, arch);
-                cr_assert(r == 0 || r == -EEXIST, "arch %s: %s", lower, strerror(-r));
-        }
-        json_t *rule;
-        json_array_foreach(json_object_get(sc, "syscalls"), i, rule) {
-                uint32_t act = action_of(json_string_value(json_object_get(rule, "action")),
-                                         (uint32_t) json_integer_value(json_object_get(rule, "errnoRet")) ?: EPERM);
-                struct scmp_arg_cmp cmps[6];
-                size_t ncmp = 0, j;
-                json_t *arg;
-                json_array_foreach(json_object_get(rule, "args"), j, arg) {
-                        cr_assert_lt(ncmp, 6);
-                        cmps[ncmp++] = (struct scmp_arg_cmp){
-                                .arg = (unsigned) json_integer_value(json_object_get(arg, "index")),
-                                .op = op_of(json_string_value(json_object_get(arg, "op"))),
-                                .datum_a = (scmp_datum_t) json_integer_value(json_object_get(arg, "value")),
-                                .datum_b = (scmp_datum_t) json_integer_value(json_object_get(arg, "valueTwo")),
-                        };
-                }
-                json_t *name;
-                json_array_foreach(json_object_get(rule, "names"), j, name) {
-                        int nr = seccomp_syscall_resolve_name(json_string_value(name));
-                        if (nr == __NR_SCMP_ERROR)
-                                continue;
-                        int r = seccomp_rule_add_array(ctx, act, nr, (unsigned) ncmp, cmps);
-                        cr_assert_eq(r, 0, "rule %s: %s", json_string_value(name), strerror(-r));
-                }
-        }
-        /* Export the BPF: the program must fit the kernel's 4096
-         * instruction limit, which export checks. */
-        int fd = memfd_create("bpf", MFD_CLOEXEC);
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(seccomp_export_bpf(ctx, fd), 0);
-        struct stat st;
-        cr_assert_eq(fstat(fd, &st), 0);
-        cr_assert_gt(st.st_size, 0);
-        cr_assert_lt(st.st_size / 8, 4096);
-        close(fd);
-        return ctx;
+/* What the guest agent does in the snippet's child: no_new_privs, then the
+ * program through seccomp(2), no libseccomp involved. */
+static int install(const prog *p) {
+        struct sock_fprog fp = { .len = (unsigned short) (p->len / TR_SECCOMP_BPF_INSN),
+                                 .filter = (struct sock_filter *) p->bytes };
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0 ? -errno : 0;
 }
 
 /* The calls a snippet might try, each with arguments that make it fail
@@ -586,7 +527,6 @@ static const struct probe denied_probes[] = {
         { "finit_module", SYS_finit_module, { -1, 0, 0 } },
         { "delete_module", SYS_delete_module, { (long) "nonexistent_tr", O_NONBLOCK } },
         { "open_by_handle_at", SYS_open_by_handle_at, { -1, 0, 0 } },
-        { "name_to_handle_at", SYS_name_to_handle_at, { -1, 0, 0, 0, 0 } },
         { "iopl", SYS_iopl, { 4 } },
         { "ioperm", SYS_ioperm, { 0x10000, 1, 0 } },
         { "swapon", SYS_swapon, { 0, 0 } },
@@ -600,6 +540,7 @@ static const struct probe denied_probes[] = {
         { "fsopen", SYS_fsopen, { 0, 0 } },
         { "ptrace", SYS_ptrace, { PTRACE_PEEKDATA, 0, 0, 0 } },
         { "io_uring_setup", SYS_io_uring_setup, { 0, 0 } },
+        { "add_key(user)", SYS_add_key, { (long) "user", (long) "tr", (long) "x", 1, -2 } },
         { "process_vm_readv", SYS_process_vm_readv, { 0, 0, 0, 0, 0, 0 } },
         { "personality(ADDR_NO_RANDOMIZE)", SYS_personality, { ADDR_NO_RANDOMIZE } },
         { "clone(CLONE_NEWUSER)", SYS_clone, { CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0 } },
@@ -611,18 +552,18 @@ static const struct probe denied_probes[] = {
  * the exit status: 0, or 100 + the index of the first surprise (with the
  * details on stderr). */
 static void run_probes(json_t *sc, bool hardened) {
-        scmp_filter_ctx ctx = compile(sc);
+        prog pg = compile(sc);
         fflush(NULL);
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
-                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || seccomp_load(ctx) < 0)
+                if (install(&pg) < 0)
                         _exit(99);
                 for (size_t i = 0; i < ARRAY_SIZE(denied_probes); i++) {
                         const struct probe *p = &denied_probes[i];
                         /* standard allows what containerd's default does. */
-                        bool expect_eperm =
-                                hardened || (strcmp(p->what, "ptrace") != 0 && strcmp(p->what, "io_uring_setup") != 0);
+                        bool expect_eperm = hardened || (strcmp(p->what, "ptrace") != 0 &&
+                                                         strncmp(p->what, "process_vm_", 11) != 0);
                         errno = 0;
                         long r = syscall(p->nr, p->a[0], p->a[1], p->a[2], p->a[3], p->a[4], p->a[5]);
                         if (r == 0 && p->nr == SYS_clone)
@@ -654,7 +595,7 @@ static void run_probes(json_t *sc, bool hardened) {
                         _exit(94);
                 _exit(0);
         }
-        seccomp_release(ctx);
+        free(pg.bytes);
         int status;
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFEXITED(status), "probe child died by signal %d", WTERMSIG(status));
@@ -675,6 +616,162 @@ Test(ctrd_seccomp, standard_filter_compiles_and_denies) {
         json_t *sc = NULL;
         cr_assert_eq(tr__ctrd_seccomp_builtin(false, &sc, NULL), 0);
         run_probes(sc, false);
+        json_decref(sc);
+}
+
+/* ---- seccomp: socket families, netlink protocols, foreign ABIs -------- */
+
+/* How a call ends under the program: 0 (it ran), its errno, or minus the
+ * signal that killed the caller.  Each call runs in its own child. */
+static int outcome_of(const prog *p, long nr, long a0, long a1, long a2) {
+        fflush(NULL);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                if (install(p) < 0)
+                        _exit(255);
+                long r = syscall(nr, a0, a1, a2, 0, 0, 0);
+                _exit(r < 0 ? (errno & 0x7f) : 0);
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        if (WIFSIGNALED(st))
+                return -WTERMSIG(st);
+        cr_assert_neq(WEXITSTATUS(st), 255, "the program did not install");
+        return WEXITSTATUS(st);
+}
+
+#if defined(__x86_64__)
+/* i386 getpid through int 0x80, from a page below 4 GiB: the i386 ABI. */
+static int i386_outcome(const prog *p) {
+        fflush(NULL);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                if (install(p) < 0)
+                        _exit(255);
+                uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+                if (page == MAP_FAILED)
+                        _exit(254);
+                /* push rbx; mov eax, 20; int 0x80; pop rbx; ret */
+                static const uint8_t code[] = { 0x53, 0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0x5b, 0xc3 };
+                memcpy(page, code, sizeof code);
+                int (*fn)(void) = (int (*)(void)) (uintptr_t) page;
+                _exit(fn() > 0 ? 0 : 1);
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        return WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+}
+#endif
+
+/* The answers both profiles must give for the socket calls and the other
+ * ABIs.  The kernel truncates socket's int arguments to 32 bits, so each
+ * family is also tried with a bit set above them. */
+static void check_sockets_and_abis(json_t *sc, bool hardened) {
+        prog p = compile(sc);
+        const long HI = 1L << 32;
+        struct {
+                long family, type, protocol;
+                bool allowed_std, allowed_hard;
+        } cases[] = {
+                { AF_UNIX, SOCK_STREAM, 0, true, true },
+                { AF_INET, SOCK_STREAM, 0, true, true },
+                { AF_INET6, SOCK_DGRAM, 0, true, true },
+                { AF_INET, SOCK_STREAM, 132 /* SCTP */, true, false },
+                { AF_NETLINK, SOCK_DGRAM, NETLINK_ROUTE, true, true },
+                { AF_NETLINK, SOCK_DGRAM, NETLINK_AUDIT, true, false },
+                { AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT, false, false },
+                { AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT | HI, false, false },
+                { AF_VSOCK, SOCK_STREAM, 0, false, false },
+                { AF_VSOCK | HI, SOCK_STREAM, 0, false, false },
+                { AF_ALG, SOCK_SEQPACKET, 0, false, false },
+                { AF_TIPC, SOCK_DGRAM, 0, true, false },
+                { AF_PACKET | HI, SOCK_DGRAM, 0, false, false },
+                { 4242, SOCK_DGRAM, 0, false, false },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                int o = outcome_of(&p, SYS_socket, cases[i].family, cases[i].type, cases[i].protocol);
+                bool allowed = hardened ? cases[i].allowed_hard : cases[i].allowed_std;
+                /* Allowed: whatever the kernel says but the filter's EPERM
+                 * (AF_TIPC may be absent: EAFNOSUPPORT). */
+                if (allowed)
+                        cr_assert(o >= 0 && o != EPERM, "socket(%#lx, %ld, %#lx) should reach the kernel: %d",
+                                  cases[i].family, cases[i].type, cases[i].protocol, o);
+                else
+                        cr_assert_eq(o, EPERM, "socket(%#lx, %ld, %#lx) should fail EPERM: %d", cases[i].family,
+                                     cases[i].type, cases[i].protocol, o);
+        }
+        int o = outcome_of(&p, SYS_socketpair, AF_TIPC, SOCK_DGRAM, 0);
+        cr_assert(hardened ? o == EPERM : o != EPERM, "socketpair(AF_TIPC): %d", o);
+#if defined(__x86_64__)
+        /* A foreign ABI kills the caller (SIGSYS), whatever the call. */
+        cr_assert_eq(outcome_of(&p, 0x40000000 | SYS_getpid, 0, 0, 0), -SIGSYS, "x32 getpid");
+        cr_assert_eq(i386_outcome(&p), -SIGSYS, "i386 getpid");
+#endif
+        free(p.bytes);
+}
+
+Test(ctrd_seccomp, standard_sockets_and_abis) {
+        json_t *sc = NULL;
+        cr_assert_eq(tr__ctrd_seccomp_builtin(false, &sc, NULL), 0);
+        check_sockets_and_abis(sc, false);
+        json_decref(sc);
+}
+
+Test(ctrd_seccomp, hardened_sockets_and_abis) {
+        json_t *sc = NULL;
+        cr_assert_eq(tr__ctrd_seccomp_builtin(true, &sc, NULL), 0);
+        check_sockets_and_abis(sc, true);
+        json_decref(sc);
+}
+
+/* Every socket rule is an equality: an inequality or a range compares 64
+ * bits that the kernel truncates to 32. */
+Test(ctrd_seccomp, socket_rules_are_equalities) {
+        for (int h = 0; h < 2; h++) {
+                json_t *sc = NULL;
+                cr_assert_eq(tr__ctrd_seccomp_builtin(h, &sc, NULL), 0);
+                size_t i, j;
+                json_t *rule, *arg;
+                json_array_foreach(json_object_get(sc, "syscalls"), i, rule) {
+                        if (!strv_has(json_object_get(rule, "names"), "socket") &&
+                            !strv_has(json_object_get(rule, "names"), "socketpair"))
+                                continue;
+                        json_array_foreach(json_object_get(rule, "args"), j, arg)
+                                cr_assert_str_eq(json_string_value(json_object_get(arg, "op")), "SCMP_CMP_EQ");
+                }
+                json_decref(sc);
+        }
+}
+
+/* A custom profile that allows every socket and names the i386 and x32
+ * ABIs gets neither: the native ABI and hardened's socket rules are
+ * layered on. */
+Test(ctrd_seccomp, custom_profile_keeps_the_layers) {
+        json_error_t jerr;
+        json_t *doc = json_loads(
+                "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"archMap\":[{\"architecture\":\"SCMP_ARCH_X86_64\","
+                "\"subArchitectures\":[\"SCMP_ARCH_X86\",\"SCMP_ARCH_X32\"]}],\"syscalls\":[{\"names\":[\"read\","
+                "\"write\",\"exit_group\",\"exit\",\"getpid\",\"socket\",\"socketpair\",\"socketcall\",\"mmap\","
+                "\"munmap\",\"close\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                0, &jerr);
+        cr_assert_not_null(doc, "%s", jerr.text);
+        json_t *sc = NULL;
+        cr_assert_eq(tr__ctrd_seccomp_from_docker(doc, NULL, &sc, NULL), 0);
+        json_decref(doc);
+        cr_assert_eq(json_array_size(json_object_get(sc, "architectures")), 1);
+        check_sockets_and_abis(sc, true);
+        json_decref(sc);
+
+        /* A profile that never allows socket keeps it denied. */
+        doc = json_loads("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"read\"],"
+                         "\"action\":\"SCMP_ACT_ALLOW\"}]}",
+                         0, &jerr);
+        cr_assert_eq(tr__ctrd_seccomp_from_docker(doc, NULL, &sc, NULL), 0);
+        json_decref(doc);
+        cr_assert(!mentioned(sc, "socket") && !mentioned(sc, "socketpair"));
         json_decref(sc);
 }
 
@@ -725,10 +822,11 @@ Test(ctrd_seccomp, docker_profile_converts) {
         cr_assert_not_null(sc);
         cr_assert_str_eq(json_string_value(json_object_get(sc, "defaultAction")), "SCMP_ACT_ERRNO");
         cr_assert_eq(json_integer_value(json_object_get(sc, "defaultErrnoRet")), 1);
+        /* The profile's archMap is validated, but only the native ABI is
+         * kept: a custom profile must not reopen i386 or x32. */
         json_t *arches = json_object_get(sc, "architectures");
-        cr_assert_eq(json_array_size(arches), 3);
+        cr_assert_eq(json_array_size(arches), 1);
         cr_assert_str_eq(json_string_value(json_array_get(arches, 0)), "SCMP_ARCH_X86_64");
-        cr_assert(strv_has(arches, "SCMP_ARCH_X32") && !strv_has(arches, "SCMP_ARCH_ARM"));
         cr_assert(allowed_unconditionally(sc, "read") && allowed_unconditionally(sc, "getpid"));
         cr_assert(allowed_unconditionally(sc, "ptrace"));     /* 6.1 >= 4.8 */
         cr_assert(!mentioned(sc, "future_call"));             /* 6.1 < 99.0 */
@@ -752,8 +850,8 @@ Test(ctrd_seccomp, docker_profile_converts) {
                         cr_assert_str_eq(json_string_value(json_object_get(a, "op")), "SCMP_CMP_MASKED_EQ");
                 }
         }
-        scmp_filter_ctx ctx = compile(sc);
-        seccomp_release(ctx);
+        prog pg = compile(sc);
+        free(pg.bytes);
         json_decref(sc);
 
         sc = convert(docker_profile, "4.4.0", NULL);
