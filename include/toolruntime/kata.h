@@ -155,6 +155,11 @@ typedef struct tr_kata_config {
         void *resolver_self;
         const tr_kata_health_checker_ops *health_ops;
         void *health_self;
+        /* A Docker-format seccomp profile for the hardened profile (an
+         * absolute path; NULL: the built-in allowlist), as the containerd
+         * backend's seccomp_path: compiled on the host, installed by the
+         * guest agent, with the same native-ABI and socket layers. */
+        const char *seccomp_path;
 } tr_kata_config;
 
 /* A kata backend.  `cfg` may be NULL (all defaults); its strings are copied.

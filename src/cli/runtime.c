@@ -40,6 +40,7 @@ void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
                 .accel = o->accel,
                 .containerd_address = o->socket,
                 .containerd_namespace = o->ctrd_namespace,
+                .seccomp_path = o->seccomp,
         };
 }
 

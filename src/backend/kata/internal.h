@@ -30,6 +30,7 @@ typedef struct tr__kata {
         char *image_path;
         char *containerd_address;
         char *containerd_namespace;
+        char *seccomp_path; /* hardened's custom profile, NULL: built-in */
         tr_kata_runner_kind runner;
         tr_kata_accel accel;
         int64_t boot_timeout_ms;

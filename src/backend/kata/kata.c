@@ -32,6 +32,7 @@ static void kata_free_strings(tr__kata *k) {
         free(k->image_path);
         free(k->containerd_address);
         free(k->containerd_namespace);
+        free(k->seccomp_path);
 }
 
 static void kata_free(void *self) {
@@ -84,7 +85,8 @@ static int kata_init(tr__kata *k, const tr_kata_config *cfg, tr_error **ret_err)
             dup_or(cfg->initrd_path, TR_KATA_DEFAULT_INITRD, &k->initrd_path) < 0 ||
             dup_or(cfg->image_path, TR_KATA_DEFAULT_IMAGE_PATH, &k->image_path) < 0 ||
             dup_or(cfg->containerd_address, NULL, &k->containerd_address) < 0 ||
-            dup_or(cfg->containerd_namespace, NULL, &k->containerd_namespace) < 0)
+            dup_or(cfg->containerd_namespace, NULL, &k->containerd_namespace) < 0 ||
+            dup_or(cfg->seccomp_path, NULL, &k->seccomp_path) < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "config", "out of memory");
         return 0;
 }
@@ -182,7 +184,10 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                                .disk_bytes = lim->disk_bytes },
                 /* Requirement 1 and 4/5: never root, the image read-only,
                  * no network device, whatever the profile. */
-                .security = { .user = "65534:65534", .read_only_rootfs = true, .network_mode = "none" },
+                .security = { .user = "65534:65534",
+                              .read_only_rootfs = true,
+                              .network_mode = "none",
+                              .seccomp_profile = profile == TR_PROFILE_HARDENED ? k->seccomp_path : NULL },
                 .profile = profile,
                 .timeout_ms = tr_request_effective_timeout_ms(req),
                 .boot_timeout_ms = k->boot_timeout_ms,

@@ -178,6 +178,17 @@ static void add(tr__vf_buf *b, uint8_t type, const void *p, size_t n) {
         cr_assert_eq(tr__vf_buf_frame(b, type, NULL, 0, p, n), 0);
 }
 
+/* STARTED as the agent sends it: every limit and the seccomp filter in
+ * force. */
+static void add_started(tr__vf_buf *b) {
+        tr__vf_buf t = { 0 };
+        cr_assert_eq(tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED,
+                                        TR_VL_MEMORY | TR_VL_PIDS | TR_VL_CPU | TR_VL_DISK | TR_VL_SECCOMP),
+                     0);
+        add(b, TR_VF_STARTED, t.data, t.len);
+        tr__vf_buf_done(&t);
+}
+
 static void add_exit(tr__vf_buf *b, uint64_t kind, uint64_t code) {
         tr__vf_buf t = { 0 };
         tr__vf_tlv_add_u64(&t, TR_VT_EXIT_KIND, kind);
@@ -189,7 +200,7 @@ static void add_exit(tr__vf_buf *b, uint64_t kind, uint64_t code) {
 Test(channel, well_behaved_fake_guest) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         add(&b, TR_VF_STDOUT, "hi\n", 3);
         add_exit(&b, TR_VF_EXITED, 7);
         outcome o = run_fake(&b, 1, 10000, 10000);
@@ -202,7 +213,7 @@ Test(channel, well_behaved_fake_guest) {
 Test(channel, oom_exit_is_resource_limit) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         add_exit(&b, TR_VF_OOM, 9);
         outcome o = run_fake(&b, 1, 10000, 10000);
         cr_assert_eq(o.code, TR_E_RESOURCE_LIMIT, "%s", o.msg);
@@ -220,7 +231,7 @@ Test(channel, garbage_is_execution_failed) {
 Test(channel, oversized_frame_is_execution_failed) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         uint8_t hdr[8] = { 'T', 'V', TR_VF_STDOUT, 0, 0x7f, 0xff, 0xff, 0xff };
         tr__vf_buf_append(&b, hdr, 8);
         outcome o = run_fake(&b, 1, 10000, 10000);
@@ -246,7 +257,7 @@ Test(channel, frames_out_of_order_are_execution_failed) {
 
         tr__vf_buf d = { 0 };
         add(&d, TR_VF_HELLO, "fake", 4);
-        add(&d, TR_VF_STARTED, NULL, 0);
+        add_started(&d);
         add(&d, TR_VF_EXIT, "\x00\x01\x00", 3); /* a truncated TLV */
         o = run_fake(&d, 1, 10000, 10000);
         cr_assert_eq(o.code, TR_E_VM_EXECUTION_FAILED, "%s", o.msg);
@@ -254,7 +265,7 @@ Test(channel, frames_out_of_order_are_execution_failed) {
 
         tr__vf_buf g = { 0 };
         add(&g, TR_VF_HELLO, "fake", 4);
-        add(&g, TR_VF_STARTED, NULL, 0);
+        add_started(&g);
         add(&g, TR_VF_REQUEST, "x", 1); /* a host-only type */
         o = run_fake(&g, 1, 10000, 10000);
         cr_assert_eq(o.code, TR_E_VM_EXECUTION_FAILED, "%s", o.msg);
@@ -289,7 +300,7 @@ Test(channel, stuck_boot_hits_the_boot_deadline) {
 Test(channel, stuck_snippet_hits_the_timeout) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         outcome o = run_fake(&b, 1, 10000, 500);
         cr_assert_eq(o.code, TR_E_TIMEOUT, "%s", o.msg);
         cr_assert_lt(o.seconds, 5.0);
@@ -342,7 +353,7 @@ static tr_runtime *fake_runtime(fake_vm *f) {
 Test(channel, cancel_kills_the_vm) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         fake_vm f;
         fake_setup(&f, &b, 1);
         par_arg a = { .rt = fake_runtime(&f) };
@@ -365,7 +376,7 @@ Test(channel, cancel_kills_the_vm) {
 Test(channel, parallel_executions_on_one_backend) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         add(&b, TR_VF_STDOUT, "x", 1);
         add_exit(&b, TR_VF_EXITED, 5);
         fake_vm f;
@@ -416,7 +427,7 @@ static void add_gw_call(tr__vf_buf *b, uint32_t id, const char *json) {
 Test(channel, gw_open_for_an_open_stream_is_execution_failed) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         add_gw(&b, TR_VF_GW_OPEN, 1, NULL, 0);
         add_gw(&b, TR_VF_GW_OPEN, 1, NULL, 0);
         outcome o = run_fake(&b, 1, 10000, 10000);
@@ -430,7 +441,7 @@ Test(channel, gw_open_for_an_open_stream_is_execution_failed) {
 Test(channel, close_flood_is_execution_failed) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         for (uint32_t i = 1; i <= 16; i++)
                 add_gw(&b, TR_VF_GW_OPEN, i, NULL, 0);
         for (uint32_t i = 0; i < 450000; i++)
@@ -488,7 +499,7 @@ static const tr_gateway_ops slow_ops = { STUB_OPS, .run_tool = slow_run_tool };
 Test(channel, gateway_stream_overflow_is_execution_failed) {
         tr__vf_buf b = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         add_gw(&b, TR_VF_GW_OPEN, 1, NULL, 0);
         add_gw_call(&b, 1, "{\"type\":\"run_tool\",\"id\":1,\"payload\":{\"id\":\"t:slow\",\"args\":{}}}");
         /* Then the start of a long (900 KB, under the session's cap)
@@ -537,7 +548,7 @@ static const tr_gateway_ops deadline_ops = { STUB_OPS, .run_tool = deadline_run_
 Test(channel, tool_calls_get_the_timeout_counted_from_started) {
         tr__vf_buf b = { 0 }, b2 = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        add(&b, TR_VF_STARTED, NULL, 0);
+        add_started(&b);
         add_gw(&b, TR_VF_GW_OPEN, 1, NULL, 0);
         add_gw_call(&b, 1, "{\"type\":\"run_tool\",\"id\":1,\"payload\":{\"id\":\"t:d\",\"args\":{}}}");
         add_exit(&b2, TR_VF_EXITED, 0);
@@ -559,7 +570,7 @@ Test(channel, tool_calls_get_the_timeout_counted_from_started) {
 Test(channel, limits_enforced_follow_what_the_agent_applied) {
         tr__vf_buf b = { 0 }, t = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED, TR_VL_MEMORY);
+        tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED, TR_VL_MEMORY | TR_VL_SECCOMP);
         add(&b, TR_VF_STARTED, t.data, t.len);
         add_exit(&b, TR_VF_EXITED, 0);
         fake_vm f;
@@ -587,6 +598,24 @@ Test(channel, limits_enforced_follow_what_the_agent_applied) {
         tr_gateway_free(gw);
         tr_runtime_free(rt);
         fake_done(&f);
+        tr__vf_buf_done(&b);
+        tr__vf_buf_done(&t);
+}
+
+/* An agent that does not say it installed the profile's seccomp filter (a
+ * VM image older than the filter) has started a snippet the profile does
+ * not allow: the execution fails, naming the fix. */
+Test(channel, started_without_the_seccomp_filter_fails) {
+        tr__vf_buf b = { 0 }, t = { 0 };
+        add(&b, TR_VF_HELLO, "fake", 4);
+        tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED, TR_VL_MEMORY | TR_VL_PIDS | TR_VL_CPU | TR_VL_DISK);
+        add(&b, TR_VF_STARTED, t.data, t.len);
+        add(&b, TR_VF_STDOUT, "unfiltered", 10);
+        add_exit(&b, TR_VF_EXITED, 0);
+        outcome o = run_fake(&b, 1, 10000, 10000);
+        cr_assert_eq(o.code, TR_E_VM_EXECUTION_FAILED, "got %s", tr_code_name(o.code));
+        cr_assert(strstr(o.msg, "seccomp"), "%s", o.msg);
+        cr_assert_str_eq(o.stdout_, "", "no output of an unfiltered snippet is delivered");
         tr__vf_buf_done(&b);
         tr__vf_buf_done(&t);
 }

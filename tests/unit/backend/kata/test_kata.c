@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/kata/internal.h"
+#include "util/frame.h"
 #include "toolruntime.h"
 #include "util/handles.h"
 #include "util/strv.h"
@@ -334,4 +335,40 @@ Test(backend, bad_config_is_rejected) {
         cr_assert_lt(tr_backend_kata_new(&cfg, &b, &e), 0);
         cr_assert_eq(tr_error_code(e), TR_E_INVALID_REQUEST);
         tr_error_free(e);
+}
+
+/* The guest's seccomp program comes from the same policy as the
+ * container's: none for dev, a compiled program for standard and hardened
+ * (different ones), and a bad custom profile fails before any boot. */
+Test(kata_seccomp, program_per_profile) {
+        tr_kata_sandbox_spec spec = { .profile = TR_PROFILE_DEV };
+        uint8_t *prog = (uint8_t *) "x";
+        size_t len = 1;
+        cr_assert_eq(tr__kata_seccomp_bpf(&spec, &prog, &len, NULL), 0);
+        cr_assert_null(prog);
+        cr_assert_eq(len, 0);
+
+        uint8_t *std = NULL, *hard = NULL;
+        size_t std_len = 0, hard_len = 0;
+        spec.profile = TR_PROFILE_DEFAULT; /* standard */
+        cr_assert_eq(tr__kata_seccomp_bpf(&spec, &std, &std_len, NULL), 0);
+        spec.profile = TR_PROFILE_HARDENED;
+        cr_assert_eq(tr__kata_seccomp_bpf(&spec, &hard, &hard_len, NULL), 0);
+        cr_assert(std && hard && std_len > 0 && hard_len > 0);
+        cr_assert_eq(std_len % 8, 0);
+        cr_assert_eq(hard_len % 8, 0);
+        cr_assert_leq(std_len / 8, TR_VF_SECCOMP_MAX_INSNS);
+        cr_assert(std_len != hard_len || memcmp(std, hard, std_len) != 0);
+        free(std);
+        free(hard);
+
+        spec.security.seccomp_profile = "/nonexistent/tr-profile.json";
+        tr_error *err = NULL;
+        cr_assert_lt(tr__kata_seccomp_bpf(&spec, &hard, &hard_len, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+        tr_error_free(err);
+        /* standard ignores a custom profile, as on containerd. */
+        spec.profile = TR_PROFILE_STANDARD;
+        cr_assert_eq(tr__kata_seccomp_bpf(&spec, &std, &std_len, NULL), 0);
+        free(std);
 }
