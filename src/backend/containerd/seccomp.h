@@ -21,6 +21,20 @@ static inline void tr__ctrd_json_unrefp(json_t **p) {
 }
 #define _cleanup_json_ __attribute__((cleanup(tr__ctrd_json_unrefp)))
 
+/* The native architecture, in libseccomp's and Go's spelling (Docker's
+ * archMap and includes.arches use these).  It is the only one a filter
+ * names: every other ABI (i386, x32, arm32) meets the bad-architecture
+ * action, see seccomp.c. */
+#if defined(__x86_64__)
+#define TR__SECCOMP_NATIVE_ARCH    "SCMP_ARCH_X86_64"
+#define TR__SECCOMP_NATIVE_GO_ARCH "amd64"
+#elif defined(__aarch64__)
+#define TR__SECCOMP_NATIVE_ARCH    "SCMP_ARCH_AARCH64"
+#define TR__SECCOMP_NATIVE_GO_ARCH "arm64"
+#else
+#error "toolruntime's seccomp profile knows x86_64 and aarch64 only"
+#endif
+
 /* A profile file larger than this is refused: it is configuration, and a
  * real one (Docker's default) is about 20 KiB. */
 #define TR_CTRD_SECCOMP_MAX_FILE (1024 * 1024)
@@ -50,6 +64,14 @@ int tr__ctrd_seccomp_load(const char *path, json_t **ret, tr_error **ret_err);
  * the uname release used for `includes.minKernel` (NULL: the running
  * kernel's).  Exposed for the unit tests and the fuzzer. */
 int tr__ctrd_seccomp_from_docker(const json_t *docker, const char *kernel_release, json_t **ret, tr_error **ret_err);
+
+/* Building blocks shared by the built-in filters and the Docker-profile
+ * conversion (seccomp_docker.c): one OCI argument condition (a new
+ * reference, NULL when out of memory), and the socket(2) rules (with
+ * `pair`, the socketpair(2) rules) of standard or hardened appended to
+ * `rules` (0 or -1 when out of memory). */
+json_t *tr__ctrd_seccomp_arg_cond(unsigned index, uint64_t value, uint64_t value_two, const char *op);
+int tr__ctrd_seccomp_socket_rules(json_t *rules, bool hardened, bool pair);
 
 /* The policy of `profile`: hardened with `custom_path` set loads that
  * Docker-format file (with the native-ABI and socket rules layered on, see

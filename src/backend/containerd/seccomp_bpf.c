@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The seccomp policy's second output: the linux.seccomp JSON that runc
- * gets (seccomp.c) compiled here, with libseccomp, into the classic BPF
- * program the kata guest agent installs on the snippet.  One policy source,
+ * The seccomp policy's second output: the linux.seccomp JSON given to runc
+ * (written by seccomp.c) compiled here, with libseccomp, into the classic
+ * BPF program the kata guest agent installs on the snippet.  One policy source,
  * so a container and a VM of the same profile deny the same calls.
  *
  * The compilation follows what runc 1.1 does with the same JSON
@@ -74,9 +74,12 @@ static int op_of(const char *name, enum scmp_compare *ret) {
         static const struct {
                 const char *name;
                 enum scmp_compare op;
-        } ops[] = { { "SCMP_CMP_NE", SCMP_CMP_NE }, { "SCMP_CMP_LT", SCMP_CMP_LT },
-                    { "SCMP_CMP_LE", SCMP_CMP_LE }, { "SCMP_CMP_EQ", SCMP_CMP_EQ },
-                    { "SCMP_CMP_GE", SCMP_CMP_GE }, { "SCMP_CMP_GT", SCMP_CMP_GT },
+        } ops[] = { { "SCMP_CMP_NE", SCMP_CMP_NE },
+                    { "SCMP_CMP_LT", SCMP_CMP_LT },
+                    { "SCMP_CMP_LE", SCMP_CMP_LE },
+                    { "SCMP_CMP_EQ", SCMP_CMP_EQ },
+                    { "SCMP_CMP_GE", SCMP_CMP_GE },
+                    { "SCMP_CMP_GT", SCMP_CMP_GT },
                     { "SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ } };
         for (size_t i = 0; name && i < ARRAY_SIZE(ops); i++)
                 if (streq(ops[i].name, name)) {
@@ -194,8 +197,8 @@ int tr__seccomp_bpf_compile(const json_t *oci, uint8_t **ret_prog, size_t *ret_l
         size_t len = (size_t) st.st_size;
         if (len == 0 || len % TR_SECCOMP_BPF_INSN != 0 || len / TR_SECCOMP_BPF_INSN > TR_SECCOMP_BPF_MAX_INSNS)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, OP_BPF,
-                                    "the seccomp program has %zu bytes; the kernel takes at most %d instructions",
-                                    len, TR_SECCOMP_BPF_MAX_INSNS);
+                                    "the seccomp program has %zu bytes; the kernel takes at most %d instructions", len,
+                                    TR_SECCOMP_BPF_MAX_INSNS);
         _cleanup_free_ uint8_t *prog = malloc(len);
         if (!prog)
                 return fail(ret_err, TR_E_INTERNAL, "out of memory", 0);

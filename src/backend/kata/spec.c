@@ -173,8 +173,8 @@ int tr__kata_ctrd_spec(const tr_kata_sandbox_spec *spec, char **ret_json, tr_err
 int tr__kata_seccomp_bpf(const tr_kata_sandbox_spec *spec, uint8_t **ret_prog, size_t *ret_len, tr_error **ret_err) {
         tr_profile profile = spec->profile == TR_PROFILE_DEFAULT ? TR_PROFILE_STANDARD : spec->profile;
         _cleanup_(json_decref_p) json_t *policy = NULL;
-        int r = tr__ctrd_seccomp_for_profile(profile, profile == TR_PROFILE_HARDENED ? spec->security.seccomp_profile : NULL,
-                                             &policy, ret_err);
+        int r = tr__ctrd_seccomp_for_profile(
+                profile, profile == TR_PROFILE_HARDENED ? spec->security.seccomp_profile : NULL, &policy, ret_err);
         if (r < 0)
                 return r;
         if (!policy) {

@@ -441,11 +441,24 @@ Test(ctrd_seccomp, standard_builtin_is_containerds_default) {
         cr_assert(allowed_unconditionally(sc, "process_vm_readv"));
         cr_assert_eq(json_array_size(json_object_get(sc, "architectures")), 1);
         /* containerd 2.x: no io_uring. */
-        const char *deny[] = { "io_uring_setup", "io_uring_enter", "io_uring_register", "socketcall", "add_key",
-                               "userfaultfd", "mount",           "unshare",     "setns",
-                               "keyctl",          "bpf",         "reboot",
-                               "kexec_load",      "init_module", "open_by_handle_at",
-                               "perf_event_open", "chroot",      "pivot_root" };
+        const char *deny[] = { "io_uring_setup",
+                               "io_uring_enter",
+                               "io_uring_register",
+                               "socketcall",
+                               "add_key",
+                               "userfaultfd",
+                               "mount",
+                               "unshare",
+                               "setns",
+                               "keyctl",
+                               "bpf",
+                               "reboot",
+                               "kexec_load",
+                               "init_module",
+                               "open_by_handle_at",
+                               "perf_event_open",
+                               "chroot",
+                               "pivot_root" };
         for (size_t i = 0; i < ARRAY_SIZE(deny); i++)
                 cr_assert(!mentioned(sc, deny[i]), "%s must be denied in standard", deny[i]);
         json_decref(sc);
@@ -657,7 +670,7 @@ static int i386_outcome(const prog *p) {
                 /* push rbx; mov eax, 20; int 0x80; pop rbx; ret */
                 static const uint8_t code[] = { 0x53, 0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0x5b, 0xc3 };
                 memcpy(page, code, sizeof code);
-                int (*fn)(void) = (int (*)(void)) (uintptr_t) page;
+                int (*fn)(void) = (int (*)(void))(uintptr_t) page;
                 _exit(fn() > 0 ? 0 : 1);
         }
         int st;
