@@ -11,7 +11,8 @@
 # the two.  Plus the host uevent attack, and a custom --seccomp profile that
 # tries to reopen the 32-bit and socket doors.
 
-SECCOMP_PROBE="$here/cases/seccomp_probe.py"
+# $here: the suite directory, set by run.sh.
+SECCOMP_PROBE="${here:?}/cases/seccomp_probe.py"
 
 # seccomp_probe PROFILE [exec options...]: run the probe; PROBE holds its
 # JSON answers ({} when it printed none, after a failure is recorded).

@@ -11,7 +11,6 @@
 # Every call uses arguments that make it fail harmlessly should the filter
 # let it through.
 import ctypes
-import ctypes.util
 import errno
 import json
 import mmap
