@@ -90,6 +90,8 @@ TR_PUBLIC int tr_runtime_add_backend(tr_runtime *rt, tr_backend *b, tr_error **r
 }
 
 TR_PUBLIC void tr_runtime_route(tr_runtime *rt, tr_profile p, tr_backend_kind kind) {
+        if (p == TR_PROFILE_DEFAULT)
+                p = rt->default_profile;
         if (p > TR_PROFILE_DEFAULT && p < TR__PROFILE_MAX && (unsigned) kind < TR__BACKEND_MAX)
                 rt->routes[p] = kind;
 }
@@ -143,6 +145,12 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
                 return tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, kind, "route",
                                     "profile '%s' routes to the %s backend, which is not available in this runtime",
                                     pname, tr_backend_kind_name(kind));
+        /* The profile's defaults and refusals, decided once for every
+         * backend (profile.c); the request itself stays as the caller set it. */
+        tr_limits limits;
+        r = tr__profile_effective_limits(profile, &req->limits, &limits, ret_err);
+        if (r < 0)
+                return r;
 
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         r = tr_result_new(&res, ret_err);
@@ -153,6 +161,7 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
                 .res = res,
                 .cancel = cancel,
                 .profile = profile,
+                .limits = limits,
                 .log = rt->log,
                 .log_userdata = rt->log_userdata,
         };

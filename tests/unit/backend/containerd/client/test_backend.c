@@ -197,12 +197,12 @@ Test(ctrd_backend, hardened_defaults_and_seccomp) {
         cr_assert_eq(exec_profile(rt, TR_PROFILE_HARDENED, NULL, &res, NULL), 0);
         cr_expect_eq(runner.res.memory_bytes, 256LL * 1024 * 1024);
         cr_expect_eq(runner.res.pids_limit, 64);
+        cr_expect_eq(runner.res.cpu_quota_us, 50000);
+        cr_expect_eq(runner.res.disk_bytes, 16LL * 1024 * 1024);
         cr_expect_str_eq(runner.seccomp, "/etc/toolruntime/seccomp.json");
         cr_expect_str_eq(runner.runtime, "io.containerd.runsc.v1");
         const tr_limits_enforced *le = tr_result_limits_enforced(res);
-        cr_expect(le->memory && le->pids);
-        cr_expect_not(le->cpu);
-        cr_expect_not(le->disk);
+        cr_expect(le->memory && le->pids && le->cpu && le->disk);
         cr_expect_str_eq(tr_result_backend_detail(res, "runtime"), "io.containerd.runsc.v1");
 }
 
