@@ -35,8 +35,8 @@ static int bad(tr_error **ret_err, const char *s, const char *form) {
                             s ? s : "(null)", form);
 }
 
-#define SIZE_FORM "a size in bytes: digits with an optional k, M or G suffix (binary: 1k = 1024), e.g. 64M"
-#define COUNT_FORM "a whole number: digits only, e.g. 64"
+#define SIZE_FORM    "a size in bytes: digits with an optional k, M or G suffix (binary: 1k = 1024), e.g. 64M"
+#define COUNT_FORM   "a whole number: digits only, e.g. 64"
 #define SECONDS_FORM "decimal seconds: digits with an optional fraction, e.g. 1.5"
 
 TR_PUBLIC int tr_parse_size(const char *s, int64_t *ret_bytes, tr_error **ret_err) {

@@ -44,9 +44,9 @@ Test(parse, sizes) {
         cr_expect_eq(ok_size("2G"), 2LL << 30);
         cr_expect_eq(ok_size("1048576G"), TR_LIMIT_MAX);
         const char *form = "digits with an optional k, M or G suffix";
-        const char *const rejected[] = { "",    " 64M", "64M ", "+64M", "-64M", "0x10", "1e3", "1.5M", "0.0001k",
-                                         "64m", "64MB", "64MiB", "2g",  "64KK", "M",    "k",   "١٢",   "6 4",
-                                         "64T", "inf", "nan" };
+        const char *const rejected[] = { "",     " 64M",    "64M ", "+64M", "-64M",  "0x10", "1e3",
+                                         "1.5M", "0.0001k", "64m",  "64MB", "64MiB", "2g",   "64KK",
+                                         "M",    "k",       "١٢",   "6 4",  "64T",   "inf",  "nan" };
         for (size_t i = 0; i < sizeof(rejected) / sizeof(*rejected); i++)
                 bad(tr_parse_size, rejected[i], form);
         bad(tr_parse_size, NULL, form);
@@ -77,8 +77,8 @@ Test(parse, seconds) {
         cr_expect_eq(ok_seconds("0.000"), 0, "zero written long is still zero");
         cr_expect_eq(ok_seconds("1000000"), TR_TIMEOUT_MAX_MS);
         const char *form = "decimal seconds";
-        const char *const rejected[] = { "",   "0x10", "1e3", " 5", "5 ", "+5",  "-5", ".5", "5.",
-                                         "5s", "1,5",  "inf", "nan", "abc", "1.2.3" };
+        const char *const rejected[] = { "",   "0x10", "1e3", " 5",  "5 ",  "+5",  "-5",   ".5",
+                                         "5.", "5s",   "1,5", "inf", "nan", "abc", "1.2.3" };
         for (size_t i = 0; i < sizeof(rejected) / sizeof(*rejected); i++)
                 bad(tr_parse_seconds, rejected[i], form);
         bad(tr_parse_seconds, "0.0001", "rounds to 0");

@@ -15,7 +15,7 @@ typedef struct fake {
         int exit_code;
         tr_code fail;
         int calls;
-        size_t repeat; /* write `out` this many times */
+        size_t repeat;    /* write `out` this many times */
         tr_limits limits; /* what the backend was told to enforce */
 } fake;
 
