@@ -134,6 +134,12 @@ TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_err
                        -EINVAL;
         /* The spec is public and its limits reach the OCI spec and the
          * expiry arithmetic unchecked: the core's bound applies here too. */
+        if (rs->memory_bytes > 0 && rs->memory_bytes < TR_CONTAINERD_MIN_MEMORY)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
+                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
+                                    "(runc cannot start a container with less)",
+                                    (long long) rs->memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
+                       -EINVAL;
         if (rs->memory_bytes > TR_LIMIT_MAX || rs->cpu_quota_us > TR_LIMIT_MAX || rs->pids_limit > TR_LIMIT_MAX ||
             rs->disk_bytes > TR_LIMIT_MAX)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
@@ -242,6 +248,14 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         int r;
 
         tr_result_set_backend_kind(res, TR_BACKEND_CONTAINERD);
+        /* Before anything talks to containerd: a limit the backend cannot
+         * start with is the caller's error, not the daemon's. */
+        if (lim.memory_bytes > 0 && lim.memory_bytes < TR_CONTAINERD_MIN_MEMORY)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
+                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
+                                    "(runc cannot start a container with less)",
+                                    (long long) lim.memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
+                       -EINVAL;
         if (b->flags & TR_CONTAINERD_NO_RUNNER)
                 return tr_error_set(ret_err, TR_E_CLIENT_NOT_CONFIGURED, TR_BACKEND_CONTAINERD, "execute",
                                     "containerd client not configured: no container runner"),
