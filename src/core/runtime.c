@@ -7,6 +7,7 @@
  * tr_runtime_execute safe from many threads without a lock.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,8 +175,26 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
         ex.deadline_ns = start + tr_request_effective_timeout_ms(req) * TR_NSEC_PER_MSEC;
         res->backend = kind;
         /* The policy is the runtime's: only the dev profile may reach the host network. */
-        const char *kv[] = { "backend",  tr_backend_kind_name(kind),         "profile", pname,
-                             "language", tr_request_effective_language(req), NULL };
+        char mem[24], pids[24], cpu[24], disk[24];
+        snprintf(mem, sizeof(mem), "%lld", (long long) limits.memory_bytes);
+        snprintf(pids, sizeof(pids), "%lld", (long long) limits.pids_max);
+        snprintf(cpu, sizeof(cpu), "%lld", (long long) limits.cpu_quota_ms);
+        snprintf(disk, sizeof(disk), "%lld", (long long) limits.disk_bytes);
+        const char *kv[] = { "backend",
+                             tr_backend_kind_name(kind),
+                             "profile",
+                             pname,
+                             "language",
+                             tr_request_effective_language(req),
+                             "memory",
+                             mem,
+                             "pids",
+                             pids,
+                             "cpu_quota_ms",
+                             cpu,
+                             "disk",
+                             disk,
+                             NULL };
         rt_log(rt, TR_LOG_INFO, "execute", kv);
 
         tr_error *err = NULL;
