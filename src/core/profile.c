@@ -84,11 +84,14 @@ int tr__profile_effective_limits(tr_profile p, const tr_limits *asked, tr_limits
                 { "disk_bytes", asked->disk_bytes, pol->defaults.disk_bytes, &ret->disk_bytes, true },
         };
         for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
-                if (f[i].v == 0 && f[i].resource && pol->bounded)
+                if (f[i].v == 0 && f[i].resource && pol->bounded) {
+                        bool bytes = f[i].out == &ret->memory_bytes || f[i].out == &ret->disk_bytes;
                         return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "profile",
                                             "profile '%s' refuses an unlimited %s (0): give a limit, or leave it "
-                                            "unset for the profile's %lld",
-                                            tr_profile_name(p), f[i].name, (long long) f[i].def);
+                                            "unset for the profile's %lld%s",
+                                            tr_profile_name(p), f[i].name,
+                                            (long long) (bytes ? f[i].def / MIB : f[i].def), bytes ? " MiB" : "");
+                }
                 *f[i].out = f[i].v == TR_LIMIT_UNSET ? f[i].def : f[i].v;
         }
         return 0;
