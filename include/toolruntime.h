@@ -162,8 +162,22 @@ typedef enum tr_profile {
 TR_PUBLIC const char *tr_profile_name(tr_profile profile);
 TR_PUBLIC int tr_profile_from_name(const char *name, tr_profile *ret_profile);
 
-/* Zero means unlimited; a negative value, or one above TR_LIMIT_MAX, makes
- * the request invalid (invalid_limits).  Plain value type: zero-initialise, then set fields. */
+/*
+ * Resource and gateway limits.  Each field is one of
+ *
+ *   TR_LIMIT_UNSET (-1): take the profile's default (see the table in the
+ *                        README and toolruntime(1); tr_profile_default_limits);
+ *   0:                   unlimited, except where the profile refuses it
+ *                        (hardened refuses an unlimited memory, CPU, pids or
+ *                        disk: invalid_limits);
+ *   1..TR_LIMIT_MAX:     that limit.
+ *
+ * Any other value makes the request invalid (invalid_limits).  A request
+ * starts with every field unset; tr_limits_init() gives a struct in that
+ * state, to set only the fields the caller means (a zero-initialised struct
+ * asks for "unlimited" in every field).  Plain value type.
+ */
+#define TR_LIMIT_UNSET (-1)
 typedef struct tr_limits {
         int64_t max_tool_calls;
         int64_t max_chain_steps;
@@ -172,6 +186,28 @@ typedef struct tr_limits {
         int64_t pids_max;
         int64_t disk_bytes;
 } tr_limits;
+
+/* Every field TR_LIMIT_UNSET. */
+TR_PUBLIC void tr_limits_init(tr_limits *limits);
+/* The limits `profile` applies to unset fields (0: none).  -EINVAL for
+ * TR_PROFILE_DEFAULT (a runtime's choice) or an unknown profile. */
+TR_PUBLIC int tr_profile_default_limits(tr_profile profile, tr_limits *ret_limits);
+
+/*
+ * The string forms of limits, as the CLI takes them.  Strict: nothing but
+ * what is described, no sign, space, hex, exponent or other unit.  Errors
+ * are invalid_limits with a message naming the accepted form.
+ *
+ *   tr_parse_size:    digits with an optional k, M or G suffix (powers of
+ *                     1024): "4096", "64k", "512M", "2G".
+ *   tr_parse_count:   digits: "64".
+ *   tr_parse_seconds: digits with an optional '.' fraction, to milliseconds
+ *                     (rounded to the nearest): "30", "1.5", "0.25".  A
+ *                     non-zero value that rounds to 0 ms is an error.
+ */
+TR_PUBLIC int tr_parse_size(const char *s, int64_t *ret_bytes, tr_error **ret_err);
+TR_PUBLIC int tr_parse_count(const char *s, int64_t *ret, tr_error **ret_err);
+TR_PUBLIC int tr_parse_seconds(const char *s, int64_t *ret_ms, tr_error **ret_err);
 
 /* Which limits a backend really enforced for one execution. */
 typedef struct tr_limits_enforced {
@@ -289,6 +325,8 @@ TR_PUBLIC int tr_request_set_code(tr_request *req, const char *code, size_t len,
 TR_PUBLIC int tr_request_set_language(tr_request *req, const char *language, tr_error **ret_err);
 /* 0 selects TR_DEFAULT_TIMEOUT_MS. */
 TR_PUBLIC void tr_request_set_timeout_ms(tr_request *req, int64_t timeout_ms);
+/* Replaces all six limits (see tr_limits for TR_LIMIT_UNSET and 0); NULL
+ * unsets them all. */
 TR_PUBLIC void tr_request_set_limits(tr_request *req, const tr_limits *limits);
 TR_PUBLIC void tr_request_set_profile(tr_request *req, tr_profile profile);
 /* Borrowed: the gateway must outlive every execution of the request. */
@@ -306,6 +344,8 @@ TR_PUBLIC const char *tr_request_effective_language(const tr_request *req);
 TR_PUBLIC int64_t tr_request_timeout_ms(const tr_request *req);
 /* The timeout a backend must enforce: the request's, or the default. */
 TR_PUBLIC int64_t tr_request_effective_timeout_ms(const tr_request *req);
+/* The limits as the caller set them (TR_LIMIT_UNSET where it did not);
+ * backends read tr_exec_limits() instead. */
 TR_PUBLIC const tr_limits *tr_request_limits(const tr_request *req);
 TR_PUBLIC tr_profile tr_request_profile(const tr_request *req);
 TR_PUBLIC tr_gateway *tr_request_gateway(const tr_request *req);
@@ -382,7 +422,12 @@ TR_PUBLIC int64_t tr_exec_deadline_ns(const tr_exec *ex);
 TR_PUBLIC void tr_exec_set_deadline_ns(tr_exec *ex, int64_t deadline_ns);
 /* Milliseconds left before the deadline (<= 0 once passed). */
 TR_PUBLIC int64_t tr_exec_remaining_ms(const tr_exec *ex);
+/* The profile in force: never TR_PROFILE_DEFAULT (the runtime resolved it). */
 TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex);
+/* The limits to enforce: the request's, with the profile's defaults in
+ * every unset field.  No field is TR_LIMIT_UNSET; 0 is unlimited.  Backends
+ * enforce these and report in limits_enforced what they did. */
+TR_PUBLIC const tr_limits *tr_exec_limits(const tr_exec *ex);
 TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len);
 TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len);
 /* Log through the runtime's logger; `kv` pairs end with NULL. */
@@ -399,7 +444,8 @@ TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *ms
  *            accessors, including on failure (partial output is kept).  Must
  *            be safe to call from several threads at once and must leave
  *            nothing behind (processes, containers, files) in every case.
- *            The request is the profile-resolved one; never mutate it.
+ *            Never mutate the request: the profile and the effective
+ *            limits are tr_exec_profile() and tr_exec_limits().
  *   free:    release `self`.  May be NULL.
  */
 typedef struct tr_backend_ops {
@@ -452,6 +498,8 @@ TR_PUBLIC int tr_runtime_add_backend(tr_runtime *rt, tr_backend *backend, tr_err
 /* Route a profile to a backend kind.  The default table is dev ->
  * unsafe_host, standard and hardened -> containerd. */
 TR_PUBLIC void tr_runtime_route(tr_runtime *rt, tr_profile profile, tr_backend_kind kind);
+/* TR_PROFILE_DEFAULT in tr_runtime_route / tr_runtime_route_of means the
+ * runtime's default profile at the time of the call. */
 TR_PUBLIC tr_backend_kind tr_runtime_route_of(const tr_runtime *rt, tr_profile profile);
 TR_PUBLIC void tr_runtime_set_default_profile(tr_runtime *rt, tr_profile profile);
 TR_PUBLIC void tr_runtime_deny_unsafe_host(tr_runtime *rt, tr_profile profile, bool deny);

@@ -15,6 +15,10 @@ extern "C" {
 #define TR_CONTAINERD_DEFAULT_SOCKET      "/run/containerd/containerd.sock"
 #define TR_CONTAINERD_DEFAULT_RUNTIME     "io.containerd.runc.v2"
 #define TR_CONTAINERD_DEFAULT_SNAPSHOTTER "overlayfs"
+/* The smallest memory limit the backend takes (invalid_limits below): runc's
+ * own init runs inside the container's cgroup and fails to start it under
+ * about 3.5 MiB (measured with runc 1.1); 8 MiB leaves it room. */
+#define TR_CONTAINERD_MIN_MEMORY (8LL * 1024 * 1024)
 
 /* Resource limits of one container (the reference's ResourceSpec).  Zero
  * means unlimited; negative is invalid. */

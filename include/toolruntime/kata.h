@@ -41,6 +41,11 @@ extern "C" {
 /* Guest memory when the request sets no memory limit, and what is added to
  * a limit for the guest kernel and the agent (the limit itself is enforced
  * by a cgroup inside the guest). */
+/* The smallest memory limit the backend takes (invalid_limits below): the
+ * interpreter needs a few MiB to start, and the agent treats a snippet
+ * within 12 MiB of its limit while the kernel reclaims as out of memory
+ * (guest/agent/agent.c, the thrash watch). */
+#define TR_KATA_MIN_MEMORY           (32LL * 1024 * 1024)
 #define TR_KATA_DEFAULT_GUEST_MEMORY (512LL * 1024 * 1024)
 #define TR_KATA_GUEST_OVERHEAD       (192LL * 1024 * 1024)
 

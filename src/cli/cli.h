@@ -40,12 +40,6 @@ int cli_gc(int argc, char **argv);
 
 /* Print "toolruntime: <msg>" and the --help hint; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "64M", "1.5G", "4096", "512k" -> bytes (k/M/G are powers of 1024).  A
- * leading '-' is kept so the runtime can reject negative limits itself. */
-int cli_parse_size(const char *s, int64_t *ret);
-/* Decimal seconds -> milliseconds. */
-int cli_parse_seconds(const char *s, int64_t *ret_ms);
-int cli_parse_int(const char *s, int64_t *ret);
 /* Build a runtime with every backend this build has, configured from opts. */
 int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_runtime **ret_rt, tr_error **ret_err);
 /* Print an error for humans on stderr. */

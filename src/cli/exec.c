@@ -24,13 +24,13 @@ static const char exec_help[] =
         "                           dev -> unsafe_host, standard and hardened -> containerd)\n"
         "  -p, --profile NAME       dev, standard (default) or hardened\n"
         "  -l, --language LANG      python (default) or sh\n"
-        "  -t, --timeout SECONDS    wall-clock limit, decimals allowed (default 30)\n"
-        "      --memory SIZE        memory limit (bytes, or k/M/G suffix)\n"
-        "      --cpu-quota-ms N     CPU milliseconds per 100 ms period\n"
-        "      --pids N             maximum number of processes\n"
-        "      --disk SIZE          size of the writable space (/tmp)\n"
-        "      --max-tool-calls N   tool calls allowed (0: unlimited)\n"
-        "      --max-chain-steps N  chain steps allowed (0: unlimited)\n"
+        "  -t, --timeout SECONDS    wall-clock limit, e.g. 30 or 1.5 (default 30)\n"
+        "      --memory SIZE        memory limit, no swap (standard 512M, hardened 256M)\n"
+        "      --cpu-quota-ms N     CPU ms per 100 ms period (standard 100, hardened 50)\n"
+        "      --pids N             maximum number of processes (standard 128, hardened 64)\n"
+        "      --disk SIZE          size of the writable /tmp (standard 64M, hardened 16M)\n"
+        "      --max-tool-calls N   tool calls allowed (0: unlimited, the default)\n"
+        "      --max-chain-steps N  chain steps allowed (0: unlimited, the default)\n"
         "      --max-output SIZE    cap per output stream (default 1M)\n"
         "      --json               print one JSON object describing the result\n"
         "  -v, --verbose            log what the runtime does on stderr\n"
@@ -59,6 +59,11 @@ static const char exec_help[] =
         "      --tools FILE         a tools manifest (JSON) the snippet may call\n"
         "      --mcp 'CMD ARGS'     an MCP server (stdio) whose tools the snippet may call;\n"
         "                           repeatable\n"
+        "\n"
+        "SIZE is digits with an optional k, M or G suffix (1k = 1024 bytes); N is digits.\n"
+        "An option left out takes the profile's default; 0 means unlimited, which the\n"
+        "hardened profile refuses for memory, CPU, pids and disk.  The dev profile has\n"
+        "no defaults beyond the timeout and the output cap.\n"
         "\n"
         "A Python snippet that assigns the global __out returns it as the result's value.\n"
         "\n"
@@ -249,7 +254,10 @@ int cli_exec(int argc, char **argv) {
         size_t n_mcp = 0;
         bool json = false, verbose = false;
         int64_t timeout_ms = 0, max_output = 0;
-        tr_limits limits = { 0 };
+        /* Only the options given are set: the rest take the profile's
+         * defaults (the core's, profile.c). */
+        tr_limits limits;
+        tr_limits_init(&limits);
         cli_backend_opts bo = { 0 };
         int c;
 
@@ -257,7 +265,7 @@ int cli_exec(int argc, char **argv) {
         optind = 0;
         while ((c = getopt_long(argc, argv, "c:b:p:l:t:vh", exec_opts, NULL)) != -1) {
                 int64_t *num = NULL;
-                bool size = false;
+                enum { COUNT, SIZE, SECONDS } kind = COUNT;
                 const char *what = NULL;
                 switch (c) {
                 case 'c': code = optarg; break;
@@ -265,25 +273,25 @@ int cli_exec(int argc, char **argv) {
                 case 'p': profile = optarg; break;
                 case 'l': language = optarg; break;
                 case 't':
-                        if (cli_parse_seconds(optarg, &timeout_ms) < 0)
-                                return cli_usage_error("exec", "invalid timeout '%s': expected seconds, e.g. 1.5",
-                                                       optarg);
+                        num = &timeout_ms;
+                        kind = SECONDS;
+                        what = "--timeout";
                         break;
                 case 'v': verbose = true; break;
                 case 'h': fputs(exec_help, stdout); return 0;
                 case OPT_MEMORY:
                         num = &limits.memory_bytes;
-                        size = true;
+                        kind = SIZE;
                         what = "--memory";
                         break;
                 case OPT_DISK:
                         num = &limits.disk_bytes;
-                        size = true;
+                        kind = SIZE;
                         what = "--disk";
                         break;
                 case OPT_MAX_OUTPUT:
                         num = &max_output;
-                        size = true;
+                        kind = SIZE;
                         what = "--max-output";
                         break;
                 case OPT_CPU:
@@ -334,11 +342,14 @@ int cli_exec(int argc, char **argv) {
                 default: return cli_usage_error("exec", "invalid arguments");
                 }
                 if (num) {
-                        int r = size ? cli_parse_size(optarg, num) : cli_parse_int(optarg, num);
+                        /* The library's parsers: the CLI accepts exactly
+                         * what tr_parse_* accept. */
+                        _cleanup_(tr_error_freep) tr_error *perr = NULL;
+                        int r = kind == SIZE      ? tr_parse_size(optarg, num, &perr)
+                                : kind == SECONDS ? tr_parse_seconds(optarg, num, &perr)
+                                                  : tr_parse_count(optarg, num, &perr);
                         if (r < 0)
-                                return cli_usage_error("exec", "invalid value '%s' for %s%s", optarg, what,
-                                                       size ? ": expected bytes or a k/M/G suffix, e.g. 64M"
-                                                            : ": expected an integer");
+                                return cli_usage_error("exec", "%s: %s", what, tr_error_message(perr));
                 }
         }
         if (optind < argc)
@@ -361,8 +372,6 @@ int cli_exec(int argc, char **argv) {
                 return cli_usage_error("exec", "unknown profile '%s' (known: dev, standard, hardened)", profile);
         if (language && !streq(language, "python") && !streq(language, "sh"))
                 return cli_usage_error("exec", "unknown language '%s' (known: python, sh)", language);
-        if (max_output < 0)
-                return cli_usage_error("exec", "--max-output must not be negative");
 
         _cleanup_free_ char *file_code = NULL;
         size_t code_len = code ? strlen(code) : 0;
@@ -404,7 +413,7 @@ int cli_exec(int argc, char **argv) {
                 tr_request_set_gateway(req, gw);
                 tr_request_set_max_output(req, (size_t) max_output);
                 if (kind != TR_BACKEND_NONE)
-                        tr_runtime_route(rt, prof == TR_PROFILE_DEFAULT ? TR_PROFILE_STANDARD : prof, kind);
+                        tr_runtime_route(rt, prof, kind);
                 signal_cancel = cancel;
                 struct sigaction sa = { .sa_handler = on_signal };
                 sigaction(SIGINT, &sa, NULL);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Argument parsing and runtime setup shared by the subcommands. */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,76 +19,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
         va_end(ap);
         fprintf(stderr, "\nTry 'toolruntime %s%s--help' for more information.\n", cmd ? cmd : "", cmd ? " " : "");
         return CLI_EXIT_USAGE;
-}
-
-int cli_parse_size(const char *s, int64_t *ret) {
-        if (!s || !*s)
-                return -EINVAL;
-        errno = 0;
-        char *end = NULL;
-        double v = strtod(s, &end);
-        if (errno || end == s || !isfinite(v))
-                return -EINVAL;
-        double mul = 1;
-        if (*end) {
-                switch (*end) {
-                case 'k':
-                case 'K': mul = 1024.0; break;
-                case 'm':
-                case 'M': mul = 1024.0 * 1024; break;
-                case 'g':
-                case 'G': mul = 1024.0 * 1024 * 1024; break;
-                default: return -EINVAL;
-                }
-                end++;
-                /* Accept "64MB", "64MiB" as people write them. */
-                if (*end == 'i')
-                        end++;
-                if (*end == 'B' || *end == 'b')
-                        end++;
-                if (*end)
-                        return -EINVAL;
-        } else if (v != floor(v)) {
-                return -EINVAL; /* fractional bytes */
-        }
-        v *= mul;
-        if (fabs(v) > 9.0e18)
-                return -ERANGE;
-        *ret = (int64_t) llround(v);
-        return 0;
-}
-
-int cli_parse_seconds(const char *s, int64_t *ret_ms) {
-        if (!s || !*s)
-                return -EINVAL;
-        errno = 0;
-        char *end = NULL;
-        double v = strtod(s, &end);
-        if (errno || end == s || !isfinite(v))
-                return -EINVAL;
-        if (*end == 's' && end[1] == '\0')
-                end++;
-        if (*end)
-                return -EINVAL;
-        if (fabs(v) > 1.0e9)
-                return -ERANGE;
-        int64_t ms = (int64_t) llround(v * 1000.0);
-        if (v > 0 && ms == 0)
-                ms = 1;
-        *ret_ms = ms;
-        return 0;
-}
-
-int cli_parse_int(const char *s, int64_t *ret) {
-        if (!s || !*s)
-                return -EINVAL;
-        errno = 0;
-        char *end = NULL;
-        long long v = strtoll(s, &end, 10);
-        if (errno || *end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
 }
 
 void cli_print_error(const tr_error *err) {

@@ -40,6 +40,9 @@ TR_PUBLIC int64_t tr_exec_remaining_ms(const tr_exec *ex) {
 TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex) {
         return ex->profile;
 }
+TR_PUBLIC const tr_limits *tr_exec_limits(const tr_exec *ex) {
+        return &ex->limits;
+}
 
 TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len) {
         pthread_mutex_lock(&ex->lock);

@@ -71,6 +71,8 @@ struct tr_exec {
          * gateway threads read it. */
         _Atomic int64_t deadline_ns;
         tr_profile profile;
+        /* The request's limits with the profile's defaults applied. */
+        tr_limits limits;
         tr_log_fn log;
         void *log_userdata;
         /* Backends may pump stdout and stderr from different threads. */
@@ -93,3 +95,8 @@ struct tr_backend {
  * value off the end of stdout.  `language` decides the framing (see
  * runner.c). */
 int tr__exec_finish_output(tr_exec *ex, const char *language);
+
+/* The limits to enforce for `profile` (resolved, not TR_PROFILE_DEFAULT):
+ * `asked` with the profile's defaults in its unset fields.  Fails with
+ * invalid_limits when the profile refuses an asked value (profile.c). */
+int tr__profile_effective_limits(tr_profile profile, const tr_limits *asked, tr_limits *ret, tr_error **ret_err);

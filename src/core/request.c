@@ -55,6 +55,7 @@ TR_PUBLIC int tr_request_new(tr_request **ret_request, tr_error **ret_err) {
         tr_request *r = calloc(1, sizeof(*r));
         if (!r)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.new", "out of memory");
+        tr_limits_init(&r->limits);
         *ret_request = r;
         return 0;
 }
@@ -94,7 +95,10 @@ TR_PUBLIC void tr_request_set_timeout_ms(tr_request *r, int64_t ms) {
         r->timeout_ms = ms;
 }
 TR_PUBLIC void tr_request_set_limits(tr_request *r, const tr_limits *l) {
-        r->limits = l ? *l : (tr_limits){ 0 };
+        if (l)
+                r->limits = *l;
+        else
+                tr_limits_init(&r->limits);
 }
 TR_PUBLIC void tr_request_set_profile(tr_request *r, tr_profile p) {
         r->profile = p;
@@ -185,10 +189,11 @@ TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
                 { "disk_bytes", l->disk_bytes },
         };
         for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
-                if (lim[i].v < 0)
+                if (lim[i].v < 0 && lim[i].v != TR_LIMIT_UNSET)
                         return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                            "limit %s is negative (%lld); zero means unlimited", lim[i].name,
-                                            (long long) lim[i].v);
+                                            "limit %s is negative (%lld); zero means unlimited, "
+                                            "TR_LIMIT_UNSET (-1) the profile's default",
+                                            lim[i].name, (long long) lim[i].v);
                 /* Backends scale limits (ms to us, bytes plus VM overhead);
                  * a bound far above any real machine keeps that arithmetic
                  * from overflowing. */

@@ -7,6 +7,7 @@
  * tr_runtime_execute safe from many threads without a lock.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +91,8 @@ TR_PUBLIC int tr_runtime_add_backend(tr_runtime *rt, tr_backend *b, tr_error **r
 }
 
 TR_PUBLIC void tr_runtime_route(tr_runtime *rt, tr_profile p, tr_backend_kind kind) {
+        if (p == TR_PROFILE_DEFAULT)
+                p = rt->default_profile;
         if (p > TR_PROFILE_DEFAULT && p < TR__PROFILE_MAX && (unsigned) kind < TR__BACKEND_MAX)
                 rt->routes[p] = kind;
 }
@@ -143,6 +146,12 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
                 return tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, kind, "route",
                                     "profile '%s' routes to the %s backend, which is not available in this runtime",
                                     pname, tr_backend_kind_name(kind));
+        /* The profile's defaults and refusals, decided once for every
+         * backend (profile.c); the request itself stays as the caller set it. */
+        tr_limits limits;
+        r = tr__profile_effective_limits(profile, &req->limits, &limits, ret_err);
+        if (r < 0)
+                return r;
 
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         r = tr_result_new(&res, ret_err);
@@ -153,6 +162,7 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
                 .res = res,
                 .cancel = cancel,
                 .profile = profile,
+                .limits = limits,
                 .log = rt->log,
                 .log_userdata = rt->log_userdata,
         };
@@ -165,8 +175,26 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
         ex.deadline_ns = start + tr_request_effective_timeout_ms(req) * TR_NSEC_PER_MSEC;
         res->backend = kind;
         /* The policy is the runtime's: only the dev profile may reach the host network. */
-        const char *kv[] = { "backend",  tr_backend_kind_name(kind),         "profile", pname,
-                             "language", tr_request_effective_language(req), NULL };
+        char mem[24], pids[24], cpu[24], disk[24];
+        snprintf(mem, sizeof(mem), "%lld", (long long) limits.memory_bytes);
+        snprintf(pids, sizeof(pids), "%lld", (long long) limits.pids_max);
+        snprintf(cpu, sizeof(cpu), "%lld", (long long) limits.cpu_quota_ms);
+        snprintf(disk, sizeof(disk), "%lld", (long long) limits.disk_bytes);
+        const char *kv[] = { "backend",
+                             tr_backend_kind_name(kind),
+                             "profile",
+                             pname,
+                             "language",
+                             tr_request_effective_language(req),
+                             "memory",
+                             mem,
+                             "pids",
+                             pids,
+                             "cpu_quota_ms",
+                             cpu,
+                             "disk",
+                             disk,
+                             NULL };
         rt_log(rt, TR_LOG_INFO, "execute", kv);
 
         tr_error *err = NULL;

@@ -632,7 +632,7 @@ int tr__gw_session_new(tr_exec *ex, tr__gw_session **ret_session, tr_error **ret
         s->ex = ex;
         const tr_request *req = tr_exec_request(ex);
         s->gw = req ? tr_request_gateway(req) : NULL;
-        const tr_limits *lim = req ? tr_request_limits(req) : NULL;
+        const tr_limits *lim = req ? tr_exec_limits(ex) : NULL;
         if (lim) {
                 s->max_tool_calls = lim->max_tool_calls > 0 ? lim->max_tool_calls : 0;
                 s->max_chain_steps = lim->max_chain_steps > 0 ? lim->max_chain_steps : 0;

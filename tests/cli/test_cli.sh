@@ -147,10 +147,10 @@ expect_status() { # WANT CMD...: run, compare the status, keep stderr in $err
 t_bad_input() {
     expect_status 125 $TR exec -p dev -c ''
     assert_contains "$err" missing_code
-    expect_status 125 $TR exec -p dev --pids -1 -c 'print(1)'
-    assert_contains "$err" invalid_limits
-    expect_status 125 $TR exec -p dev --memory -64M -c 'print(1)'
-    assert_contains "$err" invalid_limits
+    expect_status 2 $TR exec -p dev --pids -1 -c 'print(1)'
+    assert_contains "$err" "--pids: invalid value '-1': expected a whole number: digits only"
+    expect_status 2 $TR exec -p dev --memory -64M -c 'print(1)'
+    assert_contains "$err" "expected a size in bytes: digits with an optional k, M or G suffix"
     expect_status 2 $TR exec -b podman -c 'print(1)'
     assert_contains "$err" "unknown backend 'podman'"
     assert_contains "$err" "--help"
@@ -161,8 +161,9 @@ t_bad_input() {
     expect_status 2 $TR exec -p dev /nonexistent/snippet.py
     assert_contains "$err" "cannot read '/nonexistent/snippet.py'"
     expect_status 2 $TR exec -p dev --memory 12Q -c 'print(1)'
-    assert_contains "$err" "invalid value '12Q' for --memory"
+    assert_contains "$err" "--memory: invalid value '12Q'"
     expect_status 2 $TR exec -p dev -t abc -c 'print(1)'
+    assert_contains "$err" "--timeout: invalid value 'abc': expected decimal seconds"
     expect_status 2 $TR exec -p dev
     expect_status 2 $TR exec -p dev -c 'x' extra
     expect_status 2 $TR frobnicate
@@ -170,11 +171,47 @@ t_bad_input() {
 }
 
 t_sizes_parse() {
-    for s in 4096 64k 64K 1.5M 1G 64MiB 2gb; do
+    for s in 4096 64k 64K 16M 1G; do
         $TR exec -p dev --disk "$s" --max-output "$s" -c 'pass' >/dev/null || fail "size $s rejected"
     done
+    # Strict forms (issue 9): no decimals, other units, signs, spaces, hex or
+    # exponents, for sizes, counts and seconds alike; usage errors naming the form.
+    for s in 1.5M 64MiB 2gb 0.0001k ' 64M' '64M ' +64M 0x10 1e3 64T ''; do
+        expect_status 2 $TR exec -p dev --memory "$s" -c 'pass'
+        assert_contains "$err" "digits with an optional k, M or G suffix"
+    done
+    for s in 0x10 1e3 ' 5' 5s -1 .5 1,5 ''; do
+        expect_status 2 $TR exec -p dev -t "$s" -c 'pass'
+        assert_contains "$err" "expected decimal seconds"
+    done
+    expect_status 2 $TR exec -p dev -t 0.0001 -c 'pass'
+    assert_contains "$err" "rounds to 0 ms"
+    for s in 1.0 0x10 ' 4' 4k; do
+        expect_status 2 $TR exec -p dev --pids "$s" -c 'pass'
+        assert_contains "$err" "digits only"
+    done
+    out=$($TR exec -p dev --json -t 1.5 -c 'pass')
+    assert_eq "$(jget "$out" 'j["error"]')" null
     out=$($TR exec -p dev --json --memory 512M -c 'pass')
     assert_eq "$(jget "$out" 'j["limits_enforced"]["memory"]')" true
+}
+
+t_profile_limits() {
+    # hardened refuses unlimited before any backend is reached (no daemon needed).
+    for o in --memory --pids --cpu-quota-ms --disk; do
+        expect_status 125 $TR exec -p hardened $o 0 -c 'pass'
+        assert_contains "$err" "invalid_limits"
+        assert_contains "$err" "profile 'hardened' refuses an unlimited"
+    done
+    # Below what runc can start with: invalid_limits naming the minimum, before
+    # containerd is contacted (the socket does not exist).
+    expect_status 125 $TR exec -b containerd --socket /nonexistent.sock --memory 4M -c 'pass'
+    assert_contains "$err" "invalid_limits"
+    assert_contains "$err" "minimum of 8 MiB"
+    # dev has no resource defaults: nothing enforced without flags.
+    out=$($TR exec -p dev --json -c 'pass')
+    assert_eq "$(jget "$out" 'j["limits_enforced"]["memory"]')" false
+    assert_contains "$($TR exec --help)" "standard 512M, hardened 256M"
 }
 
 t_help_version_man() {

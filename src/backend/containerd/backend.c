@@ -38,9 +38,6 @@
  * deadline: a daemon that does not answer a Version call in 5 s is not
  * going to run a sandbox. */
 #define HEALTH_TIMEOUT_NS (5LL * 1000000000LL)
-/* Hardened defaults when the request leaves a limit at zero. */
-#define HARDENED_MEMORY (256LL * 1024 * 1024)
-#define HARDENED_PIDS   64
 /* A label key or value longer than this is not passed to containerd (which
  * refuses labels over 4 KiB). */
 #define MAX_LABEL 1024
@@ -137,6 +134,12 @@ TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_err
                        -EINVAL;
         /* The spec is public and its limits reach the OCI spec and the
          * expiry arithmetic unchecked: the core's bound applies here too. */
+        if (rs->memory_bytes > 0 && rs->memory_bytes < TR_CONTAINERD_MIN_MEMORY)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
+                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
+                                    "(runc cannot start a container with less)",
+                                    (long long) rs->memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
+                       -EINVAL;
         if (rs->memory_bytes > TR_LIMIT_MAX || rs->cpu_quota_us > TR_LIMIT_MAX || rs->pids_limit > TR_LIMIT_MAX ||
             rs->disk_bytes > TR_LIMIT_MAX)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
@@ -221,10 +224,6 @@ static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_ou
         return 0;
 }
 
-static const char *profile_or_standard(tr_profile p) {
-        return tr_profile_name(p == TR_PROFILE_DEFAULT ? TR_PROFILE_STANDARD : p);
-}
-
 static int metadata_labels(const tr_request *req, char ***labels) {
         for (size_t i = 0; i < tr_request_metadata_count(req); i++) {
                 const char *k, *v;
@@ -242,12 +241,21 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         const tr_request *req = tr_exec_request(ex);
         tr_result *res = tr_exec_result(ex);
         tr_profile profile = tr_exec_profile(ex);
-        if (profile == TR_PROFILE_DEFAULT)
-                profile = TR_PROFILE_STANDARD;
+        /* The effective limits: the profile's defaults are the core's
+         * (profile.c), already applied. */
+        const tr_limits lim = *tr_exec_limits(ex);
         char id[3 + 32 + 1];
         int r;
 
         tr_result_set_backend_kind(res, TR_BACKEND_CONTAINERD);
+        /* Before anything talks to containerd: a limit the backend cannot
+         * start with is the caller's error, not the daemon's. */
+        if (lim.memory_bytes > 0 && lim.memory_bytes < TR_CONTAINERD_MIN_MEMORY)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
+                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
+                                    "(runc cannot start a container with less)",
+                                    (long long) lim.memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
+                       -EINVAL;
         if (b->flags & TR_CONTAINERD_NO_RUNNER)
                 return tr_error_set(ret_err, TR_E_CLIENT_NOT_CONFIGURED, TR_BACKEND_CONTAINERD, "execute",
                                     "containerd client not configured: no container runner"),
@@ -259,7 +267,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         (void) tr_result_set_backend_detail(res, "image", b->image_ref, NULL);
         (void) tr_result_set_backend_detail(res, "namespace", b->client.ns, NULL);
         (void) tr_result_set_backend_detail(res, "runtime", b->runtime, NULL);
-        (void) tr_result_set_backend_detail(res, "profile", profile_or_standard(profile), NULL);
+        (void) tr_result_set_backend_detail(res, "profile", tr_profile_name(profile), NULL);
         (void) tr_result_set_backend_detail(res, "container_id", id, NULL);
         (void) tr_result_set_backend_detail(res, "snapshotter", b->client.snapshotter, NULL);
 
@@ -267,16 +275,6 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 return r;
         if (b->resolver && (r = b->resolver->resolve(b->resolver_self, b->image_ref, ex, ret_err)) < 0)
                 return r;
-
-        /* Limits: the request's, with the hardened profile's tighter
-         * defaults where it leaves one at zero. */
-        tr_limits lim = *tr_request_limits(req);
-        if (profile == TR_PROFILE_HARDENED) {
-                if (lim.memory_bytes == 0)
-                        lim.memory_bytes = HARDENED_MEMORY;
-                if (lim.pids_max == 0)
-                        lim.pids_max = HARDENED_PIDS;
-        }
 
         _cleanup_strv_ char **argv = NULL;
         if ((r = tr__runner_argv(req, "python3", "/bin/sh", &argv, ret_err)) < 0)
@@ -322,7 +320,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         }
 
         if (tr__strv_push(&labels, "io.toolruntime.profile") < 0 ||
-            tr__strv_push(&labels, profile_or_standard(profile)) < 0 || metadata_labels(req, &labels) < 0) {
+            tr__strv_push(&labels, tr_profile_name(profile)) < 0 || metadata_labels(req, &labels) < 0) {
                 r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
                 goto out;
         }

@@ -163,7 +163,8 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                         return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
         }
 
-        const tr_limits *lim = tr_request_limits(req);
+        /* The effective limits (the profile's defaults applied by the core). */
+        const tr_limits *lim = tr_exec_limits(ex);
         size_t code_len = 0;
         const char *code = tr_request_code(req, &code_len);
         tr_kata_sandbox_spec spec = {
@@ -209,17 +210,12 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                         return r;
         }
 
-        /* What the built-in QEMU runner enforces inside the guest: the
-         * cgroup limits and the /tmp tmpfs size, plus the host-side timeout.
+        /* The built-in QEMU runner enforces the timeout on the host.  The
+         * resource limits are reported by the runner once the agent says
+         * which it applied (qemu.c, kata_report_enforced: the one place).
          * Tool calls and chain steps are the gateway session's to report. */
-        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU) {
-                tr_limits_enforced *le = tr_result_limits_enforced_mut(res);
-                le->timeout = true;
-                le->memory = lim->memory_bytes > 0;
-                le->pids = lim->pids_max > 0;
-                le->cpu = lim->cpu_quota_ms > 0;
-                le->disk = lim->disk_bytes > 0;
-        }
+        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU)
+                tr_result_limits_enforced_mut(res)->timeout = true;
 
         if (k->runner_ops)
                 return k->runner_ops->run(k->runner_self, &spec, ex, ret_err);

@@ -334,6 +334,21 @@ static int queue_close(vm *v, uint32_t id, tr_error **ret_err) {
         return 0;
 }
 
+/* limits_enforced for the kata backend's resource limits: the one place
+ * that computes it.  A limit counts as enforced when the request has it and
+ * the agent reported it in force inside the guest (`bits`, TR_VL_*); the
+ * guest's RAM (sized from the memory limit) bounds the guest as a whole on
+ * top of that.  Anything else that must hold for a limit to count (a host
+ * cgroup around QEMU) belongs here too. */
+static void kata_report_enforced(vm *v, uint64_t bits) {
+        const tr_kata_resources *rs = &v->spec->resources;
+        tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(v->ex));
+        le->memory = rs->memory_bytes > 0 && (bits & TR_VL_MEMORY);
+        le->pids = rs->pids_max > 0 && (bits & TR_VL_PIDS);
+        le->cpu = rs->cpu_quota_ms > 0 && (bits & TR_VL_CPU);
+        le->disk = rs->disk_bytes > 0 && (bits & TR_VL_DISK);
+}
+
 /* Handle one frame from the guest.  Returns 0, or a negative value with
  * *ret_err set when the frame is invalid here. */
 static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
@@ -398,14 +413,8 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                         if (k < 0)
                                 return fail_guest(ret_err, "a malformed STARTED");
                         seccomp_applied = have && (bits & TR_VL_SECCOMP);
-                        if (have) {
-                                const tr_kata_resources *rs = &v->spec->resources;
-                                tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(v->ex));
-                                le->memory = rs->memory_bytes > 0 && (bits & TR_VL_MEMORY);
-                                le->pids = rs->pids_max > 0 && (bits & TR_VL_PIDS);
-                                le->cpu = rs->cpu_quota_ms > 0 && (bits & TR_VL_CPU);
-                                le->disk = rs->disk_bytes > 0 && (bits & TR_VL_DISK);
-                        }
+                        if (have)
+                                kata_report_enforced(v, bits);
                 }
                 /* The profile's seccomp filter is part of the sandbox: an
                  * agent that did not install it (an image older than the

@@ -43,6 +43,11 @@ TR_PUBLIC int tr_kata_sandbox_spec_validate(const tr_kata_sandbox_spec *spec, tr
         if (r->cpu_quota_ms < 0 || r->memory_bytes < 0 || r->pids_max < 0 || r->disk_bytes < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, KATA_KIND, "validate",
                                     "resource limits must not be negative");
+        if (r->memory_bytes > 0 && r->memory_bytes < TR_KATA_MIN_MEMORY)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, KATA_KIND, "validate",
+                                    "memory limit %lld bytes is below the kata backend's minimum of %lld MiB "
+                                    "(the interpreter and the agent's OOM watch need that much)",
+                                    (long long) r->memory_bytes, TR_KATA_MIN_MEMORY >> 20);
         if (spec->timeout_ms < 0 || spec->boot_timeout_ms < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, KATA_KIND, "validate",
                                     "timeouts must not be negative");

@@ -375,7 +375,7 @@ static int uh_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         const tr_request *req = tr_exec_request(ex);
         tr_result *res = tr_exec_result(ex);
         tr_limits_enforced *enf = tr_result_limits_enforced_mut(res);
-        const tr_limits *lim = tr_request_limits(req);
+        const tr_limits *lim = tr_exec_limits(ex);
         const char *lang = tr_request_effective_language(req);
         int r;
 

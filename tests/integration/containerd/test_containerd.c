@@ -149,7 +149,14 @@ static int run_on(tr_runtime *rt, const run_opts *o, tr_result **ret_res, tr_err
                 cr_assert_eq(tr_request_set_language(req, o->language, NULL), 0);
         tr_request_set_profile(req, o->profile ? o->profile : TR_PROFILE_STANDARD);
         tr_request_set_timeout_ms(req, o->timeout_ms ? o->timeout_ms : 20000);
-        tr_request_set_limits(req, &o->limits);
+        /* A limit the case leaves at 0 is unset here: the profile's default. */
+        tr_limits lim = o->limits;
+        int64_t *f[] = { &lim.max_tool_calls, &lim.max_chain_steps, &lim.cpu_quota_ms,
+                         &lim.memory_bytes,   &lim.pids_max,        &lim.disk_bytes };
+        for (size_t i = 0; i < sizeof(f) / sizeof(*f); i++)
+                if (*f[i] == 0)
+                        *f[i] = TR_LIMIT_UNSET;
+        tr_request_set_limits(req, &lim);
         if (o->max_output)
                 tr_request_set_max_output(req, o->max_output);
         tr_request_set_gateway(req, gw);
@@ -487,7 +494,7 @@ Test(containerd, hardened_profile_defaults_and_no_unshare) {
         cr_assert_eq(run(&o, &res, &err), 0, "%s", tr_error_message(err));
         cr_expect_str_eq(out_of(res), "unshare -1 True\nuid 65534\n");
         const tr_limits_enforced *le = tr_result_limits_enforced(res);
-        cr_expect(le->memory && le->pids, "hardened defaults are enforced");
+        cr_expect(le->memory && le->pids && le->cpu && le->disk, "hardened defaults are enforced");
         cr_expect_str_eq(tr_result_backend_detail(res, "profile"), "hardened");
 }
 

@@ -15,7 +15,8 @@ typedef struct fake {
         int exit_code;
         tr_code fail;
         int calls;
-        size_t repeat; /* write `out` this many times */
+        size_t repeat;    /* write `out` this many times */
+        tr_limits limits; /* what the backend was told to enforce */
 } fake;
 
 static tr_backend_kind fake_kind(void *self) {
@@ -25,6 +26,7 @@ static tr_backend_kind fake_kind(void *self) {
 static int fake_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         fake *f = self;
         f->calls++;
+        f->limits = *tr_exec_limits(ex);
         for (size_t i = 0; i < (f->repeat ? f->repeat : 1); i++)
                 if (f->out)
                         tr_exec_append_stdout(ex, f->out, strlen(f->out));
@@ -130,7 +132,7 @@ Test(runtime, validation_happens_before_any_backend) {
         tr_request_set_gateway(req, NULL);
         cr_assert_eq(run(NULL), TR_E_MISSING_GATEWAY);
         tr_request_set_gateway(req, gw);
-        tr_limits l = { .pids_max = -1 };
+        tr_limits l = { .pids_max = -2 };
         tr_request_set_limits(req, &l);
         cr_assert_eq(run(NULL), TR_E_INVALID_LIMITS);
         l = (tr_limits){ .memory_bytes = -5 };
@@ -232,4 +234,79 @@ Test(runtime, second_backend_of_a_kind_replaces_the_first) {
         cr_assert_eq(run(NULL), TR_OK);
         cr_assert_eq(other.calls, 1);
         cr_assert_eq(ctrd.calls, 0);
+}
+
+#define MIB (1024LL * 1024)
+
+Test(runtime, standard_defaults_fill_unset_limits_only) {
+        /* Nothing set: the standard profile's table, on whatever backend. */
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_expect_eq(ctrd.limits.memory_bytes, 512 * MIB);
+        cr_expect_eq(ctrd.limits.pids_max, 128);
+        cr_expect_eq(ctrd.limits.cpu_quota_ms, 100);
+        cr_expect_eq(ctrd.limits.disk_bytes, 64 * MIB);
+        cr_expect_eq(ctrd.limits.max_tool_calls, 0);
+        cr_expect_eq(ctrd.limits.max_chain_steps, 0);
+        /* Explicit values win, an explicit 0 stays unlimited, and the
+         * request the caller holds is not touched. */
+        tr_limits l;
+        tr_limits_init(&l);
+        l.memory_bytes = 0;
+        l.pids_max = 7;
+        tr_request_set_limits(req, &l);
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_expect_eq(ctrd.limits.memory_bytes, 0);
+        cr_expect_eq(ctrd.limits.pids_max, 7);
+        cr_expect_eq(ctrd.limits.cpu_quota_ms, 100);
+        cr_expect_eq(tr_request_limits(req)->cpu_quota_ms, TR_LIMIT_UNSET);
+        cr_expect_eq(tr_request_limits(req)->memory_bytes, 0);
+}
+
+Test(runtime, hardened_defaults_and_refuses_unlimited) {
+        tr_request_set_profile(req, TR_PROFILE_HARDENED);
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_expect_eq(ctrd.limits.memory_bytes, 256 * MIB);
+        cr_expect_eq(ctrd.limits.pids_max, 64);
+        cr_expect_eq(ctrd.limits.cpu_quota_ms, 50);
+        cr_expect_eq(ctrd.limits.disk_bytes, 16 * MIB);
+        int calls = ctrd.calls;
+        for (int i = 0; i < 4; i++) {
+                tr_limits l;
+                tr_limits_init(&l);
+                int64_t *f[] = { &l.memory_bytes, &l.pids_max, &l.cpu_quota_ms, &l.disk_bytes };
+                *f[i] = 0;
+                tr_request_set_limits(req, &l);
+                cr_expect_eq(run(NULL), TR_E_INVALID_LIMITS, "hardened must refuse an unlimited field %d", i);
+        }
+        cr_expect_eq(ctrd.calls, calls, "a refused request reaches no backend");
+        /* Gateway limits are not resource limits: 0 stays allowed. */
+        tr_limits l;
+        tr_limits_init(&l);
+        l.max_tool_calls = 0;
+        tr_request_set_limits(req, &l);
+        cr_expect_eq(run(NULL), TR_OK);
+}
+
+Test(runtime, dev_has_no_resource_defaults) {
+        tr_request_set_profile(req, TR_PROFILE_DEV);
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_expect_eq(host.limits.memory_bytes, 0);
+        cr_expect_eq(host.limits.pids_max, 0);
+        cr_expect_eq(host.limits.cpu_quota_ms, 0);
+        cr_expect_eq(host.limits.disk_bytes, 0);
+        tr_limits d;
+        cr_expect_eq(tr_profile_default_limits(TR_PROFILE_DEV, &d), 0);
+        cr_expect_eq(d.memory_bytes, 0);
+        cr_expect_eq(tr_profile_default_limits(TR_PROFILE_DEFAULT, &d), -EINVAL);
+        cr_expect_eq(tr_profile_default_limits(TR_PROFILE_STANDARD, &d), 0);
+        cr_expect_eq(d.memory_bytes, 512 * MIB);
+}
+
+Test(runtime, default_profile_follows_the_runtime) {
+        tr_runtime_set_default_profile(rt, TR_PROFILE_HARDENED);
+        cr_assert_eq(run(NULL), TR_OK);
+        cr_expect_eq(ctrd.limits.memory_bytes, 256 * MIB);
+        /* Routing the default profile routes the runtime's default. */
+        tr_runtime_route(rt, TR_PROFILE_DEFAULT, TR_BACKEND_UNSAFE_HOST);
+        cr_expect_eq(tr_runtime_route_of(rt, TR_PROFILE_HARDENED), TR_BACKEND_UNSAFE_HOST);
 }

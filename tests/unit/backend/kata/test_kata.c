@@ -49,6 +49,10 @@ Test(spec, validate) {
         s = good_spec();
         s.resources.memory_bytes = -1;
         cr_assert_eq(validate_code(&s), TR_E_INVALID_LIMITS);
+        s.resources.memory_bytes = TR_KATA_MIN_MEMORY - 1;
+        cr_assert_eq(validate_code(&s), TR_E_INVALID_LIMITS, "below the minimum");
+        s.resources.memory_bytes = TR_KATA_MIN_MEMORY;
+        cr_assert_eq(validate_code(&s), TR_OK);
         s = good_spec();
         s.hypervisor = "xen";
         cr_assert_eq(validate_code(&s), TR_E_INVALID_REQUEST);

@@ -197,12 +197,12 @@ Test(ctrd_backend, hardened_defaults_and_seccomp) {
         cr_assert_eq(exec_profile(rt, TR_PROFILE_HARDENED, NULL, &res, NULL), 0);
         cr_expect_eq(runner.res.memory_bytes, 256LL * 1024 * 1024);
         cr_expect_eq(runner.res.pids_limit, 64);
+        cr_expect_eq(runner.res.cpu_quota_us, 50000);
+        cr_expect_eq(runner.res.disk_bytes, 16LL * 1024 * 1024);
         cr_expect_str_eq(runner.seccomp, "/etc/toolruntime/seccomp.json");
         cr_expect_str_eq(runner.runtime, "io.containerd.runsc.v1");
         const tr_limits_enforced *le = tr_result_limits_enforced(res);
-        cr_expect(le->memory && le->pids);
-        cr_expect_not(le->cpu);
-        cr_expect_not(le->disk);
+        cr_expect(le->memory && le->pids && le->cpu && le->disk);
         cr_expect_str_eq(tr_result_backend_detail(res, "runtime"), "io.containerd.runsc.v1");
 }
 
@@ -345,4 +345,21 @@ Test(ctrd_backend, spec_validate) {
         s.image = "img";
         s.command = NULL;
         cr_expect_lt(tr_containerd_spec_validate(&s, NULL), 0);
+}
+
+Test(ctrd_backend, memory_below_the_minimum_is_invalid_limits_before_containerd) {
+        _cleanup_(tr_runtime_freep) tr_runtime *rt = make(fakes());
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        tr_limits lim;
+        tr_limits_init(&lim);
+        lim.memory_bytes = TR_CONTAINERD_MIN_MEMORY - 1;
+        cr_assert_lt(exec_profile(rt, TR_PROFILE_STANDARD, &lim, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_INVALID_LIMITS);
+        cr_expect(strstr(tr_error_message(err), "minimum of 8 MiB"), "%s", tr_error_message(err));
+        cr_expect_eq(health.calls, 0);
+        cr_expect_eq(runner.calls, 0);
+        lim.memory_bytes = TR_CONTAINERD_MIN_MEMORY;
+        tr_result_free(TAKE_PTR(res));
+        cr_expect_eq(exec_profile(rt, TR_PROFILE_STANDARD, &lim, &res, NULL), 0);
 }
