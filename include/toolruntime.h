@@ -203,6 +203,10 @@ typedef struct tr_uid_range {
 #define TR_UID_RANGE_DEFAULT_FIRST 0x70000000u
 #define TR_UID_RANGE_DEFAULT_COUNT 65536u
 
+/* Parse "FIRST-LAST" (decimal, inclusive) into *ret_range and check it as
+ * above; TR_E_INVALID_REQUEST naming the accepted form otherwise. */
+TR_PUBLIC int tr_uid_range_parse(const char *text, tr_uid_range *ret_range, tr_error **ret_err);
+
 /* ------------------------------------------------------------------------
  * Logging
  * ---------------------------------------------------------------------- */

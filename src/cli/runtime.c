@@ -27,6 +27,7 @@ void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg)
                 .socket_path = o->socket,
                 .runtime = o->runtime,
                 .seccomp_path = o->seccomp,
+                .uid_range = o->uid_range,
         };
 }
 
@@ -40,6 +41,7 @@ void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
                 .accel = o->accel,
                 .containerd_address = o->socket,
                 .containerd_namespace = o->ctrd_namespace,
+                .uid_range = o->uid_range,
         };
 }
 

@@ -72,6 +72,33 @@ int tr__uid_range_check(const tr_uid_range *range, tr_backend_kind backend, tr_e
         return 0;
 }
 
+TR_PUBLIC int tr_uid_range_parse(const char *text, tr_uid_range *ret_range, tr_error **ret_err) {
+        uint64_t v[2] = { 0, 0 };
+        const char *p = text;
+        for (int i = 0; i < 2; i++) {
+                /* Digits only: no sign, space, base prefix or exponent. */
+                size_t n = p ? strspn(p, "0123456789") : 0;
+                if (n == 0 || n > 10 || p[n] != (i == 0 ? '-' : '\0'))
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, OP,
+                                            "uid range: expected FIRST-LAST (decimal uids), got '%s'",
+                                            text ? text : ""),
+                               -EINVAL;
+                for (size_t k = 0; k < n; k++)
+                        v[i] = v[i] * 10 + (uint64_t) (p[k] - '0');
+                p += n + 1;
+        }
+        if (v[0] > v[1] || v[1] >= UINT32_MAX)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, OP,
+                                    "uid range: expected FIRST-LAST with FIRST <= LAST < 4294967295, got '%s'", text),
+                       -EINVAL;
+        tr_uid_range r = { (uint32_t) v[0], (uint32_t) (v[1] - v[0] + 1) };
+        int e = tr__uid_range_check(&r, TR_BACKEND_NONE, ret_err);
+        if (e < 0)
+                return e;
+        *ret_range = r;
+        return 0;
+}
+
 /* "Uid:" and "Gid:" of /proc/<pid>/status hold the real, effective, saved
  * and filesystem ids.  The sandbox's gid equals its uid, so a process
  * holding it as a group counts as well.  Only the thread-group leader's

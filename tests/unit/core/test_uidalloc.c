@@ -56,6 +56,24 @@ Test(uidalloc, range_checks) {
         cr_assert_lt(access(dir, F_OK), 0);
 }
 
+Test(uidalloc, parse) {
+        tr_uid_range r;
+        cr_assert_eq(tr_uid_range_parse("1879048192-1879113727", &r, NULL), 0);
+        cr_assert_eq(r.first, 1879048192u);
+        cr_assert_eq(r.count, 65536u);
+        cr_assert_eq(tr_uid_range_parse("100000-100000", &r, NULL), 0);
+        cr_assert_eq(r.count, 1u);
+        const char *bad[] = { NULL,      "",          "100000",   "100000-",     "-100000",    "100000-99999",
+                              " 1000-2000", "1000-2000 ", "+1000-2000", "0x1000-0x2000", "1e4-2e4",   "1000--2000",
+                              "0-10",    "60000-70000", "4294967290-4294967295", "99999999999-99999999999" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                tr_error *err = NULL;
+                cr_assert_lt(tr_uid_range_parse(bad[i], &r, &err), 0, "%s", bad[i] ? bad[i] : "NULL");
+                cr_assert_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+                tr_error_free(err);
+        }
+}
+
 Test(uidalloc, default_range_and_release) {
         tr__uid_lease *a = NULL, *b = NULL;
         cr_assert_eq(tr__uid_lease_acquire_in(dir, NULL, &a, NULL), 0);
