@@ -162,12 +162,10 @@ static int open_dir(const char *dir, tr_error **ret_err) {
                                     "uid needs root)");
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, OP,
-                                    "cannot create the uid lease directory %s: %m (a per-sandbox uid needs root)",
-                                    dir);
+                                    "cannot create the uid lease directory %s: %m (a per-sandbox uid needs root)", dir);
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, OP, "uid lease directory %s: %m",
-                                    dir);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, OP, "uid lease directory %s: %m", dir);
         struct stat st;
         if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
                 close(fd);
@@ -224,8 +222,8 @@ int tr__uid_lease_acquire_in(const char *dir, const tr_uid_range *range, tr__uid
                 int fd = -1;
                 r = try_slot(dfd, uid, &fd);
                 if (r < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, OP, "uid lease %s/%u: %s",
-                                            dir, uid, strerror(-r)),
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, OP, "uid lease %s/%u: %s", dir,
+                                            uid, strerror(-r)),
                                r;
                 if (r == 0)
                         continue;

@@ -36,8 +36,7 @@ int tr__uid_range_check(const tr_uid_range *range, tr_backend_kind backend, tr_e
 int tr__uid_lease_acquire(const tr_uid_range *range, tr__uid_lease **ret_lease, tr_error **ret_err);
 
 /* The same, with the lease directory given (unit tests). */
-int tr__uid_lease_acquire_in(const char *dir, const tr_uid_range *range, tr__uid_lease **ret_lease,
-                             tr_error **ret_err);
+int tr__uid_lease_acquire_in(const char *dir, const tr_uid_range *range, tr__uid_lease **ret_lease, tr_error **ret_err);
 
 uint32_t tr__uid_lease_uid(const tr__uid_lease *lease);
 

@@ -198,8 +198,8 @@ static void ctrd_free(void *self) {
  * holding gw/ (owned by the sandbox's own uid, 0700), which the spec
  * bind-mounts at /run/toolruntime.  The outer directory keeps every other
  * host user out; the inner one lets this sandbox's uid -- which no other
- * live sandbox shares -- reach the socket, and nothing else.  The id is random and mkdir never reuses an existing entry; the
- * name lets gc match the directory to its container. */
+ * live sandbox shares -- reach the socket, and nothing else.  The id is random and mkdir never reuses an existing
+ * entry; the name lets gc match the directory to its container. */
 static int gateway_dir_make(const ctrd_backend *b, const char *id, uid_t uid, char **ret_outer, char **ret_inner,
                             int *ret_lock, tr_error **ret_err) {
         _cleanup_free_ char *outer = NULL, *inner = NULL;

@@ -109,8 +109,8 @@ Test(ctrd_spec, user_parsing) {
         cr_assert_eq(tr__ctrd_parse_user("1879048193:1879048194", &u, &g), 0);
         cr_assert_eq(u, 1879048193u);
         cr_assert_eq(g, 1879048194u);
-        const char *bad[] = { NULL, "", "65534", "65534:", ":1", "a:b", "1:2:3", " 1:2", "1:2 ", "-1:2", "4294967295:1",
-                              "99999999999:1" };
+        const char *bad[] = { NULL,    "",     "65534", "65534:", ":1",           "a:b",
+                              "1:2:3", " 1:2", "1:2 ",  "-1:2",   "4294967295:1", "99999999999:1" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
                 cr_assert_lt(tr__ctrd_parse_user(bad[i], &u, &g), 0, "%s", bad[i] ? bad[i] : "NULL");
 }
