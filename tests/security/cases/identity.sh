@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2016 # the probes are single-quoted: they expand in the probing shell
 #
 # One identity per sandbox (issue 9, item 3).  Two live sandboxes run as
 # different host uids, taken from the sandbox uid range and never 65534, and
