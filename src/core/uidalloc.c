@@ -2,14 +2,17 @@
 /*
  * Per-sandbox host uids (see uidalloc.h for what it owns).
  *
- * Why a uid per execution and not a user namespace: runc 1.1 with cgroup v1
- * and overlay snapshots would need the image's files chowned (or idmapped
- * mounts, which overlayfs on this kernel does not take) for every mapping,
- * the cgroup v1 hierarchy delegated, and the gateway socket bind mount
- * mapped; a plain unprivileged uid per sandbox needs none of that: the
- * read-only image stays owned by root (readable by anyone), /tmp is a fresh
- * tmpfs of mode 1777, and the kernel's ordinary uid checks keep sandboxes
- * apart (ptrace, /proc/<pid>/root, signals, the 0700 gateway directory).
+ * Why a uid per execution and not a user namespace: a per-execution
+ * mapping needs a host range no other sandbox uses (this same allocation),
+ * and with runc 1.1 (no idmapped mounts), cgroup v1 and overlay snapshots it
+ * adds traps of its own: the image's files appear unmapped, every host path
+ * handed in (the gateway directory) must belong to the mapped uid anyway,
+ * and a user namespace opens namespaced-capability kernel surface the
+ * profiles otherwise keep shut.  A plain unprivileged uid per sandbox needs
+ * none of that: the read-only image stays root's (readable by anyone), /tmp
+ * is a fresh tmpfs of mode 1777, and the kernel's ordinary uid checks keep
+ * sandboxes apart (ptrace, /proc/<pid>/root, signals, the 0700 gateway
+ * directory).
  *
  * A slot is free when (1) we can take the exclusive flock of its lock file
  * and (2) no process on the host runs as its uid.  (1) alone is not enough:
