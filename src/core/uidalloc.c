@@ -256,6 +256,36 @@ int tr__uid_lease_acquire(const tr_uid_range *range, tr__uid_lease **ret_lease, 
         return tr__uid_lease_acquire_in(TR_UID_LEASE_DIR, range, ret_lease, ret_err);
 }
 
+int tr__uid_lease_sweep(const char *dir) {
+        if (!dir)
+                dir = TR_UID_LEASE_DIR;
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return errno == ENOENT ? 0 : tr__negerrno();
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                int r = tr__negerrno();
+                close(dfd);
+                return r;
+        }
+        int removed = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_close_ int fd = openat(dfd, de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue; /* gone, or a live lease */
+                /* Ours now: the same unlink-while-locked as a release, if
+                 * the name still is the file we locked. */
+                struct stat a, b;
+                if (fstat(fd, &a) == 0 && fstatat(dfd, de->d_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    a.st_dev == b.st_dev && a.st_ino == b.st_ino && unlinkat(dfd, de->d_name, 0) == 0)
+                        removed++;
+        }
+        closedir(d);
+        return removed;
+}
+
 uint32_t tr__uid_lease_uid(const tr__uid_lease *lease) {
         return lease->uid;
 }

@@ -49,6 +49,12 @@ static inline void tr__uid_lease_freep(tr__uid_lease **p) {
                 tr__uid_lease_free(*p);
 }
 
+/* Remove the lock files of dead holders (a SIGKILLed caller cannot unlink
+ * its own) from `dir` (NULL: TR_UID_LEASE_DIR): each file whose lock can be
+ * taken.  Live leases are untouched.  For gc; returns how many were
+ * removed, or a negative errno. */
+int tr__uid_lease_sweep(const char *dir);
+
 /* Whether any process on the host runs with `uid` as one of its user or
  * group ids (real, effective, saved or filesystem).  Exposed for tests. */
 bool tr__uid_in_use(uint32_t uid);

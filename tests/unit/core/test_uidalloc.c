@@ -238,6 +238,38 @@ Test(uidalloc, a_dead_holder_frees_its_slot) {
         tr__uid_lease_free(l);
 }
 
+Test(uidalloc, sweep_removes_only_dead_holders_files) {
+        /* A holder killed with SIGKILL cannot unlink its file: the sweep
+         * does, and leaves a live lease alone. */
+        tr__uid_lease *live = NULL;
+        cr_assert_eq(tr__uid_lease_acquire_in(dir, &(tr_uid_range){ FIRST + 300, 1 }, &live, NULL), 0);
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                tr__uid_lease *l = NULL;
+                char c = tr__uid_lease_acquire_in(dir, &(tr_uid_range){ FIRST + 301, 1 }, &l, NULL) == 0 ? 'y' : 'n';
+                (void) write(p[1], &c, 1);
+                pause();
+                _exit(0);
+        }
+        char c = 0;
+        cr_assert_eq(read(p[0], &c, 1), 1);
+        cr_assert_eq(c, 'y');
+        cr_assert_eq(tr__uid_lease_sweep(dir), 0, "both holders are alive");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        char path[128];
+        snprintf(path, sizeof path, "%s/%u", dir, FIRST + 301);
+        cr_assert_eq(access(path, F_OK), 0, "a killed holder leaves its file");
+        cr_assert_eq(tr__uid_lease_sweep(dir), 1);
+        cr_assert_neq(access(path, F_OK), 0);
+        snprintf(path, sizeof path, "%s/%u", dir, FIRST + 300);
+        cr_assert_eq(access(path, F_OK), 0, "the live lease is untouched");
+        tr__uid_lease_free(live);
+        cr_assert_eq(tr__uid_lease_sweep("/nonexistent/tr-uids"), 0);
+}
+
 Test(uidalloc, a_uid_still_running_is_skipped) {
         /* An orphan (a sandbox whose caller died) still runs as the uid: its
          * slot's lock is free, but the uid must not be handed out. */
