@@ -245,8 +245,9 @@ int tr__uid_lease_acquire_in(const char *dir, const tr_uid_range *range, tr__uid
                 return 0;
         }
         r = tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, TR_BACKEND_NONE, OP,
-                         "every sandbox uid of %u-%u is in use (%u sandboxes)", range->first,
-                         range->first + range->count - 1, range->count);
+                         "no free sandbox uid in %u-%u: each is held by a live sandbox (or a process "
+                         "still runs as it); retry later or widen --uid-range",
+                         range->first, range->first + range->count - 1);
         if (ret_err && *ret_err)
                 tr_error_set_retryable(*ret_err, true);
         return r;
