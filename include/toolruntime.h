@@ -220,6 +220,29 @@ typedef struct tr_limits_enforced {
         bool disk;
 } tr_limits_enforced;
 
+/*
+ * The host uids given to sandboxes, one per live sandbox (containers and
+ * VMs alike), each also used as the sandbox's gid: uids first ..
+ * first+count-1.  A zero count selects the default range,
+ * TR_UID_RANGE_DEFAULT_FIRST + TR_UID_RANGE_DEFAULT_COUNT: 0x70000000 up,
+ * above the subordinate uid ranges useradd hands out (100000-600100000), the
+ * systemd container range (0x00080000-0x6FFFFFFF) and every account, and
+ * below 2^31 and systemd's foreign range (0x7FFE0000).  A range may not
+ * contain uids below 1000 (system accounts), 65534/65535 (nobody, 16-bit -1)
+ * or 4294967295.
+ */
+typedef struct tr_uid_range {
+        uint32_t first;
+        uint32_t count;
+} tr_uid_range;
+
+#define TR_UID_RANGE_DEFAULT_FIRST 0x70000000u
+#define TR_UID_RANGE_DEFAULT_COUNT 65536u
+
+/* Parse "FIRST-LAST" (decimal, inclusive) into *ret_range and check it as
+ * above; TR_E_INVALID_REQUEST naming the accepted form otherwise. */
+TR_PUBLIC int tr_uid_range_parse(const char *text, tr_uid_range *ret_range, tr_error **ret_err);
+
 /* ------------------------------------------------------------------------
  * Logging
  * ---------------------------------------------------------------------- */

@@ -31,7 +31,9 @@ typedef struct tr_containerd_resources {
 
 /* Security settings (the reference's SecuritySpec). */
 typedef struct tr_containerd_security {
-        const char *user; /* "65534:65534" */
+        /* "UID:GID": the sandbox's own host uid, leased per execution from
+         * the backend's uid_range (uid == gid); root is a security violation */
+        const char *user;
         bool read_only_rootfs;
         const char *network_mode;    /* "none", or "host" (dev profile only) */
         const char *seccomp_profile; /* path of a Docker-format profile; NULL: the runtime's/built-in */
@@ -143,6 +145,12 @@ typedef struct tr_containerd_config {
         /* Where per-execution private directories (FIFOs, gateway socket)
          * are made; NULL: "/run/toolruntime" when writable, else "/tmp". */
         const char *state_dir;
+        /* The host uids the sandboxes run as, one per live sandbox (see
+         * tr_uid_range); zero: the default range.  Leases are kept in
+         * /run/toolruntime/uids, shared with every other toolruntime process
+         * and the kata backend, so two callers with the same range never
+         * share a uid. */
+        tr_uid_range uid_range;
         unsigned flags; /* TR_CONTAINERD_NO_* */
         const tr_containerd_runner_ops *runner;
         void *runner_self;

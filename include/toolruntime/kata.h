@@ -97,6 +97,12 @@ typedef struct tr_kata_sandbox_spec {
         int64_t boot_timeout_ms;
         tr_kata_accel accel;
         const char *const *labels; /* NULL-terminated alternating key, value */
+        /* The host uid (also the gid) the hypervisor runs as: the VM's own,
+         * leased by the backend from tr_kata_config.uid_range for the VM's
+         * life when the library runs as root; 0 when it does not (QEMU then
+         * keeps the caller's uid).  Not the guest's user: inside, the
+         * snippet stays `security.user`. */
+        uint32_t host_uid;
 } tr_kata_sandbox_spec;
 
 /* Checks the seed's Validate rules: image or image_path, a command,
@@ -148,6 +154,10 @@ typedef struct tr_kata_config {
         tr_kata_runner_kind runner;
         tr_kata_accel accel;
         int64_t boot_timeout_ms; /* 0: TR_KATA_DEFAULT_BOOT_TIMEOUT_MS */
+        /* The host uids the QEMU runner's VMs run as, one per live VM (see
+         * tr_uid_range; zero: the default range), leased from the same pool
+         * as the containerd backend's sandboxes. */
+        tr_uid_range uid_range;
         /* containerd runner: the daemon and namespace (NULL: defaults). */
         const char *containerd_address;
         const char *containerd_namespace;

@@ -29,7 +29,8 @@ typedef struct cli_backend_opts {
         const char *initrd;
         const char *vm_image;
         const char *hypervisor;
-        tr_kata_accel accel; /* --accel; zero is auto */
+        tr_kata_accel accel;    /* --accel; zero is auto */
+        tr_uid_range uid_range; /* --uid-range; zero is the default */
         const char *sdk_path;
 } cli_backend_opts;
 

@@ -55,6 +55,13 @@ static const char exec_help[] =
         "      --accel NAME         auto (default: KVM when /dev/kvm really runs a guest; the\n"
         "                           verdict is kept in /run/toolruntime/kvm-probe), kvm, tcg\n"
         "\n"
+        "sandbox identity (containerd, kata):\n"
+        "      --uid-range FIRST-LAST\n"
+        "                           host uids the sandboxes run as, one per live sandbox, each\n"
+        "                           also its gid (default 1879048192-1879113727, 0x70000000 up:\n"
+        "                           no account or subordinate uid range uses them); leases are\n"
+        "                           kept in /run/toolruntime/uids\n"
+        "\n"
         "tool gateway:\n"
         "      --tools FILE         a tools manifest (JSON) the snippet may call\n"
         "      --mcp 'CMD ARGS'     an MCP server (stdio) whose tools the snippet may call;\n"
@@ -89,6 +96,7 @@ enum {
         OPT_VM_IMAGE,
         OPT_HYPERVISOR,
         OPT_ACCEL,
+        OPT_UID_RANGE,
         OPT_TOOLS,
         OPT_MCP,
 };
@@ -119,6 +127,7 @@ static const struct option exec_opts[] = {
         { "vm-image", required_argument, NULL, OPT_VM_IMAGE },
         { "hypervisor", required_argument, NULL, OPT_HYPERVISOR },
         { "accel", required_argument, NULL, OPT_ACCEL },
+        { "uid-range", required_argument, NULL, OPT_UID_RANGE },
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
         { 0 },
@@ -330,6 +339,15 @@ int cli_exec(int argc, char **argv) {
                         else
                                 return cli_usage_error("exec", "--accel: expected auto, kvm or tcg, got '%s'", optarg);
                         break;
+                case OPT_UID_RANGE: {
+                        tr_error *uerr = NULL;
+                        if (tr_uid_range_parse(optarg, &bo.uid_range, &uerr) < 0) {
+                                int rc = cli_usage_error("exec", "--uid-range: %s", tr_error_message(uerr));
+                                tr_error_free(uerr);
+                                return rc;
+                        }
+                        break;
+                }
                 case OPT_TOOLS: tools = optarg; break;
                 case OPT_MCP: {
                         const char **m = realloc(mcp_owner, (n_mcp + 1) * sizeof(*m));

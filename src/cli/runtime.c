@@ -27,6 +27,7 @@ void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg)
                 .socket_path = o->socket,
                 .runtime = o->runtime,
                 .seccomp_path = o->seccomp,
+                .uid_range = o->uid_range,
         };
 }
 
@@ -41,6 +42,7 @@ void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
                 .containerd_address = o->socket,
                 .containerd_namespace = o->ctrd_namespace,
                 .seccomp_path = o->seccomp,
+                .uid_range = o->uid_range,
         };
 }
 

@@ -170,6 +170,18 @@ t_bad_input() {
     expect_status 2 $TR
 }
 
+t_uid_range_option() {
+    # FIRST-LAST in decimal, outside system accounts and nobody: anything
+    # else is a usage error naming the form, before any sandbox exists.
+    for bad in 100000 100000- -5 200-100 0-10 60000-70000 ' 100000-100010' 0x100000-0x100010 4294967290-4294967295; do
+        expect_status 2 $TR exec --uid-range "$bad" -c 'print(1)'
+        assert_contains "$err" "--uid-range"
+    done
+    assert_contains "$err" "FIRST-LAST"
+    $TR exec -p dev --uid-range 1879048192-1879048200 -c 'pass' || fail "a valid --uid-range was refused"
+    assert_contains "$($TR exec --help)" "--uid-range FIRST-LAST"
+}
+
 t_sizes_parse() {
     for s in 4096 64k 64K 16M 1G; do
         $TR exec -p dev --disk "$s" --max-output "$s" -c 'pass' >/dev/null || fail "size $s rejected"

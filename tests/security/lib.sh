@@ -126,12 +126,30 @@ ctrd_state() {
 
 # Host processes still in the cgroup of one of this case's containers: a
 # sandbox that leaves one behind has escaped its cleanup.  (Matching by
-# container id, not by uid 65534, keeps other users of the host out of it.)
+# container id, not by uid, keeps other users of the host out of it.)
 leftover_procs() {
     [ ${#CASE_IDS[@]} -gt 0 ] || { echo 0; return; }
     local args=() id
     for id in "${CASE_IDS[@]}"; do args+=(-e "$id"); done
     grep -l -F "${args[@]}" /proc/[0-9]*/cgroup 2>/dev/null | wc -l
+}
+
+# Each sandbox runs as its own host uid, leased from this range (the
+# library's default, TR_UID_RANGE_DEFAULT_*) and never 65534.
+UID_FIRST=1879048192
+UID_LAST=1879113727
+
+# check_sandbox_uid: assert the last result ran as a leased host uid and
+# set SBX_UID to the uid its snippet saw: a container's snippet is that host
+# uid itself (backend.details.host_uid); a VM's snippet is the guest's
+# 65534 (the host uid is QEMU's).
+check_sandbox_uid() {
+    local u
+    u=$(j '.backend.details.host_uid // empty')
+    if ! [[ "$u" =~ ^[0-9]+$ ]] || [ "$u" -lt "$UID_FIRST" ] || [ "$u" -gt "$UID_LAST" ]; then
+        fail "host_uid '$u' is not in the sandbox uid range $UID_FIRST-$UID_LAST"
+    fi
+    if [ "$(j .backend.kind)" = kata ]; then SBX_UID=65534; else SBX_UID=$u; fi
 }
 
 run_case() { # name function

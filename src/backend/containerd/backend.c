@@ -21,17 +21,15 @@
 #include "backend/containerd/client.h"
 #include "backend/containerd/image.h"
 #include "backend/containerd/sandbox.h"
+#include "backend/containerd/spec.h"
 #include "core/runner.h"
+#include "core/uidalloc.h"
 #include "gateway/session.h"
 #include "util/macros.h"
 #include "util/proc.h"
 #include "util/strv.h"
 #include "util/timeutil.h"
 
-/* The sandbox's user (the spec builder's): the gateway directory is handed
- * to it. */
-#define SANDBOX_UID 65534
-#define SANDBOX_GID 65534
 /* Where the spec mounts the gateway directory inside the container. */
 #define GATEWAY_ENV_VALUE "unix:/run/toolruntime/gateway.sock"
 /* The health check gets at most this long, whatever the execution's
@@ -54,6 +52,7 @@ typedef struct ctrd_backend {
         void *resolver_self;
         const tr_containerd_health_ops *health;
         void *health_self;
+        tr_uid_range uid_range; /* the sandboxes' host uids (zero: the default) */
 } ctrd_backend;
 
 /* ---- the real health checker and image resolver ------------------------------ */
@@ -145,6 +144,15 @@ TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_err
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
                                     "resource limit above %lld", (long long) TR_LIMIT_MAX),
                        -EINVAL;
+        uint32_t uid, gid;
+        if (tr__ctrd_parse_user(spec->security.user, &uid, &gid) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
+                                    "container user must be UID:GID"),
+                       -EINVAL;
+        if (uid == 0 || gid == 0)
+                return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
+                                    "the sandbox must not run as root"),
+                       -EPERM;
         if (spec->security.privileged)
                 return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
                                     "privileged containers are not allowed in a sandbox"),
@@ -190,13 +198,13 @@ static void ctrd_free(void *self) {
 }
 
 /* The host side of the gateway endpoint: <state>/<id>.gw (0700, ours)
- * holding gw/ (owned by the sandbox user, 0700), which the spec bind-mounts
- * at /run/toolruntime.  The outer directory keeps every other host user
- * out; the inner one lets the sandbox's user reach the socket and nothing
- * else.  The id is random and mkdir never reuses an existing entry; the
- * name lets gc match the directory to its container. */
-static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_outer, char **ret_inner, int *ret_lock,
-                            tr_error **ret_err) {
+ * holding gw/ (owned by the sandbox's own uid, 0700), which the spec
+ * bind-mounts at /run/toolruntime.  The outer directory keeps every other
+ * host user out; the inner one lets this sandbox's uid -- which no other
+ * live sandbox shares -- reach the socket, and nothing else.  The id is random and mkdir never reuses an existing
+ * entry; the name lets gc match the directory to its container. */
+static int gateway_dir_make(const ctrd_backend *b, const char *id, uid_t uid, char **ret_outer, char **ret_inner,
+                            int *ret_lock, tr_error **ret_err) {
         _cleanup_free_ char *outer = NULL, *inner = NULL;
         if (asprintf(&outer, "%s/%s.gw", b->client.state_dir, id) < 0)
                 return outer = NULL,
@@ -211,7 +219,7 @@ static int gateway_dir_make(const ctrd_backend *b, const char *id, char **ret_ou
                 inner = NULL;
                 errno = ENOMEM;
         }
-        if (!inner || mkdir(inner, 0700) < 0 || chown(inner, SANDBOX_UID, SANDBOX_GID) < 0) {
+        if (!inner || mkdir(inner, 0700) < 0 || chown(inner, uid, (gid_t) uid) < 0) {
                 int e = errno;
                 tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway dir in %s: %s", outer,
                              strerror(e));
@@ -280,6 +288,18 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         if ((r = tr__runner_argv(req, "python3", "/bin/sh", &argv, ret_err)) < 0)
                 return r;
 
+        /* The sandbox's own host uid (and gid), held until the runner has
+         * destroyed the sandbox: released last, after `out:`. */
+        _cleanup_(tr__uid_lease_freep) tr__uid_lease *lease = NULL;
+        if ((r = tr__uid_lease_acquire(&b->uid_range, &lease, ret_err)) < 0)
+                return r;
+        uid_t uid = tr__uid_lease_uid(lease);
+        char user[32];
+        snprintf(user, sizeof user, "%u:%u", (unsigned) uid, (unsigned) uid);
+        char uid_text[16];
+        snprintf(uid_text, sizeof uid_text, "%u", (unsigned) uid);
+        (void) tr_result_set_backend_detail(res, "host_uid", uid_text, NULL);
+
         /* The gateway endpoint, when the request has a gateway. */
         tr__gw_session *gw = NULL;
         _cleanup_free_ char *gw_outer = NULL, *gw_inner = NULL;
@@ -291,7 +311,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory"),
                                -ENOMEM;
         if (tr_request_gateway(req)) {
-                r = gateway_dir_make(b, id, &gw_outer, &gw_inner, &gw_lock, ret_err);
+                r = gateway_dir_make(b, id, uid, &gw_outer, &gw_inner, &gw_lock, ret_err);
                 if (r < 0)
                         return r;
                 _cleanup_free_ char *sock = NULL;
@@ -306,8 +326,8 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 if (r < 0)
                         goto out;
                 /* connect() needs write permission on the socket: give it to the
-                 * sandbox's user alone. */
-                if (chown(sock, SANDBOX_UID, SANDBOX_GID) < 0 || chmod(sock, 0600) < 0) {
+                 * sandbox's uid alone. */
+                if (chown(sock, uid, (gid_t) uid) < 0 || chmod(sock, 0600) < 0) {
                         int e = errno;
                         r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway",
                                          "gateway socket %s: %s", sock, strerror(e));
@@ -340,7 +360,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                         .disk_bytes = lim.disk_bytes,
                 },
                 .security = {
-                        .user = "65534:65534",
+                        .user = user,
                         .read_only_rootfs = profile != TR_PROFILE_DEV,
                         .network_mode = profile == TR_PROFILE_DEV ? "host" : "none",
                         .seccomp_profile = profile == TR_PROFILE_HARDENED ? b->seccomp_path : NULL,
@@ -441,6 +461,8 @@ TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_back
                 why = "seccomp_path must be absolute";
         else if (!is_abs(state))
                 why = "state_dir must be absolute";
+        else if (tr__uid_range_check(&c->uid_range, TR_BACKEND_CONTAINERD, NULL) < 0)
+                why = "uid_range must lie within 1000-4294967294 and leave out 65534 and 65535";
         if (why) {
                 free_injected(cfg);
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "backend.new",
@@ -460,6 +482,7 @@ TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_back
         b->runtime = strdup(c->runtime ? c->runtime : TR_CONTAINERD_DEFAULT_RUNTIME);
         b->seccomp_path = c->seccomp_path ? strdup(c->seccomp_path) : NULL;
         b->flags = c->flags;
+        b->uid_range = c->uid_range;
         if (c->runner) {
                 b->runner = c->runner;
                 b->runner_self = c->runner_self;

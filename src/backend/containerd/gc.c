@@ -20,6 +20,7 @@
 
 #include "backend/containerd/client.h"
 #include "backend/containerd/sandbox.h"
+#include "core/uidalloc.h"
 #include "util/macros.h"
 #include "util/proc.h"
 #include "util/timeutil.h"
@@ -240,6 +241,10 @@ TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, uns
                 tr_error_free(g.err);
                 return r;
         }
+        /* The uid lease files of dead holders (a killed caller cannot unlink
+         * its own; the slot itself was free the moment it died).  Not
+         * counted: they hold nothing. */
+        (void) tr__uid_lease_sweep(NULL);
         if (ret_removed)
                 *ret_removed = g.removed;
         if (g.err) {

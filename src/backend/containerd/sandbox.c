@@ -282,7 +282,16 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         if (r < 0)
                 goto fail;
 
+        uint32_t uid = 0, gid = 0;
+        if (tr__ctrd_parse_user(spec->security.user, &uid, &gid) < 0) {
+                r = tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "prepare",
+                                 "the container user must be UID:GID, got '%s'",
+                                 spec->security.user ? spec->security.user : "(none)");
+                goto fail;
+        }
         tr__ctrd_spec_input in = {
+                .uid = uid,
+                .gid = gid,
                 .profile = spec->profile,
                 .argv = spec->command,
                 .env = spec->env,

@@ -12,18 +12,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/containerd/seccomp.h"
 #include "util/macros.h"
 
 #define OP_SPEC "spec"
-
-/* nobody:nogroup in Debian's base-passwd; the image is built with the same
- * user, and no file in it belongs to 65534, so the snippet owns nothing but
- * what it creates in its tmpfs. */
-#define SANDBOX_UID 65534
-#define SANDBOX_GID 65534
 
 #define DEFAULT_PATH  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CPU_PERIOD_US 100000
@@ -72,9 +67,32 @@ static bool valid_hostname(const char *h) {
         return true;
 }
 
+int tr__ctrd_parse_user(const char *user, uint32_t *ret_uid, uint32_t *ret_gid) {
+        unsigned long v[2];
+        const char *p = user;
+        for (int i = 0; i < 2; i++) {
+                if (!p || *p < '0' || *p > '9')
+                        return -EINVAL;
+                char *end;
+                errno = 0;
+                v[i] = strtoul(p, &end, 10);
+                if (errno || v[i] >= UINT32_MAX || *end != (i == 0 ? ':' : '\0'))
+                        return -EINVAL;
+                p = end + 1;
+        }
+        *ret_uid = (uint32_t) v[0];
+        *ret_gid = (uint32_t) v[1];
+        return 0;
+}
+
 static int validate(const tr__ctrd_spec_input *in, tr_error **ret_err) {
         if (!in)
                 return invalid(ret_err, TR_E_INVALID_REQUEST, "no spec input", NULL);
+        /* The sandbox's own host uid (the backend leases one per
+         * execution): the image's files are root's, so the snippet owns
+         * nothing but what it creates in its tmpfs.  Root is never one. */
+        if (in->uid == 0 || in->gid == 0)
+                return invalid(ret_err, TR_E_SECURITY_VIOLATION, "the sandbox must not run as root", NULL);
         if (in->profile != TR_PROFILE_DEV && in->profile != TR_PROFILE_STANDARD && in->profile != TR_PROFILE_HARDENED)
                 return invalid(ret_err, TR_E_INVALID_REQUEST, "the profile must be dev, standard or hardened",
                                tr_profile_name(in->profile));
@@ -286,10 +304,10 @@ int tr__ctrd_spec_build(const tr__ctrd_spec_input *in, char **ret_json, tr_error
          * none, and empty sets (not absent ones) are what makes runc drop
          * the bounding set too, so a setuid binary cannot regain any. */
         _cleanup_json_ json_t *process =
-                json_pack("{s:b, s:o, s:o, s:s, s:{s:i, s:i}, s:b, s:{s:[], s:[], s:[], s:[], s:[]},"
+                json_pack("{s:b, s:o, s:o, s:s, s:{s:I, s:I}, s:b, s:{s:[], s:[], s:[], s:[], s:[]},"
                           " s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}, {s:s, s:i, s:i}], s:i}",
                           "terminal", false, "args", strv_json(in->argv), "env", env_json(in->env), "cwd",
-                          in->cwd ? in->cwd : "/tmp", "user", "uid", SANDBOX_UID, "gid", SANDBOX_GID,
+                          in->cwd ? in->cwd : "/tmp", "user", "uid", (json_int_t) in->uid, "gid", (json_int_t) in->gid,
                           /* no_new_privileges: setuid bits and file capabilities are
                            * ignored by execve, whatever the image contains. */
                           "noNewPrivileges", true, "capabilities", "bounding", "effective", "inheritable", "permitted",
@@ -297,9 +315,9 @@ int tr__ctrd_spec_build(const tr__ctrd_spec_input *in, char **ret_json, tr_error
                           /* A crashing snippet must not spend its disk quota and
                            * time writing a core file. */
                           "type", "RLIMIT_CORE", "hard", 0, "soft", 0,
-                          /* POSIX message queues are accounted per real uid, and
-                           * every sandbox is uid 65534: one snippet could use up the
-                           * budget of all the others.  Nothing needs them. */
+                          /* POSIX message queues are kernel memory outside the
+                           * memory cgroup, budgeted per uid: nothing in a
+                           * sandbox needs them. */
                           "type", "RLIMIT_MSGQUEUE", "hard", 0, "soft", 0,
                           /* Under host memory pressure, a sandbox dies first. */
                           "oomScoreAdj", 1000);

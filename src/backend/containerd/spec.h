@@ -26,7 +26,12 @@ typedef struct tr__ctrd_spec_input {
         int64_t disk_bytes;       /* size of the tmpfs /tmp; 0: a safe default */
         const char *seccomp_path; /* Docker-format JSON; NULL: built-in for hardened */
         const char *gateway_dir;  /* host dir bind-mounted at /run/toolruntime; NULL: none */
+        uint32_t uid, gid;        /* the process's user: the sandbox's own host uid; never 0 */
 } tr__ctrd_spec_input;
+
+/* Parse a spec's "UID:GID" user (decimal, both required).  -EINVAL when
+ * malformed. */
+int tr__ctrd_parse_user(const char *user, uint32_t *ret_uid, uint32_t *ret_gid);
 
 /* Build the spec.  *ret_json is malloc()ed JSON text. */
 int tr__ctrd_spec_build(const tr__ctrd_spec_input *in, char **ret_json, tr_error **ret_err);

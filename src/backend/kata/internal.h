@@ -34,6 +34,7 @@ typedef struct tr__kata {
         tr_kata_runner_kind runner;
         tr_kata_accel accel;
         int64_t boot_timeout_ms;
+        tr_uid_range uid_range;
         const tr_kata_sandbox_runner_ops *runner_ops;
         void *runner_self;
         const tr_kata_image_resolver_ops *resolver_ops;
@@ -66,8 +67,8 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
 int tr__kata_qemu_check(tr__kata *k, char **ret_detail, tr_error **ret_err);
 /* The QEMU command line for `spec` (pure; tests check it).  `chan_fd` is the
  * fd number of the channel socket inside QEMU; `kvm` picks the accelerator
- * (and, when we are root, -runas nobody, since QEMU then starts as root to
- * open /dev/kvm). */
+ * (and, when we are root, -runas spec->host_uid (nobody when 0), since QEMU
+ * then starts as root to open /dev/kvm). */
 int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool kvm, int chan_fd, char ***ret_argv,
                        tr_error **ret_err);
 /* Guest RAM in MiB for a memory limit (0: unlimited). */

@@ -15,6 +15,7 @@
 
 #include "backend/kata/internal.h"
 #include "core/runner.h"
+#include "core/uidalloc.h"
 #include "gateway/session.h"
 #include "util/macros.h"
 #include "util/proc.h"
@@ -69,6 +70,9 @@ static int kata_init(tr__kata *k, const tr_kata_config *cfg, tr_error **ret_err)
         k->runner = cfg->runner;
         k->accel = cfg->accel;
         k->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS;
+        k->uid_range = cfg->uid_range;
+        if (tr__uid_range_check(&cfg->uid_range, KATA_KIND, ret_err) < 0)
+                return -EINVAL;
         if (cfg->runner != TR_KATA_RUNNER_QEMU && cfg->runner != TR_KATA_RUNNER_CONTAINERD)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "config", "unknown kata runner %d",
                                     (int) cfg->runner);
@@ -216,6 +220,22 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
          * Tool calls and chain steps are the gateway session's to report. */
         if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU)
                 tr_result_limits_enforced_mut(res)->timeout = true;
+
+        /* The VM's own host uid, held until the runner has reaped the
+         * hypervisor: no other sandbox (VM or container) shares it, so a
+         * QEMU escape cannot reach another sandbox's /proc/<pid>/root or
+         * counters.  Only as root (who else could switch uid); the Kata
+         * shim (containerd runner) places its hypervisor itself. */
+        _cleanup_(tr__uid_lease_freep) tr__uid_lease *lease = NULL;
+        if (geteuid() == 0 && (k->runner_ops || k->runner == TR_KATA_RUNNER_QEMU)) {
+                r = tr__uid_lease_acquire(&k->uid_range, &lease, ret_err);
+                if (r < 0)
+                        return r;
+                spec.host_uid = tr__uid_lease_uid(lease);
+                char uid_text[16];
+                snprintf(uid_text, sizeof uid_text, "%u", (unsigned) spec.host_uid);
+                (void) tr_result_set_backend_detail(res, "host_uid", uid_text, NULL);
+        }
 
         if (k->runner_ops)
                 return k->runner_ops->run(k->runner_self, &spec, ex, ret_err);

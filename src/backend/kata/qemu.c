@@ -9,9 +9,10 @@
  * whose host end is one half of a socketpair (chardev socket,fd=N: no
  * socket file on disk to leave behind or to race on).  No network device
  * at all.  No monitor.  -sandbox on (QEMU's own seccomp filter).  QEMU
- * itself runs as uid/gid 65534 when we are root and use TCG (it needs no
+ * itself runs as the VM's own host uid/gid (spec->host_uid, leased by the
+ * backend; 65534 when none was) when we are root and use TCG (it needs no
  * privilege then); with KVM it keeps the caller's uid to open /dev/kvm and
- * then drops to nobody with -runas.
+ * then drops to that uid with -runas.
  *
  * The host side of the channel trusts nothing the guest sends: every frame
  * is bounded by the reader (a whole frame at most TR_VF_MAX_PAYLOAD for the
@@ -142,7 +143,10 @@ int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool 
                                 : "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
         if (kvm && geteuid() == 0) {
                 P("-runas");
-                P("nobody");
+                if (spec->host_uid)
+                        PF("%" PRIu32 ":%" PRIu32, spec->host_uid, spec->host_uid);
+                else
+                        P("nobody");
         }
         /* The console: QEMU's stdout, a pipe we keep the tail of. */
         P("-chardev");
@@ -539,7 +543,7 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
 
 /* The fork child: raw system calls only until execve (the caller may have
  * threads). */
-static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, int con, bool drop) {
+static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, int con, bool drop, uid_t uid) {
         setpgid(0, 0);
         /* QEMU must not outlive us, whatever happens to this thread. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -554,10 +558,10 @@ static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, i
                 _exit(127);
         syscall(SYS_close_range, QEMU_CHAN_FD + 1, ~0U, 0);
         if (drop) {
-                /* QEMU under TCG needs no privilege at all: run it as
-                 * nobody, so a QEMU escape lands in an unprivileged
-                 * process. */
-                if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                /* QEMU under TCG needs no privilege at all: run it as the
+                 * VM's own uid, so a QEMU escape lands in an unprivileged
+                 * process that shares its identity with no other sandbox. */
+                if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
                         _exit(127);
         }
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -640,7 +644,7 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
         int64_t boot_start = tr__now_ns();
         pid_t pid = fork();
         if (pid == 0)
-                exec_qemu(qemu, argv, sp[1], cp[1], drop);
+                exec_qemu(qemu, argv, sp[1], cp[1], drop, spec->host_uid ? spec->host_uid : 65534);
         int fork_errno = errno;
         close(sp[1]);
         close(cp[1]);

@@ -136,7 +136,14 @@ int tr__kata_ctrd_spec(const tr_kata_sandbox_spec *spec, char **ret_json, tr_err
         int r = tr_kata_sandbox_spec_validate(spec, ret_err);
         if (r < 0)
                 return r;
+        /* The guest's user (the Kata agent applies it inside the VM, so the
+         * host uid pool plays no part): numeric UID:GID, else nobody. */
+        uint32_t uid = 65534, gid = 65534;
+        if (tr__ctrd_parse_user(spec->security.user, &uid, &gid) < 0)
+                uid = gid = 65534;
         tr__ctrd_spec_input in = {
+                .uid = uid,
+                .gid = gid,
                 .profile = spec->profile == TR_PROFILE_DEFAULT ? TR_PROFILE_STANDARD : spec->profile,
                 .argv = spec->argv,
                 .env = spec->env,

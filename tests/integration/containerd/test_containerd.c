@@ -173,6 +173,19 @@ static const char *out_of(const tr_result *res) {
         return tr_result_stdout(res, &n);
 }
 
+/* The host uid the sandbox ran as (leased per execution): in the default
+ * range, never 65534.  Formats `fmt` with it (every %s gets the uid). */
+static const char *with_uid(const tr_result *res, const char *fmt) {
+        static char buf[256];
+        const char *u = tr_result_backend_detail(res, "host_uid");
+        cr_assert_not_null(u, "no host_uid in the result");
+        unsigned long v = strtoul(u, NULL, 10);
+        cr_assert(v >= TR_UID_RANGE_DEFAULT_FIRST && v < TR_UID_RANGE_DEFAULT_FIRST + TR_UID_RANGE_DEFAULT_COUNT,
+                  "host uid %s is outside the default range", u);
+        snprintf(buf, sizeof buf, fmt, u, u, u);
+        return buf;
+}
+
 Test(containerd, print_and_out) {
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
@@ -205,10 +218,10 @@ Test(containerd, sh_language) {
         _cleanup_(tr_error_freep) tr_error *err = NULL;
         run_opts o = { .code = "echo \"hi $(id -u)\"\n", .language = "sh" };
         cr_assert_eq(run(&o, &res, &err), 0, "%s", tr_error_message(err));
-        cr_expect_str_eq(out_of(res), "hi 65534\n");
+        cr_expect_str_eq(out_of(res), with_uid(res, "hi %s\n"));
 }
 
-Test(containerd, runs_as_nobody_on_readonly_root) {
+Test(containerd, runs_as_its_own_uid_on_readonly_root) {
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
         run_opts o = { .code = "import os\n"
@@ -221,7 +234,7 @@ Test(containerd, runs_as_nobody_on_readonly_root) {
                                "open('/tmp/ok', 'w').write('fine')\n"
                                "print(open('/tmp/ok').read())\n" };
         cr_assert_eq(run(&o, &res, &err), 0, "%s", tr_error_message(err));
-        cr_expect_str_eq(out_of(res), "65534 65534\ndenied 30\nfine\n");
+        cr_expect_str_eq(out_of(res), with_uid(res, "%s %s\ndenied 30\nfine\n"));
 }
 
 Test(containerd, large_code_via_stdin) {
@@ -492,7 +505,7 @@ Test(containerd, hardened_profile_defaults_and_no_unshare) {
                                "print('uid', os.getuid())\n",
                        .profile = TR_PROFILE_HARDENED };
         cr_assert_eq(run(&o, &res, &err), 0, "%s", tr_error_message(err));
-        cr_expect_str_eq(out_of(res), "unshare -1 True\nuid 65534\n");
+        cr_expect_str_eq(out_of(res), with_uid(res, "unshare -1 True\nuid %s\n"));
         const tr_limits_enforced *le = tr_result_limits_enforced(res);
         cr_expect(le->memory && le->pids && le->cpu && le->disk, "hardened defaults are enforced");
         cr_expect_str_eq(tr_result_backend_detail(res, "profile"), "hardened");
@@ -511,10 +524,10 @@ Test(containerd, dev_profile_has_writable_root) {
                                    "        print(f[5].split(',')[0], os.getuid())\n";
         run_opts o = { .code = code, .profile = TR_PROFILE_DEV };
         cr_assert_eq(run_on(rt, &o, &res, &err), 0, "%s", tr_error_message(err));
-        cr_expect_str_eq(out_of(res), "rw 65534\n");
+        cr_expect_str_eq(out_of(res), with_uid(res, "rw %s\n"));
         cr_expect_str_eq(tr_result_backend_detail(res, "profile"), "dev");
         tr_result_free(TAKE_PTR(res));
         run_opts s2 = { .code = code, .profile = TR_PROFILE_STANDARD };
         cr_assert_eq(run_on(rt, &s2, &res, &err), 0, "%s", tr_error_message(err));
-        cr_expect_str_eq(out_of(res), "ro 65534\n");
+        cr_expect_str_eq(out_of(res), with_uid(res, "ro %s\n"));
 }

@@ -275,6 +275,16 @@ Test(vm, isolation_and_limits_in_one_boot, .timeout = 600) {
         cr_assert_eq(json_integer_value(json_object_get(j, "gid")), 65534);
         cr_assert_eq(json_integer_value(json_object_get(j, "euid")), 65534);
         cr_assert_eq(json_array_size(json_object_get(j, "groups")), 0);
+        /* That is the guest's user; on the host, QEMU ran as the VM's own
+         * leased uid (as root; the caller's otherwise). */
+        if (geteuid() == 0) {
+                const char *hu = tr_result_backend_detail(out.res, "host_uid");
+                cr_assert_not_null(hu);
+                unsigned long u = strtoul(hu, NULL, 10);
+                cr_assert(u >= TR_UID_RANGE_DEFAULT_FIRST &&
+                                  u < TR_UID_RANGE_DEFAULT_FIRST + TR_UID_RANGE_DEFAULT_COUNT,
+                          "host uid %s", hu);
+        }
         cr_assert_str_neq(json_string_value(json_object_get(j, "net")), "connected");
         json_t *ifs = json_object_get(j, "ifs");
         cr_assert_eq(json_array_size(ifs), 1);

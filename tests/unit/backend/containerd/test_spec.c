@@ -45,6 +45,8 @@ static tr__ctrd_spec_input base_input(tr_profile profile) {
                 .pids_max = 32,
                 .disk_bytes = 8 * 1024 * 1024,
                 .gateway_dir = "/run/toolruntime-test/gw1",
+                .uid = 0x70000007,
+                .gid = 0x70000007,
         };
 }
 
@@ -95,12 +97,34 @@ static bool has_namespace(json_t *spec, const char *type) {
 
 /* ---- spec shape ------------------------------------------------------- */
 
+Test(ctrd_spec, root_or_no_user_is_refused) {
+        tr__ctrd_spec_input in = base_input(TR_PROFILE_STANDARD);
+        in.uid = 0;
+        cr_assert_eq(build_fails(&in), TR_E_SECURITY_VIOLATION);
+        in = base_input(TR_PROFILE_DEV);
+        in.gid = 0;
+        cr_assert_eq(build_fails(&in), TR_E_SECURITY_VIOLATION);
+}
+
+Test(ctrd_spec, user_parsing) {
+        uint32_t u = 0, g = 0;
+        cr_assert_eq(tr__ctrd_parse_user("1879048193:1879048194", &u, &g), 0);
+        cr_assert_eq(u, 1879048193u);
+        cr_assert_eq(g, 1879048194u);
+        const char *bad[] = { NULL,    "",     "65534", "65534:", ":1",           "a:b",
+                              "1:2:3", " 1:2", "1:2 ",  "-1:2",   "4294967295:1", "99999999999:1" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                cr_assert_lt(tr__ctrd_parse_user(bad[i], &u, &g), 0, "%s", bad[i] ? bad[i] : "NULL");
+}
+
 Test(ctrd_spec, standard_process_is_unprivileged) {
         tr__ctrd_spec_input in = base_input(TR_PROFILE_STANDARD);
         json_t *spec = build(&in);
         json_t *p = json_object_get(spec, "process");
-        cr_assert_eq(json_integer_value(json_object_get(json_object_get(p, "user"), "uid")), 65534);
-        cr_assert_eq(json_integer_value(json_object_get(json_object_get(p, "user"), "gid")), 65534);
+        /* The sandbox's own uid, as the backend leased it (above 2^31 would
+         * show a signedness bug; 0x70000007 is what was passed). */
+        cr_assert_eq(json_integer_value(json_object_get(json_object_get(p, "user"), "uid")), 0x70000007);
+        cr_assert_eq(json_integer_value(json_object_get(json_object_get(p, "user"), "gid")), 0x70000007);
         cr_assert_null(json_object_get(json_object_get(p, "user"), "additionalGids"));
         cr_assert(json_is_true(json_object_get(p, "noNewPrivileges")));
         cr_assert(json_is_false(json_object_get(p, "terminal")));

@@ -36,7 +36,7 @@ static void fake_setup(fake_vm *f, const tr__vf_buf *bytes, int sleep_s) {
         f->data2[0] = 0;
         strcpy(f->dir, "/tmp/tr-fakevm-XXXXXX");
         cr_assert_not_null(mkdtemp(f->dir));
-        chmod(f->dir, 0755); /* the fake hypervisor runs as 65534 when we are root */
+        chmod(f->dir, 0755); /* the fake hypervisor runs as the leased uid when we are root */
         snprintf(f->data, sizeof(f->data), "%s/bytes", f->dir);
         snprintf(f->script, sizeof(f->script), "%s/fake-qemu", f->dir);
         FILE *d = fopen(f->data, "w");

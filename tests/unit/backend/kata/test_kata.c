@@ -190,6 +190,28 @@ Test(qemu, command_line_has_no_network_and_is_sandboxed) {
         tr__strv_free(a);
 }
 
+Test(qemu, kvm_as_root_drops_to_the_vms_own_uid) {
+        tr_kata_sandbox_spec s = good_spec();
+        s.host_uid = 0x70000123;
+        char **a = NULL;
+        cr_assert_eq(tr__kata_qemu_argv("/usr/bin/qemu-system-x86_64", &s, true, 3, &a, NULL), 0);
+        if (geteuid() == 0)
+                cr_assert(has_pair(a, "-runas", "1879048483:1879048483"));
+        else
+                cr_assert_not(has(a, "-runas"));
+        tr__strv_free(a);
+}
+
+Test(backend, bad_uid_range_is_refused) {
+        tr_kata_config cfg = { .uid_range = { 65530, 10 } };
+        tr_backend *b = NULL;
+        tr_error *e = NULL;
+        cr_assert_lt(tr_backend_kata_new(&cfg, &b, &e), 0);
+        cr_assert_eq(tr_error_code(e), TR_E_INVALID_REQUEST);
+        cr_assert_not_null(strstr(tr_error_message(e), "65534"), "%s", tr_error_message(e));
+        tr_error_free(e);
+}
+
 /* ---- the backend with fakes ---------------------------------------------- */
 
 typedef struct fake {
@@ -199,6 +221,8 @@ typedef struct fake {
         const char *user;
         bool ro;
         bool fail_health;
+        uint32_t host_uid;
+        bool lease_held;
 } fake;
 
 static int fake_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err) {
@@ -208,6 +232,10 @@ static int fake_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex, t
         f->memory = spec->resources.memory_bytes;
         f->user = spec->security.user;
         f->ro = spec->security.read_only_rootfs;
+        f->host_uid = spec->host_uid;
+        char lease[64];
+        snprintf(lease, sizeof lease, "/run/toolruntime/uids/%u", (unsigned) spec->host_uid);
+        f->lease_held = access(lease, F_OK) == 0;
         const char *o = "hi\n";
         tr_exec_append_stdout(ex, o, strlen(o));
         tr_result_set_exit_code(tr_exec_result(ex), 3);
@@ -267,7 +295,21 @@ Test(backend, fake_runner_gets_a_safe_spec) {
         cr_assert_eq(f.checks, 1);
         cr_assert_str_eq(f.argv0, "python3");
         cr_assert_eq(f.memory, 1 << 26);
-        cr_assert_str_eq(f.user, "65534:65534");
+        cr_assert_str_eq(f.user, "65534:65534"); /* the guest's user */
+        if (geteuid() == 0) {
+                /* The VM's own host uid, leased for the run only. */
+                cr_assert_geq(f.host_uid, TR_UID_RANGE_DEFAULT_FIRST);
+                cr_assert_lt(f.host_uid, TR_UID_RANGE_DEFAULT_FIRST + TR_UID_RANGE_DEFAULT_COUNT);
+                cr_assert(f.lease_held);
+                char lease[64];
+                snprintf(lease, sizeof lease, "/run/toolruntime/uids/%u", (unsigned) f.host_uid);
+                cr_assert_neq(access(lease, F_OK), 0, "the lease outlived the run");
+                char uid_text[16];
+                snprintf(uid_text, sizeof uid_text, "%u", (unsigned) f.host_uid);
+                cr_assert_str_eq(tr_result_backend_detail(res, "host_uid"), uid_text);
+        } else {
+                cr_assert_eq(f.host_uid, 0u); /* QEMU keeps the caller's uid */
+        }
         cr_assert(f.ro);
         cr_assert_eq(tr_result_exit_code(res), 3);
         cr_assert_str_eq(tr_result_backend_detail(res, "runner"), "custom");

@@ -62,8 +62,10 @@ static int fake_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_
                 if (strcmp(*e, "TOOLRUNTIME_GATEWAY=unix:/run/toolruntime/gateway.sock") == 0)
                         f->has_gateway_env = true;
         struct stat st;
+        unsigned uid = 0, gid = 0;
         f->gateway_dir_ok = spec->gateway_dir && stat(spec->gateway_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-                            st.st_uid == 65534 && (st.st_mode & 07777) == 0700;
+                            sscanf(spec->security.user, "%u:%u", &uid, &gid) == 2 && st.st_uid == uid &&
+                            st.st_gid == gid && (st.st_mode & 07777) == 0700;
         snprintf(f->stdin_copy, sizeof f->stdin_copy, "%.*s", (int) spec->stdin_len, (const char *) spec->stdin_data);
         for (const char *const *l = spec->labels; l && l[0] && l[1]; l += 2)
                 if (strcmp(l[0], "io.toolruntime.meta.job") == 0)
@@ -166,7 +168,19 @@ Test(ctrd_backend, standard_spec) {
         cr_expect_str_eq(runner.runtime, TR_CONTAINERD_DEFAULT_RUNTIME);
         cr_expect_str_eq(runner.argv0, "python3");
         cr_expect_str_eq(runner.network, "none");
-        cr_expect_str_eq(runner.user, "65534:65534");
+        /* The sandbox's own host uid from the default range, uid == gid,
+         * and the lease is released once the run is over. */
+        unsigned uid = 0, gid = 0;
+        cr_assert_eq(sscanf(runner.user, "%u:%u", &uid, &gid), 2, "%s", runner.user);
+        cr_expect_eq(uid, gid);
+        cr_expect_geq(uid, TR_UID_RANGE_DEFAULT_FIRST);
+        cr_expect_lt(uid, TR_UID_RANGE_DEFAULT_FIRST + TR_UID_RANGE_DEFAULT_COUNT);
+        char lease[64];
+        snprintf(lease, sizeof lease, "/run/toolruntime/uids/%u", uid);
+        cr_expect_neq(access(lease, F_OK), 0, "the uid lease outlived the execution");
+        char uid_text[16];
+        snprintf(uid_text, sizeof uid_text, "%u", uid);
+        cr_expect_str_eq(tr_result_backend_detail(res, "host_uid"), uid_text);
         cr_expect(runner.read_only);
         cr_expect_not(runner.privileged);
         cr_expect(runner.has_gateway_env);
@@ -299,7 +313,14 @@ Test(ctrd_backend, config_validation) {
         cr_expect_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
         tr_containerd_config cfg2 = { .namespace_name = "" };
         cr_expect_lt(tr_backend_containerd_new(&cfg2, &b, NULL), 0);
-        tr_containerd_config cfg3 = { .state_dir = state_dir };
+        /* A uid range reaching system accounts or nobody is refused. */
+        tr_containerd_config cfg4 = { .state_dir = state_dir, .uid_range = { 500, 10 } };
+        cr_expect_lt(tr_backend_containerd_new(&cfg4, &b, NULL), 0);
+        tr_containerd_config cfg5 = { .state_dir = state_dir, .uid_range = { 65000, 1000 } };
+        _cleanup_(tr_error_freep) tr_error *e5 = NULL;
+        cr_expect_lt(tr_backend_containerd_new(&cfg5, &b, &e5), 0);
+        cr_expect(strstr(tr_error_message(e5), "uid_range") != NULL, "%s", tr_error_message(e5));
+        tr_containerd_config cfg3 = { .state_dir = state_dir, .uid_range = { 200000, 16 } };
         cr_expect_eq(tr_backend_containerd_new(&cfg3, &b, NULL), 0, "defaults are valid");
         cr_expect_eq(tr_backend_kind_of(b), TR_BACKEND_CONTAINERD);
         tr_backend_free(b);
@@ -308,6 +329,15 @@ Test(ctrd_backend, config_validation) {
 Test(ctrd_backend, spec_validate) {
         const char *argv[] = { "python3", NULL };
         tr_containerd_spec s = { .id = "x", .image = "img", .command = argv, .profile = TR_PROFILE_STANDARD };
+        /* The user: UID:GID, never root. */
+        _cleanup_(tr_error_freep) tr_error *e0 = NULL;
+        cr_expect_lt(tr_containerd_spec_validate(&s, &e0), 0, "no user");
+        cr_expect_eq(tr_error_code(e0), TR_E_INVALID_REQUEST);
+        s.security.user = "0:0";
+        _cleanup_(tr_error_freep) tr_error *e00 = NULL;
+        cr_expect_lt(tr_containerd_spec_validate(&s, &e00), 0, "root");
+        cr_expect_eq(tr_error_code(e00), TR_E_SECURITY_VIOLATION);
+        s.security.user = "1879048193:1879048193";
         cr_expect_eq(tr_containerd_spec_validate(&s, NULL), 0);
         _cleanup_(tr_error_freep) tr_error *e1 = NULL;
         s.security.privileged = true;
