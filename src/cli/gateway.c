@@ -2,6 +2,8 @@
 /* The gateway a CLI execution exposes to its snippet: the tools of a
  * manifest and of MCP servers, or none. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "util/handles.h"
@@ -20,10 +22,18 @@ int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn
         tr_tool_registry_set_logger(reg, log, NULL);
         if (tools && (r = tr_tool_registry_add_manifest(reg, tools, ret_err)) < 0)
                 return r;
-        for (size_t i = 0; i < n_mcp; i++)
-                /* NULL namespace: the server's own name (serverInfo.name). */
-                if ((r = tr_tool_registry_add_mcp(reg, mcp[i], NULL, ret_err)) < 0)
+        for (size_t i = 0; i < n_mcp; i++) {
+                /* "NS=COMMAND …" names the namespace; without it, the
+                 * server's own name (serverInfo.name).  A command never
+                 * starts with NAME= since it runs without a shell. */
+                const char *cmd = mcp[i];
+                size_t n = strspn(cmd, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.");
+                _cleanup_free_ char *ns = n > 0 && cmd[n] == '=' ? strndup(cmd, n) : NULL;
+                if (ns)
+                        cmd += n + 1;
+                if ((r = tr_tool_registry_add_mcp(reg, cmd, ns, ret_err)) < 0)
                         return r;
+        }
         /* The gateway keeps the registry alive; our reference goes. */
         return tr_tool_registry_gateway(reg, ret_gw, ret_err);
 }

@@ -1136,6 +1136,25 @@ static void gw_free(void *self) {
         registry_unref(self);
 }
 
+/* Every tool of a namespace at the schema level, for the binding generator
+ * (host side, so the 1 MiB message cap does not apply; the registry's own
+ * caps bound it: 1024 tools per source, 64 KiB per schema). */
+static int gw_list_tools(void *self, const char *ns, char **ret_json, tr_error **ret_err) {
+        tr_tool_registry *reg = self;
+        json_t *arr = json_array();
+        pthread_rwlock_rdlock(&reg->lock);
+        for (size_t i = 0; arr && i < reg->n; i++)
+                if (!ns || streq(reg->tools[i]->ns, ns))
+                        json_array_append_new(arr, tool_json_locked(reg->tools[i], TR_DETAIL_SCHEMA));
+        pthread_rwlock_unlock(&reg->lock);
+        char *s = arr ? dump(arr) : NULL;
+        json_decref(arr);
+        if (!s)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "list_tools", "out of memory");
+        *ret_json = s;
+        return 0;
+}
+
 static const tr_gateway_ops registry_ops = {
         .search_tools = gw_search,
         .list_namespaces = gw_namespaces,
@@ -1144,6 +1163,7 @@ static const tr_gateway_ops registry_ops = {
         .run_tool = gw_run,
         .run_chain = gw_chain,
         .free = gw_free,
+        .list_tools = gw_list_tools,
 };
 
 TR_PUBLIC int tr_tool_registry_gateway(tr_tool_registry *reg, tr_gateway **ret_gateway, tr_error **ret_err) {
