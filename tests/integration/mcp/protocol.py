@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""`toolruntime mcp` on the wire, without an SDK: what no SDK sends.
+
+Garbage, batches, wrong JSON-RPC, over-long lines, unknown methods and
+revisions, the stateless 2026-07-28 revision (server/discover, _meta),
+version negotiation for every stateful revision, and a clean exit at EOF.
+Every bad message gets an answer (or, for a notification, none) and the
+server keeps serving.  Usage: protocol.py TOOLRUNTIME_BIN
+"""
+import json
+import subprocess
+import sys
+import time
+
+BIN = sys.argv[1]
+failures = 0
+
+
+def start(*extra):
+    return subprocess.Popen([BIN, "mcp", "-p", "dev", "--max-code", "4k", *extra], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def send(p, obj):
+    data = obj if isinstance(obj, (bytes, str)) else json.dumps(obj)
+    if isinstance(data, str):
+        data = data.encode()
+    p.stdin.write(data + b"\n")
+    p.stdin.flush()
+
+
+def recv(p):
+    line = p.stdout.readline()
+    if not line:
+        raise AssertionError("the server closed stdout")
+    return json.loads(line)
+
+
+def rpc(p, method, params=None, id_=1):
+    msg = {"jsonrpc": "2.0", "id": id_, "method": method}
+    if params is not None:
+        msg["params"] = params
+    send(p, msg)
+    while True:
+        m = recv(p)
+        if "id" in m:
+            return m
+
+
+def check(name, fn):
+    global failures
+    try:
+        fn()
+        print("ok - %s" % name)
+    except Exception as e:  # noqa: BLE001 — report every failure, go on
+        failures += 1
+        print("not ok - %s: %r" % (name, e))
+
+
+def t_negotiation():
+    for want, got in (("2025-11-25", "2025-11-25"), ("2025-06-18", "2025-06-18"), ("2025-03-26", "2025-03-26"),
+                      ("2024-11-05", "2024-11-05"), ("1999-01-01", "2025-11-25"), ("2026-07-28", "2025-11-25")):
+        p = start()
+        r = rpc(p, "initialize", {"protocolVersion": want, "capabilities": {},
+                                  "clientInfo": {"name": "t", "version": "1"}})
+        assert r["result"]["protocolVersion"] == got, (want, r)
+        assert r["result"]["serverInfo"]["name"] == "toolruntime"
+        p.stdin.close()
+        assert p.wait(timeout=10) == 0
+
+
+def t_stateless():
+    p = start()
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    r = rpc(p, "server/discover", {"_meta": meta})
+    assert "2026-07-28" in r["result"]["supportedVersions"], r
+    assert r["result"]["resultType"] == "complete"
+    r = rpc(p, "tools/list", {"_meta": meta}, 2)
+    assert r["result"]["tools"][0]["name"] == "execute" and r["result"]["resultType"] == "complete", r
+    r = rpc(p, "tools/call", {"_meta": meta, "name": "execute", "arguments": {"code": "__out = 1 + 1"}}, 3)
+    assert r["result"]["structuredContent"]["value"] == 2, r
+    r = rpc(p, "tools/list", {"_meta": {"io.modelcontextprotocol/protocolVersion": "2031-01-01"}}, 4)
+    assert r["error"]["code"] == -32602 and "2026-07-28" in r["error"]["data"]["supported"], r
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
+def t_garbage():
+    p = start()
+    send(p, "this is not json")
+    assert recv(p)["error"]["code"] == -32700
+    send(p, "[1, 2]")
+    assert recv(p)["error"]["code"] == -32600
+    send(p, {"id": 1, "method": "ping"})  # no jsonrpc
+    assert recv(p)["error"]["code"] == -32600
+    send(p, {"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"})
+    assert recv(p)["error"]["code"] == -32600
+    send(p, {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": [1]})
+    assert recv(p)["error"]["code"] == -32600
+    send(p, '{"jsonrpc": "2.0", "id": 6, "id": 7, "method": "ping"}')  # duplicate key
+    assert recv(p)["error"]["code"] == -32700
+    assert rpc(p, "no/such/method", {}, 8)["error"]["code"] == -32601
+    assert rpc(p, "logging/setLevel", {"level": "loud"}, 9)["error"]["code"] == -32602
+    assert rpc(p, "tools/call", {"arguments": {}}, 10)["error"]["code"] == -32602
+    send(p, {"jsonrpc": "2.0", "method": "notifications/whatever"})  # no answer
+    send(p, {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 999}})
+    send(p, {"jsonrpc": "2.0", "id": 77, "result": {}})  # a stray response: ignored
+    # A line far over the cap (2 x 4k + 1 MiB) is one parse error, and the
+    # next line is served.
+    send(p, b"{" + b"x" * (3 * 1024 * 1024))
+    assert recv(p)["error"]["code"] == -32700
+    assert rpc(p, "ping", None, 11) == {"jsonrpc": "2.0", "id": 11, "result": {}}
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
+def t_eof_cancels():
+    # Closing stdin while a program runs cancels it and exits promptly.
+    p = start()
+    send(p, {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+             "params": {"name": "execute", "arguments": {"code": "import time\ntime.sleep(60)"}}})
+    time.sleep(1)
+    t0 = time.monotonic()
+    p.stdin.close()
+    assert p.wait(timeout=20) == 0
+    assert time.monotonic() - t0 < 15
+
+
+check("version negotiation for every stateful revision", t_negotiation)
+check("the stateless revision 2026-07-28: server/discover, _meta, resultType", t_stateless)
+check("malformed messages get JSON-RPC errors and the server keeps serving", t_garbage)
+check("EOF on stdin cancels running executions and exits 0", t_eof_cancels)
+print("%d failure(s)" % failures if failures else "all passed")
+sys.exit(1 if failures else 0)
