@@ -11,10 +11,8 @@
 
 TR_DEFINE_FREEP(tr_tool_registry, tr_tool_registry_free)
 
-int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
-                    tr_gateway **ret_gw, tr_error **ret_err) {
-        if (!tools && n_mcp == 0)
-                return tr_gateway_new_empty(ret_gw, ret_err);
+int cli_registry_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
+                     tr_tool_registry **ret_reg, tr_error **ret_err) {
         _cleanup_(tr_tool_registry_freep) tr_tool_registry *reg = NULL;
         int r = tr_tool_registry_new(&reg, ret_err);
         if (r < 0)
@@ -34,6 +32,18 @@ int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn
                 if ((r = tr_tool_registry_add_mcp(reg, cmd, ns, ret_err)) < 0)
                         return r;
         }
+        *ret_reg = TAKE_PTR(reg);
+        return 0;
+}
+
+int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
+                    tr_gateway **ret_gw, tr_error **ret_err) {
+        if (!tools && n_mcp == 0)
+                return tr_gateway_new_empty(ret_gw, ret_err);
+        _cleanup_(tr_tool_registry_freep) tr_tool_registry *reg = NULL;
+        int r = cli_registry_new(tools, mcp, n_mcp, log, log_ud, &reg, ret_err);
+        if (r < 0)
+                return r;
         /* The gateway keeps the registry alive; our reference goes. */
         return tr_tool_registry_gateway(reg, ret_gw, ret_err);
 }

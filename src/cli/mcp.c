@@ -14,6 +14,8 @@
 #include "util/handles.h"
 #include "util/macros.h"
 
+TR_DEFINE_FREEP(tr_tool_registry, tr_tool_registry_free)
+
 static const char mcp_help[] =
         "Usage: toolruntime mcp [OPTIONS]\n"
         "\n"
@@ -128,6 +130,14 @@ typedef struct log_sink {
         bool verbose;
 } log_sink;
 
+/* Upstream tools changed (an MCP server's list_changed): the client's
+ * tool list (execute's description) changed too. */
+static void sink_tools_changed(void *ud) {
+        log_sink *l = ud;
+        if (l->server)
+                mcps_server_tools_changed(l->server);
+}
+
 static void sink_log(void *ud, tr_log_level level, const char *msg, const char *const *kv) {
         log_sink *l = ud;
         if (l->verbose)
@@ -236,9 +246,14 @@ static int serve(const mcp_args *a, tr_profile prof, tr_backend_kind kind) {
         _cleanup_(tr_error_freep) tr_error *err_owner = NULL;
         _cleanup_(tr_runtime_freep) tr_runtime *rt = NULL;
         _cleanup_(tr_gateway_freep) tr_gateway *gw = NULL;
+        _cleanup_(tr_tool_registry_freep) tr_tool_registry *reg = NULL;
         int r = cli_runtime_new(&a->bo, sink_log, &sink, &rt, &err);
         if (r >= 0)
-                r = cli_gateway_new(a->tools, a->mcp, a->n_mcp, sink_log, &sink, &gw, &err);
+                r = cli_registry_new(a->tools, a->mcp, a->n_mcp, sink_log, &sink, &reg, &err);
+        if (r >= 0) {
+                tr_tool_registry_set_change_callback(reg, sink_tools_changed, &sink);
+                r = tr_tool_registry_gateway(reg, &gw, &err);
+        }
         err_owner = err;
         if (r < 0) {
                 cli_print_error(err);

@@ -9,6 +9,7 @@ Every bad message gets an answer (or, for a notification, none) and the
 server keeps serving.  Usage: protocol.py TOOLRUNTIME_BIN
 """
 import json
+import os
 import subprocess
 import sys
 import time
@@ -127,9 +128,38 @@ def t_eof_cancels():
     assert time.monotonic() - t0 < 15
 
 
+def t_list_changed():
+    # An upstream's list_changed: the client hears tools/list_changed, the
+    # description and the bindings have the new tool.
+    srv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "changing_server.py")
+    p = start("--mcp", "dyn=%s %s" % (sys.executable, srv))
+    rpc(p, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+    r = rpc(p, "tools/list", None, 2)
+    assert "dyn.hello(" not in r["result"]["tools"][0]["description"]
+    send(p, {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "execute", "arguments": {
+        "code": "from toolruntime.tools import dyn\n__out = dyn.add_tool(name='hello')"}}})
+    seen = False
+    while True:
+        m = recv(p)
+        if m.get("method") == "notifications/tools/list_changed":
+            seen = True
+        if m.get("id") == 3:
+            assert m["result"]["structuredContent"]["value"] == "added hello", m
+            break
+    assert seen, "no notifications/tools/list_changed"
+    r = rpc(p, "tools/list", None, 4)
+    assert "dyn.hello(" in r["result"]["tools"][0]["description"], r
+    r = rpc(p, "tools/call", {"name": "execute", "arguments": {
+        "code": "from toolruntime.tools import dyn\n__out = dyn.hello()"}}, 5)
+    assert r["result"]["structuredContent"]["value"] == "hello was added later", r
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
 check("version negotiation for every stateful revision", t_negotiation)
 check("the stateless revision 2026-07-28: server/discover, _meta, resultType", t_stateless)
 check("malformed messages get JSON-RPC errors and the server keeps serving", t_garbage)
+check("an upstream's tools/list_changed refreshes the bindings and tells the client", t_list_changed)
 check("EOF on stdin cancels running executions and exits 0", t_eof_cancels)
 print("%d failure(s)" % failures if failures else "all passed")
 sys.exit(1 if failures else 0)
