@@ -305,6 +305,7 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
 
         /* The return type first: it may define a TypedDict. */
         _cleanup_free_ char *rbase = camel(fn, "Result");
+        _cleanup_free_ char *abase = camel(fn, "Args");
         _cleanup_free_ char *rtype = json_is_object(outs) ? type_of(g, outs, rbase, 0)
                                                           : strdup(g->sig ? "Any" : "_t.Any");
         if (!rtype || !rbase)
@@ -343,7 +344,8 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
                         np++;
                         _cleanup_free_ char *pn = ident(k, "arg", &pnames);
                         char tbase[MAX_IDENT * 2 + 8];
-                        snprintf(tbase, sizeof(tbase), "%.*s_%.*s", MAX_IDENT, rbase, MAX_IDENT, pn ? pn : "");
+                        snprintf(tbase, sizeof(tbase), "%.*s_%.*s", MAX_IDENT, abase ? abase : "Args", MAX_IDENT,
+                                 pn ? pn : "");
                         _cleanup_free_ char *pt = pn ? type_of(g, ps, tbase, 1) : NULL;
                         _cleanup_free_ char *qk = str_literal(k);
                         _cleanup_free_ char *pd = first_line(json_string_value(json_object_get(ps, "description")),

@@ -156,10 +156,54 @@ def t_list_changed():
     assert p.wait(timeout=10) == 0
 
 
+def t_hostile_schemas():
+    # Names, descriptions, property keys and enum values written to break out
+    # of the generated Python: the stub parses, the module imports, calls
+    # work, and nothing of the schema ran.
+    import ast
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="mcp-hostile-")
+    marker = os.path.join(d, "pwned")
+    run = '__import__("os").system("touch %s")' % marker
+    evil = '"""\n' + run + '\n"""' + " ''' \\"
+    tools = [
+        {"name": "class", "description": evil,
+         "input_schema": {"type": "object", "properties": {
+             'x"): ' + run + ' #': {"type": "string", "description": evil},
+             "def": {"enum": ['a"]; ' + run + ' #', "b\n"]},
+             "nested": {"type": "object", "properties": {'k"ey': {"type": "array", "items": {
+                 "type": "object", "properties": {"deep": {"type": "object", "properties": {
+                     "deeper": {"type": "integer"}}}}}}}},
+             "_tr": {"type": "integer"}, "1x": {"type": ["string", "null"]}},
+             "required": ["def"]},
+         "builtin": "echo"},
+        {"name": "_call", "description": "x", "builtin": "echo"},
+    ]
+    manifest = os.path.join(d, "tools.json")
+    with open(manifest, "w") as f:
+        json.dump({"namespace": "evil-ns", "tools": tools}, f)
+    out = subprocess.run([BIN, "tools", "stubs", "--tools", manifest], capture_output=True, text=True, check=True)
+    ast.parse(out.stdout)
+    assert "def class_(*" in out.stdout and "def tool_call(" in out.stdout, out.stdout
+    code = "\n".join([
+        "from toolruntime.tools import evil_ns as e",
+        "r = e.class_(def_='b\\n', arg_1x=None, arg_tr=1)",
+        "__out = [r, e.tool_call()]",
+    ])
+    r = subprocess.run([BIN, "exec", "-p", "dev", "--json", "--tools", manifest, "-c", code], capture_output=True,
+                       text=True)
+    res = json.loads(r.stdout)
+    assert res["exit_code"] == 0, res
+    assert res["value"][0] == {"def": "b\n", "1x": None, "_tr": 1}, res["value"]
+    assert not os.path.exists(marker), "a schema ran code"
+
+
 check("version negotiation for every stateful revision", t_negotiation)
 check("the stateless revision 2026-07-28: server/discover, _meta, resultType", t_stateless)
 check("malformed messages get JSON-RPC errors and the server keeps serving", t_garbage)
 check("an upstream's tools/list_changed refreshes the bindings and tells the client", t_list_changed)
+check("hostile schemas generate inert, importable bindings", t_hostile_schemas)
 check("EOF on stdin cancels running executions and exits 0", t_eof_cancels)
 print("%d failure(s)" % failures if failures else "all passed")
 sys.exit(1 if failures else 0)
