@@ -61,8 +61,8 @@ void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *k
 /* The registry behind it (NULL tools and no mcp: an empty registry). */
 int cli_registry_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
                      tr_tool_registry **ret_reg, tr_error **ret_err);
-int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
-                    tr_gateway **ret_gw, tr_error **ret_err);
+int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud, tr_gateway **ret_gw,
+                    tr_error **ret_err);
 typedef void (*cli_doctor_line_fn)(const char *backend, bool ok, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Per-backend doctor checks (in the backends' CLI files); true when usable. */

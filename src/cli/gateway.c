@@ -36,8 +36,8 @@ int cli_registry_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_f
         return 0;
 }
 
-int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
-                    tr_gateway **ret_gw, tr_error **ret_err) {
+int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud, tr_gateway **ret_gw,
+                    tr_error **ret_err) {
         if (!tools && n_mcp == 0)
                 return tr_gateway_new_empty(ret_gw, ret_err);
         _cleanup_(tr_tool_registry_freep) tr_tool_registry *reg = NULL;

@@ -26,9 +26,12 @@ static const char tools_help[] =
 enum { OPT_TOOLS = 0x100, OPT_MCP, OPT_MODULE };
 
 static const struct option tools_opts[] = {
-        { "tools", required_argument, NULL, OPT_TOOLS },   { "mcp", required_argument, NULL, OPT_MCP },
-        { "module", required_argument, NULL, OPT_MODULE }, { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },                { 0 },
+        { "tools", required_argument, NULL, OPT_TOOLS },
+        { "mcp", required_argument, NULL, OPT_MCP },
+        { "module", required_argument, NULL, OPT_MODULE },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
 };
 
 int cli_tools(int argc, char **argv) {

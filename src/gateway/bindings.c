@@ -24,16 +24,16 @@
 #include "util/macros.h"
 
 /* The module must fit in one gateway reply with its envelope. */
-#define MAX_MODULE     (1024 * 1024 - 8192)
-#define MAX_OUTPUT     (8 * 1024 * 1024)
-#define MAX_IDENT      64
-#define MAX_DEPTH      3
-#define MAX_PROPS      128
-#define MAX_ENUM       64
-#define MAX_UNION      16
-#define MAX_NAMES      4096
-#define MAX_DOC        4096
-#define SIG_DOC_LEN    100
+#define MAX_MODULE  (1024 * 1024 - 8192)
+#define MAX_OUTPUT  (8 * 1024 * 1024)
+#define MAX_IDENT   64
+#define MAX_DEPTH   3
+#define MAX_PROPS   128
+#define MAX_ENUM    64
+#define MAX_UNION   16
+#define MAX_NAMES   4096
+#define MAX_DOC     4096
+#define SIG_DOC_LEN 100
 
 static const char *const reserved[] = {
         /* keywords (and soft keywords) */
@@ -81,7 +81,7 @@ static char *ident(const char *s, const char *fallback, names *used) {
         }
         for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
                 if (streq(base, reserved[i])) {
-                        strcat(base, "_");
+                        memcpy(base + strlen(base), "_", 2);
                         break;
                 }
         char cand[MAX_IDENT + 32];
@@ -119,8 +119,8 @@ static char *str_literal(const char *s) {
 }
 
 typedef struct gen {
-        FILE *types; /* TypedDict definitions, emitted before the functions */
-        names *used; /* module-level names */
+        FILE *types;   /* TypedDict definitions, emitted before the functions */
+        names *used;   /* module-level names */
         const char *t; /* prefix of typing names: "_t." or "" */
         bool sig;      /* compact signatures */
         bool stub;     /* a .pyi: no bodies */
@@ -169,8 +169,8 @@ static char *simple_type(gen *g, const char *ty, json_t *schema, const char *bas
                 return strdup("None");
         if (streq(ty, "array")) {
                 json_t *items = json_object_get(schema, "items");
-                _cleanup_free_ char *it = json_is_object(items) ? type_of(g, items, base, depth + 1)
-                                                                : strdup(g->sig ? "Any" : "_t.Any");
+                _cleanup_free_ char *it =
+                        json_is_object(items) ? type_of(g, items, base, depth + 1) : strdup(g->sig ? "Any" : "_t.Any");
                 return it && asprintf(&r, "%sList[%s]", g->t, it) >= 0 ? r : NULL;
         }
         if (streq(ty, "object")) {
@@ -306,8 +306,8 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
         /* The return type first: it may define a TypedDict. */
         _cleanup_free_ char *rbase = camel(fn, "Result");
         _cleanup_free_ char *abase = camel(fn, "Args");
-        _cleanup_free_ char *rtype = json_is_object(outs) ? type_of(g, outs, rbase, 0)
-                                                          : strdup(g->sig ? "Any" : "_t.Any");
+        _cleanup_free_ char *rtype =
+                json_is_object(outs) ? type_of(g, outs, rbase, 0) : strdup(g->sig ? "Any" : "_t.Any");
         if (!rtype || !rbase)
                 return -ENOMEM;
 
@@ -348,8 +348,8 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
                                  pn ? pn : "");
                         _cleanup_free_ char *pt = pn ? type_of(g, ps, tbase, 1) : NULL;
                         _cleanup_free_ char *qk = str_literal(k);
-                        _cleanup_free_ char *pd = first_line(json_string_value(json_object_get(ps, "description")),
-                                                             200);
+                        _cleanup_free_ char *pd =
+                                first_line(json_string_value(json_object_get(ps, "description")), 200);
                         if (!pn || !pt || !qk || !pd) {
                                 fclose(pf);
                                 fclose(cf);

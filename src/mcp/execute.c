@@ -51,16 +51,13 @@ static json_t *input_schema(mcps_server *s) {
         double tmax = (double) (s->cfg.timeout_ms > 0 ? s->cfg.timeout_ms : TR_DEFAULT_TIMEOUT_MS) / 1000.0;
         return json_pack("{s:s, s:{s:{s:s, s:s, s:I}, s:{s:s, s:[s,s], s:s}, s:{s:s, s:f, s:f, s:s}, "
                          "s:{s:s, s:o, s:b, s:s}}, s:[s], s:b}",
-                         "type", "object", "properties",
-                         "code", "type", "string", "description",
+                         "type", "object", "properties", "code", "type", "string", "description",
                          "The program. Python: assign the global __out to return a JSON value.", "maxLength",
-                         (json_int_t) s->cfg.max_code,
-                         "language", "type", "string", "enum", "python", "sh", "description", "default: python",
-                         "timeout", "type", "number", "exclusiveMinimum", 0.0, "maximum", tmax, "description",
-                         "wall-clock seconds (default and maximum: the server's)",
-                         "limits", "type", "object", "properties", limits, "additionalProperties", 0,
-                         "description", "lower the server's limits for this execution",
-                         "required", "code", "additionalProperties", 0);
+                         (json_int_t) s->cfg.max_code, "language", "type", "string", "enum", "python", "sh",
+                         "description", "default: python", "timeout", "type", "number", "exclusiveMinimum", 0.0,
+                         "maximum", tmax, "description", "wall-clock seconds (default and maximum: the server's)",
+                         "limits", "type", "object", "properties", limits, "additionalProperties", 0, "description",
+                         "lower the server's limits for this execution", "required", "code", "additionalProperties", 0);
 }
 
 static json_t *output_schema(void) {
@@ -113,11 +110,11 @@ static char *description(mcps_server *s) {
                      "```python\n%s%s```\n"
                      "Import a namespace with `from toolruntime.tools import NAMESPACE`. "
                      "toolruntime.tools.search_tools(query) and describe_tool(id, \"schema\") find and describe "
-                     "tools; run_tool(id, args) calls one by id. Errors raise toolruntime.ToolError (.code, .message).\n",
+                     "tools; run_tool(id, args) calls one by id. Errors raise toolruntime.ToolError (.code, "
+                     ".message).\n",
                      tr_profile_name(s->cfg.profile), *s->cfg.backend_name ? ", backend " : "", s->cfg.backend_name,
                      (double) (s->cfg.timeout_ms > 0 ? s->cfg.timeout_ms : TR_DEFAULT_TIMEOUT_MS) / 1000.0,
-                     n ? lim : "none beyond the timeout",
-                     sigs && *sigs ? sigs : "# (no tools are configured)\n",
+                     n ? lim : "none beyond the timeout", sigs && *sigs ? sigs : "# (no tools are configured)\n",
                      sigs && strlen(sigs) >= MAX_SIGNATURES - 256 ? "# ... more: use search_tools()\n" : "") < 0)
                 return NULL;
         return d;
@@ -215,8 +212,8 @@ static json_t *structured(const tr_result *res, const tr_error *err, const tr_li
         int code = res ? tr_result_exit_code(res) : -1;
         tr_backend_kind kind = res ? tr_result_backend_kind(res) : (err ? tr_error_backend(err) : TR_BACKEND_NONE);
         json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:f, s:s}", "value", value ? value : json_null(), "stdout", jout,
-                              "stderr", jerr, "exit_code", code >= 0 ? json_integer(code) : json_null(),
-                              "duration_ms", res ? (double) tr_result_duration_us(res) / 1000.0 : 0.0, "backend",
+                              "stderr", jerr, "exit_code", code >= 0 ? json_integer(code) : json_null(), "duration_ms",
+                              res ? (double) tr_result_duration_us(res) / 1000.0 : 0.0, "backend",
                               tr_backend_kind_name(kind));
         json_t *calls = json_array();
         for (size_t i = 0; res && i < tr_result_tool_call_count(res); i++) {
@@ -238,8 +235,8 @@ static json_t *structured(const tr_result *res, const tr_error *err, const tr_li
         const tr_limits_enforced *e = res ? tr_result_limits_enforced(res) : &none;
         json_object_set_new(o, "limits_enforced",
                             json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:b}", "timeout", e->timeout, "tool_calls",
-                                      e->tool_calls, "chain_steps", e->chain_steps, "memory", e->memory, "cpu",
-                                      e->cpu, "pids", e->pids, "disk", e->disk));
+                                      e->tool_calls, "chain_steps", e->chain_steps, "memory", e->memory, "cpu", e->cpu,
+                                      "pids", e->pids, "disk", e->disk));
         json_object_set_new(o, "truncated",
                             json_pack("{s:b, s:b}", "stdout", res && tr_result_stdout_truncated(res), "stderr",
                                       res && tr_result_stderr_truncated(res)));

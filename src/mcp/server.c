@@ -25,8 +25,8 @@ const char *const mcps_versions[] = { "2026-07-28", "2025-11-25", "2025-06-18", 
 #define META_VERSION      "io.modelcontextprotocol/protocolVersion"
 
 /* syslog order, as MCP's logging levels. */
-static const char *const log_levels[] = { "debug",    "info",  "notice",    "warning",
-                                          "error",    "critical", "alert", "emergency" };
+static const char *const log_levels[] = { "debug", "info",     "notice", "warning",
+                                          "error", "critical", "alert",  "emergency" };
 
 static bool version_known(const char *v) {
         for (size_t i = 0; v && mcps_versions[i]; i++)
@@ -130,8 +130,8 @@ static json_t *on_discover(void) {
         json_t *vs = json_array();
         for (size_t i = 0; mcps_versions[i]; i++)
                 json_array_append_new(vs, json_string(mcps_versions[i]));
-        return json_pack("{s:o, s:o, s:o, s:s}", "supportedVersions", vs, "capabilities", capabilities(),
-                         "serverInfo", server_info(), "instructions", instructions);
+        return json_pack("{s:o, s:o, s:o, s:s}", "supportedVersions", vs, "capabilities", capabilities(), "serverInfo",
+                         server_info(), "instructions", instructions);
 }
 
 static json_t *on_set_level(mcps_server *s, json_t *params, int *ret_code) {
@@ -235,9 +235,9 @@ static void start_call(mcps_server *s, json_t *id, json_t *params, bool stateles
                 dup = dup || (json_equal(o->id, id) && !atomic_load(&o->done));
         if (dup || pthread_create(&c->thread, NULL, call_main, c) != 0) {
                 pthread_mutex_unlock(&s->lock);
-                mcps_send(s, rpc_error(id, RPC_INVALID_REQUEST,
-                                       dup ? "a request with this id is still running" : "cannot start a worker",
-                                       NULL));
+                mcps_send(s,
+                          rpc_error(id, RPC_INVALID_REQUEST,
+                                    dup ? "a request with this id is still running" : "cannot start a worker", NULL));
                 call_free(c);
                 return;
         }
@@ -264,8 +264,8 @@ static void *ticker_main(void *arg) {
                         double el = (double) (now - c->start_ns) / 1e9;
                         char m[64];
                         snprintf(m, sizeof(m), "running for %.0f s", el);
-                        json_t *p = json_pack("{s:O, s:f, s:s}", "progressToken", c->progress_token, "progress",
-                                              el, "message", m);
+                        json_t *p = json_pack("{s:O, s:f, s:s}", "progressToken", c->progress_token, "progress", el,
+                                              "message", m);
                         if (p && c->timeout_ms > 0)
                                 json_object_set_new(p, "total", json_real((double) c->timeout_ms / 1000.0));
                         mcps_send_locked(s, json_pack("{s:s, s:o}", "method", "notifications/progress", "params", p));

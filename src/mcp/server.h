@@ -22,8 +22,8 @@
 typedef struct mcps_server mcps_server;
 
 typedef struct mcps_config {
-        tr_runtime *rt;    /* borrowed */
-        tr_gateway *gw;    /* borrowed; NULL: no upstream tools */
+        tr_runtime *rt; /* borrowed */
+        tr_gateway *gw; /* borrowed; NULL: no upstream tools */
         tr_profile profile;
         const char *backend_name; /* for the description ("" when routed by profile) */
         /* Defaults and maxima at once: a call may ask for less, never more.

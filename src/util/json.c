@@ -44,4 +44,3 @@ json_t *tr__json_bytes(const char *s, size_t n) {
         }
         return json_stringn(out, o);
 }
-
