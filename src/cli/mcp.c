@@ -45,8 +45,8 @@ static const char mcp_help[] =
         "  -v, --verbose            log what the runtime does on stderr\n"
         "\n"
         "containerd backend: --image REF, --namespace NS, --socket PATH, --runtime NAME,\n"
-        "  --seccomp FILE; kata backend: --kernel PATH, --vm-image PATH, --hypervisor NAME,\n"
-        "  --accel auto|kvm|tcg (as for `toolruntime exec`).\n"
+        "  --seccomp FILE; kata backend: --kernel PATH, --initrd PATH, --vm-image PATH,\n"
+        "  --hypervisor NAME, --accel auto|kvm|tcg (as for `toolruntime exec`).\n"
         "\n"
         "tool gateway:\n"
         "      --tools FILE         a tools manifest (JSON)\n"
@@ -74,6 +74,7 @@ enum {
         OPT_RUNTIME,
         OPT_SECCOMP,
         OPT_KERNEL,
+        OPT_INITRD,
         OPT_VM_IMAGE,
         OPT_HYPERVISOR,
         OPT_ACCEL,
@@ -103,6 +104,7 @@ static const struct option mcp_opts[] = {
         { "runtime", required_argument, NULL, OPT_RUNTIME },
         { "seccomp", required_argument, NULL, OPT_SECCOMP },
         { "kernel", required_argument, NULL, OPT_KERNEL },
+        { "initrd", required_argument, NULL, OPT_INITRD },
         { "vm-image", required_argument, NULL, OPT_VM_IMAGE },
         { "hypervisor", required_argument, NULL, OPT_HYPERVISOR },
         { "accel", required_argument, NULL, OPT_ACCEL },
@@ -206,6 +208,7 @@ static int parse_args(int argc, char **argv, mcp_args *a) {
                 case OPT_RUNTIME: a->bo.runtime = optarg; break;
                 case OPT_SECCOMP: a->bo.seccomp = optarg; break;
                 case OPT_KERNEL: a->bo.kernel = optarg; break;
+                case OPT_INITRD: a->bo.initrd = optarg; break;
                 case OPT_VM_IMAGE: a->bo.vm_image = optarg; break;
                 case OPT_HYPERVISOR: a->bo.hypervisor = optarg; break;
                 case OPT_ACCEL:

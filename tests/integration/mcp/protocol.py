@@ -199,6 +199,31 @@ def t_hostile_schemas():
     assert not os.path.exists(marker), "a schema ran code"
 
 
+def t_usage():
+    def status(*args):
+        r = subprocess.run([BIN, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stdout + r.stderr
+
+    rc, out = status("mcp", "--help")
+    assert rc == 0 and "--expose-tools" in out and "--max-concurrent" in out and "--initrd" in out, out
+    assert "mcp" in status("--help")[1] and "tools" in status("--help")[1]
+    assert status("help", "mcp")[0] == 0
+    assert status("mcp", "-p", "paranoid")[0] == 2
+    assert status("mcp", "--bogus")[0] == 2
+    assert status("mcp", "--max-code", "20M")[0] == 2
+    assert status("mcp", "--max-tool-calls", "-3")[0] == 2
+    assert status("mcp", "extra")[0] == 2
+    rc, out = status("mcp", "-p", "dev", "--tools", "/nonexistent/tools.json")
+    assert rc == 125 and "tools.json" in out, out
+    rc, out = status("tools", "--help")
+    assert rc == 0 and "stubs" in out, out
+    assert status("tools")[0] == 2
+    assert status("tools", "frobnicate")[0] == 2
+    rc, out = status("tools", "list")
+    assert rc == 0 and out == "", out
+
+
+check("command-line usage of mcp and tools", t_usage)
 check("version negotiation for every stateful revision", t_negotiation)
 check("the stateless revision 2026-07-28: server/discover, _meta, resultType", t_stateless)
 check("malformed messages get JSON-RPC errors and the server keeps serving", t_garbage)
