@@ -134,24 +134,48 @@ def t_list_changed():
     srv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "changing_server.py")
     p = start("--mcp", "dyn=%s %s" % (sys.executable, srv))
     rpc(p, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+    assert rpc(p, "logging/setLevel", {"level": "info"}, 9)["result"] == {}
     r = rpc(p, "tools/list", None, 2)
     assert "dyn.hello(" not in r["result"]["tools"][0]["description"]
     send(p, {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "execute", "arguments": {
         "code": "from toolruntime.tools import dyn\n__out = dyn.add_tool(name='hello')"}}})
-    seen = False
+    seen = logged = False
     while True:
         m = recv(p)
         if m.get("method") == "notifications/tools/list_changed":
             seen = True
+        if m.get("method") == "notifications/message":
+            # The gateway's log line, at the level the client asked for.
+            assert m["params"]["level"] == "info" and m["params"]["logger"] == "toolruntime", m
+            logged = logged or m["params"]["data"]["message"] == "MCP tools changed"
         if m.get("id") == 3:
             assert m["result"]["structuredContent"]["value"] == "added hello", m
             break
     assert seen, "no notifications/tools/list_changed"
+    assert logged, "no notifications/message for the change"
     r = rpc(p, "tools/list", None, 4)
     assert "dyn.hello(" in r["result"]["tools"][0]["description"], r
     r = rpc(p, "tools/call", {"name": "execute", "arguments": {
         "code": "from toolruntime.tools import dyn\n__out = dyn.hello()"}}, 5)
     assert r["result"]["structuredContent"]["value"] == "hello was added later", r
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
+def t_expose_tools():
+    # --expose-tools: upstream tools listed and called directly, next to execute.
+    srv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "changing_server.py")
+    p = start("--expose-tools", "--mcp", "dyn=%s %s" % (sys.executable, srv))
+    r = rpc(p, "tools/list", None, 1)
+    names = [t["name"] for t in r["result"]["tools"]]
+    assert names == ["execute", "dyn.add_tool"], names
+    assert r["result"]["tools"][1]["inputSchema"]["required"] == ["name"]
+    r = rpc(p, "tools/call", {"name": "dyn.add_tool", "arguments": {"name": "x"}}, 2)
+    assert r["result"]["content"][0]["text"] == "added x" and "isError" not in r["result"], r
+    r = rpc(p, "tools/call", {"name": "dyn.add_tool", "arguments": {"name": 5}}, 3)
+    assert r["result"]["isError"] is True and "invalid_arguments" in r["result"]["content"][0]["text"], r
+    r = rpc(p, "tools/call", {"name": "dyn.nope", "arguments": {}}, 4)
+    assert r["error"]["code"] == -32602, r
     p.stdin.close()
     assert p.wait(timeout=10) == 0
 
@@ -228,6 +252,7 @@ check("version negotiation for every stateful revision", t_negotiation)
 check("the stateless revision 2026-07-28: server/discover, _meta, resultType", t_stateless)
 check("malformed messages get JSON-RPC errors and the server keeps serving", t_garbage)
 check("an upstream's tools/list_changed refreshes the bindings and tells the client", t_list_changed)
+check("--expose-tools lists and calls upstream tools directly", t_expose_tools)
 check("hostile schemas generate inert, importable bindings", t_hostile_schemas)
 check("EOF on stdin cancels running executions and exits 0", t_eof_cancels)
 print("%d failure(s)" % failures if failures else "all passed")
