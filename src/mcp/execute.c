@@ -247,6 +247,22 @@ static json_t *structured(const tr_result *res, const tr_error *err, const tr_li
         return o;
 }
 
+/* Output shown in the text block; all of it is in structuredContent.  Code
+ * mode is about keeping tool results out of the model's context. */
+#define SUMMARY_OUTPUT (16 * 1024)
+
+static char *cut(json_t *str) {
+        const char *s = json_string_value(str);
+        size_t n = json_string_length(str);
+        if (n <= SUMMARY_OUTPUT)
+                return strdup(s ? s : "");
+        size_t k = SUMMARY_OUTPUT;
+        while (k > 0 && ((unsigned char) s[k] & 0xC0) == 0x80)
+                k--;
+        char *r = NULL;
+        return asprintf(&r, "%.*s\n[... %zu more bytes in structuredContent]", (int) k, s, n - k) < 0 ? NULL : r;
+}
+
 /* The text block: a summary a human (or an old client) can read. */
 static char *summary(json_t *st, const tr_error *err) {
         json_t *value = json_object_get(st, "value");
@@ -258,14 +274,15 @@ static char *summary(json_t *st, const tr_error *err) {
         else
                 snprintf(head, sizeof(head), "exit code %lld", (long long) json_integer_value(ec));
         char *t = NULL;
+        _cleanup_free_ char *out = cut(json_object_get(st, "stdout"));
+        _cleanup_free_ char *errs = cut(json_object_get(st, "stderr"));
+        if (!out || !errs)
+                return NULL;
         if (asprintf(&t, "%s on %s in %.0f ms, %zu tool call(s)\n%s%s%s%s%s%s%s", head,
                      json_string_value(json_object_get(st, "backend")),
                      json_number_value(json_object_get(st, "duration_ms")),
                      json_array_size(json_object_get(st, "tool_calls")), vtext ? "value: " : "", vtext ? vtext : "",
-                     vtext ? "\n" : "", json_string_length(json_object_get(st, "stdout")) ? "stdout:\n" : "",
-                     json_string_value(json_object_get(st, "stdout")),
-                     json_string_length(json_object_get(st, "stderr")) ? "\nstderr:\n" : "",
-                     json_string_value(json_object_get(st, "stderr"))) < 0)
+                     vtext ? "\n" : "", *out ? "stdout:\n" : "", out, *errs ? "\nstderr:\n" : "", errs) < 0)
                 return NULL;
         return t;
 }

@@ -23,6 +23,8 @@ const char *const mcps_versions[] = { "2026-07-28", "2025-11-25", "2025-06-18", 
 #define STATELESS_VERSION "2026-07-28"
 #define LATEST_STATEFUL   "2025-11-25"
 #define META_VERSION      "io.modelcontextprotocol/protocolVersion"
+/* tools/call requests that may wait for a slot beyond --max-concurrent. */
+#define MAX_WAITING 32
 
 /* syslog order, as MCP's logging levels. */
 static const char *const log_levels[] = { "debug", "info",     "notice", "warning",
@@ -181,7 +183,9 @@ static void *call_main(void *arg) {
 
         int code = 0;
         _cleanup_free_ char *msg = NULL;
-        json_t *result = mcps_tools_call(c, &code, &msg);
+        /* Cancelled while it waited for a slot (or we are stopping): no
+         * sandbox is started for nothing. */
+        json_t *result = tr_cancel_is_cancelled(c->cancel) ? NULL : mcps_tools_call(c, &code, &msg);
         json_t *reply;
         if (tr_cancel_is_cancelled(c->cancel))
                 /* A cancelled request gets no response (the spec's rule). */
@@ -231,13 +235,20 @@ static void start_call(mcps_server *s, json_t *id, json_t *params, bool stateles
         pthread_mutex_lock(&s->lock);
         reap_locked(s);
         bool dup = false;
-        for (mcps_call *o = s->calls; o; o = o->next)
+        int live = 0;
+        for (mcps_call *o = s->calls; o; o = o->next) {
                 dup = dup || (json_equal(o->id, id) && !atomic_load(&o->done));
-        if (dup || pthread_create(&c->thread, NULL, call_main, c) != 0) {
+                live += !atomic_load(&o->done);
+        }
+        /* Waiting calls cost a thread each: a client that floods us gets
+         * an error instead of thousands of them. */
+        bool full = live >= s->cfg.max_concurrent + MAX_WAITING;
+        if (dup || full || pthread_create(&c->thread, NULL, call_main, c) != 0) {
                 pthread_mutex_unlock(&s->lock);
-                mcps_send(s,
-                          rpc_error(id, RPC_INVALID_REQUEST,
-                                    dup ? "a request with this id is still running" : "cannot start a worker", NULL));
+                const char *why = dup    ? "a request with this id is still running"
+                                  : full ? "too many tool calls in flight; retry later"
+                                         : "cannot start a worker";
+                mcps_send(s, rpc_error(id, dup ? RPC_INVALID_REQUEST : RPC_INTERNAL_ERROR, why, NULL));
                 call_free(c);
                 return;
         }

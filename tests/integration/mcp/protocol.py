@@ -116,6 +116,22 @@ def t_garbage():
     assert p.wait(timeout=10) == 0
 
 
+def t_flood():
+    # 40 calls at once with one slot: 33 are taken (1 running, 32 waiting),
+    # the rest answered at once; then EOF cancels them all and we exit.
+    p = start("--max-concurrent", "1")
+    for i in range(40):
+        send(p, {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                 "params": {"name": "execute", "arguments": {"code": "import time\ntime.sleep(30)"}}})
+    refused = [recv(p) for _ in range(7)]
+    assert all("too many tool calls" in m["error"]["message"] for m in refused), refused
+    assert rpc(p, "ping", None, "p") == {"jsonrpc": "2.0", "id": "p", "result": {}}
+    t0 = time.monotonic()
+    p.stdin.close()
+    assert p.wait(timeout=30) == 0
+    assert time.monotonic() - t0 < 20
+
+
 def t_eof_cancels():
     # Closing stdin while a program runs cancels it and exits promptly.
     p = start()
@@ -254,6 +270,7 @@ check("malformed messages get JSON-RPC errors and the server keeps serving", t_g
 check("an upstream's tools/list_changed refreshes the bindings and tells the client", t_list_changed)
 check("--expose-tools lists and calls upstream tools directly", t_expose_tools)
 check("hostile schemas generate inert, importable bindings", t_hostile_schemas)
+check("a flood of calls is bounded and answered", t_flood)
 check("EOF on stdin cancels running executions and exits 0", t_eof_cancels)
 print("%d failure(s)" % failures if failures else "all passed")
 sys.exit(1 if failures else 0)
