@@ -288,31 +288,13 @@ static char *first_line(const char *s, size_t max) {
         return strndup(s ? s : "", n);
 }
 
-/* One tool: its types into g->types, its function into `out`. */
-static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t idx) {
-        const char *id = json_string_value(json_object_get(tool, "id"));
-        const char *name = json_string_value(json_object_get(tool, "name"));
-        const char *desc = json_string_value(json_object_get(tool, "description"));
-        json_t *in = json_object_get(tool, "input_schema");
-        json_t *outs = json_object_get(tool, "output_schema");
-        if (!id || !name)
-                return 0;
-        _cleanup_free_ char *fn = ident(name, "tool", g->used);
-        if (!fn)
-                return -ENOMEM;
+/* The parameter list, the call's argument dict and the docstring's Args
+ * section of one tool (three malloc()ed strings). */
+static int gen_params(gen *g, json_t *in, const char *abase, char **ret_params, char **ret_call, char **ret_doc) {
+        char *params = NULL, *call = NULL, *args_doc = NULL;
+        size_t plen = 0, clen = 0, alen = 0;
         json_t *props = json_object_get(in, "properties");
         json_t *req = json_object_get(in, "required");
-
-        /* The return type first: it may define a TypedDict. */
-        _cleanup_free_ char *rbase = camel(fn, "Result");
-        _cleanup_free_ char *abase = camel(fn, "Args");
-        _cleanup_free_ char *rtype =
-                json_is_object(outs) ? type_of(g, outs, rbase, 0) : strdup(g->sig ? "Any" : "_t.Any");
-        if (!rtype || !rbase)
-                return -ENOMEM;
-
-        _cleanup_free_ char *params = NULL, *call = NULL, *args_doc = NULL;
-        size_t plen = 0, clen = 0, alen = 0;
         FILE *pf = open_memstream(&params, &plen), *cf = open_memstream(&call, &clen),
              *af = open_memstream(&args_doc, &alen);
         if (!pf || !cf || !af) {
@@ -322,6 +304,9 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
                         fclose(cf);
                 if (af)
                         fclose(af);
+                free(params);
+                free(call);
+                free(args_doc);
                 return -ENOMEM;
         }
         names pnames = { .n = 0 };
@@ -355,6 +340,9 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
                                 fclose(cf);
                                 fclose(af);
                                 names_done(&pnames);
+                                free(params);
+                                free(call);
+                                free(args_doc);
                                 return -ENOMEM;
                         }
                         fprintf(pf, "%s%s: %s%s", ftell(pf) > 0 ? ", " : "", pn, pt,
@@ -367,6 +355,37 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
         fclose(pf);
         fclose(cf);
         fclose(af);
+
+        *ret_params = params;
+        *ret_call = call;
+        *ret_doc = args_doc;
+        return 0;
+}
+
+/* One tool: its types into g->types, its function into `out`. */
+static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t idx) {
+        const char *id = json_string_value(json_object_get(tool, "id"));
+        const char *name = json_string_value(json_object_get(tool, "name"));
+        const char *desc = json_string_value(json_object_get(tool, "description"));
+        json_t *in = json_object_get(tool, "input_schema");
+        json_t *outs = json_object_get(tool, "output_schema");
+        if (!id || !name)
+                return 0;
+        _cleanup_free_ char *fn = ident(name, "tool", g->used);
+        if (!fn)
+                return -ENOMEM;
+
+        /* The return type first: it may define a TypedDict. */
+        _cleanup_free_ char *rbase = camel(fn, "Result");
+        _cleanup_free_ char *abase = camel(fn, "Args");
+        _cleanup_free_ char *rtype =
+                json_is_object(outs) ? type_of(g, outs, rbase, 0) : strdup(g->sig ? "Any" : "_t.Any");
+        if (!rtype || !rbase)
+                return -ENOMEM;
+
+        _cleanup_free_ char *params = NULL, *call = NULL, *args_doc = NULL;
+        if (gen_params(g, in, abase, &params, &call, &args_doc) < 0)
+                return -ENOMEM;
 
         if (g->sig) {
                 _cleanup_free_ char *d = first_line(desc, SIG_DOC_LEN);
