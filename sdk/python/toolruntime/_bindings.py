@@ -11,11 +11,10 @@ type names the argument before any call leaves the sandbox, then calls the
 tool with run_tool (counted and limited on the host like any call).
 """
 
-import importlib.abc
-import importlib.util
 import json
 import sys
 import types
+from importlib.machinery import ModuleSpec
 
 PREFIX = "toolruntime.tools."
 
@@ -133,7 +132,9 @@ class _Spec:
 
 
 def _call(spec, kwargs):
-    from toolruntime import ToolError, tools
+    from toolruntime import ToolError
+
+    tools = sys.modules["toolruntime.tools"]
 
     args = {k: v for k, v in kwargs.items() if v is not _UNSET}
     schema = spec.schema
@@ -148,25 +149,26 @@ def _call(spec, kwargs):
     return tools.run_tool(spec.tool_id, args)
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, gateway):
-        self._gateway = gateway
-
+# Plain classes, not importlib.abc's: that module costs an import every
+# snippet would pay; the import system needs only these methods.
+class _Loader:
     def create_module(self, spec):
         return None
 
     def exec_module(self, module):
         name = module.__name__[len(PREFIX):]
-        reply = self._gateway.call("get_bindings", {"module": name})
+        # The gateway of the current toolruntime.tools (install() may have
+        # replaced it since the hook was registered).
+        reply = sys.modules["toolruntime.tools"]._gateway.call("get_bindings", {"module": name})
         module.__file__ = "<toolruntime bindings for %s>" % reply.get("namespace", name)
         exec(compile(reply["source"], module.__file__, "exec"), module.__dict__)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     """Finds toolruntime.tools.<name> (one level: names are identifiers)."""
 
-    def __init__(self, gateway):
-        self._loader = _Loader(gateway)
+    def __init__(self):
+        self._loader = _Loader()
 
     def find_spec(self, fullname, path=None, target=None):
         if not fullname.startswith(PREFIX):
@@ -174,7 +176,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         rest = fullname[len(PREFIX):]
         if not rest.isidentifier():
             return None
-        return importlib.util.spec_from_loader(fullname, self._loader)
+        return ModuleSpec(fullname, self._loader)
 
 
 class ToolsModule(types.ModuleType):
@@ -214,5 +216,5 @@ def install(gateway):
     mod = ToolsModule(gateway)
     sys.modules["toolruntime.tools"] = mod
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.append(_Finder(gateway))
+        sys.meta_path.append(_Finder())
     return mod
