@@ -310,6 +310,12 @@ typedef struct tr_gateway_ops {
         int (*run_chain)(void *self, const char *steps_json, char **ret_json, tr_error **ret_err);
         /* Releases `self`.  May be NULL. */
         void (*free)(void *self);
+        /* Optional (NULL: the gateway falls back to search_tools and
+         * describe_tool, at most 100 tools).  A JSON array of the
+         * descriptions at TR_DETAIL_SCHEMA of every tool in namespace `ns`
+         * (NULL: of every tool), in id order.  Host-side only: the sandbox
+         * reaches it through the bindings, never directly. */
+        int (*list_tools)(void *self, const char *ns, char **ret_json, tr_error **ret_err);
 } tr_gateway_ops;
 
 typedef struct tr_gateway tr_gateway;
@@ -332,6 +338,36 @@ TR_PUBLIC int tr_gateway_list_tool_examples(tr_gateway *gw, const char *id, int 
 TR_PUBLIC int tr_gateway_run_tool(tr_gateway *gw, const char *id, const char *args_json, char **ret_json,
                                   tr_error **ret_err);
 TR_PUBLIC int tr_gateway_run_chain(tr_gateway *gw, const char *steps_json, char **ret_json, tr_error **ret_err);
+/* See tr_gateway_ops.list_tools; `ns` may be NULL. */
+TR_PUBLIC int tr_gateway_list_tools(tr_gateway *gw, const char *ns, char **ret_json, tr_error **ret_err);
+
+/*
+ * Typed Python bindings generated from the tools' schemas (host side; the
+ * schemas are untrusted: every name becomes a sanitised identifier and every
+ * text a quoted literal, so nothing a tool says can become code).
+ *
+ *   TR_BINDINGS_MODULE:     the source of the module the sandbox imports as
+ *                           toolruntime.tools.<module>: one keyword-only
+ *                           function per tool, validating its arguments in
+ *                           the sandbox before calling through the gateway.
+ *   TR_BINDINGS_STUB:       the same as a .pyi stub (types and docstrings).
+ *   TR_BINDINGS_SIGNATURES: one compact line per tool, "module.fn(a: int,
+ *                           b: int = ...) -> T  # first line of description".
+ *
+ * `module` is a module name as the sandbox imports it (each namespace's
+ * sanitised name) or NULL for every namespace (STUB and SIGNATURES only).
+ * Fails with TR_E_TOOL_NOT_FOUND when no namespace has that module name.
+ * *ret_text is malloc()ed; *ret_namespace (may be NULL) receives the
+ * namespace's real name when `module` was given.
+ */
+typedef enum tr_bindings_kind {
+        TR_BINDINGS_MODULE = 0,
+        TR_BINDINGS_STUB,
+        TR_BINDINGS_SIGNATURES,
+} tr_bindings_kind;
+
+TR_PUBLIC int tr_gateway_python_bindings(tr_gateway *gw, const char *module, tr_bindings_kind kind, char **ret_text,
+                                         char **ret_namespace, tr_error **ret_err);
 
 /* ------------------------------------------------------------------------
  * Requests

@@ -43,6 +43,9 @@ fi
 if [ -x tests/integration/gateway/setup.sh ]; then
     tests/integration/gateway/setup.sh
 fi
+if [ -x tests/integration/mcp/setup.sh ]; then
+    tests/integration/mcp/setup.sh
+fi
 
 set +e
 meson test -C "$B" --print-errorlogs --num-processes 2 --timeout-multiplier 2

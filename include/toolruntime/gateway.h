@@ -92,6 +92,14 @@ TR_PUBLIC int tr_tool_registry_add_tag(tr_tool_registry *reg, const char *id, co
 TR_PUBLIC int tr_tool_registry_add_example(tr_tool_registry *reg, const char *id, const char *description,
                                            const char *args_json, const char *result_json, tr_error **ret_err);
 
+/* Called after the registry's tools changed: an MCP server sent
+ * notifications/tools/list_changed and its tools were listed again.  The
+ * registry notices that when it next talks to the server (a call, or a
+ * tr_gateway_list_tools), and calls `fn` from that thread, without locks
+ * held.  Tools the new list drops stay callable by calls already running. */
+typedef void (*tr_tools_changed_fn)(void *userdata);
+TR_PUBLIC void tr_tool_registry_set_change_callback(tr_tool_registry *reg, tr_tools_changed_fn fn, void *userdata);
+
 /* How many tools the registry holds. */
 TR_PUBLIC size_t tr_tool_registry_count(const tr_tool_registry *reg);
 

@@ -38,6 +38,8 @@ int cli_exec(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 int cli_image(int argc, char **argv);
 int cli_gc(int argc, char **argv);
+int cli_mcp(int argc, char **argv);
+int cli_tools(int argc, char **argv);
 
 /* Print "toolruntime: <msg>" and the --help hint; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -51,7 +53,10 @@ const char *cli_images_dir(void);
 void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv);
 /* The gateway the snippet may call: the tools of a manifest and MCP
  * servers, or an empty one. */
-int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, tr_gateway **ret_gw,
+/* The registry behind it (NULL tools and no mcp: an empty registry). */
+int cli_registry_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
+                     tr_tool_registry **ret_reg, tr_error **ret_err);
+int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud, tr_gateway **ret_gw,
                     tr_error **ret_err);
 typedef void (*cli_doctor_line_fn)(const char *backend, bool ok, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

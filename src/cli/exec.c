@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "util/handles.h"
+#include "util/json.h"
 #include "util/macros.h"
 #include "util/proc.h"
 
@@ -64,8 +65,8 @@ static const char exec_help[] =
         "\n"
         "tool gateway:\n"
         "      --tools FILE         a tools manifest (JSON) the snippet may call\n"
-        "      --mcp 'CMD ARGS'     an MCP server (stdio) whose tools the snippet may call;\n"
-        "                           repeatable\n"
+        "      --mcp '[NS=]CMD ARGS'  an MCP server (stdio) whose tools the snippet may call,\n"
+        "                           under namespace NS (default: the server's name); repeatable\n"
         "\n"
         "SIZE is digits with an optional k, M or G suffix (1k = 1024 bytes); N is digits.\n"
         "An option left out takes the profile's default; 0 means unlimited, which the\n"
@@ -136,43 +137,6 @@ static const struct option exec_opts[] = {
 /* A snippet larger than this is a mistake, not code. */
 #define MAX_CODE (16 * 1024 * 1024)
 
-/* JSON strings must be UTF-8; snippet output need not be.  Invalid bytes
- * become U+FFFD so the report stays parseable. */
-static json_t *json_bytes(const char *s, size_t n) {
-        json_t *j = json_stringn(s, n);
-        if (j)
-                return j;
-        _cleanup_free_ char *out = malloc(n * 3 + 1);
-        if (!out)
-                return NULL;
-        size_t o = 0;
-        for (size_t i = 0; i < n;) {
-                unsigned char c = (unsigned char) s[i];
-                size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-                bool ok = need > 0 && i + need <= n;
-                for (size_t k = 1; ok && k < need; k++)
-                        ok = ((unsigned char) s[i + k] >> 6) == 2;
-                if (ok && need > 1) {
-                        /* Reject overlongs, surrogates and > U+10FFFF, as jansson does. */
-                        uint32_t cp = need == 2 ? (c & 0x1fu) : need == 3 ? (c & 0x0fu) : (c & 0x07u);
-                        for (size_t k = 1; k < need; k++)
-                                cp = (cp << 6) | ((unsigned char) s[i + k] & 0x3fu);
-                        ok = !((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
-                               (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff);
-                }
-                if (ok) {
-                        memcpy(out + o, s + i, need);
-                        o += need;
-                        i += need;
-                } else {
-                        memcpy(out + o, "\xef\xbf\xbd", 3);
-                        o += 3;
-                        i++;
-                }
-        }
-        return json_stringn(out, o);
-}
-
 static json_t *result_json(const tr_result *res, const tr_error *err) {
         json_t *o = json_object();
         size_t n = 0;
@@ -182,9 +146,9 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
                 value = json_loads(tr_result_value_json(res), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         json_object_set_new(o, "value", value ? value : json_null());
         s = res ? tr_result_stdout(res, &n) : "";
-        json_object_set_new(o, "stdout", json_bytes(s, res ? n : 0));
+        json_object_set_new(o, "stdout", tr__json_bytes(s, res ? n : 0));
         s = res ? tr_result_stderr(res, &n) : "";
-        json_object_set_new(o, "stderr", json_bytes(s, res ? n : 0));
+        json_object_set_new(o, "stderr", tr__json_bytes(s, res ? n : 0));
         int code = res ? tr_result_exit_code(res) : -1;
         json_object_set_new(o, "exit_code", code >= 0 ? json_integer(code) : json_null());
         json_object_set_new(o, "duration_ms", json_real(res ? (double) tr_result_duration_us(res) / 1000.0 : 0.0));
@@ -195,7 +159,7 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
         for (size_t i = 0; res && i < tr_result_backend_detail_count(res); i++) {
                 const char *k, *v;
                 tr_result_backend_detail_at(res, i, &k, &v);
-                json_object_set_new(details, k, json_bytes(v, strlen(v)));
+                json_object_set_new(details, k, tr__json_bytes(v, strlen(v)));
         }
         json_object_set_new(backend, "details", details);
         json_object_set_new(o, "backend", backend);
@@ -216,7 +180,7 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
         for (size_t i = 0; res && i < tr_result_tool_call_count(res); i++) {
                 const tr_tool_call *c = tr_result_tool_call_at(res, i);
                 json_t *jc = json_object();
-                json_object_set_new(jc, "tool_id", json_bytes(c->tool_id, strlen(c->tool_id)));
+                json_object_set_new(jc, "tool_id", tr__json_bytes(c->tool_id, strlen(c->tool_id)));
                 json_object_set_new(jc, "backend_kind", json_string(tr_backend_kind_name(c->backend)));
                 json_object_set_new(jc, "duration_ms", json_real((double) c->duration_us / 1000.0));
                 json_object_set_new(jc, "error_op", c->error_op ? json_string(c->error_op) : json_null());
@@ -234,7 +198,7 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
                 json_t *je = json_object();
                 json_object_set_new(je, "code", json_string(tr_error_code_name(err)));
                 const char *m = tr_error_message(err);
-                json_object_set_new(je, "message", json_bytes(m, strlen(m)));
+                json_object_set_new(je, "message", tr__json_bytes(m, strlen(m)));
                 json_object_set_new(je, "op", json_string(tr_error_op(err)));
                 json_object_set_new(je, "backend", json_string(tr_backend_kind_name(tr_error_backend(err))));
                 json_object_set_new(je, "retryable", json_boolean(tr_error_retryable(err)));
@@ -415,7 +379,7 @@ int cli_exec(int argc, char **argv) {
 
         int r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);
         if (r >= 0)
-                r = cli_gateway_new(tools, mcp, n_mcp, verbose ? cli_log : NULL, &gw, &err);
+                r = cli_gateway_new(tools, mcp, n_mcp, verbose ? cli_log : NULL, NULL, &gw, &err);
         if (r >= 0)
                 r = tr_request_new(&req, &err);
         if (r >= 0)

@@ -16,6 +16,8 @@ static const char main_help[] = "Usage: toolruntime [--version] [--help] COMMAND
                                 "  doctor   say which backends are usable here, and what to install if not\n"
                                 "  image    build the sandbox images (container image, VM kernel + root image)\n"
                                 "  gc       remove what killed callers left in containerd\n"
+                                "  mcp      serve MCP over stdio: an `execute` tool running code that calls tools\n"
+                                "  tools    list the configured tools, print their typed Python stubs\n"
                                 "  help     show help for a command\n"
                                 "\n"
                                 "Run 'toolruntime COMMAND --help' for a command's options.\n";
@@ -24,10 +26,8 @@ static const struct {
         const char *name;
         int (*fn)(int, char **);
 } commands[] = {
-        { "exec", cli_exec },
-        { "doctor", cli_doctor },
-        { "image", cli_image },
-        { "gc", cli_gc },
+        { "exec", cli_exec }, { "doctor", cli_doctor }, { "image", cli_image },
+        { "gc", cli_gc },     { "mcp", cli_mcp },       { "tools", cli_tools },
 };
 
 int main(int argc, char **argv) {

@@ -5,6 +5,7 @@
  * core only through tr_gateway_ops.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,4 +104,45 @@ TR_PUBLIC int tr_gateway_run_tool(tr_gateway *g, const char *id, const char *arg
 }
 TR_PUBLIC int tr_gateway_run_chain(tr_gateway *g, const char *steps_json, char **ret_json, tr_error **ret_err) {
         return g->ops->run_chain(g->self, steps_json ? steps_json : "[]", ret_json, ret_err);
+}
+
+/* A gateway without list_tools: the first 100 tools a search for nothing
+ * finds, each described at the schema level.  Good enough for the small
+ * embedder gateways that lack the operation. */
+static int list_tools_fallback(tr_gateway *g, const char *ns, char **ret_json, tr_error **ret_err) {
+        _cleanup_free_ char *hits_text = NULL;
+        int r = g->ops->search_tools(g->self, "", 100, &hits_text, ret_err);
+        if (r < 0)
+                return r;
+        json_t *hits = json_loads(hits_text, 0, NULL);
+        json_t *out = json_array();
+        size_t i;
+        json_t *h;
+        json_array_foreach(hits, i, h) {
+                const char *id = json_string_value(json_object_get(h, "id"));
+                const char *hns = json_string_value(json_object_get(h, "namespace"));
+                if (!id || (ns && (!hns || !streq(ns, hns))))
+                        continue;
+                _cleanup_free_ char *d = NULL;
+                if (g->ops->describe_tool(g->self, id, TR_DETAIL_SCHEMA, &d, NULL) < 0)
+                        continue;
+                json_t *jd = json_loads(d, 0, NULL);
+                if (jd)
+                        json_array_append_new(out, jd);
+        }
+        json_decref(hits);
+        char *s = out ? json_dumps(out, JSON_COMPACT) : NULL;
+        json_decref(out);
+        if (!s)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "list_tools", "out of memory");
+        *ret_json = s;
+        return 0;
+}
+
+TR_PUBLIC int tr_gateway_list_tools(tr_gateway *g, const char *ns, char **ret_json, tr_error **ret_err) {
+        if (!g || !ret_json)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "list_tools", "invalid argument");
+        if (g->ops->list_tools)
+                return g->ops->list_tools(g->self, ns, ret_json, ret_err);
+        return list_tools_fallback(g, ns, ret_json, ret_err);
 }

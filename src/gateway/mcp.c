@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,9 @@ struct tr__mcp {
         json_int_t next_id;
         char *server_name;
         char *protocol_version;
+        /* The server said notifications/tools/list_changed (seen while
+         * waiting for a response: this client reads only then). */
+        atomic_bool list_changed;
 
         /* Line buffer: unread data is buf[start, len); buf[start, scanned)
          * holds no newline. */
@@ -442,8 +446,11 @@ static int process_one(tr__mcp *m, json_t *j, json_int_t id, int64_t deadline, j
                 return 0;
         case TR__MCP_REQUEST: answer_server_request(m, &msg, deadline); return 0;
         case TR__MCP_NOTIFICATION:
-                /* Log messages, progress, list_changed...: nothing to do for
-                 * a client that re-lists nothing; never an answer. */
+                /* list_changed is remembered for the registry, which lists
+                 * the tools again; logs and progress need nothing.  Never
+                 * an answer. */
+                if (msg.method && streq(msg.method, "notifications/tools/list_changed"))
+                        atomic_store(&m->list_changed, true);
                 return 0;
         default: (*garbage)++; return 0;
         }
@@ -779,6 +786,10 @@ int tr__mcp_call_tool(tr__mcp *m, const char *name, json_t *args, json_t **ret_r
         r = tr__mcp_convert_result(res, ret_result, ret_err);
         json_decref(res);
         return r;
+}
+
+bool tr__mcp_take_list_changed(tr__mcp *m) {
+        return atomic_exchange(&m->list_changed, false);
 }
 
 void tr__mcp_free(tr__mcp *m) {

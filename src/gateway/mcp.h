@@ -13,6 +13,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "toolruntime.h"
@@ -34,6 +35,9 @@ int tr__mcp_list_tools(tr__mcp *m, json_t **ret_tools, tr_error **ret_err);
 /* Call tool `name` with `args` (borrowed); *ret_result gets the converted
  * result (tr__mcp_convert_result).  Thread-safe. */
 int tr__mcp_call_tool(tr__mcp *m, const char *name, json_t *args, json_t **ret_result, tr_error **ret_err);
+/* Whether the server sent notifications/tools/list_changed since the last
+ * call (which clears it).  Thread-safe. */
+bool tr__mcp_take_list_changed(tr__mcp *m);
 void tr__mcp_free(tr__mcp *m);
 
 /* ---- parsing, exposed for tests and the fuzzer ---- */

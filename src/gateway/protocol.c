@@ -14,6 +14,7 @@ static const char *const type_names[TR__GW_MSG_TYPE_MAX] = {
         [TR__GW_DESCRIBE_TOOL] = "describe_tool", [TR__GW_LIST_TOOL_EXAMPLES] = "list_tool_examples",
         [TR__GW_RUN_TOOL] = "run_tool",           [TR__GW_RUN_CHAIN] = "run_chain",
         [TR__GW_RESPONSE] = "response",           [TR__GW_ERROR] = "error",
+        [TR__GW_GET_BINDINGS] = "get_bindings",
 };
 
 const char *tr__gw_msg_type_name(tr__gw_msg_type t) {

@@ -24,6 +24,9 @@ typedef enum tr__gw_msg_type {
         TR__GW_RUN_CHAIN,
         TR__GW_RESPONSE,
         TR__GW_ERROR,
+        /* The typed bindings of one namespace (bindings.c), which the SDK's
+         * import hook turns into toolruntime.tools.<module>. */
+        TR__GW_GET_BINDINGS,
         TR__GW_MSG_TYPE_MAX
 } tr__gw_msg_type;
 

@@ -43,6 +43,9 @@
 #define DEFAULT_SEARCH_LIMIT 10
 #define MAX_SEARCH_LIMIT     100
 #define SUMMARY_DESCRIPTION  200
+/* Tool-list refreshes (list_changed) per MCP server: each retires the old
+ * tools for good, so a server that changes its list forever is cut off. */
+#define MAX_REFRESHES 64
 
 /* SRC_BUILTIN is a manifest tool with "builtin": "echo" instead of a
  * command: it returns its arguments without starting a process, so that a
@@ -87,7 +90,16 @@ struct tr_tool_registry {
         tool **tools;
         size_t n;
         tr__mcp **servers;
+        char **server_ns; /* each server's namespace */
         size_t n_servers;
+        /* Tools an MCP server's list change replaced.  Kept until the end:
+         * a call may still use one (calls hold no lock while they run).
+         * Bounded by MAX_REFRESHES per server. */
+        tool **retired;
+        size_t n_retired;
+        unsigned *refreshes;
+        tr_tools_changed_fn on_change;
+        void *on_change_ud;
         tr_log_fn log;
         void *log_ud;
         int64_t mcp_start_ms;
@@ -276,9 +288,16 @@ static void registry_unref(tr_tool_registry *reg) {
         for (size_t i = 0; i < reg->n; i++)
                 tool_free(reg->tools[i]);
         free(reg->tools);
-        for (size_t i = 0; i < reg->n_servers; i++)
+        for (size_t i = 0; i < reg->n_retired; i++)
+                tool_free(reg->retired[i]);
+        free(reg->retired);
+        for (size_t i = 0; i < reg->n_servers; i++) {
                 tr__mcp_free(reg->servers[i]);
+                free(reg->server_ns[i]);
+        }
         free(reg->servers);
+        free(reg->server_ns);
+        free(reg->refreshes);
         pthread_rwlock_destroy(&reg->lock);
         free(reg);
 }
@@ -641,18 +660,27 @@ TR_PUBLIC int tr_tool_registry_add_mcp_argv(tr_tool_registry *reg, const char *c
         pthread_rwlock_wrlock(&reg->lock);
         _cleanup_free_ char *name = ns ? strdup(ns) : derive_ns_locked(reg, tr__mcp_server_name(srv));
         tr__mcp **ns_srv = realloc(reg->servers, (reg->n_servers + 1) * sizeof(*ns_srv));
-        tool **nt = ns_srv ? realloc(reg->tools, (reg->n + json_array_size(list) + 1) * sizeof(*nt)) : NULL;
         if (ns_srv)
                 reg->servers = ns_srv;
+        char **ns_names = ns_srv ? realloc(reg->server_ns, (reg->n_servers + 1) * sizeof(*ns_names)) : NULL;
+        if (ns_names)
+                reg->server_ns = ns_names;
+        unsigned *ns_ref = ns_names ? realloc(reg->refreshes, (reg->n_servers + 1) * sizeof(*ns_ref)) : NULL;
+        if (ns_ref)
+                reg->refreshes = ns_ref;
+        char *ns_copy = ns_ref && name ? strdup(name) : NULL;
+        tool **nt = ns_copy ? realloc(reg->tools, (reg->n + json_array_size(list) + 1) * sizeof(*nt)) : NULL;
         if (nt)
                 reg->tools = nt;
         if (!name || !ns_srv || !nt) {
+                free(ns_copy);
                 pthread_rwlock_unlock(&reg->lock);
                 json_decref(list);
                 tr__mcp_free(srv);
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         }
         if (ns && ns_exists_locked(reg, ns)) {
+                free(ns_copy);
                 pthread_rwlock_unlock(&reg->lock);
                 json_decref(list);
                 tr__mcp_free(srv);
@@ -684,13 +712,106 @@ TR_PUBLIC int tr_tool_registry_add_mcp_argv(tr_tool_registry *reg, const char *c
                 reg->tools[reg->n++] = t;
                 added++;
         }
-        reg->servers[reg->n_servers++] = srv;
+        reg->servers[reg->n_servers] = srv;
+        reg->server_ns[reg->n_servers] = ns_copy;
+        reg->refreshes[reg->n_servers++] = 0;
         pthread_rwlock_unlock(&reg->lock);
         json_decref(list);
         char counts[64];
         snprintf(counts, sizeof(counts), "%zu added, %zu skipped", added, skipped);
         rlog(reg, TR_LOG_INFO, "MCP server ready", "namespace", name, "tools", counts);
         return 0;
+}
+
+/* Swap in server i's new tool list (write lock held).  The old tools are
+ * retired, not freed: a call may still be using one. */
+static bool swap_tools_locked(tr_tool_registry *reg, size_t i, json_t *list) {
+        tr__mcp *srv = reg->servers[i];
+        size_t n_old = 0;
+        for (size_t k = 0; k < reg->n; k++)
+                n_old += reg->tools[k]->srv == srv;
+        tool **ret = realloc(reg->retired, (reg->n_retired + n_old + 1) * sizeof(*ret));
+        if (ret)
+                reg->retired = ret;
+        tool **nt = ret ? realloc(reg->tools, (reg->n + json_array_size(list) + 1) * sizeof(*nt)) : NULL;
+        if (!nt)
+                return false;
+        reg->tools = nt;
+        size_t o = 0;
+        for (size_t k = 0; k < reg->n; k++) {
+                if (reg->tools[k]->srv == srv)
+                        reg->retired[reg->n_retired++] = reg->tools[k];
+                else
+                        reg->tools[o++] = reg->tools[k];
+        }
+        reg->n = o;
+        size_t j;
+        json_t *jt;
+        json_array_foreach(list, j, jt) {
+                tool *t = NULL;
+                char err[256] = "";
+                if (mcp_tool(jt, reg->server_ns[i], srv, &t, err, sizeof(err)) < 0)
+                        continue;
+                if (find_locked(reg, t->id)) {
+                        tool_free(t);
+                        continue;
+                }
+                reg->tools[reg->n++] = t;
+        }
+        reg->refreshes[i]++;
+        return true;
+}
+
+/* List the tools of every MCP server that said list_changed again, and swap
+ * them in; then tell whoever asked (tr_tool_registry_set_change_callback).
+ * The flag is seen only while this client talks to the server, so a change
+ * shows up after the next call or list, not the moment it happens. */
+static void refresh_changed(tr_tool_registry *reg) {
+        bool changed = false;
+        for (size_t i = 0;; i++) {
+                pthread_rwlock_rdlock(&reg->lock);
+                bool more = i < reg->n_servers;
+                tr__mcp *srv = more ? reg->servers[i] : NULL;
+                unsigned count = more ? reg->refreshes[i] : 0;
+                pthread_rwlock_unlock(&reg->lock);
+                if (!more)
+                        break;
+                if (!tr__mcp_take_list_changed(srv))
+                        continue;
+                if (count >= MAX_REFRESHES) {
+                        rlog(reg, TR_LOG_WARN, "MCP server changes its tools too often: keeping the list it had",
+                             "server", tr__mcp_server_name(srv) ? tr__mcp_server_name(srv) : "", NULL, NULL);
+                        continue;
+                }
+                json_t *list = NULL;
+                if (tr__mcp_list_tools(srv, &list, NULL) < 0) {
+                        rlog(reg, TR_LOG_WARN, "MCP tools/list after list_changed failed: keeping the old list",
+                             "server", tr__mcp_server_name(srv) ? tr__mcp_server_name(srv) : "", NULL, NULL);
+                        continue;
+                }
+                pthread_rwlock_wrlock(&reg->lock);
+                changed = swap_tools_locked(reg, i, list) || changed;
+                pthread_rwlock_unlock(&reg->lock);
+                json_decref(list);
+        }
+        if (!changed)
+                return;
+        pthread_rwlock_rdlock(&reg->lock);
+        tr_tools_changed_fn fn = reg->on_change;
+        void *ud = reg->on_change_ud;
+        pthread_rwlock_unlock(&reg->lock);
+        rlog(reg, TR_LOG_INFO, "MCP tools changed", NULL, NULL, NULL, NULL);
+        if (fn)
+                fn(ud);
+}
+
+TR_PUBLIC void tr_tool_registry_set_change_callback(tr_tool_registry *reg, tr_tools_changed_fn fn, void *userdata) {
+        if (!reg)
+                return;
+        pthread_rwlock_wrlock(&reg->lock);
+        reg->on_change = fn;
+        reg->on_change_ud = userdata;
+        pthread_rwlock_unlock(&reg->lock);
 }
 
 TR_PUBLIC int tr_tool_registry_add_mcp(tr_tool_registry *reg, const char *command_line, const char *ns,
@@ -1066,7 +1187,11 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
                 *ret = j;
                 return 0;
         }
-        case SRC_MCP: return tr__mcp_call_tool(t->srv, t->remote_name, args, ret, ret_err);
+        case SRC_MCP:
+                r = tr__mcp_call_tool(t->srv, t->remote_name, args, ret, ret_err);
+                /* A call is when a list_changed is seen (see refresh_changed). */
+                refresh_changed(reg);
+                return r;
         case SRC_BUILTIN: *ret = json_incref(args); return 0;
         case SRC_CALLBACK: {
                 r = t->fn(t->userdata, args_text, &out, ret_err);
@@ -1136,6 +1261,26 @@ static void gw_free(void *self) {
         registry_unref(self);
 }
 
+/* Every tool of a namespace at the schema level, for the binding generator
+ * (host side, so the 1 MiB message cap does not apply; the registry's own
+ * caps bound it: 1024 tools per source, 64 KiB per schema). */
+static int gw_list_tools(void *self, const char *ns, char **ret_json, tr_error **ret_err) {
+        tr_tool_registry *reg = self;
+        refresh_changed(reg);
+        json_t *arr = json_array();
+        pthread_rwlock_rdlock(&reg->lock);
+        for (size_t i = 0; arr && i < reg->n; i++)
+                if (!ns || streq(reg->tools[i]->ns, ns))
+                        json_array_append_new(arr, tool_json_locked(reg->tools[i], TR_DETAIL_SCHEMA));
+        pthread_rwlock_unlock(&reg->lock);
+        char *s = arr ? dump(arr) : NULL;
+        json_decref(arr);
+        if (!s)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "list_tools", "out of memory");
+        *ret_json = s;
+        return 0;
+}
+
 static const tr_gateway_ops registry_ops = {
         .search_tools = gw_search,
         .list_namespaces = gw_namespaces,
@@ -1144,6 +1289,7 @@ static const tr_gateway_ops registry_ops = {
         .run_tool = gw_run,
         .run_chain = gw_chain,
         .free = gw_free,
+        .list_tools = gw_list_tools,
 };
 
 TR_PUBLIC int tr_tool_registry_gateway(tr_tool_registry *reg, tr_gateway **ret_gateway, tr_error **ret_err) {

@@ -408,6 +408,25 @@ static int dispatch(tr__gw_session *s, const tr__gw_msg *m, json_t **ret, tr_err
         }
         case TR__GW_RUN_TOOL: return op_run_tool(s, m->payload, ret, ret_err);
         case TR__GW_RUN_CHAIN: return op_run_chain(s, m->payload, ret, ret_err);
+        case TR__GW_GET_BINDINGS: {
+                /* Not a tool call: generating source costs the host a
+                 * bounded amount (bindings.c caps it) and runs nothing. */
+                const char *mod = str_arg(m->payload, "module", NULL, &ok);
+                if (!ok || !mod)
+                        goto bad_args;
+                if (!s->gw)
+                        return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, op,
+                                            "no tool gateway configured");
+                _cleanup_free_ char *ns = NULL;
+                r = tr_gateway_python_bindings(s->gw, mod, TR_BINDINGS_MODULE, &out, &ns, ret_err);
+                if (r < 0)
+                        return r;
+                json_t *o = json_pack("{s:s, s:s, s:s}", "module", mod, "namespace", ns, "source", out);
+                if (!o)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
+                *ret = o;
+                return 0;
+        }
         default:
                 /* The host never asked anything, so a reply from the sandbox
                  * is out of order. */

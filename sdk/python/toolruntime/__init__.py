@@ -10,6 +10,11 @@
     except ToolError as e:
         print(e.code, e.message)      # e.g. "tool_limit", "invalid_arguments"
 
+    # Typed bindings generated from the tools' schemas, one module per
+    # namespace: keyword arguments, checked in the sandbox before the call.
+    from toolruntime.tools import demo
+    demo.add(a=1, b=2)
+
 The gateway is found through the TOOLRUNTIME_GATEWAY environment variable:
 "fd:N" (an inherited stream) or "unix:/path" (a unix socket).  Each message
 is a 4-byte big-endian length followed by a UTF-8 JSON object
@@ -185,4 +190,11 @@ class Gateway:
             self._stream = None
 
 
-tools = Gateway()
+# `tools` is also the package of the typed bindings:
+# `from toolruntime.tools import everything; everything.get_sum(a=1, b=2)`.
+from toolruntime import _bindings  # noqa: E402
+
+_UNSET = _bindings._UNSET
+_Spec = _bindings._Spec
+_call = _bindings._call
+tools = _bindings.install(Gateway())

@@ -110,6 +110,52 @@ class SDKTest(unittest.TestCase):
         self.assertEqual(host.seen, [])
         keep.close()
 
+    def test_typed_bindings_import_hook(self):
+        # toolruntime.tools.<module> comes from get_bindings; the generated
+        # functions check arguments before anything leaves the sandbox.
+        source = "\n".join([
+            "import toolruntime as _tr",
+            "from toolruntime import _UNSET",
+            "def add(*, a: int, b: int = _UNSET):",
+            "    return _tr._call(_SPEC_0, {'a': a, 'b': b})",
+            "_SPEC_0 = _tr._Spec('demo:add', 'add', "
+            "'{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},"
+            "\"b\":{\"enum\":[1,2]}},\"required\":[\"a\"]}')",
+        ])
+
+        def h(m):
+            if m["type"] == "get_bindings":
+                if m["payload"]["module"] != "demo":
+                    return {"type": "error", "id": m["id"],
+                            "payload": {"code": "tool_not_found", "message": "no such module"}}
+                return {"type": "response", "id": m["id"],
+                        "payload": {"module": "demo", "namespace": "demo", "source": source}}
+            return {"type": "response", "id": m["id"], "payload": m["payload"]}
+        gw, keep, host = pair(h)
+        from toolruntime import _bindings
+        saved = sys.modules["toolruntime.tools"]
+        try:
+            tools = _bindings.install(gw)
+            from toolruntime.tools import demo
+            self.assertEqual(demo.add(a=1), {"id": "demo:add", "args": {"a": 1}})
+            self.assertEqual(demo.add(a=1, b=2)["args"], {"a": 1, "b": 2})
+            seen = len(host.seen)
+            for bad in ({"a": "1"}, {"a": True}, {"a": 1, "b": 3}):
+                with self.assertRaises(ToolError) as cm:
+                    demo.add(**bad)
+                self.assertEqual(cm.exception.code, "invalid_arguments")
+            self.assertEqual(len(host.seen), seen, "a refused call reached the host")
+            self.assertEqual(tools.run_tool("x:y", {})["id"], "x:y")  # the gateway operations stay
+            with self.assertRaises(ToolError) as cm:
+                import toolruntime.tools.missing  # noqa: F401
+            self.assertEqual(cm.exception.code, "tool_not_found")
+            self.assertFalse(hasattr(tools, "missing_too"))
+        finally:
+            sys.modules["toolruntime.tools"] = saved
+            for k in [k for k in sys.modules if k.startswith("toolruntime.tools.")]:
+                del sys.modules[k]
+            keep.close()
+
     def test_no_gateway(self):
         old = os.environ.pop("TOOLRUNTIME_GATEWAY", None)
         try:
