@@ -178,7 +178,7 @@ static int parse_num(int opt, const char *arg, mcp_args *a) {
         for (size_t i = 0; i < ARRAY_SIZE(nums); i++) {
                 if (nums[i].opt != opt)
                         continue;
-                int r = nums[i].size ? cli_parse_size(arg, nums[i].dst) : cli_parse_int(arg, nums[i].dst);
+                int r = nums[i].size ? tr_parse_size(arg, nums[i].dst, NULL) : tr_parse_count(arg, nums[i].dst, NULL);
                 if (r < 0 || *nums[i].dst < 0)
                         return cli_usage_error("mcp", "invalid value '%s' for %s%s", arg, nums[i].name,
                                                nums[i].size ? ": expected bytes or a k/M/G suffix, e.g. 64M"
@@ -195,7 +195,7 @@ static int parse_args(int argc, char **argv, mcp_args *a) {
                 case 'b': a->backend = optarg; break;
                 case 'p': a->profile = optarg; break;
                 case 't':
-                        if (cli_parse_seconds(optarg, &a->timeout_ms) < 0 || a->timeout_ms <= 0)
+                        if (tr_parse_seconds(optarg, &a->timeout_ms, NULL) < 0 || a->timeout_ms <= 0)
                                 return cli_usage_error("mcp", "invalid timeout '%s': expected seconds, e.g. 2.5",
                                                        optarg);
                         break;
@@ -298,6 +298,8 @@ static int serve(const mcp_args *a, tr_profile prof, tr_backend_kind kind) {
 
 int cli_mcp(int argc, char **argv) {
         mcp_args a = { .max_concurrent = 2 };
+        /* Unset limits take the profile's defaults (zero would mean unlimited). */
+        tr_limits_init(&a.limits);
         int r = parse_args(argc, argv, &a);
         if (r != 0) {
                 free(a.mcp);
