@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/kata/internal.h"
@@ -201,6 +202,7 @@ typedef struct vm {
         int64_t run_deadline;   /* started_ns + run_timeout_ms */
         uint64_t exit_kind, exit_code;
         char *guest_error;
+        char *state_path; /* the per-VM state record (state.c), removed once QEMU is reaped */
 } vm;
 
 static void vm_kill(vm *v) {
@@ -215,6 +217,7 @@ static void vm_kill(vm *v) {
 
 static void vm_done(vm *v) {
         vm_kill(v);
+        tr__kata_state_remove(TAKE_PTR(v->state_path));
         if (v->pidfd >= 0)
                 close(v->pidfd);
         if (v->chan >= 0)
@@ -513,10 +516,8 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
 
 /* The fork child: raw system calls only until execve (the caller may have
  * threads). */
-static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, int con, bool drop) {
+static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, int con, bool drop, pid_t parent) {
         setpgid(0, 0);
-        /* QEMU must not outlive us, whatever happens to this thread. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         /* Through high numbers first, so no dup2 clobbers a source and none
          * is a no-op that would leave FD_CLOEXEC set (a channel already at
@@ -534,12 +535,32 @@ static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, i
                 if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
                         _exit(127);
         }
+        /* QEMU must not outlive us.  Set after the uid change, which
+         * clears the death signal; and if we died before it was set, no
+         * signal will come: stop here. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+                _exit(127);
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execv(path, argv);
         _exit(127);
+}
+
+/* The state record `toolruntime gc` finds this VM by (state.c): QEMU's
+ * pid and start time, and us as its owner.  QEMU also dies with us by
+ * PR_SET_PDEATHSIG; the record covers the cases that signal misses.  Not
+ * fatal: a caller that may not write the state dir (not root) still has
+ * the death signal, and is told. */
+static void record_vm(vm *v, const tr_kata_sandbox_spec *spec) {
+        int64_t boot_ms = spec->boot_timeout_ms > 0 ? spec->boot_timeout_ms : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS;
+        int64_t expires = (int64_t) time(NULL) + (boot_ms + v->run_timeout_ms) / 1000 + 1 + TR_KATA_EXPIRY_MARGIN_SEC;
+        int r = tr__kata_state_write(TR_KATA_STATE_DIR, v->pid, expires, &v->state_path);
+        if (r < 0)
+                tr_exec_log(v->ex, TR_LOG_WARN, "kata: no state record for gc", "dir", TR_KATA_STATE_DIR, "error",
+                            strerror(-r), NULL);
 }
 
 static int check_files(const tr_kata_sandbox_spec *spec, tr_error **ret_err) {
@@ -607,9 +628,10 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
 
         bool drop = geteuid() == 0 && !kvm;
         int64_t boot_start = tr__now_ns();
+        pid_t parent = getpid();
         pid_t pid = fork();
         if (pid == 0)
-                exec_qemu(qemu, argv, sp[1], cp[1], drop);
+                exec_qemu(qemu, argv, sp[1], cp[1], drop, parent);
         int fork_errno = errno;
         close(sp[1]);
         close(cp[1]);
@@ -624,6 +646,7 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                 r = tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.pidfd", "pidfd_open: %m");
                 goto out;
         }
+        record_vm(&v, spec);
         tr__fd_set_nonblock(v.chan, true);
         tr__fd_set_nonblock(v.con, true);
         tr_exec_log(ex, TR_LOG_INFO, "kata: VM starting", "accel", kvm ? "kvm" : "tcg", NULL);
