@@ -436,8 +436,10 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                         else if (tag == TR_VT_EXIT_CODE && tr__vf_tlv_u64(val, n, &v->exit_code) < 0)
                                 return fail_guest(ret_err, "a malformed exit status");
                 }
+                /* A signal death carries the signal's number (1..64), an
+                 * OOM kill the signal or 0. */
                 if (k < 0 || !have_kind || v->exit_kind < TR_VF_EXITED || v->exit_kind > TR_VF_OOM ||
-                    v->exit_code > 255)
+                    v->exit_code > 255 || (v->exit_kind == TR_VF_SIGNALED && (v->exit_code < 1 || v->exit_code > 64)))
                         return fail_guest(ret_err, "a malformed exit status");
                 v->done = true;
                 return 0;
@@ -789,9 +791,12 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
         if (r == 0 && v.done) {
                 switch (v.exit_kind) {
                 case TR_VF_EXITED: tr_result_set_exit_code(res, (int) v.exit_code); break;
-                case TR_VF_SIGNALED: tr_result_set_exit_code(res, -1); break;
+                case TR_VF_SIGNALED: tr_result_set_signal(res, (int) v.exit_code); break;
                 case TR_VF_OOM:
+                        /* Killed by the OOM killer: SIGKILL, as containerd
+                         * reports it, and resource_limit. */
                         tr_result_set_exit_code(res, -1);
+                        tr_result_set_signal(res, (int) v.exit_code);
                         r = tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, KATA_KIND, "vm.run",
                                          "the snippet exceeded its memory limit of %" PRId64 " bytes",
                                          spec->resources.memory_bytes);

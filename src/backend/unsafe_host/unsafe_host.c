@@ -507,7 +507,7 @@ static int uh_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         if (WIFEXITED(status))
                 tr_result_set_exit_code(res, WEXITSTATUS(status));
         else if (WIFSIGNALED(status))
-                tr_result_set_exit_code(res, 128 + WTERMSIG(status));
+                tr_result_set_signal(res, WTERMSIG(status));
         r = 0;
 out:
         /* The gateway goes after the snippet: nothing can call it any more. */
