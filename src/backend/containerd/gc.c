@@ -43,13 +43,15 @@ typedef struct gc_state {
         char **dead_ids;
         int first_error;
         tr_error *err;
+        const char *why; /* why the object being removed goes (for the log) */
 } gc_state;
 
 static void gc_log(gc_state *g, tr_log_level level, const char *msg, const char *what, const char *id,
                    const tr_error *err) {
         if (!g->cfg || !g->cfg->log)
                 return;
-        const char *kv[] = { "what", what, "id", id, err ? "error" : NULL, err ? tr_error_message(err) : NULL, NULL };
+        const char *kv[] = { "what", what, "id", id, "why", g->why ? g->why : "unowned",
+                             err ? "error" : NULL, err ? tr_error_message(err) : NULL, NULL };
         g->cfg->log(g->cfg->log_userdata, level, msg, kv);
 }
 
@@ -84,10 +86,12 @@ static bool owner_dead(const tr__ctrd_item *it) {
         return tr__owner_check(&o) == TR_OWNER_DEAD;
 }
 
-/* May gc remove this object of ours? */
-static bool collectable(const gc_state *g, const tr__ctrd_item *it) {
+/* May gc remove this object of ours?  Sets g->why. */
+static bool collectable(gc_state *g, const tr__ctrd_item *it) {
+        g->why = g->all ? "all" : "owner_dead";
         if (g->all || owner_dead(it))
                 return true;
+        g->why = "expired";
         const char *exp = tr__ctrd_item_label(it, TR_CTRD_EXPIRES_LABEL);
         int64_t t;
         /* No or a malformed expiry on an object we own: it was not created
@@ -235,6 +239,7 @@ static int gc_dirs(gc_state *g, const char *state_dir, tr_error **ret_err) {
                         dead = streq(*p, id);
                 if (!g->all && !dead && st.st_mtime + DIR_GRACE_SEC > g->now)
                         continue;
+                g->why = g->all ? "all" : dead ? "owner_dead" : "unlocked";
                 /* Held by a running execution (maybe of another daemon or
                  * namespace, whose containers we did not list). */
                 _cleanup_close_ int lock = tr__ctrd_exec_dir_claim(dirfd(d), e->d_name);
