@@ -59,8 +59,14 @@ static const char exec_help[] =
         "\n"
         "A Python snippet that assigns the global __out returns it as the result's value.\n"
         "\n"
-        "Exit status: the snippet's own exit status when it ran to completion; 124 when\n"
-        "the timeout fired; 125 for a runtime or backend error; 2 for a usage error.\n";
+        "Exit status: the snippet's own exit status when it ran to completion (128+N\n"
+        "when signal N killed it; --json names it in \"signal\"); 124 when the timeout\n"
+        "fired; 125 for a runtime or backend error; 2 for a usage error; 130, 143 or\n"
+        "129 when SIGINT, SIGTERM or SIGHUP interrupted toolruntime (the execution is\n"
+        "cancelled and its sandbox removed first).  As with timeout(1), a snippet that\n"
+        "exits 124, 125 or 2 by itself gives the same status: --json tells them apart\n"
+        "(a timeout has error.code \"timeout\" and exit_code null; the snippet's own\n"
+        "124 has error null and exit_code 124).\n";
 
 enum {
         OPT_MEMORY = 0x100,
