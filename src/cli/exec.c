@@ -422,7 +422,8 @@ int cli_exec(int argc, char **argv) {
         if (r >= 0)
                 r = tr_request_set_language(req, language, &err);
         if (r >= 0 && signal_caught)
-                r = tr_error_set(&err, TR_E_CANCELLED, TR_BACKEND_NONE, "exec", "interrupted before the execution started");
+                r = tr_error_set(&err, TR_E_CANCELLED, TR_BACKEND_NONE, "exec",
+                                 "interrupted before the execution started");
         if (r >= 0) {
                 tr_request_set_timeout_ms(req, timeout_ms);
                 tr_request_set_limits(req, &limits);

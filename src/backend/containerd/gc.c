@@ -50,8 +50,15 @@ static void gc_log(gc_state *g, tr_log_level level, const char *msg, const char 
                    const tr_error *err) {
         if (!g->cfg || !g->cfg->log)
                 return;
-        const char *kv[] = { "what", what, "id", id, "why", g->why ? g->why : "unowned",
-                             err ? "error" : NULL, err ? tr_error_message(err) : NULL, NULL };
+        const char *kv[] = { "what",
+                             what,
+                             "id",
+                             id,
+                             "why",
+                             g->why ? g->why : "unowned",
+                             err ? "error" : NULL,
+                             err ? tr_error_message(err) : NULL,
+                             NULL };
         g->cfg->log(g->cfg->log_userdata, level, msg, kv);
 }
 

@@ -202,11 +202,10 @@ static int make_labels(const tr__ctrd_sandbox *sb, const tr_containerd_spec *spe
         if (push_label(&v, TR_CTRD_OWNER_LABEL, TR_CTRD_OWNER_VALUE) < 0 ||
             push_label(&v, TR_CTRD_EXPIRES_LABEL, sb->expires) < 0)
                 return -ENOMEM;
-        if (sb->owner_pid[0] &&
-            (push_label(&v, TR_CTRD_OWNER_PID_LABEL, sb->owner_pid) < 0 ||
-             push_label(&v, TR_CTRD_OWNER_START_LABEL, sb->owner_start) < 0 ||
-             push_label(&v, TR_CTRD_OWNER_BOOT_LABEL, sb->owner_boot) < 0 ||
-             push_label(&v, TR_CTRD_OWNER_PIDNS_LABEL, sb->owner_pidns) < 0))
+        if (sb->owner_pid[0] && (push_label(&v, TR_CTRD_OWNER_PID_LABEL, sb->owner_pid) < 0 ||
+                                 push_label(&v, TR_CTRD_OWNER_START_LABEL, sb->owner_start) < 0 ||
+                                 push_label(&v, TR_CTRD_OWNER_BOOT_LABEL, sb->owner_boot) < 0 ||
+                                 push_label(&v, TR_CTRD_OWNER_PIDNS_LABEL, sb->owner_pidns) < 0))
                 return -ENOMEM;
         for (const char *const *p = with_spec ? spec->labels : NULL; p && p[0] && p[1]; p += 2)
                 if (push_label(&v, p[0], p[1]) < 0)

@@ -83,11 +83,10 @@ int tr__kata_state_write(const char *dir, pid_t qemu_pid, int64_t expires, char 
         if ((r = tr__owner_self(&self)) < 0 || (r = tr__proc_start_time(qemu_pid, &qstart, NULL)) < 0 ||
             (r = random_name(name)) < 0 || (r = ensure_dir(dir)) < 0)
                 return r;
-        _cleanup_json_ json_t *o =
-                json_pack("{s:i, s:{s:I, s:I, s:s, s:I}, s:{s:I, s:I}, s:I}", "version", 1, "owner", "pid",
-                          (json_int_t) self.pid, "start", (json_int_t) self.start, "boot_id", self.boot_id, "pidns",
-                          (json_int_t) self.pidns, "qemu", "pid", (json_int_t) qemu_pid, "start", (json_int_t) qstart,
-                          "expires", (json_int_t) expires);
+        _cleanup_json_ json_t *o = json_pack(
+                "{s:i, s:{s:I, s:I, s:s, s:I}, s:{s:I, s:I}, s:I}", "version", 1, "owner", "pid", (json_int_t) self.pid,
+                "start", (json_int_t) self.start, "boot_id", self.boot_id, "pidns", (json_int_t) self.pidns, "qemu",
+                "pid", (json_int_t) qemu_pid, "start", (json_int_t) qstart, "expires", (json_int_t) expires);
         _cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
         _cleanup_free_ char *tmp = NULL, *path = NULL;
         if (!text || asprintf(&tmp, "%s/%s.tmp", dir, name) < 0 || asprintf(&path, "%s/%s.json", dir, name) < 0) {
@@ -138,12 +137,12 @@ static int record_read(int dirfd, const char *name, record *ret) {
         _cleanup_json_ json_t *o = json_loadb(text, n, 0, NULL);
         json_int_t opid = 0, ostart = 0, opidns = 0, qpid = 0, qstart = 0, exp = 0;
         const char *boot = NULL;
-        if (!o || json_unpack(o, "{s:{s:I, s:I, s:s, s:I}, s:{s:I, s:I}, s:I}", "owner", "pid", &opid, "start",
-                              &ostart, "boot_id", &boot, "pidns", &opidns, "qemu", "pid", &qpid, "start", &qstart,
-                              "expires", &exp) < 0)
+        if (!o || json_unpack(o, "{s:{s:I, s:I, s:s, s:I}, s:{s:I, s:I}, s:I}", "owner", "pid", &opid, "start", &ostart,
+                              "boot_id", &boot, "pidns", &opidns, "qemu", "pid", &qpid, "start", &qstart, "expires",
+                              &exp) < 0)
                 return -EINVAL;
-        if (opid <= 0 || opid > INT32_MAX || qpid <= 0 || qpid > INT32_MAX || ostart < 0 || qstart < 0 ||
-            opidns < 0 || strlen(boot) >= sizeof ret->owner.boot_id)
+        if (opid <= 0 || opid > INT32_MAX || qpid <= 0 || qpid > INT32_MAX || ostart < 0 || qstart < 0 || opidns < 0 ||
+            strlen(boot) >= sizeof ret->owner.boot_id)
                 return -EINVAL;
         *ret = (record){ .owner = { .pid = (pid_t) opid, .start = (uint64_t) ostart, .pidns = (uint64_t) opidns },
                          .qemu_pid = (pid_t) qpid,
