@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# shellcheck shell=bash disable=SC2016 # the snippets expand in the sandbox
+# shellcheck shell=bash disable=SC2016,SC2034 # snippets expand in the sandbox; OUT is read by lib.sh
 #
 # Nothing outlives its owner (issue 9 item 6), and a signal death reads the
 # same everywhere (issue 15 item 4):
