@@ -165,14 +165,29 @@ static int gc_containers(gc_state *g, tr_error **ret_err) {
         return 0;
 }
 
+/* Is `key` the rootfs snapshot ("<id>-rootfs") of a container in `cs`? */
+static bool rootfs_of(const tr__ctrd_items *cs, const char *key) {
+        size_t n = strlen(key);
+        if (n < 7 || !streq(key + n - 7, "-rootfs"))
+                return false;
+        for (size_t i = 0; i < cs->n; i++)
+                if (strlen(cs->items[i].id) == n - 7 && strncmp(cs->items[i].id, key, n - 7) == 0)
+                        return true;
+        return false;
+}
+
 static int gc_snapshots(gc_state *g, const char *snapshotter, tr_error **ret_err) {
-        tr__ctrd_items ss = { 0 };
+        tr__ctrd_items ss = { 0 }, cs = { 0 };
         fresh_deadline(g);
         int r = tr__ctrd_snapshot_list(&g->cx, snapshotter, OWNER_FILTER, &ss, ret_err);
         if (r < 0)
                 return r;
+        /* The containers gc could not remove (a task that would not die):
+         * their rootfs is still mounted, so their snapshot stays too. */
+        fresh_deadline(g);
+        (void) tr__ctrd_container_list(&g->cx, OWNER_FILTER, &cs, NULL);
         for (size_t i = 0; i < ss.n; i++) {
-                if (!ss.items[i].active || !collectable(g, &ss.items[i]))
+                if (!ss.items[i].active || rootfs_of(&cs, ss.items[i].id) || !collectable(g, &ss.items[i]))
                         continue;
                 tr_error *err = NULL;
                 fresh_deadline(g);
@@ -180,6 +195,7 @@ static int gc_snapshots(gc_state *g, const char *snapshotter, tr_error **ret_err
                 gc_record(g, r, "snapshot", ss.items[i].id, err);
         }
         tr__ctrd_items_done(&ss);
+        tr__ctrd_items_done(&cs);
         return 0;
 }
 
