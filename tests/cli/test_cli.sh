@@ -251,6 +251,22 @@ t_interrupt_exit_status() {
     rm -f /tmp/tr-cli-int.$$
 }
 
+t_nothing_outlives_a_killed_caller() {
+    # unsafe_host: a caller killed with SIGKILL takes the snippet's whole
+    # tree with it (setsid escapees too), through its supervisor.
+    local n=$((900000 + $$ % 99999)) i
+    $TR exec -p dev -l sh -c "setsid sleep $n & sleep $n" >/dev/null &
+    pid=$!
+    for i in $(seq 50); do [ "$(pgrep -fc "^sleep $n\$")" -ge 2 ] && break; sleep 0.1; done
+    assert_eq "$(pgrep -fc "^sleep $n\$")" 2
+    kill -9 "$pid"
+    set +e
+    wait "$pid"
+    set -e
+    for i in $(seq 30); do [ "$(pgrep -fc "^sleep $n\$")" = 0 ] && break; sleep 0.1; done
+    assert_eq "$(pgrep -fc "^sleep $n\$")" 0
+}
+
 t_standard_without_containerd_is_clear() {
     set +e
     out=$($TR exec --socket /nonexistent/containerd.sock --json -c 'print(1)')
