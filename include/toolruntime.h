@@ -435,8 +435,17 @@ TR_PUBLIC const char *tr_result_stdout(const tr_result *res, size_t *ret_len);
 TR_PUBLIC const char *tr_result_stderr(const tr_result *res, size_t *ret_len);
 TR_PUBLIC bool tr_result_stdout_truncated(const tr_result *res);
 TR_PUBLIC bool tr_result_stderr_truncated(const tr_result *res);
-/* The snippet's exit status; -1 when it did not exit by itself. */
+/* The snippet's exit status; -1 when it did not end by itself (timeout,
+ * cancel, runtime error).  A snippet killed by a signal reads 128 + the
+ * signal's number, on every backend, as a shell reports it. */
 TR_PUBLIC int tr_result_exit_code(const tr_result *res);
+/* The signal that killed the snippet (then exit_code is 128 + it), or 0.
+ * On containerd the runtime reports a signal death as the exit status
+ * 128 + N, so there a snippet that itself exits with 129..192 reads as
+ * killed by signal N-128 too. */
+TR_PUBLIC int tr_result_signal(const tr_result *res);
+/* Its name ("SIGSEGV"), or NULL when no signal killed the snippet. */
+TR_PUBLIC const char *tr_result_signal_name(const tr_result *res);
 TR_PUBLIC int64_t tr_result_duration_us(const tr_result *res);
 TR_PUBLIC tr_backend_kind tr_result_backend_kind(const tr_result *res);
 TR_PUBLIC size_t tr_result_backend_detail_count(const tr_result *res);
@@ -452,6 +461,9 @@ TR_PUBLIC const tr_tool_call *tr_result_tool_call_at(const tr_result *res, size_
 /* Setters, for backend authors.  Output appended beyond the request's cap is
  * dropped and marks the stream truncated. */
 TR_PUBLIC void tr_result_set_exit_code(tr_result *res, int exit_code);
+/* The snippet was killed by signal `sig` (1..64): sets the signal and the
+ * exit status 128 + sig.  Other values are ignored. */
+TR_PUBLIC void tr_result_set_signal(tr_result *res, int sig);
 TR_PUBLIC void tr_result_set_backend_kind(tr_result *res, tr_backend_kind kind);
 TR_PUBLIC int tr_result_set_backend_detail(tr_result *res, const char *key, const char *value, tr_error **ret_err);
 TR_PUBLIC tr_limits_enforced *tr_result_limits_enforced_mut(tr_result *res);

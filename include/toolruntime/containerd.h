@@ -179,13 +179,17 @@ TR_PUBLIC int tr_containerd_check(const tr_containerd_config *cfg, char **ret_de
 
 /* Remove what killed callers left behind in cfg's namespace: tasks,
  * containers, active snapshots and leases labelled io.toolruntime.owner
- * whose expiry (the execution's deadline plus a margin) has passed, so that
- * executions running in other processes are never touched.  *ret_removed
+ * whose owner -- the calling process recorded in the labels
+ * io.toolruntime.owner.{pid,start,boot,pidns} -- is dead (at once), or
+ * whose expiry (the execution's deadline plus a margin) has passed, and
+ * the FIFO and gateway directories no live execution holds (by their lock).
+ * Executions whose caller lives are never touched.  An owner in another
+ * pid namespace cannot be checked: only the expiry applies.  *ret_removed
  * (may be NULL) receives how many objects were removed. */
 TR_PUBLIC int tr_containerd_gc(const tr_containerd_config *cfg, unsigned *ret_removed, tr_error **ret_err);
 
 /* Like tr_containerd_gc, but removes every object labelled as ours whatever
- * its expiry when `all` is true (for tests and `toolruntime gc --all`, when
+ * its owner and expiry when `all` is true (for tests and `toolruntime gc --all`, when
  * no execution can be running). */
 TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, unsigned *ret_removed, tr_error **ret_err);
 

@@ -190,6 +190,17 @@ TR_PUBLIC int tr_backend_kata_new(const tr_kata_config *cfg, tr_backend **ret_ba
  * *ret_err saying what is missing (kata_not_available). */
 TR_PUBLIC int tr_kata_check(const tr_kata_config *cfg, char **ret_detail, tr_error **ret_err);
 
+/* `toolruntime gc` for the QEMU runner: every VM leaves a state record
+ * (its QEMU's pid and start time, its caller's pid, start time, boot id and
+ * pid namespace) in `state_dir` (NULL: /run/toolruntime/vm) while it runs.
+ * Kills the QEMU of, and removes, each record whose caller is dead or
+ * whose expiry (boot bound + timeout + 5 minutes) passed, or every record
+ * when `all`; a VM whose caller lives is left alone.  `log` (may be NULL)
+ * hears what is removed; *ret_removed (may be NULL) counts QEMUs killed
+ * and records removed. */
+TR_PUBLIC int tr_kata_gc(const char *state_dir, bool all, tr_log_fn log, void *log_userdata, unsigned *ret_removed,
+                         tr_error **ret_err);
+
 /* Kata's OCI annotations for the containerd runner, as a NULL-terminated
  * array of alternating malloc()ed keys and values (free with
  * tr_kata_strv_free).  Pure: exposed for tests and `toolruntime doctor`. */

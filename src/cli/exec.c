@@ -75,8 +75,14 @@ static const char exec_help[] =
         "\n"
         "A Python snippet that assigns the global __out returns it as the result's value.\n"
         "\n"
-        "Exit status: the snippet's own exit status when it ran to completion; 124 when\n"
-        "the timeout fired; 125 for a runtime or backend error; 2 for a usage error.\n";
+        "Exit status: the snippet's own exit status when it ran to completion (128+N\n"
+        "when signal N killed it; --json names it in \"signal\"); 124 when the timeout\n"
+        "fired; 125 for a runtime or backend error; 2 for a usage error; 130, 143 or\n"
+        "129 when SIGINT, SIGTERM or SIGHUP interrupted toolruntime (the execution is\n"
+        "cancelled and its sandbox removed first).  As with timeout(1), a snippet that\n"
+        "exits 124, 125 or 2 by itself gives the same status: --json tells them apart\n"
+        "(a timeout has error.code \"timeout\" and exit_code null; the snippet's own\n"
+        "124 has error null and exit_code 124).\n";
 
 enum {
         OPT_MEMORY = 0x100,
@@ -151,6 +157,8 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
         json_object_set_new(o, "stderr", tr__json_bytes(s, res ? n : 0));
         int code = res ? tr_result_exit_code(res) : -1;
         json_object_set_new(o, "exit_code", code >= 0 ? json_integer(code) : json_null());
+        const char *sig = res ? tr_result_signal_name(res) : NULL;
+        json_object_set_new(o, "signal", sig ? json_string(sig) : json_null());
         json_object_set_new(o, "duration_ms", json_real(res ? (double) tr_result_duration_us(res) / 1000.0 : 0.0));
 
         json_t *backend = json_object(), *details = json_object();
@@ -213,11 +221,26 @@ static int write_stream(FILE *f, const char *s, size_t n) {
         return n && fwrite(s, 1, n, f) != n ? -EIO : 0;
 }
 
-/* SIGINT / SIGTERM cancel the execution (the library cleans up). */
+/* SIGINT, SIGTERM and SIGHUP cancel the execution: tr_cancel_cancel is
+ * async-signal-safe (an atomic store and a write to an eventfd); the
+ * library then kills the sandbox and removes everything of it before
+ * tr_runtime_execute returns, and we exit 128 + the signal, as a shell
+ * reports a command that signal ended. */
 static tr_cancel *signal_cancel;
+static volatile sig_atomic_t signal_caught;
 static void on_signal(int sig) {
-        (void) sig;
+        if (!signal_caught)
+                signal_caught = sig;
         tr_cancel_cancel(signal_cancel);
+}
+
+static void catch_signals(tr_cancel *cancel) {
+        signal_cancel = cancel;
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
 }
 
 int cli_exec(int argc, char **argv) {
@@ -377,7 +400,13 @@ int cli_exec(int argc, char **argv) {
         _cleanup_(tr_cancel_freep) tr_cancel *cancel = NULL;
         _cleanup_(tr_result_freep) tr_result *res = NULL;
 
-        int r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);
+        /* The handlers go in first: from here on (MCP servers start with the
+         * gateway) an interrupt must clean up, not kill us half-way. */
+        int r = tr_cancel_new(&cancel, &err);
+        if (r >= 0) {
+                catch_signals(cancel);
+                r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);
+        }
         if (r >= 0)
                 r = cli_gateway_new(tools, mcp, n_mcp, verbose ? cli_log : NULL, NULL, &gw, &err);
         if (r >= 0)
@@ -386,8 +415,9 @@ int cli_exec(int argc, char **argv) {
                 r = tr_request_set_code(req, code, code_len, &err);
         if (r >= 0)
                 r = tr_request_set_language(req, language, &err);
-        if (r >= 0)
-                r = tr_cancel_new(&cancel, &err);
+        if (r >= 0 && signal_caught)
+                r = tr_error_set(&err, TR_E_CANCELLED, TR_BACKEND_NONE, "exec",
+                                 "interrupted before the execution started");
         if (r >= 0) {
                 tr_request_set_timeout_ms(req, timeout_ms);
                 tr_request_set_limits(req, &limits);
@@ -396,11 +426,6 @@ int cli_exec(int argc, char **argv) {
                 tr_request_set_max_output(req, (size_t) max_output);
                 if (kind != TR_BACKEND_NONE)
                         tr_runtime_route(rt, prof, kind);
-                signal_cancel = cancel;
-                struct sigaction sa = { .sa_handler = on_signal };
-                sigaction(SIGINT, &sa, NULL);
-                sigaction(SIGTERM, &sa, NULL);
-                sigaction(SIGHUP, &sa, NULL);
                 r = tr_runtime_execute(rt, req, cancel, &res, &err);
         }
         err_owner = err;
@@ -422,12 +447,17 @@ int cli_exec(int argc, char **argv) {
                 write_stream(stderr, s, n);
                 if (tr_result_stdout_truncated(res) || tr_result_stderr_truncated(res))
                         fputs("toolruntime: output was truncated (see --max-output)\n", stderr);
+                if (r >= 0 && tr_result_signal_name(res))
+                        fprintf(stderr, "toolruntime: the snippet was killed by %s\n", tr_result_signal_name(res));
         }
         if (fflush(stdout) != 0)
                 return CLI_EXIT_ERROR;
         if (r < 0) {
                 if (!json)
                         cli_print_error(err);
+                /* Interrupted: everything is cleaned up by now. */
+                if (signal_caught && tr_error_code(err) == TR_E_CANCELLED)
+                        return 128 + signal_caught;
                 return tr_error_code(err) == TR_E_TIMEOUT ? CLI_EXIT_TIMEOUT : CLI_EXIT_ERROR;
         }
         return tr_result_exit_code(res) >= 0 ? tr_result_exit_code(res) : CLI_EXIT_ERROR;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `toolruntime gc`: collect what killed callers left behind in containerd. */
+/* `toolruntime gc`: collect what killed callers left behind. */
 #include <getopt.h>
 #include <stdio.h>
 
@@ -8,18 +8,30 @@
 
 static const char gc_help[] = "Usage: toolruntime gc [OPTIONS]\n"
                               "\n"
-                              "Remove the tasks, containers, snapshots and leases labelled\n"
-                              "io.toolruntime.owner that a killed caller left behind, and its FIFO and\n"
-                              "gateway directories under /run/toolruntime.  Only objects whose execution\n"
-                              "deadline has passed are removed, so executions still running in other\n"
-                              "processes are never touched; --all removes every one of ours (a directory\n"
-                              "a live execution holds is always kept).\n"
+                              "Remove what killed callers left behind: in containerd, the tasks, containers,\n"
+                              "snapshots and leases labelled io.toolruntime.owner, and their FIFO and gateway\n"
+                              "directories under /run/toolruntime; for the kata backend, the QEMU processes\n"
+                              "and their state records under /run/toolruntime/vm.\n"
                               "\n"
-                              "      --socket PATH      containerd socket (default /run/containerd/containerd.sock)\n"
+                              "Every sandbox records its owner: the calling process's pid, that process's\n"
+                              "start time, the boot id and the pid namespace.  gc removes at once what\n"
+                              "belongs to an owner that is gone (no such pid, or another process under it,\n"
+                              "or another boot), and whatever is past its expiry (its deadline plus 5\n"
+                              "minutes); what a live owner holds is never touched, so executions running\n"
+                              "in other processes are safe.  An owner in another pid namespace cannot be\n"
+                              "checked from here: only the expiry applies to its sandboxes.  --all removes\n"
+                              "every one of ours (a directory a live execution holds is always kept).\n"
+                              "\n"
+                              "      --socket PATH      containerd socket (default /run/containerd/containerd.sock;\n"
+                              "                         without --socket, a missing containerd is skipped)\n"
                               "      --namespace NS     containerd namespace (default \"default\")\n"
-                              "      --all              also remove objects whose deadline has not passed\n"
-                              "  -v, --verbose          say what is removed\n"
-                              "  -h, --help             show this help\n";
+                              "      --all              also remove what live owners hold (only when no execution\n"
+                              "                         can be running)\n"
+                              "  -v, --verbose          say what is removed, and why\n"
+                              "  -h, --help             show this help\n"
+                              "\n"
+                              "Exit status: 0 when everything found was removed; 125 when something could\n"
+                              "not be (it is left for the next gc).\n";
 
 int cli_gc(int argc, char **argv) {
         static const struct option opts[] = {
@@ -43,12 +55,24 @@ int cli_gc(int argc, char **argv) {
         }
         if (optind < argc)
                 return cli_usage_error("gc", "unexpected argument '%s'", argv[optind]);
-        unsigned removed = 0;
-        _cleanup_(tr_error_freep) tr_error *err = NULL;
-        if (tr_containerd_gc_ex(&cfg, all, &removed, &err) < 0) {
-                cli_print_error(err);
-                return CLI_EXIT_ERROR;
+        unsigned removed = 0, vm_removed = 0;
+        int status = 0;
+        _cleanup_(tr_error_freep) tr_error *err = NULL, *vm_err = NULL;
+        /* The VMs first: they need no daemon. */
+        if (tr_kata_gc(NULL, all, cfg.log, NULL, &vm_removed, &vm_err) < 0) {
+                cli_print_error(vm_err);
+                status = CLI_EXIT_ERROR;
         }
+        if (tr_containerd_gc_ex(&cfg, all, &removed, &err) < 0) {
+                /* No containerd here (and none asked for): nothing of it
+                 * to collect. */
+                bool absent = !cfg.socket_path && tr_error_code(err) == TR_E_CONTAINERD_NOT_AVAILABLE;
+                if (!absent) {
+                        cli_print_error(err);
+                        status = CLI_EXIT_ERROR;
+                }
+        }
+        removed += vm_removed;
         printf("gc: removed %u object%s\n", removed, removed == 1 ? "" : "s");
-        return 0;
+        return status;
 }

@@ -15,7 +15,7 @@ static const char main_help[] = "Usage: toolruntime [--version] [--help] COMMAND
                                 "  exec     run a snippet in a sandbox\n"
                                 "  doctor   say which backends are usable here, and what to install if not\n"
                                 "  image    build the sandbox images (container image, VM kernel + root image)\n"
-                                "  gc       remove what killed callers left in containerd\n"
+                                "  gc       remove what killed callers left (containers, VMs)\n"
                                 "  mcp      serve MCP over stdio: an `execute` tool running code that calls tools\n"
                                 "  tools    list the configured tools, print their typed Python stubs\n"
                                 "  help     show help for a command\n"

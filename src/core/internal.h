@@ -53,6 +53,8 @@ struct tr_result {
         bool out_truncated;
         bool err_truncated;
         int exit_code;
+        int signal;           /* 0: the snippet was not killed by a signal */
+        char signal_name[16]; /* "SIGSEGV", or "SIG<n>" for one without a name */
         int64_t duration_us;
         tr_backend_kind backend;
         tr__kvlist details;

@@ -2,6 +2,7 @@
 /* Execution results: captured output, the `__out` value, exit status,
  * backend details, enforced limits and tool-call records. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,12 @@ TR_PUBLIC bool tr_result_stderr_truncated(const tr_result *r) {
 TR_PUBLIC int tr_result_exit_code(const tr_result *r) {
         return r->exit_code;
 }
+TR_PUBLIC int tr_result_signal(const tr_result *r) {
+        return r->signal;
+}
+TR_PUBLIC const char *tr_result_signal_name(const tr_result *r) {
+        return r->signal ? r->signal_name : NULL;
+}
 TR_PUBLIC int64_t tr_result_duration_us(const tr_result *r) {
         return r->duration_us;
 }
@@ -92,6 +99,24 @@ TR_PUBLIC const tr_tool_call *tr_result_tool_call_at(const tr_result *r, size_t 
 
 TR_PUBLIC void tr_result_set_exit_code(tr_result *r, int code) {
         r->exit_code = code;
+        r->signal = 0;
+}
+
+/* 64: SIGRTMAX on Linux, the largest number a wait status can carry. */
+#define MAX_SIGNAL 64
+
+TR_PUBLIC void tr_result_set_signal(tr_result *r, int sig) {
+        if (sig < 1 || sig > MAX_SIGNAL)
+                return;
+        r->exit_code = 128 + sig;
+        r->signal = sig;
+        /* sigabbrev_np: the name without "SIG", NULL for the real-time
+         * signals, whose numbers are what identifies them. */
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev)
+                snprintf(r->signal_name, sizeof r->signal_name, "SIG%s", abbrev);
+        else
+                snprintf(r->signal_name, sizeof r->signal_name, "SIG%d", sig);
 }
 TR_PUBLIC void tr_result_set_backend_kind(tr_result *r, tr_backend_kind kind) {
         r->backend = kind;

@@ -11,7 +11,7 @@ t_out_value_json() {
     assert_eq "$(jget "$out" 'j["stdout"]')" ''
     assert_eq "$(jget "$out" 'j["error"]')" 'null'
     assert_eq "$(jget "$out" 'j["exit_code"]')" '0'
-    assert_eq "$(jget "$out" 'sorted(j.keys())')" '["backend", "duration_ms", "error", "exit_code", "limits_enforced", "stderr", "stdout", "tool_calls", "truncated", "value"]'
+    assert_eq "$(jget "$out" 'sorted(j.keys())')" '["backend", "duration_ms", "error", "exit_code", "limits_enforced", "signal", "stderr", "stdout", "tool_calls", "truncated", "value"]'
     assert_eq "$(jget "$out" 'sorted(j["limits_enforced"].keys())')" '["chain_steps", "cpu", "disk", "memory", "pids", "timeout", "tool_calls"]'
     assert_eq "$(jget "$out" 'j["backend"]["kind"]')" 'unsafe_host'
 }
@@ -232,6 +232,9 @@ t_help_version_man() {
     assert_contains "$($TR doctor --help)" "Usage: toolruntime doctor"
     assert_contains "$($TR image --help)" "Usage: toolruntime image build"
     assert_contains "$($TR gc --help)" "Usage: toolruntime gc"
+    assert_contains "$($TR gc --help)" "start time, the boot id"
+    assert_contains "$($TR exec --help)" "130, 143 or"
+    assert_contains "$($TR exec --help)" "As with timeout(1)"
     assert_contains "$($TR help exec)" "Exit status"
     assert_contains "$($TR --version)" "toolruntime 0."
     man_page=$(dirname "$0")/../../man/toolruntime.1
@@ -248,6 +251,69 @@ t_doctor_reports_each_backend() {
     assert_contains "$out" unsafe_host
     assert_contains "$out" containerd
     assert_contains "$out" kata
+}
+
+t_signal_death_and_exit_124() {
+    # A snippet killed by a signal: 128 + N and the signal's name; its own
+    # exit 124 is told apart from the timeout in --json.
+    set +e
+    out=$($TR exec -p dev --json -c 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV)')
+    rc=$?
+    $TR exec -p dev -c 'import os, signal; os.kill(os.getpid(), signal.SIGABRT)' 2>/tmp/tr-cli-sig.$$
+    rc2=$?
+    own=$($TR exec -p dev --json -c 'import sys; sys.exit(124)')
+    rc3=$?
+    tmo=$($TR exec -p dev --json -t 0.5 -c 'import time; time.sleep(10)')
+    rc4=$?
+    set -e
+    assert_eq "$rc" 139
+    assert_eq "$(jget "$out" '[j["exit_code"], j["signal"], j["error"]]')" '[139, "SIGSEGV", null]'
+    assert_eq "$rc2" 134
+    assert_contains "$(cat /tmp/tr-cli-sig.$$)" "killed by SIGABRT"
+    rm -f /tmp/tr-cli-sig.$$
+    assert_eq "$rc3" 124
+    assert_eq "$(jget "$own" '[j["exit_code"], j["signal"], j["error"]]')" '[124, null, null]'
+    assert_eq "$rc4" 124
+    assert_eq "$(jget "$tmo" '[j["exit_code"], j["error"]["code"]]')" '[null, "timeout"]'
+}
+
+t_interrupt_exit_status() {
+    # SIGINT / SIGTERM of the CLI: cancelled, cleaned up, 130 / 143.  (A
+    # background job of a script starts with SIGINT ignored: the CLI must
+    # install its own handler regardless.)
+    local sig want
+    for sig in INT:130 TERM:143 HUP:129; do
+        want=${sig#*:}
+        sig=${sig%%:*}
+        $TR exec -p dev --json -c 'import time; time.sleep(30)' >/tmp/tr-cli-int.$$ &
+        pid=$!
+        # --json prints at the end only: give the snippet a moment to start.
+        sleep 1
+        kill -"$sig" "$pid"
+        set +e
+        wait "$pid"
+        rc=$?
+        set -e
+        assert_eq "$rc" "$want"
+        assert_eq "$(jget "$(cat /tmp/tr-cli-int.$$)" 'j["error"]["code"]')" cancelled
+    done
+    rm -f /tmp/tr-cli-int.$$
+}
+
+t_nothing_outlives_a_killed_caller() {
+    # unsafe_host: a caller killed with SIGKILL takes the snippet's whole
+    # tree with it (setsid escapees too), through its supervisor.
+    local n=$((900000 + $$ % 99999)) i
+    $TR exec -p dev -l sh -c "setsid sleep $n & sleep $n" >/dev/null &
+    pid=$!
+    for i in $(seq 50); do [ "$(pgrep -fc "^sleep $n\$")" -ge 2 ] && break; sleep 0.1; done
+    assert_eq "$(pgrep -fc "^sleep $n\$")" 2
+    kill -9 "$pid"
+    set +e
+    wait "$pid"
+    set -e
+    for i in $(seq 30); do [ "$(pgrep -fc "^sleep $n\$")" = 0 ] && break; sleep 0.1; done
+    assert_eq "$(pgrep -fc "^sleep $n\$")" 0
 }
 
 t_standard_without_containerd_is_clear() {

@@ -392,7 +392,13 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 tr_result_set_exit_code(res, -1);
                 goto out;
         }
-        tr_result_set_exit_code(res, rr.exit_code);
+        /* The shim reports a pid 1 killed by signal N as 128 + N (and
+         * timeout(1), our pid 1, passes its command's death on the same
+         * way): read it back as that signal, as a shell does. */
+        if (rr.exit_code > 128 && rr.exit_code <= 128 + 64)
+                tr_result_set_signal(res, rr.exit_code - 128);
+        else
+                tr_result_set_exit_code(res, rr.exit_code);
         if (rr.oom_killed) {
                 r = tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, TR_BACKEND_CONTAINERD, "task.wait",
                                  "the snippet exceeded its memory limit (%" PRId64 " bytes) and was killed",

@@ -27,6 +27,14 @@
 #define TR_CTRD_OWNER_VALUE "toolruntime"
 /* RFC 3339 UTC time after which gc may remove the object. */
 #define TR_CTRD_EXPIRES_LABEL "io.toolruntime.expires"
+/* The owner of the execution (see util/owner.h): the caller's pid, its
+ * start time, the boot id and the pid namespace's inode, so that gc
+ * removes at once what a dead caller left, and never what a live one
+ * holds. */
+#define TR_CTRD_OWNER_PID_LABEL   "io.toolruntime.owner.pid"
+#define TR_CTRD_OWNER_START_LABEL "io.toolruntime.owner.start"
+#define TR_CTRD_OWNER_BOOT_LABEL  "io.toolruntime.owner.boot"
+#define TR_CTRD_OWNER_PIDNS_LABEL "io.toolruntime.owner.pidns"
 /* containerd's own lease expiry label (its GC removes the lease then). */
 #define TR_CTRD_GC_EXPIRE_LABEL "containerd.io/gc.expire"
 #define TR_CTRD_SPEC_TYPE_URL   "types.containerd.io/opencontainers/runtime-spec/1/Spec"

@@ -2,11 +2,15 @@
 /*
  * `toolruntime gc`: remove what a killed caller left in containerd.  Only
  * objects carrying our owner label are considered, and (unless `all`) only
- * once their expiry label has passed: the expiry is the execution's
- * deadline plus a margin, so an execution still running in another process
- * is never touched.  Order matters: tasks before their containers,
- * containers before the snapshots they reference, snapshots before the
- * leases that hold them.
+ * those whose owner is dead -- the caller recorded in the owner labels
+ * (pid, start time, boot id, pid namespace: util/owner.h) is gone -- or
+ * whose expiry label has passed (the execution's deadline plus a margin:
+ * the rule for objects whose owner this process cannot judge, e.g. one in
+ * another pid namespace, and for a live owner that is stuck).  So an
+ * execution still running in another process is never touched.  Order
+ * matters: tasks before their containers, containers before the snapshots
+ * they reference, snapshots before the leases that hold them, and the
+ * per-execution directories last.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +26,9 @@
 #include "backend/containerd/sandbox.h"
 #include "core/uidalloc.h"
 #include "util/macros.h"
+#include "util/owner.h"
 #include "util/proc.h"
+#include "util/strv.h"
 #include "util/timeutil.h"
 
 #define OWNER_FILTER "labels.\"" TR_CTRD_OWNER_LABEL "\"==" TR_CTRD_OWNER_VALUE
@@ -33,15 +39,27 @@ typedef struct gc_state {
         bool all;
         int64_t now;
         unsigned removed;
+        /* Ids of the containers collected because their owner is dead: their
+         * directories go at once too. */
+        char **dead_ids;
         int first_error;
         tr_error *err;
+        const char *why; /* why the object being removed goes (for the log) */
 } gc_state;
 
 static void gc_log(gc_state *g, tr_log_level level, const char *msg, const char *what, const char *id,
                    const tr_error *err) {
         if (!g->cfg || !g->cfg->log)
                 return;
-        const char *kv[] = { "what", what, "id", id, err ? "error" : NULL, err ? tr_error_message(err) : NULL, NULL };
+        const char *kv[] = { "what",
+                             what,
+                             "id",
+                             id,
+                             "why",
+                             g->why ? g->why : "unowned",
+                             err ? "error" : NULL,
+                             err ? tr_error_message(err) : NULL,
+                             NULL };
         g->cfg->log(g->cfg->log_userdata, level, msg, kv);
 }
 
@@ -66,9 +84,22 @@ static void gc_record(gc_state *g, int r, const char *what, const char *id, tr_e
                 tr_error_free(err);
 }
 
-static bool expired(const gc_state *g, const tr__ctrd_item *it) {
-        if (g->all)
+static bool owner_dead(const tr__ctrd_item *it) {
+        tr__owner o;
+        if (tr__owner_parse(tr__ctrd_item_label(it, TR_CTRD_OWNER_PID_LABEL),
+                            tr__ctrd_item_label(it, TR_CTRD_OWNER_START_LABEL),
+                            tr__ctrd_item_label(it, TR_CTRD_OWNER_BOOT_LABEL),
+                            tr__ctrd_item_label(it, TR_CTRD_OWNER_PIDNS_LABEL), &o) < 0)
+                return false;
+        return tr__owner_check(&o) == TR_OWNER_DEAD;
+}
+
+/* May gc remove this object of ours?  Sets g->why. */
+static bool collectable(gc_state *g, const tr__ctrd_item *it) {
+        g->why = g->all ? "all" : "owner_dead";
+        if (g->all || owner_dead(it))
                 return true;
+        g->why = "expired";
         const char *exp = tr__ctrd_item_label(it, TR_CTRD_EXPIRES_LABEL);
         int64_t t;
         /* No or a malformed expiry on an object we own: it was not created
@@ -91,9 +122,13 @@ static int gc_containers(gc_state *g, tr_error **ret_err) {
         fresh_deadline(g);
         (void) tr__ctrd_task_list(&g->cx, &tasks, NULL);
         for (size_t i = 0; i < cs.n; i++) {
-                if (!expired(g, &cs.items[i]))
+                if (!collectable(g, &cs.items[i]))
                         continue;
                 const char *id = cs.items[i].id;
+                /* Out of memory here only delays its directories by
+                 * DIR_GRACE_SEC. */
+                if (owner_dead(&cs.items[i]))
+                        (void) tr__strv_push(&g->dead_ids, id);
                 bool has_task = false;
                 for (size_t j = 0; j < tasks.n; j++)
                         if (streq(tasks.items[j].id, id))
@@ -131,14 +166,29 @@ static int gc_containers(gc_state *g, tr_error **ret_err) {
         return 0;
 }
 
+/* Is `key` the rootfs snapshot ("<id>-rootfs") of a container in `cs`? */
+static bool rootfs_of(const tr__ctrd_items *cs, const char *key) {
+        size_t n = strlen(key);
+        if (n < 7 || !streq(key + n - 7, "-rootfs"))
+                return false;
+        for (size_t i = 0; i < cs->n; i++)
+                if (strlen(cs->items[i].id) == n - 7 && strncmp(cs->items[i].id, key, n - 7) == 0)
+                        return true;
+        return false;
+}
+
 static int gc_snapshots(gc_state *g, const char *snapshotter, tr_error **ret_err) {
-        tr__ctrd_items ss = { 0 };
+        tr__ctrd_items ss = { 0 }, cs = { 0 };
         fresh_deadline(g);
         int r = tr__ctrd_snapshot_list(&g->cx, snapshotter, OWNER_FILTER, &ss, ret_err);
         if (r < 0)
                 return r;
+        /* The containers gc could not remove (a task that would not die):
+         * their rootfs is still mounted, so their snapshot stays too. */
+        fresh_deadline(g);
+        (void) tr__ctrd_container_list(&g->cx, OWNER_FILTER, &cs, NULL);
         for (size_t i = 0; i < ss.n; i++) {
-                if (!ss.items[i].active || !expired(g, &ss.items[i]))
+                if (!ss.items[i].active || rootfs_of(&cs, ss.items[i].id) || !collectable(g, &ss.items[i]))
                         continue;
                 tr_error *err = NULL;
                 fresh_deadline(g);
@@ -146,6 +196,7 @@ static int gc_snapshots(gc_state *g, const char *snapshotter, tr_error **ret_err
                 gc_record(g, r, "snapshot", ss.items[i].id, err);
         }
         tr__ctrd_items_done(&ss);
+        tr__ctrd_items_done(&cs);
         return 0;
 }
 
@@ -156,7 +207,7 @@ static int gc_leases(gc_state *g, tr_error **ret_err) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ls.n; i++) {
-                if (!expired(g, &ls.items[i]))
+                if (!collectable(g, &ls.items[i]))
                         continue;
                 tr_error *err = NULL;
                 fresh_deadline(g);
@@ -181,9 +232,15 @@ static bool exec_dir_name(const char *n, char id[3 + 32 + 1]) {
         return true;
 }
 
-/* The FIFO and gateway directories of executions whose container is gone,
- * once they are older than the expiry margin (an execution creates its
- * directories moments before its container). */
+/* An execution takes its directory's lock right after mkdir: a directory
+ * younger than this may be one whose lock is not taken yet. */
+#define DIR_GRACE_SEC 10
+
+/* The FIFO and gateway directories of executions whose container is gone
+ * and whose lock no one holds: at once for a container just collected from
+ * a dead owner, else once they are a few seconds old (an execution holds
+ * its directories' lock from their creation to their removal, so a free
+ * lock means its owner is done or dead). */
 static int gc_dirs(gc_state *g, const char *state_dir, tr_error **ret_err) {
         tr__ctrd_items cs = { 0 };
         fresh_deadline(g);
@@ -201,8 +258,12 @@ static int gc_dirs(gc_state *g, const char *state_dir, tr_error **ret_err) {
                 struct stat st;
                 if (live || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
                         continue;
-                if (!g->all && st.st_mtime + TR_CTRD_EXPIRY_MARGIN_SEC > g->now)
+                bool dead = false;
+                for (char **p = g->dead_ids; p && *p && !dead; p++)
+                        dead = streq(*p, id);
+                if (!g->all && !dead && st.st_mtime + DIR_GRACE_SEC > g->now)
                         continue;
+                g->why = g->all ? "all" : dead ? "owner_dead" : "unlocked";
                 /* Held by a running execution (maybe of another daemon or
                  * namespace, whose containers we did not list). */
                 _cleanup_close_ int lock = tr__ctrd_exec_dir_claim(dirfd(d), e->d_name);
@@ -239,12 +300,14 @@ TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, uns
         if ((r = gc_containers(&g, ret_err)) < 0 || (r = gc_snapshots(&g, snap, ret_err)) < 0 ||
             (r = gc_leases(&g, ret_err)) < 0 || (r = gc_dirs(&g, state, ret_err)) < 0) {
                 tr_error_free(g.err);
+                tr__strv_free(g.dead_ids);
                 return r;
         }
         /* The uid lease files of dead holders (a killed caller cannot unlink
          * its own; the slot itself was free the moment it died).  Not
          * counted: they hold nothing. */
         (void) tr__uid_lease_sweep(NULL);
+        tr__strv_free(g.dead_ids);
         if (ret_removed)
                 *ret_removed = g.removed;
         if (g.err) {

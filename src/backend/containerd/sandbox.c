@@ -24,6 +24,7 @@
 #include "backend/containerd/sandbox.h"
 #include "backend/containerd/spec.h"
 #include "util/macros.h"
+#include "util/owner.h"
 #include "util/proc.h"
 #include "util/strv.h"
 #include "util/timeutil.h"
@@ -48,6 +49,10 @@ struct tr__ctrd_sandbox {
         bool task_exited;
         struct tr__ctrd_sandbox *next; /* the reaper's queue */
         char expires[32];
+        /* The caller, as labels (util/owner.h); empty when /proc could not
+         * say, and gc then goes by the expiry alone. */
+        char owner_pid[24], owner_start[24], owner_pidns[24];
+        char owner_boot[40];
 };
 
 /* ---- the client ------------------------------------------------------------ */
@@ -197,6 +202,11 @@ static int make_labels(const tr__ctrd_sandbox *sb, const tr_containerd_spec *spe
         if (push_label(&v, TR_CTRD_OWNER_LABEL, TR_CTRD_OWNER_VALUE) < 0 ||
             push_label(&v, TR_CTRD_EXPIRES_LABEL, sb->expires) < 0)
                 return -ENOMEM;
+        if (sb->owner_pid[0] && (push_label(&v, TR_CTRD_OWNER_PID_LABEL, sb->owner_pid) < 0 ||
+                                 push_label(&v, TR_CTRD_OWNER_START_LABEL, sb->owner_start) < 0 ||
+                                 push_label(&v, TR_CTRD_OWNER_BOOT_LABEL, sb->owner_boot) < 0 ||
+                                 push_label(&v, TR_CTRD_OWNER_PIDNS_LABEL, sb->owner_pidns) < 0))
+                return -ENOMEM;
         for (const char *const *p = with_spec ? spec->labels : NULL; p && p[0] && p[1]; p += 2)
                 if (push_label(&v, p[0], p[1]) < 0)
                         return -ENOMEM;
@@ -205,6 +215,29 @@ static int make_labels(const tr__ctrd_sandbox *sb, const tr_containerd_spec *spe
 }
 
 /* ---- prepare ------------------------------------------------------------ */
+
+/* The sandbox ends on its own even when no one is left to kill it (a
+ * caller killed with SIGKILL, before `toolruntime gc` runs): its pid 1 is
+ * coreutils' timeout(1), which SIGKILLs the command a margin after the
+ * execution's deadline and then exits, and the kernel kills whatever else
+ * is left in the container's pid namespace when its init exits.  The margin
+ * lets the host's own timeout (which reports `timeout`) always fire first.
+ * It is a backstop for the absent caller: the host still enforces the
+ * deadline, and gc still removes the objects.  timeout(1) passes the
+ * command's exit status through, and reports a signal death as 128+N, as
+ * runc does for a pid 1 that dies by a signal. */
+static int deadline_argv(const char *const *command, int64_t left_s, char ***ret) {
+        _cleanup_strv_ char **v = NULL;
+        if (tr__strv_push(&v, TR_CTRD_TIMEOUT_BIN) < 0 || tr__strv_push(&v, "-s") < 0 ||
+            tr__strv_push(&v, "KILL") < 0 || tr__strv_push(&v, "--") < 0 ||
+            tr__strv_pushf(&v, "%" PRId64 "s", (left_s > 0 ? left_s : 0) + 1 + TR_CTRD_BACKSTOP_MARGIN_SEC) < 0)
+                return -ENOMEM;
+        for (const char *const *c = command; c && *c; c++)
+                if (tr__strv_push(&v, *c) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
 
 int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex, tr__ctrd_sandbox **ret,
                              tr_error **ret_err) {
@@ -217,7 +250,8 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         /* Declared before the first goto: cleanup attributes must never see
          * an uninitialised variable. */
         _cleanup_free_ char *chain_id = NULL, *spec_json = NULL;
-        _cleanup_strv_ char **lease_labels = NULL, **labels = NULL, **snap_labels = NULL;
+        _cleanup_strv_ char **lease_labels = NULL, **labels = NULL, **snap_labels = NULL, **argv = NULL;
+        int64_t left_s = 0;
         /* A caller that brings no id (the kata runner) gets a fresh one. */
         char idbuf[TR_CTRD_ID_SIZE];
         const char *id = spec->id;
@@ -237,8 +271,15 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         }
         /* The expiry: the execution's deadline plus a margin, in wall-clock
          * time since containerd and gc compare it with their clocks. */
-        int64_t left_s = (tr_exec_deadline_ns(ex) - tr__now_ns()) / TR_NSEC_PER_SEC;
+        left_s = (tr_exec_deadline_ns(ex) - tr__now_ns()) / TR_NSEC_PER_SEC;
         tr__ctrd_rfc3339((int64_t) time(NULL) + (left_s > 0 ? left_s : 0) + TR_CTRD_EXPIRY_MARGIN_SEC, sb->expires);
+        tr__owner self;
+        if (tr__owner_self(&self) >= 0) {
+                snprintf(sb->owner_pid, sizeof sb->owner_pid, "%d", (int) self.pid);
+                snprintf(sb->owner_start, sizeof sb->owner_start, "%" PRIu64, self.start);
+                snprintf(sb->owner_pidns, sizeof sb->owner_pidns, "%" PRIu64, self.pidns);
+                snprintf(sb->owner_boot, sizeof sb->owner_boot, "%s", self.boot_id);
+        }
 
         int cancel_fd = tr_exec_cancel_fd(ex);
         r = tr__ctrd_client_connect(cl, tr_exec_deadline_ns(ex), cancel_fd, &sb->conn, ret_err);
@@ -289,11 +330,15 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
                                  spec->security.user ? spec->security.user : "(none)");
                 goto fail;
         }
+        if ((r = deadline_argv(spec->command, left_s, &argv)) < 0) {
+                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory");
+                goto fail;
+        }
         tr__ctrd_spec_input in = {
                 .uid = uid,
                 .gid = gid,
                 .profile = spec->profile,
-                .argv = spec->command,
+                .argv = (const char *const *) argv,
                 .env = spec->env,
                 .cwd = spec->working_dir,
                 .hostname = "sandbox",

@@ -101,6 +101,11 @@ extern const tr_containerd_runner_ops tr__ctrd_real_runner;
 #define TR_CTRD_KILL_GRACE_NS (5LL * 1000000000LL)
 /* After the exit, how long to drain output the shim still forwards. */
 #define TR_CTRD_DRAIN_NS (2LL * 1000000000LL)
+/* The sandbox's own deadline (see deadline_argv in sandbox.c): pid 1 is
+ * this timeout(1), which kills the command this long after the execution's
+ * deadline.  The image must provide it (coreutils; ours does). */
+#define TR_CTRD_TIMEOUT_BIN         "/usr/bin/timeout"
+#define TR_CTRD_BACKSTOP_MARGIN_SEC 10
 /* Margin added to an execution's deadline for the expiry labels. */
 #define TR_CTRD_EXPIRY_MARGIN_SEC 300
 

@@ -7,6 +7,7 @@
  *   kvm.c      is /dev/kvm really usable (a guest instruction runs)?
  *   spec.c     spec validation, Kata annotations, Runner 2's OCI spec
  *   ctrd.c     Runner 2: Kata through containerd (shim presence, execution)
+ *   state.c    the per-VM state record (owner, QEMU pid) and tr_kata_gc
  */
 #pragma once
 
@@ -87,6 +88,18 @@ int tr__kata_ctrd_spec(const tr_kata_sandbox_spec *spec, char **ret_json, tr_err
  * --seccomp file), compiled to BPF.  *ret_prog (free() it) is NULL with
  * *ret_len 0 for the dev profile. */
 int tr__kata_seccomp_bpf(const tr_kata_sandbox_spec *spec, uint8_t **ret_prog, size_t *ret_len, tr_error **ret_err);
+
+/* Per-VM state records (state.c): where they are kept. */
+#define TR_KATA_STATE_DIR "/run/toolruntime/vm"
+/* Margin past a VM's boot bound + timeout after which gc kills it even
+ * when its owner still lives (a stuck caller). */
+#define TR_KATA_EXPIRY_MARGIN_SEC 300
+/* Record QEMU `qemu_pid`, forked by the calling process, with the caller
+ * as its owner and `expires` (unix seconds) in `dir`; *ret_path is the
+ * record's path (malloc()ed), for tr__kata_state_remove.  -errno. */
+int tr__kata_state_write(const char *dir, pid_t qemu_pid, int64_t expires, char **ret_path);
+/* Remove the record (once QEMU is reaped) and free the path; NULL-safe. */
+void tr__kata_state_remove(char *path);
 
 /* The shim binary that provides io.containerd.kata.v2. */
 #define TR_KATA_SHIM         "containerd-shim-kata-v2"

@@ -46,6 +46,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/kata/internal.h"
@@ -207,6 +208,7 @@ typedef struct vm {
         char *guest_error;
         uint8_t *seccomp_bpf; /* the snippet's filter (NULL: dev, none) */
         size_t seccomp_len;
+        char *state_path; /* the per-VM state record (state.c), removed once QEMU is reaped */
 } vm;
 
 static void vm_kill(vm *v) {
@@ -221,6 +223,7 @@ static void vm_kill(vm *v) {
 
 static void vm_done(vm *v) {
         vm_kill(v);
+        tr__kata_state_remove(TAKE_PTR(v->state_path));
         if (v->pidfd >= 0)
                 close(v->pidfd);
         if (v->chan >= 0)
@@ -463,8 +466,10 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                         else if (tag == TR_VT_EXIT_CODE && tr__vf_tlv_u64(val, n, &v->exit_code) < 0)
                                 return fail_guest(ret_err, "a malformed exit status");
                 }
+                /* A signal death carries the signal's number (1..64), an
+                 * OOM kill the signal or 0. */
                 if (k < 0 || !have_kind || v->exit_kind < TR_VF_EXITED || v->exit_kind > TR_VF_OOM ||
-                    v->exit_code > 255)
+                    v->exit_code > 255 || (v->exit_kind == TR_VF_SIGNALED && (v->exit_code < 1 || v->exit_code > 64)))
                         return fail_guest(ret_err, "a malformed exit status");
                 v->done = true;
                 return 0;
@@ -543,10 +548,9 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
 
 /* The fork child: raw system calls only until execve (the caller may have
  * threads). */
-static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, int con, bool drop, uid_t uid) {
+static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, int con, bool drop, uid_t uid,
+                                 pid_t parent) {
         setpgid(0, 0);
-        /* QEMU must not outlive us, whatever happens to this thread. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         /* Through high numbers first, so no dup2 clobbers a source and none
          * is a no-op that would leave FD_CLOEXEC set (a channel already at
@@ -564,12 +568,32 @@ static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, i
                 if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
                         _exit(127);
         }
+        /* QEMU must not outlive us.  Set after the uid change, which
+         * clears the death signal; and if we died before it was set, no
+         * signal will come: stop here. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+                _exit(127);
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execv(path, argv);
         _exit(127);
+}
+
+/* The state record `toolruntime gc` finds this VM by (state.c): QEMU's
+ * pid and start time, and us as its owner.  QEMU also dies with us by
+ * PR_SET_PDEATHSIG; the record covers the cases that signal misses.  Not
+ * fatal: a caller that may not write the state dir (not root) still has
+ * the death signal, and is told. */
+static void record_vm(vm *v, const tr_kata_sandbox_spec *spec) {
+        int64_t boot_ms = spec->boot_timeout_ms > 0 ? spec->boot_timeout_ms : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS;
+        int64_t expires = (int64_t) time(NULL) + (boot_ms + v->run_timeout_ms) / 1000 + 1 + TR_KATA_EXPIRY_MARGIN_SEC;
+        int r = tr__kata_state_write(TR_KATA_STATE_DIR, v->pid, expires, &v->state_path);
+        if (r < 0)
+                tr_exec_log(v->ex, TR_LOG_WARN, "kata: no state record for gc", "dir", TR_KATA_STATE_DIR, "error",
+                            strerror(-r), NULL);
 }
 
 static int check_files(const tr_kata_sandbox_spec *spec, tr_error **ret_err) {
@@ -642,9 +666,10 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
 
         bool drop = geteuid() == 0 && !kvm;
         int64_t boot_start = tr__now_ns();
+        pid_t parent = getpid();
         pid_t pid = fork();
         if (pid == 0)
-                exec_qemu(qemu, argv, sp[1], cp[1], drop, spec->host_uid ? spec->host_uid : 65534);
+                exec_qemu(qemu, argv, sp[1], cp[1], drop, spec->host_uid ? spec->host_uid : 65534, parent);
         int fork_errno = errno;
         close(sp[1]);
         close(cp[1]);
@@ -659,6 +684,7 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                 r = tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.pidfd", "pidfd_open: %m");
                 goto out;
         }
+        record_vm(&v, spec);
         tr__fd_set_nonblock(v.chan, true);
         tr__fd_set_nonblock(v.con, true);
         tr_exec_log(ex, TR_LOG_INFO, "kata: VM starting", "accel", kvm ? "kvm" : "tcg", NULL);
@@ -801,9 +827,12 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
         if (r == 0 && v.done) {
                 switch (v.exit_kind) {
                 case TR_VF_EXITED: tr_result_set_exit_code(res, (int) v.exit_code); break;
-                case TR_VF_SIGNALED: tr_result_set_exit_code(res, -1); break;
+                case TR_VF_SIGNALED: tr_result_set_signal(res, (int) v.exit_code); break;
                 case TR_VF_OOM:
+                        /* Killed by the OOM killer: SIGKILL, as containerd
+                         * reports it, and resource_limit. */
                         tr_result_set_exit_code(res, -1);
+                        tr_result_set_signal(res, (int) v.exit_code);
                         r = tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, KATA_KIND, "vm.run",
                                          "the snippet exceeded its memory limit of %" PRId64 " bytes",
                                          spec->resources.memory_bytes);

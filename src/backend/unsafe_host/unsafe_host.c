@@ -157,19 +157,26 @@ static void kill_and_reap_all(pid_t pgid) {
 }
 
 static _Noreturn void supervise(const spawn_plan *p) {
-        /* If the host process dies, so does the supervisor, which closes
-         * ctl_fd's peer: we then tear the tree down. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* SIGCHLD and our death signal come through the signalfd below.
+         * Blocked before the death signal is armed, so that it cannot kill
+         * us by its default action. */
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigaddset(&chld, SIGTERM);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        /* If the host process dies (even by SIGKILL), we get SIGTERM and
+         * tear the snippet's whole tree down: a death signal that killed
+         * us instead would leave the tree running, reparented to init.
+         * (The host's death also closes ctl_fd's peer, which ends the loop
+         * the same way.) */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != p->parent)
                 _exit(1);
         /* Orphans of the snippet (double forks, setsid) come to us, not to
          * the host's init, so we can kill and reap them. */
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
                 _exit(1);
-        sigset_t chld;
-        sigemptyset(&chld);
-        sigaddset(&chld, SIGCHLD);
-        sigprocmask(SIG_BLOCK, &chld, NULL);
 
         pid_t child = fork();
         if (child < 0)
@@ -202,10 +209,11 @@ static _Noreturn void supervise(const spawn_plan *p) {
                 struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ctl_fd, .events = POLLIN } };
                 if (poll(pfd, 2, -1) < 0 && errno != EINTR)
                         break;
+                bool host_gone = false;
                 if (pfd[0].revents) {
                         struct signalfd_siginfo si;
-                        while (read(sfd, &si, sizeof(si)) > 0) {
-                        }
+                        while (read(sfd, &si, sizeof(si)) > 0)
+                                host_gone |= si.ssi_signo == SIGTERM;
                         int st;
                         pid_t w;
                         while ((w = waitpid(-1, &st, WNOHANG)) > 0)
@@ -213,7 +221,7 @@ static _Noreturn void supervise(const spawn_plan *p) {
                                         status = st;
                                         done = true;
                                 }
-                        if (done)
+                        if (done || host_gone)
                                 break;
                 }
                 /* The host asked us to stop (timeout, cancel) or went away. */
@@ -507,7 +515,7 @@ static int uh_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         if (WIFEXITED(status))
                 tr_result_set_exit_code(res, WEXITSTATUS(status));
         else if (WIFSIGNALED(status))
-                tr_result_set_exit_code(res, 128 + WTERMSIG(status));
+                tr_result_set_signal(res, WTERMSIG(status));
         r = 0;
 out:
         /* The gateway goes after the snippet: nothing can call it any more. */

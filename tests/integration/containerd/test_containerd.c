@@ -462,36 +462,47 @@ static size_t count_tasks(void) {
         return n;
 }
 
-Test(containerd, gc_collects_a_killed_callers_sandbox) {
-        /* A caller SIGKILLed mid-execution leaves its task running, its
-         * container, snapshot, lease and directories: gc must remove all. */
+static pid_t fork_runner(const char *code, int64_t timeout_ms) {
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 tr_runtime *rt = make_runtime(NULL);
-                run_opts o = { .code = "import time\ntime.sleep(100)\n", .timeout_ms = 110000 };
+                run_opts o = { .code = code, .timeout_ms = timeout_ms };
                 tr_result *res = NULL;
-                (void) run_on(rt, &o, &res, NULL);
-                _exit(0);
+                int r = run_on(rt, &o, &res, NULL);
+                bool ok = r >= 0 && tr_result_exit_code(res) == 0;
+                tr_result_free(res);
+                tr_runtime_free(rt);
+                _exit(ok ? 0 : 1);
         }
+        return pid;
+}
+
+Test(containerd, gc_collects_a_killed_callers_sandbox_at_once) {
+        /* A caller SIGKILLed mid-execution leaves its task running, its
+         * container, snapshot, lease and directories: gc must remove all of
+         * them at once (its owner is dead), and leave alone the execution
+         * of a live caller running next to it. */
+        pid_t victim = fork_runner("import time\ntime.sleep(100)\n", 110000);
+        pid_t live = fork_runner("import time\ntime.sleep(4)\n", 60000);
         int64_t until = tr__now_ns() + 30 * TR_NSEC_PER_SEC;
-        while (count_tasks() == 0 && tr__now_ns() < until) {
+        while (count_tasks() < 2 && tr__now_ns() < until) {
                 struct timespec ts = { 0, 100 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
         }
-        cr_assert_eq(count_tasks(), 1, "the child's task never started");
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        cr_assert_eq(count_tasks(), 2, "the children's tasks never started");
+        kill(victim, SIGKILL);
+        waitpid(victim, NULL, 0);
         tr_containerd_config cfg = { .socket_path = sock, .namespace_name = ns, .state_dir = state_dir };
         unsigned removed = 0;
         tr_error *err = NULL;
-        /* Not expired yet (deadline + margin): a plain gc leaves it alone. */
         cr_expect_eq(tr_containerd_gc(&cfg, &removed, &err), 0, "%s", tr_error_message(err));
-        cr_expect_eq(removed, 0);
-        cr_expect_eq(count_tasks(), 1);
-        cr_expect_eq(tr_containerd_gc_ex(&cfg, true, &removed, &err), 0, "%s", tr_error_message(err));
         /* task, container, snapshot, lease, the .io and .gw directories */
         cr_expect_eq(removed, 6);
+        cr_expect_eq(count_tasks(), 1, "the live caller's task must survive gc");
+        int st = 0;
+        cr_expect_eq(waitpid(live, &st, 0), live);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the live caller's execution must finish normally");
         tr_error_free(err);
 }
 
