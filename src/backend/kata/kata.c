@@ -204,17 +204,11 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                         return r;
         }
 
-        /* What the built-in QEMU runner enforces inside the guest: the
-         * cgroup limits and the /tmp tmpfs size, plus the host-side timeout.
-         * Tool calls and chain steps are the gateway session's to report. */
-        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU) {
-                tr_limits_enforced *le = tr_result_limits_enforced_mut(res);
-                le->timeout = true;
-                le->memory = lim->memory_bytes > 0;
-                le->pids = lim->pids_max > 0;
-                le->cpu = lim->cpu_quota_ms > 0;
-                le->disk = lim->disk_bytes > 0;
-        }
+        /* The built-in QEMU runner: the host-side timeout holds from here
+         * on; the other limits_enforced flags are qemu.c's (set_enforced),
+         * from what the agent applied and QEMU's host cgroup. */
+        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU)
+                tr_result_limits_enforced_mut(res)->timeout = true;
 
         if (k->runner_ops)
                 return k->runner_ops->run(k->runner_self, &spec, ex, ret_err);

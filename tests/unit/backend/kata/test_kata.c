@@ -165,7 +165,7 @@ Test(qemu, command_line_has_no_network_and_is_sandboxed) {
         tr_kata_sandbox_spec s = good_spec();
         s.resources.memory_bytes = 100LL << 20;
         char **a = NULL;
-        cr_assert_eq(tr__kata_qemu_argv("/usr/bin/qemu-system-x86_64", &s, false, 3, &a, NULL), 0);
+        cr_assert_eq(tr__kata_qemu_argv("/usr/bin/qemu-system-x86_64", &s, false, 3, -1, &a, NULL), 0);
         cr_assert(has(a, "-nodefaults"));
         cr_assert(has(a, "-no-user-config"));
         cr_assert(has_pair(a, "-accel", "tcg"));
