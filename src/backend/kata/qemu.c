@@ -123,11 +123,15 @@ int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool 
         P("-accel");
         /* A bounded translation cache: QEMU's default (1 GiB) lets a
          * snippet that keeps writing new code grow QEMU far past the
-         * guest's RAM; TCG flushes the cache when it is full. */
+         * guest's RAM; TCG flushes the cache when it is full.  One TCG
+         * thread: with multi-threaded TCG, QEMU 7.2 guests here stalled
+         * after such flushes under self-modifying code (the snippet's
+         * exit never came); single-threaded they did not, and with one
+         * vCPU (every request up to one core) it costs nothing. */
         if (kvm)
                 P("kvm");
         else
-                PF("tcg,tb-size=%d", TR_KATA_TB_SIZE_MIB);
+                PF("tcg,tb-size=%d,thread=single", TR_KATA_TB_SIZE_MIB);
         P("-cpu");
         P(kvm ? "host" : "max");
         P("-m");
