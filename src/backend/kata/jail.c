@@ -113,9 +113,10 @@ static int push_op(tr__kata_jail *j, op_kind kind, const char *src, const char *
 /* mkdir ops for every parent of `path` (an absolute path inside the root). */
 static int push_parents(tr__kata_jail *j, const char *path) {
         char buf[PATH_MAX];
-        if (strlen(path) >= sizeof(buf))
+        size_t len = strlen(path);
+        if (len >= sizeof(buf))
                 return -ENAMETOOLONG;
-        strcpy(buf, path);
+        memcpy(buf, path, len + 1);
         for (char *p = buf + 1; (p = strchr(p, '/')); p++) {
                 *p = 0;
                 int r = push_op(j, OP_MKDIR, NULL, buf, 0);
@@ -187,8 +188,8 @@ static int add_libraries(tr__kata_jail *j, const char *qemu, tr_error **ret_err)
                 n++;
         }
         if (n == 0)
-                return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.jail",
-                                    "no loader found for %s", qemu);
+                return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.jail", "no loader found for %s",
+                                    qemu);
         /* The loader's cache: the libraries' names only. */
         if (access("/etc/ld.so.cache", R_OK) == 0 && add_bind(j, "/etc/ld.so.cache", "/etc/ld.so.cache", false) < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.jail", "out of memory");
@@ -445,9 +446,9 @@ const char *tr__kata_jail_dir(const tr__kata_jail *j) {
 /* ---- the child ------------------------------------------------------------- */
 
 /* Steps the child reports when one fails (with errno) on the error pipe. */
-static const char *const step_name[] = { "join the cgroup", "set up fds",         "make mounts private",
-                                         "mount the root",  "build the root",     "seal the root",
-                                         "pivot_root",      "drop the identity",  "exec QEMU" };
+static const char *const step_name[] = { "join the cgroup", "set up fds",        "make mounts private",
+                                         "mount the root",  "build the root",    "seal the root",
+                                         "pivot_root",      "drop the identity", "exec QEMU" };
 enum { S_CGROUP, S_FDS, S_PRIVATE, S_TMPFS, S_BUILD, S_SEAL, S_PIVOT, S_IDENTITY, S_EXEC };
 
 static _Noreturn void child_fail(int errp, int step) {
@@ -488,7 +489,7 @@ static _Noreturn void child(const tr__kata_jail *j, const tr__kata_jail_cfg *c, 
                             int errp) {
         /* QEMU must not outlive the thread that started it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        /* Out of the way of the fds QEMU gets (0-4). */
+        /* Out of the way of QEMU's fds 0-4. */
         int herr = fcntl(errp, F_DUPFD_CLOEXEC, 10);
         if (herr < 0)
                 _exit(127);
@@ -547,8 +548,8 @@ int tr__kata_jail_spawn(tr__kata_jail *j, const tr__kata_jail_cfg *c, char *cons
                 return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.jail", "pipe: %m");
         /* Like fork, with the new namespaces: QEMU is pid 1 of its own pid
          * namespace; its network namespace has no device but a down lo. */
-        pid_t pid = (pid_t) syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | SIGCHLD,
-                                    NULL, NULL, NULL, NULL);
+        pid_t pid = (pid_t) syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | SIGCHLD, NULL,
+                                    NULL, NULL, NULL);
         if (pid == 0) {
                 close(ep[0]);
                 child(j, c, argv, chan, con, ep[1]);
@@ -575,8 +576,7 @@ int tr__kata_jail_spawn(tr__kata_jail *j, const tr__kata_jail_cfg *c, char *cons
                                            ? step_name[msg[0]]
                                            : "start";
                 return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.jail",
-                                    "cannot contain QEMU: %s: %s", what,
-                                    n == sizeof(msg) ? strerror(msg[1]) : "lost");
+                                    "cannot contain QEMU: %s: %s", what, n == sizeof(msg) ? strerror(msg[1]) : "lost");
         }
         /* For gc: whose QEMU this directory is. */
         char buf[32];
