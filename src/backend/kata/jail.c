@@ -9,8 +9,9 @@
  *   - a root of its own: a per-VM tmpfs, pivot_root'ed into, that holds
  *     read-only bind mounts of exactly what QEMU opens (its binary, the
  *     loader and the shared libraries it links, its firmware and module
- *     directories, the guest kernel and initramfs), and nothing else: no
- *     /proc, /sys, /dev, /etc (but the loader's cache), /tmp.  The root image
+ *     directories, the guest kernel and initramfs, /dev/null), and nothing
+ *     else: no /proc, /sys, /dev (but null), /etc (but the loader's cache),
+ *     /tmp.  The root image
  *     is not there at all: it is passed as an open read-only fd
  *     (-add-fd + /dev/fdset), as is the channel socket;
  *   - the host identity it runs as (one variable of the caller: the
@@ -228,6 +229,11 @@ static int plan_root(tr__kata_jail *j, const tr__kata_jail_cfg *c, tr_error **re
         if (add_bind(j, c->kernel, j->kernel_in, false) < 0 || add_bind(j, c->initrd, j->initrd_in, false) < 0)
                 return tr_error_set(ret_err, TR_E_KATA_NOT_AVAILABLE, KATA_KIND, "vm.jail",
                                     "cannot bind the guest kernel or initramfs: %m");
+        /* /dev/null (a device: no nodev), for QEMU's OFD-lock probe, which
+         * otherwise prints a warning into every console tail. */
+        if (push_parents(j, "/dev/null") < 0 ||
+            push_op(j, OP_BIND_FILE, "/dev/null", "/dev/null", MS_RDONLY | MS_NOSUID | MS_NOEXEC) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.jail", "out of memory");
         if (c->kvm) {
                 /* /dev/kvm, writable (a device: no nodev), and its group
                  * as QEMU's only supplementary group. */
