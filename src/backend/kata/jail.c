@@ -19,7 +19,7 @@
  *     no_new_privs, no capabilities;
  *   - a host cgroup (memory, cpu, pids) capping what the process can take:
  *     guest RAM + TR_KATA_QEMU_OVERHEAD of memory, no swap, its vCPUs' worth
- *     of CPU;
+ *     of CPU plus half a core for its main loop;
  *   - QEMU's own seccomp filter (-sandbox with every deny option) and a
  *     bounded TCG translation cache are on the command line (qemu.c).
  *

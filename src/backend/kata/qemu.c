@@ -568,11 +568,13 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                                  .gid = (gid_t) qemu_uid,
                                  .kvm = kvm,
                                  .memory_cap = tr__kata_qemu_memory_cap(spec->resources.memory_bytes),
-                                 /* Its vCPUs' worth: the guest's own cpu.max
-                                  * applies the request's fraction, and a
-                                  * tighter host cap would only slow the
-                                  * boot. */
-                                 .cpu_quota_us = (int64_t) vcpus * 100000 };
+                                 /* Its vCPUs' worth plus half a core for its
+                                  * main loop (the channel's I/O: an output
+                                  * flood keeps both busy); the guest's own
+                                  * cpu.max applies the request's fraction,
+                                  * and a tighter host cap would only slow
+                                  * the boot. */
+                                 .cpu_quota_us = (int64_t) vcpus * 100000 + 50000 };
         _cleanup_(tr__kata_jail_freep) tr__kata_jail *jail = NULL;
         r = tr__kata_jail_new(&jc, &jail, ret_err);
         if (r < 0)

@@ -160,7 +160,7 @@ t_qemu_cgroup_caps() {
         pids=$(cat "$mem/pids.max")
     fi
     assert_eq "$lim" $(((guest + QEMU_HOST_OVERHEAD_MIB) * 1024 * 1024)) "QEMU's memory cap (guest RAM + overhead)"
-    assert_eq "$cpu" 100000 "QEMU's CPU cap (one vCPU)"
+    assert_eq "$cpu" 150000 "QEMU's CPU cap (one vCPU + half a core for its I/O)"
     assert_eq "$pids" 128 "QEMU's task cap"
     qemu_finish
     assert_eq "$RC" 0 "exit status"
