@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# shellcheck shell=bash disable=SC2016 # the snippets expand in the sandbox
+# shellcheck shell=bash disable=SC2016,SC2012 # the snippets expand in the sandbox; ls lists our own names
 #
 # QEMU's containment on the kata backend (src/backend/kata/jail.c): what a
 # QEMU broken out of by its guest would find.  Each case looks at the real
@@ -18,7 +18,7 @@ QEMU_STATE_DIR=/run/toolruntime/qemu
 # $WORK/qemu-out).
 qemu_start() {
     local before d
-    before=$(ls "$QEMU_STATE_DIR" 2>/dev/null)
+    before=$(ls "$QEMU_STATE_DIR" 2>/dev/null | tr '\n' ' ')
     QPID="" QVM=""
     local profile=$1
     shift
@@ -27,7 +27,8 @@ qemu_start() {
     "$TOOLRUNTIME_BIN" exec -p "$profile" --json "${bargs[@]}" "$@" >"$WORK/qemu-out" 2>"$WORK/stderr" &
     QBG=$!
     for _ in $(seq 900); do
-        for d in $(ls "$QEMU_STATE_DIR" 2>/dev/null); do
+        for d in "$QEMU_STATE_DIR"/vm-*; do
+            d=${d##*/}
             case " $before " in *" $d "*) continue ;; esac
             if [ -s "$QEMU_STATE_DIR/$d/pid" ]; then
                 QVM=$d
@@ -70,7 +71,7 @@ qemu_cgroup_dir() { # CONTROLLER
 # Issue 9: QEMU's network, mount, pid and IPC namespaces are its own; it
 # runs unprivileged, with no_new_privs and its seccomp filter.
 t_qemu_namespaces() {
-    qemu_start standard -t 60 -c 'import time; time.sleep(3); print("done=1")' || return
+    qemu_start standard -t 60 -c 'import time; time.sleep(3); print("ran=1")' || return
     local ns
     for ns in net mnt pid ipc; do
         assert_ne "$(readlink "/proc/$QPID/ns/$ns")" "$(readlink /proc/self/ns/$ns)" "QEMU's $ns namespace"
@@ -97,14 +98,14 @@ t_qemu_namespaces() {
     fi
     qemu_finish
     assert_eq "$RC" 0 "exit status"
-    assert_eq "$(kv done)" 1 "the snippet ran"
+    assert_eq "$(kv ran)" 1 "the snippet ran"
 }
 
 # Issue 9: QEMU cannot open a host path outside its own root: its root (as
 # the kernel resolves it for QEMU, through /proc/PID/root) holds the files
 # it opens, read-only, and nothing else.
 t_qemu_root_is_minimal() {
-    qemu_start standard -t 60 -c 'import time; time.sleep(3); print("done=1")' || return
+    qemu_start standard -t 60 -c 'import time; time.sleep(3); print("ran=1")' || return
     local r=/proc/$QPID/root
     local top
     top=$(ls -A "$r" 2>/dev/null | tr '\n' ' ')
@@ -144,7 +145,7 @@ t_qemu_root_is_minimal() {
 # the documented overhead, its CPU at its vCPUs, its tasks; the cgroup is
 # removed afterwards.  limits_enforced.memory holds on both levels.
 t_qemu_cgroup_caps() {
-    qemu_start standard -t 60 --memory 64M -c 'import time; time.sleep(2); print("done=1")' || return
+    qemu_start standard -t 60 --memory 64M -c 'import time; time.sleep(2); print("ran=1")' || return
     local guest=$((64 + QEMU_GUEST_OVERHEAD_MIB)) mem cpu pids lim
     mem=$(qemu_cgroup_dir memory)
     note "QEMU's memory cgroup: $mem"
@@ -208,6 +209,26 @@ print("mib_run=" + str(runs))
     assert_le "$max" $(((guest + QEMU_HOST_OVERHEAD_MIB) * 1024)) "QEMU's peak RSS (KiB)"
 }
 
-for c in t_qemu_namespaces t_qemu_root_is_minimal t_qemu_cgroup_caps t_qemu_translation_cache_churn; do
+# A VM that fails to start (here: a "kernel" that is a directory, which
+# QEMU cannot load inside its root) is vm_creation_failed and leaves
+# nothing: no QEMU, no state directory, no cgroup.
+t_qemu_failed_start_leaves_nothing() {
+    local before after cg_before cg_after
+    before=$(ls "$QEMU_STATE_DIR" 2>/dev/null)
+    cg_before=$(ls -d /sys/fs/cgroup/*/toolruntime/qemu-* /sys/fs/cgroup/toolruntime/qemu-* 2>/dev/null)
+    mkdir -p "$WORK/not-a-kernel"
+    OUT=$("$TOOLRUNTIME_BIN" exec --json -b kata --kernel "$WORK/not-a-kernel" --initrd "$VM_DIR/initrd.img" \
+        --vm-image "$VM_DIR/rootfs.ext4" -c 'print(1)' 2>"$WORK/stderr")
+    RC=$?
+    assert_eq "$(j .error.code)" vm_creation_failed "error code"
+    assert_contains "$(j .error.message)" "could not load kernel" "error message (QEMU's own words)"
+    after=$(ls "$QEMU_STATE_DIR" 2>/dev/null)
+    cg_after=$(ls -d /sys/fs/cgroup/*/toolruntime/qemu-* /sys/fs/cgroup/toolruntime/qemu-* 2>/dev/null)
+    assert_eq "$after" "$before" "QEMU state directories"
+    assert_eq "$cg_after" "$cg_before" "QEMU cgroups"
+}
+
+for c in t_qemu_namespaces t_qemu_root_is_minimal t_qemu_cgroup_caps t_qemu_translation_cache_churn \
+    t_qemu_failed_start_leaves_nothing; do
     register_case kata "$c"
 done
