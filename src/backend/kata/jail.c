@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -492,14 +493,13 @@ static int build_root(const tr__kata_jail *j) {
  * after a raw clone glibc's thread bookkeeping is the parent's (its setxid
  * broadcast would signal threads that do not exist here). */
 static _Noreturn void child(const tr__kata_jail *j, const tr__kata_jail_cfg *c, char *const *argv, int chan, int con,
-                            int errp) {
-        /* QEMU must not outlive the thread that started it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+                            int errp, int alive) {
         /* Out of the way of QEMU's fds 0-4. */
-        int herr = fcntl(errp, F_DUPFD_CLOEXEC, 10);
-        if (herr < 0)
+        int herr = fcntl(errp, F_DUPFD_CLOEXEC, 10), halive = fcntl(alive, F_DUPFD_CLOEXEC, 10);
+        if (herr < 0 || halive < 0)
                 _exit(127);
         errp = herr;
+        alive = halive;
         for (int i = 0; i < CG_N; i++)
                 if (j->procs[i] >= 0 && write(j->procs[i], "0", 1) != 1)
                         child_fail(errp, S_CGROUP);
@@ -537,6 +537,12 @@ static _Noreturn void child(const tr__kata_jail *j, const tr__kata_jail_cfg *c, 
         if (syscall(SYS_setgroups, j->have_kvm_gid ? 1 : 0, groups) < 0 ||
             syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 || syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
                 child_fail(errp, S_IDENTITY);
+        /* QEMU must not outlive the thread that started it.  Set after the
+         * identity change, which clears it.  The caller may have died
+         * before: `alive` then reads EOF (its write end is the parent's). */
+        struct pollfd pa = { alive, POLLIN, 0 };
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || poll(&pa, 1, 0) != 0)
+                child_fail(errp, S_IDENTITY);
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         sigset_t none;
         sigemptyset(&none);
@@ -549,21 +555,29 @@ static _Noreturn void child(const tr__kata_jail *j, const tr__kata_jail_cfg *c, 
 
 int tr__kata_jail_spawn(tr__kata_jail *j, const tr__kata_jail_cfg *c, char *const *argv, int chan, int con,
                         pid_t *ret_pid, tr_error **ret_err) {
-        int ep[2];
+        int ep[2], alive[2];
         if (pipe2(ep, O_CLOEXEC) < 0)
                 return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.jail", "pipe: %m");
+        if (pipe2(alive, O_CLOEXEC) < 0) {
+                close(ep[0]);
+                close(ep[1]);
+                return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.jail", "pipe: %m");
+        }
         /* Like fork, with the new namespaces: QEMU is pid 1 of its own pid
          * namespace; its network namespace has no device but a down lo. */
         pid_t pid = (pid_t) syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | SIGCHLD, NULL,
                                     NULL, NULL, NULL);
         if (pid == 0) {
                 close(ep[0]);
-                child(j, c, argv, chan, con, ep[1]);
+                close(alive[1]);
+                child(j, c, argv, chan, con, ep[1], alive[0]);
         }
         int clone_errno = errno;
         close(ep[1]);
+        close(alive[0]);
         if (pid < 0) {
                 close(ep[0]);
+                close(alive[1]);
                 return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.jail",
                                     "cannot create QEMU's namespaces: %s", strerror(clone_errno));
         }
@@ -573,6 +587,8 @@ int tr__kata_jail_spawn(tr__kata_jail *j, const tr__kata_jail_cfg *c, char *cons
         while ((n = read(ep[0], msg, sizeof(msg))) < 0 && errno == EINTR)
                 ;
         close(ep[0]);
+        /* Past the child's check: PR_SET_PDEATHSIG guards from here on. */
+        close(alive[1]);
         if (n != 0) {
                 int st;
                 kill(pid, SIGKILL);
