@@ -5,6 +5,7 @@
  *   kata.c     the backend handle, config defaults, request -> spec, doctor
  *   qemu.c     Runner 1: the QEMU microVM and the host side of the VM channel
  *   kvm.c      is /dev/kvm really usable (a guest instruction runs)?
+ *   jail.c     Runner 1: QEMU's containment (namespaces, pivot_root, cgroup)
  *   spec.c     spec validation, Kata annotations, Runner 2's OCI spec
  *   ctrd.c     Runner 2: Kata through containerd (shim presence, execution)
  *   state.c    the per-VM state record (owner, QEMU pid) and tr_kata_gc
@@ -15,8 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "toolruntime.h"
+#include "util/macros.h"
 
 #define KATA_KIND TR_BACKEND_KATA
 
@@ -63,15 +66,73 @@ tr_kata_accel tr__kata_pick_accel(tr__kata *k, const char *qemu, tr_kata_accel w
 /* A KVM boot timed out: probe again next time (also in other processes). */
 void tr__kata_kvm_forget(tr__kata *k);
 
+/* ---- jail.c: QEMU's containment ---- */
+
+/* The host identity QEMU runs as until the per-sandbox uid allocator
+ * lands (one place: tr__kata_qemu_run passes it on). */
+#define TR_KATA_QEMU_UID 65534
+/* Fixed fd numbers inside QEMU: the channel socket and the root image. */
+#define TR_KATA_QEMU_CHAN_FD  3
+#define TR_KATA_QEMU_IMAGE_FD 4
+/* The TCG translation cache, MiB (-accel tcg,tb-size=): QEMU's default is
+ * 1 GiB, which a snippet rewriting its code fills; measured: this size
+ * does not slow the boot (README). */
+#define TR_KATA_TB_SIZE_MIB 128
+/* QEMU's host memory cap = guest RAM + this: the translation cache, QEMU's
+ * own heap, libraries and thread stacks, the page cache its reads charge
+ * (measured, see README). */
+#define TR_KATA_QEMU_OVERHEAD (256LL * 1024 * 1024)
+/* QEMU's threads (main loop, RCU, vCPUs, up to 64 block workers). */
+#define TR_KATA_QEMU_PIDS 128
+/* Per-VM state directories (each holds `pid`, QEMU's host pid, and the
+ * empty mount point `root`). */
+#define TR_KATA_JAIL_DIR TR_KATA_PROBE_CACHE_DIR "/qemu"
+
+typedef struct tr__kata_jail_cfg {
+        const char *qemu; /* absolute path of the binary */
+        const char *kernel, *initrd, *image;
+        uid_t uid;
+        gid_t gid;
+        bool kvm;
+        int64_t memory_cap;   /* bytes */
+        int64_t cpu_quota_us; /* per 100 ms; 0: no CPU cap */
+} tr__kata_jail_cfg;
+typedef struct tr__kata_jail tr__kata_jail;
+
+/* Test seam (unit tests only, not reachable from the API): false skips the
+ * pivot_root, for a fake hypervisor script that needs the host's /bin/sh.
+ * The namespaces, the cgroup and the identity still apply. */
+extern bool tr__kata_jail_root;
+
+/* Create the per-VM state directory and cgroup and plan the root; nothing
+ * is left behind on failure (vm_creation_failed / kata_not_available). */
+int tr__kata_jail_new(const tr__kata_jail_cfg *c, tr__kata_jail **ret, tr_error **ret_err);
+/* Start `argv` (argv[0] the binary) contained, with the channel at fd 3,
+ * the console on 1 and 2, the image at fd 4; returns once QEMU is exec'ed
+ * (or with the step that failed). */
+int tr__kata_jail_spawn(tr__kata_jail *j, const tr__kata_jail_cfg *c, char *const *argv, int chan, int con,
+                        pid_t *ret_pid, tr_error **ret_err);
+/* Paths of the kernel and initramfs as QEMU sees them. */
+const char *tr__kata_jail_kernel(const tr__kata_jail *j);
+const char *tr__kata_jail_initrd(const tr__kata_jail *j);
+const char *tr__kata_jail_dir(const tr__kata_jail *j);
+/* Did the host cgroup's OOM killer kill QEMU? */
+bool tr__kata_jail_oom_killed(const tr__kata_jail *j);
+/* Remove the cgroup and the state directory; QEMU must be reaped. */
+void tr__kata_jail_free(tr__kata_jail *j);
+TR_DEFINE_FREEP(tr__kata_jail, tr__kata_jail_free)
+
 /* Runner 1.  `self` is the tr__kata. */
 int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err);
 int tr__kata_qemu_check(tr__kata *k, char **ret_detail, tr_error **ret_err);
 /* The QEMU command line for `spec` (pure; tests check it).  `chan_fd` is the
- * fd number of the channel socket inside QEMU; `kvm` picks the accelerator
- * (and, when we are root, -runas spec->host_uid (nobody when 0), since QEMU
- * then starts as root to open /dev/kvm). */
-int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool kvm, int chan_fd, char ***ret_argv,
-                       tr_error **ret_err);
+ * fd number of the channel socket inside QEMU, `image_fd` that of the root
+ * image (-1: spec->image_path is opened by path); `kvm` picks the
+ * accelerator.  The kernel and initramfs are spec's paths. */
+int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool kvm, int chan_fd, int image_fd,
+                       char ***ret_argv, tr_error **ret_err);
+/* QEMU's host memory cap for a memory limit (0: unlimited). */
+int64_t tr__kata_qemu_memory_cap(int64_t memory_bytes);
 /* Guest RAM in MiB for a memory limit (0: unlimited). */
 int64_t tr__kata_guest_mem_mib(int64_t memory_bytes);
 /* vCPUs for a CPU quota (0: unlimited), at most `ncpu`. */

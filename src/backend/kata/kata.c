@@ -216,7 +216,7 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
 
         /* The built-in QEMU runner enforces the timeout on the host.  The
          * resource limits are reported by the runner once the agent says
-         * which it applied (qemu.c, kata_report_enforced: the one place).
+         * which it applied and QEMU's host cap (qemu.c, set_enforced: the one place).
          * Tool calls and chain steps are the gateway session's to report. */
         if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU)
                 tr_result_limits_enforced_mut(res)->timeout = true;

@@ -58,8 +58,6 @@
 #include "util/strv.h"
 #include "util/timeutil.h"
 
-/* Fixed fd number of the channel inside QEMU. */
-enum { QEMU_CHAN_FD = 3 };
 /* Console bytes kept for error messages. */
 #define CONSOLE_KEEP 4096
 /* Gateway connections the guest may have open at once. */
@@ -107,8 +105,12 @@ int tr__kata_vcpus(int64_t cpu_quota_ms, int ncpu) {
         return n > ncpu ? ncpu : (int) n;
 }
 
-int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool kvm, int chan_fd, char ***ret_argv,
-                       tr_error **ret_err) {
+int64_t tr__kata_qemu_memory_cap(int64_t memory_bytes) {
+        return (tr__kata_guest_mem_mib(memory_bytes) << 20) + TR_KATA_QEMU_OVERHEAD;
+}
+
+int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool kvm, int chan_fd, int image_fd,
+                       char ***ret_argv, tr_error **ret_err) {
         _cleanup_strv_ char **a = NULL;
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         int r = 0;
@@ -121,7 +123,17 @@ int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool 
         P("-M");
         P("microvm");
         P("-accel");
-        P(kvm ? "kvm" : "tcg");
+        /* A bounded translation cache: QEMU's default (1 GiB) lets a
+         * snippet that keeps writing new code grow QEMU far past the
+         * guest's RAM; TCG flushes the cache when it is full.  One TCG
+         * thread: with multi-threaded TCG, QEMU 7.2 guests here stalled
+         * after such flushes under self-modifying code (the snippet's
+         * exit never came); single-threaded they did not, and with one
+         * vCPU (every request up to one core) it costs nothing. */
+        if (kvm)
+                P("kvm");
+        else
+                PF("tcg,tb-size=%d,thread=single", TR_KATA_TB_SIZE_MIB);
         P("-cpu");
         P(kvm ? "host" : "max");
         P("-m");
@@ -136,19 +148,11 @@ int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool 
         P("-monitor");
         P("none");
         P("-no-reboot");
-        /* QEMU's seccomp filter: no obsolete syscalls, no spawning, no
-         * resource control; no privilege elevation unless -runas must
-         * still change uid (it does so after the filter is installed). */
+        /* QEMU's seccomp filter with every deny option QEMU 7.2 has: no
+         * obsolete syscalls, no set*id (it starts with its final identity:
+         * jail.c), no fork/exec, no scheduler or affinity changes. */
         P("-sandbox");
-        P(kvm && geteuid() == 0 ? "on,obsolete=deny,spawn=deny,resourcecontrol=deny"
-                                : "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
-        if (kvm && geteuid() == 0) {
-                P("-runas");
-                if (spec->host_uid)
-                        PF("%" PRIu32 ":%" PRIu32, spec->host_uid, spec->host_uid);
-                else
-                        P("nobody");
-        }
+        P("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
         /* The console: QEMU's stdout, a pipe we keep the tail of. */
         P("-chardev");
         P("stdio,id=con,signal=off");
@@ -162,8 +166,15 @@ int tr__kata_qemu_argv(const char *qemu, const tr_kata_sandbox_spec *spec, bool 
         P(kernel_cmdline);
         /* The root image: read-only at the block layer, so even a guest
          * kernel compromise cannot write to it. */
+        if (image_fd >= 0) {
+                /* An fd we opened: the image need not exist in QEMU's
+                 * root at all. */
+                P("-add-fd");
+                PF("fd=%d,set=1", image_fd);
+        }
         P("-drive");
-        PF("if=none,id=root,file=%s,format=raw,readonly=on,cache=unsafe", spec->image_path);
+        PF("if=none,id=root,file=%s,format=raw,readonly=on,cache=unsafe",
+           image_fd >= 0 ? "/dev/fdset/1" : spec->image_path);
         P("-device");
         P("virtio-blk-device,drive=root");
         /* The channel: one socketpair half, already open in QEMU. */
@@ -201,6 +212,7 @@ typedef struct vm {
         tr__gw_session *gw;
         stream streams[MAX_STREAMS];
         bool hello, started, done;
+        bool host_memory_cap; /* QEMU runs in its capped host cgroup */
         int64_t started_ns;
         int64_t run_timeout_ms; /* the request's timeout, from STARTED on */
         int64_t run_deadline;   /* started_ns + run_timeout_ms */
@@ -341,16 +353,17 @@ static int queue_close(vm *v, uint32_t id, tr_error **ret_err) {
         return 0;
 }
 
-/* limits_enforced for the kata backend's resource limits: the one place
- * that computes it.  A limit counts as enforced when the request has it and
- * the agent reported it in force inside the guest (`bits`, TR_VL_*); the
- * guest's RAM (sized from the memory limit) bounds the guest as a whole on
- * top of that.  Anything else that must hold for a limit to count (a host
- * cgroup around QEMU) belongs here too. */
-static void kata_report_enforced(vm *v, uint64_t bits) {
+/* limits_enforced for this runner, decided here only: what is in force,
+ * not what was asked for.  Timeout always (the host's deadline); the
+ * others when the request sets them and the agent reports them applied
+ * (`bits`); memory also needs QEMU's host cgroup cap (guest RAM +
+ * overhead), without which the guest's memory.max alone would not bound
+ * what the snippet costs the host (issue 15: the translation cache). */
+static void set_enforced(vm *v, uint64_t bits) {
         const tr_kata_resources *rs = &v->spec->resources;
         tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(v->ex));
-        le->memory = rs->memory_bytes > 0 && (bits & TR_VL_MEMORY);
+        le->timeout = true;
+        le->memory = rs->memory_bytes > 0 && (bits & TR_VL_MEMORY) && v->host_memory_cap;
         le->pids = rs->pids_max > 0 && (bits & TR_VL_PIDS);
         le->cpu = rs->cpu_quota_ms > 0 && (bits & TR_VL_CPU);
         le->disk = rs->disk_bytes > 0 && (bits & TR_VL_DISK);
@@ -398,30 +411,23 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                 if (!v->hello || v->started)
                         return fail_guest(ret_err, "STARTED out of order");
                 bool seccomp_applied = false;
+                uint64_t bits = TR_VL_MEMORY | TR_VL_PIDS | TR_VL_CPU | TR_VL_DISK;
                 if (fr->len > 0) {
-                        /* The limits the agent applied: limits_enforced says
-                         * what is in force, not what was asked for.  (An
-                         * empty payload: an older agent, which fails rather
-                         * than run without memory.max / pids.max.) */
+                        /* The limits the agent applied.  (An empty payload:
+                         * an older agent, which fails rather than run
+                         * without memory.max / pids.max.) */
                         tr__vf_tlv_iter it;
                         tr__vf_tlv_iter_init(&it, fr->payload, fr->len);
                         uint16_t tag;
                         const uint8_t *val;
                         size_t n;
                         int k;
-                        uint64_t bits = 0;
-                        bool have = false;
                         while ((k = tr__vf_tlv_next(&it, &tag, &val, &n)) > 0)
-                                if (tag == TR_VT_LIMITS_APPLIED) {
-                                        if (tr__vf_tlv_u64(val, n, &bits) < 0)
-                                                return fail_guest(ret_err, "a malformed STARTED");
-                                        have = true;
-                                }
+                                if (tag == TR_VT_LIMITS_APPLIED && tr__vf_tlv_u64(val, n, &bits) < 0)
+                                        return fail_guest(ret_err, "a malformed STARTED");
                         if (k < 0)
                                 return fail_guest(ret_err, "a malformed STARTED");
-                        seccomp_applied = have && (bits & TR_VL_SECCOMP);
-                        if (have)
-                                kata_report_enforced(v, bits);
+                        seccomp_applied = bits & TR_VL_SECCOMP;
                 }
                 /* The profile's seccomp filter is part of the sandbox: an
                  * agent that did not install it (an image older than the
@@ -432,6 +438,7 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
                         return tr_error_set(ret_err, TR_E_VM_EXECUTION_FAILED, KATA_KIND, "vm.seccomp",
                                             "the guest agent did not apply the seccomp filter (rebuild the VM "
                                             "image with `toolruntime image build --vm`)");
+                set_enforced(v, bits);
                 v->started = true;
                 v->started_ns = tr__now_ns();
                 v->run_deadline = v->started_ns + v->run_timeout_ms * TR_NSEC_PER_MSEC;
@@ -546,42 +553,6 @@ static int guest_frame(vm *v, const tr__vf_frame *fr, tr_error **ret_err) {
         }
 }
 
-/* The fork child: raw system calls only until execve (the caller may have
- * threads). */
-static _Noreturn void exec_qemu(const char *path, char *const *argv, int chan, int con, bool drop, uid_t uid,
-                                 pid_t parent) {
-        setpgid(0, 0);
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        /* Through high numbers first, so no dup2 clobbers a source and none
-         * is a no-op that would leave FD_CLOEXEC set (a channel already at
-         * fd 3 would otherwise be closed by execv). */
-        int hnull = null < 0 ? -1 : fcntl(null, F_DUPFD_CLOEXEC, 10);
-        int hcon = fcntl(con, F_DUPFD_CLOEXEC, 10), hchan = fcntl(chan, F_DUPFD_CLOEXEC, 10);
-        if (hnull < 0 || hcon < 0 || hchan < 0 || dup2(hnull, 0) < 0 || dup2(hcon, 1) < 0 || dup2(hcon, 2) < 0 ||
-            dup2(hchan, QEMU_CHAN_FD) < 0)
-                _exit(127);
-        syscall(SYS_close_range, QEMU_CHAN_FD + 1, ~0U, 0);
-        if (drop) {
-                /* QEMU under TCG needs no privilege at all: run it as the
-                 * VM's own uid, so a QEMU escape lands in an unprivileged
-                 * process that shares its identity with no other sandbox. */
-                if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
-                        _exit(127);
-        }
-        /* QEMU must not outlive us.  Set after the uid change, which
-         * clears the death signal; and if we died before it was set, no
-         * signal will come: stop here. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-                _exit(127);
-        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(path, argv);
-        _exit(127);
-}
-
 /* The state record `toolruntime gc` finds this VM by (state.c): QEMU's
  * pid and start time, and us as its owner.  QEMU also dies with us by
  * PR_SET_PDEATHSIG; the record covers the cases that signal misses.  Not
@@ -623,8 +594,34 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                 return r;
         tr_kata_accel accel = tr__kata_pick_accel(k, qemu, spec->accel);
         bool kvm = accel == TR_KATA_ACCEL_KVM;
+        /* The host identity QEMU runs as: the one place it is chosen. */
+        uid_t qemu_uid = spec->host_uid ? (uid_t) spec->host_uid : TR_KATA_QEMU_UID;
+        int vcpus = tr__kata_vcpus(spec->resources.cpu_quota_ms, (int) sysconf(_SC_NPROCESSORS_ONLN));
+        tr__kata_jail_cfg jc = { .qemu = qemu,
+                                 .kernel = spec->kernel_path,
+                                 .initrd = spec->initrd_path,
+                                 .image = spec->image_path,
+                                 .uid = qemu_uid,
+                                 .gid = (gid_t) qemu_uid,
+                                 .kvm = kvm,
+                                 .memory_cap = tr__kata_qemu_memory_cap(spec->resources.memory_bytes),
+                                 /* Its vCPUs' worth plus half a core for its
+                                  * main loop (the channel's I/O: an output
+                                  * flood keeps both busy); the guest's own
+                                  * cpu.max applies the request's fraction,
+                                  * and a tighter host cap would only slow
+                                  * the boot. */
+                                 .cpu_quota_us = (int64_t) vcpus * 100000 + 50000 };
+        _cleanup_(tr__kata_jail_freep) tr__kata_jail *jail = NULL;
+        r = tr__kata_jail_new(&jc, &jail, ret_err);
+        if (r < 0)
+                return r;
+        /* QEMU sees the kernel and initramfs at its root's paths. */
+        tr_kata_sandbox_spec in_jail = *spec;
+        in_jail.kernel_path = tr__kata_jail_kernel(jail);
+        in_jail.initrd_path = tr__kata_jail_initrd(jail);
         _cleanup_strv_ char **argv = NULL;
-        r = tr__kata_qemu_argv(qemu, spec, kvm, QEMU_CHAN_FD, &argv, ret_err);
+        r = tr__kata_qemu_argv(qemu, &in_jail, kvm, TR_KATA_QEMU_CHAN_FD, TR_KATA_QEMU_IMAGE_FD, &argv, ret_err);
         if (r < 0)
                 return r;
 
@@ -634,7 +631,10 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                  .pidfd = -1,
                  .chan = -1,
                  .con = -1,
-                 .run_timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : TR_DEFAULT_TIMEOUT_MS };
+                 .run_timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : TR_DEFAULT_TIMEOUT_MS,
+                 /* tr__kata_jail_new succeeded: the cap is set, and QEMU
+                  * starts inside the cgroup or not at all. */
+                 .host_memory_cap = true };
         for (int i = 0; i < MAX_STREAMS; i++)
                 v.streams[i].fd = -1;
         tr__vf_reader_init(&v.rd, GUEST_MAX_PAYLOAD);
@@ -664,20 +664,13 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                 goto out;
         }
 
-        bool drop = geteuid() == 0 && !kvm;
         int64_t boot_start = tr__now_ns();
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid == 0)
-                exec_qemu(qemu, argv, sp[1], cp[1], drop, spec->host_uid ? spec->host_uid : 65534, parent);
-        int fork_errno = errno;
+        pid_t pid = -1;
+        r = tr__kata_jail_spawn(jail, &jc, argv, sp[1], cp[1], &pid, ret_err);
         close(sp[1]);
         close(cp[1]);
-        if (pid < 0) {
-                r = tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.fork", "fork: %s",
-                                 strerror(fork_errno));
+        if (r < 0)
                 goto out;
-        }
         v.pid = pid;
         v.pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         if (v.pidfd < 0) {
@@ -804,7 +797,12 @@ int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                                         break;
                                 console_read(&v);
                         }
-                        if (!v.hello)
+                        if (tr__kata_jail_oom_killed(jail))
+                                r = tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, KATA_KIND, "vm.run",
+                                                 "QEMU reached its host memory cap of %" PRId64
+                                                 " bytes (guest RAM + %lld MiB) and was killed",
+                                                 jc.memory_cap, TR_KATA_QEMU_OVERHEAD >> 20);
+                        else if (!v.hello)
                                 r = tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.boot",
                                                  "the VM stopped before its agent started; console: %s",
                                                  console_tail(&v));
