@@ -105,7 +105,7 @@ t_max_output_flag() {
 }
 
 t_sh_language() {
-    out=$($TR exec -p dev -l sh --json -c 'echo "$((6*7))"; echo "__OUT__:{\"n\":42}"')
+    out=$($TR exec -p dev -l sh --json -c 'echo "$((6*7))"; trvalue "{\"n\":42}"')
     assert_eq "$(jget "$out" 'j["stdout"]')" 42
     assert_eq "$(jget "$out" 'j["value"]["n"]')" 42
 }
