@@ -52,6 +52,11 @@ int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_r
 void cli_print_error(const tr_error *err);
 /* Directory holding the image recipes (installed or in the source tree). */
 const char *cli_images_dir(void);
+/* Output that came from the sandbox (its streams, error messages, tool
+ * logs), written to f: escaped when f is a terminal unless --raw (term.c). */
+extern bool cli_term_raw;
+bool cli_term_escapes(FILE *f);
+int cli_term_write(FILE *f, const char *s, size_t n);
 /* The verbose logger (stderr). */
 void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv);
 /* The gateway the snippet may call: the tools of a manifest and MCP

@@ -33,6 +33,10 @@ static const char exec_help[] =
         "      --max-chain-steps N  chain steps allowed (0: unlimited)\n"
         "      --max-output SIZE    cap per output stream (default 1M)\n"
         "      --json               print one JSON object describing the result\n"
+        "      --raw                write the sandbox's output to a terminal as it is (default:\n"
+        "                           control characters but newline and tab, and bytes that\n"
+        "                           are not UTF-8, are shown as \\xNN when stdout or stderr\n"
+        "                           is a terminal)\n"
         "  -v, --verbose            log what the runtime does on stderr\n"
         "\n"
         "containerd backend:\n"
@@ -71,6 +75,7 @@ enum {
         OPT_MAX_CHAIN_STEPS,
         OPT_MAX_OUTPUT,
         OPT_JSON,
+        OPT_RAW,
         OPT_IMAGE,
         OPT_NAMESPACE,
         OPT_SOCKET,
@@ -101,6 +106,7 @@ static const struct option exec_opts[] = {
         { "max-chain-steps", required_argument, NULL, OPT_MAX_CHAIN_STEPS },
         { "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
         { "json", no_argument, NULL, OPT_JSON },
+        { "raw", no_argument, NULL, OPT_RAW },
         { "image", required_argument, NULL, OPT_IMAGE },
         { "namespace", required_argument, NULL, OPT_NAMESPACE },
         { "socket", required_argument, NULL, OPT_SOCKET },
@@ -228,10 +234,6 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
         return o;
 }
 
-static int write_stream(FILE *f, const char *s, size_t n) {
-        return n && fwrite(s, 1, n, f) != n ? -EIO : 0;
-}
-
 /* SIGINT / SIGTERM cancel the execution (the library cleans up). */
 static tr_cancel *signal_cancel;
 static void on_signal(int sig) {
@@ -300,6 +302,7 @@ int cli_exec(int argc, char **argv) {
                         what = "--max-chain-steps";
                         break;
                 case OPT_JSON: json = true; break;
+                case OPT_RAW: cli_term_raw = true; break;
                 case OPT_IMAGE: bo.image = optarg; break;
                 case OPT_NAMESPACE: bo.ctrd_namespace = optarg; break;
                 case OPT_SOCKET: bo.socket = optarg; break;
@@ -422,10 +425,10 @@ int cli_exec(int argc, char **argv) {
         } else if (res) {
                 size_t n;
                 const char *s = tr_result_stdout(res, &n);
-                write_stream(stdout, s, n);
+                cli_term_write(stdout, s, n);
                 fflush(stdout);
                 s = tr_result_stderr(res, &n);
-                write_stream(stderr, s, n);
+                cli_term_write(stderr, s, n);
                 if (tr_result_stdout_truncated(res) || tr_result_stderr_truncated(res))
                         fputs("toolruntime: output was truncated (see --max-output)\n", stderr);
         }

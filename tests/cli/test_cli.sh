@@ -177,6 +177,31 @@ t_sizes_parse() {
     assert_eq "$(jget "$out" 'j["limits_enforced"]["memory"]')" true
 }
 
+t_terminal_gets_control_characters_escaped() {
+    # A real pty: the CLI must see a terminal on stdout and stderr.
+    pty=$(dirname "$0")/pty_run.py
+    code='import sys
+print("A\x1b]52;c;aGk=\x07B\x1b[2J\rC\tD\u009bE\u00e9")
+sys.stdout.flush()
+sys.stdout.buffer.write(b"F\xff\n")
+print("G\x1b]0;title\x07", file=sys.stderr)'
+    out=$(python3 "$pty" $TR exec -p dev -c "$code")
+    # Escaped: ESC, BEL, CR, the UTF-8-encoded C1 CSI, an invalid byte;
+    # kept: tab, newline, a printable non-ASCII letter.
+    assert_eq "$out" "b'A\\\\x1b]52;c;aGk=\\\\x07B\\\\x1b[2J\\\\x0dC\\tD\\\\xc2\\\\x9bE\\xc3\\xa9\\r\\nF\\\\xff\\r\\nG\\\\x1b]0;title\\\\x07\\r\\n'"
+    # An error message quoting the sandbox is escaped too.
+    set +e
+    out=$(python3 "$pty" $TR exec -p dev -l sh -c 'trvalue ""$(printf "\033[2J")')
+    set -e
+    assert_contains "$out" "invalid_request"
+    assert_not_contains "$out" "\\x1b[2J" "raw ESC in the error"
+    # --raw writes the bytes as they are; a pipe gets them as they are.
+    out=$(python3 "$pty" $TR exec --raw -p dev -c 'print("\x1b[2J")')
+    assert_eq "$out" "b'\\x1b[2J\\r\\n'"
+    out=$($TR exec -p dev -c 'print("\x1b[2J", end="")' | od -An -c | tr -d ' ')
+    assert_eq "$out" '033[2J'
+}
+
 t_help_version_man() {
     assert_contains "$($TR --help)" "exec"
     assert_contains "$($TR exec --help)" "--max-tool-calls"
