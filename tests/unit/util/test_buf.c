@@ -52,3 +52,99 @@ Test(proc, rm_rf_removes_trees_made_unreadable) {
         cr_assert_neq(access(dir, F_OK), 0);
         cr_assert_eq(tr__rm_rf("/tmp/tr-test-rmrf-does-not-exist"), 0);
 }
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static void touch(const char *dir, const char *name) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        FILE *f = fopen(p, "w");
+        cr_assert_not_null(f, "%s", p);
+        fclose(f);
+}
+
+Test(proc, rm_rf_removes_a_planted_symlink_not_its_target) {
+        char dir[] = "/tmp/tr-test-rmrf-XXXXXX", victim[] = "/tmp/tr-test-victim-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_not_null(mkdtemp(victim));
+        touch(victim, "precious");
+        char p[256];
+        /* Where a directory was, a symlink to the victim. */
+        snprintf(p, sizeof(p), "%s/sub", dir);
+        cr_assert_eq(mkdir(p, 0700), 0);
+        touch(p, "f");
+        cr_assert_eq(tr__rm_rf(p), 0);
+        cr_assert_eq(symlink(victim, p), 0);
+        cr_assert_eq(tr__rm_rf(dir), 0);
+        cr_assert_neq(access(dir, F_OK), 0);
+        snprintf(p, sizeof(p), "%s/precious", victim);
+        cr_assert_eq(access(p, F_OK), 0, "the symlink's target was emptied");
+        /* A symlink given as the path itself is removed, not followed. */
+        char link[] = "/tmp/tr-test-rmrf-link-XXXXXX";
+        cr_assert_not_null(mkdtemp(link));
+        cr_assert_eq(rmdir(link), 0);
+        cr_assert_eq(symlink(victim, link), 0);
+        cr_assert_eq(tr__rm_rf(link), 0);
+        cr_assert_eq(access(p, F_OK), 0);
+        cr_assert_eq(tr__rm_rf(victim), 0);
+}
+
+/* Swap a directory for a symlink to the victim, again and again, while
+ * tr__rm_rf walks the tree: whatever the timing, it never reaches the
+ * victim (a path-based walk, nftw, does now and then). */
+static atomic_bool swapping;
+static char race_dir[64], race_victim[64];
+
+static void *swapper(void *arg) {
+        (void) arg;
+        char sub[128], moved[128];
+        snprintf(sub, sizeof(sub), "%s/d/sub", race_dir);
+        snprintf(moved, sizeof(moved), "%s/moved", race_dir);
+        while (atomic_load(&swapping)) {
+                if (rename(sub, moved) == 0) {
+                        (void) symlink(race_victim, sub);
+                        (void) unlink(sub);
+                        (void) rename(moved, sub);
+                }
+        }
+        return NULL;
+}
+
+Test(proc, rm_rf_never_follows_a_directory_swapped_mid_walk) {
+        snprintf(race_victim, sizeof(race_victim), "/tmp/tr-test-victim-XXXXXX");
+        cr_assert_not_null(mkdtemp(race_victim));
+        for (int i = 0; i < 200; i++) {
+                char name[16];
+                snprintf(name, sizeof(name), "v%d", i);
+                touch(race_victim, name);
+        }
+        for (int round = 0; round < 30; round++) {
+                snprintf(race_dir, sizeof(race_dir), "/tmp/tr-test-rmrf-XXXXXX");
+                cr_assert_not_null(mkdtemp(race_dir));
+                char p[160];
+                snprintf(p, sizeof(p), "%s/d", race_dir);
+                cr_assert_eq(mkdir(p, 0700), 0);
+                snprintf(p, sizeof(p), "%s/d/sub", race_dir);
+                cr_assert_eq(mkdir(p, 0700), 0);
+                for (int i = 0; i < 200; i++) {
+                        char name[16];
+                        snprintf(name, sizeof(name), "f%d", i);
+                        touch(p, name);
+                }
+                atomic_store(&swapping, true);
+                pthread_t t;
+                cr_assert_eq(pthread_create(&t, NULL, swapper, NULL), 0);
+                (void) tr__rm_rf(race_dir);
+                atomic_store(&swapping, false);
+                pthread_join(t, NULL);
+                (void) tr__rm_rf(race_dir);
+                cr_assert_neq(access(race_dir, F_OK), 0);
+                for (int i = 0; i < 200; i++) {
+                        char v[128];
+                        snprintf(v, sizeof(v), "%s/v%d", race_victim, i);
+                        cr_assert_eq(access(v, F_OK), 0, "round %d: %s was removed", round, v);
+                }
+        }
+        cr_assert_eq(tr__rm_rf(race_victim), 0);
+}
