@@ -59,10 +59,16 @@ bool cli_term_escapes(FILE *f);
 int cli_term_write(FILE *f, const char *s, size_t n);
 /* The verbose logger (stderr). */
 void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv);
+/* The same for warnings and errors only (a tool's stderr is a warning):
+ * the tools' logger without -v. */
+void cli_log_warnings(void *ud, tr_log_level level, const char *msg, const char *const *kv);
 /* The gateway the snippet may call: the tools of a manifest and MCP
  * servers, or an empty one. */
 int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, tr_gateway **ret_gw,
                     tr_error **ret_err);
+/* The same, the MCP servers also getting the caller's variables `env`. */
+int cli_gateway_new_env(const char *tools, const char **mcp, size_t n_mcp, const char **env, size_t n_env,
+                        tr_log_fn log, tr_gateway **ret_gw, tr_error **ret_err);
 typedef void (*cli_doctor_line_fn)(const char *backend, bool ok, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Per-backend doctor checks (in the backends' CLI files); true when usable. */

@@ -60,6 +60,11 @@ static const char exec_help[] =
         "      --tools FILE         a tools manifest (JSON) the snippet may call\n"
         "      --mcp 'CMD ARGS'     an MCP server (stdio) whose tools the snippet may call;\n"
         "                           repeatable\n"
+        "      --tool-env NAME      pass the variable NAME of this environment to the MCP\n"
+        "                           servers (repeatable); tools and servers otherwise get only\n"
+        "                           PATH, LANG and a private HOME (a manifest lists its own\n"
+        "                           in \"env\"); their stderr is logged here, never given to\n"
+        "                           the snippet\n"
         "\n"
         "A Python snippet that assigns the global __out returns it as the result's value.\n"
         "\n"
@@ -88,6 +93,7 @@ enum {
         OPT_ACCEL,
         OPT_TOOLS,
         OPT_MCP,
+        OPT_TOOL_ENV,
 };
 
 static const struct option exec_opts[] = {
@@ -119,6 +125,7 @@ static const struct option exec_opts[] = {
         { "accel", required_argument, NULL, OPT_ACCEL },
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
+        { "tool-env", required_argument, NULL, OPT_TOOL_ENV },
         { 0 },
 };
 
@@ -244,15 +251,15 @@ static void on_signal(int sig) {
 int cli_exec(int argc, char **argv) {
         const char *code = NULL, *backend = NULL, *profile = NULL, *language = NULL, *file = NULL;
         const char *tools = NULL;
-        const char **mcp = NULL;
-        size_t n_mcp = 0;
+        const char **mcp = NULL, **tool_env = NULL;
+        size_t n_mcp = 0, n_tool_env = 0;
         bool json = false, verbose = false;
         int64_t timeout_ms = 0, max_output = 0;
         tr_limits limits = { 0 };
         cli_backend_opts bo = { 0 };
         int c;
 
-        _cleanup_free_ const char **mcp_owner = NULL;
+        _cleanup_free_ const char **mcp_owner = NULL, **tool_env_owner = NULL;
         optind = 0;
         while ((c = getopt_long(argc, argv, "c:b:p:l:t:vh", exec_opts, NULL)) != -1) {
                 int64_t *num = NULL;
@@ -331,6 +338,14 @@ int cli_exec(int argc, char **argv) {
                         mcp[n_mcp++] = optarg;
                         break;
                 }
+                case OPT_TOOL_ENV: {
+                        const char **m = realloc(tool_env_owner, (n_tool_env + 1) * sizeof(*m));
+                        if (!m)
+                                return CLI_EXIT_ERROR;
+                        tool_env = tool_env_owner = m;
+                        tool_env[n_tool_env++] = optarg;
+                        break;
+                }
                 default: return cli_usage_error("exec", "invalid arguments");
                 }
                 if (num) {
@@ -388,7 +403,8 @@ int cli_exec(int argc, char **argv) {
 
         int r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);
         if (r >= 0)
-                r = cli_gateway_new(tools, mcp, n_mcp, verbose ? cli_log : NULL, &gw, &err);
+                r = cli_gateway_new_env(tools, mcp, n_mcp, tool_env, n_tool_env,
+                                        verbose ? cli_log : cli_log_warnings, &gw, &err);
         if (r >= 0)
                 r = tr_request_new(&req, &err);
         if (r >= 0)

@@ -11,6 +11,11 @@ TR_DEFINE_FREEP(tr_tool_registry, tr_tool_registry_free)
 
 int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, tr_gateway **ret_gw,
                     tr_error **ret_err) {
+        return cli_gateway_new_env(tools, mcp, n_mcp, NULL, 0, log, ret_gw, ret_err);
+}
+
+int cli_gateway_new_env(const char *tools, const char **mcp, size_t n_mcp, const char **env, size_t n_env,
+                        tr_log_fn log, tr_gateway **ret_gw, tr_error **ret_err) {
         if (!tools && n_mcp == 0)
                 return tr_gateway_new_empty(ret_gw, ret_err);
         _cleanup_(tr_tool_registry_freep) tr_tool_registry *reg = NULL;
@@ -18,6 +23,9 @@ int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn
         if (r < 0)
                 return r;
         tr_tool_registry_set_logger(reg, log, NULL);
+        for (size_t i = 0; i < n_env; i++)
+                if ((r = tr_tool_registry_pass_env(reg, env[i], ret_err)) < 0)
+                        return r;
         if (tools && (r = tr_tool_registry_add_manifest(reg, tools, ret_err)) < 0)
                 return r;
         for (size_t i = 0; i < n_mcp; i++)

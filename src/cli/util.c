@@ -120,6 +120,11 @@ void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *k
         cli_term_write(stderr, line, len);
 }
 
+void cli_log_warnings(void *ud, tr_log_level level, const char *msg, const char *const *kv) {
+        if (level != TR_LOG_INFO)
+                cli_log(ud, level, msg, kv);
+}
+
 const char *cli_images_dir(void) {
         const char *env = getenv("TOOLRUNTIME_IMAGES_DIR");
         if (env && *env)
