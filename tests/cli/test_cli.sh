@@ -217,6 +217,51 @@ t_help_version_man() {
     fi
 }
 
+t_man_page_lists_every_option_of_every_help() {
+    python3 "$(dirname "$0")/check_man.py" "$TR" "$(dirname "$0")/../../man/toolruntime.1" ||
+        fail "the man page and --help disagree (above)"
+}
+
+t_install_holds_what_doctor_and_image_build_need() {
+    # `make install` is `ninja install`: install this build into a scratch
+    # root and run the installed binary's doctor and image build there.
+    local build dest prefix root lib out path
+    build=$(cd "$(dirname "$TR")/../.." && pwd)
+    dest=$(mktemp -d /tmp/tr-cli-install.XXXXXX)
+    meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null 2>"$dest.log" ||
+        { cat "$dest.log" >&2; rm -rf "$dest" "$dest.log"; fail "meson install failed"; }
+    rm -f "$dest.log"
+    prefix=$(meson introspect "$build" --buildoptions |
+        python3 -c 'import json, sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"][0])')
+    root=$dest$prefix
+    for f in bin/toolruntime share/toolruntime/images/rootfs.sh share/toolruntime/images/sandbox/build.sh \
+        share/toolruntime/images/vm/build.sh share/toolruntime/sdk/python/toolruntime/__init__.py \
+        share/toolruntime/sdk/python/trtool libexec/toolruntime/toolruntime-agent \
+        libexec/toolruntime/start-containerd.sh share/man/man1/toolruntime.1; do
+        [ -e "$root/$f" ] || { rm -rf "$dest"; fail "make install does not install $f"; }
+    done
+    lib=$(dirname "$(find "$root" -name 'libtoolruntime.so*' | head -n1)")
+    run() { LD_LIBRARY_PATH=$lib TOOLRUNTIME_IMAGES_DIR=$root/share/toolruntime/images "$root/bin/toolruntime" "$@"; }
+    assert_contains "$(run image build --help)" "Usage: toolruntime image build"
+    set +e
+    out=$(run doctor --socket /nonexistent/containerd.sock)
+    set -e
+    # The script doctor names exists where it says (in this scratch root, or
+    # installed for real on this machine).
+    path=$(printf '%s' "$out" | grep -o '[^ ]*start-containerd\.sh' | head -n1)
+    [ -n "$path" ] || { rm -rf "$dest"; fail "doctor names no start script: $out"; }
+    [ -x "$dest$path" ] || [ -x "$path" ] || { rm -rf "$dest"; fail "doctor names $path, which is not installed"; }
+    # The installed recipe runs from its installed place (it stops at the
+    # missing socket, before any download).
+    set +e
+    out=$(run image build --socket /nonexistent/containerd.sock 2>&1)
+    set -e
+    assert_contains "$out" "no containerd socket at /nonexistent/containerd.sock"
+    out=$(sh "$root/share/toolruntime/images/vm/build.sh" --help)
+    assert_contains "$out" "usage: images/vm/build.sh"
+    rm -rf "$dest"
+}
+
 t_doctor_reports_each_backend() {
     set +e
     out=$($TR doctor)
