@@ -66,7 +66,8 @@ static const char exec_help[] =
         "                           in \"env\"); their stderr is logged here, never given to\n"
         "                           the snippet\n"
         "\n"
-        "A Python snippet that assigns the global __out returns it as the result's value.\n"
+        "A Python snippet that assigns the global __out returns it as the result's value;\n"
+        "an sh snippet calls trvalue JSON.\n"
         "\n"
         "Exit status: the snippet's own exit status when it ran to completion; 124 when\n"
         "the timeout fired; 125 for a runtime or backend error; 2 for a usage error.\n";
@@ -403,8 +404,8 @@ int cli_exec(int argc, char **argv) {
 
         int r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);
         if (r >= 0)
-                r = cli_gateway_new_env(tools, mcp, n_mcp, tool_env, n_tool_env,
-                                        verbose ? cli_log : cli_log_warnings, &gw, &err);
+                r = cli_gateway_new_env(tools, mcp, n_mcp, tool_env, n_tool_env, verbose ? cli_log : cli_log_warnings,
+                                        &gw, &err);
         if (r >= 0)
                 r = tr_request_new(&req, &err);
         if (r >= 0)

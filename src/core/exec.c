@@ -172,8 +172,8 @@ static int take_value(tr_exec *ex, char **ret_json, tr_error **ret_err) {
                                     "of %zu bytes (max_output); raise the cap or return less",
                                     ex->value.total, ex->value.limit);
         json_error_t jerr;
-        json_t *v = json_loadb(ex->value.data ? ex->value.data : "", ex->value.len,
-                               JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        json_t *v = json_loadb(ex->value.data ? ex->value.data : "", ex->value.len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                               &jerr);
         if (!v)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, kind, "value",
                                     "the snippet's value is not JSON: %s (column %d)", jerr.text, jerr.column);

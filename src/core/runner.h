@@ -34,7 +34,7 @@ int tr__runner_stdin(const tr_exec *ex, char **ret_data, size_t *ret_len);
 const char *const *tr__runner_base_env(void);
 
 /* The marker: TR_MARKER_HEAD, 32 hex digits, TR_MARKER_TAIL. */
-#define TR_MARKER_HEAD "__TR_VALUE_"
-#define TR_MARKER_TAIL "__:"
+#define TR_MARKER_HEAD         "__TR_VALUE_"
+#define TR_MARKER_TAIL         "__:"
 #define TR_MARKER_RANDOM_BYTES 16
-#define TR_MARKER_SIZE (sizeof(TR_MARKER_HEAD) - 1 + 2 * TR_MARKER_RANDOM_BYTES + sizeof(TR_MARKER_TAIL))
+#define TR_MARKER_SIZE         (sizeof(TR_MARKER_HEAD) - 1 + 2 * TR_MARKER_RANDOM_BYTES + sizeof(TR_MARKER_TAIL))

@@ -72,7 +72,7 @@ typedef struct tool {
         /* manifest */
         char **argv;
         char *cwd;
-        char **env_names; /* the caller's variables it gets (spawn.h) */
+        char **env_names; /* the caller's variables it is given: spawn.h */
         int64_t timeout_ms;
         size_t max_output;
         /* mcp */
@@ -410,8 +410,7 @@ static int env_names_add(json_t *env, char ***names, const char *where, tr_error
                 return 0;
         if (!json_is_array(env) || json_array_size(env) > MAX_ENV_NAMES)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "manifest",
-                                    "%s: \"env\" must be an array of at most %d variable names", where,
-                                    MAX_ENV_NAMES);
+                                    "%s: \"env\" must be an array of at most %d variable names", where, MAX_ENV_NAMES);
         size_t i;
         json_t *e;
         json_array_foreach(env, i, e) {
@@ -427,8 +426,7 @@ static int env_names_add(json_t *env, char ***names, const char *where, tr_error
 }
 
 static int manifest_tool(json_t *jt, json_t *top_env, const char *default_ns, const char *base_dir, size_t idx,
-                         tool **ret,
-                         tr_error **ret_err) {
+                         tool **ret, tr_error **ret_err) {
         static const char op[] = "manifest";
         char err[256] = "";
         if (!json_is_object(jt))
@@ -1122,8 +1120,8 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
                 pthread_rwlock_rdlock(&reg->lock);
                 tr__errlog errlog = { .log = reg->log, .log_ud = reg->log_ud, .key = "tool", .who = t->id };
                 pthread_rwlock_unlock(&reg->lock);
-                r = tr__proc_run(t->argv, t->cwd, envp, &errlog, args_text, strlen(args_text), tmo, t->max_output,
-                                 &out, &len, ret_err);
+                r = tr__proc_run(t->argv, t->cwd, envp, &errlog, args_text, strlen(args_text), tmo, t->max_output, &out,
+                                 &len, ret_err);
                 if (r < 0)
                         break;
                 /* Whitespace only (or nothing) means null. */

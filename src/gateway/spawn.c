@@ -385,8 +385,7 @@ int tr__proc_run(char *const argv[], const char *cwd, char *const envp[], tr__er
                                             "%s: killed by signal %d (its stderr is in the host's log)", argv[0],
                                             WTERMSIG(st));
                 return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
-                                    "%s: exit status %d (its stderr is in the host's log)", argv[0],
-                                    WEXITSTATUS(st));
+                                    "%s: exit status %d (its stderr is in the host's log)", argv[0], WEXITSTATUS(st));
         }
         out[len] = 0;
         *ret_out = TAKE_PTR(out);

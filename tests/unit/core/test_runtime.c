@@ -17,7 +17,7 @@ typedef struct fake {
         int exit_code;
         tr_code fail;
         int calls;
-        size_t repeat; /* write `out` this many times */
+        size_t repeat;    /* write `out` this many times */
         const char *last; /* then this */
         bool bytewise;    /* one byte per append */
 } fake;

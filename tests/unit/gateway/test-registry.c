@@ -368,9 +368,11 @@ static void collect_log(void *ud, tr_log_level level, const char *msg, const cha
 }
 
 static const char env_tool_manifest[] =
-        "{\"namespace\": \"e\", \"env\": [\"TR_TEST_SHARED\"], \"tools\": [{\"name\": \"env\", \"description\": \"env\","
+        "{\"namespace\": \"e\", \"env\": [\"TR_TEST_SHARED\"], \"tools\": [{\"name\": \"env\", \"description\": "
+        "\"env\","
         " \"env\": [\"TR_TEST_MINE\", \"TR_TEST_UNSET\"], \"command\": [\"/bin/sh\", \"-c\", \"cat >/dev/null; echo "
-        "tool-complains >&2; python3 -c 'import os, json; print(json.dumps(dict(os.environ)))'; exit ${TR_TEST_MINE#x}\"]}]}";
+        "tool-complains >&2; python3 -c 'import os, json; print(json.dumps(dict(os.environ)))'; exit "
+        "${TR_TEST_MINE#x}\"]}]}";
 
 Test(gw_registry, tools_get_a_minimal_environment_and_their_stderr_is_logged) {
         setenv("TR_TEST_SECRET", "do-not-leak", 1);
@@ -431,7 +433,8 @@ Test(gw_registry, env_names_are_checked) {
         for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
                 char m[512];
                 snprintf(m, sizeof(m),
-                         "{\"tools\": [{\"id\": \"b:t\", \"description\": \"d\", \"command\": [\"true\"], \"env\": %s}]}",
+                         "{\"tools\": [{\"id\": \"b:t\", \"description\": \"d\", \"command\": [\"true\"], \"env\": "
+                         "%s}]}",
                          bad[i]);
                 tr_error *err = NULL;
                 cr_assert_lt(tr_tool_registry_add_manifest_json(reg, m, NULL, &err), 0, "%s accepted", bad[i]);
