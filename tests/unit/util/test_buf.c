@@ -148,3 +148,48 @@ Test(proc, rm_rf_never_follows_a_directory_swapped_mid_walk) {
         }
         cr_assert_eq(tr__rm_rf(race_victim), 0);
 }
+
+#include <sys/wait.h>
+
+/* As root, permissions never stop the walk; the locked-tree path matters to
+ * callers that are not root: run it as 65534 on a tree that uid made and
+ * locked (mode 000 and 0500 directories). */
+Test(proc, rm_rf_removes_locked_trees_as_an_unprivileged_owner) {
+        char dir[] = "/tmp/tr-test-rmrf-user-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                if (geteuid() == 0 && (chown(dir, 65534, 65534) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
+                        _exit(10);
+                char p[256];
+                snprintf(p, sizeof(p), "%s/a", dir);
+                if (mkdir(p, 0700) < 0)
+                        _exit(11);
+                snprintf(p, sizeof(p), "%s/a/b", dir);
+                if (mkdir(p, 0700) < 0)
+                        _exit(12);
+                touch(p, "f");
+                snprintf(p, sizeof(p), "%s/a/b/c", dir);
+                if (mkdir(p, 0700) < 0)
+                        _exit(13);
+                touch(p, "g");
+                if (chmod(p, 0) < 0)
+                        _exit(14);
+                snprintf(p, sizeof(p), "%s/a/b", dir);
+                if (chmod(p, 0500) < 0)
+                        _exit(15);
+                snprintf(p, sizeof(p), "%s/a", dir);
+                if (chmod(p, 0) < 0)
+                        _exit(16);
+                if (tr__rm_rf(dir) < 0)
+                        _exit(17);
+                _exit(access(dir, F_OK) == 0 ? 18 : 0);
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        if (code != 0)
+                (void) tr__rm_rf(dir);
+        cr_assert_eq(code, 0, "child step %d failed", code);
+}
