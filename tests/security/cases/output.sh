@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# shellcheck shell=bash disable=SC2016 # the snippets expand in the sandbox
+# shellcheck shell=bash disable=SC2016,SC2154 # snippets expand in the sandbox; run.sh sets here, OUT
 #
 # Honest output: the value comes back behind a per-execution random marker,
 # so a line the snippet prints (a tool's answer, a file) cannot set it; and
