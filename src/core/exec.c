@@ -51,14 +51,23 @@ static void sink(tr_exec *ex, const char *s, size_t n) {
                 (void) tr__cbuf_append(ex->in_value ? &ex->value : &ex->out, s, n);
 }
 
+static void begin_value(tr_exec *ex) {
+        ex->match = 0;
+        ex->in_value = true;
+        ex->have_value = true;
+        tr__cbuf_done(&ex->value);
+        tr__cbuf_init(&ex->value, ex->out.limit);
+}
+
 /*
  * Take the value line "\n<marker><json>\n" out of the stream as it arrives,
  * whatever the chunking, so that it never reaches stdout and its size does
- * not depend on how much stdout was kept.  Bytes that might begin the
- * pattern "\n<marker>" are held back (ex->match counts them) until they
- * match or cannot; the pattern holds a single '\n', at its start, so a
- * mismatch only has to release the held bytes and look at the current byte
- * afresh.  The last value line wins.
+ * not depend on how much stdout was kept.  Output is copied in runs between
+ * value lines; only a "\n" + marker prefix cut by the end of a chunk is held
+ * back (ex->match counts its bytes) until the next chunk decides.  The
+ * pattern holds a single '\n', at its start, so a mismatch only has to
+ * release the held bytes and look at the current byte afresh.  The last
+ * value line wins.
  */
 static void scan_stdout(tr_exec *ex, const char *s, size_t n) {
         const char *m = ex->marker;
@@ -83,22 +92,27 @@ static void scan_stdout(tr_exec *ex, const char *s, size_t n) {
                                 i = n;
                                 break;
                         }
-                        i = (size_t) (nl - s);
-                        sink(ex, s + start, i - start);
-                        ex->match = 1;
-                        start = ++i;
-                        continue;
+                        size_t at = (size_t) (nl - s), avail = n - at - 1;
+                        size_t cmp = avail < mlen ? avail : mlen;
+                        if (memcmp(nl + 1, m, cmp) != 0) {
+                                i = at + 1; /* plain output: the run goes on */
+                                continue;
+                        }
+                        sink(ex, s + start, at - start);
+                        if (cmp == mlen) {
+                                begin_value(ex);
+                                start = i = at + 1 + mlen;
+                                continue;
+                        }
+                        ex->match = 1 + cmp; /* the chunk ends inside a possible marker */
+                        start = i = n;
+                        break;
                 }
-                /* Held: "\n" + m[0 .. match - 1). */
+                /* Held from the previous chunk: "\n" + m[0 .. match - 1). */
                 if (s[i] == m[ex->match - 1]) {
                         start = ++i;
-                        if (++ex->match == mlen + 1) {
-                                ex->match = 0;
-                                ex->in_value = true;
-                                ex->have_value = true;
-                                tr__cbuf_done(&ex->value);
-                                tr__cbuf_init(&ex->value, ex->out.limit);
-                        }
+                        if (++ex->match == mlen + 1)
+                                begin_value(ex);
                         continue;
                 }
                 (void) tr__cbuf_append(&ex->out, "\n", 1);
