@@ -93,7 +93,11 @@ struct tr_tool_registry {
         tr_log_fn log;
         void *log_ud;
         /* HOME of every tool and MCP server of this registry: a private
-         * directory, removed with the registry. */
+         * directory made when the first one starts (a registry without
+         * processes leaves nothing behind, even when killed), removed with
+         * the registry.  Under home_lock, not `lock`: tools start while
+         * readers hold that. */
+        pthread_mutex_t home_lock;
         char *home;
         char **mcp_env_names; /* tr_tool_registry_pass_env */
         int64_t mcp_start_ms;
@@ -282,15 +286,9 @@ TR_PUBLIC int tr_tool_registry_new(tr_tool_registry **ret_reg, tr_error **ret_er
         tr_tool_registry *reg = calloc(1, sizeof(*reg));
         if (!reg)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "registry", "out of memory");
-        char home[] = "/tmp/toolruntime-tools-XXXXXX";
-        if (!mkdtemp(home) || !(reg->home = strdup(home))) {
-                int e = errno;
-                free(reg);
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "registry",
-                                    "the tools' home directory: %s", strerror(e));
-        }
         atomic_init(&reg->refs, 1);
         pthread_rwlock_init(&reg->lock, NULL);
+        pthread_mutex_init(&reg->home_lock, NULL);
         *ret_reg = reg;
         return 0;
 }
@@ -304,8 +302,10 @@ static void registry_unref(tr_tool_registry *reg) {
         for (size_t i = 0; i < reg->n_servers; i++)
                 tr__mcp_free(reg->servers[i]);
         free(reg->servers);
-        (void) tr__rm_rf(reg->home);
+        if (reg->home)
+                (void) tr__rm_rf(reg->home);
         free(reg->home);
+        pthread_mutex_destroy(&reg->home_lock);
         tr__strv_free(reg->mcp_env_names);
         pthread_rwlock_destroy(&reg->lock);
         free(reg);
@@ -322,6 +322,26 @@ TR_PUBLIC void tr_tool_registry_set_logger(tr_tool_registry *reg, tr_log_fn fn, 
         reg->log = fn;
         reg->log_ud = userdata;
         pthread_rwlock_unlock(&reg->lock);
+}
+
+/* The environment of a tool or MCP server of `reg` (spawn.h), its private
+ * HOME made on first use. */
+static int tool_envp(tr_tool_registry *reg, char *const *names, char ***ret_envp, const char *op, tr_error **ret_err) {
+        pthread_mutex_lock(&reg->home_lock);
+        if (!reg->home) {
+                char home[] = "/tmp/toolruntime-tools-XXXXXX";
+                if (!mkdtemp(home)) {
+                        int e = errno;
+                        pthread_mutex_unlock(&reg->home_lock);
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op,
+                                            "the tools' home directory: %s", strerror(e));
+                }
+                if (!(reg->home = strdup(home)))
+                        (void) rmdir(home);
+        }
+        int r = reg->home ? tr__tool_env(reg->home, names, ret_envp) : -ENOMEM;
+        pthread_mutex_unlock(&reg->home_lock);
+        return r < 0 ? tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory") : 0;
 }
 
 TR_PUBLIC int tr_tool_registry_pass_env(tr_tool_registry *reg, const char *name, tr_error **ret_err) {
@@ -690,10 +710,10 @@ TR_PUBLIC int tr_tool_registry_add_mcp_argv(tr_tool_registry *reg, const char *c
         tr_log_fn log = reg->log;
         void *log_ud = reg->log_ud;
         _cleanup_strv_ char **envp = NULL;
-        int r = tr__tool_env(reg->home, reg->mcp_env_names, &envp);
+        int r = tool_envp(reg, reg->mcp_env_names, &envp, op, ret_err);
         pthread_rwlock_unlock(&reg->lock);
         if (r < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
+                return r;
 
         tr__mcp *srv = NULL;
         r = tr__mcp_start(argv, envp, start_ms, call_ms, log, log_ud, &srv, ret_err);
@@ -1115,8 +1135,8 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
                         return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "run",
                                             "%s: the execution's deadline has passed", t->id);
                 _cleanup_strv_ char **envp = NULL;
-                if (tr__tool_env(reg->home, t->env_names, &envp) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run_tool", "out of memory");
+                if ((r = tool_envp(reg, t->env_names, &envp, "run_tool", ret_err)) < 0)
+                        return r;
                 pthread_rwlock_rdlock(&reg->lock);
                 tr__errlog errlog = { .log = reg->log, .log_ud = reg->log_ud, .key = "tool", .who = t->id };
                 pthread_rwlock_unlock(&reg->lock);
