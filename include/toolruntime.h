@@ -390,7 +390,9 @@ TR_PUBLIC void tr_request_set_limits(tr_request *req, const tr_limits *limits);
 TR_PUBLIC void tr_request_set_profile(tr_request *req, tr_profile profile);
 /* Borrowed: the gateway must outlive every execution of the request. */
 TR_PUBLIC void tr_request_set_gateway(tr_request *req, tr_gateway *gateway);
-/* Per-stream cap on captured stdout and stderr; 0 selects TR_DEFAULT_MAX_OUTPUT. */
+/* Per-stream cap on captured stdout and stderr, and on the value's JSON
+ * text (a larger value fails the execution with TR_E_RESOURCE_LIMIT); 0
+ * selects TR_DEFAULT_MAX_OUTPUT. */
 TR_PUBLIC void tr_request_set_max_output(tr_request *req, size_t bytes);
 /* Free-form metadata, passed to backends (e.g. as container labels). */
 TR_PUBLIC int tr_request_set_metadata(tr_request *req, const char *key, const char *value, tr_error **ret_err);
@@ -429,7 +431,11 @@ typedef struct tr_tool_call {
 TR_PUBLIC int tr_result_new(tr_result **ret_result, tr_error **ret_err);
 TR_PUBLIC void tr_result_free(tr_result *res);
 
-/* The `__out` value as JSON text, or NULL when the snippet set none. */
+/* The snippet's value (Python's `__out`, sh's `trvalue JSON`) as compact
+ * JSON text, or NULL when it set none.  It travels on stdout behind a marker
+ * drawn at random per execution, so printed output cannot forge it, and it
+ * is never part of tr_result_stdout.  A value that is not JSON fails the
+ * execution with TR_E_INVALID_REQUEST (op "value"). */
 TR_PUBLIC const char *tr_result_value_json(const tr_result *res);
 TR_PUBLIC const char *tr_result_stdout(const tr_result *res, size_t *ret_len);
 TR_PUBLIC const char *tr_result_stderr(const tr_result *res, size_t *ret_len);

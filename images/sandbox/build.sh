@@ -58,7 +58,7 @@ case "$ref" in *:*) case "$tag" in */*) name=$ref; tag=latest ;; esac ;; *) name
 for tool in umoci ctr flock; do
     command -v "$tool" >/dev/null || die "$tool is missing (apt-get install umoci containerd util-linux)"
 done
-[ -S "$sock" ] || die "no containerd socket at $sock: start containerd (e.g. scripts/containerd-private.sh) or pass --socket"
+[ -S "$sock" ] || die "no containerd socket at $sock: start containerd (systemctl start containerd, or the start-containerd.sh toolruntime installs; toolruntime doctor names it) or pass --socket"
 ctr_() { ctr -a "$sock" -n "$ns" "$@"; }
 ctr_ version >/dev/null 2>&1 || die "containerd at $sock is not answering (ctr version failed)"
 

@@ -44,6 +44,16 @@ TR_PUBLIC void tr_tool_registry_free(tr_tool_registry *reg);
  * that exited, ...) go to `fn`; without one they are dropped. */
 TR_PUBLIC void tr_tool_registry_set_logger(tr_tool_registry *reg, tr_log_fn fn, void *userdata);
 
+/* Tools and MCP servers get a minimal environment: PATH and LANG (the
+ * caller's), HOME set to a private directory of this registry (removed
+ * with it), and nothing else of the caller's, unless named: a manifest lists
+ * the variables its tools get in "env"; MCP servers added afterwards get the
+ * variables passed here (TR_E_INVALID_REQUEST for a name that is not
+ * [A-Za-z_][A-Za-z0-9_]*, or PATH, LANG, HOME).  What a tool or server writes
+ * on stderr goes to the logger (level WARN, "tool stderr"), never back into
+ * the sandbox. */
+TR_PUBLIC int tr_tool_registry_pass_env(tr_tool_registry *reg, const char *name, tr_error **ret_err);
+
 /* Timeouts used by MCP servers added afterwards: for starting a server
  * (spawn, initialize, tools/list) and for one tools/call.  0 keeps the
  * defaults (10 s and 30 s). */

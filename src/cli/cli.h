@@ -49,15 +49,26 @@ int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_r
 void cli_print_error(const tr_error *err);
 /* Directory holding the image recipes (installed or in the source tree). */
 const char *cli_images_dir(void);
+/* Output that came from the sandbox (its streams, error messages, tool
+ * logs), written to f: escaped when f is a terminal unless --raw (term.c). */
+extern bool cli_term_raw;
+bool cli_term_escapes(FILE *f);
+int cli_term_write(FILE *f, const char *s, size_t n);
 /* The verbose logger (stderr). */
 void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv);
+/* The same for warnings and errors only (a tool's stderr is a warning):
+ * the tools' logger without -v. */
+void cli_log_warnings(void *ud, tr_log_level level, const char *msg, const char *const *kv);
 /* The gateway the snippet may call: the tools of a manifest and MCP
  * servers, or an empty one. */
 /* The registry behind it (NULL tools and no mcp: an empty registry). */
-int cli_registry_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud,
-                     tr_tool_registry **ret_reg, tr_error **ret_err);
+int cli_registry_new(const char *tools, const char **mcp, size_t n_mcp, const char **env, size_t n_env, tr_log_fn log,
+                     void *log_ud, tr_tool_registry **ret_reg, tr_error **ret_err);
 int cli_gateway_new(const char *tools, const char **mcp, size_t n_mcp, tr_log_fn log, void *log_ud, tr_gateway **ret_gw,
                     tr_error **ret_err);
+/* The same, the MCP servers also getting the caller's variables `env`. */
+int cli_gateway_new_env(const char *tools, const char **mcp, size_t n_mcp, const char **env, size_t n_env,
+                        tr_log_fn log, void *log_ud, tr_gateway **ret_gw, tr_error **ret_err);
 typedef void (*cli_doctor_line_fn)(const char *backend, bool ok, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Per-backend doctor checks (in the backends' CLI files); true when usable. */

@@ -1,11 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Doctor checks for the sandboxing backends: the library's own health
  * checks, with the fix spelled out for each failure. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "tr-config.h"
 #include "util/handles.h"
 #include "util/macros.h"
+
+/* The script that starts containerd without systemd: installed next to the
+ * guest agent, or in the source tree of a build that is not installed. */
+static const char *start_containerd_script(void) {
+        static const char installed[] = TR_LIBEXEC_DIR "/start-containerd.sh";
+        return access(installed, X_OK) == 0 ? installed : TR_SOURCE_DIR "/scripts/start-containerd.sh";
+}
 
 bool cli_doctor_containerd(const cli_backend_opts *o, cli_doctor_line_fn line) {
         tr_containerd_config cfg;
@@ -17,10 +27,13 @@ bool cli_doctor_containerd(const cli_backend_opts *o, cli_doctor_line_fn line) {
                 return true;
         }
         const char *fix;
+        char buf[512];
         switch (tr_error_code(err)) {
         case TR_E_CONTAINERD_NOT_AVAILABLE:
-                fix = "install and start it: apt-get install containerd runc && scripts/start-containerd.sh "
-                      "(or systemctl start containerd)";
+                snprintf(buf, sizeof(buf),
+                         "install and start it: apt-get install containerd runc && %s (or systemctl start containerd)",
+                         start_containerd_script());
+                fix = buf;
                 break;
         case TR_E_DAEMON_UNAVAILABLE: fix = "the daemon does not answer: restart containerd"; break;
         case TR_E_IMAGE_NOT_FOUND: fix = "build the sandbox image: toolruntime image build"; break;

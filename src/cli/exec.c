@@ -34,6 +34,10 @@ static const char exec_help[] =
         "      --max-chain-steps N  chain steps allowed (0: unlimited, the default)\n"
         "      --max-output SIZE    cap per output stream (default 1M)\n"
         "      --json               print one JSON object describing the result\n"
+        "      --raw                write the sandbox's output to a terminal as it is (default:\n"
+        "                           control characters but newline and tab, and bytes that\n"
+        "                           are not UTF-8, are shown as \\xNN when stdout or stderr\n"
+        "                           is a terminal)\n"
         "  -v, --verbose            log what the runtime does on stderr\n"
         "\n"
         "containerd backend:\n"
@@ -67,13 +71,19 @@ static const char exec_help[] =
         "      --tools FILE         a tools manifest (JSON) the snippet may call\n"
         "      --mcp '[NS=]CMD ARGS'  an MCP server (stdio) whose tools the snippet may call,\n"
         "                           under namespace NS (default: the server's name); repeatable\n"
+        "      --tool-env NAME      pass the variable NAME of this environment to the MCP\n"
+        "                           servers (repeatable); tools and servers otherwise get only\n"
+        "                           PATH, LANG and a private HOME (a manifest lists its own\n"
+        "                           in \"env\"); their stderr is logged here, never given to\n"
+        "                           the snippet\n"
         "\n"
         "SIZE is digits with an optional k, M or G suffix (1k = 1024 bytes); N is digits.\n"
         "An option left out takes the profile's default; 0 means unlimited, which the\n"
         "hardened profile refuses for memory, CPU, pids and disk.  The dev profile has\n"
         "no defaults beyond the timeout and the output cap.\n"
         "\n"
-        "A Python snippet that assigns the global __out returns it as the result's value.\n"
+        "A Python snippet that assigns the global __out returns it as the result's value;\n"
+        "an sh snippet calls trvalue JSON.\n"
         "\n"
         "Exit status: the snippet's own exit status when it ran to completion (128+N\n"
         "when signal N killed it; --json names it in \"signal\"); 124 when the timeout\n"
@@ -93,6 +103,7 @@ enum {
         OPT_MAX_CHAIN_STEPS,
         OPT_MAX_OUTPUT,
         OPT_JSON,
+        OPT_RAW,
         OPT_IMAGE,
         OPT_NAMESPACE,
         OPT_SOCKET,
@@ -106,6 +117,7 @@ enum {
         OPT_UID_RANGE,
         OPT_TOOLS,
         OPT_MCP,
+        OPT_TOOL_ENV,
 };
 
 static const struct option exec_opts[] = {
@@ -124,6 +136,7 @@ static const struct option exec_opts[] = {
         { "max-chain-steps", required_argument, NULL, OPT_MAX_CHAIN_STEPS },
         { "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
         { "json", no_argument, NULL, OPT_JSON },
+        { "raw", no_argument, NULL, OPT_RAW },
         { "image", required_argument, NULL, OPT_IMAGE },
         { "namespace", required_argument, NULL, OPT_NAMESPACE },
         { "socket", required_argument, NULL, OPT_SOCKET },
@@ -137,6 +150,7 @@ static const struct option exec_opts[] = {
         { "uid-range", required_argument, NULL, OPT_UID_RANGE },
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
+        { "tool-env", required_argument, NULL, OPT_TOOL_ENV },
         { 0 },
 };
 
@@ -217,10 +231,6 @@ static json_t *result_json(const tr_result *res, const tr_error *err) {
         return o;
 }
 
-static int write_stream(FILE *f, const char *s, size_t n) {
-        return n && fwrite(s, 1, n, f) != n ? -EIO : 0;
-}
-
 /* SIGINT, SIGTERM and SIGHUP cancel the execution: tr_cancel_cancel is
  * async-signal-safe (an atomic store and a write to an eventfd); the
  * library then kills the sandbox and removes everything of it before
@@ -246,8 +256,8 @@ static void catch_signals(tr_cancel *cancel) {
 int cli_exec(int argc, char **argv) {
         const char *code = NULL, *backend = NULL, *profile = NULL, *language = NULL, *file = NULL;
         const char *tools = NULL;
-        const char **mcp = NULL;
-        size_t n_mcp = 0;
+        const char **mcp = NULL, **tool_env = NULL;
+        size_t n_mcp = 0, n_tool_env = 0;
         bool json = false, verbose = false;
         int64_t timeout_ms = 0, max_output = 0;
         /* Only the options given are set: the rest take the profile's
@@ -257,7 +267,7 @@ int cli_exec(int argc, char **argv) {
         cli_backend_opts bo = { 0 };
         int c;
 
-        _cleanup_free_ const char **mcp_owner = NULL;
+        _cleanup_free_ const char **mcp_owner = NULL, **tool_env_owner = NULL;
         optind = 0;
         while ((c = getopt_long(argc, argv, "c:b:p:l:t:vh", exec_opts, NULL)) != -1) {
                 int64_t *num = NULL;
@@ -307,6 +317,7 @@ int cli_exec(int argc, char **argv) {
                         what = "--max-chain-steps";
                         break;
                 case OPT_JSON: json = true; break;
+                case OPT_RAW: cli_term_raw = true; break;
                 case OPT_IMAGE: bo.image = optarg; break;
                 case OPT_NAMESPACE: bo.ctrd_namespace = optarg; break;
                 case OPT_SOCKET: bo.socket = optarg; break;
@@ -342,6 +353,14 @@ int cli_exec(int argc, char **argv) {
                                 return CLI_EXIT_ERROR;
                         mcp = mcp_owner = m;
                         mcp[n_mcp++] = optarg;
+                        break;
+                }
+                case OPT_TOOL_ENV: {
+                        const char **m = realloc(tool_env_owner, (n_tool_env + 1) * sizeof(*m));
+                        if (!m)
+                                return CLI_EXIT_ERROR;
+                        tool_env = tool_env_owner = m;
+                        tool_env[n_tool_env++] = optarg;
                         break;
                 }
                 default: return cli_usage_error("exec", "invalid arguments");
@@ -408,7 +427,8 @@ int cli_exec(int argc, char **argv) {
                 r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);
         }
         if (r >= 0)
-                r = cli_gateway_new(tools, mcp, n_mcp, verbose ? cli_log : NULL, NULL, &gw, &err);
+                r = cli_gateway_new_env(tools, mcp, n_mcp, tool_env, n_tool_env, verbose ? cli_log : cli_log_warnings,
+                                        NULL, &gw, &err);
         if (r >= 0)
                 r = tr_request_new(&req, &err);
         if (r >= 0)
@@ -441,10 +461,10 @@ int cli_exec(int argc, char **argv) {
         } else if (res) {
                 size_t n;
                 const char *s = tr_result_stdout(res, &n);
-                write_stream(stdout, s, n);
+                cli_term_write(stdout, s, n);
                 fflush(stdout);
                 s = tr_result_stderr(res, &n);
-                write_stream(stderr, s, n);
+                cli_term_write(stderr, s, n);
                 if (tr_result_stdout_truncated(res) || tr_result_stderr_truncated(res))
                         fputs("toolruntime: output was truncated (see --max-output)\n", stderr);
                 if (r >= 0 && tr_result_signal_name(res))

@@ -252,7 +252,7 @@ static int serve(const mcp_args *a, tr_profile prof, tr_backend_kind kind) {
         _cleanup_(tr_tool_registry_freep) tr_tool_registry *reg = NULL;
         int r = cli_runtime_new(&a->bo, sink_log, &sink, &rt, &err);
         if (r >= 0)
-                r = cli_registry_new(a->tools, a->mcp, a->n_mcp, sink_log, &sink, &reg, &err);
+                r = cli_registry_new(a->tools, a->mcp, a->n_mcp, NULL, 0, sink_log, &sink, &reg, &err);
         if (r >= 0) {
                 tr_tool_registry_set_change_callback(reg, sink_tools_changed, &sink);
                 r = tr_tool_registry_gateway(reg, &gw, &err);

@@ -23,7 +23,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 
 void cli_print_error(const tr_error *err) {
         const char *backend = tr_backend_kind_name(tr_error_backend(err));
-        fprintf(stderr, "toolruntime: error: %s: %s", tr_error_code_name(err), tr_error_message(err));
+        /* The message may quote the sandbox (a value that is not JSON). */
+        fprintf(stderr, "toolruntime: error: %s: ", tr_error_code_name(err));
+        cli_term_write(stderr, tr_error_message(err), strlen(tr_error_message(err)));
         if (*backend || *tr_error_op(err))
                 fprintf(stderr, " (%s%s%s)", backend, *backend && *tr_error_op(err) ? " " : "", tr_error_op(err));
         if (tr_error_retryable(err))
@@ -33,12 +35,23 @@ void cli_print_error(const tr_error *err) {
 
 void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv) {
         static const char *const names[] = { "info", "warn", "error" };
-        /* One fprintf per line so lines from parallel executions don't interleave. */
+        /* One locked write per line so lines from parallel executions don't
+         * interleave. */
         char line[2048];
         int n = snprintf(line, sizeof(line), "toolruntime: [%s] %s", names[level % 3], msg);
         for (size_t i = 0; kv && kv[i] && kv[i + 1] && n > 0 && (size_t) n < sizeof(line); i += 2)
                 n += snprintf(line + n, sizeof(line) - (size_t) n, " %s=%s", kv[i], kv[i + 1]);
-        fprintf(stderr, "%s\n", line);
+        /* A tool's stderr arrives here: escaped for a terminal. */
+        if (n < 0)
+                return;
+        size_t len = (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1;
+        line[len++] = '\n';
+        cli_term_write(stderr, line, len);
+}
+
+void cli_log_warnings(void *ud, tr_log_level level, const char *msg, const char *const *kv) {
+        if (level != TR_LOG_INFO)
+                cli_log(ud, level, msg, kv);
 }
 
 const char *cli_images_dir(void) {

@@ -2,14 +2,17 @@
 /*
  * One execution as a backend sees it (tr_exec): the request, the deadline,
  * the cancel token, the logger and the capped output streams.  Output caps
- * and the `__out` protocol are handled here, once, for every backend.
+ * and the value protocol (runner.h) are handled here, once, for every
+ * backend.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "core/internal.h"
 #include "core/runner.h"
@@ -44,9 +47,88 @@ TR_PUBLIC const tr_limits *tr_exec_limits(const tr_exec *ex) {
         return &ex->limits;
 }
 
+/* Emit s[0..n) to the current sink: the value while inside a value line,
+ * stdout otherwise. */
+static void sink(tr_exec *ex, const char *s, size_t n) {
+        if (n > 0)
+                (void) tr__cbuf_append(ex->in_value ? &ex->value : &ex->out, s, n);
+}
+
+static void begin_value(tr_exec *ex) {
+        ex->match = 0;
+        ex->in_value = true;
+        ex->have_value = true;
+        tr__cbuf_done(&ex->value);
+        tr__cbuf_init(&ex->value, ex->out.limit);
+}
+
+/*
+ * Take the value line "\n<marker><json>\n" out of the stream as it arrives,
+ * whatever the chunking, so that it never reaches stdout and its size does
+ * not depend on how much stdout was kept.  Output is copied in runs between
+ * value lines; only a "\n" + marker prefix cut by the end of a chunk is held
+ * back (ex->match counts its bytes) until the next chunk decides.  The
+ * pattern holds a single '\n', at its start, so a mismatch only has to
+ * release the held bytes and look at the current byte afresh.  The last
+ * value line wins.
+ */
+static void scan_stdout(tr_exec *ex, const char *s, size_t n) {
+        const char *m = ex->marker;
+        size_t mlen = strlen(m);
+        size_t start = 0, i = 0;
+        while (i < n) {
+                if (ex->in_value) {
+                        const char *nl = memchr(s + i, '\n', n - i);
+                        if (!nl) {
+                                i = n;
+                                break;
+                        }
+                        i = (size_t) (nl - s);
+                        sink(ex, s + start, i - start);
+                        ex->in_value = false;
+                        start = ++i;
+                        continue;
+                }
+                if (ex->match == 0) {
+                        const char *nl = memchr(s + i, '\n', n - i);
+                        if (!nl) {
+                                i = n;
+                                break;
+                        }
+                        size_t at = (size_t) (nl - s), avail = n - at - 1;
+                        size_t cmp = avail < mlen ? avail : mlen;
+                        if (memcmp(nl + 1, m, cmp) != 0) {
+                                i = at + 1; /* plain output: the run goes on */
+                                continue;
+                        }
+                        sink(ex, s + start, at - start);
+                        if (cmp == mlen) {
+                                begin_value(ex);
+                                start = i = at + 1 + mlen;
+                                continue;
+                        }
+                        ex->match = 1 + cmp; /* the chunk ends inside a possible marker */
+                        start = i = n;
+                        break;
+                }
+                /* Held from the previous chunk: "\n" + m[0 .. match - 1). */
+                if (s[i] == m[ex->match - 1]) {
+                        start = ++i;
+                        if (++ex->match == mlen + 1)
+                                begin_value(ex);
+                        continue;
+                }
+                (void) tr__cbuf_append(&ex->out, "\n", 1);
+                (void) tr__cbuf_append(&ex->out, m, ex->match - 1);
+                ex->match = 0;
+                start = i; /* look at s[i] again */
+        }
+        sink(ex, s + start, n - start);
+}
+
 TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len) {
         pthread_mutex_lock(&ex->lock);
-        (void) tr__cbuf_append(&ex->out, data, len);
+        scan_stdout(ex, data, len);
         pthread_mutex_unlock(&ex->lock);
 }
 
@@ -72,61 +154,65 @@ TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *ms
         ex->log(ex->log_userdata, level, msg, kv);
 }
 
-/* Locate the last line of s[0..n): *ret_start is its first byte, *ret_end
- * one past its last (a final '\n' excluded). */
-static void last_line(const char *s, size_t n, size_t *ret_start, size_t *ret_end) {
-        size_t end = n;
-        if (end > 0 && s[end - 1] == '\n')
-                end--;
-        size_t start = end;
-        while (start > 0 && s[start - 1] != '\n')
-                start--;
-        *ret_start = start;
-        *ret_end = end;
+int tr__exec_init_output(tr_exec *ex, size_t cap) {
+        tr__cbuf_init(&ex->out, cap);
+        tr__cbuf_init(&ex->err, cap);
+        tr__cbuf_init(&ex->value, cap);
+        uint8_t rnd[TR_MARKER_RANDOM_BYTES];
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+                return -errno ?: -EIO;
+        static const char hex[] = "0123456789abcdef";
+        char *p = stpcpy(ex->marker, TR_MARKER_HEAD);
+        for (size_t i = 0; i < sizeof(rnd); i++) {
+                *p++ = hex[rnd[i] >> 4];
+                *p++ = hex[rnd[i] & 0xf];
+        }
+        memcpy(p, TR_MARKER_TAIL, sizeof(TR_MARKER_TAIL));
+        return 0;
 }
 
-/* Parse "__OUT__:<json>" into a compact JSON text; NULL if it is not one. */
-static char *parse_value_line(const char *line, size_t len) {
-        size_t plen = strlen(TR_OUT_PREFIX);
-        if (len < plen || memcmp(line, TR_OUT_PREFIX, plen) != 0)
-                return NULL;
+void tr__exec_done_output(tr_exec *ex) {
+        tr__cbuf_done(&ex->out);
+        tr__cbuf_done(&ex->err);
+        tr__cbuf_done(&ex->value);
+}
+
+/* The captured value as compact JSON, or an error saying why there is none. */
+static int take_value(tr_exec *ex, char **ret_json, tr_error **ret_err) {
+        *ret_json = NULL;
+        if (!ex->have_value)
+                return 0;
+        tr_backend_kind kind = ex->res->backend;
+        if (ex->value.truncated)
+                return tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, kind, "value",
+                                    "the snippet's value (%" PRIu64 " bytes of JSON) is larger than the output cap "
+                                    "of %zu bytes (max_output); raise the cap or return less",
+                                    ex->value.total, ex->value.limit);
         json_error_t jerr;
-        json_t *v = json_loadb(line + plen, len - plen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        json_t *v = json_loadb(ex->value.data ? ex->value.data : "", ex->value.len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                               &jerr);
         if (!v)
-                return NULL;
-        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, kind, "value",
+                                    "the snippet's value is not JSON: %s (column %d)", jerr.text, jerr.column);
+        *ret_json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(v);
-        return text;
+        if (!*ret_json)
+                return tr_error_set(ret_err, TR_E_INTERNAL, kind, "value", "out of memory");
+        return 0;
 }
 
-int tr__exec_finish_output(tr_exec *ex, const char *language) {
+int tr__exec_finish_output(tr_exec *ex, tr_error **ret_err) {
         tr_result *res = ex->res;
         pthread_mutex_lock(&ex->lock);
-        bool python = language && streq(language, "python");
-        char *value = NULL;
-        if (!ex->out.truncated) {
-                size_t start, end;
-                last_line(ex->out.data ? ex->out.data : "", ex->out.len, &start, &end);
-                if (ex->out.data && (value = parse_value_line(ex->out.data + start, end - start))) {
-                        /* The Python runner put a newline before the marker. */
-                        if (python && start > 0 && ex->out.data[start - 1] == '\n')
-                                start--;
-                        ex->out.len = start;
-                        ex->out.data[start] = '\0';
-                }
-        } else {
-                size_t tlen = 0;
-                _cleanup_free_ char *tail = tr__cbuf_tail_linear(&ex->out, &tlen);
-                if (tail) {
-                        size_t start, end;
-                        last_line(tail, tlen, &start, &end);
-                        bool complete = ex->out.total - ex->out.limit == tlen;
-                        /* The line must be whole: begun inside the tail, or
-                         * the tail is everything after the head. */
-                        if (start > 0 || complete)
-                                value = parse_value_line(tail + start, end - start);
-                }
+        /* Held bytes that never became a marker are output after all. */
+        if (ex->match > 0) {
+                (void) tr__cbuf_append(&ex->out, "\n", 1);
+                (void) tr__cbuf_append(&ex->out, ex->marker, ex->match - 1);
+                ex->match = 0;
         }
+        ex->in_value = false;
+        char *value = NULL;
+        int r = take_value(ex, &value, ret_err);
         free(res->value_json);
         res->value_json = value;
         free(res->out);
@@ -136,5 +222,7 @@ int tr__exec_finish_output(tr_exec *ex, const char *language) {
         res->out = tr__cbuf_steal(&ex->out, &res->out_len);
         res->err = tr__cbuf_steal(&ex->err, &res->err_len);
         pthread_mutex_unlock(&ex->lock);
-        return res->out && res->err ? 0 : -ENOMEM;
+        if (r >= 0 && (!res->out || !res->err))
+                r = tr_error_set(ret_err, TR_E_INTERNAL, res->backend, "output", "out of memory");
+        return r;
 }

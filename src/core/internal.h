@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "toolruntime.h"
+#include "core/runner.h"
 #include "util/buf.h"
 #include "util/handles.h"
 
@@ -81,6 +82,14 @@ struct tr_exec {
         pthread_mutex_t lock;
         tr__cbuf out;
         tr__cbuf err;
+        /* The value line's framing (runner.h): this execution's random
+         * marker, how many bytes of "\n" + marker end stdout so far (held
+         * back, not yet in `out`), and the value being captured. */
+        char marker[TR_MARKER_SIZE];
+        size_t match;
+        bool in_value;
+        bool have_value;
+        tr__cbuf value;
 };
 
 struct tr_gateway {
@@ -93,10 +102,13 @@ struct tr_backend {
         void *self;
 };
 
-/* Set the result's stdout/stderr from the exec's buffers, taking the `__out`
- * value off the end of stdout.  `language` decides the framing (see
- * runner.c). */
-int tr__exec_finish_output(tr_exec *ex, const char *language);
+/* Prepare the exec's output streams and draw its value marker; 0 or
+ * -errno (getrandom failed). */
+int tr__exec_init_output(tr_exec *ex, size_t cap);
+/* Set the result's stdout/stderr and value from the exec's buffers.  A value
+ * over the output cap or not JSON is an error (the streams are still set). */
+int tr__exec_finish_output(tr_exec *ex, tr_error **ret_err);
+void tr__exec_done_output(tr_exec *ex);
 
 /* The limits to enforce for `profile` (resolved, not TR_PROFILE_DEFAULT):
  * `asked` with the profile's defaults in its unset fields.  Fails with

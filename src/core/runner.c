@@ -2,6 +2,7 @@
 #include "core/runner.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -9,19 +10,21 @@
 #include "util/strv.h"
 
 /*
- * The Python runner.  It runs the snippet in a fresh __main__-like globals
- * dict, prints a traceback without its own frame, and emits `__out` only
- * after the snippet's threads ended and its output was flushed, preceded by
- * a newline so the marker always starts a line; the core strips both.  The
- * marker goes straight to fd 1, so a snippet that replaced or closed
- * sys.stdout still returns its value.  A value the host could not read
- * (not JSON, a lone surrogate, an integer beyond 64 bits) is reported on
- * stderr with exit status 1: the user reads why.
+ * The Python runner.  It takes the marker line off stdin, runs the snippet in
+ * a fresh __main__-like globals dict, prints a traceback without its own
+ * frame, and emits `__out` only after the snippet's threads ended and its
+ * output was flushed, as "\n<marker><json>\n" (the newline makes the marker
+ * start a line; the core strips both).  The value goes straight to fd 1, so
+ * a snippet that replaced or closed sys.stdout still returns it.  A value the
+ * host could not read (not JSON, a lone surrogate, an integer beyond 64
+ * bits) is reported on stderr with exit status 1: the user reads why.
  */
 static const char python_runner[] =
         "import sys, os\n"
         "def _tr_main():\n"
         "    src = sys.stdin.buffer.read()\n"
+        "    nl = src.find(b'\\n')\n"
+        "    mark, src = src[:nl], src[nl + 1:]\n"
         "    fd = os.open(os.devnull, os.O_RDONLY)\n"
         "    os.dup2(fd, 0)\n"
         "    os.close(fd)\n"
@@ -64,7 +67,7 @@ static const char python_runner[] =
         "'replace'))\n"
         "            status = status or 1\n"
         "        else:\n"
-        "            b = b'\\n" TR_OUT_PREFIX "' + b + b'\\n'\n"
+        "            b = b'\\n' + mark + b + b'\\n'\n"
         "            while b:\n"
         "                b = b[os.write(1, b):]\n"
         "    return status\n"
@@ -80,10 +83,24 @@ static const char python_runner[] =
         "            st.extend(x)\n"
         "sys.exit(_tr_main())\n";
 
-/* The sh runner: read the whole script from stdin (the `x` keeps trailing
- * newlines that $(...) would strip), detach stdin, then eval it. */
-static const char sh_runner[] = "__tr_code=$(cat; echo x); __tr_code=${__tr_code%x}; exec </dev/null; "
-                                "eval \"$__tr_code\"";
+/* The sh runner: read the marker line, then the whole script from stdin (the
+ * `x` keeps trailing newlines that $(...) would strip), detach stdin, define
+ * `trvalue` and eval the script.  `trvalue JSON...` writes its arguments
+ * (joined by spaces, newlines turned into spaces so that an indented JSON
+ * text stays one line) as the value line. */
+static const char sh_runner[] = "IFS= read -r __tr_m\n"
+                                "__tr_code=$(cat; echo x); __tr_code=${__tr_code%x}; exec </dev/null\n"
+                                "trvalue() {\n"
+                                "  __tr_v=$*; __tr_o=\n"
+                                "  while :; do\n"
+                                "    case $__tr_v in\n"
+                                "    *'\n'*) __tr_o=$__tr_o${__tr_v%%'\n'*}' '; __tr_v=${__tr_v#*'\n'};;\n"
+                                "    *) break;;\n"
+                                "    esac\n"
+                                "  done\n"
+                                "  printf '\\n%s%s%s\\n' \"$__tr_m\" \"$__tr_o\" \"$__tr_v\"\n"
+                                "}\n"
+                                "eval \"$__tr_code\"\n";
 
 int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err) {
         _cleanup_strv_ char **argv = NULL;
@@ -105,6 +122,23 @@ int tr__runner_argv(const tr_request *req, const char *python, const char *sh, c
         if (r < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "runner", "out of memory");
         *ret_argv = TAKE_PTR(argv);
+        return 0;
+}
+
+int tr__runner_stdin(const tr_exec *ex, char **ret_data, size_t *ret_len) {
+        size_t code_len = 0;
+        const char *code = tr_request_code(ex->req, &code_len);
+        size_t mlen = strlen(ex->marker);
+        char *d = malloc(mlen + 1 + code_len + 1);
+        if (!d)
+                return -ENOMEM;
+        memcpy(d, ex->marker, mlen);
+        d[mlen] = '\n';
+        if (code_len)
+                memcpy(d + mlen + 1, code, code_len);
+        d[mlen + 1 + code_len] = '\0';
+        *ret_data = d;
+        *ret_len = mlen + 1 + code_len;
         return 0;
 }
 

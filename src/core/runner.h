@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * How a snippet is started, the same in every sandbox: an interpreter whose
- * argv is a small runner that reads the snippet from stdin (so code size is
- * not bounded by ARG_MAX and never appears in `ps`), points stdin at
- * /dev/null, runs the code and, for Python, reports `__out` as the last
- * stdout line "\n__OUT__:<json>\n".
+ * argv is a small runner that reads, from stdin, one line holding this
+ * execution's value marker and then the snippet (so code size is not bounded
+ * by ARG_MAX and neither appears in `ps` or in the environment), points stdin
+ * at /dev/null, and runs the code.  The value comes back on stdout as
+ * "\n<marker><json>\n": Python's runner writes `__out` so, an sh snippet
+ * calls the shell function `trvalue JSON`.  The core (exec.c) takes that
+ * line out of stdout wherever it appears.
+ *
+ * The marker is 128 random bits drawn per execution, so output the snippet
+ * merely prints (a file, a tool's answer, a web page) cannot contain it and
+ * cannot forge the value.  It is not a secret from the snippet's own code:
+ * the runner holds it in the interpreter's memory, and code that goes
+ * looking can find it; but that code decides the value anyway.
  */
 #pragma once
 
@@ -15,9 +24,17 @@
  * "/bin/sh").  Free with tr__strv_free. */
 int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err);
 
+/* What the runner must read on stdin: the marker line, then the code.
+ * malloc()ed; *ret_len is its length.  -ENOMEM on failure. */
+int tr__runner_stdin(const tr_exec *ex, char **ret_data, size_t *ret_len);
+
 /* The environment of every sandbox (NULL-terminated, static): PATH, LANG,
  * HOME=/tmp and Python's unbuffered / no-bytecode switches.  Unbuffered so
  * that output printed before a timeout or a kill is not lost in a buffer. */
 const char *const *tr__runner_base_env(void);
 
-#define TR_OUT_PREFIX "__OUT__:"
+/* The marker: TR_MARKER_HEAD, 32 hex digits, TR_MARKER_TAIL. */
+#define TR_MARKER_HEAD         "__TR_VALUE_"
+#define TR_MARKER_TAIL         "__:"
+#define TR_MARKER_RANDOM_BYTES 16
+#define TR_MARKER_SIZE         (sizeof(TR_MARKER_HEAD) - 1 + 2 * TR_MARKER_RANDOM_BYTES + sizeof(TR_MARKER_TAIL))

@@ -166,9 +166,10 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
                 .log = rt->log,
                 .log_userdata = rt->log_userdata,
         };
-        size_t cap = tr_request_max_output(req);
-        tr__cbuf_init(&ex.out, cap);
-        tr__cbuf_init(&ex.err, cap);
+        if ((r = tr__exec_init_output(&ex, tr_request_max_output(req))) < 0) {
+                tr__exec_done_output(&ex);
+                return tr_error_set(ret_err, TR_E_INTERNAL, kind, "output", "getrandom: %s", strerror(-r));
+        }
         pthread_mutex_init(&ex.lock, NULL);
 
         int64_t start = tr__now_ns();
@@ -203,10 +204,15 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
                 tr_error_set(&err, TR_E_INTERNAL, kind, "execute", "backend failed without an error (%s)",
                              strerror(-r));
         res->duration_us = (tr__now_ns() - start) / 1000;
-        if (tr__exec_finish_output(&ex, tr_request_effective_language(req)) < 0 && r >= 0)
-                r = tr_error_set(&err, TR_E_INTERNAL, kind, "output", "out of memory");
-        tr__cbuf_done(&ex.out);
-        tr__cbuf_done(&ex.err);
+        /* The backend's error (a timeout, say) says more than a value
+         * problem it may have caused. */
+        tr_error *verr = NULL;
+        if (tr__exec_finish_output(&ex, &verr) < 0 && r >= 0) {
+                r = -EINVAL;
+                err = TAKE_PTR(verr);
+        }
+        tr_error_free(verr);
+        tr__exec_done_output(&ex);
         pthread_mutex_destroy(&ex.lock);
 
         if (r < 0) {

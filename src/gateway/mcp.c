@@ -32,6 +32,8 @@ static const char *const protocol_versions[] = { "2025-06-18", "2025-03-26", "20
 
 struct tr__mcp {
         char **argv;
+        char **envp;
+        tr__errlog errlog;
         int64_t start_ms;
         int64_t call_ms;
         tr_log_fn log;
@@ -255,7 +257,23 @@ int tr__split_command(const char *line, char ***ret_argv, tr_error **ret_err) {
 
 /* ---- transport ------------------------------------------------------------ */
 
+/* Log what the server wrote on stderr so far; its pipe must not fill up
+ * (the server would block), so every wait on the server drains it. */
+static void drain_stderr(tr__mcp *m) {
+        if (m->proc.err_fd >= 0 && tr__errlog_drain(&m->errlog, m->proc.err_fd)) {
+                close(m->proc.err_fd);
+                m->proc.err_fd = -1;
+        }
+}
+
+/* The stderr entry of a poll set: a negative fd, which poll skips, once
+ * stderr is closed. */
+static struct pollfd stderr_pollfd(const tr__mcp *m) {
+        return (struct pollfd){ .fd = m->proc.err_fd, .events = POLLIN };
+}
+
 static void kill_server(tr__mcp *m) {
+        drain_stderr(m);
         tr__proc_kill(&m->proc);
         m->alive = false;
         m->start = m->scanned = m->len = 0;
@@ -297,12 +315,18 @@ static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, bool cancellable,
                         return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
                                             "the MCP server closed its input: %m");
                 }
-                struct pollfd p[1 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.in_fd, .events = POLLOUT } };
+                struct pollfd p[2 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.in_fd, .events = POLLOUT } };
                 int nc = cancellable ? tr__gw_cancel_pollfds(p + 1) : 0;
+                p[1 + nc] = stderr_pollfd(m);
                 int tmo = tr__poll_timeout_ms(deadline);
-                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (1 + nc), tmo);
+                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (2 + nc), tmo);
                 if (pr < 0)
                         continue; /* EINTR */
+                if (pr > 0 && p[1 + nc].revents) {
+                        drain_stderr(m);
+                        if (!p[0].revents && !fired(p + 1, nc))
+                                continue;
+                }
                 if (pr > 0 && fired(p + 1, nc)) {
                         if (off > 0)
                                 kill_server(m);
@@ -381,10 +405,16 @@ static int read_line(tr__mcp *m, int64_t deadline, const char **ret_line, size_t
                         return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
                                             "reading from the MCP server: %m");
                 }
-                struct pollfd p[1 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.out_fd, .events = POLLIN } };
+                struct pollfd p[2 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.out_fd, .events = POLLIN } };
                 int nc = tr__gw_cancel_pollfds(p + 1);
+                p[1 + nc] = stderr_pollfd(m);
                 int tmo = tr__poll_timeout_ms(deadline);
-                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (1 + nc), tmo);
+                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (2 + nc), tmo);
+                if (pr > 0 && p[1 + nc].revents) {
+                        drain_stderr(m);
+                        if (!p[0].revents && !fired(p + 1, nc))
+                                continue;
+                }
                 if (pr > 0 && fired(p + 1, nc))
                         return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
                                             "the call was cancelled: the calling execution is ending");
@@ -580,7 +610,8 @@ static int notify(tr__mcp *m, const char *method, int64_t deadline, tr_error **r
 /* Spawn and initialise.  Called with m->lock (or before it is shared). */
 static int connect_server(tr__mcp *m, tr_error **ret_err) {
         int64_t deadline = tr__now_ns() + m->start_ms * TR_NSEC_PER_MSEC;
-        int r = tr__proc_spawn(m->argv, NULL, NULL, false, &m->proc, ret_err);
+        tr__errlog_reset(&m->errlog);
+        int r = tr__proc_spawn(m->argv, NULL, m->envp, true, &m->proc, ret_err);
         if (r < 0)
                 return r;
         m->alive = true;
@@ -673,8 +704,8 @@ static int ensure_alive(tr__mcp *m, tr_error **ret_err) {
         return r;
 }
 
-int tr__mcp_start(const char *const *argv, int64_t start_ms, int64_t call_ms, tr_log_fn log, void *log_ud,
-                  tr__mcp **ret, tr_error **ret_err) {
+int tr__mcp_start(const char *const *argv, char *const *envp, int64_t start_ms, int64_t call_ms, tr_log_fn log,
+                  void *log_ud, tr__mcp **ret, tr_error **ret_err) {
         tr__mcp *m = calloc(1, sizeof(*m));
         if (!m)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
@@ -690,10 +721,16 @@ int tr__mcp_start(const char *const *argv, int64_t start_ms, int64_t call_ms, tr
                         tr__mcp_free(m);
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
                 }
+        for (size_t i = 0; envp && envp[i]; i++)
+                if (tr__strv_push(&m->envp, envp[i]) < 0) {
+                        tr__mcp_free(m);
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
+                }
         if (!m->argv) {
                 tr__mcp_free(m);
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "mcp", "empty command");
         }
+        m->errlog = (tr__errlog){ .log = log, .log_ud = log_ud, .key = "server", .who = m->argv[0] };
         int r = connect_server(m, ret_err);
         if (r < 0) {
                 tr__mcp_free(m);
@@ -766,6 +803,8 @@ int tr__mcp_call_tool(tr__mcp *m, const char *name, json_t *args, json_t **ret_r
         int r = lock_until(m, deadline, ret_err);
         if (r < 0)
                 return r;
+        /* The stderr log's budget is per call. */
+        tr__errlog_reset(&m->errlog);
         r = ensure_alive(m, ret_err);
         json_t *res = NULL;
         if (r == 0) {
@@ -807,9 +846,11 @@ void tr__mcp_free(tr__mcp *m) {
                         poll(&p, 1, 200);
                 }
         }
+        drain_stderr(m);
         tr__proc_kill(&m->proc);
         pthread_mutex_destroy(&m->lock);
         tr__strv_free(m->argv);
+        tr__strv_free(m->envp);
         free(m->server_name);
         free(m->protocol_version);
         free(m->buf);

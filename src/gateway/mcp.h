@@ -26,8 +26,10 @@
 
 typedef struct tr__mcp tr__mcp;
 
-int tr__mcp_start(const char *const *argv, int64_t start_ms, int64_t call_ms, tr_log_fn log, void *log_ud,
-                  tr__mcp **ret, tr_error **ret_err);
+/* Start the server with environment `envp` (tr__tool_env; copied); its
+ * stderr goes to `log` (spawn.h, tr__errlog). */
+int tr__mcp_start(const char *const *argv, char *const *envp, int64_t start_ms, int64_t call_ms, tr_log_fn log,
+                  void *log_ud, tr__mcp **ret, tr_error **ret_err);
 /* The name from serverInfo (sanitised), or NULL. */
 const char *tr__mcp_server_name(const tr__mcp *m);
 /* Every tool object of every page (raw: the caller validates).  New ref. */

@@ -35,6 +35,7 @@
 #define MAX_MANIFEST_TOOLS 1024
 #define MAX_ARGV           64
 #define MAX_ARG_LEN        4096
+#define MAX_ENV_NAMES      64
 #define DEFAULT_TIMEOUT_MS 30000
 #define MAX_TIMEOUT_MS     (10 * 60 * 1000)
 #define DEFAULT_MAX_OUTPUT (256 * 1024)
@@ -74,6 +75,7 @@ typedef struct tool {
         /* manifest */
         char **argv;
         char *cwd;
+        char **env_names; /* the caller's variables it is given: spawn.h */
         int64_t timeout_ms;
         size_t max_output;
         /* mcp */
@@ -102,6 +104,14 @@ struct tr_tool_registry {
         void *on_change_ud;
         tr_log_fn log;
         void *log_ud;
+        /* HOME of every tool and MCP server of this registry: a private
+         * directory made when the first one starts (a registry without
+         * processes leaves nothing behind, even when killed), removed with
+         * the registry.  Under home_lock, not `lock`: tools start while
+         * readers hold that. */
+        pthread_mutex_t home_lock;
+        char *home;
+        char **mcp_env_names; /* tr_tool_registry_pass_env */
         int64_t mcp_start_ms;
         int64_t mcp_call_ms;
 };
@@ -123,6 +133,7 @@ static void tool_free(tool *t) {
         free(t->examples_text);
         tr__strv_free(t->argv);
         free(t->cwd);
+        tr__strv_free(t->env_names);
         free(t->remote_name);
         free(t);
 }
@@ -270,6 +281,17 @@ static int tool_set_meta(tool *t, const char *ns, const char *name, const char *
 
 /* ---- registry -------------------------------------------------------------- */
 
+/* A variable name a tool may get from the caller: a shell identifier, and
+ * not one toolruntime sets itself. */
+static bool env_name_ok(const char *n) {
+        if (!*n || strlen(n) > 128 || (!isalpha((unsigned char) *n) && *n != '_'))
+                return false;
+        for (const char *p = n; *p; p++)
+                if (!isalnum((unsigned char) *p) && *p != '_')
+                        return false;
+        return !streq(n, "PATH") && !streq(n, "LANG") && !streq(n, "HOME");
+}
+
 TR_PUBLIC int tr_tool_registry_new(tr_tool_registry **ret_reg, tr_error **ret_err) {
         if (!ret_reg)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "registry", "no result pointer");
@@ -278,6 +300,7 @@ TR_PUBLIC int tr_tool_registry_new(tr_tool_registry **ret_reg, tr_error **ret_er
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "registry", "out of memory");
         atomic_init(&reg->refs, 1);
         pthread_rwlock_init(&reg->lock, NULL);
+        pthread_mutex_init(&reg->home_lock, NULL);
         *ret_reg = reg;
         return 0;
 }
@@ -298,6 +321,11 @@ static void registry_unref(tr_tool_registry *reg) {
         free(reg->servers);
         free(reg->server_ns);
         free(reg->refreshes);
+        if (reg->home)
+                (void) tr__rm_rf(reg->home);
+        free(reg->home);
+        pthread_mutex_destroy(&reg->home_lock);
+        tr__strv_free(reg->mcp_env_names);
         pthread_rwlock_destroy(&reg->lock);
         free(reg);
 }
@@ -313,6 +341,38 @@ TR_PUBLIC void tr_tool_registry_set_logger(tr_tool_registry *reg, tr_log_fn fn, 
         reg->log = fn;
         reg->log_ud = userdata;
         pthread_rwlock_unlock(&reg->lock);
+}
+
+/* The environment of a tool or MCP server of `reg` (spawn.h), its private
+ * HOME made on first use. */
+static int tool_envp(tr_tool_registry *reg, char *const *names, char ***ret_envp, const char *op, tr_error **ret_err) {
+        pthread_mutex_lock(&reg->home_lock);
+        if (!reg->home) {
+                char home[] = "/tmp/toolruntime-tools-XXXXXX";
+                if (!mkdtemp(home)) {
+                        int e = errno;
+                        pthread_mutex_unlock(&reg->home_lock);
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op,
+                                            "the tools' home directory: %s", strerror(e));
+                }
+                if (!(reg->home = strdup(home)))
+                        (void) rmdir(home);
+        }
+        int r = reg->home ? tr__tool_env(reg->home, names, ret_envp) : -ENOMEM;
+        pthread_mutex_unlock(&reg->home_lock);
+        return r < 0 ? tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory") : 0;
+}
+
+TR_PUBLIC int tr_tool_registry_pass_env(tr_tool_registry *reg, const char *name, tr_error **ret_err) {
+        if (!reg || !name || !env_name_ok(name))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "registry",
+                                    "invalid variable name '%s' ([A-Za-z_][A-Za-z0-9_]*; PATH, LANG and HOME are set "
+                                    "by toolruntime)",
+                                    name ? name : "");
+        pthread_rwlock_wrlock(&reg->lock);
+        int r = tr__strv_push(&reg->mcp_env_names, name);
+        pthread_rwlock_unlock(&reg->lock);
+        return r < 0 ? tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "registry", "out of memory") : 0;
 }
 
 TR_PUBLIC void tr_tool_registry_set_mcp_timeouts(tr_tool_registry *reg, int64_t start_ms, int64_t call_ms) {
@@ -383,8 +443,29 @@ static int add_all(tr_tool_registry *reg, tool **v, size_t n, const char *op, tr
 
 /* ---- manifests ------------------------------------------------------------- */
 
-static int manifest_tool(json_t *jt, const char *default_ns, const char *base_dir, size_t idx, tool **ret,
-                         tr_error **ret_err) {
+/* Append the names of a manifest "env" list (NULL: none) to *names. */
+static int env_names_add(json_t *env, char ***names, const char *where, tr_error **ret_err) {
+        if (!env)
+                return 0;
+        if (!json_is_array(env) || json_array_size(env) > MAX_ENV_NAMES)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "manifest",
+                                    "%s: \"env\" must be an array of at most %d variable names", where, MAX_ENV_NAMES);
+        size_t i;
+        json_t *e;
+        json_array_foreach(env, i, e) {
+                if (!json_is_string(e) || !env_name_ok(json_string_value(e)))
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "manifest",
+                                            "%s: env[%zu] must be a variable name ([A-Za-z_][A-Za-z0-9_]*; "
+                                            "PATH, LANG and HOME are set by toolruntime)",
+                                            where, i);
+                if (tr__strv_push(names, json_string_value(e)) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "manifest", "out of memory");
+        }
+        return 0;
+}
+
+static int manifest_tool(json_t *jt, json_t *top_env, const char *default_ns, const char *base_dir, size_t idx,
+                         tool **ret, tr_error **ret_err) {
         static const char op[] = "manifest";
         char err[256] = "";
         if (!json_is_object(jt))
@@ -472,6 +553,9 @@ static int manifest_tool(json_t *jt, const char *default_ns, const char *base_di
                 if (tr__strv_push(&t->argv, s) < 0)
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         }
+        if ((r = env_names_add(top_env, &t->env_names, "the manifest", ret_err)) < 0 ||
+            (r = env_names_add(json_object_get(jt, "env"), &t->env_names, t->id, ret_err)) < 0)
+                return r;
         json_t *cwd = json_object_get(jt, "cwd");
         if (cwd && !json_is_string(cwd))
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op,
@@ -534,7 +618,8 @@ TR_PUBLIC int tr_tool_registry_add_manifest_json(tr_tool_registry *reg, const ch
         else if (!(v = calloc(json_array_size(tools) + 1, sizeof(*v))))
                 r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         for (size_t i = 0; r == 0 && i < json_array_size(tools); i++) {
-                r = manifest_tool(json_array_get(tools, i), json_string_value(ns), base, i, &v[n], ret_err);
+                r = manifest_tool(json_array_get(tools, i), json_object_get(root, "env"), json_string_value(ns), base,
+                                  i, &v[n], ret_err);
                 if (r == 0)
                         n++;
         }
@@ -643,10 +728,14 @@ TR_PUBLIC int tr_tool_registry_add_mcp_argv(tr_tool_registry *reg, const char *c
         int64_t start_ms = reg->mcp_start_ms, call_ms = reg->mcp_call_ms;
         tr_log_fn log = reg->log;
         void *log_ud = reg->log_ud;
+        _cleanup_strv_ char **envp = NULL;
+        int r = tool_envp(reg, reg->mcp_env_names, &envp, op, ret_err);
         pthread_rwlock_unlock(&reg->lock);
+        if (r < 0)
+                return r;
 
         tr__mcp *srv = NULL;
-        int r = tr__mcp_start(argv, start_ms, call_ms, log, log_ud, &srv, ret_err);
+        r = tr__mcp_start(argv, envp, start_ms, call_ms, log, log_ud, &srv, ret_err);
         if (r < 0)
                 return r;
         json_t *list = NULL;
@@ -1166,8 +1255,14 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
                 if (tmo <= 0)
                         return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "run",
                                             "%s: the execution's deadline has passed", t->id);
-                r = tr__proc_run(t->argv, t->cwd, args_text, strlen(args_text), tmo, t->max_output, &out, &len,
-                                 ret_err);
+                _cleanup_strv_ char **envp = NULL;
+                if ((r = tool_envp(reg, t->env_names, &envp, "run_tool", ret_err)) < 0)
+                        return r;
+                pthread_rwlock_rdlock(&reg->lock);
+                tr__errlog errlog = { .log = reg->log, .log_ud = reg->log_ud, .key = "tool", .who = t->id };
+                pthread_rwlock_unlock(&reg->lock);
+                r = tr__proc_run(t->argv, t->cwd, envp, &errlog, args_text, strlen(args_text), tmo, t->max_output, &out,
+                                 &len, ret_err);
                 if (r < 0)
                         break;
                 /* Whitespace only (or nothing) means null. */

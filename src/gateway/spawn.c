@@ -16,11 +16,84 @@
 #include "gateway/deadline.h"
 #include "gateway/spawn.h"
 #include "util/macros.h"
+#include "util/strv.h"
 #include "util/timeutil.h"
 
 extern char **environ;
 
-#define ERR_TAIL 2048
+void tr__errlog_reset(tr__errlog *l) {
+        l->len = 0;
+        l->logged = 0;
+        l->capped = false;
+}
+
+static void errlog_emit(tr__errlog *l) {
+        if (l->logged >= TR__ERRLOG_MAX) {
+                if (!l->capped && l->log) {
+                        const char *kv[] = { l->key, l->who, NULL };
+                        l->log(l->log_ud, TR_LOG_WARN, "stderr truncated", kv);
+                }
+                l->capped = true;
+        } else if (l->log) {
+                l->line[l->len] = '\0';
+                const char *kv[] = { l->key, l->who, "stderr", l->line, NULL };
+                l->log(l->log_ud, TR_LOG_WARN, "tool stderr", kv);
+        }
+        l->logged += l->len + 1;
+        l->len = 0;
+}
+
+void tr__errlog_feed(tr__errlog *l, const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] == '\n') {
+                        errlog_emit(l);
+                        continue;
+                }
+                /* A NUL would cut the line short in the log: show it. */
+                if (l->len < TR__ERRLOG_LINE)
+                        l->line[l->len++] = p[i] ? p[i] : '?';
+                if (l->len == TR__ERRLOG_LINE)
+                        errlog_emit(l);
+        }
+}
+
+void tr__errlog_flush(tr__errlog *l) {
+        if (l->len > 0)
+                errlog_emit(l);
+}
+
+bool tr__errlog_drain(tr__errlog *l, int fd) {
+        for (;;) {
+                char buf[4096];
+                ssize_t k = read(fd, buf, sizeof(buf));
+                if (k > 0) {
+                        tr__errlog_feed(l, buf, (size_t) k);
+                        continue;
+                }
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN)
+                        return false;
+                tr__errlog_flush(l);
+                return true;
+        }
+}
+
+int tr__tool_env(const char *home, char *const *names, char ***ret_envp) {
+        _cleanup_strv_ char **env = NULL;
+        const char *path = getenv("PATH"), *lang = getenv("LANG");
+        if (tr__strv_pushf(&env, "PATH=%s", path && *path ? path : "/usr/local/bin:/usr/bin:/bin") < 0 ||
+            tr__strv_pushf(&env, "LANG=%s", lang && *lang ? lang : "C.UTF-8") < 0 ||
+            tr__strv_pushf(&env, "HOME=%s", home) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; names && names[i]; i++) {
+                const char *v = getenv(names[i]);
+                if (v && tr__strv_pushf(&env, "%s=%s", names[i], v) < 0)
+                        return -ENOMEM;
+        }
+        *ret_envp = TAKE_PTR(env);
+        return 0;
+}
 
 static int pidfd_open_compat(pid_t pid) {
 #ifdef SYS_pidfd_open
@@ -177,17 +250,17 @@ static int reap_status(tr__proc *p) {
         return w < 0 ? -1 : st;
 }
 
-int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t in_len, int64_t timeout_ms,
-                 size_t max_out, char **ret_out, size_t *ret_len, tr_error **ret_err) {
+int tr__proc_run(char *const argv[], const char *cwd, char *const envp[], tr__errlog *errlog, const char *input,
+                 size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out, size_t *ret_len,
+                 tr_error **ret_err) {
         tr__proc p = TR__PROC_INIT;
-        int r = tr__proc_spawn(argv, cwd, NULL, true, &p, ret_err);
+        tr__errlog_reset(errlog);
+        int r = tr__proc_spawn(argv, cwd, envp, true, &p, ret_err);
         if (r < 0)
                 return r;
         int64_t deadline = tr__now_ns() + timeout_ms * TR_NSEC_PER_MSEC;
         size_t alloc = 4096, len = 0, in_off = 0;
         _cleanup_free_ char *out = malloc(alloc);
-        char tail[ERR_TAIL + 1];
-        size_t tail_len = 0;
         bool out_eof = false, err_eof = false, exited = false, over = false, timed_out = false, cancelled = false;
         if (!out) {
                 tr__proc_kill(&p);
@@ -282,30 +355,12 @@ int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t 
                                 }
                         }
                 }
-                if (i_err >= 0 && (pf[i_err].revents || exited)) {
-                        for (;;) {
-                                char buf[4096];
-                                ssize_t k = read(p.err_fd, buf, sizeof(buf));
-                                if (k == 0) {
-                                        err_eof = true;
-                                        break;
-                                }
-                                if (k < 0)
-                                        break;
-                                /* Keep the last ERR_TAIL bytes. */
-                                size_t kk = (size_t) k;
-                                if (kk >= ERR_TAIL) {
-                                        memcpy(tail, buf + kk - ERR_TAIL, ERR_TAIL);
-                                        tail_len = ERR_TAIL;
-                                } else {
-                                        size_t keep = tail_len + kk > ERR_TAIL ? ERR_TAIL - kk : tail_len;
-                                        memmove(tail, tail + tail_len - keep, keep);
-                                        memcpy(tail + keep, buf, kk);
-                                        tail_len = keep + kk;
-                                }
-                        }
-                }
+                if (i_err >= 0 && (pf[i_err].revents || exited))
+                        err_eof = tr__errlog_drain(errlog, p.err_fd);
         }
+        if (!err_eof)
+                (void) tr__errlog_drain(errlog, p.err_fd);
+        tr__errlog_flush(errlog);
         if (timed_out || over || cancelled) {
                 tr__proc_kill(&p);
                 if (cancelled)
@@ -322,17 +377,15 @@ int tr__proc_run(char *const argv[], const char *cwd, const char *input, size_t 
         if (st == -1)
                 return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
                                     "%s: its exit status was collected by someone else (SIGCHLD ignored?)", argv[0]);
-        tail[tail_len] = 0;
-        /* Trim a trailing newline for a tidier message. */
-        while (tail_len > 0 && (tail[tail_len - 1] == '\n' || tail[tail_len - 1] == '\r'))
-                tail[--tail_len] = 0;
+        /* Its stderr is in the host's log, not in this message: the
+         * message goes back into the sandbox. */
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
                 if (WIFSIGNALED(st))
                         return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
-                                            "%s: killed by signal %d%s%s", argv[0], WTERMSIG(st), tail_len ? ": " : "",
-                                            tail);
-                return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run", "%s: exit status %d%s%s",
-                                    argv[0], WEXITSTATUS(st), tail_len ? ": " : "", tail);
+                                            "%s: killed by signal %d (its stderr is in the host's log)", argv[0],
+                                            WTERMSIG(st));
+                return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run",
+                                    "%s: exit status %d (its stderr is in the host's log)", argv[0], WEXITSTATUS(st));
         }
         out[len] = 0;
         *ret_out = TAKE_PTR(out);

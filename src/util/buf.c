@@ -11,27 +11,6 @@ void tr__cbuf_init(tr__cbuf *b, size_t limit) {
         *b = (tr__cbuf){ .limit = limit };
 }
 
-static void tail_push(tr__cbuf *b, const char *p, size_t n) {
-        if (!b->tail) {
-                b->tail = malloc(TR_CBUF_TAIL);
-                if (!b->tail)
-                        return; /* best effort: only the __out value of a flood is lost */
-        }
-        if (n >= TR_CBUF_TAIL) {
-                memcpy(b->tail, p + n - TR_CBUF_TAIL, TR_CBUF_TAIL);
-                b->tail_pos = 0;
-                b->tail_len = TR_CBUF_TAIL;
-                return;
-        }
-        size_t first = TR_CBUF_TAIL - b->tail_pos;
-        if (first > n)
-                first = n;
-        memcpy(b->tail + b->tail_pos, p, first);
-        memcpy(b->tail, p + first, n - first);
-        b->tail_pos = (b->tail_pos + n) % TR_CBUF_TAIL;
-        b->tail_len = b->tail_len + n > TR_CBUF_TAIL ? TR_CBUF_TAIL : b->tail_len + n;
-}
-
 int tr__cbuf_append(tr__cbuf *b, const void *p, size_t n) {
         const char *s = p;
         b->total += n;
@@ -56,27 +35,9 @@ int tr__cbuf_append(tr__cbuf *b, const void *p, size_t n) {
                 b->len += take;
                 b->data[b->len] = '\0';
         }
-        if (take < n) {
+        if (take < n)
                 b->truncated = true;
-                tail_push(b, s + take, n - take);
-        }
         return 0;
-}
-
-char *tr__cbuf_tail_linear(const tr__cbuf *b, size_t *ret_len) {
-        char *out = malloc(b->tail_len + 1);
-        if (!out)
-                return NULL;
-        if (b->tail_len < TR_CBUF_TAIL) {
-                memcpy(out, b->tail, b->tail_len);
-        } else {
-                size_t first = TR_CBUF_TAIL - b->tail_pos;
-                memcpy(out, b->tail + b->tail_pos, first);
-                memcpy(out + first, b->tail, b->tail_pos);
-        }
-        out[b->tail_len] = '\0';
-        *ret_len = b->tail_len;
-        return out;
 }
 
 char *tr__cbuf_steal(tr__cbuf *b, size_t *ret_len) {
@@ -88,6 +49,5 @@ char *tr__cbuf_steal(tr__cbuf *b, size_t *ret_len) {
 
 void tr__cbuf_done(tr__cbuf *b) {
         free(b->data);
-        free(b->tail);
         *b = (tr__cbuf){ 0 };
 }

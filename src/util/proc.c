@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,28 +110,113 @@ int tr__read_file(const char *path, size_t max, char **ret_data, size_t *ret_len
         return tr__read_fd(fd, max, ret_data, ret_len);
 }
 
-static int rm_one(const char *p, const struct stat *st, int type, struct FTW *ftw) {
-        (void) st;
-        (void) ftw;
-        if (type == FTW_DP)
-                return rmdir(p) < 0 && errno != ENOENT ? -1 : 0;
-        return unlink(p) < 0 && errno != ENOENT ? -1 : 0;
+/*
+ * tr__rm_rf walks with directory file descriptors, never with paths: each
+ * directory is opened relative to its parent's fd with O_NOFOLLOW |
+ * O_DIRECTORY, and entries are removed with unlinkat relative to it.  A
+ * directory swapped for a symlink mid-walk is then either unlinked as the
+ * symlink it now is or refused by the open; the walk never leaves the tree.
+ * It does not cross into another filesystem (a mount point is left, and
+ * reported), and it holds one fd per level, so a tree deeper than the fds
+ * the process may open is reported, not followed further.
+ */
+
+/* Reopen a directory we could not read (a snippet may chmod 000 what it
+ * made; that must not let it outlive the execution: root would not care,
+ * any other caller would).  O_PATH needs no permission on the directory;
+ * chmod and the reopen go through /proc/self/fd, i.e. to that very inode. */
+static int open_locked_dir(int parent, const char *name) {
+        _cleanup_close_ int pfd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd < 0)
+                return -1;
+        struct stat st;
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+        if (fstat(pfd, &st) < 0 || chmod(proc, (st.st_mode & 07777) | S_IRWXU) < 0)
+                return -1;
+        return open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* Pre-order: make every directory ours to read and empty before the
- * removal pass.  A snippet may chmod 000 what it made in its work
- * directory; that must not let it outlive the execution (root would not
- * care, any other caller would). */
-static int open_up(const char *p, const struct stat *st, int type, struct FTW *ftw) {
-        (void) ftw;
-        if (type == FTW_D || type == FTW_DNR)
-                (void) chmod(p, (st->st_mode & 07777) | S_IRWXU);
-        return 0;
+static int rm_at(int parent, const char *name, dev_t dev);
+
+/* Remove everything in the directory `name` of `parent`, then it. */
+static int rm_dir_at(int parent, const char *name, dev_t dev) {
+        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES)
+                fd = open_locked_dir(parent, name);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : tr__negerrno();
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                int r = tr__negerrno();
+                close(fd);
+                return r;
+        }
+        if (st.st_dev != dev) {
+                close(fd);
+                return -EXDEV;
+        }
+        /* Entries of a directory we cannot write cannot be removed. */
+        if ((st.st_mode & S_IRWXU) != S_IRWXU)
+                (void) fchmod(fd, (st.st_mode & 07777) | S_IRWXU);
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int r = tr__negerrno();
+                close(fd);
+                return r;
+        }
+        int r = 0;
+        /* Removing entries while reading may skip some: read again until a
+         * pass finds nothing left to remove or nothing it can. */
+        for (bool removed = true; removed;) {
+                removed = false;
+                rewinddir(d);
+                struct dirent *e;
+                while ((e = readdir(d))) {
+                        if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+                                continue;
+                        int q = rm_at(dirfd(d), e->d_name, dev);
+                        if (q < 0)
+                                r = r < 0 ? r : q;
+                        else
+                                removed = true;
+                }
+        }
+        closedir(d);
+        if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return r < 0 ? r : tr__negerrno();
+        return r;
+}
+
+static int rm_at(int parent, const char *name, dev_t dev) {
+        /* Anything but a directory (a symlink included) goes by unlinkat
+         * itself; a directory answers EISDIR. */
+        if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+                return 0;
+        if (errno != EISDIR)
+                return tr__negerrno();
+        return rm_dir_at(parent, name, dev);
 }
 
 int tr__rm_rf(const char *path) {
-        (void) nftw(path, open_up, 16, FTW_PHYS | FTW_MOUNT);
-        if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
-                return tr__negerrno();
-        return 0;
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        size_t n = strlen(copy);
+        while (n > 1 && copy[n - 1] == '/')
+                copy[--n] = '\0';
+        char *slash = strrchr(copy, '/');
+        const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
+        const char *base = slash ? slash + 1 : copy;
+        if (slash && slash != copy)
+                *slash = '\0';
+        if (!*base || streq(base, ".") || streq(base, ".."))
+                return -EINVAL;
+        _cleanup_close_ int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+                return errno == ENOENT ? 0 : tr__negerrno();
+        struct stat st;
+        if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : tr__negerrno();
+        return rm_at(pfd, base, st.st_dev);
 }

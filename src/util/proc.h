@@ -17,5 +17,8 @@ int tr__write_all(int fd, const void *p, size_t n);
 int tr__read_fd(int fd, size_t max, char **ret_data, size_t *ret_len);
 /* The same for a file (e.g. under /proc or /sys). */
 int tr__read_file(const char *path, size_t max, char **ret_data, size_t *ret_len);
-/* Remove a directory tree we created (no symlink following). */
+/* Remove a directory tree we created, walking with directory fds
+ * (openat O_NOFOLLOW, unlinkat): a symlink is removed, never followed, even
+ * one swapped in for a directory mid-walk; directories a snippet locked
+ * (mode 000) are opened up first; other file systems are not entered. */
 int tr__rm_rf(const char *path);

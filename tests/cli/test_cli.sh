@@ -105,7 +105,7 @@ t_max_output_flag() {
 }
 
 t_sh_language() {
-    out=$($TR exec -p dev -l sh --json -c 'echo "$((6*7))"; echo "__OUT__:{\"n\":42}"')
+    out=$($TR exec -p dev -l sh --json -c 'echo "$((6*7))"; trvalue "{\"n\":42}"')
     assert_eq "$(jget "$out" 'j["stdout"]')" 42
     assert_eq "$(jget "$out" 'j["value"]["n"]')" 42
 }
@@ -224,6 +224,29 @@ t_profile_limits() {
     out=$($TR exec -p dev --json -c 'pass')
     assert_eq "$(jget "$out" 'j["limits_enforced"]["memory"]')" false
     assert_contains "$($TR exec --help)" "standard 512M, hardened 256M"
+t_terminal_gets_control_characters_escaped() {
+    # A real pty: the CLI must see a terminal on stdout and stderr.
+    pty=$(dirname "$0")/pty_run.py
+    code='import sys
+print("A\x1b]52;c;aGk=\x07B\x1b[2J\rC\tD\u009bE\u00e9")
+sys.stdout.flush()
+sys.stdout.buffer.write(b"F\xff\n")
+print("G\x1b]0;title\x07", file=sys.stderr)'
+    out=$(python3 "$pty" $TR exec -p dev -c "$code")
+    # Escaped: ESC, BEL, CR, the UTF-8-encoded C1 CSI, an invalid byte;
+    # kept: tab, newline, a printable non-ASCII letter.
+    assert_eq "$out" "b'A\\\\x1b]52;c;aGk=\\\\x07B\\\\x1b[2J\\\\x0dC\\tD\\\\xc2\\\\x9bE\\xc3\\xa9\\r\\nF\\\\xff\\r\\nG\\\\x1b]0;title\\\\x07\\r\\n'"
+    # An error message quoting the sandbox is escaped too.
+    set +e
+    out=$(python3 "$pty" $TR exec -p dev -l sh -c 'trvalue ""$(printf "\033[2J")')
+    set -e
+    assert_contains "$out" "invalid_request"
+    assert_not_contains "$out" "\\x1b[2J" "raw ESC in the error"
+    # --raw writes the bytes as they are; a pipe gets them as they are.
+    out=$(python3 "$pty" $TR exec --raw -p dev -c 'print("\x1b[2J")')
+    assert_eq "$out" "b'\\x1b[2J\\r\\n'"
+    out=$($TR exec -p dev -c 'print("\x1b[2J", end="")' | od -An -c | tr -d ' ')
+    assert_eq "$out" '033[2J'
 }
 
 t_help_version_man() {
@@ -242,6 +265,51 @@ t_help_version_man() {
     if command -v man >/dev/null; then
         MANWIDTH=80 man -l "$man_page" 2>/dev/null | grep -q "EXIT STATUS" || fail "man page does not render"
     fi
+}
+
+t_man_page_lists_every_option_of_every_help() {
+    python3 "$(dirname "$0")/check_man.py" "$TR" "$(dirname "$0")/../../man/toolruntime.1" ||
+        fail "the man page and --help disagree (above)"
+}
+
+t_install_holds_what_doctor_and_image_build_need() {
+    # `make install` is `ninja install`: install this build into a scratch
+    # root and run the installed binary's doctor and image build there.
+    local build dest prefix root lib out path
+    build=$(cd "$(dirname "$TR")/../.." && pwd)
+    dest=$(mktemp -d /tmp/tr-cli-install.XXXXXX)
+    meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null 2>"$dest.log" ||
+        { cat "$dest.log" >&2; rm -rf "$dest" "$dest.log"; fail "meson install failed"; }
+    rm -f "$dest.log"
+    prefix=$(meson introspect "$build" --buildoptions |
+        python3 -c 'import json, sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"][0])')
+    root=$dest$prefix
+    for f in bin/toolruntime share/toolruntime/images/rootfs.sh share/toolruntime/images/sandbox/build.sh \
+        share/toolruntime/images/vm/build.sh share/toolruntime/sdk/python/toolruntime/__init__.py \
+        share/toolruntime/sdk/python/trtool libexec/toolruntime/toolruntime-agent \
+        libexec/toolruntime/start-containerd.sh share/man/man1/toolruntime.1; do
+        [ -e "$root/$f" ] || { rm -rf "$dest"; fail "make install does not install $f"; }
+    done
+    lib=$(dirname "$(find "$root" -name 'libtoolruntime.so*' | head -n1)")
+    run() { LD_LIBRARY_PATH=$lib TOOLRUNTIME_IMAGES_DIR=$root/share/toolruntime/images "$root/bin/toolruntime" "$@"; }
+    assert_contains "$(run image build --help)" "Usage: toolruntime image build"
+    set +e
+    out=$(run doctor --socket /nonexistent/containerd.sock)
+    set -e
+    # The script doctor names exists where it says (in this scratch root, or
+    # installed for real on this machine).
+    path=$(printf '%s' "$out" | grep -o '[^ ]*start-containerd\.sh' | head -n1)
+    [ -n "$path" ] || { rm -rf "$dest"; fail "doctor names no start script: $out"; }
+    [ -x "$dest$path" ] || [ -x "$path" ] || { rm -rf "$dest"; fail "doctor names $path, which is not installed"; }
+    # The installed recipe runs from its installed place (it stops at the
+    # missing socket, before any download).
+    set +e
+    out=$(run image build --socket /nonexistent/containerd.sock 2>&1)
+    set -e
+    assert_contains "$out" "no containerd socket at /nonexistent/containerd.sock"
+    out=$(sh "$root/share/toolruntime/images/vm/build.sh" --help)
+    assert_contains "$out" "usage: images/vm/build.sh"
+    rm -rf "$dest"
 }
 
 t_doctor_reports_each_backend() {

@@ -306,6 +306,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         /* Closed on return, after `out:` removed the directory it guards. */
         _cleanup_close_ int gw_lock = -1;
         _cleanup_strv_ char **env = NULL, **labels = NULL;
+        _cleanup_free_ char *input = NULL;
         for (const char *const *e = tr__runner_base_env(); e && *e; e++)
                 if (tr__strv_push(&env, *e) < 0)
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory"),
@@ -344,8 +345,11 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
                 goto out;
         }
-        size_t code_len = 0;
-        const char *code = tr_request_code(req, &code_len);
+        size_t input_len = 0;
+        if (tr__runner_stdin(ex, &input, &input_len) < 0) {
+                r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
+                goto out;
+        }
         tr_containerd_spec spec = {
                 .id = id,
                 .image = b->image_ref,
@@ -369,8 +373,8 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 .timeout_ms = tr_request_effective_timeout_ms(req),
                 .labels = (const char *const *) labels,
                 .profile = profile,
-                .stdin_data = code,
-                .stdin_len = code_len,
+                .stdin_data = input,
+                .stdin_len = input_len,
                 .gateway_dir = gw_inner,
         };
         if ((r = tr_containerd_spec_validate(&spec, ret_err)) < 0)

@@ -169,8 +169,10 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
 
         /* The effective limits (the profile's defaults applied by the core). */
         const tr_limits *lim = tr_exec_limits(ex);
-        size_t code_len = 0;
-        const char *code = tr_request_code(req, &code_len);
+        _cleanup_free_ char *input = NULL;
+        size_t input_len = 0;
+        if (tr__runner_stdin(ex, &input, &input_len) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
         tr_kata_sandbox_spec spec = {
                 .image = k->image,
                 .runtime = k->runtime_path,
@@ -181,8 +183,8 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 .argv = (const char *const *) argv,
                 .working_dir = "/tmp",
                 .env = (const char *const *) env,
-                .code = code,
-                .code_len = code_len,
+                .code = input,
+                .code_len = input_len,
                 .resources = { .cpu_quota_ms = lim->cpu_quota_ms,
                                .memory_bytes = lim->memory_bytes,
                                .pids_max = lim->pids_max,

@@ -402,6 +402,10 @@ static int uh_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         r = tr__runner_argv(req, interp, interp, &argv, ret_err);
         if (r < 0)
                 return r;
+        _cleanup_free_ char *input = NULL;
+        size_t input_len = 0;
+        if (tr__runner_stdin(ex, &input, &input_len) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "execute", "out of memory");
 
         char workdir[] = "/tmp/toolruntime-uh-XXXXXX";
         if (!mkdtemp(workdir))
@@ -483,11 +487,9 @@ static int uh_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         enf->pids = plan.set_nproc && geteuid() != 0;
         tr_exec_log(ex, TR_LOG_INFO, "unsafe_host: started", "interpreter", interp, NULL);
 
-        size_t code_len = 0;
-        const char *code = tr_request_code(req, &code_len);
         int status = 0;
         bool timed_out = false, cancelled = false;
-        r = uh_loop(ex, &f, code, code_len, sup, &status, &timed_out, &cancelled);
+        r = uh_loop(ex, &f, input, input_len, sup, &status, &timed_out, &cancelled);
         close_slot(&f.ctl[1]);
         {
                 int st;

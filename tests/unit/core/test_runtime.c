@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The runtime core against a fake backend: validation, routing, policy,
- * the __out protocol, output caps and error plumbing. */
+ * the value protocol, output caps and error plumbing. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "core/internal.h"
 #include "toolruntime.h"
 #include "util/handles.h"
 
@@ -17,7 +19,26 @@ typedef struct fake {
         int calls;
         size_t repeat;    /* write `out` this many times */
         tr_limits limits; /* what the backend was told to enforce */
+        const char *last; /* then this */
+        bool bytewise;    /* one byte per append */
 } fake;
+
+/* Write s, with each "@M@" replaced by the execution's value marker. */
+static void put(tr_exec *ex, const char *s, bool bytewise) {
+        char buf[4096];
+        size_t n = 0;
+        for (const char *p = s; *p;) {
+                if (strncmp(p, "@M@", 3) == 0) {
+                        n += (size_t) snprintf(buf + n, sizeof(buf) - n, "%s", ex->marker);
+                        p += 3;
+                } else if (n + 1 < sizeof(buf))
+                        buf[n++] = *p++;
+        }
+        for (size_t i = 0; bytewise && i < n; i++)
+                tr_exec_append_stdout(ex, buf + i, 1);
+        if (!bytewise)
+                tr_exec_append_stdout(ex, buf, n);
+}
 
 static tr_backend_kind fake_kind(void *self) {
         return ((fake *) self)->kind;
@@ -29,7 +50,9 @@ static int fake_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         f->limits = *tr_exec_limits(ex);
         for (size_t i = 0; i < (f->repeat ? f->repeat : 1); i++)
                 if (f->out)
-                        tr_exec_append_stdout(ex, f->out, strlen(f->out));
+                        put(ex, f->out, f->bytewise);
+        if (f->last)
+                put(ex, f->last, f->bytewise);
         if (f->err)
                 tr_exec_append_stderr(ex, f->err, strlen(f->err));
         tr_result_set_exit_code(tr_exec_result(ex), f->exit_code);
@@ -153,8 +176,8 @@ Test(runtime, validation_happens_before_any_backend) {
         cr_assert_eq(host.calls + ctrd.calls, 0);
 }
 
-Test(runtime, out_value_is_stripped_from_python_stdout) {
-        ctrd.out = "some output\n\n__OUT__:{\"a\": [1, 2]}\n";
+Test(runtime, value_line_is_taken_out_of_stdout) {
+        ctrd.out = "some output\n\n@M@{\"a\": [1, 2]}\n";
         tr_result *res = NULL;
         cr_assert_eq(run(&res), TR_OK);
         cr_assert_str_eq(tr_result_stdout(res, NULL), "some output\n");
@@ -162,8 +185,8 @@ Test(runtime, out_value_is_stripped_from_python_stdout) {
         tr_result_free(res);
 }
 
-Test(runtime, out_value_alone_leaves_empty_stdout) {
-        ctrd.out = "\n__OUT__:42\n";
+Test(runtime, value_alone_leaves_empty_stdout) {
+        ctrd.out = "\n@M@42\n";
         tr_result *res = NULL;
         cr_assert_eq(run(&res), TR_OK);
         cr_assert_str_eq(tr_result_stdout(res, NULL), "");
@@ -171,22 +194,38 @@ Test(runtime, out_value_alone_leaves_empty_stdout) {
         tr_result_free(res);
 }
 
-Test(runtime, sh_out_line_keeps_preceding_newline) {
-        tr_request_set_language(req, "sh", NULL);
-        ctrd.out = "a\n\n__OUT__:\"x\"\n";
+Test(runtime, value_line_found_in_any_chunking_and_position) {
+        ctrd.out = "a\n@M@[1]\nb\n\n@M@\"last wins\"\nc";
+        ctrd.bytewise = true;
         tr_result *res = NULL;
         cr_assert_eq(run(&res), TR_OK);
-        cr_assert_str_eq(tr_result_stdout(res, NULL), "a\n\n");
-        cr_assert_str_eq(tr_result_value_json(res), "\"x\"");
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "ab\nc");
+        cr_assert_str_eq(tr_result_value_json(res), "\"last wins\"");
         tr_result_free(res);
 }
 
-Test(runtime, invalid_out_json_is_left_in_stdout) {
-        ctrd.out = "__OUT__:{not json\n";
+Test(runtime, forged_value_lines_stay_output) {
+        /* The old fixed marker, a guessed one, and a real prefix cut short
+         * at the end of the stream: all plain output, no value. */
+        ctrd.out = "\n__OUT__:1\n\n__TR_VALUE_00000000000000000000000000000000__:2\n\n__TR_VALUE_";
+        ctrd.bytewise = true;
         tr_result *res = NULL;
         cr_assert_eq(run(&res), TR_OK);
         cr_assert_null(tr_result_value_json(res));
-        cr_assert_str_eq(tr_result_stdout(res, NULL), "__OUT__:{not json\n");
+        cr_assert_str_eq(tr_result_stdout(res, NULL), ctrd.out);
+        tr_result_free(res);
+}
+
+Test(runtime, value_that_is_not_json_is_an_error) {
+        ctrd.out = "x\n@M@{not json\n";
+        tr_result *res = NULL;
+        tr_error *err = NULL;
+        cr_assert_lt(tr_runtime_execute(rt, req, NULL, &res, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+        cr_assert_str_eq(tr_error_op(err), "value");
+        cr_assert_null(tr_result_value_json(res));
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "x");
+        tr_error_free(err);
         tr_result_free(res);
 }
 
@@ -194,19 +233,35 @@ Test(runtime, output_is_capped_and_value_survives_a_flood) {
         tr_request_set_max_output(req, 1000);
         ctrd.out = "0123456789012345678901234567890123456789\n";
         ctrd.repeat = 100000; /* 4 MB */
+        ctrd.last = "\n@M@{\"n\":7}\n";
         tr_result *res = NULL;
         cr_assert_eq(run(&res), TR_OK);
         size_t n = 0;
-        tr_result_stdout(res, &n);
+        const char *o = tr_result_stdout(res, &n);
         cr_assert_eq(n, 1000);
+        cr_assert_null(strstr(o, "__TR_VALUE_"));
         cr_assert(tr_result_stdout_truncated(res));
         cr_assert_not(tr_result_stderr_truncated(res));
+        cr_assert_str_eq(tr_result_value_json(res), "{\"n\":7}");
         tr_result_free(res);
+}
 
-        ctrd.repeat = 0;
-        ctrd.out = NULL;
-        fake *f = &ctrd;
-        (void) f;
+Test(runtime, value_over_the_cap_is_an_error_naming_it) {
+        tr_request_set_max_output(req, 1000);
+        static char big[2100];
+        memcpy(big, "\n@M@\"", 5);
+        memset(big + 5, 'v', 2000);
+        memcpy(big + 2005, "\"\n", 3);
+        ctrd.out = big;
+        tr_result *res = NULL;
+        tr_error *err = NULL;
+        cr_assert_lt(tr_runtime_execute(rt, req, NULL, &res, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_RESOURCE_LIMIT);
+        cr_assert_not_null(strstr(tr_error_message(err), "1000 bytes"), "%s", tr_error_message(err));
+        cr_assert_null(tr_result_value_json(res));
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "");
+        tr_error_free(err);
+        tr_result_free(res);
 }
 
 Test(runtime, errors_keep_partial_output_and_carry_fields) {

@@ -3,11 +3,16 @@
  * callbacks; search, describe, examples, run, chain; hostile tools. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "tr-config.h"
+#include "util/macros.h"
 
 #define MANIFEST   TR_SOURCE_DIR "/examples/tools.json"
 #define MCP_SERVER "python3 " TR_SOURCE_DIR "/examples/mcp_server.py"
@@ -177,7 +182,9 @@ Test(gw_registry, hostile_manifest_tools) {
         tr_error_free(err);
         err = NULL;
         cr_assert_lt(tr_gateway_run_tool(gw, "h:fail", "{}", &out, &err), 0);
-        cr_assert(strstr(tr_error_message(err), "boom"), "%s", tr_error_message(err));
+        /* Its stderr is the host's (logged), not the sandbox's. */
+        cr_assert(!strstr(tr_error_message(err), "boom"), "%s", tr_error_message(err));
+        cr_assert(strstr(tr_error_message(err), "exit status 3"), "%s", tr_error_message(err));
         tr_error_free(err);
         err = NULL;
         cr_assert_lt(tr_gateway_run_tool(gw, "h:garbage", "{}", &out, &err), 0);
@@ -341,4 +348,156 @@ Test(gw_registry, parallel_executions) {
         }
         cr_assert_eq(calls, 2 * N);
         tr_gateway_free(gw);
+}
+
+/* ---- the tools' environment and stderr (a minimal environment; stderr to
+ * the host's log, never into the sandbox) ---- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char logged[8192];
+
+static void collect_log(void *ud, tr_log_level level, const char *msg, const char *const *kv) {
+        pthread_mutex_lock(&log_lock);
+        size_t n = strlen(logged);
+        n += (size_t) snprintf(logged + n, sizeof(logged) - n, "%s:", msg);
+        for (size_t i = 0; kv && kv[i] && kv[i + 1] && n < sizeof(logged); i += 2)
+                n += (size_t) snprintf(logged + n, sizeof(logged) - n, " %s=%s", kv[i], kv[i + 1]);
+        if (n < sizeof(logged))
+                snprintf(logged + n, sizeof(logged) - n, "\n");
+        pthread_mutex_unlock(&log_lock);
+}
+
+static const char env_tool_manifest[] =
+        "{\"namespace\": \"e\", \"env\": [\"TR_TEST_SHARED\"], \"tools\": [{\"name\": \"env\", \"description\": "
+        "\"env\","
+        " \"env\": [\"TR_TEST_MINE\", \"TR_TEST_UNSET\"], \"command\": [\"/bin/sh\", \"-c\", \"cat >/dev/null; echo "
+        "tool-complains >&2; python3 -c 'import os, json; print(json.dumps(dict(os.environ)))'; exit "
+        "${TR_TEST_MINE#x}\"]}]}";
+
+Test(gw_registry, tools_get_a_minimal_environment_and_their_stderr_is_logged) {
+        setenv("TR_TEST_SECRET", "do-not-leak", 1);
+        setenv("TR_TEST_SHARED", "shared", 1);
+        setenv("TR_TEST_MINE", "x0", 1);
+        unsetenv("TR_TEST_UNSET");
+        tr_tool_registry *reg = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        logged[0] = '\0';
+        tr_tool_registry_set_logger(reg, collect_log, NULL);
+        cr_assert_eq(tr_tool_registry_add_manifest_json(reg, env_tool_manifest, "/tmp", &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        char *out = NULL;
+        cr_assert_eq(tr_gateway_run_tool(gw, "e:env", "{}", &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        json_t *env = parse(out);
+        const char *keys[] = { "HOME", "LANG", "PATH", "TR_TEST_MINE", "TR_TEST_SHARED" };
+        for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+                cr_assert_not_null(json_object_get(env, keys[i]), "%s missing", keys[i]);
+        /* Those and nothing else of ours (python3 and sh may add PWD and
+         * the like, which say nothing about the caller). */
+        const char *k;
+        json_t *v;
+        json_object_foreach(env, k, v) {
+                cr_assert(strncmp(k, "TR_TEST_", 8) != 0 || streq(k, "TR_TEST_MINE") || streq(k, "TR_TEST_SHARED"),
+                          "%s leaked", k);
+                cr_assert(!strstr(json_string_value(v), "do-not-leak"), "%s leaked", k);
+        }
+        const char *home = json_string_value(json_object_get(env, "HOME"));
+        struct stat st;
+        cr_assert_eq(stat(home, &st), 0, "HOME %s", home);
+        cr_assert(S_ISDIR(st.st_mode) && (st.st_mode & 077) == 0, "HOME %s is not private", home);
+        char *home_copy = strdup(home);
+        json_decref(env);
+        cr_assert(strstr(logged, "tool stderr: tool=e:env stderr=tool-complains"), "log: %s", logged);
+
+        /* A failing tool: the message the sandbox gets holds no stderr. */
+        setenv("TR_TEST_MINE", "x3", 1);
+        cr_assert_lt(tr_gateway_run_tool(gw, "e:env", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
+        cr_assert(!strstr(tr_error_message(err), "complains"), "%s", tr_error_message(err));
+        cr_assert(strstr(tr_error_message(err), "exit status 3"), "%s", tr_error_message(err));
+        tr_error_free(err);
+        err = NULL;
+        tr_gateway_free(gw);
+        tr_tool_registry_free(reg);
+        cr_assert_neq(stat(home_copy, &st), 0, "the private HOME outlived its registry");
+        free(home_copy);
+        unsetenv("TR_TEST_SECRET");
+}
+
+Test(gw_registry, env_names_are_checked) {
+        static const char *bad[] = { "[\"PATH\"]", "[\"A=B\"]", "[\"\"]", "[1]", "\"HOME\"", "[\"1X\"]" };
+        tr_tool_registry *reg = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                char m[512];
+                snprintf(m, sizeof(m),
+                         "{\"tools\": [{\"id\": \"b:t\", \"description\": \"d\", \"command\": [\"true\"], \"env\": "
+                         "%s}]}",
+                         bad[i]);
+                tr_error *err = NULL;
+                cr_assert_lt(tr_tool_registry_add_manifest_json(reg, m, NULL, &err), 0, "%s accepted", bad[i]);
+                cr_assert_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+                tr_error_free(err);
+        }
+        tr_error *err = NULL;
+        cr_assert_lt(tr_tool_registry_pass_env(reg, "LANG", &err), 0);
+        tr_error_free(err);
+        cr_assert_eq(tr_tool_registry_pass_env(reg, "TR_TEST_OK", NULL), 0);
+        cr_assert_eq(tr_tool_registry_count(reg), 0);
+        tr_tool_registry_free(reg);
+}
+
+/* A minimal MCP server: one tool "env" answering with its environment; it
+ * complains on stderr at every call. */
+static const char env_mcp_server[] =
+        "import json, os, sys\n"
+        "for line in sys.stdin:\n"
+        "    m = json.loads(line)\n"
+        "    if 'id' not in m: continue\n"
+        "    meth = m['method']\n"
+        "    if meth == 'initialize':\n"
+        "        r = {'protocolVersion': '2025-06-18', 'capabilities': {}, 'serverInfo': {'name': 'envsrv'}}\n"
+        "    elif meth == 'tools/list':\n"
+        "        r = {'tools': [{'name': 'env', 'description': 'env', 'inputSchema': {'type': 'object'}}]}\n"
+        "    else:\n"
+        "        print('server-complains', file=sys.stderr, flush=True)\n"
+        "        r = {'content': [{'type': 'text', 'text': json.dumps(dict(os.environ))}]}\n"
+        "    print(json.dumps({'jsonrpc': '2.0', 'id': m['id'], 'result': r}), flush=True)\n";
+
+Test(gw_registry, mcp_servers_get_a_minimal_environment_and_their_stderr_is_logged) {
+        setenv("TR_TEST_SECRET", "do-not-leak", 1);
+        setenv("TR_TEST_PASSED", "passed", 1);
+        char path[] = "/tmp/tr-test-mcp-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, env_mcp_server, sizeof(env_mcp_server) - 1), (ssize_t) sizeof(env_mcp_server) - 1);
+        close(fd);
+        tr_tool_registry *reg = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        logged[0] = '\0';
+        tr_tool_registry_set_logger(reg, collect_log, NULL);
+        cr_assert_eq(tr_tool_registry_pass_env(reg, "TR_TEST_PASSED", NULL), 0);
+        const char *argv[] = { "python3", path, NULL };
+        cr_assert_eq(tr_tool_registry_add_mcp_argv(reg, argv, "s", &err), 0, "%s", err ? tr_error_message(err) : "");
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        char *out = NULL;
+        cr_assert_eq(tr_gateway_run_tool(gw, "s:env", "{}", &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        json_t *text = parse(out);
+        json_t *env = json_loads(json_string_value(text), 0, NULL);
+        cr_assert_not_null(env, "%s", json_string_value(text));
+        cr_assert_str_eq(json_string_value(json_object_get(env, "TR_TEST_PASSED")), "passed");
+        cr_assert_null(json_object_get(env, "TR_TEST_SECRET"));
+        cr_assert_not_null(json_object_get(env, "HOME"));
+        cr_assert(strncmp(json_string_value(json_object_get(env, "HOME")), "/tmp/toolruntime-tools-", 23) == 0);
+        json_decref(env);
+        json_decref(text);
+        tr_gateway_free(gw);
+        tr_tool_registry_free(reg);
+        cr_assert(strstr(logged, "tool stderr: server=python3 stderr=server-complains"), "log: %s", logged);
+        unlink(path);
+        unsetenv("TR_TEST_SECRET");
 }

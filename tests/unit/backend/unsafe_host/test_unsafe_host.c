@@ -147,8 +147,8 @@ Test(unsafe_host, stdin_is_empty_and_code_can_be_large) {
 Test(unsafe_host, sh_snippets_and_their_out_line) {
         tr_result *res = NULL;
         run_opts o = { .lang = "sh" };
-        cr_assert_eq(run("echo one; echo '__OUT__:[1,\"two\"]'", &o, &res, NULL), 0);
-        cr_assert_str_eq(tr_result_stdout(res, NULL), "one\n");
+        cr_assert_eq(run("echo one; echo '__OUT__:[0]'; trvalue '[1,' '\"two\"\n  ]'", &o, &res, NULL), 0);
+        cr_assert_str_eq(tr_result_stdout(res, NULL), "one\n__OUT__:[0]\n");
         cr_assert_str_eq(tr_result_value_json(res), "[1,\"two\"]");
         tr_result_free(res);
         cr_assert_eq(run("printf 'a\\n\\n\\n'; exit 7\n\n", &o, &res, NULL), 0);

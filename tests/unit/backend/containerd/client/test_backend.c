@@ -185,7 +185,12 @@ Test(ctrd_backend, standard_spec) {
         cr_expect_not(runner.privileged);
         cr_expect(runner.has_gateway_env);
         cr_expect(runner.gateway_dir_ok, "gateway dir must be private to the sandbox user");
-        cr_expect_str_eq(runner.stdin_copy, "print(42)");
+        /* The runner reads this execution's value marker, then the code. */
+        cr_expect(strncmp(runner.stdin_copy, "__TR_VALUE_", 11) == 0, "%s", runner.stdin_copy);
+        const char *nl = strchr(runner.stdin_copy, '\n');
+        cr_assert_not_null(nl);
+        cr_expect_eq(nl - runner.stdin_copy, 46);
+        cr_expect_str_eq(nl + 1, "print(42)");
         cr_expect_str_eq(runner.meta, "j-17");
         cr_expect_eq(runner.res.memory_bytes, 1 << 26);
         cr_expect_eq(runner.res.cpu_quota_us, 50000);
