@@ -224,6 +224,8 @@ t_profile_limits() {
     out=$($TR exec -p dev --json -c 'pass')
     assert_eq "$(jget "$out" 'j["limits_enforced"]["memory"]')" false
     assert_contains "$($TR exec --help)" "standard 512M, hardened 256M"
+}
+
 t_terminal_gets_control_characters_escaped() {
     # A real pty: the CLI must see a terminal on stdout and stderr.
     pty=$(dirname "$0")/pty_run.py
