@@ -18,7 +18,7 @@ done
 pkgs=""
 [ $want_build = 1 ] && pkgs="$pkgs build-essential meson ninja-build pkg-config libjansson-dev libnghttp2-dev \
     libprotobuf-c-dev protobuf-c-compiler golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev \
-    libseccomp-dev nettle-dev libprotobuf-dev"
+    libseccomp-dev nettle-dev libprotobuf-dev libmicrohttpd-dev"
 [ $want_run = 1 ] && pkgs="$pkgs python3 libseccomp2 containerd runc mmdebstrap umoci qemu-system-x86 qemu-utils e2fsprogs \
     cpio busybox-static ca-certificates"
 [ $want_test = 1 ] && pkgs="$pkgs libcriterion-dev valgrind clang libclang-rt-14-dev jq iproute2 procps \
