@@ -389,8 +389,9 @@ int cli_serve(int argc, char **argv) {
                                      "could run code",
                                      o.cfg.listen);
         tr__serve_backends bk = { .default_kind = TR_BACKEND_CONTAINERD };
-        if (rc == 0 && o.backend && (tr_backend_kind_from_name(o.backend, &bk.default_kind) < 0 ||
-                                     (bk.default_kind != TR_BACKEND_CONTAINERD && bk.default_kind != TR_BACKEND_KATA)))
+        if (rc == 0 && o.backend &&
+            (tr_backend_kind_from_name(o.backend, &bk.default_kind) < 0 ||
+             (bk.default_kind != TR_BACKEND_CONTAINERD && bk.default_kind != TR_BACKEND_KATA)))
                 rc = cli_usage_error("serve", "--backend: expected containerd or kata, got '%s'", o.backend);
         if (rc) {
                 opts_done(&o);

@@ -112,8 +112,8 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
         }
         tr_backend_kind kind = prof == TR_PROFILE_DEV ? TR_BACKEND_UNSAFE_HOST : ctx->backends->default_kind;
         if (jb->backend && tr_backend_kind_from_name(jb->backend, &kind) < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
-                                    "unknown backend '%s'", jb->backend);
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "unknown backend '%s'",
+                                    jb->backend);
         tr_runtime *rt = (unsigned) kind < TR__BACKEND_MAX ? ctx->backends->by_kind[kind] : NULL;
         if (!rt) {
                 *err_status = 400;
@@ -224,16 +224,18 @@ static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz)
 }
 
 void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret) {
-        static const char *const top[] = { "code",    "language", "timeout", "profile", "backend",
-                                           "limits",  "args",     "stdin",   NULL };
-        static const char *const lims[] = { "memory",         "pids",            "cpu_quota_ms", "disk",
-                                            "max_tool_calls", "max_chain_steps", "max_output",   NULL };
+        static const char *const top[] = { "code",   "language", "timeout", "profile", "backend",
+                                           "limits", "args",     "stdin",   NULL };
+        static const char *const lims[] = {
+                "memory", "pids", "cpu_quota_ms", "disk", "max_tool_calls", "max_chain_steps", "max_output", NULL
+        };
         char msg[256] = "";
         _cleanup_(json_decrefp) json_t *o = parse_body(body, len, msg, sizeof(msg));
         job jb = { 0 };
         json_t *limits = o ? json_object_get(o, "limits") : NULL, *code = o ? json_object_get(o, "code") : NULL;
         json_t *timeout = o ? json_object_get(o, "timeout") : NULL, *stdin_v = o ? json_object_get(o, "stdin") : NULL;
-        bool ok = o && only_keys(o, top, "", msg, sizeof(msg)) && get_str(o, "language", &jb.language, msg, sizeof(msg)) &&
+        bool ok = o && only_keys(o, top, "", msg, sizeof(msg)) &&
+                  get_str(o, "language", &jb.language, msg, sizeof(msg)) &&
                   get_str(o, "profile", &jb.profile, msg, sizeof(msg)) &&
                   get_str(o, "backend", &jb.backend, msg, sizeof(msg));
         if (ok && !json_is_string(code)) {
@@ -265,8 +267,7 @@ void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len
         }
         jb.args = o ? json_object_get(o, "args") : NULL;
         ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
-        if (ok && stdin_v && !json_is_null(stdin_v) &&
-            !(json_is_string(stdin_v) && json_string_length(stdin_v) == 0)) {
+        if (ok && stdin_v && !json_is_null(stdin_v) && !(json_is_string(stdin_v) && json_string_length(stdin_v) == 0)) {
                 /* The runner reads the snippet from its stdin today; a
                  * separate stdin stream is not built yet.  Refused, never
                  * silently dropped. */
@@ -320,22 +321,30 @@ static bool piston_limit(json_t *o, const char *key, int64_t *ret, char *msg, si
 }
 
 void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret) {
-        static const char *const top[] = { "language",        "version",         "files",
-                                           "stdin",           "args",            "compile_timeout",
-                                           "run_timeout",     "compile_memory_limit",
-                                           "run_memory_limit", "compile_cpu_time", "run_cpu_time",
+        static const char *const top[] = { "language",
+                                           "version",
+                                           "files",
+                                           "stdin",
+                                           "args",
+                                           "compile_timeout",
+                                           "run_timeout",
+                                           "compile_memory_limit",
+                                           "run_memory_limit",
+                                           "compile_cpu_time",
+                                           "run_cpu_time",
                                            NULL };
         char msg[256] = "";
         _cleanup_(json_decrefp) json_t *o = parse_body(body, len, msg, sizeof(msg));
         const char *lang_name = NULL, *version = NULL, *stdin_s = NULL;
         job jb = { 0 };
         int64_t ignored = 0;
-        bool ok = o && only_keys(o, top, "", msg, sizeof(msg)) && get_str(o, "language", &lang_name, msg, sizeof(msg)) &&
-                  get_str(o, "version", &version, msg, sizeof(msg)) && get_str(o, "stdin", &stdin_s, msg, sizeof(msg)) &&
-                  piston_limit(o, "run_timeout", &jb.timeout_ms, msg, sizeof(msg)) &&
-                  piston_limit(o, "run_memory_limit", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
-                  piston_limit(o, "compile_timeout", &ignored, msg, sizeof(msg)) &&
-                  piston_limit(o, "compile_memory_limit", &ignored, msg, sizeof(msg));
+        bool ok =
+                o && only_keys(o, top, "", msg, sizeof(msg)) && get_str(o, "language", &lang_name, msg, sizeof(msg)) &&
+                get_str(o, "version", &version, msg, sizeof(msg)) && get_str(o, "stdin", &stdin_s, msg, sizeof(msg)) &&
+                piston_limit(o, "run_timeout", &jb.timeout_ms, msg, sizeof(msg)) &&
+                piston_limit(o, "run_memory_limit", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
+                piston_limit(o, "compile_timeout", &ignored, msg, sizeof(msg)) &&
+                piston_limit(o, "compile_memory_limit", &ignored, msg, sizeof(msg));
         jb.args = o ? json_object_get(o, "args") : NULL;
         ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
         if (ok && !lang_name) {
@@ -357,8 +366,9 @@ void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t
         if (ok && (!json_is_array(files) || json_array_size(files) != 1 || !json_is_string(content))) {
                 /* Files beside the snippet come with sessions and files;
                  * until then only the one file that is the program. */
-                snprintf(msg, sizeof(msg), "files must hold exactly one file with a string 'content' (more files "
-                                           "are not supported yet)");
+                snprintf(msg, sizeof(msg),
+                         "files must hold exactly one file with a string 'content' (more files "
+                         "are not supported yet)");
                 ok = false;
         }
         if (ok && stdin_s && *stdin_s) {

@@ -95,50 +95,48 @@ char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned 
         if (!f)
                 return NULL;
         pthread_mutex_lock(&m->lock);
-        fprintf(f,
-                       "# HELP toolruntime_executions_total Executions finished, by backend, profile and outcome.\n"
-                       "# TYPE toolruntime_executions_total counter\n");
+        fprintf(f, "# HELP toolruntime_executions_total Executions finished, by backend, profile and outcome.\n"
+                   "# TYPE toolruntime_executions_total counter\n");
         for (size_t i = 0; i < m->n; i++)
                 fprintf(f, "toolruntime_executions_total{backend=\"%s\",profile=\"%s\",outcome=\"%s\"} %llu\n",
-                               m->s[i].backend, m->s[i].profile, m->s[i].outcome,
-                               (unsigned long long) m->s[i].count);
+                        m->s[i].backend, m->s[i].profile, m->s[i].outcome, (unsigned long long) m->s[i].count);
         fprintf(f, "# HELP toolruntime_execution_duration_seconds Wall time of an execution.\n"
-                           "# TYPE toolruntime_execution_duration_seconds histogram\n");
+                   "# TYPE toolruntime_execution_duration_seconds histogram\n");
         uint64_t cum = 0;
         for (size_t i = 0; i < N_BUCKETS; i++) {
                 cum += m->bucket[i];
                 fprintf(f, "toolruntime_execution_duration_seconds_bucket{le=\"%g\"} %llu\n", buckets[i],
-                               (unsigned long long) cum);
+                        (unsigned long long) cum);
         }
         cum += m->bucket[N_BUCKETS];
         fprintf(f,
-                       "toolruntime_execution_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-                       "toolruntime_execution_duration_seconds_sum %.6f\n"
-                       "toolruntime_execution_duration_seconds_count %llu\n",
-                       (unsigned long long) cum, m->sum, (unsigned long long) m->count);
+                "toolruntime_execution_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                "toolruntime_execution_duration_seconds_sum %.6f\n"
+                "toolruntime_execution_duration_seconds_count %llu\n",
+                (unsigned long long) cum, m->sum, (unsigned long long) m->count);
         fprintf(f,
-                       "# HELP toolruntime_gateway_tool_calls_total Tool calls made by executions.\n"
-                       "# TYPE toolruntime_gateway_tool_calls_total counter\n"
-                       "toolruntime_gateway_tool_calls_total %llu\n",
-                       (unsigned long long) m->tool_calls);
+                "# HELP toolruntime_gateway_tool_calls_total Tool calls made by executions.\n"
+                "# TYPE toolruntime_gateway_tool_calls_total counter\n"
+                "toolruntime_gateway_tool_calls_total %llu\n",
+                (unsigned long long) m->tool_calls);
         fprintf(f, "# HELP toolruntime_http_responses_total HTTP responses by status class.\n"
-                           "# TYPE toolruntime_http_responses_total counter\n");
+                   "# TYPE toolruntime_http_responses_total counter\n");
         for (unsigned d = 1; d <= 5; d++)
                 fprintf(f, "toolruntime_http_responses_total{code=\"%uxx\"} %llu\n", d,
-                               (unsigned long long) m->http[d]);
+                        (unsigned long long) m->http[d]);
         pthread_mutex_unlock(&m->lock);
         fprintf(f,
-                       "# HELP toolruntime_in_flight Executions running now.\n"
-                       "# TYPE toolruntime_in_flight gauge\n"
-                       "toolruntime_in_flight %u\n"
-                       "# HELP toolruntime_queue_depth Requests waiting for an execution slot.\n"
-                       "# TYPE toolruntime_queue_depth gauge\n"
-                       "toolruntime_queue_depth %u\n"
-                       "# HELP toolruntime_pool_ready Prepared sandboxes waiting for code (warm pools are not\n"
-                       "# implemented yet: always 0).\n"
-                       "# TYPE toolruntime_pool_ready gauge\n"
-                       "toolruntime_pool_ready 0\n",
-                       in_flight, queued);
+                "# HELP toolruntime_in_flight Executions running now.\n"
+                "# TYPE toolruntime_in_flight gauge\n"
+                "toolruntime_in_flight %u\n"
+                "# HELP toolruntime_queue_depth Requests waiting for an execution slot.\n"
+                "# TYPE toolruntime_queue_depth gauge\n"
+                "toolruntime_queue_depth %u\n"
+                "# HELP toolruntime_pool_ready Prepared sandboxes waiting for code (warm pools are not\n"
+                "# implemented yet: always 0).\n"
+                "# TYPE toolruntime_pool_ready gauge\n"
+                "toolruntime_pool_ready 0\n",
+                in_flight, queued);
         if (ferror(f)) {
                 fclose(f);
                 free(text);

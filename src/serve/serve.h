@@ -18,8 +18,8 @@
 #include "toolruntime.h"
 
 typedef struct tr__serve_config {
-        const char *listen;      /* "HOST:PORT" or "unix:PATH" */
-        const char *token;       /* NULL: no authentication (loopback / unix only) */
+        const char *listen; /* "HOST:PORT" or "unix:PATH" */
+        const char *token;  /* NULL: no authentication (loopback / unix only) */
         unsigned max_concurrency;
         unsigned queue;          /* requests that may wait for a slot */
         unsigned idle_timeout_s; /* a connection silent this long is closed */

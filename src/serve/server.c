@@ -81,8 +81,8 @@ static enum MHD_Result send_reply(tr__server *s, struct MHD_Connection *c, tr__s
                 if (!rep->body)
                         return MHD_NO;
         }
-        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(rep->body), rep->body,
-                                                                    MHD_RESPMEM_MUST_FREE);
+        struct MHD_Response *resp =
+                MHD_create_response_from_buffer(strlen(rep->body), rep->body, MHD_RESPMEM_MUST_FREE);
         if (!resp) {
                 free(rep->body);
                 return MHD_NO;
@@ -203,9 +203,9 @@ static void health(tr__server *s, tr__serve_reply *rep) {
         unsigned running = s->running, queued = s->queued;
         bool draining = s->draining;
         pthread_mutex_unlock(&s->lock);
-        json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:i,s:{}}", "status", draining ? "draining" : "ok", "ready", !draining,
-                              "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency,
-                              "pools");
+        json_t *o =
+                json_pack("{s:s,s:b,s:i,s:i,s:i,s:{}}", "status", draining ? "draining" : "ok", "ready", !draining,
+                          "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency, "pools");
         rep->status = draining ? 503 : 200;
         rep->content_type = "application/json";
         rep->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -223,8 +223,8 @@ static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route ro
                 return;
         case ADMIT_FULL:
                 tr__serve_reply_error(rep, 429, "too_many_requests",
-                                      "%u executions are running and %u waiting; retry later",
-                                      s->cfg->max_concurrency, s->cfg->queue);
+                                      "%u executions are running and %u waiting; retry later", s->cfg->max_concurrency,
+                                      s->cfg->queue);
                 rep->retry_after = 1;
                 return;
         case ADMIT_OK: break;
@@ -244,8 +244,7 @@ static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route ro
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                               const char *version, const char *upload_data, size_t *upload_data_size,
-                               void **con_cls) {
+                               const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
         (void) version;
         tr__server *s = cls;
         http_req *hr = *con_cls;
@@ -258,8 +257,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 /* Authenticate before reading any body.  /v1/health stays
                  * open for load balancers; it tells nothing about code. */
                 if (s->cfg->token && !streq(url, "/v1/health") &&
-                    !token_ok(s->cfg->token, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                                         MHD_HTTP_HEADER_AUTHORIZATION))) {
+                    !token_ok(s->cfg->token,
+                              MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
                         hr->denied = true;
                         tr__serve_reply_error(&rep, 401, "unauthorized", "a valid bearer token is required");
                         return send_reply(s, c, &rep);
@@ -362,8 +361,8 @@ static int listen_tcp(tr__server *s, const char *spec, tr_error **ret_err) {
         struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
         int gr = getaddrinfo(host, colon + 1, &hints, &ai);
         if (gr != 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen", "--listen '%s': %s",
-                                    spec, gai_strerror(gr));
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen", "--listen '%s': %s", spec,
+                                    gai_strerror(gr));
         int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
         if (fd >= 0)
                 setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -416,10 +415,10 @@ int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *back
          * refusal from MHD rather than a thread each. */
         unsigned conn_limit = cfg->max_concurrency + cfg->queue + 16;
         s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, 0, NULL,
-                                NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-                                MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-                                conn_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+                                NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                                cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+                                on_completed, NULL, MHD_OPTION_END);
         if (!s->d) {
                 tr__server_free(s);
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "serve",
