@@ -27,9 +27,8 @@ static const struct {
         const char *name;
         int (*fn)(int, char **);
 } commands[] = {
-        { "exec", cli_exec }, { "doctor", cli_doctor }, { "image", cli_image },
-        { "gc", cli_gc },     { "mcp", cli_mcp },       { "tools", cli_tools },
-        { "serve", cli_serve },
+        { "exec", cli_exec }, { "doctor", cli_doctor }, { "image", cli_image }, { "gc", cli_gc },
+        { "mcp", cli_mcp },   { "tools", cli_tools },   { "serve", cli_serve },
 };
 
 int main(int argc, char **argv) {

@@ -51,12 +51,15 @@ static const char serve_help[] =
         "      --max-timeout SECS    largest timeout a request may ask (default 300)\n"
         "      --max-memory SIZE, --max-pids N, --max-cpu-quota-ms N, --max-disk SIZE,\n"
         "      --max-tool-calls N, --max-chain-steps N, --max-output SIZE\n"
-        "                            largest limits a request may ask (default: none)\n"
+        "                            largest limits a request may ask, also applied\n"
+        "                            where a request leaves a limit to a profile whose\n"
+        "                            default is higher (default: no maxima)\n"
         "  -v, --verbose             log what the runtime does on stderr\n"
         "\n"
         "Backend and gateway options as for `exec`: --image, --namespace, --socket,\n"
         "--runtime, --seccomp, --kernel, --initrd, --vm-image, --hypervisor, --accel,\n"
-        "--tools FILE, --mcp 'CMD ARGS' (repeatable).\n"
+        "--uid-range, --tools FILE, --mcp 'CMD ARGS' (repeatable), --tool-env NAME\n"
+        "(repeatable).\n"
         "\n"
         "SIGTERM or SIGINT stop accepting, let running executions finish, and exit 0.\n";
 
@@ -91,6 +94,8 @@ enum {
         O_ACCEL,
         O_TOOLS,
         O_MCP,
+        O_TOOL_ENV,
+        O_UID_RANGE,
 };
 
 static const struct option serve_opts[] = {
@@ -125,6 +130,8 @@ static const struct option serve_opts[] = {
         { "accel", required_argument, NULL, O_ACCEL },
         { "tools", required_argument, NULL, O_TOOLS },
         { "mcp", required_argument, NULL, O_MCP },
+        { "tool-env", required_argument, NULL, O_TOOL_ENV },
+        { "uid-range", required_argument, NULL, O_UID_RANGE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -136,7 +143,8 @@ typedef struct serve_opts_t {
         const char *token_file;
         const char *backend;
         const char *tools;
-        char **mcp; /* strv */
+        char **mcp;      /* strv */
+        char **tool_env; /* strv */
         bool verbose;
         char *owned[64]; /* strings from the config file, kept for bo/cfg */
         size_t n_owned;
@@ -166,6 +174,13 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
         case O_HYPERVISOR: o->bo.hypervisor = v; return 0;
         case O_TOOLS: o->tools = v; return 0;
         case O_MCP: return tr__strv_push(&o->mcp, v) < 0 ? CLI_EXIT_ERROR : 0;
+        case O_TOOL_ENV: return tr__strv_push(&o->tool_env, v) < 0 ? CLI_EXIT_ERROR : 0;
+        case O_UID_RANGE: {
+                _cleanup_(tr_error_freep) tr_error *uerr = NULL;
+                if (tr_uid_range_parse(v, &o->bo.uid_range, &uerr) < 0)
+                        return cli_usage_error("serve", "--uid-range: %s", tr_error_message(uerr));
+                return 0;
+        }
         case O_ACCEL:
                 if (streq(v, "auto"))
                         o->bo.accel = TR_KATA_ACCEL_AUTO;
@@ -324,6 +339,7 @@ static bool is_local(const char *listen) {
 
 static void opts_done(serve_opts_t *o) {
         tr__strv_free(o->mcp);
+        tr__strv_free(o->tool_env);
         for (size_t i = 0; i < o->n_owned; i++)
                 free(o->owned[i]);
 }
@@ -413,8 +429,9 @@ int cli_serve(int argc, char **argv) {
         tr__server *srv = NULL;
         int r = make_runtimes(&o, &bk, &err);
         if (r >= 0)
-                r = cli_gateway_new(o.tools, (const char **) o.mcp, tr__strv_len(o.mcp), o.verbose ? cli_log : cli_log_warnings,
-                                    NULL, &bk.gateway, &err);
+                r = cli_gateway_new_env(o.tools, (const char **) o.mcp, tr__strv_len(o.mcp), (const char **) o.tool_env,
+                                        tr__strv_len(o.tool_env), o.verbose ? cli_log : cli_log_warnings, NULL,
+                                        &bk.gateway, &err);
         if (r >= 0) {
                 /* What a previous instance left (it was killed, or the
                  * machine went down mid-run) is collected before serving. */

@@ -84,22 +84,6 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                 { "max_tool_calls", offsetof(tr_limits, max_tool_calls) },
                 { "max_chain_steps", offsetof(tr_limits, max_chain_steps) },
         };
-        for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
-                int64_t max = *(const int64_t *) ((const char *) &cfg->max_limits + lim[i].off);
-                int64_t v = *(const int64_t *) ((const char *) &jb->limits + lim[i].off);
-                if (max > 0 && v > max)
-                        return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                            "limits.%s %lld is over this server's maximum of %lld", lim[i].name,
-                                            (long long) v, (long long) max);
-        }
-        if (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "limits.max_output %lld is over this server's maximum of %zu",
-                                    (long long) jb->max_output, cfg->max_output);
-        if (jb->max_output < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "limits.max_output must not be negative");
-
         tr_profile prof = TR_PROFILE_STANDARD;
         if (jb->profile && tr_profile_from_name(jb->profile, &prof) < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
@@ -110,6 +94,38 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                                     "this server does not run the dev profile (no isolation); start it with "
                                     "--allow-dev to allow it");
         }
+        /* A server maximum caps what a request asks, and also what it leaves
+         * to the profile: an unset limit whose profile default is above the
+         * maximum (or unlimited) runs at the maximum. */
+        tr_limits defaults, asked = jb->limits, *limits = &asked;
+        tr_profile_default_limits(prof, &defaults);
+        for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
+                int64_t max = *(const int64_t *) ((const char *) &cfg->max_limits + lim[i].off);
+                int64_t *v = (int64_t *) ((char *) limits + lim[i].off);
+                int64_t d = *(const int64_t *) ((const char *) &defaults + lim[i].off);
+                if (max <= 0)
+                        continue;
+                if (*v == TR_LIMIT_UNSET) {
+                        if (d == 0 || d > max)
+                                *v = max;
+                } else if (*v == 0) {
+                        return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                            "limits.%s 0 (unlimited) is over this server's maximum of %lld",
+                                            lim[i].name, (long long) max);
+                } else if (*v > max) {
+                        return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                            "limits.%s %lld is over this server's maximum of %lld", lim[i].name,
+                                            (long long) *v, (long long) max);
+                }
+        }
+        if (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "limits.max_output %lld is over this server's maximum of %zu",
+                                    (long long) jb->max_output, cfg->max_output);
+        if (jb->max_output < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "limits.max_output must not be negative");
+
         tr_backend_kind kind = prof == TR_PROFILE_DEV ? TR_BACKEND_UNSAFE_HOST : ctx->backends->default_kind;
         if (jb->backend && tr_backend_kind_from_name(jb->backend, &kind) < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "unknown backend '%s'",
@@ -136,7 +152,7 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
         if (r < 0)
                 return r;
         tr_request_set_timeout_ms(req, jb->timeout_ms);
-        tr_request_set_limits(req, &jb->limits);
+        tr_request_set_limits(req, limits);
         tr_request_set_profile(req, prof);
         tr_request_set_gateway(req, ctx->backends->gateway);
         tr_request_set_max_output(req, (size_t) jb->max_output);
@@ -168,6 +184,20 @@ static bool get_int(json_t *o, const char *key, int64_t *ret, char *msg, size_t 
                 return false;
         }
         *ret = json_integer_value(v);
+        return true;
+}
+
+/* A limit in /v1/execute: a non-negative integer (0 is unlimited, as on
+ * the command line); absent or null leaves the profile's default. */
+static bool get_limit(json_t *o, const char *key, int64_t *ret, char *msg, size_t msgsz) {
+        int64_t v = TR_LIMIT_UNSET;
+        if (!get_int(o, key, &v, msg, msgsz))
+                return false;
+        if (json_object_get(o, key) && !json_is_null(json_object_get(o, key)) && v < 0) {
+                snprintf(msg, msgsz, "'limits.%s' must not be negative", key);
+                return false;
+        }
+        *ret = v;
         return true;
 }
 
@@ -232,6 +262,7 @@ void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len
         char msg[256] = "";
         _cleanup_(json_decrefp) json_t *o = parse_body(body, len, msg, sizeof(msg));
         job jb = { 0 };
+        tr_limits_init(&jb.limits);
         json_t *limits = o ? json_object_get(o, "limits") : NULL, *code = o ? json_object_get(o, "code") : NULL;
         json_t *timeout = o ? json_object_get(o, "timeout") : NULL, *stdin_v = o ? json_object_get(o, "stdin") : NULL;
         bool ok = o && only_keys(o, top, "", msg, sizeof(msg)) &&
@@ -257,12 +288,12 @@ void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len
                 ok = json_is_object(limits) && only_keys(limits, lims, "limits.", msg, sizeof(msg));
                 if (!json_is_object(limits))
                         snprintf(msg, sizeof(msg), "'limits' must be an object");
-                ok = ok && get_int(limits, "memory", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
-                     get_int(limits, "pids", &jb.limits.pids_max, msg, sizeof(msg)) &&
-                     get_int(limits, "cpu_quota_ms", &jb.limits.cpu_quota_ms, msg, sizeof(msg)) &&
-                     get_int(limits, "disk", &jb.limits.disk_bytes, msg, sizeof(msg)) &&
-                     get_int(limits, "max_tool_calls", &jb.limits.max_tool_calls, msg, sizeof(msg)) &&
-                     get_int(limits, "max_chain_steps", &jb.limits.max_chain_steps, msg, sizeof(msg)) &&
+                ok = ok && get_limit(limits, "memory", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
+                     get_limit(limits, "pids", &jb.limits.pids_max, msg, sizeof(msg)) &&
+                     get_limit(limits, "cpu_quota_ms", &jb.limits.cpu_quota_ms, msg, sizeof(msg)) &&
+                     get_limit(limits, "disk", &jb.limits.disk_bytes, msg, sizeof(msg)) &&
+                     get_limit(limits, "max_tool_calls", &jb.limits.max_tool_calls, msg, sizeof(msg)) &&
+                     get_limit(limits, "max_chain_steps", &jb.limits.max_chain_steps, msg, sizeof(msg)) &&
                      get_int(limits, "max_output", &jb.max_output, msg, sizeof(msg));
         }
         jb.args = o ? json_object_get(o, "args") : NULL;
@@ -316,7 +347,7 @@ static bool piston_limit(json_t *o, const char *key, int64_t *ret, char *msg, si
                 snprintf(msg, msgsz, "'%s' must be -1 or a positive number", key);
                 return false;
         }
-        *ret = v > 0 ? v : 0;
+        *ret = v > 0 ? v : TR_LIMIT_UNSET;
         return true;
 }
 
@@ -337,6 +368,7 @@ void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t
         _cleanup_(json_decrefp) json_t *o = parse_body(body, len, msg, sizeof(msg));
         const char *lang_name = NULL, *version = NULL, *stdin_s = NULL;
         job jb = { 0 };
+        tr_limits_init(&jb.limits);
         int64_t ignored = 0;
         bool ok =
                 o && only_keys(o, top, "", msg, sizeof(msg)) && get_str(o, "language", &lang_name, msg, sizeof(msg)) &&
@@ -345,6 +377,8 @@ void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t
                 piston_limit(o, "run_memory_limit", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
                 piston_limit(o, "compile_timeout", &ignored, msg, sizeof(msg)) &&
                 piston_limit(o, "compile_memory_limit", &ignored, msg, sizeof(msg));
+        if (jb.timeout_ms < 0) /* Piston's -1: the server's default */
+                jb.timeout_ms = 0;
         jb.args = o ? json_object_get(o, "args") : NULL;
         ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
         if (ok && !lang_name) {

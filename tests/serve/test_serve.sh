@@ -93,6 +93,10 @@ t_execute_value() {
     assert_eq "$(j "$out" 'j["exit_code"]')" 3 "exit code"
     out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"echo hi","language":"sh","profile":"hardened"}')
     assert_eq "$(j "$out" 'j["stdout"]')" "hi" "sh in hardened"
+    # Unset limits take the profile's defaults, capped by the server's
+    # maxima, and are enforced.
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"__out = open(\"/sys/fs/cgroup/memory/memory.limit_in_bytes\").read().strip()"}')
+    assert_eq "$(j "$out" 'j["limits_enforced"]["memory"]')" true "memory enforced with no limits given"
     out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"while True: pass","timeout":1}')
     assert_eq "$(j "$out" 'j["error"]["code"]')" timeout "timeout"
 }
@@ -109,6 +113,8 @@ t_bad_requests() {
 not json|400|not JSON
 {"code":"1","limits":{"memory":4294967296}}|400|over this server's maximum
 {"code":"1","limits":{"gpu":1}}|400|unknown field 'limits.gpu'
+{"code":"1","limits":{"memory":0}}|400|0 (unlimited) is over this server's maximum
+{"code":"1","limits":{"pids":-5}}|400|must not be negative
 {"code":"1","timeout":"x"}|400|'timeout' must be a number
 {"code":"1","profile":"dev"}|403|--allow-dev
 {"code":"1","backend":"nope"}|400|unknown backend
@@ -168,16 +174,17 @@ EOF
 t_admission_429() {
     # Two slots and a queue of one: three long executions fill them, the
     # fourth is refused at once with Retry-After.
-    local i
+    local i pids=()
     for i in 1 2 3; do
         curl -s -o /dev/null "$MAIN_URL/v1/execute" -d '{"code":"import time; time.sleep(4)"}' &
+        pids+=($!)
     done
     sleep 1.5
     out=$(curl -s -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$MAIN_URL/v1/execute" -d '{"code":"1"}')
     assert_eq "$out" 429 "status when full"
     assert_contains "$(tr -d '\r' < "$WORK/headers")" "Retry-After: 1" "Retry-After"
     assert_contains "$(curl -s "$MAIN_URL/metrics")" "toolruntime_queue_depth 1" "queue depth metric"
-    wait
+    wait "${pids[@]}"
 }
 
 t_disconnect_cancels() {
