@@ -48,6 +48,10 @@ extern "C" {
  * CPU milliseconds) and the largest timeout (about 11.5 days). */
 #define TR_LIMIT_MAX      (1LL << 50)
 #define TR_TIMEOUT_MAX_MS 1000000000LL
+/* Bounds on a snippet's arguments (tr_request_add_arg): they travel in the
+ * interpreter's argv, which the kernel bounds too. */
+#define TR_MAX_ARGS      256
+#define TR_MAX_ARG_BYTES 4096
 
 TR_PUBLIC const char *tr_version(void);
 
@@ -394,6 +398,12 @@ TR_PUBLIC void tr_request_set_gateway(tr_request *req, tr_gateway *gateway);
  * text (a larger value fails the execution with TR_E_RESOURCE_LIMIT); 0
  * selects TR_DEFAULT_MAX_OUTPUT. */
 TR_PUBLIC void tr_request_set_max_output(tr_request *req, size_t bytes);
+/* Append one argument the snippet sees: `sys.argv[1:]` in Python, "$@" in
+ * sh (copied).  At most TR_MAX_ARGS arguments of TR_MAX_ARG_BYTES each. */
+TR_PUBLIC int tr_request_add_arg(tr_request *req, const char *arg, tr_error **ret_err);
+TR_PUBLIC size_t tr_request_arg_count(const tr_request *req);
+/* NULL when i is out of range; owned by the request. */
+TR_PUBLIC const char *tr_request_arg_at(const tr_request *req, size_t i);
 /* Free-form metadata, passed to backends (e.g. as container labels). */
 TR_PUBLIC int tr_request_set_metadata(tr_request *req, const char *key, const char *value, tr_error **ret_err);
 
@@ -463,6 +473,14 @@ TR_PUBLIC const tr_limits_enforced *tr_result_limits_enforced(const tr_result *r
 TR_PUBLIC size_t tr_result_tool_call_count(const tr_result *res);
 /* The record stays owned by the result. */
 TR_PUBLIC const tr_tool_call *tr_result_tool_call_at(const tr_result *res, size_t i);
+
+/* The result as one JSON object (compact, ASCII): value, stdout, stderr,
+ * exit_code, duration_ms, backend {kind, details}, limits_enforced,
+ * tool_calls, truncated {stdout, stderr}, error (null or {code, message, op,
+ * backend, retryable}) — the shape `toolruntime exec --json` prints and the
+ * HTTP service returns.  Either argument may be NULL.  *ret_json is the
+ * caller's to free(). */
+TR_PUBLIC int tr_result_to_json(const tr_result *res, const tr_error *err, char **ret_json, tr_error **ret_err);
 
 /* Setters, for backend authors.  Output appended beyond the request's cap is
  * dropped and marks the stream truncated. */

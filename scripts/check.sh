@@ -40,6 +40,9 @@ fi
 if [ -f images/vm/build.sh ]; then
     "$TOOLRUNTIME_BIN" image build --vm
 fi
+if [ -x tests/serve/setup.sh ]; then
+    tests/serve/setup.sh
+fi
 if [ -x tests/integration/gateway/setup.sh ]; then
     tests/integration/gateway/setup.sh
 fi

@@ -40,6 +40,7 @@ int cli_image(int argc, char **argv);
 int cli_gc(int argc, char **argv);
 int cli_mcp(int argc, char **argv);
 int cli_tools(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 /* Print "toolruntime: <msg>" and the --help hint; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,6 +18,7 @@ static const char main_help[] = "Usage: toolruntime [--version] [--help] COMMAND
                                 "  gc       remove what killed callers left (containers, VMs)\n"
                                 "  mcp      serve MCP over stdio: an `execute` tool running code that calls tools\n"
                                 "  tools    list the configured tools, print their typed Python stubs\n"
+                                "  serve    run the HTTP service (/v1/execute, Piston's /api/v2, /metrics)\n"
                                 "  help     show help for a command\n"
                                 "\n"
                                 "Run 'toolruntime COMMAND --help' for a command's options.\n";
@@ -26,8 +27,8 @@ static const struct {
         const char *name;
         int (*fn)(int, char **);
 } commands[] = {
-        { "exec", cli_exec }, { "doctor", cli_doctor }, { "image", cli_image },
-        { "gc", cli_gc },     { "mcp", cli_mcp },       { "tools", cli_tools },
+        { "exec", cli_exec }, { "doctor", cli_doctor }, { "image", cli_image }, { "gc", cli_gc },
+        { "mcp", cli_mcp },   { "tools", cli_tools },   { "serve", cli_serve },
 };
 
 int main(int argc, char **argv) {

@@ -36,6 +36,8 @@ struct tr_request {
         tr_gateway *gateway;
         size_t max_output;
         tr__kvlist metadata;
+        char **args; /* NULL-terminated; NULL when none */
+        size_t n_args;
 };
 
 typedef struct tr__tool_call_rec {
@@ -114,3 +116,8 @@ void tr__exec_done_output(tr_exec *ex);
  * `asked` with the profile's defaults in its unset fields.  Fails with
  * invalid_limits when the profile refuses an asked value (profile.c). */
 int tr__profile_effective_limits(tr_profile profile, const tr_limits *asked, tr_limits *ret, tr_error **ret_err);
+
+/* The result object as JSON (result_json.c): tr_result_to_json's tree, for
+ * front ends inside the library that embed it. */
+typedef struct json_t json_t;
+json_t *tr__result_json(const tr_result *res, const tr_error *err);

@@ -7,6 +7,7 @@
 
 #include "core/internal.h"
 #include "util/macros.h"
+#include "util/strv.h"
 
 /* The languages every backend runs (see runner.c). */
 static const char *const languages[] = { "python", "sh" };
@@ -66,6 +67,7 @@ TR_PUBLIC void tr_request_free(tr_request *r) {
         free(r->code);
         free(r->language);
         tr__kvlist_done(&r->metadata);
+        tr__strv_free(r->args);
         free(r);
 }
 
@@ -148,6 +150,25 @@ TR_PUBLIC tr_gateway *tr_request_gateway(const tr_request *r) {
 TR_PUBLIC size_t tr_request_max_output(const tr_request *r) {
         return r->max_output ? r->max_output : TR_DEFAULT_MAX_OUTPUT;
 }
+TR_PUBLIC int tr_request_add_arg(tr_request *r, const char *arg, tr_error **ret_err) {
+        if (!arg || r->n_args >= TR_MAX_ARGS || strlen(arg) > TR_MAX_ARG_BYTES)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "request.add_arg",
+                                    "a snippet takes at most %d arguments of at most %d bytes each", TR_MAX_ARGS,
+                                    TR_MAX_ARG_BYTES);
+        if (tr__strv_push(&r->args, arg) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.add_arg", "out of memory");
+        r->n_args++;
+        return 0;
+}
+
+TR_PUBLIC size_t tr_request_arg_count(const tr_request *r) {
+        return r->n_args;
+}
+
+TR_PUBLIC const char *tr_request_arg_at(const tr_request *r, size_t i) {
+        return i < r->n_args ? r->args[i] : NULL;
+}
+
 TR_PUBLIC size_t tr_request_metadata_count(const tr_request *r) {
         return r->metadata.n;
 }

@@ -28,7 +28,7 @@ static const char python_runner[] =
         "    fd = os.open(os.devnull, os.O_RDONLY)\n"
         "    os.dup2(fd, 0)\n"
         "    os.close(fd)\n"
-        "    sys.argv = ['<snippet>']\n"
+        "    sys.argv = ['<snippet>'] + sys.argv[1:]\n"
         "    g = {'__name__': '__main__', '__builtins__': __builtins__}\n"
         "    status = 0\n"
         "    try:\n"
@@ -119,6 +119,13 @@ int tr__runner_argv(const tr_request *req, const char *python, const char *sh, c
         else
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "runner", "unknown language '%s'",
                                     lang);
+        /* The snippet's arguments follow: python -c puts them in
+         * sys.argv[1:]; sh -c takes the first as $0, so name it first. */
+        if (r >= 0 && streq(lang, "sh") && tr__strv_push(&argv, "sh") < 0)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < tr_request_arg_count(req); i++)
+                if (tr__strv_push(&argv, tr_request_arg_at(req, i)) < 0)
+                        r = -ENOMEM;
         if (r < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "runner", "out of memory");
         *ret_argv = TAKE_PTR(argv);

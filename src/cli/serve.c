@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `toolruntime serve`: options and the config file, the runtimes the
+ * service offers, signals (SIGTERM/SIGINT drain, then exit), and collecting
+ * what a previous instance left before the first request.  The HTTP side
+ * is src/serve/.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "serve/serve.h"
+#include "util/handles.h"
+#include "util/macros.h"
+#include "util/proc.h"
+#include "util/strv.h"
+
+static const char serve_help[] =
+        "Usage: toolruntime serve [OPTIONS]\n"
+        "\n"
+        "Run the HTTP/1.1 JSON service: POST /v1/execute (the fields of `exec`, the\n"
+        "result object of `exec --json`), Piston's POST /api/v2/execute and GET\n"
+        "/api/v2/runtimes, GET /v1/health and GET /metrics (Prometheus).\n"
+        "\n"
+        "      --listen ADDR         HOST:PORT or unix:PATH (default 127.0.0.1:8787)\n"
+        "      --token-file FILE     require 'Authorization: Bearer <token>' (the file's\n"
+        "                            first line); required on a non-loopback address\n"
+        "      --max-concurrency N   executions at once (default 4)\n"
+        "      --queue N             requests that may wait for a slot (default 64);\n"
+        "                            beyond it: 429 with Retry-After\n"
+        "      --pool PROFILE[/BACKEND]=N\n"
+        "                            warm pools: not implemented yet; N must be 0\n"
+        "      --config FILE         a JSON object of these options by long name\n"
+        "                            (e.g. {\"listen\": \"unix:/run/tr.sock\", \"mcp\": [\"...\"]});\n"
+        "                            options on the command line win\n"
+        "  -b, --backend NAME        backend for requests that name none: containerd\n"
+        "                            (default) or kata\n"
+        "      --allow-dev           accept the dev profile (no isolation; off by default)\n"
+        "      --idle-timeout SECS   close a connection silent this long (default 30)\n"
+        "      --max-body SIZE       request body cap (default 17M)\n"
+        "      --max-code SIZE       code cap (default 16M)\n"
+        "      --max-timeout SECS    largest timeout a request may ask (default 300)\n"
+        "      --max-memory SIZE, --max-pids N, --max-cpu-quota-ms N, --max-disk SIZE,\n"
+        "      --max-tool-calls N, --max-chain-steps N, --max-output SIZE\n"
+        "                            largest limits a request may ask, also applied\n"
+        "                            where a request leaves a limit to a profile whose\n"
+        "                            default is higher (default: no maxima)\n"
+        "  -v, --verbose             log what the runtime does on stderr\n"
+        "\n"
+        "Backend and gateway options as for `exec`: --image, --namespace, --socket,\n"
+        "--runtime, --seccomp, --kernel, --initrd, --vm-image, --hypervisor, --accel,\n"
+        "--uid-range, --tools FILE, --mcp 'CMD ARGS' (repeatable), --tool-env NAME\n"
+        "(repeatable).\n"
+        "\n"
+        "SIGTERM or SIGINT stop accepting, let running executions finish, and exit 0.\n";
+
+enum {
+        O_LISTEN = 0x100,
+        O_TOKEN_FILE,
+        O_MAX_CONC,
+        O_QUEUE,
+        O_POOL,
+        O_CONFIG,
+        O_ALLOW_DEV,
+        O_IDLE,
+        O_MAX_BODY,
+        O_MAX_CODE,
+        O_MAX_TIMEOUT,
+        O_MAX_MEMORY,
+        O_MAX_PIDS,
+        O_MAX_CPU,
+        O_MAX_DISK,
+        O_MAX_TOOL_CALLS,
+        O_MAX_CHAIN_STEPS,
+        O_MAX_OUTPUT,
+        O_IMAGE,
+        O_NAMESPACE,
+        O_SOCKET,
+        O_RUNTIME,
+        O_SECCOMP,
+        O_KERNEL,
+        O_INITRD,
+        O_VM_IMAGE,
+        O_HYPERVISOR,
+        O_ACCEL,
+        O_TOOLS,
+        O_MCP,
+        O_TOOL_ENV,
+        O_UID_RANGE,
+};
+
+static const struct option serve_opts[] = {
+        { "listen", required_argument, NULL, O_LISTEN },
+        { "token-file", required_argument, NULL, O_TOKEN_FILE },
+        { "max-concurrency", required_argument, NULL, O_MAX_CONC },
+        { "queue", required_argument, NULL, O_QUEUE },
+        { "pool", required_argument, NULL, O_POOL },
+        { "config", required_argument, NULL, O_CONFIG },
+        { "backend", required_argument, NULL, 'b' },
+        { "allow-dev", no_argument, NULL, O_ALLOW_DEV },
+        { "idle-timeout", required_argument, NULL, O_IDLE },
+        { "max-body", required_argument, NULL, O_MAX_BODY },
+        { "max-code", required_argument, NULL, O_MAX_CODE },
+        { "max-timeout", required_argument, NULL, O_MAX_TIMEOUT },
+        { "max-memory", required_argument, NULL, O_MAX_MEMORY },
+        { "max-pids", required_argument, NULL, O_MAX_PIDS },
+        { "max-cpu-quota-ms", required_argument, NULL, O_MAX_CPU },
+        { "max-disk", required_argument, NULL, O_MAX_DISK },
+        { "max-tool-calls", required_argument, NULL, O_MAX_TOOL_CALLS },
+        { "max-chain-steps", required_argument, NULL, O_MAX_CHAIN_STEPS },
+        { "max-output", required_argument, NULL, O_MAX_OUTPUT },
+        { "image", required_argument, NULL, O_IMAGE },
+        { "namespace", required_argument, NULL, O_NAMESPACE },
+        { "socket", required_argument, NULL, O_SOCKET },
+        { "runtime", required_argument, NULL, O_RUNTIME },
+        { "seccomp", required_argument, NULL, O_SECCOMP },
+        { "kernel", required_argument, NULL, O_KERNEL },
+        { "initrd", required_argument, NULL, O_INITRD },
+        { "vm-image", required_argument, NULL, O_VM_IMAGE },
+        { "hypervisor", required_argument, NULL, O_HYPERVISOR },
+        { "accel", required_argument, NULL, O_ACCEL },
+        { "tools", required_argument, NULL, O_TOOLS },
+        { "mcp", required_argument, NULL, O_MCP },
+        { "tool-env", required_argument, NULL, O_TOOL_ENV },
+        { "uid-range", required_argument, NULL, O_UID_RANGE },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+};
+
+typedef struct serve_opts_t {
+        tr__serve_config cfg;
+        cli_backend_opts bo;
+        const char *token_file;
+        const char *backend;
+        const char *tools;
+        char **mcp;      /* strv */
+        char **tool_env; /* strv */
+        bool verbose;
+        char *owned[64]; /* strings from the config file, kept for bo/cfg */
+        size_t n_owned;
+} serve_opts_t;
+
+/* Apply one option, from the command line or the config file (the same
+ * parser for both).  Returns 0 or CLI_EXIT_USAGE after printing why. */
+static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
+        int64_t n = 0;
+        int64_t *lim = NULL;
+        bool size = false, secs = false;
+        switch (id) {
+        case O_LISTEN: o->cfg.listen = v; return 0;
+        case O_TOKEN_FILE: o->token_file = v; return 0;
+        case O_CONFIG: return 0; /* read before the other options */
+        case 'b': o->backend = v; return 0;
+        case O_ALLOW_DEV: o->cfg.allow_dev = true; return 0;
+        case 'v': o->verbose = true; return 0;
+        case O_IMAGE: o->bo.image = v; return 0;
+        case O_NAMESPACE: o->bo.ctrd_namespace = v; return 0;
+        case O_SOCKET: o->bo.socket = v; return 0;
+        case O_RUNTIME: o->bo.runtime = v; return 0;
+        case O_SECCOMP: o->bo.seccomp = v; return 0;
+        case O_KERNEL: o->bo.kernel = v; return 0;
+        case O_INITRD: o->bo.initrd = v; return 0;
+        case O_VM_IMAGE: o->bo.vm_image = v; return 0;
+        case O_HYPERVISOR: o->bo.hypervisor = v; return 0;
+        case O_TOOLS: o->tools = v; return 0;
+        case O_MCP: return tr__strv_push(&o->mcp, v) < 0 ? CLI_EXIT_ERROR : 0;
+        case O_TOOL_ENV: return tr__strv_push(&o->tool_env, v) < 0 ? CLI_EXIT_ERROR : 0;
+        case O_UID_RANGE: {
+                _cleanup_(tr_error_freep) tr_error *uerr = NULL;
+                if (tr_uid_range_parse(v, &o->bo.uid_range, &uerr) < 0)
+                        return cli_usage_error("serve", "--uid-range: %s", tr_error_message(uerr));
+                return 0;
+        }
+        case O_ACCEL:
+                if (streq(v, "auto"))
+                        o->bo.accel = TR_KATA_ACCEL_AUTO;
+                else if (streq(v, "kvm"))
+                        o->bo.accel = TR_KATA_ACCEL_KVM;
+                else if (streq(v, "tcg"))
+                        o->bo.accel = TR_KATA_ACCEL_TCG;
+                else
+                        return cli_usage_error("serve", "--accel: expected auto, kvm or tcg, got '%s'", v);
+                return 0;
+        case O_POOL: {
+                /* The names are the service's interface; the pools are
+                 * not built yet, so only a size of 0 is accepted. */
+                const char *eq = strchr(v, '=');
+                if (!eq || tr_parse_count(eq + 1, &n, NULL) < 0)
+                        return cli_usage_error("serve", "--pool: expected PROFILE[/BACKEND]=N, got '%s'", v);
+                if (n > 0)
+                        return cli_usage_error("serve", "--pool %s: warm pools are not implemented yet", v);
+                return 0;
+        }
+        case O_MAX_CONC:
+        case O_QUEUE:
+                if (tr_parse_count(v, &n, NULL) < 0 || n < (id == O_MAX_CONC ? 1 : 0) || n > 4096)
+                        return cli_usage_error("serve", "--%s: expected an integer from %d to 4096, got '%s'", name,
+                                               id == O_MAX_CONC ? 1 : 0, v);
+                *(id == O_MAX_CONC ? &o->cfg.max_concurrency : &o->cfg.queue) = (unsigned) n;
+                return 0;
+        case O_IDLE: secs = true; break;
+        case O_MAX_TIMEOUT: secs = true; break;
+        case O_MAX_BODY:
+        case O_MAX_CODE:
+        case O_MAX_OUTPUT: size = true; break;
+        case O_MAX_MEMORY: lim = &o->cfg.max_limits.memory_bytes, size = true; break;
+        case O_MAX_DISK: lim = &o->cfg.max_limits.disk_bytes, size = true; break;
+        case O_MAX_PIDS: lim = &o->cfg.max_limits.pids_max; break;
+        case O_MAX_CPU: lim = &o->cfg.max_limits.cpu_quota_ms; break;
+        case O_MAX_TOOL_CALLS: lim = &o->cfg.max_limits.max_tool_calls; break;
+        case O_MAX_CHAIN_STEPS: lim = &o->cfg.max_limits.max_chain_steps; break;
+        default: return cli_usage_error("serve", "invalid arguments");
+        }
+        /* The library's parsers: the same forms as exec's options. */
+        _cleanup_(tr_error_freep) tr_error *perr = NULL;
+        int r = secs   ? tr_parse_seconds(v, &n, &perr)
+                : size ? tr_parse_size(v, &n, &perr)
+                       : tr_parse_count(v, &n, &perr);
+        if (r < 0)
+                return cli_usage_error("serve", "--%s: %s", name, tr_error_message(perr));
+        if (lim)
+                *lim = n;
+        else if (id == O_IDLE)
+                o->cfg.idle_timeout_s = (unsigned) (n < 1000 ? 1 : (n + 999) / 1000);
+        else if (id == O_MAX_TIMEOUT)
+                o->cfg.max_timeout_ms = n;
+        else if (id == O_MAX_BODY)
+                o->cfg.max_body = (size_t) n;
+        else if (id == O_MAX_CODE)
+                o->cfg.max_code = (size_t) n;
+        else
+                o->cfg.max_output = (size_t) n;
+        return 0;
+}
+
+static const struct option *find_opt(const char *name) {
+        for (const struct option *p = serve_opts; p->name; p++)
+                if (streq(p->name, name))
+                        return p;
+        return NULL;
+}
+
+/* The config file: a JSON object whose keys are long option names; values
+ * are strings, numbers, booleans (flags) or, for repeatable options,
+ * arrays.  Unknown keys are an error, as on the command line. */
+static int load_config(serve_opts_t *o, const char *path) {
+        json_error_t jerr;
+        json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root || !json_is_object(root)) {
+                fprintf(stderr, "toolruntime: --config %s: %s\n", path, root ? "expected a JSON object" : jerr.text);
+                json_decref(root);
+                return CLI_EXIT_USAGE;
+        }
+        const char *k;
+        json_t *v;
+        int r = 0;
+        json_object_foreach(root, k, v) {
+                const struct option *opt = find_opt(k);
+                if (!opt || streq(k, "config") || streq(k, "help")) {
+                        r = cli_usage_error("serve", "--config %s: unknown option '%s'", path, k);
+                        break;
+                }
+                size_t n = json_is_array(v) ? json_array_size(v) : 1;
+                for (size_t i = 0; i < n && r == 0; i++) {
+                        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+                        char num[64];
+                        const char *s = NULL;
+                        if (json_is_string(e))
+                                s = json_string_value(e);
+                        else if (json_is_integer(e))
+                                snprintf(num, sizeof(num), "%lld", (long long) json_integer_value(e)), s = num;
+                        else if (json_is_real(e))
+                                snprintf(num, sizeof(num), "%.3f", json_real_value(e)), s = num;
+                        else if (json_is_true(e) && opt->has_arg == no_argument)
+                                s = "";
+                        else if (json_is_false(e) && opt->has_arg == no_argument)
+                                continue;
+                        if (!s) {
+                                r = cli_usage_error("serve", "--config %s: bad value for '%s'", path, k);
+                                break;
+                        }
+                        if (o->n_owned == ARRAY_SIZE(o->owned) || !(o->owned[o->n_owned] = strdup(s))) {
+                                r = CLI_EXIT_ERROR;
+                                break;
+                        }
+                        r = set_opt(o, opt->val, k, o->owned[o->n_owned++]);
+                }
+                if (r)
+                        break;
+        }
+        json_decref(root);
+        return r;
+}
+
+/* The token is the file's first line; a world-readable token file is
+ * refused, as ssh refuses a readable key. */
+static int read_token(const char *path, char **ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = fd < 0 ? tr__negerrno() : fstat(fd, &st) < 0 ? tr__negerrno() : 0;
+        if (r == 0 && (st.st_mode & 0004)) {
+                fprintf(stderr, "toolruntime: --token-file %s is readable by everyone; chmod o-r it\n", path);
+                return CLI_EXIT_USAGE;
+        }
+        if (r == 0)
+                r = tr__read_fd(fd, 4096, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "toolruntime: --token-file %s: %s\n", path, strerror(-r));
+                return CLI_EXIT_USAGE;
+        }
+        text[strcspn(text, "\r\n")] = '\0';
+        if (strlen(text) < 16) {
+                fprintf(stderr, "toolruntime: --token-file %s: the token must be at least 16 characters\n", path);
+                return CLI_EXIT_USAGE;
+        }
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
+/* Loopback or a unix socket: the only places a token may be omitted. */
+static bool is_local(const char *listen) {
+        if (strncmp(listen, "unix:", 5) == 0)
+                return true;
+        return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
+               strncmp(listen, "[::1]:", 6) == 0;
+}
+
+static void opts_done(serve_opts_t *o) {
+        tr__strv_free(o->mcp);
+        tr__strv_free(o->tool_env);
+        for (size_t i = 0; i < o->n_owned; i++)
+                free(o->owned[i]);
+}
+
+/* One runtime per backend a request may name, each routing standard and
+ * hardened to that backend, so a request's choice never changes another's
+ * route (tr_runtime_route is per runtime, not per request). */
+static int make_runtimes(const serve_opts_t *o, tr__serve_backends *bk, tr_error **ret_err) {
+        static const tr_backend_kind kinds[] = { TR_BACKEND_CONTAINERD, TR_BACKEND_KATA, TR_BACKEND_UNSAFE_HOST };
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+                tr_runtime *rt = NULL;
+                int r = cli_runtime_new(&o->bo, o->verbose ? cli_log : NULL, NULL, &rt, ret_err);
+                if (r < 0)
+                        return r;
+                tr_runtime_route(rt, TR_PROFILE_STANDARD, kinds[i]);
+                tr_runtime_route(rt, TR_PROFILE_HARDENED, kinds[i]);
+                bk->by_kind[kinds[i]] = rt;
+        }
+        return 0;
+}
+
+int cli_serve(int argc, char **argv) {
+        serve_opts_t o = {
+                .cfg = {
+                        .listen = "127.0.0.1:8787",
+                        .max_concurrency = 4,
+                        .queue = 64,
+                        .idle_timeout_s = 30,
+                        .max_body = 17 * 1024 * 1024,
+                        .max_code = 16 * 1024 * 1024,
+                        .max_timeout_ms = 300 * 1000,
+                },
+        };
+        int c, rc = 0;
+        /* The config file first, so the command line overrides it. */
+        for (int i = 1; i < argc && rc == 0; i++) {
+                if (strncmp(argv[i], "--config=", 9) == 0)
+                        rc = load_config(&o, argv[i] + 9);
+                else if (streq(argv[i], "--config") && i + 1 < argc)
+                        rc = load_config(&o, argv[++i]);
+        }
+        optind = 0;
+        while (rc == 0 && (c = getopt_long(argc, argv, "b:vh", serve_opts, NULL)) != -1) {
+                if (c == 'h') {
+                        fputs(serve_help, stdout);
+                        opts_done(&o);
+                        return 0;
+                }
+                const char *name = "?";
+                for (const struct option *p = serve_opts; p->name; p++)
+                        if (p->val == c)
+                                name = p->name;
+                rc = c == '?' ? cli_usage_error("serve", "invalid arguments") : set_opt(&o, c, name, optarg);
+        }
+        if (rc == 0 && optind < argc)
+                rc = cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+        _cleanup_free_ char *token = NULL;
+        if (rc == 0 && o.token_file)
+                rc = read_token(o.token_file, &token);
+        if (rc == 0 && !token && !is_local(o.cfg.listen))
+                rc = cli_usage_error("serve",
+                                     "refusing to listen on %s without --token-file: anyone who can reach it "
+                                     "could run code",
+                                     o.cfg.listen);
+        tr__serve_backends bk = { .default_kind = TR_BACKEND_CONTAINERD };
+        if (rc == 0 && o.backend &&
+            (tr_backend_kind_from_name(o.backend, &bk.default_kind) < 0 ||
+             (bk.default_kind != TR_BACKEND_CONTAINERD && bk.default_kind != TR_BACKEND_KATA)))
+                rc = cli_usage_error("serve", "--backend: expected containerd or kata, got '%s'", o.backend);
+        if (rc) {
+                opts_done(&o);
+                return rc;
+        }
+        o.cfg.token = token;
+
+        /* Signals are taken by sigwait in this thread only: block them
+         * before any thread exists so every thread inherits the mask. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        tr_error *err = NULL;
+        tr__server *srv = NULL;
+        int r = make_runtimes(&o, &bk, &err);
+        if (r >= 0)
+                r = cli_gateway_new_env(o.tools, (const char **) o.mcp, tr__strv_len(o.mcp), (const char **) o.tool_env,
+                                        tr__strv_len(o.tool_env), o.verbose ? cli_log : cli_log_warnings, NULL,
+                                        &bk.gateway, &err);
+        if (r >= 0) {
+                /* What a previous instance left (it was killed, or the
+                 * machine went down mid-run) is collected before serving. */
+                tr_containerd_config ccfg;
+                cli_containerd_config(&o.bo, &ccfg);
+                unsigned removed = 0;
+                tr_error *gerr = NULL;
+                if (tr_containerd_gc_ex(&ccfg, false, &removed, &gerr) < 0)
+                        fprintf(stderr, "toolruntime serve: warning: start-up gc: %s\n", tr_error_message(gerr));
+                else if (removed)
+                        fprintf(stderr, "toolruntime serve: start-up gc removed %u objects\n", removed);
+                tr_error_free(gerr);
+                r = tr__server_start(&o.cfg, &bk, &srv, &err);
+        }
+        if (r >= 0) {
+                fprintf(stderr, "toolruntime serve: listening on %s\n", tr__server_address(srv));
+                int sig = 0;
+                sigwait(&set, &sig);
+                fprintf(stderr, "toolruntime serve: %s: draining\n", strsignal(sig));
+                /* Every execution ends by its own timeout; give them that
+                 * and a margin for teardown. */
+                unsigned left = tr__server_drain(srv, o.cfg.max_timeout_ms + 10000);
+                if (left)
+                        fprintf(stderr, "toolruntime serve: %u executions still running at exit\n", left);
+        } else {
+                cli_print_error(err);
+                rc = CLI_EXIT_ERROR;
+        }
+        tr_error_free(err);
+        tr__server_free(srv);
+        tr_gateway_free(bk.gateway);
+        for (size_t i = 0; i < ARRAY_SIZE(bk.by_kind); i++)
+                tr_runtime_free(bk.by_kind[i]);
+        opts_done(&o);
+        return rc;
+}

@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The service's request and response shapes: /v1/execute (the fields of
+ * `toolruntime exec`, the result object of `exec --json`) and Piston's v2
+ * API (/api/v2/execute, /api/v2/runtimes), so Piston clients work
+ * unchanged.  Both end in one execute path (run()), which checks the
+ * server's maxima, picks the runtime of the backend asked for and records
+ * metrics.  Input is untrusted: unknown fields, wrong types and values over
+ * the server's maxima are 400s naming the field, never a crash.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/serve.h"
+#include "util/handles.h"
+#include "util/macros.h"
+
+/* The interpreters the sandbox image ships (Debian bookworm's python3 and
+ * dash), reported by /api/v2/runtimes: Piston clients send the version
+ * back, and we accept it, "*" or none. */
+#define PYTHON_VERSION "3.11.2"
+#define SH_VERSION     "0.5.12"
+
+void tr__serve_reply_error(tr__serve_reply *ret, unsigned status, const char *code, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+        ret->status = status;
+        ret->content_type = "application/json";
+        ret->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+}
+
+/* Piston's errors are {"message": "..."}. */
+static void piston_error(tr__serve_reply *ret, unsigned status, const char *msg) {
+        json_t *o = json_pack("{s:s}", "message", msg);
+        ret->status = status;
+        ret->content_type = "application/json";
+        ret->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+}
+
+/* What one execution needs, whichever API asked for it. */
+typedef struct job {
+        const char *code;
+        size_t code_len;
+        const char *language; /* NULL: python */
+        const char *profile;  /* NULL: standard */
+        const char *backend;  /* NULL: the server's default */
+        int64_t timeout_ms;   /* 0: the default */
+        tr_limits limits;
+        int64_t max_output;
+        json_t *args; /* array of strings, borrowed; may be NULL */
+} job;
+
+/* Check a job against the server's maxima and run it.  On a request error
+ * (bad value, over a maximum, backend not offered) fills *err_status and
+ * *ret_err and returns -1 without running anything. */
+static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_error **ret_err, unsigned *err_status) {
+        const tr__serve_config *cfg = ctx->cfg;
+        *err_status = 400;
+        if (jb->code_len > cfg->max_code)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "code is %zu bytes; this server takes at most %zu", jb->code_len, cfg->max_code);
+        if (cfg->max_timeout_ms > 0 && jb->timeout_ms > cfg->max_timeout_ms)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "timeout %.3f s is over this server's maximum of %.3f s",
+                                    (double) jb->timeout_ms / 1000.0, (double) cfg->max_timeout_ms / 1000.0);
+        static const struct {
+                const char *name;
+                size_t off;
+        } lim[] = {
+                { "memory", offsetof(tr_limits, memory_bytes) },
+                { "pids", offsetof(tr_limits, pids_max) },
+                { "cpu_quota_ms", offsetof(tr_limits, cpu_quota_ms) },
+                { "disk", offsetof(tr_limits, disk_bytes) },
+                { "max_tool_calls", offsetof(tr_limits, max_tool_calls) },
+                { "max_chain_steps", offsetof(tr_limits, max_chain_steps) },
+        };
+        tr_profile prof = TR_PROFILE_STANDARD;
+        if (jb->profile && tr_profile_from_name(jb->profile, &prof) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "unknown profile '%s' (known: dev, standard, hardened)", jb->profile);
+        if (prof == TR_PROFILE_DEV && !cfg->allow_dev) {
+                *err_status = 403;
+                return tr_error_set(ret_err, TR_E_BACKEND_DENIED, TR_BACKEND_NONE, "policy",
+                                    "this server does not run the dev profile (no isolation); start it with "
+                                    "--allow-dev to allow it");
+        }
+        /* A server maximum caps what a request asks, and also what it leaves
+         * to the profile: an unset limit whose profile default is above the
+         * maximum (or unlimited) runs at the maximum. */
+        tr_limits defaults, asked = jb->limits, *limits = &asked;
+        tr_profile_default_limits(prof, &defaults);
+        for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
+                int64_t max = *(const int64_t *) ((const char *) &cfg->max_limits + lim[i].off);
+                int64_t *v = (int64_t *) ((char *) limits + lim[i].off);
+                int64_t d = *(const int64_t *) ((const char *) &defaults + lim[i].off);
+                if (max <= 0)
+                        continue;
+                if (*v == TR_LIMIT_UNSET) {
+                        if (d == 0 || d > max)
+                                *v = max;
+                } else if (*v == 0) {
+                        return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                            "limits.%s 0 (unlimited) is over this server's maximum of %lld",
+                                            lim[i].name, (long long) max);
+                } else if (*v > max) {
+                        return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                            "limits.%s %lld is over this server's maximum of %lld", lim[i].name,
+                                            (long long) *v, (long long) max);
+                }
+        }
+        if (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "limits.max_output %lld is over this server's maximum of %zu",
+                                    (long long) jb->max_output, cfg->max_output);
+        if (jb->max_output < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "limits.max_output must not be negative");
+
+        tr_backend_kind kind = prof == TR_PROFILE_DEV ? TR_BACKEND_UNSAFE_HOST : ctx->backends->default_kind;
+        if (jb->backend && tr_backend_kind_from_name(jb->backend, &kind) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "unknown backend '%s'",
+                                    jb->backend);
+        tr_runtime *rt = (unsigned) kind < TR__BACKEND_MAX ? ctx->backends->by_kind[kind] : NULL;
+        if (!rt) {
+                *err_status = 400;
+                return tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, kind, "route",
+                                    "this server does not offer the %s backend", tr_backend_kind_name(kind));
+        }
+
+        _cleanup_(tr_request_freep) tr_request *req = NULL;
+        int r = tr_request_new(&req, ret_err);
+        if (r >= 0)
+                r = tr_request_set_code(req, jb->code, jb->code_len, ret_err);
+        if (r >= 0)
+                r = tr_request_set_language(req, jb->language, ret_err);
+        size_t i;
+        json_t *a;
+        json_array_foreach(jb->args, i, a) {
+                if (r >= 0)
+                        r = tr_request_add_arg(req, json_string_value(a), ret_err);
+        }
+        if (r < 0)
+                return r;
+        tr_request_set_timeout_ms(req, jb->timeout_ms);
+        tr_request_set_limits(req, limits);
+        tr_request_set_profile(req, prof);
+        tr_request_set_gateway(req, ctx->backends->gateway);
+        tr_request_set_max_output(req, (size_t) jb->max_output);
+
+        /* From here on an error is the execution's, reported in the result. */
+        *err_status = 0;
+        r = tr_runtime_execute(rt, req, ctx->cancel, ret_res, ret_err);
+        const tr_error *e = r < 0 && ret_err ? *ret_err : NULL;
+        const tr_result *res = *ret_res;
+        if (e && (tr_error_code(e) == TR_E_INVALID_LIMITS || tr_error_code(e) == TR_E_INVALID_REQUEST ||
+                  tr_error_code(e) == TR_E_MISSING_CODE))
+                *err_status = 400;
+        else if (e && tr_error_code(e) == TR_E_BACKEND_DENIED)
+                *err_status = 403;
+        const char *outcome = e ? tr_error_code_name(e) : res && tr_result_exit_code(res) == 0 ? "ok" : "exit_nonzero";
+        tr__serve_metrics_execution(ctx->metrics, tr_backend_kind_name(kind), tr_profile_name(prof), outcome,
+                                    res ? (double) tr_result_duration_us(res) / 1e6 : 0.0,
+                                    res ? tr_result_tool_call_count(res) : 0);
+        return r;
+}
+
+/* Read an int64 field; false (and a message) when present but not one. */
+static bool get_int(json_t *o, const char *key, int64_t *ret, char *msg, size_t msgsz) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return true;
+        if (!json_is_integer(v)) {
+                snprintf(msg, msgsz, "'%s' must be an integer", key);
+                return false;
+        }
+        *ret = json_integer_value(v);
+        return true;
+}
+
+/* A limit in /v1/execute: a non-negative integer (0 is unlimited, as on
+ * the command line); absent or null leaves the profile's default. */
+static bool get_limit(json_t *o, const char *key, int64_t *ret, char *msg, size_t msgsz) {
+        int64_t v = TR_LIMIT_UNSET;
+        if (!get_int(o, key, &v, msg, msgsz))
+                return false;
+        if (json_object_get(o, key) && !json_is_null(json_object_get(o, key)) && v < 0) {
+                snprintf(msg, msgsz, "'limits.%s' must not be negative", key);
+                return false;
+        }
+        *ret = v;
+        return true;
+}
+
+static bool get_str(json_t *o, const char *key, const char **ret, char *msg, size_t msgsz) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return true;
+        if (!json_is_string(v)) {
+                snprintf(msg, msgsz, "'%s' must be a string", key);
+                return false;
+        }
+        *ret = json_string_value(v);
+        return true;
+}
+
+static bool only_keys(json_t *o, const char *const *allowed, const char *where, char *msg, size_t msgsz) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v) {
+                bool ok = false;
+                for (size_t i = 0; allowed[i] && !ok; i++)
+                        ok = streq(k, allowed[i]);
+                if (!ok) {
+                        snprintf(msg, msgsz, "unknown field '%s%.100s'", where, k);
+                        return false;
+                }
+        }
+        return true;
+}
+
+static bool string_array(json_t *v, const char *key, char *msg, size_t msgsz) {
+        size_t i;
+        json_t *a;
+        if (!v || json_is_null(v))
+                return true;
+        bool ok = json_is_array(v);
+        json_array_foreach(v, i, a) ok = ok && json_is_string(a);
+        if (!ok)
+                snprintf(msg, msgsz, "'%s' must be an array of strings", key);
+        return ok;
+}
+
+static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz) {
+        json_error_t jerr;
+        json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!o)
+                snprintf(msg, msgsz, "the body is not JSON: %s", jerr.text);
+        else if (!json_is_object(o)) {
+                snprintf(msg, msgsz, "the body must be a JSON object");
+                json_decref(o);
+                o = NULL;
+        }
+        return o;
+}
+
+void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret) {
+        static const char *const top[] = { "code",   "language", "timeout", "profile", "backend",
+                                           "limits", "args",     "stdin",   NULL };
+        static const char *const lims[] = {
+                "memory", "pids", "cpu_quota_ms", "disk", "max_tool_calls", "max_chain_steps", "max_output", NULL
+        };
+        char msg[256] = "";
+        _cleanup_(json_decrefp) json_t *o = parse_body(body, len, msg, sizeof(msg));
+        job jb = { 0 };
+        tr_limits_init(&jb.limits);
+        json_t *limits = o ? json_object_get(o, "limits") : NULL, *code = o ? json_object_get(o, "code") : NULL;
+        json_t *timeout = o ? json_object_get(o, "timeout") : NULL, *stdin_v = o ? json_object_get(o, "stdin") : NULL;
+        bool ok = o && only_keys(o, top, "", msg, sizeof(msg)) &&
+                  get_str(o, "language", &jb.language, msg, sizeof(msg)) &&
+                  get_str(o, "profile", &jb.profile, msg, sizeof(msg)) &&
+                  get_str(o, "backend", &jb.backend, msg, sizeof(msg));
+        if (ok && !json_is_string(code)) {
+                snprintf(msg, sizeof(msg), "'code' is required and must be a string");
+                ok = false;
+        }
+        if (ok && timeout && !json_is_null(timeout)) {
+                double t = json_number_value(timeout);
+                if (!json_is_number(timeout) || t < 0 || t > (double) TR_TIMEOUT_MAX_MS / 1000.0) {
+                        snprintf(msg, sizeof(msg), "'timeout' must be a number of seconds between 0 and %lld",
+                                 (long long) (TR_TIMEOUT_MAX_MS / 1000));
+                        ok = false;
+                } else if ((jb.timeout_ms = (int64_t) (t * 1000.0 + 0.5)) == 0 && t > 0) {
+                        snprintf(msg, sizeof(msg), "'timeout' %g rounds to 0 ms", t);
+                        ok = false;
+                }
+        }
+        if (ok && limits && !json_is_null(limits)) {
+                ok = json_is_object(limits) && only_keys(limits, lims, "limits.", msg, sizeof(msg));
+                if (!json_is_object(limits))
+                        snprintf(msg, sizeof(msg), "'limits' must be an object");
+                ok = ok && get_limit(limits, "memory", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
+                     get_limit(limits, "pids", &jb.limits.pids_max, msg, sizeof(msg)) &&
+                     get_limit(limits, "cpu_quota_ms", &jb.limits.cpu_quota_ms, msg, sizeof(msg)) &&
+                     get_limit(limits, "disk", &jb.limits.disk_bytes, msg, sizeof(msg)) &&
+                     get_limit(limits, "max_tool_calls", &jb.limits.max_tool_calls, msg, sizeof(msg)) &&
+                     get_limit(limits, "max_chain_steps", &jb.limits.max_chain_steps, msg, sizeof(msg)) &&
+                     get_int(limits, "max_output", &jb.max_output, msg, sizeof(msg));
+        }
+        jb.args = o ? json_object_get(o, "args") : NULL;
+        ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
+        if (ok && stdin_v && !json_is_null(stdin_v) && !(json_is_string(stdin_v) && json_string_length(stdin_v) == 0)) {
+                /* The runner reads the snippet from its stdin today; a
+                 * separate stdin stream is not built yet.  Refused, never
+                 * silently dropped. */
+                snprintf(msg, sizeof(msg), "'stdin' is not supported yet (only \"\" or null)");
+                ok = false;
+        }
+        if (!ok) {
+                tr__serve_reply_error(ret, 400, "invalid_request", "%s", msg);
+                return;
+        }
+        jb.code = json_string_value(code);
+        jb.code_len = json_string_length(code);
+
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        unsigned status = 0;
+        run(ctx, &jb, &res, &err, &status);
+        if (status) {
+                tr__serve_reply_error(ret, status, tr_error_code_name(err), "%s", tr_error_message(err));
+                return;
+        }
+        ret->status = 200;
+        ret->content_type = "application/json";
+        if (tr_result_to_json(res, err, &ret->body, NULL) < 0)
+                tr__serve_reply_error(ret, 500, "internal", "out of memory");
+}
+
+/* Piston's language names for ours. */
+static const char *piston_language(const char *name) {
+        static const char *const py[] = { "python", "python3", "py", "py3", NULL };
+        for (size_t i = 0; py[i]; i++)
+                if (streq(name, py[i]))
+                        return "python";
+        if (streq(name, "sh"))
+                return "sh";
+        return NULL;
+}
+
+/* Piston's limits: -1 (or absent) is the server's default; a positive
+ * value is ours to enforce. */
+static bool piston_limit(json_t *o, const char *key, int64_t *ret, char *msg, size_t msgsz) {
+        int64_t v = -1;
+        if (!get_int(o, key, &v, msg, msgsz))
+                return false;
+        if (v < -1) {
+                snprintf(msg, msgsz, "'%s' must be -1 or a positive number", key);
+                return false;
+        }
+        *ret = v > 0 ? v : TR_LIMIT_UNSET;
+        return true;
+}
+
+void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret) {
+        static const char *const top[] = { "language",
+                                           "version",
+                                           "files",
+                                           "stdin",
+                                           "args",
+                                           "compile_timeout",
+                                           "run_timeout",
+                                           "compile_memory_limit",
+                                           "run_memory_limit",
+                                           "compile_cpu_time",
+                                           "run_cpu_time",
+                                           NULL };
+        char msg[256] = "";
+        _cleanup_(json_decrefp) json_t *o = parse_body(body, len, msg, sizeof(msg));
+        const char *lang_name = NULL, *version = NULL, *stdin_s = NULL;
+        job jb = { 0 };
+        tr_limits_init(&jb.limits);
+        int64_t ignored = 0;
+        bool ok =
+                o && only_keys(o, top, "", msg, sizeof(msg)) && get_str(o, "language", &lang_name, msg, sizeof(msg)) &&
+                get_str(o, "version", &version, msg, sizeof(msg)) && get_str(o, "stdin", &stdin_s, msg, sizeof(msg)) &&
+                piston_limit(o, "run_timeout", &jb.timeout_ms, msg, sizeof(msg)) &&
+                piston_limit(o, "run_memory_limit", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
+                piston_limit(o, "compile_timeout", &ignored, msg, sizeof(msg)) &&
+                piston_limit(o, "compile_memory_limit", &ignored, msg, sizeof(msg));
+        if (jb.timeout_ms < 0) /* Piston's -1: the server's default */
+                jb.timeout_ms = 0;
+        jb.args = o ? json_object_get(o, "args") : NULL;
+        ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
+        if (ok && !lang_name) {
+                snprintf(msg, sizeof(msg), "language is required");
+                ok = false;
+        }
+        if (ok && !(jb.language = piston_language(lang_name))) {
+                snprintf(msg, sizeof(msg), "runtime is unknown: %.64s (this server runs python and sh)", lang_name);
+                ok = false;
+        }
+        const char *our_version = jb.language && streq(jb.language, "sh") ? SH_VERSION : PYTHON_VERSION;
+        if (ok && version && !streq(version, "*") && !streq(version, our_version)) {
+                snprintf(msg, sizeof(msg), "runtime is unknown: %.64s-%.32s (this server has %s)", lang_name, version,
+                         our_version);
+                ok = false;
+        }
+        json_t *files = o ? json_object_get(o, "files") : NULL, *first = json_array_get(files, 0);
+        json_t *content = json_object_get(first, "content");
+        if (ok && (!json_is_array(files) || json_array_size(files) != 1 || !json_is_string(content))) {
+                /* Files beside the snippet come with sessions and files;
+                 * until then only the one file that is the program. */
+                snprintf(msg, sizeof(msg),
+                         "files must hold exactly one file with a string 'content' (more files "
+                         "are not supported yet)");
+                ok = false;
+        }
+        if (ok && stdin_s && *stdin_s) {
+                snprintf(msg, sizeof(msg), "stdin is not supported yet (only \"\")");
+                ok = false;
+        }
+        if (!ok) {
+                piston_error(ret, 400, msg);
+                return;
+        }
+        jb.code = json_string_value(content);
+        jb.code_len = json_string_length(content);
+
+        _cleanup_(tr_result_freep) tr_result *res = NULL;
+        _cleanup_(tr_error_freep) tr_error *err = NULL;
+        unsigned status = 0;
+        run(ctx, &jb, &res, &err, &status);
+        if (status) {
+                piston_error(ret, status, tr_error_message(err));
+                return;
+        }
+        /* The output as the result object has it: invalid UTF-8 already
+         * replaced, so the reply is always valid JSON. */
+        _cleanup_free_ char *text = NULL;
+        _cleanup_(json_decrefp) json_t *full = NULL;
+        if (tr_result_to_json(res, err, &text, NULL) < 0 || !(full = json_loads(text, 0, NULL))) {
+                piston_error(ret, 500, "out of memory");
+                return;
+        }
+        const char *out = json_string_value(json_object_get(full, "stdout"));
+        const char *errs = json_string_value(json_object_get(full, "stderr"));
+        size_t on = json_string_length(json_object_get(full, "stdout"));
+        size_t en = json_string_length(json_object_get(full, "stderr"));
+        _cleanup_free_ char *both = malloc(on + en + 1);
+        if (!both || !out || !errs) {
+                piston_error(ret, 500, "out of memory");
+                return;
+        }
+        memcpy(both, out, on);
+        memcpy(both + on, errs, en);
+        int code = res ? tr_result_exit_code(res) : -1;
+        /* Piston's status: RE runtime error, SG killed by a signal, TO
+         * timeout, OL/EL output limit, XX internal error; null when fine. */
+        const char *st = NULL, *signal_name = NULL;
+        tr_code ec = err ? tr_error_code(err) : TR_OK;
+        if (ec == TR_E_TIMEOUT) {
+                st = "TO";
+                signal_name = "SIGKILL";
+        } else if (ec == TR_E_RESOURCE_LIMIT) {
+                st = "SG";
+                signal_name = "SIGKILL";
+        } else if (err)
+                st = "XX";
+        else if (res && tr_result_stdout_truncated(res))
+                st = "OL";
+        else if (res && tr_result_stderr_truncated(res))
+                st = "EL";
+        else if (code > 128)
+                st = "SG";
+        else if (code != 0)
+                st = "RE";
+        json_t *run_o = json_object();
+        json_object_set_new(run_o, "stdout", json_stringn(out, on));
+        json_object_set_new(run_o, "stderr", json_stringn(errs, en));
+        json_object_set_new(run_o, "output", json_stringn(both, on + en));
+        json_object_set_new(run_o, "code", code >= 0 && !signal_name ? json_integer(code) : json_null());
+        json_object_set_new(run_o, "signal", signal_name ? json_string(signal_name) : json_null());
+        json_object_set_new(run_o, "message", err ? json_string(tr_error_message(err)) : json_null());
+        json_object_set_new(run_o, "status", st ? json_string(st) : json_null());
+        json_object_set_new(run_o, "wall_time",
+                            json_integer(res ? (json_int_t) (tr_result_duration_us(res) / 1000) : 0));
+        /* Not measured per execution: null rather than a made-up number. */
+        json_object_set_new(run_o, "cpu_time", json_null());
+        json_object_set_new(run_o, "memory", json_null());
+        json_t *reply = json_pack("{s:s,s:s,s:o}", "language", lang_name, "version", our_version, "run", run_o);
+        ret->status = 200;
+        ret->content_type = "application/json";
+        ret->body = reply ? json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        json_decref(reply);
+}
+
+void tr__serve_piston_runtimes(const tr__serve_ctx *ctx, tr__serve_reply *ret) {
+        (void) ctx;
+        json_t *a = json_pack("[{s:s,s:s,s:[s,s,s]},{s:s,s:s,s:[]}]", "language", "python", "version", PYTHON_VERSION,
+                              "aliases", "py", "py3", "python3", "language", "sh", "version", SH_VERSION, "aliases");
+        ret->status = 200;
+        ret->content_type = "application/json";
+        ret->body = a ? json_dumps(a, JSON_COMPACT) : NULL;
+        json_decref(a);
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `toolruntime serve`: the HTTP/1.1 JSON service (libmicrohttpd).  A front
+ * end like `exec`: it turns a wire request into a tr_request and a result
+ * back, through the public API only.  This module owns the listener,
+ * authentication, size caps, admission (concurrency + a bounded queue),
+ * draining, the routes (server.c), the request/response mapping for
+ * /v1/execute and Piston's /api/v2 (api.c) and the Prometheus metrics
+ * (metrics.c).
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "toolruntime.h"
+
+typedef struct tr__serve_config {
+        const char *listen; /* "HOST:PORT" or "unix:PATH" */
+        const char *token;  /* NULL: no authentication (loopback / unix only) */
+        unsigned max_concurrency;
+        unsigned queue;          /* requests that may wait for a slot */
+        unsigned idle_timeout_s; /* a connection silent this long is closed */
+        size_t max_body;         /* request body cap, bytes */
+        size_t max_code;         /* code cap, bytes */
+        bool allow_dev;          /* may a request ask for the dev profile (no isolation)? */
+        /* Server-side maxima a request may not exceed (0: no maximum). */
+        int64_t max_timeout_ms;
+        tr_limits max_limits;
+        size_t max_output;
+} tr__serve_config;
+
+/* What an execution runs on: one runtime per backend, so a request can
+ * name its backend without changing routes another request uses. */
+typedef struct tr__serve_backends {
+        tr_runtime *by_kind[TR__BACKEND_MAX]; /* NULL: not offered */
+        tr_backend_kind default_kind;         /* for standard/hardened when the request names none */
+        tr_gateway *gateway;                  /* shared by every execution (thread-safe) */
+} tr__serve_backends;
+
+/* ---- metrics (metrics.c) ------------------------------------------------ */
+typedef struct tr__serve_metrics tr__serve_metrics;
+int tr__serve_metrics_new(tr__serve_metrics **ret);
+void tr__serve_metrics_free(tr__serve_metrics *m);
+void tr__serve_metrics_execution(tr__serve_metrics *m, const char *backend, const char *profile, const char *outcome,
+                                 double seconds, size_t tool_calls);
+void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status);
+/* The Prometheus text exposition; malloc'd. */
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued);
+
+/* ---- the API mapping (api.c) -------------------------------------------- */
+typedef struct tr__serve_reply {
+        unsigned status;
+        char *body; /* malloc'd JSON or text */
+        const char *content_type;
+        unsigned retry_after; /* seconds; 0: none */
+} tr__serve_reply;
+
+typedef struct tr__serve_ctx {
+        const tr__serve_config *cfg;
+        const tr__serve_backends *backends;
+        tr__serve_metrics *metrics;
+        tr_cancel *cancel; /* cancelled when the client goes away */
+} tr__serve_ctx;
+
+void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
+void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
+void tr__serve_piston_runtimes(const tr__serve_ctx *ctx, tr__serve_reply *ret);
+/* {"error": {"code", "message"}} with an HTTP status. */
+void tr__serve_reply_error(tr__serve_reply *ret, unsigned status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* ---- the server (server.c) ---------------------------------------------- */
+typedef struct tr__server tr__server;
+int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *backends, tr__server **ret,
+                     tr_error **ret_err);
+/* Stop accepting, let in-flight and queued executions finish (at most
+ * drain_ms), then stop.  Returns the number still running when it gave up. */
+unsigned tr__server_drain(tr__server *s, int64_t drain_ms);
+void tr__server_free(tr__server *s);
+/* The address it listens on, for "listening on" messages ("127.0.0.1:8787"). */
+const char *tr__server_address(const tr__server *s);

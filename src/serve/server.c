@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The HTTP server: libmicrohttpd (Debian's libmicrohttpd 0.9.75, a
+ * maintained HTTP/1.1 server library with per-connection timeouts, header
+ * memory caps and keep-alive) in thread-per-connection mode.  An execution
+ * blocks for as long as the snippet runs, so a thread per connection is
+ * the simple correct model; the number of connections is capped
+ * (concurrency + queue + a margin), and admission decides how many
+ * executions run at once.
+ *
+ * This file owns: the listening socket (TCP or unix), bearer-token
+ * authentication, the body cap, admission (a slot, a bounded wait queue,
+ * 429 + Retry-After beyond it), cancelling an execution whose client went
+ * away, draining on shutdown, and routing to api.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "serve/serve.h"
+#include "util/handles.h"
+#include "util/macros.h"
+#include "util/timeutil.h"
+
+struct tr__server {
+        const tr__serve_config *cfg;
+        const tr__serve_backends *backends;
+        tr__serve_metrics *metrics;
+        struct MHD_Daemon *d;
+        int listen_fd;
+        char address[160];
+        char *unix_path; /* removed on free */
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        unsigned running, queued;
+        bool draining;
+};
+
+/* One HTTP request's state (MHD's con_cls), from its first call to the
+ * completion callback. */
+typedef struct http_req {
+        char *body;
+        size_t len, alloc;
+        bool too_big;
+        bool denied; /* a response was queued before the body was read */
+} http_req;
+
+static void req_free(http_req *r) {
+        if (r) {
+                free(r->body);
+                free(r);
+        }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        (void) cls;
+        (void) c;
+        (void) toe;
+        req_free(*con_cls);
+        *con_cls = NULL;
+}
+
+static enum MHD_Result send_reply(tr__server *s, struct MHD_Connection *c, tr__serve_reply *rep) {
+        if (!rep->body) {
+                rep->status = 500;
+                rep->body = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+                rep->content_type = "application/json";
+                if (!rep->body)
+                        return MHD_NO;
+        }
+        struct MHD_Response *resp =
+                MHD_create_response_from_buffer(strlen(rep->body), rep->body, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(rep->body);
+                return MHD_NO;
+        }
+        rep->body = NULL;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
+        if (rep->retry_after) {
+                char ra[16];
+                snprintf(ra, sizeof(ra), "%u", rep->retry_after);
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+        }
+        if (rep->status == 401)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        enum MHD_Result r = MHD_queue_response(c, rep->status, resp);
+        MHD_destroy_response(resp);
+        tr__serve_metrics_http(s->metrics, rep->status);
+        return r;
+}
+
+/* Constant-time comparison: the time taken does not depend on where the
+ * first differing byte is (the length of the configured token still shows,
+ * which is not secret). */
+static bool token_ok(const char *want, const char *header) {
+        static const char prefix[] = "Bearer ";
+        if (!header || strncmp(header, prefix, sizeof(prefix) - 1) != 0)
+                return false;
+        const char *got = header + sizeof(prefix) - 1;
+        size_t wl = strlen(want), gl = strlen(got);
+        unsigned char diff = wl != gl;
+        for (size_t i = 0; i < wl; i++)
+                diff |= (unsigned char) want[i] ^ (unsigned char) (i < gl ? got[i] : 0);
+        return diff == 0;
+}
+
+/* ---- admission ---------------------------------------------------------- */
+
+typedef enum { ADMIT_OK, ADMIT_FULL, ADMIT_DRAINING } admit_result;
+
+static admit_result admit(tr__server *s) {
+        pthread_mutex_lock(&s->lock);
+        admit_result r = ADMIT_OK;
+        if (s->draining)
+                r = ADMIT_DRAINING;
+        else if (s->running < s->cfg->max_concurrency)
+                s->running++;
+        else if (s->queued >= s->cfg->queue)
+                r = ADMIT_FULL;
+        else {
+                s->queued++;
+                while (s->running >= s->cfg->max_concurrency)
+                        pthread_cond_wait(&s->cond, &s->lock);
+                s->queued--;
+                s->running++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+static void release(tr__server *s) {
+        pthread_mutex_lock(&s->lock);
+        s->running--;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- a client that goes away cancels its execution ----------------------- */
+
+typedef struct watch {
+        int conn_fd;
+        int stop_fd; /* eventfd: the execution ended */
+        tr_cancel *cancel;
+        pthread_t thread;
+        bool started;
+} watch;
+
+/* POLLRDHUP: the peer closed (or shut down) its side.  A keep-alive client
+ * that merely sends its next request makes the socket readable, which is
+ * not a disconnect, so POLLIN is not watched. */
+static void *watch_main(void *arg) {
+        watch *w = arg;
+        struct pollfd p[2] = { { .fd = w->conn_fd, .events = POLLRDHUP }, { .fd = w->stop_fd, .events = POLLIN } };
+        for (;;) {
+                int n = poll(p, 2, -1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 || p[1].revents)
+                        break;
+                if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+                        tr_cancel_cancel(w->cancel);
+                        break;
+                }
+        }
+        return NULL;
+}
+
+static void watch_start(watch *w, struct MHD_Connection *c, tr_cancel *cancel) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        w->cancel = cancel;
+        w->stop_fd = eventfd(0, EFD_CLOEXEC);
+        w->conn_fd = ci ? ci->connect_fd : -1;
+        w->started = w->stop_fd >= 0 && w->conn_fd >= 0 && pthread_create(&w->thread, NULL, watch_main, w) == 0;
+}
+
+static void watch_stop(watch *w) {
+        if (w->started) {
+                uint64_t one = 1;
+                (void) !write(w->stop_fd, &one, sizeof(one));
+                pthread_join(w->thread, NULL);
+        }
+        if (w->stop_fd >= 0)
+                close(w->stop_fd);
+}
+
+/* ---- routes -------------------------------------------------------------- */
+
+static void health(tr__server *s, tr__serve_reply *rep) {
+        pthread_mutex_lock(&s->lock);
+        unsigned running = s->running, queued = s->queued;
+        bool draining = s->draining;
+        pthread_mutex_unlock(&s->lock);
+        json_t *o =
+                json_pack("{s:s,s:b,s:i,s:i,s:i,s:{}}", "status", draining ? "draining" : "ok", "ready", !draining,
+                          "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency, "pools");
+        rep->status = draining ? 503 : 200;
+        rep->content_type = "application/json";
+        rep->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+}
+
+typedef void (*exec_route)(const tr__serve_ctx *, const char *, size_t, tr__serve_reply *);
+
+static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route route, http_req *hr,
+                          tr__serve_reply *rep) {
+        switch (admit(s)) {
+        case ADMIT_DRAINING:
+                tr__serve_reply_error(rep, 503, "unavailable", "the server is shutting down");
+                rep->retry_after = 1;
+                return;
+        case ADMIT_FULL:
+                tr__serve_reply_error(rep, 429, "too_many_requests",
+                                      "%u executions are running and %u waiting; retry later", s->cfg->max_concurrency,
+                                      s->cfg->queue);
+                rep->retry_after = 1;
+                return;
+        case ADMIT_OK: break;
+        }
+        _cleanup_(tr_cancel_freep) tr_cancel *cancel = NULL;
+        if (tr_cancel_new(&cancel, NULL) < 0) {
+                release(s);
+                tr__serve_reply_error(rep, 500, "internal", "out of memory");
+                return;
+        }
+        watch w = { .stop_fd = -1 };
+        watch_start(&w, c, cancel);
+        tr__serve_ctx ctx = { .cfg = s->cfg, .backends = s->backends, .metrics = s->metrics, .cancel = cancel };
+        route(&ctx, hr->body ? hr->body : "", hr->len, rep);
+        watch_stop(&w);
+        release(s);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
+        (void) version;
+        tr__server *s = cls;
+        http_req *hr = *con_cls;
+        tr__serve_reply rep = { 0 };
+        if (!hr) {
+                hr = calloc(1, sizeof(*hr));
+                if (!hr)
+                        return MHD_NO;
+                *con_cls = hr;
+                /* Authenticate before reading any body.  /v1/health stays
+                 * open for load balancers; it tells nothing about code. */
+                if (s->cfg->token && !streq(url, "/v1/health") &&
+                    !token_ok(s->cfg->token,
+                              MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
+                        hr->denied = true;
+                        tr__serve_reply_error(&rep, 401, "unauthorized", "a valid bearer token is required");
+                        return send_reply(s, c, &rep);
+                }
+                return MHD_YES;
+        }
+        if (hr->denied) {
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (*upload_data_size) {
+                size_t n = *upload_data_size;
+                *upload_data_size = 0;
+                if (hr->too_big || hr->len + n > s->cfg->max_body) {
+                        hr->too_big = true;
+                        return MHD_YES;
+                }
+                if (hr->len + n + 1 > hr->alloc) {
+                        size_t na = hr->alloc * 2 > hr->len + n + 1 ? hr->alloc * 2 : hr->len + n + 1;
+                        char *b = realloc(hr->body, na);
+                        if (!b)
+                                return MHD_NO;
+                        hr->body = b;
+                        hr->alloc = na;
+                }
+                memcpy(hr->body + hr->len, upload_data, n);
+                hr->len += n;
+                hr->body[hr->len] = '\0';
+                return MHD_YES;
+        }
+
+        bool post = streq(method, "POST"), get = streq(method, "GET");
+        if (hr->too_big)
+                tr__serve_reply_error(&rep, 413, "too_large", "the request body is over this server's cap of %zu bytes",
+                                      s->cfg->max_body);
+        else if (streq(url, "/v1/execute") && post)
+                run_execution(s, c, tr__serve_v1_execute, hr, &rep);
+        else if (streq(url, "/api/v2/execute") && post)
+                run_execution(s, c, tr__serve_piston_execute, hr, &rep);
+        else if (streq(url, "/api/v2/runtimes") && get)
+                tr__serve_piston_runtimes(NULL, &rep);
+        else if (streq(url, "/v1/health") && get)
+                health(s, &rep);
+        else if (streq(url, "/metrics") && get) {
+                pthread_mutex_lock(&s->lock);
+                unsigned running = s->running, queued = s->queued;
+                pthread_mutex_unlock(&s->lock);
+                rep.status = 200;
+                rep.content_type = "text/plain; version=0.0.4";
+                rep.body = tr__serve_metrics_text(s->metrics, running, queued);
+        } else if (streq(url, "/v1/execute") || streq(url, "/api/v2/execute") || streq(url, "/api/v2/runtimes") ||
+                   streq(url, "/v1/health") || streq(url, "/metrics"))
+                tr__serve_reply_error(&rep, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+        else
+                tr__serve_reply_error(&rep, 404, "not_found", "no route %s", url);
+        return send_reply(s, c, &rep);
+}
+
+/* ---- the listener -------------------------------------------------------- */
+
+static int listen_unix(tr__server *s, const char *path, tr_error **ret_err) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen",
+                                    "unix socket path too long: %s", path);
+        memcpy(sa.sun_path, path, strlen(path));
+        /* A stale socket of a previous instance is replaced; any other
+         * file at that path is left alone and the start fails. */
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+                unlink(path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+                int e = errno;
+                if (fd >= 0)
+                        close(fd);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "listen", "cannot listen on unix:%s: %s",
+                                    path, strerror(e));
+        }
+        /* The service runs code for whoever can connect: owner and group only. */
+        chmod(path, 0660);
+        s->unix_path = strdup(path);
+        snprintf(s->address, sizeof(s->address), "unix:%s", path);
+        return fd;
+}
+
+static int listen_tcp(tr__server *s, const char *spec, tr_error **ret_err) {
+        char host[128];
+        const char *colon = strrchr(spec, ':');
+        size_t hl = colon ? (size_t) (colon - spec) : 0;
+        if (!colon || hl == 0 || hl >= sizeof(host) || !colon[1])
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen",
+                                    "--listen '%s': expected HOST:PORT or unix:PATH", spec);
+        memcpy(host, spec, hl);
+        host[hl] = '\0';
+        if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+                memmove(host, host + 1, hl - 2);
+                host[hl - 2] = '\0';
+        }
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+        int gr = getaddrinfo(host, colon + 1, &hints, &ai);
+        if (gr != 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen", "--listen '%s': %s", spec,
+                                    gai_strerror(gr));
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+        if (fd >= 0)
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+                int e = errno;
+                if (fd >= 0)
+                        close(fd);
+                freeaddrinfo(ai);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "listen", "cannot listen on %s: %s", spec,
+                                    strerror(e));
+        }
+        freeaddrinfo(ai);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char ip[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+        if (getsockname(fd, (struct sockaddr *) &ss, &sl) == 0) {
+                if (ss.ss_family == AF_INET) {
+                        struct sockaddr_in *a = (struct sockaddr_in *) &ss;
+                        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+                        port = ntohs(a->sin_port);
+                } else if (ss.ss_family == AF_INET6) {
+                        struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
+                        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+                        port = ntohs(a->sin6_port);
+                }
+        }
+        snprintf(s->address, sizeof(s->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+        return fd;
+}
+
+int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *backends, tr__server **ret,
+                     tr_error **ret_err) {
+        tr__server *s = calloc(1, sizeof(*s));
+        if (!s || tr__serve_metrics_new(&s->metrics) < 0) {
+                free(s);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "serve", "out of memory");
+        }
+        s->cfg = cfg;
+        s->backends = backends;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        s->listen_fd = strncmp(cfg->listen, "unix:", 5) == 0 ? listen_unix(s, cfg->listen + 5, ret_err)
+                                                             : listen_tcp(s, cfg->listen, ret_err);
+        if (s->listen_fd < 0) {
+                tr__server_free(s);
+                return -EINVAL;
+        }
+        /* Connections beyond what admission can run or queue get a TCP-level
+         * refusal from MHD rather than a thread each. */
+        unsigned conn_limit = cfg->max_concurrency + cfg->queue + 16;
+        s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, 0, NULL,
+                                NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                                cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+                                on_completed, NULL, MHD_OPTION_END);
+        if (!s->d) {
+                tr__server_free(s);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "serve",
+                                    "libmicrohttpd could not start on %s", cfg->listen);
+        }
+        *ret = s;
+        return 0;
+}
+
+const char *tr__server_address(const tr__server *s) {
+        return s->address;
+}
+
+unsigned tr__server_drain(tr__server *s, int64_t drain_ms) {
+        pthread_mutex_lock(&s->lock);
+        s->draining = true;
+        pthread_mutex_unlock(&s->lock);
+        /* Stop accepting: the listening socket is closed, connections already
+         * open finish their requests (new ones on them get 503). */
+        if (s->d) {
+                MHD_socket lfd = MHD_quiesce_daemon(s->d);
+                if (lfd != MHD_INVALID_SOCKET)
+                        close(lfd);
+                s->listen_fd = -1;
+        }
+        int64_t end = tr__now_ns() + drain_ms * TR_NSEC_PER_MSEC;
+        pthread_mutex_lock(&s->lock);
+        while ((s->running || s->queued) && tr__now_ns() < end) {
+                pthread_mutex_unlock(&s->lock);
+                usleep(20 * 1000);
+                pthread_mutex_lock(&s->lock);
+        }
+        unsigned left = s->running + s->queued;
+        pthread_mutex_unlock(&s->lock);
+        return left;
+}
+
+void tr__server_free(tr__server *s) {
+        if (!s)
+                return;
+        if (s->d)
+                MHD_stop_daemon(s->d);
+        if (s->listen_fd >= 0 && !s->d)
+                close(s->listen_fd);
+        if (s->unix_path) {
+                unlink(s->unix_path);
+                free(s->unix_path);
+        }
+        tr__serve_metrics_free(s->metrics);
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+}

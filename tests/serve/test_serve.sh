@@ -1,0 +1,282 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# `toolruntime serve` driven by real clients over real sockets: curl, a
+# Python stdlib http.client keep-alive client, and the npm `piston-client`
+# package unchanged.  Executions run in the containerd sandbox (the private
+# daemon of `make check`).  Needs root and TR_TEST_CONTAINERD_SOCKET (skips
+# without it, fails under CI=true).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+: "${TOOLRUNTIME_BIN:?TOOLRUNTIME_BIN must name the toolruntime binary}"
+TR=$TOOLRUNTIME_BIN
+
+skip_or_fail() {
+    if [ "${CI:-}" = true ]; then
+        echo "serve: FAIL (CI=true): $*" >&2
+        exit 1
+    fi
+    echo "serve: SKIP: $*" >&2
+    exit 77
+}
+[ -n "${TR_TEST_CONTAINERD_SOCKET:-}" ] && [ -S "$TR_TEST_CONTAINERD_SOCKET" ] ||
+    skip_or_fail "TR_TEST_CONTAINERD_SOCKET is not set (no containerd)"
+for tool in curl python3 node ctr; do
+    command -v "$tool" >/dev/null || skip_or_fail "$tool is not installed"
+done
+[ "$(id -u)" = 0 ] || skip_or_fail "needs root (containerd)"
+[ -d "$here/node_modules/piston-client" ] || "$here/setup.sh" >/dev/null ||
+    skip_or_fail "cannot install piston-client from npm"
+
+NS=${TR_TEST_NAMESPACE:-default}
+WORK=$(mktemp -d /tmp/tr-serve.XXXXXX)
+SERVER_PIDS=()
+cleanup() {
+    local p
+    for p in "${SERVER_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+FAILED=0
+RUN=0
+fail() {
+    echo "    FAIL: $*"
+    CASE_FAILED=1
+}
+assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
+assert_contains() { case "$1" in *"$2"*) ;; *) fail "$3: expected to contain '$2', got: $(printf '%.300s' "$1")" ;; esac; }
+j() { printf '%s' "$1" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps(eval(sys.argv[1])) if not isinstance(eval(sys.argv[1]), str) else eval(sys.argv[1]))' "$2" 2>/dev/null; }
+
+ctrd_state() {
+    local c t l
+    c=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" containers ls -q | wc -l)
+    t=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" tasks ls -q | wc -l)
+    l=$(ctr -a "$TR_TEST_CONTAINERD_SOCKET" -n "$NS" leases ls -q | wc -l)
+    echo "containers=$c tasks=$t leases=$l"
+}
+
+# start_server NAME [serve options...]: start a server on a free loopback
+# port (or the --listen given) and wait until it listens; sets URL and PID.
+start_server() {
+    local name=$1
+    shift
+    local listen=(--listen 127.0.0.1:0)
+    case " $* " in *" --listen "*) listen=() ;; esac
+    "$TR" serve "${listen[@]}" --socket "$TR_TEST_CONTAINERD_SOCKET" --namespace "$NS" "$@" \
+        2>"$WORK/$name.log" &
+    PID=$!
+    SERVER_PIDS+=("$PID")
+    local addr=""
+    for _ in $(seq 100); do
+        addr=$(sed -n 's/^toolruntime serve: listening on //p' "$WORK/$name.log")
+        [ -n "$addr" ] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    URL="http://$addr"
+}
+
+BASE_STATE=$(ctrd_state)
+start_server main --max-concurrency 2 --queue 1 --max-memory 1G
+MAIN_URL=$URL
+MAIN_PID=$PID
+
+t_execute_value() {
+    local out
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"__out = 6*7"}')
+    assert_eq "$(j "$out" 'j["value"]')" 42 "value"
+    assert_eq "$(j "$out" 'j["backend"]["kind"]')" containerd "backend"
+    assert_eq "$(j "$out" 'j["error"]')" null "error"
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"import sys\nprint(sys.argv[1:])\nsys.exit(3)","args":["a","b c"],"timeout":10,"limits":{"memory":268435456,"pids":32}}')
+    assert_eq "$(j "$out" 'j["stdout"]')" "['a', 'b c']" "args"
+    assert_eq "$(j "$out" 'j["exit_code"]')" 3 "exit code"
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"echo hi","language":"sh","profile":"hardened"}')
+    assert_eq "$(j "$out" 'j["stdout"]')" "hi" "sh in hardened"
+    # Unset limits take the profile's defaults, capped by the server's
+    # maxima, and are enforced.
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"__out = open(\"/sys/fs/cgroup/memory/memory.limit_in_bytes\").read().strip()"}')
+    assert_eq "$(j "$out" 'j["limits_enforced"]["memory"]')" true "memory enforced with no limits given"
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"while True: pass","timeout":1}')
+    assert_eq "$(j "$out" 'j["error"]["code"]')" timeout "timeout"
+}
+
+t_bad_requests() {
+    local body code
+    while IFS='|' read -r body code want; do
+        out=$(curl -sS -o "$WORK/body" -w '%{http_code}' "$MAIN_URL/v1/execute" -d "$body")
+        assert_eq "$out" "$code" "status for $body"
+        assert_contains "$(cat "$WORK/body")" "$want" "error for $body"
+    done <<'EOF'
+{"code":"1","bogus":1}|400|unknown field 'bogus'
+{"limits":{"memory":1}}|400|'code' is required
+not json|400|not JSON
+{"code":"1","limits":{"memory":4294967296}}|400|over this server's maximum
+{"code":"1","limits":{"gpu":1}}|400|unknown field 'limits.gpu'
+{"code":"1","limits":{"memory":0}}|400|0 (unlimited) is over this server's maximum
+{"code":"1","limits":{"pids":-5}}|400|must not be negative
+{"code":"1","timeout":"x"}|400|'timeout' must be a number
+{"code":"1","profile":"dev"}|403|--allow-dev
+{"code":"1","backend":"nope"}|400|unknown backend
+{"code":"1","stdin":"x"}|400|'stdin' is not supported
+{"code":1}|400|'code' is required
+EOF
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/nope")" 404 "unknown route"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/v1/execute")" 405 "GET /v1/execute"
+    # A body over the cap is refused without being kept.
+    head -c 20000000 /dev/zero | tr '\0' 'x' > "$WORK/big"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/v1/execute" --data-binary @"$WORK/big")" 413 "oversized body"
+}
+
+t_piston_client() {
+    local out
+    out=$(cd "$here" && node --input-type=module -e '
+import { piston } from "piston-client";
+const client = piston({ server: process.argv[1] });
+const runtimes = await client.runtimes();
+const ok = await client.execute("python", "import sys\nprint(\"hi\", sys.argv[1:])");
+const bad = await client.execute("python", "import sys\nprint(\"oops\", file=sys.stderr)\nsys.exit(2)");
+const slow = await client.execute({ language: "python", files: [{ content: "while True: pass" }], runTimeout: 1000 });
+console.log(JSON.stringify({ runtimes, ok, bad, slow }));
+' "$MAIN_URL")
+    assert_eq "$(j "$out" '[r["language"] for r in j["runtimes"]]')" '["python", "sh"]' "runtimes"
+    assert_eq "$(j "$out" 'j["ok"]["run"]["stdout"]')" "hi ['1', '2', '3']" "execute stdout (the client sends args 1 2 3)"
+    assert_eq "$(j "$out" 'j["ok"]["run"]["code"]')" 0 "execute code"
+    assert_eq "$(j "$out" 'j["ok"]["language"]')" python "language"
+    assert_eq "$(j "$out" 'j["bad"]["run"]["code"]')" 2 "failing code"
+    assert_eq "$(j "$out" 'j["bad"]["run"]["stderr"]')" "oops" "stderr"
+    assert_eq "$(j "$out" 'j["bad"]["run"]["output"]')" "oops" "output"
+    assert_eq "$(j "$out" 'j["bad"]["run"]["status"]')" RE "status RE"
+    assert_eq "$(j "$out" 'j["slow"]["run"]["status"]')" TO "status TO"
+    assert_eq "$(j "$out" 'j["slow"]["run"]["signal"]')" SIGKILL "signal"
+}
+
+t_keepalive_http_client() {
+    local out
+    out=$(python3 - "$MAIN_URL" <<'EOF'
+import http.client, json, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+values, socks = [], set()
+for i in range(4):
+    c.request("POST", "/v1/execute", body=json.dumps({"code": "__out = %d * 2" % i}),
+              headers={"Content-Type": "application/json"})
+    socks.add(id(c.sock))
+    r = c.getresponse()
+    values.append(json.loads(r.read())["value"])
+print(json.dumps({"values": values, "connections": len(socks)}))
+EOF
+)
+    assert_eq "$(j "$out" 'j["values"]')" "[0, 2, 4, 6]" "values over one connection"
+    assert_eq "$(j "$out" 'j["connections"]')" 1 "one keep-alive connection"
+}
+
+t_admission_429() {
+    # Two slots and a queue of one: three long executions fill them, the
+    # fourth is refused at once with Retry-After.
+    local i pids=()
+    for i in 1 2 3; do
+        curl -s -o /dev/null "$MAIN_URL/v1/execute" -d '{"code":"import time; time.sleep(4)"}' &
+        pids+=($!)
+    done
+    sleep 1.5
+    out=$(curl -s -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$MAIN_URL/v1/execute" -d '{"code":"1"}')
+    assert_eq "$out" 429 "status when full"
+    assert_contains "$(tr -d '\r' < "$WORK/headers")" "Retry-After: 1" "Retry-After"
+    assert_contains "$(curl -s "$MAIN_URL/metrics")" "toolruntime_queue_depth 1" "queue depth metric"
+    wait "${pids[@]}"
+}
+
+t_disconnect_cancels() {
+    local t0 inflight=""
+    t0=$(date +%s)
+    curl -s -m 1 -o /dev/null "$MAIN_URL/v1/execute" -d '{"code":"import time; time.sleep(60)","timeout":120}'
+    for _ in $(seq 50); do
+        inflight=$(j "$(curl -s "$MAIN_URL/v1/health")" 'j["in_flight"]')
+        [ "$inflight" = 0 ] && break
+        sleep 0.2
+    done
+    assert_eq "$inflight" 0 "executions after the client hung up"
+    [ $(( $(date +%s) - t0 )) -le 15 ] || fail "the cancelled execution took $(( $(date +%s) - t0 )) s to end"
+}
+
+t_token_and_unix_socket() {
+    printf 'sixteen-chars-token-%s\n' "$RANDOM" > "$WORK/token"
+    chmod 600 "$WORK/token"
+    start_server tok --listen "unix:$WORK/tr.sock" --token-file "$WORK/token"
+    local tok
+    tok=$(head -1 "$WORK/token")
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$WORK/tr.sock" http://x/v1/execute -d '{"code":"1"}')" 401 "no token"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$WORK/tr.sock" -H "Authorization: Bearer ${tok}x" http://x/v1/execute -d '{"code":"1"}')" 401 "wrong token"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$WORK/tr.sock" http://x/v1/health)" 200 "health needs no token"
+    out=$(curl -s --unix-socket "$WORK/tr.sock" -H "Authorization: Bearer $tok" http://x/v1/execute -d '{"code":"__out = 1"}')
+    assert_eq "$(j "$out" 'j["value"]')" 1 "with the token"
+    kill -TERM "$PID"
+    wait "$PID" 2>/dev/null
+    assert_eq "$?" 0 "exit status after SIGTERM"
+    [ -e "$WORK/tr.sock" ] && fail "the unix socket is left behind"
+    # Off loopback a token is required; a world-readable token is refused.
+    "$TR" serve --listen 0.0.0.0:0 2>"$WORK/err"
+    assert_eq "$?" 2 "non-loopback without a token"
+    assert_contains "$(cat "$WORK/err")" "without --token-file" "message"
+    chmod 644 "$WORK/token"
+    "$TR" serve --token-file "$WORK/token" 2>"$WORK/err"
+    assert_eq "$?" 2 "world-readable token file"
+    "$TR" serve --pool standard=2 2>"$WORK/err"
+    assert_eq "$?" 2 "pools are refused, not ignored"
+}
+
+t_sigterm_drains() {
+    start_server drain
+    local url=$URL pid=$PID
+    curl -s "$url/v1/execute" -d '{"code":"import time; time.sleep(2); __out = \"finished\""}' > "$WORK/drained" &
+    local cpid=$!
+    sleep 1
+    kill -TERM "$pid"
+    wait "$cpid"
+    assert_eq "$(j "$(cat "$WORK/drained")" 'j["value"]')" finished "the in-flight execution completed"
+    wait "$pid" 2>/dev/null
+    assert_eq "$?" 0 "server exit status"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/health")" 000 "no longer listening"
+}
+
+t_config_file() {
+    printf '{"listen": "127.0.0.1:0", "max-concurrency": 1, "queue": 0, "max-timeout": 5, "allow-dev": true}\n' > "$WORK/cfg.json"
+    start_server cfg --config "$WORK/cfg.json"
+    local out
+    out=$(curl -s -o "$WORK/body" -w '%{http_code}' "$URL/v1/execute" -d '{"code":"1","timeout":6}')
+    assert_eq "$out" 400 "timeout over the configured maximum"
+    assert_eq "$(j "$(curl -s "$URL/v1/health")" 'j["max_concurrency"]')" 1 "max-concurrency from the file"
+    kill -TERM "$PID"
+    wait "$PID" 2>/dev/null
+    printf '{"nope": 1}\n' > "$WORK/bad.json"
+    "$TR" serve --config "$WORK/bad.json" 2>"$WORK/err"
+    assert_eq "$?" 2 "unknown key in the config file"
+}
+
+t_metrics() {
+    local m
+    m=$(curl -s "$MAIN_URL/metrics")
+    assert_contains "$m" 'toolruntime_executions_total{backend="containerd",profile="standard",outcome="ok"}' "executions counter"
+    assert_contains "$m" 'outcome="timeout"' "timeout outcome"
+    assert_contains "$m" "toolruntime_execution_duration_seconds_count" "histogram"
+    assert_contains "$m" "toolruntime_in_flight 0" "in flight"
+}
+
+for t in t_execute_value t_bad_requests t_piston_client t_keepalive_http_client t_admission_429 \
+    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics; do
+    case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
+    CASE_FAILED=0
+    RUN=$((RUN + 1))
+    echo "--- ${t#t_}"
+    "$t"
+    if [ "$CASE_FAILED" = 0 ]; then echo "ok   ${t#t_}"; else echo "FAIL ${t#t_}"; FAILED=$((FAILED + 1)); fi
+done
+
+kill -TERM "$MAIN_PID"
+wait "$MAIN_PID" 2>/dev/null || { echo "FAIL: the main server exited $?"; FAILED=$((FAILED + 1)); }
+state=$(ctrd_state)
+[ "$state" = "$BASE_STATE" ] || { echo "FAIL: containerd after the suite: $state (before: $BASE_STATE)"; FAILED=$((FAILED + 1)); }
+echo
+echo "serve: $((RUN - FAILED > 0 ? RUN - FAILED : 0)) of $RUN cases passed"
+[ "$FAILED" = 0 ]
