@@ -62,6 +62,17 @@ static char *find_agent(void) {
 }
 
 int cli_image(int argc, char **argv) {
+        /* The first word that is not an option (nor an option's value) names
+         * the action; each action parses the whole argv with its own flags. */
+        for (int i = 1; i < argc; i++) {
+                bool after_value_opt = i > 1 && argv[i - 1][0] == '-' && !strchr(argv[i - 1], '=') &&
+                                       !streq(argv[i - 1], "--vm") && !streq(argv[i - 1], "--no-pull");
+                if (argv[i][0] == '-' || after_value_opt)
+                        continue;
+                if (streq(argv[i], "pull"))
+                        return cli_image_pull(argc, argv);
+                break;
+        }
         static const struct option opts[] = {
                 { "ref", required_argument, NULL, 'r' },
                 { "namespace", required_argument, NULL, 'n' },
