@@ -21,6 +21,7 @@
 
 static const char image_help[] =
         "Usage: toolruntime image build [OPTIONS]\n"
+        "       toolruntime image pull [OPTIONS] REF   (see image pull --help)\n"
         "\n"
         "Build the sandbox images.  Idempotent: a run with nothing to do is quick.\n"
         "\n"
@@ -98,9 +99,9 @@ int cli_image(int argc, char **argv) {
                 }
         }
         if (optind >= argc)
-                return cli_usage_error("image", "no action given (known: build)");
+                return cli_usage_error("image", "no action given (known: build, pull)");
         if (!streq(argv[optind], "build"))
-                return cli_usage_error("image", "unknown action '%s' (known: build)", argv[optind]);
+                return cli_usage_error("image", "unknown action '%s' (known: build, pull)", argv[optind]);
         if (optind + 1 < argc)
                 return cli_usage_error("image", "unexpected argument '%s'", argv[optind + 1]);
         if (vm && (ref || ns || sock))
