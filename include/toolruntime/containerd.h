@@ -189,8 +189,8 @@ typedef struct tr_image_pull_opts {
  * verified blobs, unpacked layers, the image record (labelled
  * io.toolruntime.owner).  *ret_name (may be NULL; free()) gets the stored
  * name.  Nothing is left behind on failure. */
-TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref,
-                                       const tr_image_pull_opts *opts, char **ret_name, tr_error **ret_err);
+TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref, const tr_image_pull_opts *opts,
+                                       char **ret_name, tr_error **ret_err);
 
 /* The containerd backend.  `cfg` may be NULL (all defaults).  Does not
  * contact containerd: errors about the daemon come from each execution.

@@ -42,11 +42,12 @@ enum {
         CLI_OPT_MAX_IMAGE_SIZE,
         CLI_OPT_NO_PULL,
 };
-#define CLI_PULL_LONG_OPTIONS                                                                        \
-        { "insecure-registry", required_argument, NULL, CLI_OPT_INSECURE_REGISTRY },                 \
-                { "registry-config", required_argument, NULL, CLI_OPT_REGISTRY_CONFIG },             \
-                { "max-image-size", required_argument, NULL, CLI_OPT_MAX_IMAGE_SIZE },               \
-                { "no-pull", no_argument, NULL, CLI_OPT_NO_PULL }
+#define CLI_PULL_LONG_OPTIONS                                                            \
+        { "insecure-registry", required_argument, NULL, CLI_OPT_INSECURE_REGISTRY },     \
+                { "registry-config", required_argument, NULL, CLI_OPT_REGISTRY_CONFIG }, \
+                { "max-image-size", required_argument, NULL, CLI_OPT_MAX_IMAGE_SIZE }, { \
+                "no-pull", no_argument, NULL, CLI_OPT_NO_PULL                            \
+        }
 #define CLI_MAX_INSECURE 16
 typedef struct cli_pull_args {
         tr_image_pull_opts opts;

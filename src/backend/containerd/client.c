@@ -44,7 +44,7 @@ static int oom(tr_error **ret_err, const char *op) {
 
 /* Relabel a grpc-layer error with the RPC's short name as its operation. */
 int tr__ctrd_unary(const tr__ctrd_ctx *cx, const char *op, const char *path, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **ret_resp, tr_error **ret_err) {
+                   const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **ret_resp, tr_error **ret_err) {
         tr_error *err = NULL;
         int r = tr__grpc_unary(cx->conn, path, req, resp_desc, cx->lease, cx->deadline_ns, cx->cancel_fd, ret_resp,
                                ret_err ? &err : NULL);
@@ -174,7 +174,7 @@ int tr__ctrd_version(const tr__ctrd_ctx *cx, char **ret_version, tr_error **ret_
         Google__Protobuf__Empty req = GOOGLE__PROTOBUF__EMPTY__INIT;
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "version", SVC_VERSION "Version", &req.base,
-                      &containerd__services__version__v1__version_response__descriptor, &resp, ret_err);
+                               &containerd__services__version__v1__version_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Version__V1__VersionResponse *v = (void *) resp;
@@ -197,7 +197,7 @@ int tr__ctrd_image_get(const tr__ctrd_ctx *cx, const char *name, tr__ctrd_desc *
         req.name = UNCONST(name);
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "image.get", SVC_IMAGES "Get", &req.base,
-                      &containerd__services__images__v1__get_image_response__descriptor, &resp, ret_err);
+                               &containerd__services__images__v1__get_image_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Images__V1__GetImageResponse *g = (void *) resp;
@@ -300,8 +300,9 @@ int tr__ctrd_snapshot_prepare(const tr__ctrd_ctx *cx, const char *snapshotter, c
         Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
                 CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
         _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
-        if (tr__ctrd_kv_list_build(&containerd__services__snapshots__v1__prepare_snapshot_request__labels_entry__descriptor,
-                          labels, &kv) < 0)
+        if (tr__ctrd_kv_list_build(
+                    &containerd__services__snapshots__v1__prepare_snapshot_request__labels_entry__descriptor, labels,
+                    &kv) < 0)
                 return oom(ret_err, "snapshot.prepare");
         req.snapshotter = UNCONST(snapshotter);
         req.key = UNCONST(key);
@@ -310,7 +311,8 @@ int tr__ctrd_snapshot_prepare(const tr__ctrd_ctx *cx, const char *snapshotter, c
         req.labels = (void *) kv.ptrs;
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "snapshot.prepare", SVC_SNAPSHOTS "Prepare", &req.base,
-                      &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor, &resp, ret_err);
+                               &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor, &resp,
+                               ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *p = (void *) resp;
@@ -327,7 +329,7 @@ int tr__ctrd_snapshot_mounts(const tr__ctrd_ctx *cx, const char *snapshotter, co
         req.key = UNCONST(key);
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "snapshot.mounts", SVC_SNAPSHOTS "Mounts", &req.base,
-                      &containerd__services__snapshots__v1__mounts_response__descriptor, &resp, ret_err);
+                               &containerd__services__snapshots__v1__mounts_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Snapshots__V1__MountsResponse *p = (void *) resp;
@@ -396,8 +398,8 @@ int tr__ctrd_container_create(const tr__ctrd_ctx *cx, const tr__ctrd_container *
                 CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__RUNTIME__INIT;
         Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT;
         _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
-        if (tr__ctrd_kv_list_build(&containerd__services__containers__v1__container__labels_entry__descriptor, ct->labels, &kv) <
-            0)
+        if (tr__ctrd_kv_list_build(&containerd__services__containers__v1__container__labels_entry__descriptor,
+                                   ct->labels, &kv) < 0)
                 return oom(ret_err, "container.create");
         rt.name = UNCONST(ct->runtime);
         spec.type_url = UNCONST(TR_CTRD_SPEC_TYPE_URL);
@@ -432,7 +434,8 @@ int tr__ctrd_container_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd
         req.filters = filters;
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "container.list", SVC_CONTAINERS "List", &req.base,
-                      &containerd__services__containers__v1__list_containers_response__descriptor, &resp, ret_err);
+                               &containerd__services__containers__v1__list_containers_response__descriptor, &resp,
+                               ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Containers__V1__ListContainersResponse *lr = (void *) resp;
@@ -476,7 +479,7 @@ int tr__ctrd_task_create(const tr__ctrd_ctx *cx, const char *id, const tr__ctrd_
         req.stderr = UNCONST(stderr_path ? stderr_path : "");
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "task.create", SVC_TASKS "Create", &req.base,
-                      &containerd__services__tasks__v1__create_task_response__descriptor, &resp, ret_err);
+                               &containerd__services__tasks__v1__create_task_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         if (ret_pid)
@@ -490,7 +493,7 @@ int tr__ctrd_task_start(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_pi
         req.container_id = UNCONST(id);
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "task.start", SVC_TASKS "Start", &req.base,
-                      &containerd__services__tasks__v1__start_response__descriptor, &resp, ret_err);
+                               &containerd__services__tasks__v1__start_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         if (ret_pid)
@@ -545,7 +548,7 @@ int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_s
         req.container_id = UNCONST(id);
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "task.delete", SVC_TASKS "Delete", &req.base,
-                      &containerd__services__tasks__v1__delete_response__descriptor, &resp, ret_err);
+                               &containerd__services__tasks__v1__delete_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         if (ret_status)
@@ -559,7 +562,7 @@ int tr__ctrd_task_list(const tr__ctrd_ctx *cx, tr__ctrd_items *ret, tr_error **r
                 CONTAINERD__SERVICES__TASKS__V1__LIST_TASKS_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "task.list", SVC_TASKS "List", &req.base,
-                      &containerd__services__tasks__v1__list_tasks_response__descriptor, &resp, ret_err);
+                               &containerd__services__tasks__v1__list_tasks_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Tasks__V1__ListTasksResponse *lr = (void *) resp;
@@ -587,7 +590,8 @@ int tr__ctrd_task_list(const tr__ctrd_ctx *cx, tr__ctrd_items *ret, tr_error **r
 int tr__ctrd_lease_create(const tr__ctrd_ctx *cx, const char *id, const char *const *labels, tr_error **ret_err) {
         Containerd__Services__Leases__V1__CreateRequest req = CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
         _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
-        if (tr__ctrd_kv_list_build(&containerd__services__leases__v1__create_request__labels_entry__descriptor, labels, &kv) < 0)
+        if (tr__ctrd_kv_list_build(&containerd__services__leases__v1__create_request__labels_entry__descriptor, labels,
+                                   &kv) < 0)
                 return oom(ret_err, "lease.create");
         req.id = UNCONST(id);
         req.n_labels = kv.n;
@@ -609,7 +613,7 @@ int tr__ctrd_lease_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd_ite
         req.filters = filters;
         ProtobufCMessage *resp = NULL;
         int r = tr__ctrd_unary(cx, "lease.list", SVC_LEASES "List", &req.base,
-                      &containerd__services__leases__v1__list_response__descriptor, &resp, ret_err);
+                               &containerd__services__leases__v1__list_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Leases__V1__ListResponse *lr = (void *) resp;

@@ -30,11 +30,11 @@
 #include "util/strv.h"
 #include "util/timeutil.h"
 
-#define OP "image.pull"
-#define UNCONST(s) ((char *) (s))
+#define OP          "image.pull"
+#define UNCONST(s)  ((char *) (s))
 #define WRITE_CHUNK (1024 * 1024)
 /* An interrupted pull's lease outlives the process by at most this. */
-#define LEASE_TTL_SEC 3600
+#define LEASE_TTL_SEC      3600
 #define DEFAULT_TIMEOUT_MS (30LL * 60 * 1000)
 
 #define GC_REF_CONTENT  "containerd.io/gc.ref.content."
@@ -69,8 +69,8 @@ static int verify(const char *what, const char *data, size_t len, const char *di
         sha256_of(data, len, got);
         if ((size >= 0 && (int64_t) len != size) || !streq(got, digest)) {
                 tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, OP,
-                             "digest mismatch for %s %s: the registry sent %zu bytes hashing to %s", what, digest,
-                             len, got);
+                             "digest mismatch for %s %s: the registry sent %zu bytes hashing to %s", what, digest, len,
+                             got);
                 return -EBADMSG;
         }
         return 0;
@@ -89,7 +89,7 @@ typedef struct pull {
         tr__reg_ref ref;
         int64_t max_bytes;
         int64_t total;
-        tr__ctrd_desc top;      /* what the image record points at */
+        tr__ctrd_desc top; /* what the image record points at */
         char *top_data;
         size_t top_len;
         tr__ctrd_desc manifest; /* == top unless top is an index */
@@ -154,8 +154,7 @@ static int fetch_manifest(pull *p, const char *ref, const char *want_digest, int
 }
 
 static int parse_layers(pull *p, tr_error **ret_err) {
-        _cleanup_(json_decrefp) json_t *m = json_loadb(p->manifest_data, p->manifest_len, JSON_REJECT_DUPLICATES,
-                                                        NULL);
+        _cleanup_(json_decrefp) json_t *m = json_loadb(p->manifest_data, p->manifest_len, JSON_REJECT_DUPLICATES, NULL);
         _cleanup_(json_decrefp) json_t *c = json_loadb(p->config_data, p->config_len, JSON_REJECT_DUPLICATES, NULL);
         json_t *ls = json_object_get(m, "layers");
         json_t *ids = json_object_get(json_object_get(c, "rootfs"), "diff_ids");
@@ -248,7 +247,8 @@ static int content_write(pull *p, const char *digest, const char *data, size_t l
         }
         if (r < 0) {
                 /* Drop the partial ingest; the lease's removal does the rest. */
-                Containerd__Services__Content__V1__AbortRequest ab = CONTAINERD__SERVICES__CONTENT__V1__ABORT_REQUEST__INIT;
+                Containerd__Services__Content__V1__AbortRequest ab =
+                        CONTAINERD__SERVICES__CONTENT__V1__ABORT_REQUEST__INIT;
                 ab.ref = ref;
                 tr__ctrd_ctx c2 = *p->cx;
                 c2.cancel_fd = -1;
@@ -269,8 +269,7 @@ static int fetch_layers(pull *p, tr_error **ret_err) {
                 layer *L = &p->layers[i];
                 _cleanup_free_ char *data = NULL;
                 size_t len = 0;
-                int r = tr__reg_get(p->reg, "blobs", L->desc.digest, (size_t) L->desc.size, &data, &len, NULL,
-                                    ret_err);
+                int r = tr__reg_get(p->reg, "blobs", L->desc.digest, (size_t) L->desc.size, &data, &len, NULL, ret_err);
                 if (r < 0)
                         return r;
                 if ((r = verify("layer", data, len, L->desc.digest, L->desc.size, ret_err)) < 0)
@@ -298,8 +297,7 @@ static int write_metadata(pull *p, tr_error **ret_err) {
         }
         if (r < 0)
                 return oom(ret_err);
-        r = content_write(p, p->manifest.digest, p->manifest_data, p->manifest_len, (const char *const *) ml,
-                          ret_err);
+        r = content_write(p, p->manifest.digest, p->manifest_data, p->manifest_len, (const char *const *) ml, ret_err);
         if (r < 0 || !p->top_data)
                 return r;
         const char *il[] = { GC_REF_CONTENT "m.0", p->manifest.digest, NULL };
@@ -345,8 +343,8 @@ static int apply(pull *p, const layer *L, const tr__ctrd_mounts *m, tr_error **r
         req.mounts = mp;
         Containerd__Services__Diff__V1__ApplyResponse *resp = NULL;
         int r = tr__ctrd_unary(p->cx, "diff.apply", "/containerd.services.diff.v1.Diff/Apply", &req.base,
-                               &containerd__services__diff__v1__apply_response__descriptor,
-                               (ProtobufCMessage **) &resp, ret_err);
+                               &containerd__services__diff__v1__apply_response__descriptor, (ProtobufCMessage **) &resp,
+                               ret_err);
         free(mounts);
         free(mp);
         if (r < 0)
@@ -357,8 +355,7 @@ static int apply(pull *p, const layer *L, const tr__ctrd_mounts *m, tr_error **r
         protobuf_c_message_free_unpacked(&resp->base, NULL);
         if (!ok) {
                 tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, OP,
-                             "layer %s does not unpack to the diff_id %s its config names", L->desc.digest,
-                             L->diff_id);
+                             "layer %s does not unpack to the diff_id %s its config names", L->desc.digest, L->diff_id);
                 return -EBADMSG;
         }
         return 0;
@@ -385,8 +382,8 @@ static int unpack(pull *p, tr_error **ret_err) {
                         req.name = L->chain_id;
                         req.key = key;
                         r = tr__ctrd_unary(p->cx, "snapshot.commit",
-                                           "/containerd.services.snapshots.v1.Snapshots/Commit", &req.base, NULL,
-                                           NULL, ret_err);
+                                           "/containerd.services.snapshots.v1.Snapshots/Commit", &req.base, NULL, NULL,
+                                           ret_err);
                         if (r == -EEXIST) /* a concurrent pull committed it first */
                                 r = 0;
                 }
@@ -450,8 +447,7 @@ static int resolve_manifest(pull *p, tr_error **ret_err) {
                 if (r < 0)
                         return r;
                 tr__ctrd_desc got = { 0 };
-                r = fetch_manifest(p, m.digest, m.digest, m.size, &p->manifest_data, &p->manifest_len, &got,
-                                   ret_err);
+                r = fetch_manifest(p, m.digest, m.digest, m.size, &p->manifest_data, &p->manifest_len, &got, ret_err);
                 tr__ctrd_desc_done(&m);
                 p->manifest = got;
                 if (r < 0)
@@ -471,8 +467,8 @@ static int resolve_manifest(pull *p, tr_error **ret_err) {
         r = tr__ctrd_parse_manifest(p->manifest_data, p->manifest_len, &p->config, ret_err);
         if (r < 0)
                 return r;
-        r = tr__reg_get(p->reg, "blobs", p->config.digest, TR_CTRD_MAX_MANIFEST, &p->config_data, &p->config_len,
-                        NULL, ret_err);
+        r = tr__reg_get(p->reg, "blobs", p->config.digest, TR_CTRD_MAX_MANIFEST, &p->config_data, &p->config_len, NULL,
+                        ret_err);
         if (r < 0)
                 return r;
         return verify("config", p->config_data, p->config_len, p->config.digest, p->config.size, ret_err);
@@ -491,8 +487,7 @@ static int do_pull(pull *p, const tr_image_pull_opts *o, tr_error **ret_err) {
                              (long long) p->total, (long long) p->max_bytes);
                 return -EFBIG;
         }
-        if ((r = fetch_layers(p, ret_err)) < 0 || (r = write_metadata(p, ret_err)) < 0 ||
-            (r = unpack(p, ret_err)) < 0)
+        if ((r = fetch_layers(p, ret_err)) < 0 || (r = write_metadata(p, ret_err)) < 0 || (r = unpack(p, ret_err)) < 0)
                 return r;
         return image_record(p, ret_err);
 }
@@ -519,8 +514,13 @@ int tr__ctrd_pull(const tr__ctrd_ctx *cx0, const char *snapshotter, const char *
         snprintf(lease, sizeof lease, "toolruntime-pull-%d-%lld", (int) getpid(), (long long) tr__now_ns());
         tr__ctrd_rfc3339((int64_t) time(NULL) + LEASE_TTL_SEC, expires);
         tr__ctrd_rfc3339((int64_t) time(NULL) + LEASE_TTL_SEC, owner_exp);
-        const char *ll[] = { TR_CTRD_OWNER_LABEL,     TR_CTRD_OWNER_VALUE, TR_CTRD_GC_EXPIRE_LABEL, expires,
-                             TR_CTRD_EXPIRES_LABEL, owner_exp,           NULL };
+        const char *ll[] = { TR_CTRD_OWNER_LABEL,
+                             TR_CTRD_OWNER_VALUE,
+                             TR_CTRD_GC_EXPIRE_LABEL,
+                             expires,
+                             TR_CTRD_EXPIRES_LABEL,
+                             owner_exp,
+                             NULL };
         if ((r = tr__ctrd_lease_create(cx0, lease, ll, ret_err)) < 0) {
                 pull_done(&p);
                 return r;
@@ -541,8 +541,8 @@ int tr__ctrd_pull(const tr__ctrd_ctx *cx0, const char *snapshotter, const char *
         return r;
 }
 
-TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref,
-                                       const tr_image_pull_opts *opts, char **ret_name, tr_error **ret_err) {
+TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref, const tr_image_pull_opts *opts,
+                                       char **ret_name, tr_error **ret_err) {
         static const tr_containerd_config defaults = { 0 };
         const tr_containerd_config *c = cfg ? cfg : &defaults;
         const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;
@@ -558,8 +558,8 @@ TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const ch
         return tr__ctrd_pull(&cx, snap, ref, opts, ret_name, ret_err);
 }
 
-int tr__ctrd_pull_on_demand(tr__ctrd_client *cl, tr__grpc_conn *conn, const char *ref, tr_exec *ex,
-                            tr_error *not_found, tr_error **ret_err) {
+int tr__ctrd_pull_on_demand(tr__ctrd_client *cl, tr__grpc_conn *conn, const char *ref, tr_exec *ex, tr_error *not_found,
+                            tr_error **ret_err) {
         if (tr_exec_profile(ex) == TR_PROFILE_HARDENED && !tr__ctrd_ref_pinned(ref)) {
                 tr_error_prefix(not_found,
                                 "the hardened profile pulls only images pinned by digest (NAME@sha256:...); "
@@ -574,7 +574,9 @@ int tr__ctrd_pull_on_demand(tr__ctrd_client *cl, tr__grpc_conn *conn, const char
         tr_error_free(not_found);
         int64_t t0 = tr__now_ns();
         int64_t ms = cl->pull->timeout_ms > 0 ? cl->pull->timeout_ms : DEFAULT_TIMEOUT_MS;
-        tr__ctrd_ctx cx = { .conn = conn, .deadline_ns = t0 + ms * TR_NSEC_PER_MSEC, .cancel_fd = tr_exec_cancel_fd(ex) };
+        tr__ctrd_ctx cx = { .conn = conn,
+                            .deadline_ns = t0 + ms * TR_NSEC_PER_MSEC,
+                            .cancel_fd = tr_exec_cancel_fd(ex) };
         int r = tr__ctrd_pull(&cx, cl->snapshotter, ref, cl->pull, NULL, ret_err);
         if (r < 0)
                 return r;

@@ -467,9 +467,9 @@ static int authenticate(tr__reg *r, const char *challenge, tr_error **ret_err) {
         return asprintf(&r->auth, "Authorization: Bearer %s", tok) < 0 ? (r->auth = NULL, oom(ret_err)) : 0;
 }
 
-#define ACCEPT_MANIFESTS                                                                                      \
-        "Accept: application/vnd.oci.image.index.v1+json, "                                                   \
-        "application/vnd.docker.distribution.manifest.list.v2+json, "                                         \
+#define ACCEPT_MANIFESTS                                              \
+        "Accept: application/vnd.oci.image.index.v1+json, "           \
+        "application/vnd.docker.distribution.manifest.list.v2+json, " \
         "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
 int tr__reg_get(tr__reg *r, const char *kind, const char *ref, size_t max, char **ret_data, size_t *ret_len,
@@ -477,8 +477,7 @@ int tr__reg_get(tr__reg *r, const char *kind, const char *ref, size_t max, char 
         /* Docker Hub's API lives on another host than its name. */
         const char *host = streq(r->ref->domain, "docker.io") ? "registry-1.docker.io" : r->ref->domain;
         _cleanup_free_ char *url = NULL;
-        if (asprintf(&url, "%s://%s/v2/%s/%s/%s", r->plain_http ? "http" : "https", host, r->ref->repo, kind, ref) <
-            0)
+        if (asprintf(&url, "%s://%s/v2/%s/%s/%s", r->plain_http ? "http" : "https", host, r->ref->repo, kind, ref) < 0)
                 return url = NULL, oom(ret_err);
         bool manifest = streq(kind, "manifests");
         for (int attempt = 0;; attempt++) {

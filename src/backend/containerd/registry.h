@@ -19,11 +19,11 @@
 #include "toolruntime.h"
 
 typedef struct tr__reg_ref {
-        char *domain;     /* as written ("127.0.0.1:5000", "docker.io") */
-        char *repo;       /* "library/python" */
-        char *tag;        /* NULL when only a digest is given */
-        char *digest;     /* "sha256:..." or NULL */
-        char *name;       /* the normalised full name containerd stores */
+        char *domain; /* as written ("127.0.0.1:5000", "docker.io") */
+        char *repo;   /* "library/python" */
+        char *tag;    /* NULL when only a digest is given */
+        char *digest; /* "sha256:..." or NULL */
+        char *name;   /* the normalised full name containerd stores */
 } tr__reg_ref;
 void tr__reg_ref_done(tr__reg_ref *r);
 /* Parse "[domain/]path[:tag][@digest]"; docker.io defaults like docker's. */
@@ -33,10 +33,10 @@ int tr__reg_ref_parse(const char *ref, tr__reg_ref *ret, tr_error **ret_err);
 typedef void (*tr__reg_progress_fn)(void *userdata, const char *what, int64_t now, int64_t total);
 
 typedef struct tr__reg_opts {
-        const char *config_path;       /* NULL: $DOCKER_CONFIG/config.json, ~/.docker/config.json */
-        const char *const *insecure;   /* NULL-terminated registry names served over plain HTTP */
-        int64_t deadline_ns;           /* CLOCK_MONOTONIC; 0: none */
-        tr__reg_progress_fn progress;  /* NULL: none */
+        const char *config_path;      /* NULL: $DOCKER_CONFIG/config.json, ~/.docker/config.json */
+        const char *const *insecure;  /* NULL-terminated registry names served over plain HTTP */
+        int64_t deadline_ns;          /* CLOCK_MONOTONIC; 0: none */
+        tr__reg_progress_fn progress; /* NULL: none */
         void *progress_userdata;
 } tr__reg_opts;
 
