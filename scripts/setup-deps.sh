@@ -18,11 +18,11 @@ done
 pkgs=""
 [ $want_build = 1 ] && pkgs="$pkgs build-essential meson ninja-build pkg-config libjansson-dev libnghttp2-dev \
     libprotobuf-c-dev protobuf-c-compiler golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev \
-    libseccomp-dev nettle-dev libprotobuf-dev libmicrohttpd-dev"
+    libseccomp-dev nettle-dev libprotobuf-dev libmicrohttpd-dev libcurl4-openssl-dev"
 [ $want_run = 1 ] && pkgs="$pkgs python3 libseccomp2 containerd runc mmdebstrap umoci qemu-system-x86 qemu-utils e2fsprogs \
     cpio busybox-static ca-certificates"
 [ $want_test = 1 ] && pkgs="$pkgs libcriterion-dev valgrind clang libclang-rt-14-dev jq iproute2 procps \
-    util-linux clang-format curl"
+    util-linux clang-format curl docker-registry apache2-utils"
 # The MCP reference server comes from npm.  Machines that already carry a
 # Node.js + npm of their own keep it: Debian's npm would conflict with it.
 if [ $want_test = 1 ] && ! command -v npm >/dev/null 2>&1; then

@@ -162,7 +162,35 @@ typedef struct tr_containerd_config {
          * runtime's logger.  May be NULL. */
         tr_log_fn log;
         void *log_userdata;
+        /* Pull an image that is missing from containerd before running it
+         * (NULL: never pull; the execution fails TR_E_IMAGE_NOT_FOUND).  The
+         * hardened profile pulls only references pinned by digest. */
+        const struct tr_image_pull_opts *pull;
 } tr_containerd_config;
+
+/* Default cap on what one image may weigh (its blobs, compressed). */
+#define TR_IMAGE_PULL_DEFAULT_MAX_BYTES (2LL * 1024 * 1024 * 1024)
+
+/* How to reach registries.  Zero it, then set what differs. */
+typedef struct tr_image_pull_opts {
+        /* Docker-format config.json with "auths"; NULL: $DOCKER_CONFIG/config.json,
+         * else ~/.docker/config.json (absent: anonymous). */
+        const char *registry_config;
+        /* Registries ("host:port") spoken to over plain HTTP; all others HTTPS. */
+        const char *const *insecure_registries;
+        int64_t max_bytes;  /* 0: TR_IMAGE_PULL_DEFAULT_MAX_BYTES */
+        int64_t timeout_ms; /* whole pull; 0: 30 minutes */
+        /* Called while blobs download (what: the blob's digest). May be NULL. */
+        void (*progress)(void *userdata, const char *what, int64_t now, int64_t total);
+        void *progress_userdata;
+} tr_image_pull_opts;
+
+/* Pull `ref` ("[registry/]name[:tag][@sha256:...]") into containerd:
+ * verified blobs, unpacked layers, the image record (labelled
+ * io.toolruntime.owner).  *ret_name (may be NULL; free()) gets the stored
+ * name.  Nothing is left behind on failure. */
+TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref, const tr_image_pull_opts *opts,
+                                       char **ret_name, tr_error **ret_err);
 
 /* The containerd backend.  `cfg` may be NULL (all defaults).  Does not
  * contact containerd: errors about the daemon come from each execution.

@@ -32,7 +32,34 @@ typedef struct cli_backend_opts {
         tr_kata_accel accel;    /* --accel; zero is auto */
         tr_uid_range uid_range; /* --uid-range; zero is the default */
         const char *sdk_path;
+        const tr_image_pull_opts *pull; /* NULL: never pull a missing image */
 } cli_backend_opts;
+
+/* The registry options `exec` and `image pull` share (image_pull.c). */
+enum {
+        CLI_OPT_INSECURE_REGISTRY = 0x1000,
+        CLI_OPT_REGISTRY_CONFIG,
+        CLI_OPT_MAX_IMAGE_SIZE,
+        CLI_OPT_NO_PULL,
+};
+#define CLI_PULL_LONG_OPTIONS                                                            \
+        { "insecure-registry", required_argument, NULL, CLI_OPT_INSECURE_REGISTRY },     \
+                { "registry-config", required_argument, NULL, CLI_OPT_REGISTRY_CONFIG }, \
+                { "max-image-size", required_argument, NULL, CLI_OPT_MAX_IMAGE_SIZE }, { \
+                "no-pull", no_argument, NULL, CLI_OPT_NO_PULL                            \
+        }
+#define CLI_MAX_INSECURE 16
+typedef struct cli_pull_args {
+        tr_image_pull_opts opts;
+        const char *insecure[CLI_MAX_INSECURE + 1];
+        size_t n_insecure;
+        bool no_pull;
+} cli_pull_args;
+/* 1 when `c` is one of CLI_PULL_LONG_OPTIONS (consumed), 0 when not,
+ * CLI_EXIT_USAGE (already reported) for a bad value. */
+int cli_pull_option(const char *cmd, cli_pull_args *a, int c, const char *arg);
+/* `image pull`. */
+int cli_image_pull(int argc, char **argv);
 
 int cli_exec(int argc, char **argv);
 int cli_doctor(int argc, char **argv);

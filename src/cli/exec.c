@@ -47,6 +47,11 @@ static const char exec_help[] =
         "      --socket PATH        containerd socket (default /run/containerd/containerd.sock)\n"
         "      --runtime NAME       io.containerd.runc.v2 (default), io.containerd.runsc.v1,\n"
         "                           io.containerd.kata.v2, aws.firecracker\n"
+        "      --no-pull            never pull a missing image (default: pull it, except\n"
+        "                           under hardened, which pulls only NAME@sha256:... refs)\n"
+        "      --insecure-registry HOST[:PORT]  plain HTTP for this registry (repeatable)\n"
+        "      --registry-config FILE  credentials (default ~/.docker/config.json)\n"
+        "      --max-image-size SIZE   cap on a pulled image (default 2G)\n"
         "\n"
         "containerd and kata backends:\n"
         "      --seccomp FILE       seccomp profile (Docker JSON) for the hardened profile; the\n"
@@ -152,6 +157,7 @@ static const struct option exec_opts[] = {
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
         { "tool-env", required_argument, NULL, OPT_TOOL_ENV },
+        CLI_PULL_LONG_OPTIONS,
         { 0 },
 };
 
@@ -192,6 +198,7 @@ int cli_exec(int argc, char **argv) {
         tr_limits limits;
         tr_limits_init(&limits);
         cli_backend_opts bo = { 0 };
+        cli_pull_args pull = { 0 };
         int c;
 
         _cleanup_free_ const char **mcp_owner = NULL, **tool_env_owner = NULL;
@@ -208,6 +215,12 @@ int cli_exec(int argc, char **argv) {
                 int64_t *num = NULL;
                 enum { COUNT, SIZE, SECONDS } kind = COUNT;
                 const char *what = NULL;
+                int pr = cli_pull_option("exec", &pull, c, optarg);
+                if (pr != 0) {
+                        if (pr != 1)
+                                return pr;
+                        continue;
+                }
                 switch (c) {
                 case 'c': code = optarg; break;
                 case 'b': backend = optarg; break;
@@ -357,6 +370,8 @@ int cli_exec(int argc, char **argv) {
         /* The handlers go in first: from here on (MCP servers start with the
          * gateway) an interrupt must clean up, not kill us half-way. */
         int r = tr_cancel_new(&cancel, &err);
+        if (!pull.no_pull)
+                bo.pull = &pull.opts;
         if (r >= 0) {
                 catch_signals(cancel);
                 r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);

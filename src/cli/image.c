@@ -21,6 +21,7 @@
 
 static const char image_help[] =
         "Usage: toolruntime image build [OPTIONS]\n"
+        "       toolruntime image pull [OPTIONS] REF   (see image pull --help)\n"
         "\n"
         "Build the sandbox images.  Idempotent: a run with nothing to do is quick.\n"
         "\n"
@@ -62,6 +63,17 @@ static char *find_agent(void) {
 }
 
 int cli_image(int argc, char **argv) {
+        /* The first word that is not an option (nor an option's value) names
+         * the action; each action parses the whole argv with its own flags. */
+        for (int i = 1; i < argc; i++) {
+                bool after_value_opt = i > 1 && argv[i - 1][0] == '-' && !strchr(argv[i - 1], '=') &&
+                                       !streq(argv[i - 1], "--vm") && !streq(argv[i - 1], "--no-pull");
+                if (argv[i][0] == '-' || after_value_opt)
+                        continue;
+                if (streq(argv[i], "pull"))
+                        return cli_image_pull(argc, argv);
+                break;
+        }
         static const struct option opts[] = {
                 { "ref", required_argument, NULL, 'r' },
                 { "namespace", required_argument, NULL, 'n' },
@@ -87,9 +99,9 @@ int cli_image(int argc, char **argv) {
                 }
         }
         if (optind >= argc)
-                return cli_usage_error("image", "no action given (known: build)");
+                return cli_usage_error("image", "no action given (known: build, pull)");
         if (!streq(argv[optind], "build"))
-                return cli_usage_error("image", "unknown action '%s' (known: build)", argv[optind]);
+                return cli_usage_error("image", "unknown action '%s' (known: build, pull)", argv[optind]);
         if (optind + 1 < argc)
                 return cli_usage_error("image", "unexpected argument '%s'", argv[optind + 1]);
         if (vm && (ref || ns || sock))

@@ -28,6 +28,7 @@ void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg)
                 .runtime = o->runtime,
                 .seccomp_path = o->seccomp,
                 .uid_range = o->uid_range,
+                .pull = o->pull,
         };
 }
 

@@ -20,6 +20,7 @@
 
 #include "backend/containerd/client.h"
 #include "backend/containerd/image.h"
+#include "backend/containerd/pull.h"
 #include "backend/containerd/sandbox.h"
 #include "backend/containerd/spec.h"
 #include "core/runner.h"
@@ -102,7 +103,15 @@ static int real_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret
                 return r;
         tr__ctrd_ctx cx = { .conn = conn, .deadline_ns = tr_exec_deadline_ns(ex), .cancel_fd = tr_exec_cancel_fd(ex) };
         _cleanup_free_ char *chain = NULL;
-        return tr__ctrd_client_resolve(cl, &cx, ref, &chain, ret_err);
+        tr_error *err = NULL;
+        r = tr__ctrd_client_resolve(cl, &cx, ref, &chain, &err);
+        if (r < 0 && tr_error_code(err) == TR_E_IMAGE_NOT_FOUND && cl->pull)
+                return tr__ctrd_pull_on_demand(cl, conn, ref, ex, err, ret_err);
+        if (r < 0 && ret_err)
+                *ret_err = err;
+        else
+                tr_error_free(err);
+        return r;
 }
 
 static const tr_containerd_image_resolver_ops real_resolver = { .resolve = real_resolve };
@@ -488,6 +497,7 @@ TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_back
                        -ENOMEM;
         }
         tr__ctrd_client_set_log(&b->client, c->log, c->log_userdata);
+        b->client.pull = c->pull;
         b->image_ref = strdup(c->image_ref ? c->image_ref : TR_CONTAINERD_DEFAULT_IMAGE);
         b->runtime = strdup(c->runtime ? c->runtime : TR_CONTAINERD_DEFAULT_RUNTIME);
         b->seccomp_path = c->seccomp_path ? strdup(c->seccomp_path) : NULL;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "backend/containerd/client.h"
+#include "backend/containerd/client_pb.h"
 #include "ctrd_services_containers_v1_containers.pb-c.h"
 #include "ctrd_services_content_v1_content.pb-c.h"
 #include "ctrd_services_images_v1_images.pb-c.h"
@@ -42,8 +43,8 @@ static int oom(tr_error **ret_err, const char *op) {
 }
 
 /* Relabel a grpc-layer error with the RPC's short name as its operation. */
-static int unary(const tr__ctrd_ctx *cx, const char *op, const char *path, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **ret_resp, tr_error **ret_err) {
+int tr__ctrd_unary(const tr__ctrd_ctx *cx, const char *op, const char *path, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **ret_resp, tr_error **ret_err) {
         tr_error *err = NULL;
         int r = tr__grpc_unary(cx->conn, path, req, resp_desc, cx->lease, cx->deadline_ns, cx->cancel_fd, ret_resp,
                                ret_err ? &err : NULL);
@@ -95,26 +96,12 @@ const char *tr__ctrd_item_label(const tr__ctrd_item *it, const char *key) {
         return NULL;
 }
 
-/* The map<string,string> entries of every containerd message share this
- * layout; only the descriptor differs. */
-typedef struct kv_entry {
-        ProtobufCMessage base;
-        char *key;
-        char *value;
-} kv_entry;
-
-typedef struct kv_list {
-        kv_entry *storage;
-        kv_entry **ptrs;
-        size_t n;
-} kv_list;
-
-static void kv_list_done(kv_list *l) {
+void tr__ctrd_kv_list_done(kv_list *l) {
         free(l->storage);
         free(l->ptrs);
 }
 
-static int kv_list_build(const ProtobufCMessageDescriptor *d, const char *const *labels, kv_list *ret) {
+int tr__ctrd_kv_list_build(const ProtobufCMessageDescriptor *d, const char *const *labels, kv_list *ret) {
         size_t n = 0;
         while (labels && labels[2 * n] && labels[2 * n + 1])
                 n++;
@@ -124,7 +111,7 @@ static int kv_list_build(const ProtobufCMessageDescriptor *d, const char *const 
         ret->storage = calloc(n, sizeof *ret->storage);
         ret->ptrs = calloc(n, sizeof *ret->ptrs);
         if (!ret->storage || !ret->ptrs) {
-                kv_list_done(ret);
+                tr__ctrd_kv_list_done(ret);
                 return -ENOMEM;
         }
         for (size_t i = 0; i < n; i++) {
@@ -186,8 +173,8 @@ fail:
 int tr__ctrd_version(const tr__ctrd_ctx *cx, char **ret_version, tr_error **ret_err) {
         Google__Protobuf__Empty req = GOOGLE__PROTOBUF__EMPTY__INIT;
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "version", SVC_VERSION "Version", &req.base,
-                      &containerd__services__version__v1__version_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "version", SVC_VERSION "Version", &req.base,
+                               &containerd__services__version__v1__version_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Version__V1__VersionResponse *v = (void *) resp;
@@ -209,8 +196,8 @@ int tr__ctrd_image_get(const tr__ctrd_ctx *cx, const char *name, tr__ctrd_desc *
                 CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
         req.name = UNCONST(name);
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "image.get", SVC_IMAGES "Get", &req.base,
-                      &containerd__services__images__v1__get_image_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "image.get", SVC_IMAGES "Get", &req.base,
+                               &containerd__services__images__v1__get_image_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Images__V1__GetImageResponse *g = (void *) resp;
@@ -312,9 +299,10 @@ int tr__ctrd_snapshot_prepare(const tr__ctrd_ctx *cx, const char *snapshotter, c
                               const char *const *labels, tr__ctrd_mounts *ret_mounts, tr_error **ret_err) {
         Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
                 CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
-        _cleanup_(kv_list_done) kv_list kv = { 0 };
-        if (kv_list_build(&containerd__services__snapshots__v1__prepare_snapshot_request__labels_entry__descriptor,
-                          labels, &kv) < 0)
+        _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
+        if (tr__ctrd_kv_list_build(
+                    &containerd__services__snapshots__v1__prepare_snapshot_request__labels_entry__descriptor, labels,
+                    &kv) < 0)
                 return oom(ret_err, "snapshot.prepare");
         req.snapshotter = UNCONST(snapshotter);
         req.key = UNCONST(key);
@@ -322,8 +310,9 @@ int tr__ctrd_snapshot_prepare(const tr__ctrd_ctx *cx, const char *snapshotter, c
         req.n_labels = kv.n;
         req.labels = (void *) kv.ptrs;
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "snapshot.prepare", SVC_SNAPSHOTS "Prepare", &req.base,
-                      &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "snapshot.prepare", SVC_SNAPSHOTS "Prepare", &req.base,
+                               &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor, &resp,
+                               ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *p = (void *) resp;
@@ -339,8 +328,8 @@ int tr__ctrd_snapshot_mounts(const tr__ctrd_ctx *cx, const char *snapshotter, co
         req.snapshotter = UNCONST(snapshotter);
         req.key = UNCONST(key);
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "snapshot.mounts", SVC_SNAPSHOTS "Mounts", &req.base,
-                      &containerd__services__snapshots__v1__mounts_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "snapshot.mounts", SVC_SNAPSHOTS "Mounts", &req.base,
+                               &containerd__services__snapshots__v1__mounts_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Snapshots__V1__MountsResponse *p = (void *) resp;
@@ -354,7 +343,7 @@ int tr__ctrd_snapshot_remove(const tr__ctrd_ctx *cx, const char *snapshotter, co
                 CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
         req.snapshotter = UNCONST(snapshotter);
         req.key = UNCONST(key);
-        return unary(cx, "snapshot.remove", SVC_SNAPSHOTS "Remove", &req.base, NULL, NULL, ret_err);
+        return tr__ctrd_unary(cx, "snapshot.remove", SVC_SNAPSHOTS "Remove", &req.base, NULL, NULL, ret_err);
 }
 
 int tr__ctrd_snapshot_list(const tr__ctrd_ctx *cx, const char *snapshotter, const char *filter, tr__ctrd_items *ret,
@@ -408,9 +397,9 @@ int tr__ctrd_container_create(const tr__ctrd_ctx *cx, const tr__ctrd_container *
         Containerd__Services__Containers__V1__Container__Runtime rt =
                 CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__RUNTIME__INIT;
         Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT;
-        _cleanup_(kv_list_done) kv_list kv = { 0 };
-        if (kv_list_build(&containerd__services__containers__v1__container__labels_entry__descriptor, ct->labels, &kv) <
-            0)
+        _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
+        if (tr__ctrd_kv_list_build(&containerd__services__containers__v1__container__labels_entry__descriptor,
+                                   ct->labels, &kv) < 0)
                 return oom(ret_err, "container.create");
         rt.name = UNCONST(ct->runtime);
         spec.type_url = UNCONST(TR_CTRD_SPEC_TYPE_URL);
@@ -427,14 +416,14 @@ int tr__ctrd_container_create(const tr__ctrd_ctx *cx, const tr__ctrd_container *
         Containerd__Services__Containers__V1__CreateContainerRequest req =
                 CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_REQUEST__INIT;
         req.container = &c;
-        return unary(cx, "container.create", SVC_CONTAINERS "Create", &req.base, NULL, NULL, ret_err);
+        return tr__ctrd_unary(cx, "container.create", SVC_CONTAINERS "Create", &req.base, NULL, NULL, ret_err);
 }
 
 int tr__ctrd_container_delete(const tr__ctrd_ctx *cx, const char *id, tr_error **ret_err) {
         Containerd__Services__Containers__V1__DeleteContainerRequest req =
                 CONTAINERD__SERVICES__CONTAINERS__V1__DELETE_CONTAINER_REQUEST__INIT;
         req.id = UNCONST(id);
-        return unary(cx, "container.delete", SVC_CONTAINERS "Delete", &req.base, NULL, NULL, ret_err);
+        return tr__ctrd_unary(cx, "container.delete", SVC_CONTAINERS "Delete", &req.base, NULL, NULL, ret_err);
 }
 
 int tr__ctrd_container_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd_items *ret, tr_error **ret_err) {
@@ -444,8 +433,9 @@ int tr__ctrd_container_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd
         req.n_filters = filter ? 1 : 0;
         req.filters = filters;
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "container.list", SVC_CONTAINERS "List", &req.base,
-                      &containerd__services__containers__v1__list_containers_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "container.list", SVC_CONTAINERS "List", &req.base,
+                               &containerd__services__containers__v1__list_containers_response__descriptor, &resp,
+                               ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Containers__V1__ListContainersResponse *lr = (void *) resp;
@@ -488,8 +478,8 @@ int tr__ctrd_task_create(const tr__ctrd_ctx *cx, const char *id, const tr__ctrd_
         req.stdout = UNCONST(stdout_path ? stdout_path : "");
         req.stderr = UNCONST(stderr_path ? stderr_path : "");
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "task.create", SVC_TASKS "Create", &req.base,
-                      &containerd__services__tasks__v1__create_task_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "task.create", SVC_TASKS "Create", &req.base,
+                               &containerd__services__tasks__v1__create_task_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         if (ret_pid)
@@ -502,8 +492,8 @@ int tr__ctrd_task_start(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_pi
         Containerd__Services__Tasks__V1__StartRequest req = CONTAINERD__SERVICES__TASKS__V1__START_REQUEST__INIT;
         req.container_id = UNCONST(id);
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "task.start", SVC_TASKS "Start", &req.base,
-                      &containerd__services__tasks__v1__start_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "task.start", SVC_TASKS "Start", &req.base,
+                               &containerd__services__tasks__v1__start_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         if (ret_pid)
@@ -542,14 +532,14 @@ int tr__ctrd_task_kill(const tr__ctrd_ctx *cx, const char *id, int signo, bool a
         req.container_id = UNCONST(id);
         req.signal = (uint32_t) signo;
         req.all = all;
-        return unary(cx, "task.kill", SVC_TASKS "Kill", &req.base, NULL, NULL, ret_err);
+        return tr__ctrd_unary(cx, "task.kill", SVC_TASKS "Kill", &req.base, NULL, NULL, ret_err);
 }
 
 int tr__ctrd_task_close_stdin(const tr__ctrd_ctx *cx, const char *id, tr_error **ret_err) {
         Containerd__Services__Tasks__V1__CloseIORequest req = CONTAINERD__SERVICES__TASKS__V1__CLOSE_IOREQUEST__INIT;
         req.container_id = UNCONST(id);
         req.stdin = true;
-        return unary(cx, "task.closeio", SVC_TASKS "CloseIO", &req.base, NULL, NULL, ret_err);
+        return tr__ctrd_unary(cx, "task.closeio", SVC_TASKS "CloseIO", &req.base, NULL, NULL, ret_err);
 }
 
 int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_status, tr_error **ret_err) {
@@ -557,8 +547,8 @@ int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_s
                 CONTAINERD__SERVICES__TASKS__V1__DELETE_TASK_REQUEST__INIT;
         req.container_id = UNCONST(id);
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "task.delete", SVC_TASKS "Delete", &req.base,
-                      &containerd__services__tasks__v1__delete_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "task.delete", SVC_TASKS "Delete", &req.base,
+                               &containerd__services__tasks__v1__delete_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         if (ret_status)
@@ -571,8 +561,8 @@ int tr__ctrd_task_list(const tr__ctrd_ctx *cx, tr__ctrd_items *ret, tr_error **r
         Containerd__Services__Tasks__V1__ListTasksRequest req =
                 CONTAINERD__SERVICES__TASKS__V1__LIST_TASKS_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "task.list", SVC_TASKS "List", &req.base,
-                      &containerd__services__tasks__v1__list_tasks_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "task.list", SVC_TASKS "List", &req.base,
+                               &containerd__services__tasks__v1__list_tasks_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Tasks__V1__ListTasksResponse *lr = (void *) resp;
@@ -599,20 +589,21 @@ int tr__ctrd_task_list(const tr__ctrd_ctx *cx, tr__ctrd_items *ret, tr_error **r
 
 int tr__ctrd_lease_create(const tr__ctrd_ctx *cx, const char *id, const char *const *labels, tr_error **ret_err) {
         Containerd__Services__Leases__V1__CreateRequest req = CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
-        _cleanup_(kv_list_done) kv_list kv = { 0 };
-        if (kv_list_build(&containerd__services__leases__v1__create_request__labels_entry__descriptor, labels, &kv) < 0)
+        _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
+        if (tr__ctrd_kv_list_build(&containerd__services__leases__v1__create_request__labels_entry__descriptor, labels,
+                                   &kv) < 0)
                 return oom(ret_err, "lease.create");
         req.id = UNCONST(id);
         req.n_labels = kv.n;
         req.labels = (void *) kv.ptrs;
-        return unary(cx, "lease.create", SVC_LEASES "Create", &req.base, NULL, NULL, ret_err);
+        return tr__ctrd_unary(cx, "lease.create", SVC_LEASES "Create", &req.base, NULL, NULL, ret_err);
 }
 
 int tr__ctrd_lease_delete(const tr__ctrd_ctx *cx, const char *id, bool sync, tr_error **ret_err) {
         Containerd__Services__Leases__V1__DeleteRequest req = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
         req.id = UNCONST(id);
         req.sync = sync;
-        return unary(cx, "lease.delete", SVC_LEASES "Delete", &req.base, NULL, NULL, ret_err);
+        return tr__ctrd_unary(cx, "lease.delete", SVC_LEASES "Delete", &req.base, NULL, NULL, ret_err);
 }
 
 int tr__ctrd_lease_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd_items *ret, tr_error **ret_err) {
@@ -621,8 +612,8 @@ int tr__ctrd_lease_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd_ite
         req.n_filters = filter ? 1 : 0;
         req.filters = filters;
         ProtobufCMessage *resp = NULL;
-        int r = unary(cx, "lease.list", SVC_LEASES "List", &req.base,
-                      &containerd__services__leases__v1__list_response__descriptor, &resp, ret_err);
+        int r = tr__ctrd_unary(cx, "lease.list", SVC_LEASES "List", &req.base,
+                               &containerd__services__leases__v1__list_response__descriptor, &resp, ret_err);
         if (r < 0)
                 return r;
         Containerd__Services__Leases__V1__ListResponse *lr = (void *) resp;

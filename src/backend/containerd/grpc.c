@@ -642,25 +642,37 @@ int tr__grpc_connect(const char *socket_path, const char *ns, int64_t deadline_n
 
 int tr__grpc_call_start(tr__grpc_conn *c, const char *path, const void *msgp, size_t len, const char *lease,
                         int64_t deadline_ns, tr__grpc_call **ret_call, tr_error **ret_err) {
-        if (c->broken)
-                return conn_broken_err(c, ret_err);
         if (len > TR_GRPC_MAX_MESSAGE)
                 return conn_err(ret_err, TR_E_INTERNAL, EMSGSIZE, path, "%s", "request exceeds the size cap");
-        tr__grpc_call *call = calloc(1, sizeof *call);
-        if (!call)
+        uint8_t *body = malloc(len + 5);
+        if (!body)
                 return conn_err(ret_err, TR_E_INTERNAL, ENOMEM, path, "%s", "out of memory");
+        tr__grpc_frame_prefix(body, (uint32_t) len);
+        if (len)
+                memcpy(body + 5, msgp, len);
+        return tr__grpc_call_start_body(c, path, body, len + 5, lease, deadline_ns, ret_call, ret_err);
+}
+
+int tr__grpc_call_start_body(tr__grpc_conn *c, const char *path, uint8_t *body, size_t len, const char *lease,
+                             int64_t deadline_ns, tr__grpc_call **ret_call, tr_error **ret_err) {
+        if (c->broken) {
+                free(body);
+                return conn_broken_err(c, ret_err);
+        }
+        tr__grpc_call *call = calloc(1, sizeof *call);
+        if (!call) {
+                free(body);
+                return conn_err(ret_err, TR_E_INTERNAL, ENOMEM, path, "%s", "out of memory");
+        }
         call->grpc_status = -1;
         call->deadline_ns = deadline_ns;
         call->path = strdup(path);
-        call->tx = malloc(len + 5);
-        if (!call->path || !call->tx) {
+        call->tx = body;
+        call->tx_len = len;
+        if (!call->path) {
                 tr__grpc_call_free(call);
                 return conn_err(ret_err, TR_E_INTERNAL, ENOMEM, path, "%s", "out of memory");
         }
-        tr__grpc_frame_prefix(call->tx, (uint32_t) len);
-        if (len)
-                memcpy(call->tx + 5, msgp, len);
-        call->tx_len = len + 5;
 
         char timeout[32];
         tr__grpc_timeout_header((deadline_ns - tr__now_ns()) / TR_NSEC_PER_MSEC, timeout, sizeof timeout);

@@ -78,6 +78,12 @@ static inline void tr__grpc_conn_freep(tr__grpc_conn **c) {
  * stops working on it too). */
 int tr__grpc_call_start(tr__grpc_conn *c, const char *path, const void *msg, size_t len, const char *lease,
                         int64_t deadline_ns, tr__grpc_call **ret_call, tr_error **ret_err);
+/* A client-streaming call whose every request message is known up front
+ * (Content.Write of a whole blob): `body` is the concatenation of framed
+ * messages (tr__grpc_frame_prefix + message), malloc'd, owned by the call
+ * from here on (also on failure).  The server answers them in turn. */
+int tr__grpc_call_start_body(tr__grpc_conn *c, const char *path, uint8_t *body, size_t len, const char *lease,
+                             int64_t deadline_ns, tr__grpc_call **ret_call, tr_error **ret_err);
 /* Like tr__grpc_call_start with a protobuf-c message to pack. */
 int tr__grpc_call_start_pb(tr__grpc_conn *c, const char *path, const ProtobufCMessage *req, const char *lease,
                            int64_t deadline_ns, tr__grpc_call **ret_call, tr_error **ret_err);

@@ -35,6 +35,8 @@ typedef struct tr__ctrd_client {
         char *state_dir;
         tr_log_fn log; /* for the reaper, which has no execution to log to */
         void *log_userdata;
+        /* How to pull a missing image (borrowed from the config); NULL: never. */
+        const tr_image_pull_opts *pull;
         pthread_mutex_t cache_lock;
         char *cache_digest; /* manifest/index digest the image name pointed at */
         char *cache_chain_id;
