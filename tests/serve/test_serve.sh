@@ -78,7 +78,7 @@ start_server() {
 }
 
 BASE_STATE=$(ctrd_state)
-start_server main --max-concurrency 2 --queue 1 --max-memory 1G
+start_server main --max-concurrency 2 --queue 1 --max-memory 1G --tools "$here/../../examples/tools.json"
 MAIN_URL=$URL
 MAIN_PID=$PID
 
@@ -279,6 +279,12 @@ t_mcp_http() {
     out=$(curl -s "${H[@]}" -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
         -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"execute","arguments":{"code":"__out = 6*7"}}}')
     assert_contains "$out" '"value":42' "execute over /mcp"
+    # A manifest tool through the typed bindings (its schema forbids
+    # additional properties: the bindings once refused every argument).
+    out=$(curl -s -H 'Accept: application/json' -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
+        -d '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"execute","arguments":{"code":"from toolruntime.tools import demo\n__out = demo.add(a=1, b=2)"}}}')
+    assert_contains "$out" '"tool_id":"demo:add"' "demo.add through the bindings"
+    assert_contains "$out" '"exit_code":0' "demo.add through the bindings"
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H "Mcp-Session-Id: nope" "$MAIN_URL/mcp" \
         -d '{"jsonrpc":"2.0","id":3,"method":"tools/list"}')" 404 "an unknown session"
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H 'Origin: http://evil.example' "$MAIN_URL/mcp" \
