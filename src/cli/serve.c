@@ -444,6 +444,9 @@ int cli_serve(int argc, char **argv) {
                 else if (removed)
                         fprintf(stderr, "toolruntime serve: start-up gc removed %u objects\n", removed);
                 tr_error_free(gerr);
+                r = tr__serve_mcp_new(&o.cfg, &bk, &bk.mcp, &err);
+        }
+        if (r >= 0) {
                 r = tr__server_start(&o.cfg, &bk, &srv, &err);
         }
         if (r >= 0) {
@@ -462,6 +465,7 @@ int cli_serve(int argc, char **argv) {
         }
         tr_error_free(err);
         tr__server_free(srv);
+        tr__serve_mcp_free(bk.mcp);
         tr_gateway_free(bk.gateway);
         for (size_t i = 0; i < ARRAY_SIZE(bk.by_kind); i++)
                 tr_runtime_free(bk.by_kind[i]);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "toolruntime.h"
 
@@ -38,6 +39,7 @@ typedef struct tr__serve_backends {
         tr_runtime *by_kind[TR__BACKEND_MAX]; /* NULL: not offered */
         tr_backend_kind default_kind;         /* for standard/hardened when the request names none */
         tr_gateway *gateway;                  /* shared by every execution (thread-safe) */
+        struct tr__serve_mcp *mcp;            /* the /mcp endpoint; NULL: not mounted */
 } tr__serve_backends;
 
 /* ---- metrics (metrics.c) ------------------------------------------------ */
@@ -56,7 +58,16 @@ typedef struct tr__serve_reply {
         char *body; /* malloc'd JSON or text */
         const char *content_type;
         unsigned retry_after; /* seconds; 0: none */
+        char session_id[33];  /* Mcp-Session-Id to send; "" none */
+        /* A streamed body instead of `body` (server-sent events): read
+         * returns bytes put in buf, or TR__STREAM_END; it may block (each
+         * connection has its own thread).  free runs once, when the
+         * response is done or the client is gone. */
+        ssize_t (*stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
+        void (*stream_free)(void *cls);
+        void *stream_cls;
 } tr__serve_reply;
+#define TR__STREAM_END (-1)
 
 typedef struct tr__serve_ctx {
         const tr__serve_config *cfg;
@@ -71,6 +82,26 @@ void tr__serve_piston_runtimes(const tr__serve_ctx *ctx, tr__serve_reply *ret);
 /* {"error": {"code", "message"}} with an HTTP status. */
 void tr__serve_reply_error(tr__serve_reply *ret, unsigned status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+
+/* ---- MCP's Streamable HTTP transport at /mcp (mcp_http.c) --------------- */
+typedef struct tr__serve_mcp tr__serve_mcp;
+/* The MCP server `toolruntime mcp` runs, configured from the service's:
+ * its default backend and gateway, the standard profile, the service's
+ * maxima as the MCP server's maxima. */
+int tr__serve_mcp_new(const tr__serve_config *cfg, const tr__serve_backends *bk, tr__serve_mcp **ret,
+                      tr_error **ret_err);
+/* Ends every session, cancelling what they run. */
+void tr__serve_mcp_free(tr__serve_mcp *m);
+/* What of the HTTP request the transport looks at (header values may be
+ * NULL). */
+typedef struct tr__serve_mcp_http {
+        const char *method;
+        const char *session;          /* Mcp-Session-Id */
+        const char *accept;           /* Accept */
+        const char *protocol_version; /* MCP-Protocol-Version */
+} tr__serve_mcp_http;
+void tr__serve_mcp_handle(tr__serve_mcp *m, const tr__serve_mcp_http *h, const char *body, size_t len,
+                          tr__serve_reply *rep);
 
 /* ---- the server (server.c) ---------------------------------------------- */
 typedef struct tr__server tr__server;

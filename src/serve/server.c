@@ -74,20 +74,31 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 }
 
 static enum MHD_Result send_reply(tr__server *s, struct MHD_Connection *c, tr__serve_reply *rep) {
-        if (!rep->body) {
-                rep->status = 500;
-                rep->body = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
-                rep->content_type = "application/json";
-                if (!rep->body)
+        struct MHD_Response *resp = NULL;
+        if (rep->stream_read) {
+                /* TR__STREAM_END is MHD_CONTENT_READER_END_OF_STREAM. */
+                _Static_assert(TR__STREAM_END == MHD_CONTENT_READER_END_OF_STREAM, "stream end marker");
+                resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, rep->stream_read, rep->stream_cls,
+                                                         rep->stream_free);
+                if (!resp) {
+                        rep->stream_free(rep->stream_cls);
                         return MHD_NO;
+                }
+        } else {
+                if (!rep->body) {
+                        rep->status = 500;
+                        rep->body = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+                        rep->content_type = "application/json";
+                        if (!rep->body)
+                                return MHD_NO;
+                }
+                resp = MHD_create_response_from_buffer(strlen(rep->body), rep->body, MHD_RESPMEM_MUST_FREE);
+                if (!resp) {
+                        free(rep->body);
+                        return MHD_NO;
+                }
+                rep->body = NULL;
         }
-        struct MHD_Response *resp =
-                MHD_create_response_from_buffer(strlen(rep->body), rep->body, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-                free(rep->body);
-                return MHD_NO;
-        }
-        rep->body = NULL;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
         if (rep->retry_after) {
                 char ra[16];
@@ -96,6 +107,8 @@ static enum MHD_Result send_reply(tr__server *s, struct MHD_Connection *c, tr__s
         }
         if (rep->status == 401)
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        if (rep->session_id[0])
+                MHD_add_response_header(resp, "Mcp-Session-Id", rep->session_id);
         enum MHD_Result r = MHD_queue_response(c, rep->status, resp);
         MHD_destroy_response(resp);
         tr__serve_metrics_http(s->metrics, rep->status);
@@ -243,6 +256,36 @@ static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route ro
         release(s);
 }
 
+/* A browser page must not reach a loopback service through DNS rebinding
+ * (MCP's transport rules): without a token, an Origin other than a
+ * loopback one is refused.  Clients that are not browsers send none. */
+static bool origin_ok(const tr__server *s, const char *origin) {
+        if (!origin || s->cfg->token)
+                return true;
+        static const char *const local[] = { "http://localhost",  "https://localhost", "http://127.0.0.1",
+                                             "https://127.0.0.1", "http://[::1]",      "https://[::1]" };
+        for (size_t i = 0; i < ARRAY_SIZE(local); i++) {
+                size_t n = strlen(local[i]);
+                if (strncmp(origin, local[i], n) == 0 && (origin[n] == '\0' || origin[n] == ':' || origin[n] == '/'))
+                        return true;
+        }
+        return false;
+}
+
+static void mcp_route(tr__server *s, struct MHD_Connection *c, const char *method, http_req *hr, tr__serve_reply *rep) {
+        if (!origin_ok(s, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"))) {
+                tr__serve_reply_error(rep, 403, "forbidden", "requests from this Origin are not accepted");
+                return;
+        }
+        tr__serve_mcp_http h = {
+                .method = method,
+                .session = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"),
+                .accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
+                .protocol_version = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
+        };
+        tr__serve_mcp_handle(s->backends->mcp, &h, hr->body ? hr->body : "", hr->len, rep);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
         (void) version;
@@ -302,6 +345,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 tr__serve_piston_runtimes(NULL, &rep);
         else if (streq(url, "/v1/health") && get)
                 health(s, &rep);
+        else if (streq(url, "/mcp") && s->backends->mcp)
+                mcp_route(s, c, method, hr, &rep);
         else if (streq(url, "/metrics") && get) {
                 pthread_mutex_lock(&s->lock);
                 unsigned running = s->running, queued = s->queued;

@@ -78,7 +78,7 @@ start_server() {
 }
 
 BASE_STATE=$(ctrd_state)
-start_server main --max-concurrency 2 --queue 1 --max-memory 1G
+start_server main --max-concurrency 2 --queue 1 --max-memory 1G --tools "$here/../../examples/tools.json"
 MAIN_URL=$URL
 MAIN_PID=$PID
 
@@ -263,8 +263,46 @@ t_metrics() {
     assert_contains "$m" "toolruntime_in_flight 0" "in flight"
 }
 
+t_mcp_http() {
+    # The MCP endpoint's HTTP rules (the MCP clients of tests/integration/mcp
+    # drive the protocol itself): sessions, Origin, methods, bad bodies.
+    local H=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream')
+    local init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+    curl -s -D "$WORK/mh" -o "$WORK/mb" "${H[@]}" "$MAIN_URL/mcp" -d "$init"
+    local sid
+    sid=$(tr -d '\r' < "$WORK/mh" | sed -n 's/^Mcp-Session-Id: //Ip')
+    [ ${#sid} = 32 ] || fail "initialize gives a 128-bit session id, got '$sid'"
+    # The client accepts both: the reply comes as a server-sent event.
+    assert_eq "$(j "$(sed -n 's/^data: //p' "$WORK/mb")" 'j["result"]["serverInfo"]["name"]')" toolruntime "initialize"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
+        -d '{"jsonrpc":"2.0","method":"notifications/initialized"}')" 202 "a notification"
+    out=$(curl -s "${H[@]}" -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
+        -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"execute","arguments":{"code":"__out = 6*7"}}}')
+    assert_contains "$out" '"value":42' "execute over /mcp"
+    # A manifest tool through the typed bindings (its schema forbids
+    # additional properties: the bindings once refused every argument).
+    out=$(curl -s -H 'Accept: application/json' -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
+        -d '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"execute","arguments":{"code":"from toolruntime.tools import demo\n__out = demo.add(a=1, b=2)"}}}')
+    assert_contains "$out" '"tool_id":"demo:add"' "demo.add through the bindings"
+    assert_contains "$out" '"exit_code":0' "demo.add through the bindings"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H "Mcp-Session-Id: nope" "$MAIN_URL/mcp" \
+        -d '{"jsonrpc":"2.0","id":3,"method":"tools/list"}')" 404 "an unknown session"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H 'Origin: http://evil.example' "$MAIN_URL/mcp" \
+        -d "$init")" 403 "a foreign Origin (DNS rebinding)"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H 'Origin: http://localhost:3000' "$MAIN_URL/mcp" \
+        -d "$init")" 200 "a loopback Origin"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" "$MAIN_URL/mcp" -d '[1,2]')" 400 "a batch"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" "$MAIN_URL/mcp" -d 'nope')" 400 "not JSON"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/mcp")" 405 "GET (no server stream)"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H 'MCP-Protocol-Version: 1999-01-01' \
+        -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" -d '{"jsonrpc":"2.0","id":4,"method":"ping"}')" 400 "an unknown protocol version"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp")" 200 "DELETE"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
+        -d '{"jsonrpc":"2.0","id":5,"method":"ping"}')" 404 "the session after DELETE"
+}
+
 for t in t_execute_value t_bad_requests t_piston_client t_keepalive_http_client t_admission_429 \
-    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics; do
+    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
     RUN=$((RUN + 1))

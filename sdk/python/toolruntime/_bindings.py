@@ -143,7 +143,10 @@ def _call(spec, kwargs):
         err = _check(props.get(key), value, "argument %r" % key)
         if err:
             raise ToolError("invalid_arguments", "%s: %s" % (spec.name, err))
-    err = _check({k: v for k, v in schema.items() if k != "properties"}, args, "arguments")
+    # The object-level keywords (required, additionalProperties) on the whole
+    # argument set; the properties were checked one by one above, with
+    # messages that name the argument, and pass again here.
+    err = _check(schema, args, "arguments")
     if err:
         raise ToolError("invalid_arguments", "%s: %s" % (spec.name, err))
     return tools.run_tool(spec.tool_id, args)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // A client on the official TypeScript SDK driving `toolruntime mcp` over
-// stdio, with @modelcontextprotocol/server-everything as the upstream:
+// stdio (or `toolruntime serve`'s /mcp over Streamable HTTP), with @modelcontextprotocol/server-everything as the upstream:
 // the tool list, one execute call using the generated bindings on several
 // tools, limits, bad input, progress and cancellation.
 //
@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
 const bin = process.env.TOOLRUNTIME_BIN;
 const everything = process.env.EVERYTHING;
@@ -16,7 +17,12 @@ const extra = (process.env.MCP_ARGS || "-p dev").split(" ").filter(Boolean);
 const args = ["mcp", ...extra, "--mcp", `everything=node ${everything} stdio`, "--max-tool-calls", "5",
   "--max-code", "64k", "--timeout", "60"];
 
-const transport = new StdioClientTransport({ command: bin, args, stderr: "inherit" });
+// MCP_URL: the /mcp endpoint of a running `toolruntime serve` (Streamable
+// HTTP) instead of a `toolruntime mcp` child on stdio.
+const transport = process.env.MCP_URL
+  ? new StreamableHTTPClientTransport(new URL(process.env.MCP_URL))
+  : new StdioClientTransport({ command: bin, args, stderr: "inherit" });
+const expectTimeout = Number(process.env.EXPECT_TIMEOUT_S || 60);
 const client = new Client({ name: "toolruntime-test", version: "1.0.0" });
 let failures = 0;
 
@@ -156,7 +162,7 @@ await check("progress while running, and notifications/cancelled stops the execu
   setTimeout(() => ac.abort("test cancels"), 3500);
   await assert.rejects(p);
   assert.ok(progress.length >= 1, `progress notifications: ${progress.length}`);
-  assert.ok(progress[0].total === 60, JSON.stringify(progress[0]));
+  assert.ok(progress[0].total === expectTimeout, JSON.stringify(progress[0]));
   // The server is still responsive and the next execution runs.
   await client.ping();
   const r = await call({ code: "__out = 'after cancel'" });

