@@ -61,6 +61,21 @@ int cli_pull_option(const char *cmd, cli_pull_args *a, int c, const char *arg);
 /* `image pull`. */
 int cli_image_pull(int argc, char **argv);
 
+/* `exec --server URL`: the execution a `toolruntime serve` runs (remote.c). */
+typedef struct cli_remote_req {
+        const char *server; /* http(s)://HOST:PORT or unix:PATH */
+        const char *code;
+        size_t code_len;
+        const char *language, *profile, *backend; /* NULL: the server's default */
+        int64_t timeout_ms;                       /* 0: the server's default */
+        tr_limits limits;
+        int64_t max_output; /* 0: the server's default */
+        char **args;
+        size_t n_args;
+        bool json;
+} cli_remote_req;
+int cli_exec_remote(const cli_remote_req *r);
+
 int cli_exec(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 int cli_image(int argc, char **argv);

@@ -40,6 +40,11 @@ static const char exec_help[] =
         "                           are not UTF-8, are shown as \\xNN when stdout or stderr\n"
         "                           is a terminal)\n"
         "  -v, --verbose            log what the runtime does on stderr\n"
+        "      --server URL         send the execution to a running `toolruntime serve`\n"
+        "                           (http://HOST:PORT or unix:PATH; default: the\n"
+        "                           TOOLRUNTIME_SERVER variable; a bearer token from\n"
+        "                           TOOLRUNTIME_TOKEN); the server's backend options and\n"
+        "                           tools apply, so those options are refused with it\n"
         "\n"
         "containerd backend:\n"
         "      --image REF          sandbox image (default toolruntime-sandbox:latest)\n"
@@ -124,6 +129,7 @@ enum {
         OPT_TOOLS,
         OPT_MCP,
         OPT_TOOL_ENV,
+        OPT_SERVER,
 };
 
 static const struct option exec_opts[] = {
@@ -157,6 +163,7 @@ static const struct option exec_opts[] = {
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
         { "tool-env", required_argument, NULL, OPT_TOOL_ENV },
+        { "server", required_argument, NULL, OPT_SERVER },
         CLI_PULL_LONG_OPTIONS,
         { 0 },
 };
@@ -188,7 +195,7 @@ static void catch_signals(tr_cancel *cancel) {
 
 int cli_exec(int argc, char **argv) {
         const char *code = NULL, *backend = NULL, *profile = NULL, *language = NULL, *file = NULL;
-        const char *tools = NULL;
+        const char *tools = NULL, *server = getenv("TOOLRUNTIME_SERVER");
         const char **mcp = NULL, **tool_env = NULL;
         size_t n_mcp = 0, n_tool_env = 0;
         bool json = false, verbose = false;
@@ -265,6 +272,7 @@ int cli_exec(int argc, char **argv) {
                         what = "--max-chain-steps";
                         break;
                 case OPT_JSON: json = true; break;
+                case OPT_SERVER: server = optarg; break;
                 case OPT_RAW: cli_term_raw = true; break;
                 case OPT_IMAGE: bo.image = optarg; break;
                 case OPT_NAMESPACE: bo.ctrd_namespace = optarg; break;
@@ -357,6 +365,30 @@ int cli_exec(int argc, char **argv) {
                         return CLI_EXIT_USAGE;
                 }
                 code = file_code;
+        }
+
+        if (server && *server) {
+                static const cli_backend_opts none = { 0 };
+                if (tools || n_mcp || n_tool_env || memcmp(&bo, &none, sizeof(bo)) != 0 || pull.n_insecure ||
+                    pull.no_pull || pull.opts.registry_config || pull.opts.max_bytes)
+                        return cli_usage_error("exec", "--server: backend, image and tool options are the server's; "
+                                                       "give only the execution's (code, language, profile, backend, "
+                                                       "timeout, limits, arguments)");
+                cli_remote_req rr = {
+                        .server = server,
+                        .code = code,
+                        .code_len = code_len,
+                        .language = language,
+                        .profile = profile,
+                        .backend = backend,
+                        .timeout_ms = timeout_ms,
+                        .limits = limits,
+                        .max_output = max_output,
+                        .args = argv + first_arg,
+                        .n_args = first_arg < argc ? (size_t) (argc - first_arg) : 0,
+                        .json = json,
+                };
+                return cli_exec_remote(&rr);
         }
 
         tr_error *err = NULL;

@@ -88,7 +88,8 @@ static void append(waiter *w, const char *text, size_t len, bool event) {
                 return;
         w->out = n;
         if (event)
-                w->out_len += (size_t) sprintf(w->out + w->out_len, "event: message\ndata: %.*s\n\n", (int) len, text);
+                w->out_len += (size_t) snprintf(w->out + w->out_len, need - w->out_len,
+                                                "event: message\ndata: %.*s\n\n", (int) len, text);
         else {
                 memcpy(w->out + w->out_len, text, len);
                 w->out_len += len;

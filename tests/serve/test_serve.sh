@@ -211,6 +211,7 @@ t_token_and_unix_socket() {
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$WORK/tr.sock" http://x/v1/health)" 200 "health needs no token"
     out=$(curl -s --unix-socket "$WORK/tr.sock" -H "Authorization: Bearer $tok" http://x/v1/execute -d '{"code":"__out = 1"}')
     assert_eq "$(j "$out" 'j["value"]')" 1 "with the token"
+    assert_eq "$(TOOLRUNTIME_TOKEN=$tok "$TR" exec --server "unix:$WORK/tr.sock" -c 'print(7)')" 7 "exec --server unix: with TOOLRUNTIME_TOKEN"
     kill -TERM "$PID"
     wait "$PID" 2>/dev/null
     assert_eq "$?" 0 "exit status after SIGTERM"
@@ -263,6 +264,26 @@ t_metrics() {
     assert_contains "$m" "toolruntime_in_flight 0" "in flight"
 }
 
+t_exec_server() {
+    # The CLI as a client: the same output and exit statuses as a local exec.
+    local out rc
+    out=$("$TR" exec --server "$MAIN_URL" -c 'import sys; print("hi", sys.argv[1:]); sys.exit(3)' -- a 'b c' 2>&1)
+    rc=$?
+    assert_eq "$out" "hi ['a', 'b c']" "stdout through --server"
+    assert_eq "$rc" 3 "exit status through --server"
+    out=$(TOOLRUNTIME_SERVER=$MAIN_URL "$TR" exec --json -c '__out = 6*7')
+    assert_eq "$(j "$out" 'j["value"]')" 42 "TOOLRUNTIME_SERVER and --json"
+    TOOLRUNTIME_SERVER=$MAIN_URL "$TR" exec -t 1 -c 'while True: pass' 2>/dev/null
+    assert_eq "$?" 124 "a timeout through --server"
+    "$TR" exec --server "$MAIN_URL" --memory 1k -c 1 2>/dev/null
+    assert_eq "$?" 125 "a refused limit through --server"
+    "$TR" exec --server "$MAIN_URL" --image x -c 1 2>/dev/null
+    assert_eq "$?" 2 "backend options with --server"
+    out=$("$TR" exec --server http://127.0.0.1:1 -c 1 2>&1)
+    assert_eq "$?" 125 "no server"
+    assert_contains "$out" "[retryable]" "no server is retryable"
+}
+
 t_mcp_http() {
     # The MCP endpoint's HTTP rules (the MCP clients of tests/integration/mcp
     # drive the protocol itself): sessions, Origin, methods, bad bodies.
@@ -302,7 +323,7 @@ t_mcp_http() {
 }
 
 for t in t_execute_value t_bad_requests t_piston_client t_keepalive_http_client t_admission_429 \
-    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http; do
+    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
     RUN=$((RUN + 1))

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `exec --server URL`: the CLI as a client of `toolruntime serve`.  The
+ * request goes to POST /v1/execute (libcurl, the HTTP client the image
+ * puller already uses); the answer is the object `exec --json` prints, and
+ * this file prints it the way a local `exec` does — same streams, same
+ * exit statuses — so scripts cannot tell the difference.
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/macros.h"
+
+typedef struct body {
+        char *data;
+        size_t len;
+} body;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud) {
+        body *b = ud;
+        size_t k = size * n;
+        /* The server caps output; this bounds a misbehaving one. */
+        if (b->len + k > (size_t) 256 * 1024 * 1024)
+                return 0;
+        char *nd = realloc(b->data, b->len + k + 1);
+        if (!nd)
+                return 0;
+        memcpy(nd + b->len, p, k);
+        b->data = nd;
+        b->len += k;
+        b->data[b->len] = '\0';
+        return k;
+}
+
+static json_t *request_json(const cli_remote_req *r) {
+        json_t *o = json_object(), *lim = json_object(), *args = json_array();
+        json_object_set_new(o, "code", json_stringn(r->code, r->code_len));
+        if (r->language)
+                json_object_set_new(o, "language", json_string(r->language));
+        if (r->profile)
+                json_object_set_new(o, "profile", json_string(r->profile));
+        if (r->backend)
+                json_object_set_new(o, "backend", json_string(r->backend));
+        if (r->timeout_ms > 0)
+                json_object_set_new(o, "timeout", json_real((double) r->timeout_ms / 1000.0));
+        static const struct {
+                const char *key;
+                size_t off;
+        } lims[] = {
+                { "memory", offsetof(tr_limits, memory_bytes) },
+                { "pids", offsetof(tr_limits, pids_max) },
+                { "cpu_quota_ms", offsetof(tr_limits, cpu_quota_ms) },
+                { "disk", offsetof(tr_limits, disk_bytes) },
+                { "max_tool_calls", offsetof(tr_limits, max_tool_calls) },
+                { "max_chain_steps", offsetof(tr_limits, max_chain_steps) },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(lims); i++) {
+                int64_t v = *(const int64_t *) ((const char *) &r->limits + lims[i].off);
+                if (v != TR_LIMIT_UNSET)
+                        json_object_set_new(lim, lims[i].key, json_integer(v));
+        }
+        if (r->max_output > 0)
+                json_object_set_new(lim, "max_output", json_integer(r->max_output));
+        json_object_set_new(o, "limits", lim);
+        for (size_t i = 0; i < r->n_args; i++)
+                json_array_append_new(args, json_string(r->args[i]));
+        json_object_set_new(o, "args", args);
+        return o;
+}
+
+/* "unix:/path" or "unix:/path:http://host" → the socket; the URL path is
+ * then http://localhost. */
+static void set_target(CURL *c, const char *server, char *url, size_t urlsz) {
+        if (strncmp(server, "unix:", 5) == 0) {
+                curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, server + 5);
+                snprintf(url, urlsz, "http://localhost/v1/execute");
+                return;
+        }
+        size_t n = strlen(server);
+        while (n > 0 && server[n - 1] == '/')
+                n--;
+        snprintf(url, urlsz, "%.*s/v1/execute", (int) n, server);
+}
+
+static int print_error(json_t *e) {
+        const char *code = json_string_value(json_object_get(e, "code"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        const char *op = json_string_value(json_object_get(e, "op"));
+        const char *backend = json_string_value(json_object_get(e, "backend"));
+        fprintf(stderr, "toolruntime: error: %s: ", code ? code : "error");
+        cli_term_write(stderr, msg ? msg : "", msg ? strlen(msg) : 0);
+        if ((backend && *backend) || (op && *op))
+                fprintf(stderr, " (%s%s%s)", backend ? backend : "", backend && *backend && op && *op ? " " : "",
+                        op ? op : "");
+        if (json_is_true(json_object_get(e, "retryable")))
+                fputs(" [retryable]", stderr);
+        fputc('\n', stderr);
+        return code && streq(code, "timeout") ? CLI_EXIT_TIMEOUT : CLI_EXIT_ERROR;
+}
+
+int cli_exec_remote(const cli_remote_req *r) {
+        _cleanup_(json_decrefp) json_t *req = request_json(r);
+        _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT);
+        CURL *c = curl_easy_init();
+        if (!text || !c) {
+                curl_easy_cleanup(c);
+                fputs("toolruntime: out of memory\n", stderr);
+                return CLI_EXIT_ERROR;
+        }
+        char url[2048], auth[1024] = "";
+        set_target(c, r->server, url, sizeof(url));
+        struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        const char *token = getenv("TOOLRUNTIME_TOKEN");
+        if (token && *token) {
+                snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+                hdrs = curl_slist_append(hdrs, auth);
+        }
+        body b = { 0 };
+        char errbuf[CURL_ERROR_SIZE] = "";
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(text));
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        CURLcode cr = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(hdrs);
+        curl_easy_cleanup(c);
+        explicit_bzero(auth, sizeof(auth));
+        _cleanup_free_ char *data = b.data;
+        if (cr != CURLE_OK) {
+                fprintf(stderr, "toolruntime: error: runtime_unavailable: --server %s: %s [retryable]\n", r->server,
+                        *errbuf ? errbuf : curl_easy_strerror(cr));
+                return CLI_EXIT_ERROR;
+        }
+        _cleanup_(json_decrefp) json_t *res = data ? json_loadb(data, b.len, 0, NULL) : NULL;
+        if (!json_is_object(res)) {
+                fprintf(stderr, "toolruntime: error: --server %s answered HTTP %ld without a JSON object\n", r->server,
+                        status);
+                return CLI_EXIT_ERROR;
+        }
+        /* A request the server refused (400, 401, 429, ...) carries an
+         * error object like a local one (invalid_limits, ...): the same
+         * statuses follow from it. */
+        json_t *err = json_object_get(res, "error");
+        if (r->json) {
+                puts(data);
+        } else {
+                const char *out = json_string_value(json_object_get(res, "stdout"));
+                const char *errs = json_string_value(json_object_get(res, "stderr"));
+                if (out)
+                        cli_term_write(stdout, out, json_string_length(json_object_get(res, "stdout")));
+                fflush(stdout);
+                if (errs)
+                        cli_term_write(stderr, errs, json_string_length(json_object_get(res, "stderr")));
+                json_t *tr = json_object_get(res, "truncated");
+                if (json_is_true(json_object_get(tr, "stdout")) || json_is_true(json_object_get(tr, "stderr")))
+                        fputs("toolruntime: output was truncated (see --max-output)\n", stderr);
+                const char *sig = json_string_value(json_object_get(res, "signal"));
+                if (sig && json_is_null(err))
+                        fprintf(stderr, "toolruntime: the snippet was killed by %s\n", sig);
+                if (json_is_object(err))
+                        return print_error(err);
+        }
+        if (fflush(stdout) != 0)
+                return CLI_EXIT_ERROR;
+        if (json_is_object(err)) {
+                const char *code = json_string_value(json_object_get(err, "code"));
+                return code && streq(code, "timeout") ? CLI_EXIT_TIMEOUT : CLI_EXIT_ERROR;
+        }
+        json_t *ec = json_object_get(res, "exit_code");
+        return json_is_integer(ec) ? (int) json_integer_value(ec) : CLI_EXIT_ERROR;
+}
