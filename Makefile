@@ -3,14 +3,14 @@
 # The two commands a newcomer runs on a fresh Debian 12 machine, as root:
 #   make demo    install dependencies, build, install, run a snippet in the sandbox
 #   make check   install test dependencies, build with ASan+UBSan and -Werror, run every suite
-# and the rest: make build | install | bench | format-check | clean
+# and the rest: make build | install | bench | soak | format-check | clean
 
 BUILD ?= build
 CHECK_BUILD ?= build-check
 PREFIX ?= /usr/local
 MESON_OPTS ?=
 
-.PHONY: all deps build install demo check bench format-check lint clean
+.PHONY: all deps build install demo check bench soak format-check lint clean
 
 all: build
 
@@ -36,6 +36,14 @@ check:
 bench:
 	scripts/setup-deps.sh test
 	scripts/bench.sh
+
+# 1000 mixed executions through `toolruntime serve` with a containerd restart
+# and a SIGKILL of the service (tests/serve/soak.py); `make check` runs 150.
+soak:
+	scripts/setup-deps.sh test
+	@[ -d build-soak ] || meson setup build-soak --buildtype=debug -Dtests=false
+	ninja -C build-soak
+	python3 tests/serve/soak.py --bin build-soak/src/cli/toolruntime --executions 1000
 
 format-check:
 	scripts/lint.sh

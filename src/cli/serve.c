@@ -351,7 +351,7 @@ static int make_runtimes(const serve_opts_t *o, tr__serve_backends *bk, tr_error
         static const tr_backend_kind kinds[] = { TR_BACKEND_CONTAINERD, TR_BACKEND_KATA, TR_BACKEND_UNSAFE_HOST };
         for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
                 tr_runtime *rt = NULL;
-                int r = cli_runtime_new(&o->bo, o->verbose ? cli_log : NULL, NULL, &rt, ret_err);
+                int r = cli_runtime_new(&o->bo, o->verbose ? cli_log : cli_log_warnings, NULL, &rt, ret_err);
                 if (r < 0)
                         return r;
                 tr_runtime_route(rt, TR_PROFILE_STANDARD, kinds[i]);
@@ -359,6 +359,20 @@ static int make_runtimes(const serve_opts_t *o, tr__serve_backends *bk, tr_error
                 bk->by_kind[kinds[i]] = rt;
         }
         return 0;
+}
+
+#define GC_INTERVAL_S 60
+
+static void run_gc(const serve_opts_t *o, const char *when) {
+        tr_containerd_config ccfg;
+        cli_containerd_config(&o->bo, &ccfg);
+        unsigned removed = 0;
+        tr_error *gerr = NULL;
+        if (tr_containerd_gc_ex(&ccfg, false, &removed, &gerr) < 0)
+                fprintf(stderr, "toolruntime serve: warning: %s gc: %s\n", when, tr_error_message(gerr));
+        else if (removed)
+                fprintf(stderr, "toolruntime serve: %s gc removed %u objects\n", when, removed);
+        tr_error_free(gerr);
 }
 
 int cli_serve(int argc, char **argv) {
@@ -435,15 +449,7 @@ int cli_serve(int argc, char **argv) {
         if (r >= 0) {
                 /* What a previous instance left (it was killed, or the
                  * machine went down mid-run) is collected before serving. */
-                tr_containerd_config ccfg;
-                cli_containerd_config(&o.bo, &ccfg);
-                unsigned removed = 0;
-                tr_error *gerr = NULL;
-                if (tr_containerd_gc_ex(&ccfg, false, &removed, &gerr) < 0)
-                        fprintf(stderr, "toolruntime serve: warning: start-up gc: %s\n", tr_error_message(gerr));
-                else if (removed)
-                        fprintf(stderr, "toolruntime serve: start-up gc removed %u objects\n", removed);
-                tr_error_free(gerr);
+                run_gc(&o, "start-up");
                 r = tr__serve_mcp_new(&o.cfg, &bk, &bk.mcp, &err);
         }
         if (r >= 0) {
@@ -451,9 +457,19 @@ int cli_serve(int argc, char **argv) {
         }
         if (r >= 0) {
                 fprintf(stderr, "toolruntime serve: listening on %s\n", tr__server_address(srv));
-                int sig = 0;
-                sigwait(&set, &sig);
-                fprintf(stderr, "toolruntime serve: %s: draining\n", strsignal(sig));
+                /* The owner-aware gc again every GC_INTERVAL_S: what a killed
+                 * predecessor's in-flight requests created after the
+                 * start-up gc, and what outlived its deadline. */
+                int sig = -1;
+                while (sig < 0) {
+                        struct timespec ts = { .tv_sec = GC_INTERVAL_S };
+                        sig = sigtimedwait(&set, NULL, &ts);
+                        if (sig < 0 && errno == EAGAIN)
+                                run_gc(&o, "periodic");
+                        else if (sig < 0 && errno != EINTR)
+                                break;
+                }
+                fprintf(stderr, "toolruntime serve: %s: draining\n", sig > 0 ? strsignal(sig) : "sigtimedwait failed");
                 /* Every execution ends by its own timeout; give them that
                  * and a margin for teardown. */
                 unsigned left = tr__server_drain(srv, o.cfg.max_timeout_ms + 10000);

@@ -9,14 +9,15 @@
  * another pid namespace, and for a live owner that is stuck).  So an
  * execution still running in another process is never touched.  Order
  * matters: tasks before their containers, containers before the snapshots
- * they reference, snapshots before the leases that hold them, and the
- * per-execution directories last.
+ * they reference, snapshots before the leases that hold them, the
+ * per-execution directories, and last the shims whose container is gone.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -283,6 +284,81 @@ static int gc_dirs(gc_state *g, const char *state_dir, tr_error **ret_err) {
         return 0;
 }
 
+/* A shim whose container is gone: containerd starts the shim for a task
+ * create and, when the client that asked dies or the daemon restarts
+ * mid-create, may never tell it to exit (seen in the soak test).  It holds
+ * no sandbox process then, but it is a process and a state directory left
+ * behind.  Only shims of this daemon (-address), this namespace and one of
+ * our ids (tr- and 32 hex digits), whose container no longer exists and
+ * that have no child process, are killed; containerd then removes the
+ * shim's state itself ("cleaning up dead shim"). */
+static bool shim_arg(char *const *argv, size_t n, const char *flag, const char **ret) {
+        for (size_t i = 0; i + 1 < n; i++)
+                if (streq(argv[i], flag)) {
+                        *ret = argv[i + 1];
+                        return true;
+                }
+        return false;
+}
+
+static bool has_children(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* Unknown (an old kernel): assume it has, and leave it. */
+        if (fd < 0 || tr__read_fd(fd, 4096, &text, &len) < 0)
+                return true;
+        return len > 0 && text[0] != '\n';
+}
+
+static int gc_shims(gc_state *g, const char *socket, const char *ns) {
+        tr__ctrd_items cs = { 0 };
+        fresh_deadline(g);
+        /* Every container, ours or not: a shim is spared if its id exists. */
+        if (tr__ctrd_container_list(&g->cx, NULL, &cs, NULL) < 0)
+                return 0;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                char *end;
+                long pid = strtol(e->d_name, &end, 10);
+                if (*end || pid <= 1)
+                        continue;
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                _cleanup_free_ char *cmd = NULL;
+                size_t len = 0;
+                if (fd < 0 || tr__read_fd(fd, 8192, &cmd, &len) < 0 || len == 0)
+                        continue;
+                char *argv[64];
+                size_t n = 0;
+                for (size_t i = 0; i < len && n < ARRAY_SIZE(argv); i += strlen(cmd + i) + 1)
+                        argv[n++] = cmd + i;
+                const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+                const char *a_ns, *a_id, *a_addr;
+                if (strncmp(base, "containerd-shim", 15) != 0 || !shim_arg(argv, n, "-namespace", &a_ns) ||
+                    !shim_arg(argv, n, "-id", &a_id) || !shim_arg(argv, n, "-address", &a_addr) || !streq(a_ns, ns) ||
+                    !streq(a_addr, socket) || strlen(a_id) != 3 + 32 || strncmp(a_id, "tr-", 3) != 0 ||
+                    strspn(a_id + 3, "0123456789abcdef") != 32)
+                        continue;
+                bool exists = false;
+                for (size_t i = 0; i < cs.n && !exists; i++)
+                        exists = streq(cs.items[i].id, a_id);
+                if (exists || has_children((pid_t) pid))
+                        continue;
+                g->why = "its container is gone";
+                int r = kill((pid_t) pid, SIGKILL) < 0 && errno != ESRCH ? -errno : 0;
+                gc_record(g, r, "shim", a_id, NULL);
+        }
+        if (d)
+                closedir(d);
+        tr__ctrd_items_done(&cs);
+        return 0;
+}
+
 TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, unsigned *ret_removed,
                                   tr_error **ret_err) {
         static const tr_containerd_config defaults = { 0 };
@@ -298,7 +374,8 @@ TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, uns
         g.cx = (tr__ctrd_ctx){ .conn = conn, .cancel_fd = -1 };
         const char *state = c->state_dir ? c->state_dir : tr__ctrd_default_state_dir();
         if ((r = gc_containers(&g, ret_err)) < 0 || (r = gc_snapshots(&g, snap, ret_err)) < 0 ||
-            (r = gc_leases(&g, ret_err)) < 0 || (r = gc_dirs(&g, state, ret_err)) < 0) {
+            (r = gc_leases(&g, ret_err)) < 0 || (r = gc_dirs(&g, state, ret_err)) < 0 ||
+            (r = gc_shims(&g, socket, ns)) < 0) {
                 tr_error_free(g.err);
                 tr__strv_free(g.dead_ids);
                 return r;

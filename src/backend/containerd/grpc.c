@@ -572,12 +572,18 @@ int tr__grpc_connect(const char *socket_path, const char *ns, int64_t deadline_n
                                 soerr = errno;
                         e = soerr;
                 }
-                if (e == ENOENT || e == ENOTDIR)
-                        return conn_err(ret_err, TR_E_CONTAINERD_NOT_AVAILABLE, e, "connect",
-                                        "containerd socket %s does not exist: install containerd (apt-get install "
-                                        "containerd runc) and start it (`containerd &`, or `make demo`), or point "
-                                        "--socket at a running instance",
-                                        socket_path);
+                if (e == ENOENT || e == ENOTDIR) {
+                        /* Retryable: containerd removes its socket while it
+                         * restarts, so a service sees this for a moment. */
+                        int r = conn_err(ret_err, TR_E_CONTAINERD_NOT_AVAILABLE, e, "connect",
+                                         "containerd socket %s does not exist: install containerd (apt-get install "
+                                         "containerd runc) and start it (`containerd &`, or `make demo`), or point "
+                                         "--socket at a running instance",
+                                         socket_path);
+                        if (ret_err && *ret_err)
+                                tr_error_set_retryable(*ret_err, true);
+                        return r;
+                }
                 if (e == EACCES || e == EPERM)
                         return conn_err(ret_err, TR_E_CONTAINERD_NOT_AVAILABLE, e, "connect",
                                         "permission denied on containerd socket %s: run as root or as a member of "

@@ -670,22 +670,36 @@ static bool conn_lost(const tr_error *err) {
 }
 
 /* Cleanup must happen even when the run failed because its connection
- * broke: once per destroy, replace a lost connection with a fresh one
- * (under the cleanup deadline, not cancellable).  True when the caller
- * should retry the RPC that failed with `err`. */
+ * broke: once per destroy, replace a lost connection with a fresh one (not
+ * cancellable).  A daemon that is restarting has no socket for a moment,
+ * so connecting is retried for up to TR_CTRD_RESTART_WAIT_NS; without
+ * that, everything of a sandbox in flight during a containerd restart
+ * (task, shim, container, snapshot, lease) stayed behind.  True when the
+ * caller should retry the RPC that failed with `err`. */
 static bool cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_error *err, bool *reconnected) {
         if (*reconnected || !conn_lost(err))
                 return false;
         *reconnected = true;
-        tr__grpc_conn *c = NULL;
-        tr_error *cerr = NULL;
-        if (tr__ctrd_client_connect(sb->cl, tr__now_ns() + TR_CTRD_CLEANUP_NS, -1, &c, &cerr) < 0) {
-                log_cleanup_error(ex, "reconnect", sb->id, cerr);
-                return false;
+        int64_t give_up = tr__now_ns() + TR_CTRD_RESTART_WAIT_NS;
+        for (int64_t pause_ms = 50;; pause_ms = pause_ms < 800 ? pause_ms * 2 : 1000) {
+                tr__grpc_conn *c = NULL;
+                tr_error *cerr = NULL;
+                if (tr__ctrd_client_connect(sb->cl, tr__now_ns() + TR_CTRD_CLEANUP_NS, -1, &c, &cerr) >= 0) {
+                        tr__grpc_conn_free(sb->conn);
+                        sb->conn = c;
+                        return true;
+                }
+                bool again = (tr_error_code(cerr) == TR_E_DAEMON_UNAVAILABLE ||
+                              tr_error_code(cerr) == TR_E_CONTAINERD_NOT_AVAILABLE) &&
+                             tr__now_ns() + pause_ms * 1000000LL < give_up;
+                if (!again) {
+                        log_cleanup_error(ex, "reconnect", sb->id, cerr);
+                        return false;
+                }
+                tr_error_free(cerr);
+                struct timespec ts = { .tv_sec = pause_ms / 1000, .tv_nsec = (pause_ms % 1000) * 1000000L };
+                nanosleep(&ts, NULL);
         }
-        tr__grpc_conn_free(sb->conn);
-        sb->conn = c;
-        return true;
 }
 
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
