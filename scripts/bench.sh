@@ -20,7 +20,7 @@ if [ -f images/vm/build.sh ]; then
     "$bin" image build --vm >/dev/null
 fi
 python3 bench/bench.py --bin "$bin" --runs "${BENCH_RUNS:-21}" ${only:+--only "$only"}
-for extra in bench/kata.sh; do
+for extra in bench/kata.sh bench/serve.sh; do
     if [ -x "$extra" ] && { [ -z "$only" ] || [[ ",$only," == *",$(basename "$extra" .sh),"* ]]; }; then
         TOOLRUNTIME_BIN=$bin "$extra"
     fi
