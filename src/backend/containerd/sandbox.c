@@ -676,11 +676,13 @@ static bool conn_lost(const tr_error *err) {
  * that, everything of a sandbox in flight during a containerd restart
  * (task, shim, container, snapshot, lease) stayed behind.  True when the
  * caller should retry the RPC that failed with `err`. */
+int64_t tr__ctrd_restart_wait_ns = TR_CTRD_RESTART_WAIT_NS;
+
 static bool cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_error *err, bool *reconnected) {
         if (*reconnected || !conn_lost(err))
                 return false;
         *reconnected = true;
-        int64_t give_up = tr__now_ns() + TR_CTRD_RESTART_WAIT_NS;
+        int64_t give_up = tr__now_ns() + tr__ctrd_restart_wait_ns;
         for (int64_t pause_ms = 50;; pause_ms = pause_ms < 800 ? pause_ms * 2 : 1000) {
                 tr__grpc_conn *c = NULL;
                 tr_error *cerr = NULL;

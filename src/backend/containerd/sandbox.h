@@ -102,6 +102,9 @@ extern const tr_containerd_runner_ops tr__ctrd_real_runner;
 /* How long a teardown whose connection broke waits for containerd to come
  * back (a daemon restart) before leaving the rest to gc. */
 #define TR_CTRD_RESTART_WAIT_NS (30LL * 1000000000LL)
+/* TR_CTRD_RESTART_WAIT_NS, which unit tests shorten (a daemon gone for
+ * good is waited for as long as a restarting one: they look alike). */
+extern int64_t tr__ctrd_restart_wait_ns;
 /* After a kill, how long to wait for the task to report its exit. */
 #define TR_CTRD_KILL_GRACE_NS (5LL * 1000000000LL)
 /* After the exit, how long to drain output the shim still forwards. */
