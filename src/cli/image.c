@@ -46,7 +46,7 @@ static const char image_help[] =
         "\n"
         "ls lists the images toolruntime built or pulled (label io.toolruntime.owner);\n"
         "rm removes such images, the content and snapshots only they held, and their\n"
-        "VM root images converted by exec -b kata --image.  Both take --socket and\n"
+        "VM root images converted for the kata backend.  Both take --socket and\n"
         "--namespace.\n"
         "      --json             (ls) print one JSON array\n"
         "      --vm-image-cache DIR  (rm) the converted VM root images\n"
