@@ -192,6 +192,12 @@ typedef struct tr_image_pull_opts {
 TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref, const tr_image_pull_opts *opts,
                                        char **ret_name, tr_error **ret_err);
 
+/* The pull policy, decided here only: may a missing `ref` be pulled on
+ * demand under `profile`?  Always, except under hardened, which pulls only
+ * references pinned by digest (NAME@sha256:...), whose content cannot
+ * change under the name. */
+TR_PUBLIC bool tr_image_pull_allowed(tr_profile profile, const char *ref);
+
 /* One of toolruntime's images (labelled io.toolruntime.owner). */
 typedef struct tr_image_entry {
         char *name;

@@ -68,7 +68,7 @@ int cli_image_ls_rm(int argc, char **argv);
  * and bo->pull allows it (hardened: pinned refs only), converted once per
  * digest into `dir` (NULL: CLI_VM_IMAGE_CACHE).  0, or an exit status
  * after printing the error. */
-int cli_vm_image_for(const cli_backend_opts *bo, const char *dir, const char *profile, char **ret_path);
+int cli_vm_image_for(const cli_backend_opts *bo, const char *dir, tr_profile profile, char **ret_path);
 /* Drop the cached VM root image of `digest` (image rm). */
 void cli_vm_image_drop(const char *dir, const char *digest);
 /* gc: remove the cached VM root images no toolruntime image points at. */

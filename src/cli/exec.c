@@ -407,7 +407,7 @@ int cli_exec(int argc, char **argv) {
         if (kind == TR_BACKEND_KATA && bo.image) {
                 if (bo.vm_image)
                         return cli_usage_error("exec", "kata takes --image or --vm-image, not both");
-                int vr = cli_vm_image_for(&bo, vm_image_cache, profile, &vm_from_image);
+                int vr = cli_vm_image_for(&bo, vm_image_cache, prof, &vm_from_image);
                 if (vr)
                         return vr;
                 bo.vm_image = vm_from_image;

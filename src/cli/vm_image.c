@@ -72,21 +72,15 @@ static int run_capture(char *const *argv, char **ret_line) {
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static bool pinned(const char *ref) {
-        const char *at = strchr(ref, '@');
-        return at && strncmp(at + 1, "sha256:", 7) == 0;
-}
-
-int cli_vm_image_for(const cli_backend_opts *bo, const char *dir, const char *profile, char **ret_path) {
+int cli_vm_image_for(const cli_backend_opts *bo, const char *dir, tr_profile profile, char **ret_path) {
         tr_containerd_config cfg;
         cli_containerd_config(bo, &cfg);
         _cleanup_free_ char *name = NULL, *digest = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
         int r = tr_containerd_image_lookup(&cfg, bo->image, &name, &digest, &err);
         if (r < 0 && tr_error_code(err) == TR_E_IMAGE_NOT_FOUND && bo->pull) {
-                /* The containerd backend's policy (pull.c), for the same
-                 * reason: under hardened only content fixed by its digest. */
-                if (profile && streq(profile, "hardened") && !pinned(bo->image)) {
+                /* The containerd backend's policy, from the same place. */
+                if (!tr_image_pull_allowed(profile, bo->image)) {
                         tr_error_prefix(err, "the hardened profile pulls only images pinned by digest "
                                              "(NAME@sha256:...)");
                         cli_print_error(err);
