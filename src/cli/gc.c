@@ -37,9 +37,12 @@ static const char gc_help[] = "Usage: toolruntime gc [OPTIONS]\n"
 
 int cli_gc(int argc, char **argv) {
         static const struct option opts[] = {
-                { "socket", required_argument, NULL, 's' }, { "namespace", required_argument, NULL, 'n' },
-                { "all", no_argument, NULL, 'a' },          { "verbose", no_argument, NULL, 'v' },
-                { "help", no_argument, NULL, 'h' },         { "vm-image-cache", required_argument, NULL, 'C' },
+                { "socket", required_argument, NULL, 's' },
+                { "namespace", required_argument, NULL, 'n' },
+                { "all", no_argument, NULL, 'a' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { "vm-image-cache", required_argument, NULL, 'C' },
                 { 0 },
         };
         tr_containerd_config cfg = { 0 };

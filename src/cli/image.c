@@ -110,8 +110,7 @@ static int read_recipe(const char *path, char **ret_tag, char ***apt) {
                                         return r;
                         }
                 } else
-                        return cli_usage_error("image", "%s:%u: unknown key '%s' (known: tag, apt)", path, lineno,
-                                               key);
+                        return cli_usage_error("image", "%s:%u: unknown key '%s' (known: tag, apt)", path, lineno, key);
         }
         return 0;
 }
@@ -244,7 +243,9 @@ int cli_image(int argc, char **argv) {
         r = tr__strv_push(&args, "/bin/sh") | tr__strv_push(&args, script);
         const struct {
                 const char *flag, *val;
-        } pass[] = { { "--ref", ref }, { "--namespace", ns }, { "--socket", sock }, { "--out", out }, { "--cache", cache } };
+        } pass[] = {
+                { "--ref", ref }, { "--namespace", ns }, { "--socket", sock }, { "--out", out }, { "--cache", cache }
+        };
         for (size_t i = 0; i < ARRAY_SIZE(pass); i++)
                 if (pass[i].val)
                         r |= tr__strv_push(&args, pass[i].flag) | tr__strv_push(&args, pass[i].val);

@@ -98,19 +98,15 @@ int cli_vm_image_for(const cli_backend_opts *bo, const char *dir, tr_profile pro
         _cleanup_free_ char *script = NULL;
         if (asprintf(&script, "%s/vm/from-image.sh", cli_images_dir()) < 0)
                 return CLI_EXIT_ERROR;
-        char *argv[] = { "/bin/sh",
-                         script,
-                         "--socket",
-                         (char *) (cfg.socket_path ? cfg.socket_path : TR_CONTAINERD_DEFAULT_SOCKET),
-                         "--namespace",
-                         (char *) (cfg.namespace_name ? cfg.namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE),
-                         "--out",
-                         (char *) cache_dir(dir),
-                         "--name",
-                         name,
-                         "--digest",
-                         digest,
-                         NULL };
+        char *argv[] = {
+                "/bin/sh",     script,
+                "--socket",    (char *) (cfg.socket_path ? cfg.socket_path : TR_CONTAINERD_DEFAULT_SOCKET),
+                "--namespace", (char *) (cfg.namespace_name ? cfg.namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE),
+                "--out",       (char *) cache_dir(dir),
+                "--name",      name,
+                "--digest",    digest,
+                NULL
+        };
         _cleanup_free_ char *line = NULL;
         r = run_capture(argv, &line);
         if (r != 0 || !line || line[0] != '/') {

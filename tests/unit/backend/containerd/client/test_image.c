@@ -141,7 +141,8 @@ Test(image, candidates) {
                                                 "docker.io/library/toolruntime-sandbox:latest", NULL });
         /* A registry part: only the literal name, plus :latest when bare;
          * a port is not a tag. */
-        check_candidates("127.0.0.1:5000/sb", (const char *const[]){ "127.0.0.1:5000/sb", "127.0.0.1:5000/sb:latest", NULL });
+        check_candidates("127.0.0.1:5000/sb",
+                         (const char *const[]){ "127.0.0.1:5000/sb", "127.0.0.1:5000/sb:latest", NULL });
         check_candidates("127.0.0.1:5000/sb@sha256:00", (const char *const[]){ "127.0.0.1:5000/sb@sha256:00", NULL });
 }
 
