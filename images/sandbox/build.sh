@@ -5,12 +5,14 @@
 # import it into containerd.
 #
 # usage: images/sandbox/build.sh [--ref REF] [--namespace NS] [--socket PATH]
-#                                [--cache DIR] [--force]
+#                                [--cache DIR] [--apt PKG]... [--force]
 #
 #   --ref        image name           (default toolruntime-sandbox:latest)
 #   --namespace  containerd namespace (default default)
 #   --socket     containerd socket    (default /run/containerd/containerd.sock)
 #   --cache      build cache          (default /var/lib/toolruntime/cache)
+#   --apt        an extra Debian package (repeatable): a custom image on the
+#                same base and rules, with its own root filesystem in the cache
 #   --force      rebuild the image even when containerd has this recipe
 #
 # Idempotent and cheap to re-run: the image carries the hash of its recipe
@@ -25,6 +27,7 @@ ns=default
 sock=/run/containerd/containerd.sock
 cache=/var/lib/toolruntime/cache
 force=0
+apt=""
 usage() { sed -n '3,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -36,6 +39,8 @@ while [ $# -gt 0 ]; do
         --socket=*) sock=${1#*=}; shift ;;
         --cache) cache=${2:?--cache needs a value}; shift 2 ;;
         --cache=*) cache=${1#*=}; shift ;;
+        --apt) apt="$apt ${2:?--apt needs a value}"; shift 2 ;;
+        --apt=*) apt="$apt ${1#*=}"; shift ;;
         --force) force=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "build.sh: unknown argument: $1" >&2; usage ;;
@@ -53,6 +58,18 @@ name=${ref%:*}; tag=${ref##*:}
 case "$ref" in *:*) case "$tag" in */*) name=$ref; tag=latest ;; esac ;; *) name=$ref; tag=latest ;; esac
 [ "$ref" = "$name:$tag" ] || ref="$name:$tag"
 
+# The extra packages, sorted and deduplicated: the same set in any order is
+# the same recipe.  The names go to mmdebstrap as one comma list, so only
+# Debian package names pass (the CLI checks them too).
+# (Split on blanks on purpose, with globbing off.)
+set -f
+# shellcheck disable=SC2086
+apt=$(printf '%s\n' $apt | LC_ALL=C sort -u | tr '\n' ' ' | sed 's/^ *//; s/ *$//')
+for p in $apt; do
+    printf '%s' "$p" | grep -Eqx '[a-z0-9][a-z0-9+.-]+' || die "not a Debian package name: $p"
+done
+set +f
+
 # mmdebstrap, chroot and root-owned image files need real root.
 [ "$(id -u)" = 0 ] || die "building the image needs root (mmdebstrap, chroot, file ownership)"
 for tool in umoci ctr flock; do
@@ -69,14 +86,26 @@ exec 9>"$cache/.sandbox-build.lock"
 flock 9
 
 # ---- 1. the root filesystem (shared with the VM image) -----------------
-say "[1/4] root filesystem"
-"$here/../rootfs.sh" "$cache/rootfs"
-rootfs_hash=$(cat "$cache/rootfs/.toolruntime-rootfs-ok")
+say "[1/4] root filesystem${apt:+ (+ $apt)}"
+# The plain tree is shared with the VM image; a tree with extra packages
+# is its own, named by its package list.
+rootfs="$cache/rootfs"
+sep=-
+prefix=sandbox
+if [ -n "$apt" ]; then
+    rootfs="$cache/rootfs-apt-$(printf '%s' "$apt" | sha256sum | cut -c1-16)"
+fi
+if [ "$ref" != toolruntime-sandbox:latest ]; then
+    prefix="img-$(printf '%s' "$ref" | tr -c 'a-zA-Z0-9._-' '_')"
+    sep=@
+fi
+TR_ROOTFS_INCLUDE=$(printf '%s' "$apt" | tr ' ' ',') "$here/../rootfs.sh" "$rootfs"
+rootfs_hash=$(cat "$rootfs/.toolruntime-rootfs-ok")
 recipe=$(sha256sum < "$0" | cut -c1-16)
 recipe="$rootfs_hash-$recipe"
-# The built OCI layout, kept per recipe, always tagged "latest"; an import
-# under another tag retags a throwaway copy.
-layout="$cache/sandbox-$recipe.oci"
+# The built OCI layout, kept per image name and recipe, always tagged
+# "latest"; an import under another tag retags a throwaway copy.
+layout="$cache/$prefix$sep$recipe.oci"
 
 have=$(ctr_ images ls -q "name==$ref,labels.\"io.toolruntime.recipe\"==$recipe" 2>/dev/null || true)
 if [ "$force" = 0 ] && [ "$have" = "$ref" ]; then
@@ -94,7 +123,7 @@ if [ "$force" = 1 ] || [ ! -s "$layout/index.json" ]; then
     trap 'rm -rf "$work"' EXIT
     # Hard links: no copy of the data, and deleting a link leaves the
     # cached rootfs whole.  Nothing below modifies a file in place.
-    cp -al "$cache/rootfs" "$work/root"
+    cp -al "$rootfs" "$work/root"
     r="$work/root"
     rm -f "$r/.toolruntime-rootfs-ok"
     # Nothing in a sandbox reads these, or could use them as nobody:
@@ -140,8 +169,8 @@ if [ "$force" = 1 ] || [ ! -s "$layout/index.json" ]; then
         --manifest.annotation "io.toolruntime.recipe=$recipe" \
         --history.comment "toolruntime sandbox, recipe $recipe"
     umoci gc --layout "$new"
-    # Layouts of other recipes are dropped so the cache holds one.
-    rm -rf "$cache"/sandbox-*.oci
+    # Layouts of other recipes are dropped so the cache holds one per name.
+    rm -rf "$cache/$prefix$sep"*.oci
     mv "$new" "$layout"
     rm -rf "$work"
     trap - EXIT
@@ -171,7 +200,9 @@ tar -C "$imp" -cf - . | ctr_ images import --base-name "$name" - | sed 's/^/imag
 rm -rf "$imp"
 trap - EXIT
 ctr_ images ls -q "name==$ref" | grep -qx "$ref" || die "import did not create $ref"
-ctr_ images label "$ref" "io.toolruntime.recipe=$recipe" >/dev/null
+# The owner label is what `toolruntime image ls` and `image rm` go by.
+ctr_ images label "$ref" "io.toolruntime.recipe=$recipe" io.toolruntime.owner=toolruntime \
+    io.toolruntime.source=build >/dev/null
 
 size=$(ctr_ images ls "name==$ref" | awk 'NR==2 {print $4, $5}')
 say "done: $ref in namespace $ns, $size compressed ($(du -sh "$layout" | cut -f1) cached layout), $(( $(date +%s) - start ))s"

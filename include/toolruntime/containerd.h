@@ -192,6 +192,35 @@ typedef struct tr_image_pull_opts {
 TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref, const tr_image_pull_opts *opts,
                                        char **ret_name, tr_error **ret_err);
 
+/* The pull policy, decided here only: may a missing `ref` be pulled on
+ * demand under `profile`?  Always, except under hardened, which pulls only
+ * references pinned by digest (NAME@sha256:...), whose content cannot
+ * change under the name. */
+TR_PUBLIC bool tr_image_pull_allowed(tr_profile profile, const char *ref);
+
+/* One of toolruntime's images (labelled io.toolruntime.owner). */
+typedef struct tr_image_entry {
+        char *name;
+        char *digest; /* what the name points at (an index or a manifest) */
+        char *source; /* "pull", "build" or "" */
+} tr_image_entry;
+/* The images toolruntime pulled or built, in the config's namespace. */
+TR_PUBLIC int tr_containerd_image_list(const tr_containerd_config *cfg, tr_image_entry **ret, size_t *ret_n,
+                                       tr_error **ret_err);
+TR_PUBLIC void tr_image_entries_free(tr_image_entry *v, size_t n);
+/* The image `ref` names in containerd, spelled as exec takes it ("sci" is
+ * sci:latest, a short name may be docker.io/library/...): the stored name
+ * and the digest it points at (free() both).  TR_E_IMAGE_NOT_FOUND when
+ * absent; nothing is pulled. */
+TR_PUBLIC int tr_containerd_image_lookup(const tr_containerd_config *cfg, const char *ref, char **ret_name,
+                                         char **ret_digest, tr_error **ret_err);
+/* Remove one of toolruntime's images (`ref` spelled as exec takes it) and,
+ * synchronously, the content and snapshots only it held.  An image without
+ * the owner label is refused (TR_E_IMAGE_NOT_FOUND).  *ret_digest (may be
+ * NULL; free()) gets the digest the name pointed at. */
+TR_PUBLIC int tr_containerd_image_remove(const tr_containerd_config *cfg, const char *ref, char **ret_digest,
+                                         tr_error **ret_err);
+
 /* The containerd backend.  `cfg` may be NULL (all defaults).  Does not
  * contact containerd: errors about the daemon come from each execution.
  * Fails TR_E_INVALID_REQUEST on a malformed config. */

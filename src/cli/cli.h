@@ -60,6 +60,21 @@ typedef struct cli_pull_args {
 int cli_pull_option(const char *cmd, cli_pull_args *a, int c, const char *arg);
 /* `image pull`. */
 int cli_image_pull(int argc, char **argv);
+/* `image ls` and `image rm` (image_ls.c). */
+int cli_image_ls_rm(int argc, char **argv);
+/* Where exec -b kata --image keeps the VM root images it converts. */
+#define CLI_VM_IMAGE_CACHE "/var/lib/toolruntime/vm/images"
+/* The VM root image for bo->image (vm_image.c): pulled first when missing
+ * and bo->pull allows it (hardened: pinned refs only), converted once per
+ * digest into `dir` (NULL: CLI_VM_IMAGE_CACHE).  0, or an exit status
+ * after printing the error. */
+int cli_vm_image_for(const cli_backend_opts *bo, const char *dir, tr_profile profile, char **ret_path);
+/* Drop the cached VM root image of `digest` (image rm). */
+void cli_vm_image_drop(const char *dir, const char *digest);
+/* gc: remove the cached VM root images no toolruntime image points at. */
+int cli_vm_image_gc(const tr_containerd_config *cfg, const char *dir, bool verbose, unsigned *ret_removed);
+/* Run argv[0] (a path) with argv, wait: its exit status, 128+signal, or -1. */
+int cli_run_wait(char *const *argv);
 
 /* `exec --server URL`: the execution a `toolruntime serve` runs (remote.c). */
 typedef struct cli_remote_req {

@@ -67,6 +67,11 @@ static const char exec_help[] =
         "      --initrd PATH        initramfs holding the guest agent\n"
         "                           (default /var/lib/toolruntime/vm/initrd.img)\n"
         "      --vm-image PATH      guest root image (default /var/lib/toolruntime/vm/rootfs.ext4)\n"
+        "      --image REF          with -b kata: run that container image's root filesystem\n"
+        "                           (pulled when missing, as for containerd), converted once\n"
+        "                           per image digest into a read-only ext4\n"
+        "      --vm-image-cache DIR where those conversions are kept\n"
+        "                           (default /var/lib/toolruntime/vm/images)\n"
         "      --hypervisor NAME    qemu (default), cloud-hypervisor, firecracker\n"
         "      --accel NAME         auto (default: KVM when /dev/kvm really runs a guest; the\n"
         "                           verdict is kept in /run/toolruntime/kvm-probe), kvm, tcg\n"
@@ -130,6 +135,7 @@ enum {
         OPT_MCP,
         OPT_TOOL_ENV,
         OPT_SERVER,
+        OPT_VM_IMAGE_CACHE,
 };
 
 static const struct option exec_opts[] = {
@@ -157,6 +163,7 @@ static const struct option exec_opts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
         { "initrd", required_argument, NULL, OPT_INITRD },
         { "vm-image", required_argument, NULL, OPT_VM_IMAGE },
+        { "vm-image-cache", required_argument, NULL, OPT_VM_IMAGE_CACHE },
         { "hypervisor", required_argument, NULL, OPT_HYPERVISOR },
         { "accel", required_argument, NULL, OPT_ACCEL },
         { "uid-range", required_argument, NULL, OPT_UID_RANGE },
@@ -195,7 +202,7 @@ static void catch_signals(tr_cancel *cancel) {
 
 int cli_exec(int argc, char **argv) {
         const char *code = NULL, *backend = NULL, *profile = NULL, *language = NULL, *file = NULL;
-        const char *tools = NULL, *server = getenv("TOOLRUNTIME_SERVER");
+        const char *tools = NULL, *server = getenv("TOOLRUNTIME_SERVER"), *vm_image_cache = NULL;
         const char **mcp = NULL, **tool_env = NULL;
         size_t n_mcp = 0, n_tool_env = 0;
         bool json = false, verbose = false;
@@ -282,6 +289,7 @@ int cli_exec(int argc, char **argv) {
                 case OPT_KERNEL: bo.kernel = optarg; break;
                 case OPT_INITRD: bo.initrd = optarg; break;
                 case OPT_VM_IMAGE: bo.vm_image = optarg; break;
+                case OPT_VM_IMAGE_CACHE: vm_image_cache = optarg; break;
                 case OPT_HYPERVISOR: bo.hypervisor = optarg; break;
                 case OPT_ACCEL:
                         if (streq(optarg, "auto"))
@@ -370,7 +378,7 @@ int cli_exec(int argc, char **argv) {
         if (server && *server) {
                 static const cli_backend_opts none = { 0 };
                 if (tools || n_mcp || n_tool_env || memcmp(&bo, &none, sizeof(bo)) != 0 || pull.n_insecure ||
-                    pull.no_pull || pull.opts.registry_config || pull.opts.max_bytes)
+                    pull.no_pull || pull.opts.registry_config || pull.opts.max_bytes || vm_image_cache)
                         return cli_usage_error("exec", "--server: backend, image and tool options are the server's; "
                                                        "give only the execution's (code, language, profile, backend, "
                                                        "timeout, limits, arguments)");
@@ -390,6 +398,20 @@ int cli_exec(int argc, char **argv) {
                 };
                 return cli_exec_remote(&rr);
         }
+        if (!pull.no_pull)
+                bo.pull = &pull.opts;
+        /* kata with --image: that image's root filesystem in the guest, as
+         * a read-only block image converted once per digest (vm_image.c);
+         * the guest agent and kernel stay ours. */
+        _cleanup_free_ char *vm_from_image = NULL;
+        if (kind == TR_BACKEND_KATA && bo.image) {
+                if (bo.vm_image)
+                        return cli_usage_error("exec", "kata takes --image or --vm-image, not both");
+                int vr = cli_vm_image_for(&bo, vm_image_cache, prof, &vm_from_image);
+                if (vr)
+                        return vr;
+                bo.vm_image = vm_from_image;
+        }
 
         tr_error *err = NULL;
         _cleanup_(tr_error_freep) tr_error *err_owner = NULL;
@@ -402,8 +424,6 @@ int cli_exec(int argc, char **argv) {
         /* The handlers go in first: from here on (MCP servers start with the
          * gateway) an interrupt must clean up, not kill us half-way. */
         int r = tr_cancel_new(&cancel, &err);
-        if (!pull.no_pull)
-                bo.pull = &pull.opts;
         if (r >= 0) {
                 catch_signals(cancel);
                 r = cli_runtime_new(&bo, verbose ? cli_log : NULL, NULL, &rt, &err);

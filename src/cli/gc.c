@@ -25,6 +25,8 @@ static const char gc_help[] = "Usage: toolruntime gc [OPTIONS]\n"
                               "      --socket PATH      containerd socket (default /run/containerd/containerd.sock;\n"
                               "                         without --socket, a missing containerd is skipped)\n"
                               "      --namespace NS     containerd namespace (default \"default\")\n"
+                              "      --vm-image-cache DIR  converted VM root images (default\n"
+                              "                         /var/lib/toolruntime/vm/images)\n"
                               "      --all              also remove what live owners hold (only when no execution\n"
                               "                         can be running)\n"
                               "  -v, --verbose          say what is removed, and why\n"
@@ -35,12 +37,17 @@ static const char gc_help[] = "Usage: toolruntime gc [OPTIONS]\n"
 
 int cli_gc(int argc, char **argv) {
         static const struct option opts[] = {
-                { "socket", required_argument, NULL, 's' }, { "namespace", required_argument, NULL, 'n' },
-                { "all", no_argument, NULL, 'a' },          { "verbose", no_argument, NULL, 'v' },
-                { "help", no_argument, NULL, 'h' },         { 0 },
+                { "socket", required_argument, NULL, 's' },
+                { "namespace", required_argument, NULL, 'n' },
+                { "all", no_argument, NULL, 'a' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { "vm-image-cache", required_argument, NULL, 'C' },
+                { 0 },
         };
         tr_containerd_config cfg = { 0 };
         bool all = false;
+        const char *vm_cache = NULL;
         int c;
         optind = 0;
         while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -48,6 +55,7 @@ int cli_gc(int argc, char **argv) {
                 case 's': cfg.socket_path = optarg; break;
                 case 'n': cfg.namespace_name = optarg; break;
                 case 'a': all = true; break;
+                case 'C': vm_cache = optarg; break;
                 case 'v': cfg.log = cli_log; break;
                 case 'h': fputs(gc_help, stdout); return 0;
                 default: return cli_usage_error("gc", "invalid arguments");
@@ -73,6 +81,14 @@ int cli_gc(int argc, char **argv) {
                 }
         }
         removed += vm_removed;
+        /* Converted VM root images: only with containerd's image list (a
+         * daemon that does not answer leaves them all in place). */
+        unsigned img_removed = 0;
+        if (cli_vm_image_gc(&cfg, vm_cache, cfg.log != NULL, &img_removed) < 0 && cfg.socket_path) {
+                fprintf(stderr, "toolruntime: gc: cannot list containerd's images: converted VM root images kept\n");
+                status = CLI_EXIT_ERROR;
+        }
+        removed += img_removed;
         printf("gc: removed %u object%s\n", removed, removed == 1 ? "" : "s");
         return status;
 }

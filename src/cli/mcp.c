@@ -45,8 +45,9 @@ static const char mcp_help[] =
         "  -v, --verbose            log what the runtime does on stderr\n"
         "\n"
         "containerd backend: --image REF, --namespace NS, --socket PATH, --runtime NAME,\n"
-        "  --seccomp FILE; kata backend: --kernel PATH, --initrd PATH, --vm-image PATH,\n"
-        "  --hypervisor NAME, --accel auto|kvm|tcg (as for `toolruntime exec`).\n"
+        "  --seccomp FILE; kata backend: --kernel PATH, --initrd PATH, --vm-image PATH\n"
+        "  or --image REF (a container image in containerd, its root converted once\n"
+        "  per digest), --hypervisor NAME, --accel auto|kvm|tcg (as for `toolruntime exec`).\n"
         "\n"
         "tool gateway:\n"
         "      --tools FILE         a tools manifest (JSON)\n"
@@ -311,6 +312,16 @@ int cli_mcp(int argc, char **argv) {
                 r = cli_usage_error("mcp", "unknown backend '%s' (known: unsafe_host, containerd, kata)", a.backend);
         else if (a.profile && tr_profile_from_name(a.profile, &prof) < 0)
                 r = cli_usage_error("mcp", "unknown profile '%s' (known: dev, standard, hardened)", a.profile);
+        /* kata with --image: that image's root in the guest, converted
+         * once per digest as for exec (an image missing from containerd is
+         * an error here: mcp takes no registry options). */
+        _cleanup_free_ char *vm_from_image = NULL;
+        if (r == 0 && kind == TR_BACKEND_KATA && a.bo.image) {
+                if (a.bo.vm_image)
+                        r = cli_usage_error("mcp", "kata takes --image or --vm-image, not both");
+                else if ((r = cli_vm_image_for(&a.bo, NULL, prof, &vm_from_image)) == 0)
+                        a.bo.vm_image = vm_from_image;
+        }
         if (r == 0) {
                 /* A client that goes away must not kill us mid-cleanup. */
                 signal(SIGPIPE, SIG_IGN);

@@ -59,7 +59,8 @@ static const char serve_help[] =
         "Backend and gateway options as for `exec`: --image, --namespace, --socket,\n"
         "--runtime, --seccomp, --kernel, --initrd, --vm-image, --hypervisor, --accel,\n"
         "--uid-range, --tools FILE, --mcp 'CMD ARGS' (repeatable), --tool-env NAME\n"
-        "(repeatable).\n"
+        "(repeatable), and the pull options --no-pull, --insecure-registry HOST[:PORT],\n"
+        "--registry-config FILE, --max-image-size SIZE.\n"
         "\n"
         "SIGTERM or SIGINT stop accepting, let running executions finish, and exit 0.\n";
 
@@ -134,12 +135,14 @@ static const struct option serve_opts[] = {
         { "uid-range", required_argument, NULL, O_UID_RANGE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        CLI_PULL_LONG_OPTIONS,
         { 0 },
 };
 
 typedef struct serve_opts_t {
         tr__serve_config cfg;
         cli_backend_opts bo;
+        cli_pull_args pull; /* a request's missing image is pulled as by exec */
         const char *token_file;
         const char *backend;
         const char *tools;
@@ -219,7 +222,12 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
         case O_MAX_CPU: lim = &o->cfg.max_limits.cpu_quota_ms; break;
         case O_MAX_TOOL_CALLS: lim = &o->cfg.max_limits.max_tool_calls; break;
         case O_MAX_CHAIN_STEPS: lim = &o->cfg.max_limits.max_chain_steps; break;
-        default: return cli_usage_error("serve", "invalid arguments");
+        default: {
+                int pr = cli_pull_option("serve", &o->pull, id, v);
+                if (pr == 1)
+                        return 0;
+                return pr ? pr : cli_usage_error("serve", "invalid arguments");
+        }
         }
         /* The library's parsers: the same forms as exec's options. */
         _cleanup_(tr_error_freep) tr_error *perr = NULL;
@@ -439,6 +447,8 @@ int cli_serve(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        if (!o.pull.no_pull)
+                o.bo.pull = &o.pull.opts;
         tr_error *err = NULL;
         tr__server *srv = NULL;
         int r = make_runtimes(&o, &bk, &err);

@@ -62,8 +62,17 @@ register_case() {
 # at the test's containerd or VM images.
 backend_args() {
     case "${1:-$BACKEND}" in
-        kata) printf '%s\n' -b kata --kernel "$VM_DIR/vmlinuz" --initrd "$VM_DIR/initrd.img" \
-            --vm-image "$VM_DIR/rootfs.ext4" ;;
+        kata)
+            if [ -n "${TR_TEST_KATA_IMAGE:-}" ]; then
+                # A container image's root in the guest (exec -b kata --image).
+                printf '%s\n' -b kata --kernel "$VM_DIR/vmlinuz" --initrd "$VM_DIR/initrd.img" \
+                    --socket "$TR_TEST_CONTAINERD_SOCKET" --namespace "$NS" --image "$TR_TEST_KATA_IMAGE" \
+                    --vm-image-cache "${TR_TEST_VM_IMAGE_CACHE:-/var/lib/toolruntime/vm/images}"
+            else
+                printf '%s\n' -b kata --kernel "$VM_DIR/vmlinuz" --initrd "$VM_DIR/initrd.img" \
+                    --vm-image "$VM_DIR/rootfs.ext4"
+            fi
+            ;;
         *) printf '%s\n' -b containerd --socket "$TR_TEST_CONTAINERD_SOCKET" --namespace "$NS" --image "$IMAGE" ;;
     esac
 }

@@ -23,6 +23,11 @@
 #                               built with images/sandbox/build.sh when missing
 #   TR_TEST_VM_DIR              kata: the directory holding vmlinuz, initrd.img
 #                               and rootfs.ext4 (default /var/lib/toolruntime/vm)
+#   TR_TEST_KATA_IMAGE          kata: run a container image's root in the guest
+#                               (exec -b kata --image; needs the containerd of
+#                               TR_TEST_CONTAINERD_SOCKET), converted into
+#                               TR_TEST_VM_IMAGE_CACHE (default
+#                               /var/lib/toolruntime/vm/images)
 #   TR_TEST_ONLY                run only cases whose name contains this
 #
 # usage: tests/security/run.sh

@@ -199,24 +199,55 @@ static bool has_domain(const char *ref) {
         return memchr(ref, '.', n) || memchr(ref, ':', n) || (n == 9 && strncmp(ref, "localhost", 9) == 0);
 }
 
-static int image_get(const tr__ctrd_ctx *cx, const char *ref, char **ret_name, tr__ctrd_desc *ret_target,
-                     tr_error **ret_err) {
-        tr_error *err = NULL;
-        int r = tr__ctrd_image_get(cx, ref, ret_target, &err);
-        _cleanup_free_ char *alt = NULL;
-        if (r == -ENOENT && !has_domain(ref)) {
-                /* `ctr images import` and docker-style tools store short names
-                 * normalised; accept both spellings of the same image. */
-                if (asprintf(&alt, "docker.io/library/%s", ref) < 0) {
-                        alt = NULL;
-                        tr_error_free(err);
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "image.resolve",
-                                            "out of memory"),
-                               -ENOMEM;
-                }
-                tr_error_free(TAKE_PTR(err));
-                r = tr__ctrd_image_get(cx, alt, ret_target, &err);
+int tr__ctrd_image_candidates(const char *ref, char *ret[TR_CTRD_IMAGE_CANDIDATES]) {
+        memset(ret, 0, TR_CTRD_IMAGE_CANDIDATES * sizeof *ret);
+        const char *last = strrchr(ref, '/');
+        last = last ? last + 1 : ref;
+        /* Docker's spelling: a name without tag or digest means :latest. */
+        bool bare = !strchr(last, ':') && !strchr(ref, '@');
+        size_t n = 0;
+        int r = 0;
+        r |= (ret[n++] = strdup(ref)) ? 0 : -1;
+        if (bare)
+                r |= asprintf(&ret[n++], "%s:latest", ref) < 0 ? -1 : 0;
+        if (!has_domain(ref)) {
+                /* `ctr images import` and docker-style tools store short
+                 * names normalised; accept both spellings of the same image. */
+                r |= asprintf(&ret[n++], "docker.io/library/%s", ref) < 0 ? -1 : 0;
+                if (bare)
+                        r |= asprintf(&ret[n++], "docker.io/library/%s:latest", ref) < 0 ? -1 : 0;
         }
+        if (r < 0) {
+                for (size_t i = 0; i < TR_CTRD_IMAGE_CANDIDATES; i++)
+                        free(ret[i]), ret[i] = NULL;
+                return -ENOMEM;
+        }
+        return (int) n;
+}
+
+int tr__ctrd_image_find(const tr__ctrd_ctx *cx, const char *ref, char **ret_name, tr__ctrd_desc *ret_target,
+                        tr_error **ret_err) {
+        char *cand[TR_CTRD_IMAGE_CANDIDATES];
+        int n = tr__ctrd_image_candidates(ref, cand);
+        if (n < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "image.resolve", "out of memory"),
+                       -ENOMEM;
+        int r = -ENOENT, found = -1;
+        tr_error *err = NULL;
+        for (int i = 0; i < n && r == -ENOENT; i++) {
+                tr_error_free(TAKE_PTR(err));
+                r = tr__ctrd_image_get(cx, cand[i], ret_target, &err);
+                if (r >= 0)
+                        found = i;
+        }
+        if (found >= 0) {
+                *ret_name = TAKE_PTR(cand[found]);
+                for (int i = 0; i < n; i++)
+                        free(cand[i]);
+                return 0;
+        }
+        for (int i = 0; i < n; i++)
+                free(cand[i]);
         if (r == -ENOENT) {
                 tr_error_free(err);
                 tr_error_set(ret_err, TR_E_IMAGE_NOT_FOUND, TR_BACKEND_CONTAINERD, "image.resolve",
@@ -226,21 +257,11 @@ static int image_get(const tr__ctrd_ctx *cx, const char *ref, char **ret_name, t
                         tr_error_set_grpc_status(*ret_err, TR_GRPC_NOT_FOUND);
                 return r;
         }
-        if (r < 0) {
-                if (ret_err)
-                        *ret_err = err;
-                else
-                        tr_error_free(err);
-                return r;
-        }
-        char *name = strdup(alt ? alt : ref);
-        if (!name) {
-                tr__ctrd_desc_done(ret_target);
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "image.resolve", "out of memory"),
-                       -ENOMEM;
-        }
-        *ret_name = name;
-        return 0;
+        if (ret_err)
+                *ret_err = err;
+        else
+                tr_error_free(err);
+        return r;
 }
 
 static int read_blob(const tr__ctrd_ctx *cx, const tr__ctrd_desc *d, char **ret, size_t *ret_len, tr_error **ret_err) {
@@ -260,7 +281,7 @@ int tr__ctrd_image_resolve(const tr__ctrd_ctx *cx, const char *ref, tr__ctrd_ima
         tr__ctrd_desc target = { 0 }, config = { 0 };
         _cleanup_free_ char *blob = NULL, *chain = NULL;
         size_t len = 0;
-        int r = image_get(cx, ref, &name, &target, ret_err);
+        int r = tr__ctrd_image_find(cx, ref, &name, &target, ret_err);
         if (r < 0)
                 return r;
         r = read_blob(cx, &target, &blob, &len, ret_err);

@@ -24,9 +24,20 @@ typedef struct tr__ctrd_image {
 } tr__ctrd_image;
 void tr__ctrd_image_done(tr__ctrd_image *img);
 
-/* Resolve `ref` (tried as given, then as docker.io/library/<ref> when it has
- * no registry part).  A missing image is TR_E_IMAGE_NOT_FOUND naming
- * `toolruntime image build`. */
+/* The names `ref` may be stored under, most literal first: itself, with
+ * :latest when it has no tag or digest, and docker.io/library/... for a
+ * short name.  Fills ret[] (free() each), returns how many, or -ENOMEM. */
+#define TR_CTRD_IMAGE_CANDIDATES 4
+int tr__ctrd_image_candidates(const char *ref, char *ret[TR_CTRD_IMAGE_CANDIDATES]);
+
+/* The image record `ref` names (under the first of those names that
+ * exists): *ret_name (free()) and its target.  TR_E_IMAGE_NOT_FOUND when
+ * none exists. */
+int tr__ctrd_image_find(const tr__ctrd_ctx *cx, const char *ref, char **ret_name, tr__ctrd_desc *ret_target,
+                        tr_error **ret_err);
+
+/* Resolve `ref` (under the names tr__ctrd_image_candidates gives).  A
+ * missing image is TR_E_IMAGE_NOT_FOUND naming `toolruntime image build`. */
 int tr__ctrd_image_resolve(const tr__ctrd_ctx *cx, const char *ref, tr__ctrd_image *ret, tr_error **ret_err);
 
 /* Is `mt` an image index (OCI index or Docker manifest list)? */

@@ -558,9 +558,13 @@ TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const ch
         return tr__ctrd_pull(&cx, snap, ref, opts, ret_name, ret_err);
 }
 
+TR_PUBLIC bool tr_image_pull_allowed(tr_profile profile, const char *ref) {
+        return profile != TR_PROFILE_HARDENED || tr__ctrd_ref_pinned(ref);
+}
+
 int tr__ctrd_pull_on_demand(tr__ctrd_client *cl, tr__grpc_conn *conn, const char *ref, tr_exec *ex, tr_error *not_found,
                             tr_error **ret_err) {
-        if (tr_exec_profile(ex) == TR_PROFILE_HARDENED && !tr__ctrd_ref_pinned(ref)) {
+        if (!tr_image_pull_allowed(tr_exec_profile(ex), ref)) {
                 tr_error_prefix(not_found,
                                 "the hardened profile pulls only images pinned by digest (NAME@sha256:...); "
                                 "pull %s first with `toolruntime image pull`",

@@ -119,6 +119,33 @@ Test(image, is_index) {
         cr_expect_not(tr__ctrd_is_index(NULL));
 }
 
+static void check_candidates(const char *ref, const char *const *want) {
+        char *got[TR_CTRD_IMAGE_CANDIDATES];
+        int n = tr__ctrd_image_candidates(ref, got);
+        int w = 0;
+        while (want[w])
+                w++;
+        cr_assert_eq(n, w, "%s: %d candidates, want %d", ref, n, w);
+        for (int i = 0; i < n; i++) {
+                cr_assert_str_eq(got[i], want[i], "%s: candidate %d", ref, i);
+                free(got[i]);
+        }
+}
+
+Test(image, candidates) {
+        /* A bare short name is NAME:latest, here or on Docker Hub. */
+        check_candidates("sci", (const char *const[]){ "sci", "sci:latest", "docker.io/library/sci",
+                                                       "docker.io/library/sci:latest", NULL });
+        check_candidates("toolruntime-sandbox:latest",
+                         (const char *const[]){ "toolruntime-sandbox:latest",
+                                                "docker.io/library/toolruntime-sandbox:latest", NULL });
+        /* A registry part: only the literal name, plus :latest when bare;
+         * a port is not a tag. */
+        check_candidates("127.0.0.1:5000/sb",
+                         (const char *const[]){ "127.0.0.1:5000/sb", "127.0.0.1:5000/sb:latest", NULL });
+        check_candidates("127.0.0.1:5000/sb@sha256:00", (const char *const[]){ "127.0.0.1:5000/sb@sha256:00", NULL });
+}
+
 Test(time, rfc3339) {
         char buf[32];
         tr__ctrd_rfc3339(0, buf);
