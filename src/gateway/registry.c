@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/deadline.h"
+#include "gateway/callctx.h"
 #include "gateway/mcp.h"
 #include "gateway/protocol.h"
 #include "gateway/schema.h"
@@ -739,7 +739,7 @@ TR_PUBLIC int tr_tool_registry_add_mcp_argv(tr_tool_registry *reg, const char *c
         if (r < 0)
                 return r;
         json_t *list = NULL;
-        r = tr__mcp_list_tools(srv, &list, ret_err);
+        r = tr__mcp_list_tools(srv, NULL, &list, ret_err);
         if (r < 0) {
                 tr__mcp_free(srv);
                 return r;
@@ -855,7 +855,7 @@ static bool swap_tools_locked(tr_tool_registry *reg, size_t i, json_t *list) {
  * them in; then tell whoever asked (tr_tool_registry_set_change_callback).
  * The flag is seen only while this client talks to the server, so a change
  * shows up after the next call or list, not the moment it happens. */
-static void refresh_changed(tr_tool_registry *reg) {
+static void refresh_changed(tr_tool_registry *reg, const tr_call_ctx *ctx) {
         bool changed = false;
         for (size_t i = 0;; i++) {
                 pthread_rwlock_rdlock(&reg->lock);
@@ -873,7 +873,7 @@ static void refresh_changed(tr_tool_registry *reg) {
                         continue;
                 }
                 json_t *list = NULL;
-                if (tr__mcp_list_tools(srv, &list, NULL) < 0) {
+                if (tr__mcp_list_tools(srv, ctx, &list, NULL) < 0) {
                         rlog(reg, TR_LOG_WARN, "MCP tools/list after list_changed failed: keeping the old list",
                              "server", tr__mcp_server_name(srv) ? tr__mcp_server_name(srv) : "", NULL, NULL);
                         continue;
@@ -1141,7 +1141,7 @@ static int score_tool(const tool *t, char **terms, size_t n_terms) {
         return score;
 }
 
-static int gw_search(void *self, const char *query, int limit, char **ret_json, tr_error **ret_err) {
+static int gw_search(void *self, const tr_call_ctx *ctx, const char *query, int limit, char **ret_json, tr_error **ret_err) {
         tr_tool_registry *reg = self;
         if (limit <= 0)
                 limit = DEFAULT_SEARCH_LIMIT;
@@ -1181,7 +1181,7 @@ static int gw_search(void *self, const char *query, int limit, char **ret_json, 
         return ret_dump(arr, "search_tools", ret_json, ret_err);
 }
 
-static int gw_namespaces(void *self, char **ret_json, tr_error **ret_err) {
+static int gw_namespaces(void *self, const tr_call_ctx *ctx, char **ret_json, tr_error **ret_err) {
         tr_tool_registry *reg = self;
         json_t *arr = json_array();
         pthread_rwlock_rdlock(&reg->lock);
@@ -1200,7 +1200,7 @@ static int not_found(const char *op, const char *id, tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, op, "no tool \"%.256s\"", id ? id : "");
 }
 
-static int gw_describe(void *self, const char *id, tr_detail_level level, char **ret_json, tr_error **ret_err) {
+static int gw_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level level, char **ret_json, tr_error **ret_err) {
         tr_tool_registry *reg = self;
         if ((unsigned) level > TR_DETAIL_FULL)
                 return tr_error_set(ret_err, TR_E_INVALID_ARGUMENTS, TR_BACKEND_NONE, "describe_tool",
@@ -1214,7 +1214,7 @@ static int gw_describe(void *self, const char *id, tr_detail_level level, char *
         return ret_dump(o, "describe_tool", ret_json, ret_err);
 }
 
-static int gw_examples(void *self, const char *id, int max, char **ret_json, tr_error **ret_err) {
+static int gw_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json, tr_error **ret_err) {
         tr_tool_registry *reg = self;
         pthread_rwlock_rdlock(&reg->lock);
         tool *t = id ? find_locked(reg, id) : NULL;
@@ -1228,7 +1228,7 @@ static int gw_examples(void *self, const char *id, int max, char **ret_json, tr_
 }
 
 /* Run one tool on already-parsed arguments; *ret is a new JSON value. */
-static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_t **ret, tr_error **ret_err) {
+static int run_parsed(tr_tool_registry *reg, const tr_call_ctx *ctx, const char *id, json_t *args, json_t **ret, tr_error **ret_err) {
         tool *t = id ? find(reg, id) : NULL;
         if (!t)
                 return not_found("run_tool", id, ret_err);
@@ -1250,7 +1250,7 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
                 /* The tool's own timeout, cut short by the calling
                  * execution's deadline. */
                 int64_t now = tr__now_ns();
-                int64_t until = tr__gw_clamp_deadline(now + t->timeout_ms * TR_NSEC_PER_MSEC);
+                int64_t until = tr__call_ctx_clamp(ctx, now + t->timeout_ms * TR_NSEC_PER_MSEC);
                 int64_t tmo = (until - now) / TR_NSEC_PER_MSEC;
                 if (tmo <= 0)
                         return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "run",
@@ -1261,8 +1261,8 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
                 pthread_rwlock_rdlock(&reg->lock);
                 tr__errlog errlog = { .log = reg->log, .log_ud = reg->log_ud, .key = "tool", .who = t->id };
                 pthread_rwlock_unlock(&reg->lock);
-                r = tr__proc_run(t->argv, t->cwd, envp, &errlog, args_text, strlen(args_text), tmo, t->max_output, &out,
-                                 &len, ret_err);
+                r = tr__proc_run(ctx, t->argv, t->cwd, envp, &errlog, args_text, strlen(args_text), tmo, t->max_output,
+                                 &out, &len, ret_err);
                 if (r < 0)
                         break;
                 /* Whitespace only (or nothing) means null. */
@@ -1283,9 +1283,9 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
                 return 0;
         }
         case SRC_MCP:
-                r = tr__mcp_call_tool(t->srv, t->remote_name, args, ret, ret_err);
+                r = tr__mcp_call_tool(t->srv, ctx, t->remote_name, args, ret, ret_err);
                 /* A call is when a list_changed is seen (see refresh_changed). */
-                refresh_changed(reg);
+                refresh_changed(reg, ctx);
                 return r;
         case SRC_BUILTIN: *ret = json_incref(args); return 0;
         case SRC_CALLBACK: {
@@ -1309,21 +1309,21 @@ static int run_parsed(tr_tool_registry *reg, const char *id, json_t *args, json_
         return r;
 }
 
-static int gw_run(void *self, const char *id, const char *args_json, char **ret_json, tr_error **ret_err) {
+static int gw_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args_json, char **ret_json, tr_error **ret_err) {
         json_error_t jerr;
         json_t *args = json_loads(args_json && *args_json ? args_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
         if (!args)
                 return tr_error_set(ret_err, TR_E_INVALID_ARGUMENTS, TR_BACKEND_NONE, "validate",
                                     "arguments are not valid JSON: %s", jerr.text);
         json_t *res = NULL;
-        int r = run_parsed(self, id, args, &res, ret_err);
+        int r = run_parsed(self, ctx, id, args, &res, ret_err);
         json_decref(args);
         if (r < 0)
                 return r;
         return ret_dump(res, "run_tool", ret_json, ret_err);
 }
 
-static int gw_chain(void *self, const char *steps_json, char **ret_json, tr_error **ret_err) {
+static int gw_chain(void *self, const tr_call_ctx *ctx, const char *steps_json, char **ret_json, tr_error **ret_err) {
         json_error_t jerr;
         json_t *steps = json_loads(steps_json ? steps_json : "", JSON_REJECT_DUPLICATES, &jerr);
         if (!steps)
@@ -1336,7 +1336,7 @@ static int gw_chain(void *self, const char *steps_json, char **ret_json, tr_erro
         for (size_t i = 0; r == 0 && i < n; i++) {
                 json_t *args = tr__gw_chain_step_args(&v[i], prev);
                 json_t *res = NULL;
-                r = args ? run_parsed(self, v[i].tool_id, args, &res, ret_err)
+                r = args ? run_parsed(self, ctx, v[i].tool_id, args, &res, ret_err)
                          : tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run_chain", "out of memory");
                 json_decref(args);
                 if (r < 0 && ret_err && *ret_err)
@@ -1359,9 +1359,9 @@ static void gw_free(void *self) {
 /* Every tool of a namespace at the schema level, for the binding generator
  * (host side, so the 1 MiB message cap does not apply; the registry's own
  * caps bound it: 1024 tools per source, 64 KiB per schema). */
-static int gw_list_tools(void *self, const char *ns, char **ret_json, tr_error **ret_err) {
+static int gw_list_tools(void *self, const tr_call_ctx *ctx, const char *ns, char **ret_json, tr_error **ret_err) {
         tr_tool_registry *reg = self;
-        refresh_changed(reg);
+        refresh_changed(reg, ctx);
         json_t *arr = json_array();
         pthread_rwlock_rdlock(&reg->lock);
         for (size_t i = 0; arr && i < reg->n; i++)
