@@ -302,8 +302,7 @@ typedef struct tr_call_ctx tr_call_ctx;
 /* A context for direct calls (tr_gateway_run_tool, ...): `deadline_ns` is
  * absolute CLOCK_MONOTONIC nanoseconds (0: none), `cancel` (may be NULL;
  * borrowed, must outlive the context) cancels the call. */
-TR_PUBLIC int tr_call_ctx_new(int64_t deadline_ns, const tr_cancel *cancel, tr_call_ctx **ret_ctx,
-                              tr_error **ret_err);
+TR_PUBLIC int tr_call_ctx_new(int64_t deadline_ns, const tr_cancel *cancel, tr_call_ctx **ret_ctx, tr_error **ret_err);
 TR_PUBLIC void tr_call_ctx_free(tr_call_ctx *ctx);
 /* The call's absolute deadline on CLOCK_MONOTONIC, or 0 for none (also for
  * a NULL ctx). */
@@ -339,8 +338,8 @@ typedef struct tr_gateway_ops {
         int (*search_tools)(void *self, const tr_call_ctx *ctx, const char *query, int limit, char **ret_json,
                             tr_error **ret_err);
         int (*list_namespaces)(void *self, const tr_call_ctx *ctx, char **ret_json, tr_error **ret_err);
-        int (*describe_tool)(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level level,
-                             char **ret_json, tr_error **ret_err);
+        int (*describe_tool)(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level level, char **ret_json,
+                             tr_error **ret_err);
         int (*list_tool_examples)(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json,
                                   tr_error **ret_err);
         int (*run_tool)(void *self, const tr_call_ctx *ctx, const char *id, const char *args_json, char **ret_json,

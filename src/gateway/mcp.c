@@ -347,7 +347,8 @@ static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, const tr_call_ctx
  * and stays valid until consume_line() or the next read_line().  Gives up
  * at the deadline (TR_E_TIMEOUT) or when the tool call `cc` is
  * cancelled (TR_E_CANCELLED); the server stays alive in both cases. */
-static int read_line(tr__mcp *m, int64_t deadline, const tr_call_ctx *cc, const char **ret_line, size_t *ret_len, tr_error **ret_err) {
+static int read_line(tr__mcp *m, int64_t deadline, const tr_call_ctx *cc, const char **ret_line, size_t *ret_len,
+                     tr_error **ret_err) {
         static const char op[] = "mcp.read";
         for (;;) {
                 /* Bytes before m->scanned hold no newline: look at the new

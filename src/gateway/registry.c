@@ -26,6 +26,7 @@
 #include "gateway/protocol.h"
 #include "gateway/schema.h"
 #include "gateway/spawn.h"
+#include "util/handles.h"
 #include "util/macros.h"
 #include "util/proc.h"
 #include "util/strv.h"
@@ -168,52 +169,49 @@ static char *dump(json_t *j) {
 }
 
 /* Fill the metadata shared by every source from already-extracted fields.
- * Everything is validated and copied; returns -EINVAL with a reason. */
+ * Everything is validated and copied; fails TR_E_INVALID_REQUEST (op `op`)
+ * saying what is wrong. */
 static int tool_set_meta(tool *t, const char *ns, const char *name, const char *title, const char *description,
                          json_t *schema, json_t *output_schema, json_t *tags, json_t *examples, json_t *annotations,
-                         char *errbuf, size_t errlen) {
-        if (!tr__tool_name_valid(ns, TR_TOOL_MAX_NAME) || strchr(ns, '/')) {
-                snprintf(errbuf, errlen, "invalid namespace");
-                return -EINVAL;
-        }
-        if (!tr__tool_name_valid(name, TR_TOOL_MAX_NAME)) {
-                snprintf(errbuf, errlen, "invalid tool name (allowed: letters, digits, _ - . /; at most %d bytes)",
-                         TR_TOOL_MAX_NAME);
-                return -EINVAL;
-        }
+                         const char *op, tr_error **ret_err) {
+#define META_INVALID(...) tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, __VA_ARGS__)
+#define META_OOM()        tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory")
+        if (!tr__tool_name_valid(ns, TR_TOOL_MAX_NAME) || strchr(ns, '/'))
+                return META_INVALID("invalid namespace");
+        if (!tr__tool_name_valid(name, TR_TOOL_MAX_NAME))
+                return META_INVALID("invalid tool name (allowed: letters, digits, _ - . /; at most %d bytes)",
+                                    TR_TOOL_MAX_NAME);
         if (asprintf(&t->id, "%s:%s", ns, name) < 0) {
                 t->id = NULL;
-                return -ENOMEM;
+                return META_OOM();
         }
-        if (!tr__gw_tool_id_valid(t->id)) {
-                snprintf(errbuf, errlen, "invalid tool id");
-                return -EINVAL;
-        }
+        if (!tr__gw_tool_id_valid(t->id))
+                return META_INVALID("invalid tool id");
         t->ns = strdup(ns);
         t->name = strdup(name);
         t->description = tr__text_sanitize(description ? description : "", TR_TOOL_MAX_DESCRIPTION);
         if (title && *title)
                 t->title = tr__text_sanitize(title, TR_TOOL_MAX_TITLE);
         if (!t->ns || !t->name || !t->description || (title && *title && !t->title))
-                return -ENOMEM;
-        int r = tr__schema_check(schema, &t->schema, errbuf, errlen);
+                return META_OOM();
+        int r = tr__schema_check(schema, &t->schema, op, ret_err);
         if (r < 0)
                 return r;
         t->schema_text = dump(t->schema);
         if (!t->schema_text)
-                return -ENOMEM;
+                return META_OOM();
         if (output_schema && !json_is_null(output_schema)) {
                 json_t *os = NULL;
-                r = tr__schema_check(output_schema, &os, errbuf, errlen);
+                r = tr__schema_check(output_schema, &os, op, ret_err);
                 if (r < 0)
                         return r;
                 t->output_schema_text = dump(os);
                 json_decref(os);
                 if (!t->output_schema_text)
-                        return -ENOMEM;
+                        return META_OOM();
         }
         json_t *tg = NULL;
-        r = tr__tags_check(tags, &tg, errbuf, errlen);
+        r = tr__tags_check(tags, &tg, op, ret_err);
         if (r < 0)
                 return r;
         size_t i;
@@ -221,29 +219,25 @@ static int tool_set_meta(tool *t, const char *ns, const char *name, const char *
         json_array_foreach(tg, i, v) {
                 if (tr__strv_push(&t->tags, json_string_value(v)) < 0) {
                         json_decref(tg);
-                        return -ENOMEM;
+                        return META_OOM();
                 }
                 _cleanup_free_ char *lc = lowercase(json_string_value(v));
                 if (!lc || tr__strv_push(&t->tags_lc, lc) < 0) {
                         json_decref(tg);
-                        return -ENOMEM;
+                        return META_OOM();
                 }
         }
         json_decref(tg);
-        if (examples && !json_is_null(examples) && !json_is_array(examples)) {
-                snprintf(errbuf, errlen, "\"examples\" must be an array");
-                return -EINVAL;
-        }
-        if (json_array_size(examples) > TR_TOOL_MAX_EXAMPLES) {
-                snprintf(errbuf, errlen, "more than %d examples", TR_TOOL_MAX_EXAMPLES);
-                return -EINVAL;
-        }
+        if (examples && !json_is_null(examples) && !json_is_array(examples))
+                return META_INVALID("\"examples\" must be an array");
+        if (json_array_size(examples) > TR_TOOL_MAX_EXAMPLES)
+                return META_INVALID("more than %d examples", TR_TOOL_MAX_EXAMPLES);
         json_t *exs = json_array();
         if (!exs)
-                return -ENOMEM;
+                return META_OOM();
         json_array_foreach(examples, i, v) {
                 json_t *e = NULL;
-                r = tr__example_check(v, &e, errbuf, errlen);
+                r = tr__example_check(v, &e, op, ret_err);
                 if (r < 0) {
                         json_decref(exs);
                         return r;
@@ -254,7 +248,7 @@ static int tool_set_meta(tool *t, const char *ns, const char *name, const char *
         t->examples_text = dump(exs);
         json_decref(exs);
         if (!t->examples_text)
-                return -ENOMEM;
+                return META_OOM();
         if (json_is_object(annotations)) {
                 /* Only the MCP hints we know, typed: annotations are
                  * untrusted and shown to whoever picks tools. */
@@ -277,6 +271,8 @@ static int tool_set_meta(tool *t, const char *ns, const char *name, const char *
                 json_decref(a);
         }
         return 0;
+#undef META_INVALID
+#undef META_OOM
 }
 
 /* ---- registry -------------------------------------------------------------- */
@@ -467,7 +463,6 @@ static int env_names_add(json_t *env, char ***names, const char *where, tr_error
 static int manifest_tool(json_t *jt, json_t *top_env, const char *default_ns, const char *base_dir, size_t idx,
                          tool **ret, tr_error **ret_err) {
         static const char op[] = "manifest";
-        char err[256] = "";
         if (!json_is_object(jt))
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, "tools[%zu] is not an object",
                                     idx);
@@ -513,12 +508,12 @@ static int manifest_tool(json_t *jt, json_t *top_env, const char *default_ns, co
         t->kind = SRC_MANIFEST;
         int r = tool_set_meta(t, ns, name, json_is_string(title) ? json_string_value(title) : NULL,
                               json_string_value(desc), schema, oschema, json_object_get(jt, "tags"),
-                              json_object_get(jt, "examples"), json_object_get(jt, "annotations"), err, sizeof(err));
-        if (r == -ENOMEM)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
-        if (r < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, "tool %s:%s: %s", ns, name,
-                                    err);
+                              json_object_get(jt, "examples"), json_object_get(jt, "annotations"), op, ret_err);
+        if (r < 0) {
+                if (ret_err)
+                        tr_error_prefix(*ret_err, "tool %s:%s", ns, name);
+                return r;
+        }
 
         json_t *builtin = json_object_get(jt, "builtin");
         if (builtin) {
@@ -679,40 +674,38 @@ static char *derive_ns_locked(tr_tool_registry *reg, const char *server_name) {
         return strdup(buf);
 }
 
-static int mcp_tool(json_t *jt, const char *ns, tr__mcp *srv, tool **ret, char *err, size_t errlen) {
-        if (!json_is_object(jt)) {
-                snprintf(err, errlen, "a tool is not an object");
-                return -EINVAL;
-        }
+/* A tool of MCP server `srv` from its tools/list entry `jt`; fails
+ * TR_E_INVALID_REQUEST (op "mcp") saying why the tool is unusable. */
+static int mcp_tool(json_t *jt, const char *ns, tr__mcp *srv, tool **ret, tr_error **ret_err) {
+        static const char op[] = "mcp";
+        if (!json_is_object(jt))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, "a tool is not an object");
         json_t *name = json_object_get(jt, "name");
         json_t *desc = json_object_get(jt, "description");
         json_t *title = json_object_get(jt, "title");
-        if (!json_is_string(name) || strchr(json_string_value(name), ':')) {
-                snprintf(err, errlen, "a tool has no valid \"name\"");
-                return -EINVAL;
-        }
+        if (!json_is_string(name) || strchr(json_string_value(name), ':'))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, "a tool has no valid \"name\"");
         if ((desc && !json_is_string(desc) && !json_is_null(desc)) ||
-            (title && !json_is_string(title) && !json_is_null(title))) {
-                snprintf(err, errlen, "tool %.64s: \"description\"/\"title\" must be strings", json_string_value(name));
-                return -EINVAL;
-        }
+            (title && !json_is_string(title) && !json_is_null(title)))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op,
+                                    "tool %.64s: \"description\"/\"title\" must be strings", json_string_value(name));
         _cleanup_(tool_freep) tool *t = calloc(1, sizeof(*t));
         if (!t)
-                return -ENOMEM;
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         t->kind = SRC_MCP;
-        char why[200] = "";
         int r = tool_set_meta(t, ns, json_string_value(name), json_string_value(title), json_string_value(desc),
                               json_object_get(jt, "inputSchema"), json_object_get(jt, "outputSchema"), NULL, NULL,
-                              json_object_get(jt, "annotations"), why, sizeof(why));
+                              json_object_get(jt, "annotations"), op, ret_err);
         if (r < 0) {
-                snprintf(err, errlen, "tool %.64s: %s", json_string_value(name), r == -ENOMEM ? "out of memory" : why);
+                if (ret_err)
+                        tr_error_prefix(*ret_err, "tool %.64s", json_string_value(name));
                 return r;
         }
         t->srv = srv;
         t->remote_name = strdup(json_string_value(name));
         t->timeout_ms = 0;
         if (!t->remote_name)
-                return -ENOMEM;
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         *ret = TAKE_PTR(t);
         return 0;
 }
@@ -781,19 +774,20 @@ TR_PUBLIC int tr_tool_registry_add_mcp_argv(tr_tool_registry *reg, const char *c
         json_t *jt;
         json_array_foreach(list, i, jt) {
                 tool *t = NULL;
-                char err[256] = "";
-                r = mcp_tool(jt, name, srv, &t, err, sizeof(err));
+                _cleanup_(tr_error_freep) tr_error *err = NULL;
+                r = mcp_tool(jt, name, srv, &t, &err);
                 if (r == 0 && find_locked(reg, t->id)) {
-                        snprintf(err, sizeof(err), "duplicate tool %.200s", t->id);
+                        r = tr_error_set(&err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, "duplicate tool %.200s",
+                                         t->id);
                         tool_free(t);
-                        r = -EEXIST;
                 }
                 if (r < 0) {
                         skipped++;
                         /* The registry's own lock is held: log through the
                          * captured callback. */
                         if (log) {
-                                const char *kv[] = { "namespace", name, "reason", err, NULL };
+                                const char *kv[] = { "namespace", name, "reason",
+                                                     err ? tr_error_message(err) : "out of memory", NULL };
                                 log(log_ud, TR_LOG_WARN, "MCP tool skipped", kv);
                         }
                         continue;
@@ -838,8 +832,8 @@ static bool swap_tools_locked(tr_tool_registry *reg, size_t i, json_t *list) {
         json_t *jt;
         json_array_foreach(list, j, jt) {
                 tool *t = NULL;
-                char err[256] = "";
-                if (mcp_tool(jt, reg->server_ns[i], srv, &t, err, sizeof(err)) < 0)
+                /* Tools that became invalid are dropped, as at the start. */
+                if (mcp_tool(jt, reg->server_ns[i], srv, &t, NULL) < 0)
                         continue;
                 if (find_locked(reg, t->id)) {
                         tool_free(t);
@@ -934,15 +928,15 @@ TR_PUBLIC int tr_tool_registry_add_callback(tr_tool_registry *reg, const char *i
         const char *colon = strchr(id, ':');
         _cleanup_free_ char *ns = strndup(id, (size_t) (colon - id));
         _cleanup_(tool_freep) tool *t = calloc(1, sizeof(*t));
-        char err[256] = "";
-        int r = (!ns || !t) ? -ENOMEM
-                            : tool_set_meta(t, ns, colon + 1, NULL, description, schema, NULL, NULL, NULL, NULL, err,
-                                            sizeof(err));
+        int r = (!ns || !t) ? tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory")
+                            : tool_set_meta(t, ns, colon + 1, NULL, description, schema, NULL, NULL, NULL, NULL, op,
+                                            ret_err);
         json_decref(schema);
-        if (r == -ENOMEM)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
-        if (r < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, "tool %s: %s", id, err);
+        if (r < 0) {
+                if (ret_err && ns && t)
+                        tr_error_prefix(*ret_err, "tool %s", id);
+                return r;
+        }
         t->kind = SRC_CALLBACK;
         t->fn = fn;
         t->userdata = userdata;
@@ -993,12 +987,10 @@ TR_PUBLIC int tr_tool_registry_add_example(tr_tool_registry *reg, const char *id
         if (res)
                 json_object_set_new(ex, "result", res);
         json_t *checked = NULL;
-        char err[256] = "";
-        int r = tr__example_check(ex, &checked, err, sizeof(err));
+        int r = tr__example_check(ex, &checked, op, ret_err);
         json_decref(ex);
         if (r < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, op, "%s",
-                                    r == -ENOMEM ? "out of memory" : err);
+                return r;
         pthread_rwlock_wrlock(&reg->lock);
         tool *t = find_locked(reg, id);
         json_t *arr = t ? json_loads(t->examples_text, 0, NULL) : NULL;
@@ -1141,7 +1133,8 @@ static int score_tool(const tool *t, char **terms, size_t n_terms) {
         return score;
 }
 
-static int gw_search(void *self, const tr_call_ctx *ctx, const char *query, int limit, char **ret_json, tr_error **ret_err) {
+static int gw_search(void *self, const tr_call_ctx *ctx, const char *query, int limit, char **ret_json,
+                     tr_error **ret_err) {
         tr_tool_registry *reg = self;
         if (limit <= 0)
                 limit = DEFAULT_SEARCH_LIMIT;
@@ -1200,7 +1193,8 @@ static int not_found(const char *op, const char *id, tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, op, "no tool \"%.256s\"", id ? id : "");
 }
 
-static int gw_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level level, char **ret_json, tr_error **ret_err) {
+static int gw_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level level, char **ret_json,
+                       tr_error **ret_err) {
         tr_tool_registry *reg = self;
         if ((unsigned) level > TR_DETAIL_FULL)
                 return tr_error_set(ret_err, TR_E_INVALID_ARGUMENTS, TR_BACKEND_NONE, "describe_tool",
@@ -1214,7 +1208,8 @@ static int gw_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_de
         return ret_dump(o, "describe_tool", ret_json, ret_err);
 }
 
-static int gw_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json, tr_error **ret_err) {
+static int gw_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json,
+                       tr_error **ret_err) {
         tr_tool_registry *reg = self;
         pthread_rwlock_rdlock(&reg->lock);
         tool *t = id ? find_locked(reg, id) : NULL;
@@ -1228,22 +1223,25 @@ static int gw_examples(void *self, const tr_call_ctx *ctx, const char *id, int m
 }
 
 /* Run one tool on already-parsed arguments; *ret is a new JSON value. */
-static int run_parsed(tr_tool_registry *reg, const tr_call_ctx *ctx, const char *id, json_t *args, json_t **ret, tr_error **ret_err) {
+static int run_parsed(tr_tool_registry *reg, const tr_call_ctx *ctx, const char *id, json_t *args, json_t **ret,
+                      tr_error **ret_err) {
         tool *t = id ? find(reg, id) : NULL;
         if (!t)
                 return not_found("run_tool", id, ret_err);
         if (!json_is_object(args))
                 return tr_error_set(ret_err, TR_E_INVALID_ARGUMENTS, TR_BACKEND_NONE, "validate",
                                     "%s: the arguments must be a JSON object", t->id);
-        char why[512];
-        if (tr__schema_validate(t->schema, args, why, sizeof(why)) < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_ARGUMENTS, TR_BACKEND_NONE, "validate", "%s: %s", t->id, why);
+        int r = tr__schema_validate(t->schema, args, ret_err);
+        if (r < 0) {
+                if (ret_err)
+                        tr_error_prefix(*ret_err, "%s", t->id);
+                return r;
+        }
 
         _cleanup_free_ char *args_text = dump(args);
         if (!args_text)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run_tool", "out of memory");
         _cleanup_free_ char *out = NULL;
-        int r;
         switch (t->kind) {
         case SRC_MANIFEST: {
                 size_t len = 0;
@@ -1309,7 +1307,8 @@ static int run_parsed(tr_tool_registry *reg, const tr_call_ctx *ctx, const char 
         return r;
 }
 
-static int gw_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args_json, char **ret_json, tr_error **ret_err) {
+static int gw_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args_json, char **ret_json,
+                  tr_error **ret_err) {
         json_error_t jerr;
         json_t *args = json_loads(args_json && *args_json ? args_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
         if (!args)

@@ -251,8 +251,8 @@ static int reap_status(tr__proc *p) {
 }
 
 int tr__proc_run(const tr_call_ctx *ctx, char *const argv[], const char *cwd, char *const envp[], tr__errlog *errlog,
-                 const char *input, size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out,
-                 size_t *ret_len, tr_error **ret_err) {
+                 const char *input, size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out, size_t *ret_len,
+                 tr_error **ret_err) {
         tr__proc p = TR__PROC_INIT;
         tr__errlog_reset(errlog);
         int r = tr__proc_spawn(argv, cwd, envp, true, &p, ret_err);

@@ -78,5 +78,5 @@ ssize_t tr__write_nosigpipe(int fd, const void *buf, size_t n);
  * output is over the cap, the exit status is not 0 or the command cannot
  * start.  Timeout and cancel kill the command's whole process group. */
 int tr__proc_run(const tr_call_ctx *ctx, char *const argv[], const char *cwd, char *const envp[], tr__errlog *errlog,
-                 const char *input, size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out,
-                 size_t *ret_len, tr_error **ret_err);
+                 const char *input, size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out, size_t *ret_len,
+                 tr_error **ret_err);

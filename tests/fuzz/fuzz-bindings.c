@@ -36,7 +36,8 @@ static int fz_search(void *self, const tr_call_ctx *ctx, const char *q, int limi
 static int fz_namespaces(void *self, const tr_call_ctx *ctx, char **ret, tr_error **err) {
         return dup_text("[\"ns\", \"ns-2\", \"1ns\"]", 20, ret);
 }
-static int fz_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret, tr_error **err) {
+static int fz_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret,
+                       tr_error **err) {
         return tr_error_set(err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "describe_tool", "none");
 }
 static int fz_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret, tr_error **err) {

@@ -49,7 +49,8 @@ TestSuite(mcp_everything, .init = setup, .fini = teardown, .timeout = 120);
 static char *run_ok(const char *id, const char *args) {
         char *out = NULL;
         tr_error *err = NULL;
-        cr_assert_eq(tr_gateway_run_tool(gw, NULL, id, args, &out, &err), 0, "%s: %s", id, err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, id, args, &out, &err), 0, "%s: %s", id,
+                     err ? tr_error_message(err) : "");
         return out;
 }
 
@@ -136,8 +137,9 @@ Test(mcp_everything, arguments_validated_first) {
         cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
         tr_error_free(err);
         err = NULL;
-        cr_assert_lt(tr_gateway_run_tool(gw, NULL, tid("get-structured-content"), "{\"location\":\"Atlantis\"}", &out, &err),
-                     0);
+        cr_assert_lt(
+                tr_gateway_run_tool(gw, NULL, tid("get-structured-content"), "{\"location\":\"Atlantis\"}", &out, &err),
+                0);
         cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
         tr_error_free(err);
 }

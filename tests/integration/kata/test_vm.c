@@ -70,16 +70,20 @@ static int gw_empty(void *self, char **ret_json) {
         *ret_json = strdup("[]");
         return *ret_json ? 0 : -ENOMEM;
 }
-static int gw_search(void *self, const tr_call_ctx *ctx, const char *q, int limit, char **ret_json, tr_error **ret_err) {
+static int gw_search(void *self, const tr_call_ctx *ctx, const char *q, int limit, char **ret_json,
+                     tr_error **ret_err) {
         return gw_empty(self, ret_json);
 }
-static int gw_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret_json, tr_error **ret_err) {
+static int gw_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret_json,
+                       tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "describe_tool", "no tool %s", id);
 }
-static int gw_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json, tr_error **ret_err) {
+static int gw_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json,
+                       tr_error **ret_err) {
         return gw_empty(self, ret_json);
 }
-static int gw_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret_json, tr_error **ret_err) {
+static int gw_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret_json,
+                  tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_tool", "no tool %s", id);
 }
 static int gw_chain(void *self, const tr_call_ctx *ctx, const char *steps, char **ret_json, tr_error **ret_err) {

@@ -182,7 +182,8 @@ static int t_search(void *self, const tr_call_ctx *ctx, const char *q, int limit
 static int t_ns(void *self, const tr_call_ctx *ctx, char **ret, tr_error **ret_err) {
         return dupj("[\"t\"]", ret);
 }
-static int t_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret, tr_error **ret_err) {
+static int t_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret,
+                      tr_error **ret_err) {
         if (strcmp(id, "t:echo") != 0)
                 return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "describe_tool", "no %s", id);
         char *s = NULL;

@@ -199,7 +199,8 @@ Test(gw_registry, hostile_manifest_tools) {
         memset(big, 'x', 300000);
         memcpy(big, "{\"k\":\"", 6);
         memcpy(big + 300000 - 3, "\"}", 3);
-        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "h:noread", big, &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "h:noread", big, &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
         free(out);
         free(big);
         cr_assert_lt(tr_gateway_run_tool(gw, NULL, "h:missing", "{}", &out, &err), 0);
@@ -253,8 +254,8 @@ Test(gw_registry, example_mcp_server) {
         cr_assert_geq(json_array_size(j), 1);
         cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 0), "id")), "example-server:weather");
         json_decref(j);
-        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "example-server:weather", "{\"city\":\"Oslo\"}", &out, &err), 0, "%s",
-                     err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "example-server:weather", "{\"city\":\"Oslo\"}", &out, &err), 0,
+                     "%s", err ? tr_error_message(err) : "");
         j = parse(out);
         cr_assert_str_eq(json_string_value(json_object_get(j, "city")), "Oslo");
         json_decref(j);
@@ -389,7 +390,8 @@ Test(gw_registry, tools_get_a_minimal_environment_and_their_stderr_is_logged) {
         tr_gateway *gw = NULL;
         cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
         char *out = NULL;
-        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "e:env", "{}", &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "e:env", "{}", &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
         json_t *env = parse(out);
         const char *keys[] = { "HOME", "LANG", "PATH", "TR_TEST_MINE", "TR_TEST_SHARED" };
         for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
@@ -485,7 +487,8 @@ Test(gw_registry, mcp_servers_get_a_minimal_environment_and_their_stderr_is_logg
         tr_gateway *gw = NULL;
         cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
         char *out = NULL;
-        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "s:env", "{}", &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "s:env", "{}", &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
         json_t *text = parse(out);
         json_t *env = json_loads(json_string_value(text), 0, NULL);
         cr_assert_not_null(env, "%s", json_string_value(text));

@@ -467,7 +467,8 @@ static int stub_ns(void *self, const tr_call_ctx *ctx, char **ret, tr_error **re
         *ret = strdup("[]");
         return 0;
 }
-static int stub_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret, tr_error **ret_err) {
+static int stub_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret,
+                         tr_error **ret_err) {
         (void) self, (void) id, (void) l, (void) ret_err;
         *ret = strdup("{}");
         return 0;
@@ -486,7 +487,8 @@ static int stub_chain(void *self, const tr_call_ctx *ctx, const char *steps, cha
         .search_tools = stub_search, .list_namespaces = stub_ns, .describe_tool = stub_describe, \
         .list_tool_examples = stub_examples, .run_chain = stub_chain
 
-static int slow_run_tool(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret, tr_error **ret_err) {
+static int slow_run_tool(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret,
+                         tr_error **ret_err) {
         (void) self;
         (void) id;
         (void) args;
@@ -532,7 +534,8 @@ Test(channel, gateway_stream_overflow_is_execution_failed) {
 
 static _Atomic int64_t tool_left_ms = -1;
 
-static int deadline_run_tool(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret, tr_error **ret_err) {
+static int deadline_run_tool(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret,
+                             tr_error **ret_err) {
         (void) self;
         (void) id;
         (void) args;
