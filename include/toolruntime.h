@@ -602,7 +602,10 @@ TR_PUBLIC void tr_backend_free(tr_backend *backend);
  * snippet none), and root ignores it: limits_enforced.pids is set only when
  * not running as root.  RLIMIT_FSIZE caps each file at DiskBytes, which is
  * no disk quota, so limits_enforced.disk stays false; cpu is not enforced. */
+/* A versioned struct, like tr_containerd_config (see there why): `size` =
+ * sizeof(tr_unsafe_host_config), NULL fields select the defaults. */
 typedef struct tr_unsafe_host_config {
+        size_t size;             /* sizeof(tr_unsafe_host_config) */
         const char *python_path; /* default: "python3" from PATH */
         const char *sh_path;     /* default: "/bin/sh" */
         /* A directory put on the child's PYTHONPATH so that `import

@@ -38,6 +38,7 @@ static const char *env_or(const char *name, const char *def) {
 
 static tr_kata_config vm_config(void) {
         tr_kata_config cfg = {
+                .size = sizeof(tr_kata_config),
                 .kernel_path = env_or("TR_VM_KERNEL", TR_KATA_DEFAULT_KERNEL),
                 .initrd_path = env_or("TR_VM_INITRD", TR_KATA_DEFAULT_INITRD),
                 .image_path = env_or("TR_VM_IMAGE", TR_KATA_DEFAULT_IMAGE_PATH),

@@ -136,7 +136,8 @@ static outcome run_fake(const tr__vf_buf *bytes, int sleep_s, int64_t boot_timeo
 static outcome run_fake_vm(fake_vm *fv, tr_gateway *gw_in, int64_t boot_timeout_ms, int64_t timeout_ms) {
         fake_vm f = *fv;
         /* Any readable files will do: the fake never reads them. */
-        tr_kata_config cfg = { .runtime_path = f.script,
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config),
+                               .runtime_path = f.script,
                                .kernel_path = "/dev/null",
                                .initrd_path = "/dev/null",
                                .image_path = "/dev/null",
@@ -341,7 +342,8 @@ static void *par_run(void *p) {
 }
 
 static tr_runtime *fake_runtime(fake_vm *f) {
-        tr_kata_config cfg = { .runtime_path = f->script,
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config),
+                               .runtime_path = f->script,
                                .kernel_path = "/dev/null",
                                .initrd_path = "/dev/null",
                                .image_path = "/dev/null",
