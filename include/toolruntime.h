@@ -247,6 +247,12 @@ typedef struct tr_uid_range {
  * above; TR_E_INVALID_REQUEST naming the accepted form otherwise. */
 TR_PUBLIC int tr_uid_range_parse(const char *text, tr_uid_range *ret_range, tr_error **ret_err);
 
+/* A copy of `n` bytes `s` (snippet output need not be text) as valid UTF-8:
+ * each invalid sequence becomes U+FFFD, as the JSON reports show it.
+ * *ret_text is malloc()ed and NUL-terminated (the bytes may hold NULs:
+ * *ret_len, may be NULL, is the length). */
+TR_PUBLIC int tr_utf8_sanitize(const char *s, size_t n, char **ret_text, size_t *ret_len, tr_error **ret_err);
+
 /* ------------------------------------------------------------------------
  * Logging
  * ---------------------------------------------------------------------- */
