@@ -152,6 +152,59 @@ Test(gw_registry, manifest_and_callbacks) {
         tr_gateway_free(gw);
 }
 
+static int64_t mono_ns(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (int64_t) t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* A direct caller's call context: its deadline cuts a tool's own (30 s)
+ * timeout short, and its cancel token kills the tool at once. */
+Test(gw_registry, call_context_deadline_and_cancel) {
+        tr_tool_registry *reg = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        const char *m = "{\"namespace\":\"c\",\"tools\":["
+                        "{\"name\":\"hang\",\"command\":[\"sh\",\"-c\",\"sleep 30 & sleep 30\"]}]}";
+        cr_assert_eq(tr_tool_registry_add_manifest_json(reg, m, NULL, NULL), 0);
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        tr_tool_registry_free(reg);
+
+        tr_call_ctx *ctx = NULL;
+        int64_t t0 = mono_ns();
+        cr_assert_eq(tr_call_ctx_new(t0 + 300000000LL, NULL, &ctx, NULL), 0);
+        cr_assert_eq(tr_call_ctx_deadline_ns(ctx), t0 + 300000000LL);
+        cr_assert_not(tr_call_ctx_cancelled(ctx));
+        char *out = NULL;
+        tr_error *err = NULL;
+        cr_assert_lt(tr_gateway_run_tool(gw, ctx, "c:hang", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TIMEOUT, "%s", tr_error_message(err));
+        cr_assert_lt(mono_ns() - t0, 3000000000LL, "the context's deadline must stop the tool");
+        tr_error_free(err);
+        err = NULL;
+        tr_call_ctx_free(ctx);
+
+        tr_cancel *cancel = NULL;
+        cr_assert_eq(tr_cancel_new(&cancel, NULL), 0);
+        cr_assert_eq(tr_call_ctx_new(0, cancel, &ctx, NULL), 0);
+        int fds[TR_CALL_MAX_CANCEL_FDS];
+        cr_assert_eq(tr_call_ctx_cancel_fds(ctx, fds, TR_CALL_MAX_CANCEL_FDS), 1);
+        cr_assert_eq(fds[0], tr_cancel_fd(cancel));
+        tr_cancel_cancel(cancel);
+        cr_assert(tr_call_ctx_cancelled(ctx));
+        t0 = mono_ns();
+        cr_assert_lt(tr_gateway_run_tool(gw, ctx, "c:hang", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_CANCELLED, "%s", tr_error_message(err));
+        cr_assert_lt(mono_ns() - t0, 3000000000LL);
+        tr_error_free(err);
+        tr_call_ctx_free(ctx);
+        tr_cancel_free(cancel);
+        /* No context: no deadline, nothing to cancel. */
+        cr_assert_eq(tr_call_ctx_deadline_ns(NULL), 0);
+        cr_assert_eq(tr_call_ctx_cancel_fds(NULL, fds, TR_CALL_MAX_CANCEL_FDS), 0);
+        tr_gateway_free(gw);
+}
+
 Test(gw_registry, hostile_manifest_tools) {
         tr_tool_registry *reg = NULL;
         tr_error *err = NULL;
