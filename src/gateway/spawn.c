@@ -363,6 +363,13 @@ int tr__proc_run(const tr_call_ctx *ctx, char *const argv[], const char *cwd, ch
         tr__errlog_flush(errlog);
         if (timed_out || over || cancelled) {
                 tr__proc_kill(&p);
+                /* An execution that ends because its deadline passed also
+                 * stops its session (a cancel fd): that is the deadline,
+                 * whichever of the two this loop saw first. */
+                int64_t call_deadline = tr_call_ctx_deadline_ns(ctx);
+                if (cancelled && call_deadline > 0 && tr__now_ns() >= call_deadline)
+                        return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "run",
+                                            "%s: killed at the calling execution's deadline", argv[0]);
                 if (cancelled)
                         return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "run",
                                             "%s: killed, the calling execution is ending", argv[0]);
