@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
         tr_backend *b = NULL;
         tr_gateway *gw = NULL;
         tr_error *e = NULL;
-        tr_kata_config cfg = { 0 };
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config) };
         if (tr_runtime_new(&rt, &e) < 0 || tr_backend_kata_new(&cfg, &b, &e) < 0 ||
             tr_runtime_add_backend(rt, b, &e) < 0 || tr_gateway_new_empty(&gw, &e) < 0) {
                 fprintf(stderr, "kata-exec: %s\n", e ? tr_error_message(e) : "setup failed");

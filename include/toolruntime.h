@@ -247,6 +247,12 @@ typedef struct tr_uid_range {
  * above; TR_E_INVALID_REQUEST naming the accepted form otherwise. */
 TR_PUBLIC int tr_uid_range_parse(const char *text, tr_uid_range *ret_range, tr_error **ret_err);
 
+/* A copy of `n` bytes `s` (snippet output need not be text) as valid UTF-8:
+ * each invalid sequence becomes U+FFFD, as the JSON reports show it.
+ * *ret_text is malloc()ed and NUL-terminated (the bytes may hold NULs:
+ * *ret_len, may be NULL, is the length). */
+TR_PUBLIC int tr_utf8_sanitize(const char *s, size_t n, char **ret_text, size_t *ret_len, tr_error **ret_err);
+
 /* ------------------------------------------------------------------------
  * Logging
  * ---------------------------------------------------------------------- */
@@ -287,12 +293,41 @@ TR_PUBLIC const char *tr_detail_level_name(tr_detail_level level);
 TR_PUBLIC int tr_detail_level_from_name(const char *name, tr_detail_level *ret_level);
 
 /*
+ * The context of one tool call: the deadline it must not outlive and the
+ * file descriptors that cancel it.  Every tr_gateway_ops callback gets one
+ * (NULL: no deadline, nothing cancels; a direct library call).  A gateway
+ * implementation that waits on anything (a process, a socket) stops at
+ * tr_call_ctx_deadline_ns (TR_E_TIMEOUT) and as soon as a cancel fd becomes
+ * readable (TR_E_CANCELLED).  The runtime makes one per call from the
+ * execution (its deadline, its cancel token, the end of the execution); it
+ * is valid for the duration of the callback only.  Opaque, so that it can
+ * carry more later without breaking implementations.
+ */
+typedef struct tr_call_ctx tr_call_ctx;
+
+/* A context for direct calls (tr_gateway_run_tool, ...): `deadline_ns` is
+ * absolute CLOCK_MONOTONIC nanoseconds (0: none), `cancel` (may be NULL;
+ * borrowed, must outlive the context) cancels the call. */
+TR_PUBLIC int tr_call_ctx_new(int64_t deadline_ns, const tr_cancel *cancel, tr_call_ctx **ret_ctx, tr_error **ret_err);
+TR_PUBLIC void tr_call_ctx_free(tr_call_ctx *ctx);
+/* The call's absolute deadline on CLOCK_MONOTONIC, or 0 for none (also for
+ * a NULL ctx). */
+TR_PUBLIC int64_t tr_call_ctx_deadline_ns(const tr_call_ctx *ctx);
+/* Store up to `max` cancel fds (owned by the context's creator: poll them
+ * for POLLIN, never read or close them) in `fds`; returns how many (at most
+ * TR_CALL_MAX_CANCEL_FDS; 0 for a NULL ctx). */
+#define TR_CALL_MAX_CANCEL_FDS 2
+TR_PUBLIC size_t tr_call_ctx_cancel_fds(const tr_call_ctx *ctx, int *fds, size_t max);
+/* Whether a cancel fd is readable now. */
+TR_PUBLIC bool tr_call_ctx_cancelled(const tr_call_ctx *ctx);
+
+/*
  * The six operations sandboxed code may call on the host.  Everything that
  * crosses this table is JSON text: the gateway returns a newly malloc()ed
  * NUL-terminated JSON document in *ret_json (freed by the caller with free())
  * or fails with a tr_error.  Implementations must be safe for concurrent
  * use; the runtime enforces call and chain-step limits around them, so they
- * need not.
+ * need not.  `ctx` is the call's context (see tr_call_ctx; may be NULL).
  *
  *   search_tools:       JSON array of tool summaries, at most `limit` (0: the
  *                       gateway's default).
@@ -306,12 +341,17 @@ TR_PUBLIC int tr_detail_level_from_name(const char *name, tr_detail_level *ret_l
  *                       step's result.
  */
 typedef struct tr_gateway_ops {
-        int (*search_tools)(void *self, const char *query, int limit, char **ret_json, tr_error **ret_err);
-        int (*list_namespaces)(void *self, char **ret_json, tr_error **ret_err);
-        int (*describe_tool)(void *self, const char *id, tr_detail_level level, char **ret_json, tr_error **ret_err);
-        int (*list_tool_examples)(void *self, const char *id, int max, char **ret_json, tr_error **ret_err);
-        int (*run_tool)(void *self, const char *id, const char *args_json, char **ret_json, tr_error **ret_err);
-        int (*run_chain)(void *self, const char *steps_json, char **ret_json, tr_error **ret_err);
+        int (*search_tools)(void *self, const tr_call_ctx *ctx, const char *query, int limit, char **ret_json,
+                            tr_error **ret_err);
+        int (*list_namespaces)(void *self, const tr_call_ctx *ctx, char **ret_json, tr_error **ret_err);
+        int (*describe_tool)(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level level, char **ret_json,
+                             tr_error **ret_err);
+        int (*list_tool_examples)(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json,
+                                  tr_error **ret_err);
+        int (*run_tool)(void *self, const tr_call_ctx *ctx, const char *id, const char *args_json, char **ret_json,
+                        tr_error **ret_err);
+        int (*run_chain)(void *self, const tr_call_ctx *ctx, const char *steps_json, char **ret_json,
+                         tr_error **ret_err);
         /* Releases `self`.  May be NULL. */
         void (*free)(void *self);
         /* Optional (NULL: the gateway falls back to search_tools and
@@ -319,7 +359,7 @@ typedef struct tr_gateway_ops {
          * descriptions at TR_DETAIL_SCHEMA of every tool in namespace `ns`
          * (NULL: of every tool), in id order.  Host-side only: the sandbox
          * reaches it through the bindings, never directly. */
-        int (*list_tools)(void *self, const char *ns, char **ret_json, tr_error **ret_err);
+        int (*list_tools)(void *self, const tr_call_ctx *ctx, const char *ns, char **ret_json, tr_error **ret_err);
 } tr_gateway_ops;
 
 typedef struct tr_gateway tr_gateway;
@@ -331,19 +371,22 @@ TR_PUBLIC int tr_gateway_new(const tr_gateway_ops *ops, void *self, tr_gateway *
 TR_PUBLIC int tr_gateway_new_empty(tr_gateway **ret_gateway, tr_error **ret_err);
 TR_PUBLIC void tr_gateway_free(tr_gateway *gateway);
 
-/* Direct calls through the table (what the per-execution server does). */
-TR_PUBLIC int tr_gateway_search_tools(tr_gateway *gw, const char *query, int limit, char **ret_json,
-                                      tr_error **ret_err);
-TR_PUBLIC int tr_gateway_list_namespaces(tr_gateway *gw, char **ret_json, tr_error **ret_err);
-TR_PUBLIC int tr_gateway_describe_tool(tr_gateway *gw, const char *id, tr_detail_level level, char **ret_json,
-                                       tr_error **ret_err);
-TR_PUBLIC int tr_gateway_list_tool_examples(tr_gateway *gw, const char *id, int max, char **ret_json,
-                                            tr_error **ret_err);
-TR_PUBLIC int tr_gateway_run_tool(tr_gateway *gw, const char *id, const char *args_json, char **ret_json,
-                                  tr_error **ret_err);
-TR_PUBLIC int tr_gateway_run_chain(tr_gateway *gw, const char *steps_json, char **ret_json, tr_error **ret_err);
+/* Direct calls through the table (what the per-execution server does).
+ * `ctx` may be NULL (no deadline, no cancel). */
+TR_PUBLIC int tr_gateway_search_tools(tr_gateway *gw, const tr_call_ctx *ctx, const char *query, int limit,
+                                      char **ret_json, tr_error **ret_err);
+TR_PUBLIC int tr_gateway_list_namespaces(tr_gateway *gw, const tr_call_ctx *ctx, char **ret_json, tr_error **ret_err);
+TR_PUBLIC int tr_gateway_describe_tool(tr_gateway *gw, const tr_call_ctx *ctx, const char *id, tr_detail_level level,
+                                       char **ret_json, tr_error **ret_err);
+TR_PUBLIC int tr_gateway_list_tool_examples(tr_gateway *gw, const tr_call_ctx *ctx, const char *id, int max,
+                                            char **ret_json, tr_error **ret_err);
+TR_PUBLIC int tr_gateway_run_tool(tr_gateway *gw, const tr_call_ctx *ctx, const char *id, const char *args_json,
+                                  char **ret_json, tr_error **ret_err);
+TR_PUBLIC int tr_gateway_run_chain(tr_gateway *gw, const tr_call_ctx *ctx, const char *steps_json, char **ret_json,
+                                   tr_error **ret_err);
 /* See tr_gateway_ops.list_tools; `ns` may be NULL. */
-TR_PUBLIC int tr_gateway_list_tools(tr_gateway *gw, const char *ns, char **ret_json, tr_error **ret_err);
+TR_PUBLIC int tr_gateway_list_tools(tr_gateway *gw, const tr_call_ctx *ctx, const char *ns, char **ret_json,
+                                    tr_error **ret_err);
 
 /*
  * Typed Python bindings generated from the tools' schemas (host side; the
@@ -565,7 +608,10 @@ TR_PUBLIC void tr_backend_free(tr_backend *backend);
  * snippet none), and root ignores it: limits_enforced.pids is set only when
  * not running as root.  RLIMIT_FSIZE caps each file at DiskBytes, which is
  * no disk quota, so limits_enforced.disk stays false; cpu is not enforced. */
+/* A versioned struct, like tr_containerd_config (see there why): `size` =
+ * sizeof(tr_unsafe_host_config), NULL fields select the defaults. */
 typedef struct tr_unsafe_host_config {
+        size_t size;             /* sizeof(tr_unsafe_host_config) */
         const char *python_path; /* default: "python3" from PATH */
         const char *sh_path;     /* default: "/bin/sh" */
         /* A directory put on the child's PYTHONPATH so that `import

@@ -113,27 +113,23 @@ typedef struct tr_containerd_health_ops {
         void (*free)(void *self);
 } tr_containerd_health_ops;
 
-/* Flags for tr_containerd_config.flags. */
-enum {
-        /* No runner at all: every execution fails TR_E_CLIENT_NOT_CONFIGURED
-         * (the reference's nil Client). */
-        TR_CONTAINERD_NO_RUNNER = 1u << 0,
-        /* Skip image resolution / the health check before each execution. */
-        TR_CONTAINERD_NO_IMAGE_RESOLVER = 1u << 1,
-        TR_CONTAINERD_NO_HEALTH_CHECK = 1u << 2,
-};
-
 /*
- * Configuration of the containerd backend (the reference's Config).  Zero
- * it, then set what differs from the defaults.  Strings are copied.
+ * Configuration of the containerd backend (the reference's Config): a
+ * versioned struct.  Zero it, set `size` to sizeof(tr_containerd_config),
+ * then set what differs from the defaults (zero/NULL selects the default):
  *
- * runner / image_resolver / health: NULL selects the real implementation
- * talking to containerd; a table given here is used instead (tests inject
- * fakes this way) and its `self` is owned by the backend from
- * tr_backend_containerd_new on (released by its ops->free, also when the
- * constructor fails).  The ops tables must outlive the backend.
+ *     tr_containerd_config cfg = { .size = sizeof(cfg), .socket_path = p };
+ *
+ * Why a size field rather than an opaque handle with setters: designated
+ * initialisers keep callers short and readable, and `size` tells the library
+ * which fields the caller knows.  New fields are only ever appended; a
+ * library reads the fields the caller's size covers and takes the defaults
+ * for the rest, so a program built against an older header keeps working.
+ * A size of 0 (the struct was not versioned) or larger than this library
+ * knows is TR_E_INVALID_REQUEST.  Strings are copied; the struct is not kept.
  */
 typedef struct tr_containerd_config {
+        size_t size;                /* sizeof(tr_containerd_config) */
         const char *image_ref;      /* NULL: TR_CONTAINERD_DEFAULT_IMAGE */
         const char *namespace_name; /* NULL: TR_CONTAINERD_DEFAULT_NAMESPACE */
         const char *socket_path;    /* NULL: TR_CONTAINERD_DEFAULT_SOCKET */
@@ -151,13 +147,6 @@ typedef struct tr_containerd_config {
          * and the kata backend, so two callers with the same range never
          * share a uid. */
         tr_uid_range uid_range;
-        unsigned flags; /* TR_CONTAINERD_NO_* */
-        const tr_containerd_runner_ops *runner;
-        void *runner_self;
-        const tr_containerd_image_resolver_ops *image_resolver;
-        void *image_resolver_self;
-        const tr_containerd_health_ops *health;
-        void *health_self;
         /* Log lines outside an execution (gc); executions log through the
          * runtime's logger.  May be NULL. */
         tr_log_fn log;

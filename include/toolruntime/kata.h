@@ -17,8 +17,8 @@
  *     hypervisor/kernel/image choices passed as Kata's OCI annotations.
  *     Answers TR_E_KATA_NOT_AVAILABLE when the shim is not installed.
  *
- * Either can be replaced by a caller's tr_kata_sandbox_runner_ops (tests
- * inject fakes that way), as can the image resolver and the health check.
+ * Tests replace the runner, the image resolver and the health check with
+ * fakes through the library's internal constructor (backend/kata/internal.h).
  */
 #pragma once
 #ifndef TOOLRUNTIME_H
@@ -140,7 +140,11 @@ typedef struct tr_kata_health_checker_ops {
         void (*free)(void *self);
 } tr_kata_health_checker_ops;
 
+/* Configuration of the kata backend: a versioned struct, like
+ * tr_containerd_config (see there why): `size` = sizeof(tr_kata_config),
+ * zero/NULL fields select the defaults, new fields are appended only. */
 typedef struct tr_kata_config {
+        size_t size; /* sizeof(tr_kata_config) */
         /* The hypervisor binary for the QEMU runner (default
          * qemu-system-x86_64, or cloud-hypervisor / firecracker for those
          * hypervisors); the shim for the containerd runner (default
@@ -161,15 +165,6 @@ typedef struct tr_kata_config {
         /* containerd runner: the daemon and namespace (NULL: defaults). */
         const char *containerd_address;
         const char *containerd_namespace;
-        /* Optional replacements; each `self` is owned by the backend from
-         * tr_backend_kata_new on (also on failure) and released with its
-         * ops->free. */
-        const tr_kata_sandbox_runner_ops *runner_ops;
-        void *runner_self;
-        const tr_kata_image_resolver_ops *resolver_ops;
-        void *resolver_self;
-        const tr_kata_health_checker_ops *health_ops;
-        void *health_self;
         /* A Docker-format seccomp profile for the hardened profile (an
          * absolute path; NULL: the built-in allowlist), as the containerd
          * backend's seccomp_path: compiled on the host, installed by the

@@ -134,3 +134,16 @@ bool cli_doctor_containerd(const cli_backend_opts *o, cli_doctor_line_fn line);
 bool cli_doctor_kata(const cli_backend_opts *o, cli_doctor_line_fn line);
 void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg);
 void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg);
+
+/* sys.c: the CLI's own small helpers (it links only the public library).
+ * NULL-terminated string vectors; reading an fd up to `max` bytes (the
+ * buffer is NUL-terminated); a program by name on PATH, or a path.  The
+ * int-returning ones return 0 or a negative errno. */
+size_t cli_strv_len(char *const *v);
+int cli_strv_push(char ***v, const char *s);
+void cli_strv_free(char **v);
+static inline void cli_strv_freep(char ***v) {
+        cli_strv_free(*v);
+}
+int cli_read_fd(int fd, size_t max, char **ret_data, size_t *ret_len);
+int cli_find_executable(const char *name, char **ret_path);

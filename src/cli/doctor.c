@@ -9,7 +9,6 @@
 
 #include "cli/cli.h"
 #include "util/macros.h"
-#include "util/proc.h"
 
 static const char doctor_help[] =
         "Usage: toolruntime doctor [OPTIONS]\n"
@@ -37,7 +36,7 @@ static void line(const char *backend, bool ok, const char *fmt, ...) {
 
 static bool doctor_unsafe_host(void) {
         _cleanup_free_ char *py = NULL, *sh = NULL;
-        bool have_py = tr__find_executable("python3", &py) == 0, have_sh = tr__find_executable("/bin/sh", &sh) == 0;
+        bool have_py = cli_find_executable("python3", &py) == 0, have_sh = cli_find_executable("/bin/sh", &sh) == 0;
         if (have_py && have_sh)
                 line("unsafe_host", true, "python3 at %s, sh at %s (no isolation: the dev profile only)", py, sh);
         else

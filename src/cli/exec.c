@@ -11,9 +11,7 @@
 
 #include "cli/cli.h"
 #include "util/handles.h"
-#include "util/json.h"
 #include "util/macros.h"
-#include "util/proc.h"
 
 static const char exec_help[] =
         "Usage: toolruntime exec [OPTIONS] (-c CODE | FILE | -)\n"
@@ -365,7 +363,7 @@ int cli_exec(int argc, char **argv) {
         size_t code_len = code ? strlen(code) : 0;
         if (file) {
                 _cleanup_close_ int fd = streq(file, "-") ? dup(STDIN_FILENO) : open(file, O_RDONLY | O_CLOEXEC);
-                int r = fd < 0 ? tr__negerrno() : tr__read_fd(fd, MAX_CODE + 1, &file_code, &code_len);
+                int r = fd < 0 ? tr__negerrno() : cli_read_fd(fd, MAX_CODE + 1, &file_code, &code_len);
                 if (r >= 0 && code_len > MAX_CODE)
                         r = -EFBIG;
                 if (r < 0) {

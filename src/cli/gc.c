@@ -45,7 +45,7 @@ int cli_gc(int argc, char **argv) {
                 { "vm-image-cache", required_argument, NULL, 'C' },
                 { 0 },
         };
-        tr_containerd_config cfg = { 0 };
+        tr_containerd_config cfg = { .size = sizeof(tr_containerd_config) };
         bool all = false;
         const char *vm_cache = NULL;
         int c;

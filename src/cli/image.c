@@ -17,7 +17,6 @@
 #include "cli/cli.h"
 #include "tr-config.h"
 #include "util/macros.h"
-#include "util/strv.h"
 
 static const char image_help[] =
         "Usage: toolruntime image build [OPTIONS]\n"
@@ -77,9 +76,9 @@ static bool apt_name_valid(const char *s) {
 static int add_apt(char ***apt, const char *pkg) {
         if (!apt_name_valid(pkg))
                 return cli_usage_error("image", "'%s' is not a Debian package name", pkg);
-        if (tr__strv_len(*apt) >= MAX_APT)
+        if (cli_strv_len(*apt) >= MAX_APT)
                 return cli_usage_error("image", "at most %d packages", MAX_APT);
-        return tr__strv_push(apt, pkg) < 0 ? CLI_EXIT_ERROR : 0;
+        return cli_strv_push(apt, pkg) < 0 ? CLI_EXIT_ERROR : 0;
 }
 
 /* The recipe file: "tag NAME" once, "apt PKG..." lines, # comments. */
@@ -185,7 +184,7 @@ int cli_image(int argc, char **argv) {
                 { 0 },
         };
         const char *ref = NULL, *ns = NULL, *sock = NULL, *out = NULL, *recipe = NULL, *cache = NULL;
-        _cleanup_strv_ char **apt = NULL;
+        _cleanup_(cli_strv_freep) char **apt = NULL;
         _cleanup_free_ char *recipe_tag = NULL;
         bool vm = false;
         int c, r;
@@ -239,8 +238,8 @@ int cli_image(int argc, char **argv) {
                 fprintf(stderr, "toolruntime: image recipe %s is missing (set TOOLRUNTIME_IMAGES_DIR?)\n", script);
                 return CLI_EXIT_ERROR;
         }
-        _cleanup_strv_ char **args = NULL;
-        r = tr__strv_push(&args, "/bin/sh") | tr__strv_push(&args, script);
+        _cleanup_(cli_strv_freep) char **args = NULL;
+        r = cli_strv_push(&args, "/bin/sh") | cli_strv_push(&args, script);
         const struct {
                 const char *flag, *val;
         } pass[] = {
@@ -248,12 +247,12 @@ int cli_image(int argc, char **argv) {
         };
         for (size_t i = 0; i < ARRAY_SIZE(pass); i++)
                 if (pass[i].val)
-                        r |= tr__strv_push(&args, pass[i].flag) | tr__strv_push(&args, pass[i].val);
+                        r |= cli_strv_push(&args, pass[i].flag) | cli_strv_push(&args, pass[i].val);
         for (char **a = apt; a && *a; a++)
-                r |= tr__strv_push(&args, "--apt") | tr__strv_push(&args, *a);
+                r |= cli_strv_push(&args, "--apt") | cli_strv_push(&args, *a);
         _cleanup_free_ char *agent = vm ? find_agent() : NULL;
         if (agent)
-                r |= tr__strv_push(&args, "--agent") | tr__strv_push(&args, agent);
+                r |= cli_strv_push(&args, "--agent") | cli_strv_push(&args, agent);
         if (r < 0)
                 return CLI_EXIT_ERROR;
         if (cli_run_wait(args) == 0)

@@ -32,7 +32,7 @@ int cli_image_ls_rm(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
-        tr_containerd_config cfg = { 0 };
+        tr_containerd_config cfg = { .size = sizeof(tr_containerd_config) };
         const char *vm_cache = NULL;
         bool json = false;
         int c;

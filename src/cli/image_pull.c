@@ -67,7 +67,7 @@ int cli_image_pull(int argc, char **argv) {
                 CLI_PULL_LONG_OPTIONS,
                 { 0 },
         };
-        tr_containerd_config cfg = { 0 };
+        tr_containerd_config cfg = { .size = sizeof(tr_containerd_config) };
         cli_pull_args a = { 0 };
         int c;
         optind = 0;

@@ -22,6 +22,7 @@ static const char *sdk_dir(const cli_backend_opts *o) {
 
 void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg) {
         *cfg = (tr_containerd_config){
+                .size = sizeof(tr_containerd_config),
                 .image_ref = o->image,
                 .namespace_name = o->ctrd_namespace,
                 .socket_path = o->socket,
@@ -34,6 +35,7 @@ void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg)
 
 void cli_kata_config(const cli_backend_opts *o, tr_kata_config *cfg) {
         *cfg = (tr_kata_config){
+                .size = sizeof(tr_kata_config),
                 .image = o->image,
                 .hypervisor = o->hypervisor,
                 .kernel_path = o->kernel,
@@ -55,7 +57,7 @@ int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_r
         tr_runtime_set_logger(rt, log, log_ud);
 
         tr_backend *b = NULL;
-        tr_unsafe_host_config uh = { .sdk_path = sdk_dir(o) };
+        tr_unsafe_host_config uh = { .size = sizeof(tr_unsafe_host_config), .sdk_path = sdk_dir(o) };
         if ((r = tr_backend_unsafe_host_new(&uh, &b, ret_err)) < 0 || (r = tr_runtime_add_backend(rt, b, ret_err)) < 0)
                 return r;
 

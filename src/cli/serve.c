@@ -21,8 +21,6 @@
 #include "serve/serve.h"
 #include "util/handles.h"
 #include "util/macros.h"
-#include "util/proc.h"
-#include "util/strv.h"
 
 static const char serve_help[] =
         "Usage: toolruntime serve [OPTIONS]\n"
@@ -176,8 +174,8 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
         case O_VM_IMAGE: o->bo.vm_image = v; return 0;
         case O_HYPERVISOR: o->bo.hypervisor = v; return 0;
         case O_TOOLS: o->tools = v; return 0;
-        case O_MCP: return tr__strv_push(&o->mcp, v) < 0 ? CLI_EXIT_ERROR : 0;
-        case O_TOOL_ENV: return tr__strv_push(&o->tool_env, v) < 0 ? CLI_EXIT_ERROR : 0;
+        case O_MCP: return cli_strv_push(&o->mcp, v) < 0 ? CLI_EXIT_ERROR : 0;
+        case O_TOOL_ENV: return cli_strv_push(&o->tool_env, v) < 0 ? CLI_EXIT_ERROR : 0;
         case O_UID_RANGE: {
                 _cleanup_(tr_error_freep) tr_error *uerr = NULL;
                 if (tr_uid_range_parse(v, &o->bo.uid_range, &uerr) < 0)
@@ -323,7 +321,7 @@ static int read_token(const char *path, char **ret) {
                 return CLI_EXIT_USAGE;
         }
         if (r == 0)
-                r = tr__read_fd(fd, 4096, &text, &len);
+                r = cli_read_fd(fd, 4096, &text, &len);
         if (r < 0) {
                 fprintf(stderr, "toolruntime: --token-file %s: %s\n", path, strerror(-r));
                 return CLI_EXIT_USAGE;
@@ -346,8 +344,8 @@ static bool is_local(const char *listen) {
 }
 
 static void opts_done(serve_opts_t *o) {
-        tr__strv_free(o->mcp);
-        tr__strv_free(o->tool_env);
+        cli_strv_free(o->mcp);
+        cli_strv_free(o->tool_env);
         for (size_t i = 0; i < o->n_owned; i++)
                 free(o->owned[i]);
 }
@@ -453,8 +451,8 @@ int cli_serve(int argc, char **argv) {
         tr__server *srv = NULL;
         int r = make_runtimes(&o, &bk, &err);
         if (r >= 0)
-                r = cli_gateway_new_env(o.tools, (const char **) o.mcp, tr__strv_len(o.mcp), (const char **) o.tool_env,
-                                        tr__strv_len(o.tool_env), o.verbose ? cli_log : cli_log_warnings, NULL,
+                r = cli_gateway_new_env(o.tools, (const char **) o.mcp, cli_strv_len(o.mcp), (const char **) o.tool_env,
+                                        cli_strv_len(o.tool_env), o.verbose ? cli_log : cli_log_warnings, NULL,
                                         &bk.gateway, &err);
         if (r >= 0) {
                 /* What a previous instance left (it was killed, or the

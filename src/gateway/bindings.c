@@ -424,7 +424,7 @@ static int gen_tool(gen *g, FILE *out, json_t *tool, const char *modname, size_t
 static int gen_namespace(tr_gateway *gw, const char *ns, const char *modname, tr_bindings_kind kind, FILE *out,
                          tr_error **ret_err) {
         _cleanup_free_ char *text = NULL;
-        int r = tr_gateway_list_tools(gw, ns, &text, ret_err);
+        int r = tr_gateway_list_tools(gw, NULL, ns, &text, ret_err);
         if (r < 0)
                 return r;
         json_t *tools = json_loads(text, 0, NULL);
@@ -477,7 +477,7 @@ TR_PUBLIC int tr_gateway_python_bindings(tr_gateway *gw, const char *module, tr_
         if (!gw || !ret_text || (unsigned) kind > TR_BINDINGS_SIGNATURES || (!module && kind == TR_BINDINGS_MODULE))
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "bindings", "invalid argument");
         _cleanup_free_ char *ns_text = NULL;
-        int r = tr_gateway_list_namespaces(gw, &ns_text, ret_err);
+        int r = tr_gateway_list_namespaces(gw, NULL, &ns_text, ret_err);
         if (r < 0)
                 return r;
         json_t *nss = json_loads(ns_text, 0, NULL);

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/deadline.h"
+#include "gateway/callctx.h"
 #include "gateway/mcp.h"
 #include "gateway/schema.h"
 #include "gateway/spawn.h"
@@ -286,11 +286,11 @@ static bool fired(const struct pollfd *p, int n) {
         return false;
 }
 
-/* Write one message and its newline before the deadline.  `cancellable`:
- * also give up when this thread's tool call is cancelled (deadline.h).
+/* Write one message and its newline before the deadline; also give up when
+ * the tool call `cc` (NULL: none) is cancelled (callctx.h).
  * Half a message would corrupt the stream, so a write cut short kills the
  * server. */
-static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, bool cancellable, tr_error **ret_err) {
+static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, const tr_call_ctx *cc, tr_error **ret_err) {
         static const char op[] = "mcp.send";
         if (!m->alive)
                 return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op, "the MCP server is gone");
@@ -315,8 +315,8 @@ static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, bool cancellable,
                         return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
                                             "the MCP server closed its input: %m");
                 }
-                struct pollfd p[2 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.in_fd, .events = POLLOUT } };
-                int nc = cancellable ? tr__gw_cancel_pollfds(p + 1) : 0;
+                struct pollfd p[2 + TR__CALL_MAX_CANCEL_FDS] = { { .fd = m->proc.in_fd, .events = POLLOUT } };
+                int nc = tr__call_ctx_pollfds(cc, p + 1);
                 p[1 + nc] = stderr_pollfd(m);
                 int tmo = tr__poll_timeout_ms(deadline);
                 int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (2 + nc), tmo);
@@ -345,9 +345,10 @@ static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, bool cancellable,
 
 /* Read the next line (without its newline): *ret_line points into m->buf
  * and stays valid until consume_line() or the next read_line().  Gives up
- * at the deadline (TR_E_TIMEOUT) or when this thread's tool call is
+ * at the deadline (TR_E_TIMEOUT) or when the tool call `cc` is
  * cancelled (TR_E_CANCELLED); the server stays alive in both cases. */
-static int read_line(tr__mcp *m, int64_t deadline, const char **ret_line, size_t *ret_len, tr_error **ret_err) {
+static int read_line(tr__mcp *m, int64_t deadline, const tr_call_ctx *cc, const char **ret_line, size_t *ret_len,
+                     tr_error **ret_err) {
         static const char op[] = "mcp.read";
         for (;;) {
                 /* Bytes before m->scanned hold no newline: look at the new
@@ -366,7 +367,7 @@ static int read_line(tr__mcp *m, int64_t deadline, const char **ret_line, size_t
                                             "the MCP server sent a line over %d bytes", TR_MCP_MAX_LINE);
                 }
                 if (!m->alive) /* killed while answering a request of its own */
-                        return tr__gw_call_cancelled()
+                        return tr_call_ctx_cancelled(cc)
                                        ? tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
                                                       "the call was cancelled: the calling execution is ending")
                                        : tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
@@ -405,8 +406,8 @@ static int read_line(tr__mcp *m, int64_t deadline, const char **ret_line, size_t
                         return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
                                             "reading from the MCP server: %m");
                 }
-                struct pollfd p[2 + TR__GW_MAX_CANCEL_FDS] = { { .fd = m->proc.out_fd, .events = POLLIN } };
-                int nc = tr__gw_cancel_pollfds(p + 1);
+                struct pollfd p[2 + TR__CALL_MAX_CANCEL_FDS] = { { .fd = m->proc.out_fd, .events = POLLIN } };
+                int nc = tr__call_ctx_pollfds(cc, p + 1);
                 p[1 + nc] = stderr_pollfd(m);
                 int tmo = tr__poll_timeout_ms(deadline);
                 int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (2 + nc), tmo);
@@ -448,7 +449,7 @@ static json_t *rpc(const char *method, json_t *params, json_int_t id) {
 
 /* Answer a request the server sent us.  We offer no client capabilities,
  * so everything but ping is "method not found" (JSON-RPC -32601). */
-static void answer_server_request(tr__mcp *m, const tr__mcp_msg *rq, int64_t deadline) {
+static void answer_server_request(tr__mcp *m, const tr__mcp_msg *rq, int64_t deadline, const tr_call_ctx *cc) {
         json_t *reply;
         if (streq(rq->method, "ping"))
                 reply = json_pack("{s:s,s:O,s:{}}", "jsonrpc", "2.0", "id", rq->id_json, "result");
@@ -456,14 +457,15 @@ static void answer_server_request(tr__mcp *m, const tr__mcp_msg *rq, int64_t dea
                 reply = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", rq->id_json, "error", "code", -32601,
                                   "message", "method not supported by this client");
         if (reply) {
-                send_msg(m, reply, deadline, true, NULL);
+                send_msg(m, reply, deadline, cc, NULL);
                 json_decref(reply);
         }
 }
 
 /* Process one incoming message while waiting for response `id`.  Returns 1
  * with *ret_msg (new ref) when it is that response, 0 to keep waiting. */
-static int process_one(tr__mcp *m, json_t *j, json_int_t id, int64_t deadline, json_t **ret_msg, unsigned *garbage) {
+static int process_one(tr__mcp *m, json_t *j, json_int_t id, int64_t deadline, const tr_call_ctx *cc, json_t **ret_msg,
+                       unsigned *garbage) {
         tr__mcp_msg msg;
         switch (tr__mcp_classify(j, &msg)) {
         case TR__MCP_RESPONSE:
@@ -474,7 +476,7 @@ static int process_one(tr__mcp *m, json_t *j, json_int_t id, int64_t deadline, j
                 }
                 /* A late answer to a request that timed out: drop it. */
                 return 0;
-        case TR__MCP_REQUEST: answer_server_request(m, &msg, deadline); return 0;
+        case TR__MCP_REQUEST: answer_server_request(m, &msg, deadline, cc); return 0;
         case TR__MCP_NOTIFICATION:
                 /* list_changed is remembered for the registry, which lists
                  * the tools again; logs and progress need nothing.  Never
@@ -515,7 +517,7 @@ static void abandon(tr__mcp *m, json_int_t id, tr_code why, bool sent, bool kill
                               why == TR_E_TIMEOUT ? "timeout" : "cancelled");
         json_t *cn = p ? rpc("notifications/cancelled", p, -1) : NULL;
         if (cn)
-                send_msg(m, cn, tr__now_ns() + 100 * TR_NSEC_PER_MSEC, false, NULL);
+                send_msg(m, cn, tr__now_ns() + 100 * TR_NSEC_PER_MSEC, NULL, NULL);
         json_decref(cn);
         json_decref(p);
 }
@@ -523,8 +525,8 @@ static void abandon(tr__mcp *m, json_int_t id, tr_code why, bool sent, bool kill
 /* Send request `method` and wait for its response.  Called with m->lock.
  * `kill_on_timeout`: `deadline` is the server's own budget (not a calling
  * execution's), so missing it means the server hangs. */
-static int request(tr__mcp *m, const char *method, json_t *params, int64_t deadline, bool kill_on_timeout,
-                   json_t **ret_result, tr_error **ret_err) {
+static int request(tr__mcp *m, const tr_call_ctx *cc, const char *method, json_t *params, int64_t deadline,
+                   bool kill_on_timeout, json_t **ret_result, tr_error **ret_err) {
         char op[64];
         snprintf(op, sizeof(op), "mcp.%s", method);
         json_int_t id = m->next_id++;
@@ -532,7 +534,7 @@ static int request(tr__mcp *m, const char *method, json_t *params, int64_t deadl
         if (!msg)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         tr_error *err = NULL;
-        int r = send_msg(m, msg, deadline, true, &err);
+        int r = send_msg(m, msg, deadline, cc, &err);
         json_decref(msg);
         if (r < 0) {
                 abandon(m, id, err ? tr_error_code(err) : TR_E_INTERNAL, false, kill_on_timeout);
@@ -543,7 +545,7 @@ static int request(tr__mcp *m, const char *method, json_t *params, int64_t deadl
         for (;;) {
                 const char *line = NULL;
                 size_t ll = 0;
-                r = read_line(m, deadline, &line, &ll, &err);
+                r = read_line(m, deadline, cc, &line, &ll, &err);
                 if (r < 0) {
                         abandon(m, id, err ? tr_error_code(err) : TR_E_INTERNAL, true, kill_on_timeout);
                         return pass_error(err, r, ret_err);
@@ -562,10 +564,10 @@ static int request(tr__mcp *m, const char *method, json_t *params, int64_t deadl
                                 json_array_foreach(j, i, e) {
                                         if (i >= 256 || got)
                                                 break;
-                                        got = process_one(m, e, id, deadline, &reply, &garbage);
+                                        got = process_one(m, e, id, deadline, cc, &reply, &garbage);
                                 }
                         } else
-                                got = process_one(m, j, id, deadline, &reply, &garbage);
+                                got = process_one(m, j, id, deadline, cc, &reply, &garbage);
                         json_decref(j);
                 }
                 consume_line(m, ll);
@@ -598,17 +600,18 @@ static int request(tr__mcp *m, const char *method, json_t *params, int64_t deadl
         }
 }
 
-static int notify(tr__mcp *m, const char *method, int64_t deadline, tr_error **ret_err) {
+static int notify(tr__mcp *m, const tr_call_ctx *cc, const char *method, int64_t deadline, tr_error **ret_err) {
         json_t *msg = rpc(method, NULL, -1);
         if (!msg)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
-        int r = send_msg(m, msg, deadline, true, ret_err);
+        int r = send_msg(m, msg, deadline, cc, ret_err);
         json_decref(msg);
         return r;
 }
 
-/* Spawn and initialise.  Called with m->lock (or before it is shared). */
-static int connect_server(tr__mcp *m, tr_error **ret_err) {
+/* Spawn and initialise, for the tool call `cc` (NULL: none).  Called with
+ * m->lock (or before it is shared). */
+static int connect_server(tr__mcp *m, const tr_call_ctx *cc, tr_error **ret_err) {
         int64_t deadline = tr__now_ns() + m->start_ms * TR_NSEC_PER_MSEC;
         tr__errlog_reset(&m->errlog);
         int r = tr__proc_spawn(m->argv, NULL, m->envp, true, &m->proc, ret_err);
@@ -619,7 +622,7 @@ static int connect_server(tr__mcp *m, tr_error **ret_err) {
         json_t *params = json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", protocol_versions[0], "capabilities",
                                    "clientInfo", "name", "toolruntime", "version", TR_VERSION_STRING);
         json_t *res = NULL;
-        r = params ? request(m, "initialize", params, deadline, true, &res, ret_err)
+        r = params ? request(m, cc, "initialize", params, deadline, true, &res, ret_err)
                    : tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
         json_decref(params);
         if (r < 0) {
@@ -646,7 +649,7 @@ static int connect_server(tr__mcp *m, tr_error **ret_err) {
         if (json_is_string(name) && !m->server_name)
                 m->server_name = tr__text_sanitize(json_string_value(name), 64);
         json_decref(res);
-        r = notify(m, "notifications/initialized", deadline, ret_err);
+        r = notify(m, cc, "notifications/initialized", deadline, ret_err);
         if (r < 0) {
                 kill_server(m);
                 return r;
@@ -657,7 +660,7 @@ static int connect_server(tr__mcp *m, tr_error **ret_err) {
 /* A timed lock: a call queued behind a hung one gives up at its deadline,
  * or as soon as its tool call is cancelled (checked every LOCK_SLICE_MS). */
 #define LOCK_SLICE_MS 50
-static int lock_until(tr__mcp *m, int64_t deadline, tr_error **ret_err) {
+static int lock_until(tr__mcp *m, const tr_call_ctx *cc, int64_t deadline, tr_error **ret_err) {
         for (;;) {
                 /* pthread_mutex_timedlock takes CLOCK_REALTIME; translate
                  * the monotonic deadline (pthread_mutex_clocklock would
@@ -675,7 +678,7 @@ static int lock_until(tr__mcp *m, int64_t deadline, tr_error **ret_err) {
                         return 0;
                 if (r != ETIMEDOUT)
                         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "locking: %s", strerror(r));
-                if (tr__gw_call_cancelled())
+                if (tr_call_ctx_cancelled(cc))
                         return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "mcp",
                                             "the call was cancelled while the MCP server was busy with another");
                 if (tr__now_ns() >= deadline)
@@ -684,22 +687,22 @@ static int lock_until(tr__mcp *m, int64_t deadline, tr_error **ret_err) {
         }
 }
 
-static int ensure_alive(tr__mcp *m, tr_error **ret_err) {
+static int ensure_alive(tr__mcp *m, const tr_call_ctx *cc, tr_error **ret_err) {
         if (m->alive)
                 return 0;
         if (m->restarts >= MAX_RESTARTS)
                 return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "mcp",
                                     "the MCP server is gone (restarted %d times)", m->restarts);
-        if (tr__gw_call_cancelled())
+        if (tr_call_ctx_cancelled(cc))
                 return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "mcp",
                                     "the call was cancelled before the MCP server was restarted");
         m->restarts++;
         tr__proc_kill(&m->proc);
         mlog(m, TR_LOG_WARN, "restarting MCP server", NULL);
-        int r = connect_server(m, ret_err);
+        int r = connect_server(m, cc, ret_err);
         /* A start cut short by a cancelled call says nothing about the
          * server: it does not use up a restart. */
-        if (r < 0 && tr__gw_call_cancelled())
+        if (r < 0 && tr_call_ctx_cancelled(cc))
                 m->restarts--;
         return r;
 }
@@ -731,7 +734,7 @@ int tr__mcp_start(const char *const *argv, char *const *envp, int64_t start_ms, 
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "mcp", "empty command");
         }
         m->errlog = (tr__errlog){ .log = log, .log_ud = log_ud, .key = "server", .who = m->argv[0] };
-        int r = connect_server(m, ret_err);
+        int r = connect_server(m, NULL, ret_err);
         if (r < 0) {
                 tr__mcp_free(m);
                 return r;
@@ -744,14 +747,14 @@ const char *tr__mcp_server_name(const tr__mcp *m) {
         return m->server_name;
 }
 
-int tr__mcp_list_tools(tr__mcp *m, json_t **ret_tools, tr_error **ret_err) {
+int tr__mcp_list_tools(tr__mcp *m, const tr_call_ctx *cc, json_t **ret_tools, tr_error **ret_err) {
         int64_t deadline = tr__now_ns() + m->start_ms * TR_NSEC_PER_MSEC;
-        int r = lock_until(m, deadline, ret_err);
+        int r = lock_until(m, cc, deadline, ret_err);
         if (r < 0)
                 return r;
         json_t *all = json_array();
         char *cursor = NULL;
-        r = ensure_alive(m, ret_err);
+        r = ensure_alive(m, cc, ret_err);
         for (int page = 0; r == 0; page++) {
                 if (page >= TR_MCP_MAX_PAGES) {
                         mlog(m, TR_LOG_WARN, "MCP tools/list: too many pages, ignoring the rest", NULL);
@@ -759,7 +762,7 @@ int tr__mcp_list_tools(tr__mcp *m, json_t **ret_tools, tr_error **ret_err) {
                 }
                 json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : NULL;
                 json_t *res = NULL;
-                r = request(m, "tools/list", params, deadline, true, &res, ret_err);
+                r = request(m, cc, "tools/list", params, deadline, true, &res, ret_err);
                 json_decref(params);
                 free(cursor);
                 cursor = NULL;
@@ -797,21 +800,22 @@ int tr__mcp_list_tools(tr__mcp *m, json_t **ret_tools, tr_error **ret_err) {
         return 0;
 }
 
-int tr__mcp_call_tool(tr__mcp *m, const char *name, json_t *args, json_t **ret_result, tr_error **ret_err) {
+int tr__mcp_call_tool(tr__mcp *m, const tr_call_ctx *cc, const char *name, json_t *args, json_t **ret_result,
+                      tr_error **ret_err) {
         int64_t own = tr__now_ns() + m->call_ms * TR_NSEC_PER_MSEC;
-        int64_t deadline = tr__gw_clamp_deadline(own);
-        int r = lock_until(m, deadline, ret_err);
+        int64_t deadline = tr__call_ctx_clamp(cc, own);
+        int r = lock_until(m, cc, deadline, ret_err);
         if (r < 0)
                 return r;
         /* The stderr log's budget is per call. */
         tr__errlog_reset(&m->errlog);
-        r = ensure_alive(m, ret_err);
+        r = ensure_alive(m, cc, ret_err);
         json_t *res = NULL;
         if (r == 0) {
                 json_t *params = json_pack("{s:s,s:O}", "name", name, "arguments", args);
                 /* Only a call that used up the server's own budget proves it
                  * hangs; the calling execution's deadline proves nothing. */
-                r = params ? request(m, "tools/call", params, deadline, deadline >= own, &res, ret_err)
+                r = params ? request(m, cc, "tools/call", params, deadline, deadline >= own, &res, ret_err)
                            : tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
                 json_decref(params);
                 /* It answered: it works, so later failures get their restarts

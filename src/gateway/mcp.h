@@ -32,11 +32,15 @@ int tr__mcp_start(const char *const *argv, char *const *envp, int64_t start_ms, 
                   void *log_ud, tr__mcp **ret, tr_error **ret_err);
 /* The name from serverInfo (sanitised), or NULL. */
 const char *tr__mcp_server_name(const tr__mcp *m);
-/* Every tool object of every page (raw: the caller validates).  New ref. */
-int tr__mcp_list_tools(tr__mcp *m, json_t **ret_tools, tr_error **ret_err);
-/* Call tool `name` with `args` (borrowed); *ret_result gets the converted
- * result (tr__mcp_convert_result).  Thread-safe. */
-int tr__mcp_call_tool(tr__mcp *m, const char *name, json_t *args, json_t **ret_result, tr_error **ret_err);
+/* Every tool object of every page (raw: the caller validates), cancelled
+ * with the tool call `cc` (may be NULL).  New ref. */
+int tr__mcp_list_tools(tr__mcp *m, const tr_call_ctx *cc, json_t **ret_tools, tr_error **ret_err);
+/* Call tool `name` with `args` (borrowed) for the tool call `cc` (its
+ * deadline clamps the server's own call timeout; its cancel fds abandon the
+ * request; NULL: neither); *ret_result gets the converted result
+ * (tr__mcp_convert_result).  Thread-safe. */
+int tr__mcp_call_tool(tr__mcp *m, const tr_call_ctx *cc, const char *name, json_t *args, json_t **ret_result,
+                      tr_error **ret_err);
 /* Whether the server sent notifications/tools/list_changed since the last
  * call (which clears it).  Thread-safe. */
 bool tr__mcp_take_list_changed(tr__mcp *m);

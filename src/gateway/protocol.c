@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/deadline.h"
 #include "gateway/frame.h"
 #include "gateway/protocol.h"
 #include "util/macros.h"
@@ -236,43 +235,4 @@ json_t *tr__gw_chain_step_args(const tr__gw_chain_step *step, json_t *prev) {
                 return NULL;
         }
         return a;
-}
-
-/* Per thread, not per process: see deadline.h. */
-static _Thread_local const tr_exec *call_exec;
-static _Thread_local int call_stop_fd = -1;
-
-void tr__gw_call_begin(const tr_exec *ex, int stop_fd) {
-        call_exec = ex;
-        call_stop_fd = stop_fd;
-}
-
-void tr__gw_call_end(void) {
-        call_exec = NULL;
-        call_stop_fd = -1;
-}
-
-int64_t tr__gw_call_deadline(void) {
-        return call_exec ? tr_exec_deadline_ns(call_exec) : 0;
-}
-
-int tr__gw_cancel_pollfds(struct pollfd *p) {
-        int n = 0;
-        int cfd = call_exec ? tr_exec_cancel_fd(call_exec) : -1;
-        if (call_stop_fd >= 0)
-                p[n++] = (struct pollfd){ .fd = call_stop_fd, .events = POLLIN };
-        if (cfd >= 0)
-                p[n++] = (struct pollfd){ .fd = cfd, .events = POLLIN };
-        return n;
-}
-
-bool tr__gw_call_cancelled(void) {
-        struct pollfd p[TR__GW_MAX_CANCEL_FDS];
-        int n = tr__gw_cancel_pollfds(p);
-        if (n == 0)
-                return false;
-        int r;
-        while ((r = poll(p, (nfds_t) n, 0)) < 0 && errno == EINTR)
-                ;
-        return r > 0;
 }

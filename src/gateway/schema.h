@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "toolruntime.h"
+
 #define TR_TOOL_MAX_NAME         128
 #define TR_TOOL_MAX_DESCRIPTION  (8 * 1024)
 #define TR_TOOL_MAX_TITLE        256
@@ -33,19 +35,21 @@ bool tr__tool_name_valid(const char *s, size_t max);
  * characters other than \n and \t removed.  NULL on -ENOMEM. */
 char *tr__text_sanitize(const char *s, size_t max);
 
-/* Check an input schema's shape and size.  On success returns 0 and a new
- * reference in *ret_schema (NULL input: {"type": "object"}).  On failure
- * returns -EINVAL with a reason in errbuf. */
-int tr__schema_check(json_t *schema, json_t **ret_schema, char *errbuf, size_t errlen);
+/* The checks below fail with -EINVAL and a TR_E_INVALID_REQUEST tr_error
+ * (op `op`) saying what is wrong, or -ENOMEM and TR_E_INTERNAL. */
 
-/* Validate `value` against `schema` (already checked).  0 or -EINVAL with a
- * reason naming the offending path in errbuf. */
-int tr__schema_validate(json_t *schema, json_t *value, char *errbuf, size_t errlen);
+/* Check an input schema's shape and size.  On success returns 0 and a new
+ * reference in *ret_schema (NULL input: {"type": "object"}). */
+int tr__schema_check(json_t *schema, json_t **ret_schema, const char *op, tr_error **ret_err);
+
+/* Validate `value` against `schema` (already checked).  0, or -EINVAL and a
+ * TR_E_INVALID_ARGUMENTS error (op "validate") naming the offending path. */
+int tr__schema_validate(json_t *schema, json_t *value, tr_error **ret_err);
 
 /* Sanitise a tags array (strings, bounded count and length).  New ref; an
- * empty array for NULL.  -EINVAL with a reason on invalid input. */
-int tr__tags_check(json_t *tags, json_t **ret_tags, char *errbuf, size_t errlen);
+ * empty array for NULL. */
+int tr__tags_check(json_t *tags, json_t **ret_tags, const char *op, tr_error **ret_err);
 
 /* Sanitise one example {"description", "args" (object), "result"}.  New
- * ref, or -EINVAL with a reason. */
-int tr__example_check(json_t *ex, json_t **ret_example, char *errbuf, size_t errlen);
+ * ref. */
+int tr__example_check(json_t *ex, json_t **ret_example, const char *op, tr_error **ret_err);

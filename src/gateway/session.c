@@ -32,7 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "gateway/deadline.h"
+#include "gateway/callctx.h"
 #include "gateway/frame.h"
 #include "gateway/protocol.h"
 #include "gateway/session.h"
@@ -245,15 +245,15 @@ static int invoke_tool(tr__gw_session *s, const char *id, json_t *args, json_t *
         if (!args_text)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run_tool", "out of memory");
         _cleanup_free_ char *out = NULL;
-        /* Tools of this registry stop at the execution's deadline and are
-         * abandoned (their processes killed) once the session stops or the
-         * execution is cancelled, so that ending the session never waits on
-         * a tool (deadline.h). */
-        tr__gw_call_begin(s->ex, s->stop_rd);
-        int r = tr__gw_call_cancelled() ? tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "run_tool",
-                                                       "the execution is ending; %s not started", id)
-                                        : tr_gateway_run_tool(s->gw, id, args_text, &out, ret_err);
-        tr__gw_call_end();
+        /* Tools stop at the execution's deadline and are abandoned (their
+         * processes killed) once the session stops or the execution is
+         * cancelled, so that ending the session never waits on a tool
+         * (callctx.h). */
+        tr_call_ctx cc;
+        tr__call_ctx_init_exec(&cc, s->ex, s->stop_rd);
+        int r = tr_call_ctx_cancelled(&cc) ? tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "run_tool",
+                                                          "the execution is ending; %s not started", id)
+                                           : tr_gateway_run_tool(s->gw, &cc, id, args_text, &out, ret_err);
         if (r < 0) {
                 if (ret_err && !*ret_err)
                         tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "run_tool", "tool %s failed", id);
@@ -365,6 +365,8 @@ static int dispatch(tr__gw_session *s, const tr__gw_msg *m, json_t **ret, tr_err
         _cleanup_free_ char *out = NULL;
         int r;
         const char *op = tr__gw_msg_type_name(m->type);
+        tr_call_ctx cc;
+        tr__call_ctx_init_exec(&cc, s->ex, s->stop_rd);
 
         if (!s->gw && (m->type == TR__GW_RUN_TOOL || m->type == TR__GW_RUN_CHAIN))
                 return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, op, "no tool gateway configured");
@@ -377,13 +379,13 @@ static int dispatch(tr__gw_session *s, const tr__gw_msg *m, json_t **ret, tr_err
                         goto bad_args;
                 if (!s->gw)
                         return empty_array(ret, ret_err);
-                r = tr_gateway_search_tools(s->gw, q, limit, &out, ret_err);
+                r = tr_gateway_search_tools(s->gw, &cc, q, limit, &out, ret_err);
                 break;
         }
         case TR__GW_LIST_NAMESPACES:
                 if (!s->gw)
                         return empty_array(ret, ret_err);
-                r = tr_gateway_list_namespaces(s->gw, &out, ret_err);
+                r = tr_gateway_list_namespaces(s->gw, &cc, &out, ret_err);
                 break;
         case TR__GW_DESCRIBE_TOOL: {
                 const char *id = str_arg(m->payload, "id", NULL, &ok);
@@ -393,7 +395,7 @@ static int dispatch(tr__gw_session *s, const tr__gw_msg *m, json_t **ret, tr_err
                         goto bad_args;
                 if (!s->gw)
                         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, op, "no such tool");
-                r = tr_gateway_describe_tool(s->gw, id, level, &out, ret_err);
+                r = tr_gateway_describe_tool(s->gw, &cc, id, level, &out, ret_err);
                 break;
         }
         case TR__GW_LIST_TOOL_EXAMPLES: {
@@ -403,7 +405,7 @@ static int dispatch(tr__gw_session *s, const tr__gw_msg *m, json_t **ret, tr_err
                         goto bad_args;
                 if (!s->gw)
                         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, op, "no such tool");
-                r = tr_gateway_list_tool_examples(s->gw, id, max, &out, ret_err);
+                r = tr_gateway_list_tool_examples(s->gw, &cc, id, max, &out, ret_err);
                 break;
         }
         case TR__GW_RUN_TOOL: return op_run_tool(s, m->payload, ret, ret_err);
@@ -733,7 +735,7 @@ void tr__gw_session_free(tr__gw_session *s) {
                 pthread_join(s->listen_thread, NULL);
         /* The listener is gone, so the list only shrinks now.  A thread in
          * the middle of a tool call sees the pipe there too: manifest tools
-         * are killed and MCP requests abandoned at once (deadline.h); only
+         * are killed and MCP requests abandoned at once (callctx.h); only
          * an embedder's callback runs to its end. */
         conn *c = s->conns;
         while (c) {

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/deadline.h"
+#include "gateway/callctx.h"
 #include "gateway/spawn.h"
 #include "util/macros.h"
 #include "util/strv.h"
@@ -250,8 +250,8 @@ static int reap_status(tr__proc *p) {
         return w < 0 ? -1 : st;
 }
 
-int tr__proc_run(char *const argv[], const char *cwd, char *const envp[], tr__errlog *errlog, const char *input,
-                 size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out, size_t *ret_len,
+int tr__proc_run(const tr_call_ctx *ctx, char *const argv[], const char *cwd, char *const envp[], tr__errlog *errlog,
+                 const char *input, size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out, size_t *ret_len,
                  tr_error **ret_err) {
         tr__proc p = TR__PROC_INIT;
         tr__errlog_reset(errlog);
@@ -271,9 +271,9 @@ int tr__proc_run(char *const argv[], const char *cwd, char *const envp[], tr__er
 
         /* Until the leader exits (pidfd), or without a pidfd until both
          * pipes reach EOF; the output cap, the deadline and the calling
-         * execution's cancel fds (deadline.h) end it early. */
+         * call's cancel fds (callctx.h) end it early. */
         while (!over && !exited && !(out_eof && err_eof && p.pidfd < 0)) {
-                struct pollfd pf[4 + TR__GW_MAX_CANCEL_FDS];
+                struct pollfd pf[4 + TR__CALL_MAX_CANCEL_FDS];
                 int n = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, i_cancel = -1, n_cancel = 0;
                 if (p.in_fd >= 0) {
                         pf[n] = (struct pollfd){ .fd = p.in_fd, .events = POLLOUT };
@@ -291,7 +291,7 @@ int tr__proc_run(char *const argv[], const char *cwd, char *const envp[], tr__er
                         pf[n] = (struct pollfd){ .fd = p.pidfd, .events = POLLIN };
                         i_pid = n++;
                 }
-                n_cancel = tr__gw_cancel_pollfds(pf + n);
+                n_cancel = tr__call_ctx_pollfds(ctx, pf + n);
                 if (n_cancel > 0) {
                         i_cancel = n;
                         n += n_cancel;
@@ -363,6 +363,13 @@ int tr__proc_run(char *const argv[], const char *cwd, char *const envp[], tr__er
         tr__errlog_flush(errlog);
         if (timed_out || over || cancelled) {
                 tr__proc_kill(&p);
+                /* An execution that ends because its deadline passed also
+                 * stops its session (a cancel fd): that is the deadline,
+                 * whichever of the two this loop saw first. */
+                int64_t call_deadline = tr_call_ctx_deadline_ns(ctx);
+                if (cancelled && call_deadline > 0 && tr__now_ns() >= call_deadline)
+                        return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, "run",
+                                            "%s: killed at the calling execution's deadline", argv[0]);
                 if (cancelled)
                         return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, "run",
                                             "%s: killed, the calling execution is ending", argv[0]);

@@ -74,9 +74,9 @@ ssize_t tr__write_nosigpipe(int fd, const void *buf, size_t n);
 /* Run a command to completion with environment `envp`: `input` on its
  * stdin, stdout collected up to `max_out` bytes, stderr into `errlog`.  Fails with
  * TR_E_TIMEOUT after `timeout_ms`, TR_E_CANCELLED as soon as a cancel fd of
- * this thread's tool call fires (deadline.h), TR_E_TOOL_FAILED when the
+ * the tool call `ctx` (may be NULL) fires (callctx.h), TR_E_TOOL_FAILED when the
  * output is over the cap, the exit status is not 0 or the command cannot
  * start.  Timeout and cancel kill the command's whole process group. */
-int tr__proc_run(char *const argv[], const char *cwd, char *const envp[], tr__errlog *errlog, const char *input,
-                 size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out, size_t *ret_len,
+int tr__proc_run(const tr_call_ctx *ctx, char *const argv[], const char *cwd, char *const envp[], tr__errlog *errlog,
+                 const char *input, size_t in_len, int64_t timeout_ms, size_t max_out, char **ret_out, size_t *ret_len,
                  tr_error **ret_err);

@@ -16,11 +16,20 @@
 
 #include "mcp/internal.h"
 #include "util/handles.h"
-#include "util/json.h"
 #include "util/macros.h"
 
 /* The tool list in the description is cut here: a model can still search. */
 #define MAX_SIGNATURES (24 * 1024)
+
+/* A JSON string from bytes that need not be UTF-8 (snippet output). */
+static json_t *json_bytes(const char *s, size_t n) {
+        json_t *j = json_stringn(s, n);
+        if (j)
+                return j;
+        _cleanup_free_ char *clean = NULL;
+        size_t len = 0;
+        return tr_utf8_sanitize(s, n, &clean, &len, NULL) < 0 ? NULL : json_stringn(clean, len);
+}
 
 static const struct {
         const char *key;
@@ -203,9 +212,9 @@ static json_t *build_request(mcps_call *c, json_t *args, tr_request *req, int64_
 static json_t *structured(const tr_result *res, const tr_error *err, const tr_limits *lim) {
         size_t n = 0;
         const char *so = res ? tr_result_stdout(res, &n) : "";
-        json_t *jout = tr__json_bytes(so, res ? n : 0);
+        json_t *jout = json_bytes(so, res ? n : 0);
         const char *se = res ? tr_result_stderr(res, &n) : "";
-        json_t *jerr = tr__json_bytes(se, res ? n : 0);
+        json_t *jerr = json_bytes(se, res ? n : 0);
         json_t *value = res && tr_result_value_json(res)
                                 ? json_loads(tr_result_value_json(res), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)
                                 : NULL;
@@ -219,7 +228,7 @@ static json_t *structured(const tr_result *res, const tr_error *err, const tr_li
         for (size_t i = 0; res && i < tr_result_tool_call_count(res); i++) {
                 const tr_tool_call *c = tr_result_tool_call_at(res, i);
                 json_array_append_new(calls, json_pack("{s:o, s:f, s:s?, s:s?}", "tool_id",
-                                                       tr__json_bytes(c->tool_id, strlen(c->tool_id)), "duration_ms",
+                                                       json_bytes(c->tool_id, strlen(c->tool_id)), "duration_ms",
                                                        (double) c->duration_us / 1000.0, "error_code", c->error_code,
                                                        "error_op", c->error_op));
         }
@@ -242,7 +251,7 @@ static json_t *structured(const tr_result *res, const tr_error *err, const tr_li
                                       res && tr_result_stderr_truncated(res)));
         json_object_set_new(o, "error",
                             err ? json_pack("{s:s, s:o}", "code", tr_error_code_name(err), "message",
-                                            tr__json_bytes(tr_error_message(err), strlen(tr_error_message(err))))
+                                            json_bytes(tr_error_message(err), strlen(tr_error_message(err))))
                                 : json_null());
         return o;
 }

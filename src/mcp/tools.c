@@ -30,7 +30,7 @@ static void exposed_name(const char *id, char *out, size_t size) {
 
 static json_t *upstream_tools(mcps_server *s) {
         _cleanup_free_ char *text = NULL;
-        if (!s->cfg.gw || tr_gateway_list_tools(s->cfg.gw, NULL, &text, NULL) < 0)
+        if (!s->cfg.gw || tr_gateway_list_tools(s->cfg.gw, NULL, NULL, &text, NULL) < 0)
                 return json_array();
         json_t *a = json_loads(text, 0, NULL);
         return json_is_array(a) ? a : (json_decref(a), json_array());
@@ -68,7 +68,7 @@ static json_t *pass_through(mcps_server *s, const char *id, json_t *args) {
         _cleanup_free_ char *args_text = json_dumps(args ? args : json_object(), JSON_COMPACT);
         _cleanup_free_ char *out = NULL;
         tr_error *err = NULL;
-        if (tr_gateway_run_tool(s->cfg.gw, id, args_text, &out, &err) < 0) {
+        if (tr_gateway_run_tool(s->cfg.gw, NULL, id, args_text, &out, &err) < 0) {
                 json_t *r = mcps_tool_error("%s: %s", tr_error_code_name(err), tr_error_message(err));
                 tr_error_free(err);
                 return r;

@@ -5,18 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "toolruntime.h"
 #include "util/json.h"
 #include "util/macros.h"
 
 /* JSON strings must be UTF-8; snippet output need not be.  Invalid bytes
- * become U+FFFD so the report stays parseable. */
-json_t *tr__json_bytes(const char *s, size_t n) {
-        json_t *j = json_stringn(s, n);
-        if (j)
-                return j;
+ * become U+FFFD so a report stays parseable. */
+TR_PUBLIC int tr_utf8_sanitize(const char *s, size_t n, char **ret_text, size_t *ret_len, tr_error **ret_err) {
+        if ((!s && n) || !ret_text)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "utf8", "invalid argument");
+        /* Each input byte yields at most 3 output bytes (U+FFFD). */
+        if (n > (SIZE_MAX - 1) / 3)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "utf8", "text too long");
         _cleanup_free_ char *out = malloc(n * 3 + 1);
         if (!out)
-                return NULL;
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "utf8", "out of memory");
         size_t o = 0;
         for (size_t i = 0; i < n;) {
                 unsigned char c = (unsigned char) s[i];
@@ -42,5 +45,20 @@ json_t *tr__json_bytes(const char *s, size_t n) {
                         i++;
                 }
         }
-        return json_stringn(out, o);
+        out[o] = 0;
+        *ret_text = TAKE_PTR(out);
+        if (ret_len)
+                *ret_len = o;
+        return 0;
+}
+
+json_t *tr__json_bytes(const char *s, size_t n) {
+        json_t *j = json_stringn(s, n);
+        if (j)
+                return j;
+        _cleanup_free_ char *clean = NULL;
+        size_t len = 0;
+        if (tr_utf8_sanitize(s, n, &clean, &len, NULL) < 0)
+                return NULL;
+        return json_stringn(clean, len);
 }

@@ -30,25 +30,26 @@ static int dup_text(const char *s, size_t n, char **ret) {
         return 0;
 }
 
-static int fz_search(void *self, const char *q, int limit, char **ret, tr_error **err) {
+static int fz_search(void *self, const tr_call_ctx *ctx, const char *q, int limit, char **ret, tr_error **err) {
         return dup_text("[]", 2, ret);
 }
-static int fz_namespaces(void *self, char **ret, tr_error **err) {
+static int fz_namespaces(void *self, const tr_call_ctx *ctx, char **ret, tr_error **err) {
         return dup_text("[\"ns\", \"ns-2\", \"1ns\"]", 20, ret);
 }
-static int fz_describe(void *self, const char *id, tr_detail_level l, char **ret, tr_error **err) {
+static int fz_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret,
+                       tr_error **err) {
         return tr_error_set(err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "describe_tool", "none");
 }
-static int fz_examples(void *self, const char *id, int max, char **ret, tr_error **err) {
+static int fz_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret, tr_error **err) {
         return dup_text("[]", 2, ret);
 }
-static int fz_run(void *self, const char *id, const char *args, char **ret, tr_error **err) {
+static int fz_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret, tr_error **err) {
         return dup_text("null", 4, ret);
 }
-static int fz_chain(void *self, const char *steps, char **ret, tr_error **err) {
+static int fz_chain(void *self, const tr_call_ctx *ctx, const char *steps, char **ret, tr_error **err) {
         return dup_text("null", 4, ret);
 }
-static int fz_list(void *self, const char *ns, char **ret, tr_error **err) {
+static int fz_list(void *self, const tr_call_ctx *ctx, const char *ns, char **ret, tr_error **err) {
         fz *f = self;
         return dup_text(f->text, f->len, ret);
 }

@@ -33,15 +33,18 @@ static void one_line(const char *line, size_t len, json_t **prev) {
                 json_t *t;
                 json_array_foreach(tools, i, t) {
                         json_t *schema = NULL;
-                        char why[256];
-                        if (tr__schema_check(json_object_get(t, "inputSchema"), &schema, why, sizeof(why)) == 0) {
+                        tr_error *why = NULL;
+                        if (tr__schema_check(json_object_get(t, "inputSchema"), &schema, "fuzz", &why) == 0) {
                                 if (*prev)
-                                        (void) tr__schema_validate(schema, *prev, why, sizeof(why));
+                                        (void) tr__schema_validate(schema, *prev, &why);
                                 json_decref(schema);
                         }
+                        tr_error_free(why);
+                        why = NULL;
                         json_t *tags = NULL;
-                        if (tr__tags_check(json_object_get(t, "tags"), &tags, why, sizeof(why)) == 0)
+                        if (tr__tags_check(json_object_get(t, "tags"), &tags, "fuzz", &why) == 0)
                                 json_decref(tags);
+                        tr_error_free(why);
                         json_t *desc = json_object_get(t, "description");
                         if (json_is_string(desc))
                                 free(tr__text_sanitize(json_string_value(desc), 100));

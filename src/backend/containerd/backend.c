@@ -22,10 +22,12 @@
 #include "backend/containerd/image.h"
 #include "backend/containerd/pull.h"
 #include "backend/containerd/sandbox.h"
+#include "backend/containerd/seams.h"
 #include "backend/containerd/spec.h"
 #include "core/runner.h"
 #include "core/uidalloc.h"
 #include "gateway/session.h"
+#include "util/config.h"
 #include "util/macros.h"
 #include "util/proc.h"
 #include "util/strv.h"
@@ -273,7 +275,7 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                                     "(runc cannot start a container with less)",
                                     (long long) lim.memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
                        -EINVAL;
-        if (b->flags & TR_CONTAINERD_NO_RUNNER)
+        if (b->flags & TR__CONTAINERD_NO_RUNNER)
                 return tr_error_set(ret_err, TR_E_CLIENT_NOT_CONFIGURED, TR_BACKEND_CONTAINERD, "execute",
                                     "containerd client not configured: no container runner"),
                        -ENOTCONN;
@@ -445,15 +447,13 @@ const char *tr__ctrd_default_state_dir(void) {
         return "/tmp";
 }
 
-static void free_injected(const tr_containerd_config *cfg) {
-        if (!cfg)
-                return;
-        if (cfg->runner && cfg->runner->free)
-                cfg->runner->free(cfg->runner_self);
-        if (cfg->image_resolver && cfg->image_resolver->free)
-                cfg->image_resolver->free(cfg->image_resolver_self);
-        if (cfg->health && cfg->health->free)
-                cfg->health->free(cfg->health_self);
+static void free_injected(const tr__containerd_seams *sm) {
+        if (sm->runner && sm->runner->free)
+                sm->runner->free(sm->runner_self);
+        if (sm->image_resolver && sm->image_resolver->free)
+                sm->image_resolver->free(sm->image_resolver_self);
+        if (sm->health && sm->health->free)
+                sm->health->free(sm->health_self);
 }
 
 static bool is_abs(const char *p) {
@@ -461,8 +461,20 @@ static bool is_abs(const char *p) {
 }
 
 TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_backend **ret_backend, tr_error **ret_err) {
-        static const tr_containerd_config defaults = { 0 };
-        const tr_containerd_config *c = cfg ? cfg : &defaults;
+        return tr__backend_containerd_new_seams(cfg, NULL, ret_backend, ret_err);
+}
+
+int tr__backend_containerd_new_seams(const tr_containerd_config *cfg, const tr__containerd_seams *seams,
+                                     tr_backend **ret_backend, tr_error **ret_err) {
+        static const tr__containerd_seams no_seams = { 0 };
+        const tr__containerd_seams *sm = seams ? seams : &no_seams;
+        tr_containerd_config copy;
+        int r = tr__containerd_config_copy(cfg, &copy, ret_err);
+        if (r < 0) {
+                free_injected(sm);
+                return r;
+        }
+        const tr_containerd_config *c = &copy;
         const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;
         const char *ns = c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE;
         const char *snap = c->snapshotter ? c->snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER;
@@ -483,7 +495,7 @@ TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_back
         else if (tr__uid_range_check(&c->uid_range, TR_BACKEND_CONTAINERD, NULL) < 0)
                 why = "uid_range must lie within 1000-4294967294 and leave out 65534 and 65535";
         if (why) {
-                free_injected(cfg);
+                free_injected(sm);
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "backend.new",
                                     "invalid containerd config: %s", why),
                        -EINVAL;
@@ -492,7 +504,7 @@ TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_back
         ctrd_backend *b = calloc(1, sizeof *b);
         if (!b || tr__ctrd_client_init(&b->client, socket, ns, snap, state) < 0) {
                 free(b);
-                free_injected(cfg);
+                free_injected(sm);
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "backend.new", "out of memory"),
                        -ENOMEM;
         }
@@ -501,26 +513,26 @@ TR_PUBLIC int tr_backend_containerd_new(const tr_containerd_config *cfg, tr_back
         b->image_ref = strdup(c->image_ref ? c->image_ref : TR_CONTAINERD_DEFAULT_IMAGE);
         b->runtime = strdup(c->runtime ? c->runtime : TR_CONTAINERD_DEFAULT_RUNTIME);
         b->seccomp_path = c->seccomp_path ? strdup(c->seccomp_path) : NULL;
-        b->flags = c->flags;
+        b->flags = sm->flags;
         b->uid_range = c->uid_range;
-        if (c->runner) {
-                b->runner = c->runner;
-                b->runner_self = c->runner_self;
+        if (sm->runner) {
+                b->runner = sm->runner;
+                b->runner_self = sm->runner_self;
         } else {
                 b->runner = &tr__ctrd_real_runner;
                 b->runner_self = &b->client;
         }
-        if (c->image_resolver) {
-                b->resolver = c->image_resolver;
-                b->resolver_self = c->image_resolver_self;
-        } else if (!(c->flags & TR_CONTAINERD_NO_IMAGE_RESOLVER)) {
+        if (sm->image_resolver) {
+                b->resolver = sm->image_resolver;
+                b->resolver_self = sm->image_resolver_self;
+        } else if (!(sm->flags & TR__CONTAINERD_NO_IMAGE_RESOLVER)) {
                 b->resolver = &real_resolver;
                 b->resolver_self = &b->client;
         }
-        if (c->health) {
-                b->health = c->health;
-                b->health_self = c->health_self;
-        } else if (!(c->flags & TR_CONTAINERD_NO_HEALTH_CHECK)) {
+        if (sm->health) {
+                b->health = sm->health;
+                b->health_self = sm->health_self;
+        } else if (!(sm->flags & TR__CONTAINERD_NO_HEALTH_CHECK)) {
                 b->health = &real_health;
                 b->health_self = &b->client;
         }

@@ -14,6 +14,7 @@
 #include "backend/containerd/grpc.h"
 #include "backend/containerd/sandbox.h"
 #include "toolruntime.h"
+#include "util/config.h"
 #include "util/handles.h"
 #include "util/macros.h"
 #include "util/timeutil.h"
@@ -21,7 +22,12 @@
 /* Doctor must answer promptly even when the daemon hangs. */
 #define CHECK_TIMEOUT_NS (5 * TR_NSEC_PER_SEC)
 
-TR_PUBLIC int tr_containerd_check(const tr_containerd_config *cfg, char **ret_detail, tr_error **ret_err) {
+TR_PUBLIC int tr_containerd_check(const tr_containerd_config *user_cfg, char **ret_detail, tr_error **ret_err) {
+        tr_containerd_config cfg_copy;
+        int r_cfg = tr__containerd_config_copy(user_cfg, &cfg_copy, ret_err);
+        if (r_cfg < 0)
+                return r_cfg;
+        const tr_containerd_config *cfg = &cfg_copy;
         const char *image = cfg && cfg->image_ref ? cfg->image_ref : TR_CONTAINERD_DEFAULT_IMAGE;
         tr__ctrd_client cl;
         int r = tr__ctrd_client_init(&cl, cfg ? cfg->socket_path : NULL, cfg ? cfg->namespace_name : NULL,

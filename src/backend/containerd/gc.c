@@ -26,6 +26,7 @@
 #include "backend/containerd/client.h"
 #include "backend/containerd/sandbox.h"
 #include "core/uidalloc.h"
+#include "util/config.h"
 #include "util/macros.h"
 #include "util/owner.h"
 #include "util/proc.h"
@@ -359,8 +360,13 @@ static int gc_shims(gc_state *g, const char *socket, const char *ns) {
         return 0;
 }
 
-TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *cfg, bool all, unsigned *ret_removed,
+TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *user_cfg, bool all, unsigned *ret_removed,
                                   tr_error **ret_err) {
+        tr_containerd_config cfg_copy;
+        int r_cfg = tr__containerd_config_copy(user_cfg, &cfg_copy, ret_err);
+        if (r_cfg < 0)
+                return r_cfg;
+        const tr_containerd_config *cfg = &cfg_copy;
         static const tr_containerd_config defaults = { 0 };
         const tr_containerd_config *c = cfg ? cfg : &defaults;
         const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;

@@ -26,6 +26,7 @@
 #include "ctrd_services_diff_v1_diff.pb-c.h"
 #include "ctrd_services_images_v1_images.pb-c.h"
 #include "ctrd_services_snapshots_v1_snapshots.pb-c.h"
+#include "util/config.h"
 #include "util/macros.h"
 #include "util/strv.h"
 #include "util/timeutil.h"
@@ -541,8 +542,13 @@ int tr__ctrd_pull(const tr__ctrd_ctx *cx0, const char *snapshotter, const char *
         return r;
 }
 
-TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *cfg, const char *ref, const tr_image_pull_opts *opts,
-                                       char **ret_name, tr_error **ret_err) {
+TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *user_cfg, const char *ref,
+                                       const tr_image_pull_opts *opts, char **ret_name, tr_error **ret_err) {
+        tr_containerd_config cfg_copy;
+        int r_cfg = tr__containerd_config_copy(user_cfg, &cfg_copy, ret_err);
+        if (r_cfg < 0)
+                return r_cfg;
+        const tr_containerd_config *cfg = &cfg_copy;
         static const tr_containerd_config defaults = { 0 };
         const tr_containerd_config *c = cfg ? cfg : &defaults;
         const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;

@@ -15,6 +15,7 @@
 #include "backend/containerd/image.h"
 #include "ctrd_services_images_v1_images.pb-c.h"
 #include "toolruntime/containerd.h"
+#include "util/config.h"
 #include "util/macros.h"
 #include "util/timeutil.h"
 
@@ -26,9 +27,13 @@ static int oom(tr_error **ret_err, const char *op) {
         return -ENOMEM;
 }
 
+/* Every entry point reads the caller's config through here (util/config.h). */
 static int connect_cfg(const tr_containerd_config *cfg, int64_t deadline, tr__grpc_conn **ret, tr_error **ret_err) {
-        static const tr_containerd_config defaults = { 0 };
-        const tr_containerd_config *c = cfg ? cfg : &defaults;
+        tr_containerd_config copy;
+        int r = tr__containerd_config_copy(cfg, &copy, ret_err);
+        if (r < 0)
+                return r;
+        const tr_containerd_config *c = &copy;
         return tr__grpc_connect(c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET,
                                 c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE, deadline, -1,
                                 ret, ret_err);

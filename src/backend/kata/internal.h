@@ -25,6 +25,23 @@
 
 /* The kata backend's handle.  Immutable after creation except the KVM probe
  * cache, which a mutex guards: executions run in parallel. */
+/* Test seams: replacements for the runner, the image resolver and the health
+ * check (tests inject fakes; NULL: the real ones).  Each `self` is owned by
+ * the backend from the constructor on (also on failure) and released with
+ * its ops->free. */
+typedef struct tr__kata_seams {
+        const tr_kata_sandbox_runner_ops *runner_ops;
+        void *runner_self;
+        const tr_kata_image_resolver_ops *resolver_ops;
+        void *resolver_self;
+        const tr_kata_health_checker_ops *health_ops;
+        void *health_self;
+} tr__kata_seams;
+
+/* tr_backend_kata_new with `seams` (NULL: none). */
+int tr__backend_kata_new_seams(const tr_kata_config *cfg, const tr__kata_seams *seams, tr_backend **ret_backend,
+                               tr_error **ret_err);
+
 typedef struct tr__kata {
         char *runtime_path; /* NULL: the hypervisor's default binary */
         char *image;

@@ -3,7 +3,7 @@
  * The kata backend: turns a request into a tr_kata_sandbox_spec (the
  * seed's SandboxSpec), validates it, resolves the image and checks health
  * when the caller gave those hooks, and hands it to the runner: the caller's
- * tr_kata_sandbox_runner_ops, else the QEMU microVM runner (qemu.c), or
+ * tr_kata_sandbox_runner_ops (a test seam: internal.h), else the QEMU microVM runner (qemu.c), or
  * Kata through containerd (ctrd.c).
  */
 #include <errno.h>
@@ -17,6 +17,7 @@
 #include "core/runner.h"
 #include "core/uidalloc.h"
 #include "gateway/session.h"
+#include "util/config.h"
 #include "util/macros.h"
 #include "util/proc.h"
 #include "util/strv.h"
@@ -253,28 +254,35 @@ static const tr_backend_ops kata_ops = {
 };
 
 TR_PUBLIC int tr_backend_kata_new(const tr_kata_config *cfg, tr_backend **ret_backend, tr_error **ret_err) {
-        tr__kata *k = calloc(1, sizeof(*k));
+        return tr__backend_kata_new_seams(cfg, NULL, ret_backend, ret_err);
+}
+
+int tr__backend_kata_new_seams(const tr_kata_config *cfg, const tr__kata_seams *seams, tr_backend **ret_backend,
+                               tr_error **ret_err) {
+        static const tr__kata_seams no_seams = { 0 };
+        const tr__kata_seams *sm = seams ? seams : &no_seams;
+        tr_kata_config copy;
+        int r = tr__kata_config_copy(cfg, &copy, ret_err);
+        tr__kata *k = r < 0 ? NULL : calloc(1, sizeof(*k));
         if (!k) {
                 /* Ownership of the hooks' selves passes to us even on
                  * failure: release them. */
-                if (cfg && cfg->runner_ops && cfg->runner_ops->free)
-                        cfg->runner_ops->free(cfg->runner_self);
-                if (cfg && cfg->resolver_ops && cfg->resolver_ops->free)
-                        cfg->resolver_ops->free(cfg->resolver_self);
-                if (cfg && cfg->health_ops && cfg->health_ops->free)
-                        cfg->health_ops->free(cfg->health_self);
-                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "new", "out of memory");
+                if (sm->runner_ops && sm->runner_ops->free)
+                        sm->runner_ops->free(sm->runner_self);
+                if (sm->resolver_ops && sm->resolver_ops->free)
+                        sm->resolver_ops->free(sm->resolver_self);
+                if (sm->health_ops && sm->health_ops->free)
+                        sm->health_ops->free(sm->health_self);
+                return r < 0 ? r : tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "new", "out of memory");
         }
         pthread_mutex_init(&k->lock, NULL);
-        if (cfg) {
-                k->runner_ops = cfg->runner_ops;
-                k->runner_self = cfg->runner_self;
-                k->resolver_ops = cfg->resolver_ops;
-                k->resolver_self = cfg->resolver_self;
-                k->health_ops = cfg->health_ops;
-                k->health_self = cfg->health_self;
-        }
-        int r = kata_init(k, cfg, ret_err);
+        k->runner_ops = sm->runner_ops;
+        k->runner_self = sm->runner_self;
+        k->resolver_ops = sm->resolver_ops;
+        k->resolver_self = sm->resolver_self;
+        k->health_ops = sm->health_ops;
+        k->health_self = sm->health_self;
+        r = kata_init(k, &copy, ret_err);
         if (r < 0) {
                 kata_free(k);
                 return r;
@@ -288,13 +296,15 @@ TR_PUBLIC int tr_backend_kata_new(const tr_kata_config *cfg, tr_backend **ret_ba
 }
 
 TR_PUBLIC int tr_kata_check(const tr_kata_config *cfg, char **ret_detail, tr_error **ret_err) {
+        tr_kata_config copy;
+        int r = tr__kata_config_copy(cfg, &copy, ret_err);
+        if (r < 0)
+                return r;
         tr__kata k = { 0 };
         pthread_mutex_init(&k.lock, NULL);
-        int r = kata_init(&k, cfg, ret_err);
+        r = kata_init(&k, &copy, ret_err);
         if (r >= 0) {
-                if (cfg && cfg->health_ops && cfg->health_ops->check)
-                        r = cfg->health_ops->check(cfg->health_self, ret_detail, ret_err);
-                else if (k.runner == TR_KATA_RUNNER_CONTAINERD)
+                if (k.runner == TR_KATA_RUNNER_CONTAINERD)
                         r = tr__kata_ctrd_check(&k, ret_detail, ret_err);
                 else if (!streq(k.hypervisor, "qemu"))
                         r = check_other_hypervisor(&k, ret_err);

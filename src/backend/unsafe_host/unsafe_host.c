@@ -36,6 +36,7 @@
 #include "gateway/session.h"
 #include "toolruntime.h"
 #include "tr-config.h"
+#include "util/config.h"
 #include "util/handles.h"
 #include "util/macros.h"
 #include "util/proc.h"
@@ -543,8 +544,13 @@ static const tr_backend_ops uh_ops = {
         .free = uh_free,
 };
 
-TR_PUBLIC int tr_backend_unsafe_host_new(const tr_unsafe_host_config *cfg, tr_backend **ret_backend,
+TR_PUBLIC int tr_backend_unsafe_host_new(const tr_unsafe_host_config *user_cfg, tr_backend **ret_backend,
                                          tr_error **ret_err) {
+        tr_unsafe_host_config cfg_copy;
+        int r_cfg = tr__unsafe_host_config_copy(user_cfg, &cfg_copy, ret_err);
+        if (r_cfg < 0)
+                return r_cfg;
+        const tr_unsafe_host_config *cfg = &cfg_copy;
         uh *b = calloc(1, sizeof(*b));
         if (!b)
                 return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "backend.new", "out of memory");

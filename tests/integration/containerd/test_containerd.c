@@ -130,6 +130,7 @@ static tr_runtime *make_runtime(const run_opts *o) {
         tr_error *err = NULL;
         cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
         tr_containerd_config cfg = {
+                .size = sizeof(tr_containerd_config),
                 .socket_path = sock,
                 .namespace_name = ns,
                 .image_ref = o && o->image_ref ? o->image_ref : image,
@@ -407,7 +408,9 @@ Test(containerd, gc_removes_expired_leftovers_only) {
         const char *live_labels[] = { TR_CTRD_OWNER_LABEL, TR_CTRD_OWNER_VALUE, TR_CTRD_EXPIRES_LABEL, future, NULL };
         cr_assert_eq(tr__ctrd_lease_create(&cx, "tr-test-old-lease", old_labels, NULL), 0);
         cr_assert_eq(tr__ctrd_lease_create(&cx, "tr-test-live-lease", live_labels, NULL), 0);
-        tr_containerd_config cfg = { .socket_path = sock, .namespace_name = ns, .state_dir = state_dir };
+        tr_containerd_config cfg = {
+                .size = sizeof(tr_containerd_config), .socket_path = sock, .namespace_name = ns, .state_dir = state_dir
+        };
         unsigned removed = 0;
         tr_error *err = NULL;
         cr_expect_eq(tr_containerd_gc(&cfg, &removed, &err), 0, "%s", tr_error_message(err));
@@ -493,7 +496,9 @@ Test(containerd, gc_collects_a_killed_callers_sandbox_at_once) {
         cr_assert_eq(count_tasks(), 2, "the children's tasks never started");
         kill(victim, SIGKILL);
         waitpid(victim, NULL, 0);
-        tr_containerd_config cfg = { .socket_path = sock, .namespace_name = ns, .state_dir = state_dir };
+        tr_containerd_config cfg = {
+                .size = sizeof(tr_containerd_config), .socket_path = sock, .namespace_name = ns, .state_dir = state_dir
+        };
         unsigned removed = 0;
         tr_error *err = NULL;
         cr_expect_eq(tr_containerd_gc(&cfg, &removed, &err), 0, "%s", tr_error_message(err));

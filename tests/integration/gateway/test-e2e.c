@@ -46,7 +46,7 @@ static tr_result *run(tr_gateway *gw, const char *lang, const char *code, int64_
         tr_request *req = NULL;
         tr_result *res = NULL;
         tr_error *err = NULL;
-        tr_unsafe_host_config cfg = { .sdk_path = SDK };
+        tr_unsafe_host_config cfg = { .size = sizeof(tr_unsafe_host_config), .sdk_path = SDK };
         cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
         cr_assert_eq(tr_backend_unsafe_host_new(&cfg, &b, NULL), 0);
         cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
@@ -215,7 +215,7 @@ Test(gateway_e2e, tool_cut_at_execution_deadline, .timeout = 60) {
         tr_backend *b = NULL;
         tr_request *req = NULL;
         tr_result *res = NULL;
-        tr_unsafe_host_config cfg = { .sdk_path = SDK };
+        tr_unsafe_host_config cfg = { .size = sizeof(tr_unsafe_host_config), .sdk_path = SDK };
         const char *code = "from toolruntime import tools\ntools.run_tool('s:sleep', {})\n";
         cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
         cr_assert_eq(tr_backend_unsafe_host_new(&cfg, &b, NULL), 0);

@@ -49,7 +49,8 @@ TestSuite(mcp_everything, .init = setup, .fini = teardown, .timeout = 120);
 static char *run_ok(const char *id, const char *args) {
         char *out = NULL;
         tr_error *err = NULL;
-        cr_assert_eq(tr_gateway_run_tool(gw, id, args, &out, &err), 0, "%s: %s", id, err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, id, args, &out, &err), 0, "%s: %s", id,
+                     err ? tr_error_message(err) : "");
         return out;
 }
 
@@ -57,7 +58,7 @@ static const char *ns(void) {
         /* Derived from serverInfo.name; find it through a search. */
         static char buf[128];
         char *out = NULL;
-        cr_assert_eq(tr_gateway_search_tools(gw, "echo", 1, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_search_tools(gw, NULL, "echo", 1, &out, NULL), 0);
         json_t *j = json_loads(out, 0, NULL);
         free(out);
         snprintf(buf, sizeof(buf), "%s", json_string_value(json_object_get(json_array_get(j, 0), "namespace")));
@@ -74,7 +75,7 @@ static char *tid(const char *name) {
 Test(mcp_everything, tools_listed) {
         cr_assert_geq(tr_tool_registry_count(reg), 10);
         char *out = NULL;
-        cr_assert_eq(tr_gateway_describe_tool(gw, tid("get-sum"), TR_DETAIL_FULL, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_describe_tool(gw, NULL, tid("get-sum"), TR_DETAIL_FULL, &out, NULL), 0);
         json_t *j = json_loads(out, 0, NULL);
         cr_assert_str_eq(json_string_value(json_object_get(j, "source")), "mcp");
         cr_assert(json_is_object(json_object_get(json_object_get(j, "input_schema"), "properties")));
@@ -118,7 +119,7 @@ Test(mcp_everything, long_running_with_progress) {
 Test(mcp_everything, sampling_request_refused_not_hung) {
         char *out = NULL;
         tr_error *err = NULL;
-        int r = tr_gateway_run_tool(gw, tid("trigger-sampling-request"), "{\"prompt\":\"hi\"}", &out, &err);
+        int r = tr_gateway_run_tool(gw, NULL, tid("trigger-sampling-request"), "{\"prompt\":\"hi\"}", &out, &err);
         /* We offer no sampling capability: the server asks anyway or not;
          * either way the call ends (an error or a result), promptly. */
         if (r < 0)
@@ -132,12 +133,13 @@ Test(mcp_everything, sampling_request_refused_not_hung) {
 Test(mcp_everything, arguments_validated_first) {
         char *out = NULL;
         tr_error *err = NULL;
-        cr_assert_lt(tr_gateway_run_tool(gw, tid("get-sum"), "{\"a\":\"two\",\"b\":3}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, tid("get-sum"), "{\"a\":\"two\",\"b\":3}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
         tr_error_free(err);
         err = NULL;
-        cr_assert_lt(tr_gateway_run_tool(gw, tid("get-structured-content"), "{\"location\":\"Atlantis\"}", &out, &err),
-                     0);
+        cr_assert_lt(
+                tr_gateway_run_tool(gw, NULL, tid("get-structured-content"), "{\"location\":\"Atlantis\"}", &out, &err),
+                0);
         cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
         tr_error_free(err);
 }

@@ -38,6 +38,7 @@ static const char *env_or(const char *name, const char *def) {
 
 static tr_kata_config vm_config(void) {
         tr_kata_config cfg = {
+                .size = sizeof(tr_kata_config),
                 .kernel_path = env_or("TR_VM_KERNEL", TR_KATA_DEFAULT_KERNEL),
                 .initrd_path = env_or("TR_VM_INITRD", TR_KATA_DEFAULT_INITRD),
                 .image_path = env_or("TR_VM_IMAGE", TR_KATA_DEFAULT_IMAGE_PATH),
@@ -62,7 +63,7 @@ static void need_vm(void) {
 }
 
 /* A gateway with one namespace, so the relay test sees real data. */
-static int gw_list_namespaces(void *self, char **ret_json, tr_error **ret_err) {
+static int gw_list_namespaces(void *self, const tr_call_ctx *ctx, char **ret_json, tr_error **ret_err) {
         *ret_json = strdup("[\"vmtest\"]");
         return *ret_json ? 0 : -ENOMEM;
 }
@@ -70,19 +71,23 @@ static int gw_empty(void *self, char **ret_json) {
         *ret_json = strdup("[]");
         return *ret_json ? 0 : -ENOMEM;
 }
-static int gw_search(void *self, const char *q, int limit, char **ret_json, tr_error **ret_err) {
+static int gw_search(void *self, const tr_call_ctx *ctx, const char *q, int limit, char **ret_json,
+                     tr_error **ret_err) {
         return gw_empty(self, ret_json);
 }
-static int gw_describe(void *self, const char *id, tr_detail_level l, char **ret_json, tr_error **ret_err) {
+static int gw_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret_json,
+                       tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "describe_tool", "no tool %s", id);
 }
-static int gw_examples(void *self, const char *id, int max, char **ret_json, tr_error **ret_err) {
+static int gw_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret_json,
+                       tr_error **ret_err) {
         return gw_empty(self, ret_json);
 }
-static int gw_run(void *self, const char *id, const char *args, char **ret_json, tr_error **ret_err) {
+static int gw_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret_json,
+                  tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_tool", "no tool %s", id);
 }
-static int gw_chain(void *self, const char *steps, char **ret_json, tr_error **ret_err) {
+static int gw_chain(void *self, const tr_call_ctx *ctx, const char *steps, char **ret_json, tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_chain", "no tools");
 }
 static const tr_gateway_ops gw_ops = {

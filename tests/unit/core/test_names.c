@@ -68,11 +68,11 @@ Test(gateway, empty_gateway_has_no_tools) {
         tr_gateway *g = NULL;
         cr_assert_eq(tr_gateway_new_empty(&g, NULL), 0);
         char *json = NULL;
-        cr_assert_eq(tr_gateway_search_tools(g, "weather", 5, &json, NULL), 0);
+        cr_assert_eq(tr_gateway_search_tools(g, NULL, "weather", 5, &json, NULL), 0);
         cr_assert_str_eq(json, "[]");
         free(json);
         tr_error *e = NULL;
-        cr_assert_lt(tr_gateway_run_tool(g, "ns:tool", "{}", &json, &e), 0);
+        cr_assert_lt(tr_gateway_run_tool(g, NULL, "ns:tool", "{}", &json, &e), 0);
         cr_assert_eq(tr_error_code(e), TR_E_TOOL_NOT_FOUND);
         tr_error_free(e);
         tr_gateway_free(g);

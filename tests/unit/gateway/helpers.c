@@ -176,13 +176,14 @@ static int dupj(const char *s, char **ret) {
         *ret = strdup(s);
         return 0;
 }
-static int t_search(void *self, const char *q, int limit, char **ret, tr_error **ret_err) {
+static int t_search(void *self, const tr_call_ctx *ctx, const char *q, int limit, char **ret, tr_error **ret_err) {
         return dupj("[{\"id\":\"t:echo\"}]", ret);
 }
-static int t_ns(void *self, char **ret, tr_error **ret_err) {
+static int t_ns(void *self, const tr_call_ctx *ctx, char **ret, tr_error **ret_err) {
         return dupj("[\"t\"]", ret);
 }
-static int t_describe(void *self, const char *id, tr_detail_level l, char **ret, tr_error **ret_err) {
+static int t_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret,
+                      tr_error **ret_err) {
         if (strcmp(id, "t:echo") != 0)
                 return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "describe_tool", "no %s", id);
         char *s = NULL;
@@ -190,10 +191,10 @@ static int t_describe(void *self, const char *id, tr_detail_level l, char **ret,
         *ret = s;
         return 0;
 }
-static int t_examples(void *self, const char *id, int max, char **ret, tr_error **ret_err) {
+static int t_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret, tr_error **ret_err) {
         return dupj("[]", ret);
 }
-static int t_run(void *self, const char *id, const char *args, char **ret, tr_error **ret_err) {
+static int t_run(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret, tr_error **ret_err) {
         if (strcmp(id, "t:echo") == 0)
                 return dupj(args, ret);
         if (strcmp(id, "t:fail") == 0)
@@ -214,7 +215,7 @@ static int t_run(void *self, const char *id, const char *args, char **ret, tr_er
         }
         return tr_error_set(ret_err, TR_E_TOOL_NOT_FOUND, TR_BACKEND_NONE, "run_tool", "no %s", id);
 }
-static int t_chain(void *self, const char *steps, char **ret, tr_error **ret_err) {
+static int t_chain(void *self, const tr_call_ctx *ctx, const char *steps, char **ret, tr_error **ret_err) {
         return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "run_chain", "not used by the session");
 }
 static const tr_gateway_ops t_ops = {

@@ -112,7 +112,7 @@ static tr_gateway *fake(const char *version, const char *call_body, int64_t call
 static tr_code call_code(tr_gateway *gw, char **out) {
         tr_error *err = NULL;
         *out = NULL;
-        if (tr_gateway_run_tool(gw, "f:t", "{}", out, &err) == 0)
+        if (tr_gateway_run_tool(gw, NULL, "f:t", "{}", out, &err) == 0)
                 return TR_OK;
         tr_code c = tr_error_code(err);
         tr_error_free(err);

@@ -69,56 +69,56 @@ Test(gw_registry, manifest_and_callbacks) {
 
         char *out = NULL;
         tr_error *err = NULL;
-        cr_assert_eq(tr_gateway_search_tools(gw, "math", 5, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_search_tools(gw, NULL, "math", 5, &out, NULL), 0);
         json_t *j = parse(out);
         cr_assert_eq(json_array_size(j), 2);
         json_decref(j);
-        cr_assert_eq(tr_gateway_search_tools(gw, "add numbers", 5, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_search_tools(gw, NULL, "add numbers", 5, &out, NULL), 0);
         j = parse(out);
         cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 0), "id")), "demo:add");
         json_decref(j);
 
-        cr_assert_eq(tr_gateway_search_tools(gw, "", 2, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_search_tools(gw, NULL, "", 2, &out, NULL), 0);
         j = parse(out);
         cr_assert_eq(json_array_size(j), 2);
         json_decref(j);
 
-        cr_assert_eq(tr_gateway_list_namespaces(gw, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_list_namespaces(gw, NULL, &out, NULL), 0);
         j = parse(out);
         cr_assert_eq(json_array_size(j), 2);
         json_decref(j);
 
-        cr_assert_eq(tr_gateway_describe_tool(gw, "demo:add", TR_DETAIL_SUMMARY, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_describe_tool(gw, NULL, "demo:add", TR_DETAIL_SUMMARY, &out, NULL), 0);
         j = parse(out);
         cr_assert_null(json_object_get(j, "input_schema"));
         json_decref(j);
-        cr_assert_eq(tr_gateway_describe_tool(gw, "demo:add", TR_DETAIL_FULL, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_describe_tool(gw, NULL, "demo:add", TR_DETAIL_FULL, &out, NULL), 0);
         j = parse(out);
         cr_assert(json_is_object(json_object_get(j, "input_schema")));
         cr_assert_str_eq(json_string_value(json_object_get(j, "source")), "manifest");
         cr_assert_eq(json_array_size(json_object_get(j, "examples")), 1);
         json_decref(j);
-        cr_assert_lt(tr_gateway_describe_tool(gw, "demo:nope", TR_DETAIL_FULL, &out, &err), 0);
+        cr_assert_lt(tr_gateway_describe_tool(gw, NULL, "demo:nope", TR_DETAIL_FULL, &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_TOOL_NOT_FOUND);
         tr_error_free(err);
         err = NULL;
 
-        cr_assert_eq(tr_gateway_list_tool_examples(gw, "c:mul", 3, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_list_tool_examples(gw, NULL, "c:mul", 3, &out, NULL), 0);
         j = parse(out);
         cr_assert_eq(json_integer_value(json_object_get(json_array_get(j, 0), "result")), 42);
         json_decref(j);
 
-        cr_assert_eq(tr_gateway_run_tool(gw, "demo:add", "{\"a\":2,\"b\":3.5}", &out, &err), 0, "%s",
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "demo:add", "{\"a\":2,\"b\":3.5}", &out, &err), 0, "%s",
                      err ? tr_error_message(err) : "");
         cr_assert_str_eq(out, "5.5");
         free(out);
-        cr_assert_eq(tr_gateway_run_tool(gw, "demo:shout", "{\"text\":\"hi\",\"suffix\":\"!\"}", &out, NULL), 0);
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "demo:shout", "{\"text\":\"hi\",\"suffix\":\"!\"}", &out, NULL), 0);
         cr_assert_str_eq(out, "\"HI!\"");
         free(out);
-        cr_assert_eq(tr_gateway_run_tool(gw, "demo:noop", "{\"k\":[1,2]}", &out, NULL), 0);
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "demo:noop", "{\"k\":[1,2]}", &out, NULL), 0);
         cr_assert_str_eq(out, "{\"k\":[1,2]}");
         free(out);
-        cr_assert_eq(tr_gateway_run_tool(gw, "c:mul", "{\"x\":6,\"y\":7}", &out, NULL), 0);
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "c:mul", "{\"x\":6,\"y\":7}", &out, NULL), 0);
         cr_assert_str_eq(out, "42");
         free(out);
 
@@ -126,22 +126,22 @@ Test(gw_registry, manifest_and_callbacks) {
         int before = calls;
         const char *bad_args[] = { "{\"x\":6}", "{\"x\":\"6\",\"y\":1}", "[1]", "{bad" };
         for (size_t i = 0; i < 4; i++) {
-                cr_assert_lt(tr_gateway_run_tool(gw, "c:mul", bad_args[i], &out, &err), 0);
+                cr_assert_lt(tr_gateway_run_tool(gw, NULL, "c:mul", bad_args[i], &out, &err), 0);
                 cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS, "%s", tr_error_message(err));
                 tr_error_free(err);
                 err = NULL;
         }
         cr_assert_eq(calls, before);
-        cr_assert_lt(tr_gateway_run_tool(gw, "demo:shout", "{\"text\":\"a\",\"suffix\":\"#\"}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "demo:shout", "{\"text\":\"a\",\"suffix\":\"#\"}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
         tr_error_free(err);
         err = NULL;
-        cr_assert_lt(tr_gateway_run_tool(gw, "c:bad", "{}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "c:bad", "{}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
         tr_error_free(err);
         err = NULL;
 
-        cr_assert_eq(tr_gateway_run_chain(gw,
+        cr_assert_eq(tr_gateway_run_chain(gw, NULL,
                                           "[{\"tool_id\":\"c:mul\",\"args\":{\"x\":2,\"y\":3}},"
                                           "{\"tool_id\":\"demo:add\",\"args\":{\"b\":1},\"use_previous\":true,"
                                           "\"arg_name\":\"a\"}]",
@@ -149,6 +149,59 @@ Test(gw_registry, manifest_and_callbacks) {
                      0, "%s", err ? tr_error_message(err) : "");
         cr_assert_str_eq(out, "7");
         free(out);
+        tr_gateway_free(gw);
+}
+
+static int64_t mono_ns(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (int64_t) t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* A direct caller's call context: its deadline cuts a tool's own (30 s)
+ * timeout short, and its cancel token kills the tool at once. */
+Test(gw_registry, call_context_deadline_and_cancel) {
+        tr_tool_registry *reg = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        const char *m = "{\"namespace\":\"c\",\"tools\":["
+                        "{\"name\":\"hang\",\"command\":[\"sh\",\"-c\",\"sleep 30 & sleep 30\"]}]}";
+        cr_assert_eq(tr_tool_registry_add_manifest_json(reg, m, NULL, NULL), 0);
+        tr_gateway *gw = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
+        tr_tool_registry_free(reg);
+
+        tr_call_ctx *ctx = NULL;
+        int64_t t0 = mono_ns();
+        cr_assert_eq(tr_call_ctx_new(t0 + 300000000LL, NULL, &ctx, NULL), 0);
+        cr_assert_eq(tr_call_ctx_deadline_ns(ctx), t0 + 300000000LL);
+        cr_assert_not(tr_call_ctx_cancelled(ctx));
+        char *out = NULL;
+        tr_error *err = NULL;
+        cr_assert_lt(tr_gateway_run_tool(gw, ctx, "c:hang", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_TIMEOUT, "%s", tr_error_message(err));
+        cr_assert_lt(mono_ns() - t0, 3000000000LL, "the context's deadline must stop the tool");
+        tr_error_free(err);
+        err = NULL;
+        tr_call_ctx_free(ctx);
+
+        tr_cancel *cancel = NULL;
+        cr_assert_eq(tr_cancel_new(&cancel, NULL), 0);
+        cr_assert_eq(tr_call_ctx_new(0, cancel, &ctx, NULL), 0);
+        int fds[TR_CALL_MAX_CANCEL_FDS];
+        cr_assert_eq(tr_call_ctx_cancel_fds(ctx, fds, TR_CALL_MAX_CANCEL_FDS), 1);
+        cr_assert_eq(fds[0], tr_cancel_fd(cancel));
+        tr_cancel_cancel(cancel);
+        cr_assert(tr_call_ctx_cancelled(ctx));
+        t0 = mono_ns();
+        cr_assert_lt(tr_gateway_run_tool(gw, ctx, "c:hang", "{}", &out, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_CANCELLED, "%s", tr_error_message(err));
+        cr_assert_lt(mono_ns() - t0, 3000000000LL);
+        tr_error_free(err);
+        tr_call_ctx_free(ctx);
+        tr_cancel_free(cancel);
+        /* No context: no deadline, nothing to cancel. */
+        cr_assert_eq(tr_call_ctx_deadline_ns(NULL), 0);
+        cr_assert_eq(tr_call_ctx_cancel_fds(NULL, fds, TR_CALL_MAX_CANCEL_FDS), 0);
         tr_gateway_free(gw);
 }
 
@@ -171,27 +224,27 @@ Test(gw_registry, hostile_manifest_tools) {
         char *out = NULL;
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        cr_assert_lt(tr_gateway_run_tool(gw, "h:hang", "{}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "h:hang", "{}", &out, &err), 0);
         clock_gettime(CLOCK_MONOTONIC, &b);
         cr_assert_eq(tr_error_code(err), TR_E_TIMEOUT);
         cr_assert_lt(b.tv_sec - a.tv_sec, 3, "the timeout must kill the whole group promptly");
         tr_error_free(err);
         err = NULL;
-        cr_assert_lt(tr_gateway_run_tool(gw, "h:flood", "{}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "h:flood", "{}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
         tr_error_free(err);
         err = NULL;
-        cr_assert_lt(tr_gateway_run_tool(gw, "h:fail", "{}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "h:fail", "{}", &out, &err), 0);
         /* Its stderr is the host's (logged), not the sandbox's. */
         cr_assert(!strstr(tr_error_message(err), "boom"), "%s", tr_error_message(err));
         cr_assert(strstr(tr_error_message(err), "exit status 3"), "%s", tr_error_message(err));
         tr_error_free(err);
         err = NULL;
-        cr_assert_lt(tr_gateway_run_tool(gw, "h:garbage", "{}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "h:garbage", "{}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
         tr_error_free(err);
         err = NULL;
-        cr_assert_eq(tr_gateway_run_tool(gw, "h:silent", "{}", &out, NULL), 0);
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "h:silent", "{}", &out, NULL), 0);
         cr_assert_str_eq(out, "null");
         free(out);
         /* Large input to a tool that closes stdin: EPIPE, not SIGPIPE. */
@@ -199,10 +252,11 @@ Test(gw_registry, hostile_manifest_tools) {
         memset(big, 'x', 300000);
         memcpy(big, "{\"k\":\"", 6);
         memcpy(big + 300000 - 3, "\"}", 3);
-        cr_assert_eq(tr_gateway_run_tool(gw, "h:noread", big, &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "h:noread", big, &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
         free(out);
         free(big);
-        cr_assert_lt(tr_gateway_run_tool(gw, "h:missing", "{}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "h:missing", "{}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
         tr_error_free(err);
         tr_gateway_free(gw);
@@ -248,20 +302,20 @@ Test(gw_registry, example_mcp_server) {
         tr_gateway *gw = NULL;
         cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
         char *out = NULL;
-        cr_assert_eq(tr_gateway_search_tools(gw, "weather", 5, &out, NULL), 0);
+        cr_assert_eq(tr_gateway_search_tools(gw, NULL, "weather", 5, &out, NULL), 0);
         json_t *j = parse(out);
         cr_assert_geq(json_array_size(j), 1);
         cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 0), "id")), "example-server:weather");
         json_decref(j);
-        cr_assert_eq(tr_gateway_run_tool(gw, "example-server:weather", "{\"city\":\"Oslo\"}", &out, &err), 0, "%s",
-                     err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "example-server:weather", "{\"city\":\"Oslo\"}", &out, &err), 0,
+                     "%s", err ? tr_error_message(err) : "");
         j = parse(out);
         cr_assert_str_eq(json_string_value(json_object_get(j, "city")), "Oslo");
         json_decref(j);
-        cr_assert_eq(tr_gateway_run_tool(gw, "second:word_count", "{\"text\":\"a b c\"}", &out, NULL), 0);
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "second:word_count", "{\"text\":\"a b c\"}", &out, NULL), 0);
         cr_assert_str_eq(out, "\"3\"");
         free(out);
-        cr_assert_lt(tr_gateway_run_tool(gw, "second:weather", "{\"units\":\"metric\"}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "second:weather", "{\"units\":\"metric\"}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
         tr_error_free(err);
         tr_gateway_free(gw);
@@ -389,7 +443,8 @@ Test(gw_registry, tools_get_a_minimal_environment_and_their_stderr_is_logged) {
         tr_gateway *gw = NULL;
         cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
         char *out = NULL;
-        cr_assert_eq(tr_gateway_run_tool(gw, "e:env", "{}", &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "e:env", "{}", &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
         json_t *env = parse(out);
         const char *keys[] = { "HOME", "LANG", "PATH", "TR_TEST_MINE", "TR_TEST_SHARED" };
         for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
@@ -413,7 +468,7 @@ Test(gw_registry, tools_get_a_minimal_environment_and_their_stderr_is_logged) {
 
         /* A failing tool: the message the sandbox gets holds no stderr. */
         setenv("TR_TEST_MINE", "x3", 1);
-        cr_assert_lt(tr_gateway_run_tool(gw, "e:env", "{}", &out, &err), 0);
+        cr_assert_lt(tr_gateway_run_tool(gw, NULL, "e:env", "{}", &out, &err), 0);
         cr_assert_eq(tr_error_code(err), TR_E_TOOL_FAILED);
         cr_assert(!strstr(tr_error_message(err), "complains"), "%s", tr_error_message(err));
         cr_assert(strstr(tr_error_message(err), "exit status 3"), "%s", tr_error_message(err));
@@ -485,7 +540,8 @@ Test(gw_registry, mcp_servers_get_a_minimal_environment_and_their_stderr_is_logg
         tr_gateway *gw = NULL;
         cr_assert_eq(tr_tool_registry_gateway(reg, &gw, NULL), 0);
         char *out = NULL;
-        cr_assert_eq(tr_gateway_run_tool(gw, "s:env", "{}", &out, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_eq(tr_gateway_run_tool(gw, NULL, "s:env", "{}", &out, &err), 0, "%s",
+                     err ? tr_error_message(err) : "");
         json_t *text = parse(out);
         json_t *env = json_loads(json_string_value(text), 0, NULL);
         cr_assert_not_null(env, "%s", json_string_value(text));

@@ -10,17 +10,26 @@ static json_t *checked(const char *s) {
         json_t *in = json_loads(s, 0, NULL);
         cr_assert_not_null(in);
         json_t *out = NULL;
-        char err[256];
-        cr_assert_eq(tr__schema_check(in, &out, err, sizeof(err)), 0, "%s", err);
+        tr_error *err = NULL;
+        cr_assert_eq(tr__schema_check(in, &out, "test", &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_assert_null(err);
         json_decref(in);
         return out;
 }
 
 static int valid(json_t *schema, const char *args) {
         json_t *a = json_loads(args, JSON_DECODE_ANY, NULL);
-        char err[256] = "";
-        int r = tr__schema_validate(schema, a, err, sizeof(err));
+        tr_error *err = NULL;
+        int r = tr__schema_validate(schema, a, &err);
         json_decref(a);
+        /* A failure is one tr_error: invalid_arguments, op "validate". */
+        if (r < 0) {
+                cr_assert_not_null(err);
+                cr_assert_eq(tr_error_code(err), TR_E_INVALID_ARGUMENTS);
+                cr_assert_str_eq(tr_error_op(err), "validate");
+        } else
+                cr_assert_null(err);
+        tr_error_free(err);
         return r;
 }
 
@@ -58,8 +67,11 @@ Test(gw_schema, reject_bad_schemas) {
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 json_t *in = json_loads(bad[i], 0, NULL);
                 json_t *out = NULL;
-                char err[256];
-                cr_assert_lt(tr__schema_check(in, &out, err, sizeof(err)), 0, "%s", bad[i]);
+                tr_error *err = NULL;
+                cr_assert_lt(tr__schema_check(in, &out, "manifest", &err), 0, "%s", bad[i]);
+                cr_assert_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+                cr_assert_str_eq(tr_error_op(err), "manifest");
+                tr_error_free(err);
                 json_decref(in);
         }
         /* Too deep. */
@@ -73,9 +85,23 @@ Test(gw_schema, reject_bad_schemas) {
         json_t *in = json_loads(deep, 0, NULL);
         cr_assert_not_null(in);
         json_t *out = NULL;
-        char err[256];
-        cr_assert_lt(tr__schema_check(in, &out, err, sizeof(err)), 0);
+        tr_error *err = NULL;
+        cr_assert_lt(tr__schema_check(in, &out, "test", &err), 0);
+        cr_assert_not_null(strstr(tr_error_message(err), "deeper"), "%s", tr_error_message(err));
+        tr_error_free(err);
         json_decref(in);
+}
+
+/* The message names the offending path. */
+Test(gw_schema, validation_error_names_the_path) {
+        json_t *s = checked("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}");
+        json_t *a = json_loads("{\"a\":\"x\"}", 0, NULL);
+        tr_error *err = NULL;
+        cr_assert_lt(tr__schema_validate(s, a, &err), 0);
+        cr_assert_str_eq(tr_error_message(err), "args.a: expected integer, got string");
+        tr_error_free(err);
+        json_decref(a);
+        json_decref(s);
 }
 
 Test(gw_schema, sanitize) {

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "backend/kata/internal.h"
-#include "gateway/deadline.h"
 #include "toolruntime.h"
 #include "util/frame.h"
 #include "util/handles.h"
@@ -137,7 +136,8 @@ static outcome run_fake(const tr__vf_buf *bytes, int sleep_s, int64_t boot_timeo
 static outcome run_fake_vm(fake_vm *fv, tr_gateway *gw_in, int64_t boot_timeout_ms, int64_t timeout_ms) {
         fake_vm f = *fv;
         /* Any readable files will do: the fake never reads them. */
-        tr_kata_config cfg = { .runtime_path = f.script,
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config),
+                               .runtime_path = f.script,
                                .kernel_path = "/dev/null",
                                .initrd_path = "/dev/null",
                                .image_path = "/dev/null",
@@ -342,7 +342,8 @@ static void *par_run(void *p) {
 }
 
 static tr_runtime *fake_runtime(fake_vm *f) {
-        tr_kata_config cfg = { .runtime_path = f->script,
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config),
+                               .runtime_path = f->script,
                                .kernel_path = "/dev/null",
                                .initrd_path = "/dev/null",
                                .image_path = "/dev/null",
@@ -458,27 +459,28 @@ Test(channel, close_flood_is_execution_failed) {
         tr__vf_buf_done(&b);
 }
 
-static int stub_search(void *self, const char *q, int limit, char **ret, tr_error **ret_err) {
+static int stub_search(void *self, const tr_call_ctx *ctx, const char *q, int limit, char **ret, tr_error **ret_err) {
         (void) self, (void) q, (void) limit, (void) ret_err;
         *ret = strdup("[]");
         return 0;
 }
-static int stub_ns(void *self, char **ret, tr_error **ret_err) {
+static int stub_ns(void *self, const tr_call_ctx *ctx, char **ret, tr_error **ret_err) {
         (void) self, (void) ret_err;
         *ret = strdup("[]");
         return 0;
 }
-static int stub_describe(void *self, const char *id, tr_detail_level l, char **ret, tr_error **ret_err) {
+static int stub_describe(void *self, const tr_call_ctx *ctx, const char *id, tr_detail_level l, char **ret,
+                         tr_error **ret_err) {
         (void) self, (void) id, (void) l, (void) ret_err;
         *ret = strdup("{}");
         return 0;
 }
-static int stub_examples(void *self, const char *id, int max, char **ret, tr_error **ret_err) {
+static int stub_examples(void *self, const tr_call_ctx *ctx, const char *id, int max, char **ret, tr_error **ret_err) {
         (void) self, (void) id, (void) max, (void) ret_err;
         *ret = strdup("[]");
         return 0;
 }
-static int stub_chain(void *self, const char *steps, char **ret, tr_error **ret_err) {
+static int stub_chain(void *self, const tr_call_ctx *ctx, const char *steps, char **ret, tr_error **ret_err) {
         (void) self, (void) steps, (void) ret_err;
         *ret = strdup("[]");
         return 0;
@@ -487,7 +489,8 @@ static int stub_chain(void *self, const char *steps, char **ret, tr_error **ret_
         .search_tools = stub_search, .list_namespaces = stub_ns, .describe_tool = stub_describe, \
         .list_tool_examples = stub_examples, .run_chain = stub_chain
 
-static int slow_run_tool(void *self, const char *id, const char *args, char **ret, tr_error **ret_err) {
+static int slow_run_tool(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret,
+                         tr_error **ret_err) {
         (void) self;
         (void) id;
         (void) args;
@@ -533,7 +536,8 @@ Test(channel, gateway_stream_overflow_is_execution_failed) {
 
 static _Atomic int64_t tool_left_ms = -1;
 
-static int deadline_run_tool(void *self, const char *id, const char *args, char **ret, tr_error **ret_err) {
+static int deadline_run_tool(void *self, const tr_call_ctx *ctx, const char *id, const char *args, char **ret,
+                             tr_error **ret_err) {
         (void) self;
         (void) id;
         (void) args;
@@ -541,7 +545,7 @@ static int deadline_run_tool(void *self, const char *id, const char *args, char 
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         int64_t now = (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
-        int64_t d = tr__gw_call_deadline();
+        int64_t d = tr_call_ctx_deadline_ns(ctx);
         tool_left_ms = d ? (d - now) / 1000000 : -2;
         *ret = strdup("{}");
         return 0;

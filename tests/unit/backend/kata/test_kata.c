@@ -216,7 +216,7 @@ Test(qemu, kvm_needs_no_runas) {
 }
 
 Test(backend, bad_uid_range_is_refused) {
-        tr_kata_config cfg = { .uid_range = { 65530, 10 } };
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config), .uid_range = { 65530, 10 } };
         tr_backend *b = NULL;
         tr_error *e = NULL;
         cr_assert_lt(tr_backend_kata_new(&cfg, &b, &e), 0);
@@ -290,14 +290,14 @@ static int run_one(tr_backend *b, tr_result **ret_res, tr_error **ret_err) {
 
 Test(backend, fake_runner_gets_a_safe_spec) {
         fake f = { 0 };
-        tr_kata_config cfg = { .runner_ops = &fake_runner,
-                               .runner_self = &f,
-                               .resolver_ops = &fake_resolver,
-                               .resolver_self = &f,
-                               .health_ops = &fake_health,
-                               .health_self = &f };
+        tr__kata_seams seams = { .runner_ops = &fake_runner,
+                                 .runner_self = &f,
+                                 .resolver_ops = &fake_resolver,
+                                 .resolver_self = &f,
+                                 .health_ops = &fake_health,
+                                 .health_self = &f };
         tr_backend *b = NULL;
-        cr_assert_eq(tr_backend_kata_new(&cfg, &b, NULL), 0);
+        cr_assert_eq(tr__backend_kata_new_seams(NULL, &seams, &b, NULL), 0);
         cr_assert_eq(tr_backend_kind_of(b), TR_BACKEND_KATA);
         tr_result *res = NULL;
         tr_error *e = NULL;
@@ -332,11 +332,11 @@ Test(backend, fake_runner_gets_a_safe_spec) {
 
 Test(backend, failing_health_check_stops_the_run) {
         fake f = { .fail_health = true };
-        tr_kata_config cfg = {
+        tr__kata_seams seams = {
                 .runner_ops = &fake_runner, .runner_self = &f, .health_ops = &fake_health, .health_self = &f
         };
         tr_backend *b = NULL;
-        cr_assert_eq(tr_backend_kata_new(&cfg, &b, NULL), 0);
+        cr_assert_eq(tr__backend_kata_new_seams(NULL, &seams, &b, NULL), 0);
         tr_result *res = NULL;
         tr_error *e = NULL;
         cr_assert_lt(run_one(b, &res, &e), 0);
@@ -359,7 +359,9 @@ static tr_code run_code_for(const tr_kata_config *cfg) {
 }
 
 Test(backend, other_hypervisors_name_what_is_missing) {
-        tr_kata_config cfg = { .hypervisor = "firecracker", .runtime_path = "/nonexistent/firecracker" };
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config),
+                               .hypervisor = "firecracker",
+                               .runtime_path = "/nonexistent/firecracker" };
         cr_assert_eq(run_code_for(&cfg), TR_E_KATA_NOT_AVAILABLE);
         tr_error *e = NULL;
         cr_assert_lt(tr_kata_check(&cfg, NULL, &e), 0);
@@ -369,7 +371,8 @@ Test(backend, other_hypervisors_name_what_is_missing) {
 }
 
 Test(backend, containerd_runner_without_the_kata_shim) {
-        tr_kata_config cfg = { .runner = TR_KATA_RUNNER_CONTAINERD,
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config),
+                               .runner = TR_KATA_RUNNER_CONTAINERD,
                                .runtime_path = "/nonexistent/containerd-shim-kata-v2" };
         cr_assert_eq(run_code_for(&cfg), TR_E_KATA_NOT_AVAILABLE);
         tr_error *e = NULL;
@@ -379,7 +382,9 @@ Test(backend, containerd_runner_without_the_kata_shim) {
 }
 
 Test(backend, missing_vm_files_are_kata_not_available) {
-        tr_kata_config cfg = { .kernel_path = "/nonexistent/vmlinuz", .accel = TR_KATA_ACCEL_TCG };
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config),
+                               .kernel_path = "/nonexistent/vmlinuz",
+                               .accel = TR_KATA_ACCEL_TCG };
         cr_assert_eq(run_code_for(&cfg), TR_E_KATA_NOT_AVAILABLE);
         tr_error *e = NULL;
         cr_assert_lt(tr_kata_check(&cfg, NULL, &e), 0);
@@ -388,7 +393,7 @@ Test(backend, missing_vm_files_are_kata_not_available) {
 }
 
 Test(backend, bad_config_is_rejected) {
-        tr_kata_config cfg = { .hypervisor = "xen" };
+        tr_kata_config cfg = { .size = sizeof(tr_kata_config), .hypervisor = "xen" };
         tr_backend *b = NULL;
         tr_error *e = NULL;
         cr_assert_lt(tr_backend_kata_new(&cfg, &b, &e), 0);

@@ -24,7 +24,7 @@ static tr_gateway *gw;
 static void setup(void) {
         cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
         tr_backend *b = NULL;
-        tr_unsafe_host_config cfg = { .sdk_path = TR_SOURCE_DIR "/sdk/python" };
+        tr_unsafe_host_config cfg = { .size = sizeof(tr_unsafe_host_config), .sdk_path = TR_SOURCE_DIR "/sdk/python" };
         cr_assert_eq(tr_backend_unsafe_host_new(&cfg, &b, NULL), 0);
         cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
         cr_assert_eq(tr_gateway_new_empty(&gw, NULL), 0);
@@ -313,7 +313,7 @@ Test(unsafe_host, missing_interpreter_is_a_clear_error) {
         tr_runtime *rt2 = NULL;
         cr_assert_eq(tr_runtime_new(&rt2, NULL), 0);
         tr_backend *b = NULL;
-        tr_unsafe_host_config cfg = { .python_path = "/nonexistent/python3" };
+        tr_unsafe_host_config cfg = { .size = sizeof(tr_unsafe_host_config), .python_path = "/nonexistent/python3" };
         cr_assert_eq(tr_backend_unsafe_host_new(&cfg, &b, NULL), 0);
         cr_assert_eq(tr_runtime_add_backend(rt2, b, NULL), 0);
         tr_request *req = NULL;
@@ -330,4 +330,42 @@ Test(unsafe_host, missing_interpreter_is_a_clear_error) {
         tr_result_free(res);
         tr_request_free(req);
         tr_runtime_free(rt2);
+}
+
+/* The backend configs are versioned by their size field: an unversioned
+ * (zeroed) struct or one from a newer header is refused with a clear error,
+ * on every backend, before anything is created; NULL is all defaults. */
+Test(unsafe_host, config_size_is_checked) {
+        tr_backend *b = NULL;
+        tr_error *e = NULL;
+        tr_unsafe_host_config zero = { 0 };
+        cr_assert_lt(tr_backend_unsafe_host_new(&zero, &b, &e), 0);
+        cr_assert_eq(tr_error_code(e), TR_E_INVALID_REQUEST);
+        cr_assert_not_null(strstr(tr_error_message(e), "sizeof"), "%s", tr_error_message(e));
+        tr_error_free(e);
+        e = NULL;
+        struct {
+                tr_unsafe_host_config c;
+                char newer_field[8];
+        } big = { .c = { .size = sizeof(big) } };
+        cr_assert_lt(tr_backend_unsafe_host_new(&big.c, &b, &e), 0);
+        cr_assert_eq(tr_error_code(e), TR_E_INVALID_REQUEST);
+        tr_error_free(e);
+        e = NULL;
+        tr_containerd_config cz = { 0 };
+        cr_assert_lt(tr_backend_containerd_new(&cz, &b, &e), 0);
+        cr_assert_eq(tr_error_code(e), TR_E_INVALID_REQUEST);
+        tr_error_free(e);
+        e = NULL;
+        tr_kata_config kz = { 0 };
+        cr_assert_lt(tr_backend_kata_new(&kz, &b, &e), 0);
+        cr_assert_eq(tr_error_code(e), TR_E_INVALID_REQUEST);
+        tr_error_free(e);
+        cr_assert_null(b);
+        tr_unsafe_host_config ok = { .size = sizeof(ok) };
+        cr_assert_eq(tr_backend_unsafe_host_new(&ok, &b, NULL), 0);
+        tr_backend_free(b);
+        b = NULL;
+        cr_assert_eq(tr_backend_unsafe_host_new(NULL, &b, NULL), 0);
+        tr_backend_free(b);
 }

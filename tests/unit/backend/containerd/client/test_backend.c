@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/containerd/seams.h"
 #include "toolruntime.h"
 #include "util/handles.h"
 #include "util/proc.h"
@@ -119,25 +120,33 @@ static void teardown(void) {
 
 TestSuite(ctrd_backend, .init = setup, .fini = teardown, .timeout = 30);
 
-static tr_runtime *make(tr_containerd_config cfg) {
+/* The public config and the fakes the backend uses instead of containerd
+ * (internal seams: backend/containerd/seams.h). */
+typedef struct fake_setup {
+        tr_containerd_config c;
+        tr__containerd_seams seams;
+} fake_setup;
+
+static tr_runtime *make(fake_setup cfg) {
         tr_runtime *rt = NULL;
         tr_backend *b = NULL;
         tr_error *err = NULL;
-        cfg.state_dir = state_dir;
+        cfg.c.state_dir = state_dir;
         cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
-        cr_assert_eq(tr_backend_containerd_new(&cfg, &b, &err), 0, "%s", tr_error_message(err));
+        cr_assert_eq(tr__backend_containerd_new_seams(&cfg.c, &cfg.seams, &b, &err), 0, "%s", tr_error_message(err));
         cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
         return rt;
 }
 
-static tr_containerd_config fakes(void) {
-        return (tr_containerd_config){
-                .runner = &fake_runner_ops,
-                .runner_self = &runner,
-                .health = &fake_health_ops,
-                .health_self = &health,
-                .image_resolver = &fake_resolver_ops,
-                .image_resolver_self = &resolver,
+static fake_setup fakes(void) {
+        return (fake_setup){
+                .c = { .size = sizeof(tr_containerd_config) },
+                .seams = { .runner = &fake_runner_ops,
+                           .runner_self = &runner,
+                           .health = &fake_health_ops,
+                           .health_self = &health,
+                           .image_resolver = &fake_resolver_ops,
+                           .image_resolver_self = &resolver },
         };
 }
 
@@ -208,9 +217,9 @@ Test(ctrd_backend, standard_spec) {
 }
 
 Test(ctrd_backend, hardened_defaults_and_seccomp) {
-        tr_containerd_config cfg = fakes();
-        cfg.seccomp_path = "/etc/toolruntime/seccomp.json";
-        cfg.runtime = "io.containerd.runsc.v1";
+        fake_setup cfg = fakes();
+        cfg.c.seccomp_path = "/etc/toolruntime/seccomp.json";
+        cfg.c.runtime = "io.containerd.runsc.v1";
         _cleanup_(tr_runtime_freep) tr_runtime *rt = make(cfg);
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         cr_assert_eq(exec_profile(rt, TR_PROFILE_HARDENED, NULL, &res, NULL), 0);
@@ -238,9 +247,9 @@ Test(ctrd_backend, dev_has_host_network_and_no_disk_claim) {
 }
 
 Test(ctrd_backend, no_runner_is_client_not_configured) {
-        tr_containerd_config cfg = fakes();
-        cfg.runner = NULL;
-        cfg.flags = TR_CONTAINERD_NO_RUNNER;
+        fake_setup cfg = fakes();
+        cfg.seams.runner = NULL;
+        cfg.seams.flags = TR__CONTAINERD_NO_RUNNER;
         _cleanup_(tr_runtime_freep) tr_runtime *rt = make(cfg);
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
@@ -296,11 +305,11 @@ Test(ctrd_backend, oom_is_resource_limit) {
 }
 
 Test(ctrd_backend, real_health_check_without_socket) {
-        tr_containerd_config cfg = fakes();
-        cfg.health = NULL;
+        fake_setup cfg = fakes();
+        cfg.seams.health = NULL;
         char sock[128];
         snprintf(sock, sizeof sock, "%s/nothing.sock", state_dir);
-        cfg.socket_path = sock;
+        cfg.c.socket_path = sock;
         _cleanup_(tr_runtime_freep) tr_runtime *rt = make(cfg);
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
@@ -313,19 +322,25 @@ Test(ctrd_backend, real_health_check_without_socket) {
 Test(ctrd_backend, config_validation) {
         tr_backend *b = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
-        tr_containerd_config cfg = { .socket_path = "relative.sock" };
+        tr_containerd_config cfg = { .size = sizeof(tr_containerd_config), .socket_path = "relative.sock" };
         cr_expect_eq(tr_backend_containerd_new(&cfg, &b, &err), -EINVAL);
         cr_expect_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
-        tr_containerd_config cfg2 = { .namespace_name = "" };
+        tr_containerd_config cfg2 = { .size = sizeof(tr_containerd_config), .namespace_name = "" };
         cr_expect_lt(tr_backend_containerd_new(&cfg2, &b, NULL), 0);
         /* A uid range reaching system accounts or nobody is refused. */
-        tr_containerd_config cfg4 = { .state_dir = state_dir, .uid_range = { 500, 10 } };
+        tr_containerd_config cfg4 = { .size = sizeof(tr_containerd_config),
+                                      .state_dir = state_dir,
+                                      .uid_range = { 500, 10 } };
         cr_expect_lt(tr_backend_containerd_new(&cfg4, &b, NULL), 0);
-        tr_containerd_config cfg5 = { .state_dir = state_dir, .uid_range = { 65000, 1000 } };
+        tr_containerd_config cfg5 = { .size = sizeof(tr_containerd_config),
+                                      .state_dir = state_dir,
+                                      .uid_range = { 65000, 1000 } };
         _cleanup_(tr_error_freep) tr_error *e5 = NULL;
         cr_expect_lt(tr_backend_containerd_new(&cfg5, &b, &e5), 0);
         cr_expect(strstr(tr_error_message(e5), "uid_range") != NULL, "%s", tr_error_message(e5));
-        tr_containerd_config cfg3 = { .state_dir = state_dir, .uid_range = { 200000, 16 } };
+        tr_containerd_config cfg3 = { .size = sizeof(tr_containerd_config),
+                                      .state_dir = state_dir,
+                                      .uid_range = { 200000, 16 } };
         cr_expect_eq(tr_backend_containerd_new(&cfg3, &b, NULL), 0, "defaults are valid");
         cr_expect_eq(tr_backend_kind_of(b), TR_BACKEND_CONTAINERD);
         tr_backend_free(b);
