@@ -404,6 +404,21 @@ TR_PUBLIC int tr_request_add_arg(tr_request *req, const char *arg, tr_error **re
 TR_PUBLIC size_t tr_request_arg_count(const tr_request *req);
 /* NULL when i is out of range; owned by the request. */
 TR_PUBLIC const char *tr_request_arg_at(const tr_request *req, size_t i);
+/* Which stream a piece of output belongs to. */
+typedef enum tr_stream {
+        TR_STREAM_STDOUT = 1,
+        TR_STREAM_STDERR = 2,
+} tr_stream;
+/* Receives the snippet's output as it is produced: the bytes the result
+ * will hold (within max_output, the value line taken out; in the rare case
+ * of a transport splitting the value line's framing, one newline more), in
+ * order per stream.  Called from a library thread, never two calls at once for one
+ * execution; it must not block for long (the sandbox's output waits) and
+ * must not free the request. */
+typedef void (*tr_output_fn)(void *userdata, tr_stream stream, const char *data, size_t len);
+/* Stream output to `fn` during executions of this request (NULL: none).
+ * The result still holds all of it. */
+TR_PUBLIC void tr_request_set_output_callback(tr_request *req, tr_output_fn fn, void *userdata);
 /* Free-form metadata, passed to backends (e.g. as container labels). */
 TR_PUBLIC int tr_request_set_metadata(tr_request *req, const char *key, const char *value, tr_error **ret_err);
 

@@ -38,6 +38,8 @@ struct tr_request {
         tr__kvlist metadata;
         char **args; /* NULL-terminated; NULL when none */
         size_t n_args;
+        tr_output_fn output_fn;
+        void *output_userdata;
 };
 
 typedef struct tr__tool_call_rec {
@@ -89,6 +91,7 @@ struct tr_exec {
          * back, not yet in `out`), and the value being captured. */
         char marker[TR_MARKER_SIZE];
         size_t match;
+        bool eager_newline; /* the held "\n" already went to the callback */
         bool in_value;
         bool have_value;
         tr__cbuf value;

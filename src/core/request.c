@@ -243,3 +243,8 @@ TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
         }
         return 0;
 }
+
+TR_PUBLIC void tr_request_set_output_callback(tr_request *req, tr_output_fn fn, void *userdata) {
+        req->output_fn = fn;
+        req->output_userdata = fn ? userdata : NULL;
+}
