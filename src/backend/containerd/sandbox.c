@@ -41,6 +41,7 @@ struct tr__ctrd_sandbox {
         char *io_dir;
         int io_lock;   /* see tr__ctrd_exec_dir_create */
         char *fifo[3]; /* stdin, stdout, stderr */
+        int in_fd, out_fd, err_fd; /* our ends, open from start to destroy */
         tr__ctrd_mounts mounts;
         bool lease_created;
         bool snapshot_created;
@@ -246,6 +247,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory"), -ENOMEM;
         sb->cl = cl;
         sb->io_lock = -1;
+        sb->in_fd = sb->out_fd = sb->err_fd = -1;
         int r = -ENOMEM;
         /* Declared before the first goto: cleanup attributes must never see
          * an uninitialised variable. */
@@ -486,13 +488,10 @@ static int close_stdin(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **
 
 typedef enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL } stop_reason;
 
-int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
-                         tr_containerd_run_result *ret, tr_error **ret_err) {
+int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex, tr_error **ret_err) {
         int cancel_fd = tr_exec_cancel_fd(ex);
         int64_t deadline = tr_exec_deadline_ns(ex);
         tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = deadline, .cancel_fd = cancel_fd };
-        _cleanup_close_ int in_fd = -1, out_fd = -1, err_fd = -1;
-        _cleanup_(tr__grpc_call_freep) tr__grpc_call *wait_call = NULL;
         int r = make_fifos(sb, ret_err);
         if (r < 0)
                 return r;
@@ -500,10 +499,10 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
          * non-blocking (so the shim's O_WRONLY open does not wait for us),
          * stdin read-write so opening it never blocks and the snippet stays
          * in the pipe until the shim reads it. */
-        out_fd = open(sb->fifo[1], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        err_fd = open(sb->fifo[2], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        in_fd = open(sb->fifo[0], O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        if (out_fd < 0 || err_fd < 0 || in_fd < 0)
+        sb->out_fd = open(sb->fifo[1], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        sb->err_fd = open(sb->fifo[2], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        sb->in_fd = open(sb->fifo[0], O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (sb->out_fd < 0 || sb->err_fd < 0 || sb->in_fd < 0)
                 return sys_err(ret_err, "fifo", "open", sb->io_dir);
 
         /* Task creation is not cut short by the deadline or a cancel: a
@@ -537,17 +536,28 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
                 return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.create",
                                     "execution timed out before the task started (%" PRId64 " ms)", spec->timeout_ms);
 
+        /* The interpreter starts now and waits for the snippet on stdin. */
+        return tr__ctrd_task_start(&cx, sb->id, NULL, ret_err);
+}
+
+int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
+                         tr_containerd_run_result *ret, tr_error **ret_err) {
+        int cancel_fd = tr_exec_cancel_fd(ex);
+        int64_t deadline = tr_exec_deadline_ns(ex);
+        tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = deadline, .cancel_fd = cancel_fd };
+        _cleanup_(tr__grpc_call_freep) tr__grpc_call *wait_call = NULL;
+        /* Ours from here: closing them is part of the run (stdin's EOF). */
+        _cleanup_close_ int in_fd = TAKE_FD(sb->in_fd), out_fd = TAKE_FD(sb->out_fd), err_fd = TAKE_FD(sb->err_fd);
         /* The Wait call outlives the execution's deadline by the kill grace,
-         * so that a kill at the deadline can still be observed. */
+         * so that a kill at the deadline can still be observed.  Started
+         * after the task (in start): Wait on a task that already exited
+         * answers at once, so no exit is missed. */
         tr__ctrd_ctx wcx = cx;
         wcx.deadline_ns = deadline + TR_CTRD_KILL_GRACE_NS + TR_CTRD_CLEANUP_NS;
-        r = tr__ctrd_task_wait_start(&wcx, sb->id, &wait_call, ret_err);
+        int r = tr__ctrd_task_wait_start(&wcx, sb->id, &wait_call, ret_err);
         if (r < 0)
                 return r;
         int64_t t0 = tr__now_ns();
-        r = tr__ctrd_task_start(&cx, sb->id, NULL, ret_err);
-        if (r < 0)
-                return r;
 
         const uint8_t *in_data = spec->stdin_data;
         size_t in_left = spec->stdin_data ? spec->stdin_len : 0;
@@ -786,6 +796,9 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
                 (void) tr__rm_rf(sb->io_dir);
         if (sb->io_lock >= 0)
                 close(sb->io_lock);
+        tr__closep(&sb->in_fd);
+        tr__closep(&sb->out_fd);
+        tr__closep(&sb->err_fd);
         tr__grpc_conn_free(sb->conn);
         tr__ctrd_mounts_done(&sb->mounts);
         for (size_t i = 0; i < 3; i++)
@@ -828,7 +841,7 @@ static void *reaper_main(void *p) {
         return NULL;
 }
 
-static void reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex) {
+void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex) {
         bool queued = false;
         if (sb->task_exited) {
                 pthread_mutex_lock(&cl->reaper_lock);
@@ -867,8 +880,10 @@ static int real_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_
         int r = tr__ctrd_sandbox_prepare(cl, spec, ex, &sb, ret_err);
         if (r < 0)
                 return r;
-        r = tr__ctrd_sandbox_run(sb, spec, ex, ret, ret_err);
-        reap(cl, sb, ex);
+        r = tr__ctrd_sandbox_start(sb, spec, ex, ret_err);
+        if (r >= 0)
+                r = tr__ctrd_sandbox_run(sb, spec, ex, ret, ret_err);
+        tr__ctrd_sandbox_reap(cl, sb, ex);
         return r;
 }
 

@@ -6,8 +6,9 @@
  *
  *   prepare  connect, resolve the image, take a lease, prepare a fresh
  *            writable snapshot, build the OCI spec, create the container;
- *   run      create the task with FIFO stdio, start it, feed the snippet to
- *            its stdin, pump stdout/stderr into the execution while waiting
+ *   start    create the task with FIFO stdio and start it: the interpreter
+ *            waits for the snippet (prepare + start need no code);
+ *   run      feed the snippet to its stdin, pump stdout/stderr into the execution while waiting
  *            for the exit under the deadline and the cancel fd (kill on
  *            either), read the cgroup's OOM record;
  *   destroy  delete the task, the container, the snapshot and the lease,
@@ -80,10 +81,17 @@ int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const c
 
 int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex, tr__ctrd_sandbox **ret,
                              tr_error **ret_err);
+/* Create the task with FIFO stdio and start it: the interpreter then
+ * waits for the snippet on stdin.  Still no code needed. */
+int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex, tr_error **ret_err);
+/* Feed spec->stdin_data, pump the output, wait for the exit. */
 int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
                          tr_containerd_run_result *ret, tr_error **ret_err);
 /* NULL-safe; `ex` only for logging (may be NULL). */
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex);
+/* Destroy on the reaper thread when the task exited (the result need not
+ * wait for containerd's teardown), inline otherwise. */
+void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex);
 
 /* "tr-" + 32 random hex digits + NUL: container ids, and the names of the
  * per-execution directories gc matches to them. */
