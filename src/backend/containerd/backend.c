@@ -62,17 +62,18 @@ typedef struct ctrd_backend {
 /* ---- the real health checker and image resolver ------------------------------ */
 
 static int real_health_check(void *self, tr_exec *ex, tr_error **ret_err) {
-        const tr__ctrd_client *cl = self;
+        tr__ctrd_client *cl = self;
         int64_t deadline = tr__now_ns() + HEALTH_TIMEOUT_NS;
         if (deadline > tr_exec_deadline_ns(ex))
                 deadline = tr_exec_deadline_ns(ex);
-        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
+        tr__grpc_conn *conn = NULL;
         int r = tr__ctrd_client_connect(cl, deadline, tr_exec_cancel_fd(ex), &conn, ret_err);
         if (r < 0)
                 return r;
         tr__ctrd_ctx cx = { .conn = conn, .deadline_ns = deadline, .cancel_fd = tr_exec_cancel_fd(ex) };
         tr_error *err = NULL;
         r = tr__ctrd_version(&cx, NULL, &err);
+        tr__ctrd_client_release(cl, conn);
         if (r < 0 && tr_error_code(err) == TR_E_TIMEOUT && deadline == tr_exec_deadline_ns(ex)) {
                 /* The execution's own deadline ran out, not the daemon's patience. */
                 tr_error_free(err);
@@ -100,7 +101,7 @@ static const tr_containerd_health_ops real_health = { .check = real_health_check
 
 static int real_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret_err) {
         tr__ctrd_client *cl = self;
-        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
+        tr__grpc_conn *conn = NULL;
         int r = tr__ctrd_client_connect(cl, tr_exec_deadline_ns(ex), tr_exec_cancel_fd(ex), &conn, ret_err);
         if (r < 0)
                 return r;
@@ -109,8 +110,9 @@ static int real_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret
         tr_error *err = NULL;
         r = tr__ctrd_client_resolve(cl, &cx, ref, &chain, &err);
         if (r < 0 && tr_error_code(err) == TR_E_IMAGE_NOT_FOUND && cl->pull)
-                return tr__ctrd_pull_on_demand(cl, conn, ref, ex, err, ret_err);
-        if (r < 0 && ret_err)
+                r = tr__ctrd_pull_on_demand(cl, conn, ref, ex, TAKE_PTR(err), ret_err);
+        tr__ctrd_client_release(cl, conn);
+        if (r < 0 && ret_err && err)
                 *ret_err = err;
         else
                 tr_error_free(err);
@@ -407,9 +409,15 @@ static int ctrd_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **
                        r;
         }
         set_details(b, s, res, tr_exec_profile(ex));
-        if (b->health && (r = b->health->check(b->health_self, ex, ret_err)) < 0)
+        /* With the real runner, its own first calls are the health check and
+         * the image resolution (pulling when allowed): no extra round trips
+         * on the hot path.  Injected checkers and resolvers still run. */
+        bool real = b->runner == &tr__ctrd_real_runner;
+        if (b->health && !(real && b->health == &real_health) &&
+            (r = b->health->check(b->health_self, ex, ret_err)) < 0)
                 goto fail;
-        if (b->resolver && (r = b->resolver->resolve(b->resolver_self, b->image_ref, ex, ret_err)) < 0)
+        if (b->resolver && !(real && b->resolver == &real_resolver) &&
+            (r = b->resolver->resolve(b->resolver_self, b->image_ref, ex, ret_err)) < 0)
                 goto fail;
         if ((r = ctrd_plan(b, s, ex, ret_err)) < 0)
                 goto fail;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "backend/containerd/image.h"
+#include "backend/containerd/pull.h"
 #include "backend/containerd/sandbox.h"
 #include "backend/containerd/spec.h"
 #include "util/macros.h"
@@ -84,7 +85,7 @@ int tr__ctrd_client_init(tr__ctrd_client *cl, const char *socket_path, const cha
         cl->snapshotter = strdup(snapshotter ? snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER);
         cl->state_dir = strdup(state_dir ? state_dir : tr__ctrd_default_state_dir());
         if (!cl->socket_path || !cl->ns || !cl->snapshotter || !cl->state_dir ||
-            pthread_mutex_init(&cl->cache_lock, NULL) != 0 || pthread_mutex_init(&cl->reaper_lock, NULL) != 0 ||
+            pthread_mutex_init(&cl->cache_lock, NULL) != 0 || pthread_mutex_init(&cl->conn_lock, NULL) != 0 || pthread_mutex_init(&cl->reaper_lock, NULL) != 0 ||
             pthread_cond_init(&cl->reaper_cond, NULL) != 0) {
                 free(cl->socket_path);
                 free(cl->ns);
@@ -99,6 +100,9 @@ static void reaper_stop(tr__ctrd_client *cl);
 
 void tr__ctrd_client_done(tr__ctrd_client *cl) {
         reaper_stop(cl);
+        while (cl->n_idle > 0)
+                tr__grpc_conn_free(cl->idle[--cl->n_idle]);
+        pthread_mutex_destroy(&cl->conn_lock);
         pthread_mutex_destroy(&cl->reaper_lock);
         pthread_cond_destroy(&cl->reaper_cond);
         free(cl->socket_path);
@@ -110,9 +114,37 @@ void tr__ctrd_client_done(tr__ctrd_client *cl) {
         pthread_mutex_destroy(&cl->cache_lock);
 }
 
-int tr__ctrd_client_connect(const tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
+int tr__ctrd_client_connect(tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
                             tr_error **ret_err) {
+        for (;;) {
+                pthread_mutex_lock(&cl->conn_lock);
+                tr__grpc_conn *c = cl->n_idle > 0 ? cl->idle[--cl->n_idle] : NULL;
+                pthread_mutex_unlock(&cl->conn_lock);
+                if (!c)
+                        break;
+                /* Ours alone now: checking it reads from it. */
+                if (tr__grpc_conn_reusable(c)) {
+                        *ret = c;
+                        return 0;
+                }
+                tr__grpc_conn_free(c);
+        }
         return tr__grpc_connect(cl->socket_path, cl->ns, deadline_ns, cancel_fd, ret, ret_err);
+}
+
+void tr__ctrd_client_release(tr__ctrd_client *cl, tr__grpc_conn *conn) {
+        if (!conn)
+                return;
+        if (tr__grpc_conn_reusable(conn)) {
+                pthread_mutex_lock(&cl->conn_lock);
+                bool kept = cl->n_idle < TR_CTRD_IDLE_CONNS;
+                if (kept)
+                        cl->idle[cl->n_idle++] = conn;
+                pthread_mutex_unlock(&cl->conn_lock);
+                if (kept)
+                        return;
+        }
+        tr__grpc_conn_free(conn);
 }
 
 int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const char *ref, char **ret_chain_id,
@@ -289,7 +321,19 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
                 goto fail;
         tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = tr_exec_deadline_ns(ex), .cancel_fd = cancel_fd };
 
-        r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, ret_err);
+        /* The one resolution of this execution (cached by manifest digest
+         * in the client); a missing image is pulled here when allowed. */
+        tr_error *rerr = NULL;
+        r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, &rerr);
+        if (r < 0 && tr_error_code(rerr) == TR_E_IMAGE_NOT_FOUND && cl->pull) {
+                r = tr__ctrd_pull_on_demand(cl, sb->conn, spec->image, ex, TAKE_PTR(rerr), ret_err);
+                cx.deadline_ns = tr_exec_deadline_ns(ex); /* the pull's time is not the snippet's */
+                if (r >= 0)
+                        r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, ret_err);
+        }
+        if (rerr && ret_err)
+                *ret_err = TAKE_PTR(rerr);
+        tr_error_free(rerr);
         if (r < 0)
                 goto fail;
 
@@ -799,7 +843,7 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         tr__closep(&sb->in_fd);
         tr__closep(&sb->out_fd);
         tr__closep(&sb->err_fd);
-        tr__grpc_conn_free(sb->conn);
+        tr__ctrd_client_release(sb->cl, sb->conn);
         tr__ctrd_mounts_done(&sb->mounts);
         for (size_t i = 0; i < 3; i++)
                 free(sb->fifo[i]);

@@ -29,6 +29,9 @@
  * last image resolution, behind its own lock. */
 typedef struct tr__ctrd_sandbox tr__ctrd_sandbox;
 
+/* How many idle connections a client keeps for reuse. */
+#define TR_CTRD_IDLE_CONNS 8
+
 typedef struct tr__ctrd_client {
         char *socket_path;
         char *ns;
@@ -38,6 +41,12 @@ typedef struct tr__ctrd_client {
         void *log_userdata;
         /* How to pull a missing image (borrowed from the config); NULL: never. */
         const tr_image_pull_opts *pull;
+        /* Connections not in use, reused by the next caller: one process
+         * running one execution at a time talks to containerd over a single
+         * connection; concurrent executions each hold one. */
+        pthread_mutex_t conn_lock;
+        tr__grpc_conn *idle[TR_CTRD_IDLE_CONNS];
+        size_t n_idle;
         pthread_mutex_t cache_lock;
         char *cache_digest; /* manifest/index digest the image name pointed at */
         char *cache_chain_id;
@@ -70,9 +79,13 @@ static inline void tr__ctrd_client_set_log(tr__ctrd_client *cl, tr_log_fn log, v
  * is left in containerd. */
 void tr__ctrd_client_done(tr__ctrd_client *cl);
 
-/* Connect for one execution, with the execution's deadline and cancel fd. */
-int tr__ctrd_client_connect(const tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
+/* A connection for the caller's exclusive use until it hands it back with
+ * _release: an idle one that is still sound, or a new one (connecting under
+ * `deadline_ns` and `cancel_fd`). */
+int tr__ctrd_client_connect(tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
                             tr_error **ret_err);
+/* Hand `conn` back: kept for reuse when sound, closed otherwise.  NULL-safe. */
+void tr__ctrd_client_release(tr__ctrd_client *cl, tr__grpc_conn *conn);
 
 /* Resolve `ref` to its rootfs chain id, using the cache when the image
  * still points at the same manifest. */
