@@ -51,6 +51,14 @@ static void log_plan(const tr_sandbox *sb, const char *msg) {
         tr__runtime_log(sb->rt, TR_LOG_INFO, msg, kv);
 }
 
+/* The lifecycle's own spans for --verbose (backends log their steps'). */
+static void log_span(const tr_sandbox *sb, const char *step, int64_t t0) {
+        char ms[24];
+        snprintf(ms, sizeof ms, "%.1f", (double) (tr__now_ns() - t0) / 1e6);
+        const char *kv[] = { "step", step, "ms", ms, NULL };
+        tr__runtime_log(sb->rt, TR_LOG_INFO, "span", kv);
+}
+
 static void log_failure(const tr_sandbox *sb, const tr_error *err) {
         const char *kv[] = { "backend", tr_backend_kind_name(sb->kind), "code", tr_error_code_name(err),
                              "op",      tr_error_op(err),                NULL };
@@ -125,8 +133,10 @@ int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *canc
         if (!is_lifecycle(b))
                 return 0;
         log_plan(sb, "prepare");
+        int64_t t0 = tr__now_ns();
         r = b->ops->prepare(b->self, ex, &sb->backend_sandbox, ret_err);
         sb->prepared_ns = tr__now_ns();
+        log_span(sb, "prepare", t0);
         if (r < 0)
                 return backend_failed(sb, r, "prepare", ret_err);
         return 0;
@@ -193,6 +203,7 @@ int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, in
                                  TR_SANDBOX_MAX_IDLE_MS);
         else
                 r = ops->run(sb->b->self, sb->backend_sandbox, ex, &err);
+        log_span(sb, "execute", start);
         if (r < 0)
                 backend_failed(sb, r, "execute", &err);
         sb->res->duration_us = (tr__now_ns() - start) / 1000;

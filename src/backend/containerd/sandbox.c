@@ -209,6 +209,21 @@ static tr__ctrd_ctx cleanup_ctx(const tr__ctrd_sandbox *sb) {
         return (tr__ctrd_ctx){ .conn = sb->conn, .deadline_ns = tr__now_ns() + TR_CTRD_CLEANUP_NS, .cancel_fd = -1 };
 }
 
+/* --verbose shows where the time of an execution goes: one "span" line per
+ * step, with its milliseconds.  Returns the step's end, the next's start. */
+static int64_t span(const tr__ctrd_client *cl, tr_exec *ex, const char *step, int64_t t0) {
+        int64_t now = tr__now_ns();
+        char ms[24];
+        snprintf(ms, sizeof ms, "%.1f", (double) (now - t0) / 1e6);
+        if (ex)
+                tr_exec_log(ex, TR_LOG_INFO, "span", "step", step, "ms", ms, NULL);
+        else if (cl && cl->log) {
+                const char *kv[] = { "step", step, "ms", ms, NULL };
+                cl->log(cl->log_userdata, TR_LOG_INFO, "span", kv);
+        }
+        return now;
+}
+
 static void log_cleanup_error_cl(const tr__ctrd_client *cl, tr_exec *ex, const char *what, const char *id,
                                  tr_error *err) {
         if (ex && err)
@@ -316,7 +331,9 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         }
 
         int cancel_fd = tr_exec_cancel_fd(ex);
+        int64_t t = tr__now_ns();
         r = tr__ctrd_client_connect(cl, tr_exec_deadline_ns(ex), cancel_fd, &sb->conn, ret_err);
+        t = span(cl, ex, "connect", t);
         if (r < 0)
                 goto fail;
         tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = tr_exec_deadline_ns(ex), .cancel_fd = cancel_fd };
@@ -331,6 +348,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
                 if (r >= 0)
                         r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, ret_err);
         }
+        t = span(cl, ex, "image.resolve", t);
         if (rerr && ret_err)
                 *ret_err = TAKE_PTR(rerr);
         tr_error_free(rerr);
@@ -348,6 +366,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
          * tolerates NOT_FOUND. */
         sb->lease_created = true;
         r = tr__ctrd_lease_create(&cx, sb->lease_id, (const char *const *) lease_labels, ret_err);
+        t = span(cl, ex, "lease.create", t);
         if (r < 0)
                 goto fail;
 
@@ -360,6 +379,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         sb->snapshot_created = true;
         r = tr__ctrd_snapshot_prepare(&lcx, cl->snapshotter, sb->snapshot_key, chain_id,
                                       (const char *const *) snap_labels, &sb->mounts, ret_err);
+        t = span(cl, ex, "snapshot.prepare", t);
         if (r == -ENOENT && ret_err && *ret_err)
                 /* The image is known but not unpacked for this snapshotter. */
                 tr_error_prefix(*ret_err,
@@ -410,6 +430,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         };
         sb->container_created = true;
         r = tr__ctrd_container_create(&lcx, &ct, ret_err);
+        span(cl, ex, "container.create", t);
         if (r < 0)
                 goto fail;
         *ret = sb;
@@ -556,7 +577,9 @@ int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec,
         tr__ctrd_ctx ccx = cleanup_ctx(sb);
         if (ccx.deadline_ns < deadline)
                 ccx.deadline_ns = deadline;
+        int64_t t = tr__now_ns();
         r = tr__ctrd_task_create(&ccx, sb->id, &sb->mounts, sb->fifo[0], sb->fifo[1], sb->fifo[2], NULL, ret_err);
+        t = span(sb->cl, ex, "task.create", t);
         if (r < 0) {
                 if (ret_err && *ret_err && tr_error_code(*ret_err) == TR_E_CONTAINER_FAILED) {
                         const char *m = tr_error_message(*ret_err);
@@ -581,7 +604,9 @@ int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec,
                                     "execution timed out before the task started (%" PRId64 " ms)", spec->timeout_ms);
 
         /* The interpreter starts now and waits for the snippet on stdin. */
-        return tr__ctrd_task_start(&cx, sb->id, NULL, ret_err);
+        r = tr__ctrd_task_start(&cx, sb->id, NULL, ret_err);
+        span(sb->cl, ex, "task.start", t);
+        return r;
 }
 
 int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
@@ -688,6 +713,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         }
 
         /* Before the task is deleted: deleting it removes the cgroup. */
+        span(sb->cl, ex, "run", t0);
         bool oom = cgroup_oom_killed(sb->cgroups_path);
         /* Every process of the container is gone (its pid namespace died
          * with its init): destroy needs no kill, only the deletes. */
@@ -761,6 +787,7 @@ static bool cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_error 
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         if (!sb)
                 return;
+        int64_t t0 = tr__now_ns();
         if (sb->conn) {
                 tr_error *err = NULL;
                 bool reconnected = false;
@@ -843,6 +870,7 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         tr__closep(&sb->in_fd);
         tr__closep(&sb->out_fd);
         tr__closep(&sb->err_fd);
+        span(sb->cl, ex, "destroy", t0);
         tr__ctrd_client_release(sb->cl, sb->conn);
         tr__ctrd_mounts_done(&sb->mounts);
         for (size_t i = 0; i < 3; i++)
