@@ -45,8 +45,20 @@ static void log_plan(const tr_sandbox *sb, const char *msg) {
         snprintf(pids, sizeof(pids), "%lld", (long long) l->pids_max);
         snprintf(cpu, sizeof(cpu), "%lld", (long long) l->cpu_quota_ms);
         snprintf(disk, sizeof(disk), "%lld", (long long) l->disk_bytes);
-        const char *kv[] = { "backend", tr_backend_kind_name(sb->kind), "profile", tr_profile_name(sb->ex.profile),
-                             "language", sb->language, "memory", mem, "pids", pids, "cpu_quota_ms", cpu, "disk", disk,
+        const char *kv[] = { "backend",
+                             tr_backend_kind_name(sb->kind),
+                             "profile",
+                             tr_profile_name(sb->ex.profile),
+                             "language",
+                             sb->language,
+                             "memory",
+                             mem,
+                             "pids",
+                             pids,
+                             "cpu_quota_ms",
+                             cpu,
+                             "disk",
+                             disk,
                              NULL };
         tr__runtime_log(sb->rt, TR_LOG_INFO, msg, kv);
 }
@@ -60,8 +72,9 @@ static void log_span(const tr_sandbox *sb, const char *step, int64_t t0) {
 }
 
 static void log_failure(const tr_sandbox *sb, const tr_error *err) {
-        const char *kv[] = { "backend", tr_backend_kind_name(sb->kind), "code", tr_error_code_name(err),
-                             "op",      tr_error_op(err),                NULL };
+        const char *kv[] = {
+                "backend", tr_backend_kind_name(sb->kind), "code", tr_error_code_name(err), "op", tr_error_op(err), NULL
+        };
         tr__runtime_log(sb->rt, TR_LOG_WARN, tr_error_message(err), kv);
 }
 

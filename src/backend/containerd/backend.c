@@ -526,7 +526,6 @@ static const tr_backend_ops ctrd_ops = {
         .destroy = ctrd_destroy,
 };
 
-
 static bool dir_writable(const char *p) {
         struct stat st;
         return stat(p, &st) == 0 && S_ISDIR(st.st_mode) && access(p, W_OK | X_OK) == 0;

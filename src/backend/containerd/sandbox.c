@@ -40,8 +40,8 @@ struct tr__ctrd_sandbox {
         char *snapshot_key;
         char *cgroups_path;
         char *io_dir;
-        int io_lock;   /* see tr__ctrd_exec_dir_create */
-        char *fifo[3]; /* stdin, stdout, stderr */
+        int io_lock;               /* see tr__ctrd_exec_dir_create */
+        char *fifo[3];             /* stdin, stdout, stderr */
         int in_fd, out_fd, err_fd; /* our ends, open from start to destroy */
         tr__ctrd_mounts mounts;
         bool lease_created;
@@ -85,8 +85,8 @@ int tr__ctrd_client_init(tr__ctrd_client *cl, const char *socket_path, const cha
         cl->snapshotter = strdup(snapshotter ? snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER);
         cl->state_dir = strdup(state_dir ? state_dir : tr__ctrd_default_state_dir());
         if (!cl->socket_path || !cl->ns || !cl->snapshotter || !cl->state_dir ||
-            pthread_mutex_init(&cl->cache_lock, NULL) != 0 || pthread_mutex_init(&cl->conn_lock, NULL) != 0 || pthread_mutex_init(&cl->reaper_lock, NULL) != 0 ||
-            pthread_cond_init(&cl->reaper_cond, NULL) != 0) {
+            pthread_mutex_init(&cl->cache_lock, NULL) != 0 || pthread_mutex_init(&cl->conn_lock, NULL) != 0 ||
+            pthread_mutex_init(&cl->reaper_lock, NULL) != 0 || pthread_cond_init(&cl->reaper_cond, NULL) != 0) {
                 free(cl->socket_path);
                 free(cl->ns);
                 free(cl->snapshotter);

@@ -439,7 +439,8 @@ static int uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         int r = tr__runner_argv(tr_exec_request(ex), s->interp, s->interp, &argv, ret_err);
         if (r < 0)
                 return r;
-        if (!mkdtemp(strcpy(s->workdir, "/tmp/toolruntime-uh-XXXXXX"))) {
+        snprintf(s->workdir, sizeof s->workdir, "%s", "/tmp/toolruntime-uh-XXXXXX");
+        if (!mkdtemp(s->workdir)) {
                 s->workdir[0] = '\0';
                 return uh_fail(ret_err, "workdir", tr__negerrno(), "mkdtemp");
         }
