@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,7 @@ struct tr__ctrd_sandbox {
         char owner_boot[40];
 };
 
-/* ---- the client ------------------------------------------------------------ */
+/* ---- ids ------------------------------------------------------------ */
 
 int tr__ctrd_random_id(char out[TR_CTRD_ID_SIZE]) {
         uint8_t r[16];
@@ -74,120 +75,6 @@ int tr__ctrd_random_id(char out[TR_CTRD_ID_SIZE]) {
         memcpy(out, "tr-", 3);
         for (size_t i = 0; i < sizeof r; i++)
                 snprintf(out + 3 + 2 * i, 3, "%02x", r[i]);
-        return 0;
-}
-
-int tr__ctrd_client_init(tr__ctrd_client *cl, const char *socket_path, const char *ns, const char *snapshotter,
-                         const char *state_dir) {
-        *cl = (tr__ctrd_client){ 0 };
-        cl->socket_path = strdup(socket_path ? socket_path : TR_CONTAINERD_DEFAULT_SOCKET);
-        cl->ns = strdup(ns ? ns : TR_CONTAINERD_DEFAULT_NAMESPACE);
-        cl->snapshotter = strdup(snapshotter ? snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER);
-        cl->state_dir = strdup(state_dir ? state_dir : tr__ctrd_default_state_dir());
-        if (!cl->socket_path || !cl->ns || !cl->snapshotter || !cl->state_dir ||
-            pthread_mutex_init(&cl->cache_lock, NULL) != 0 || pthread_mutex_init(&cl->conn_lock, NULL) != 0 ||
-            pthread_mutex_init(&cl->reaper_lock, NULL) != 0 || pthread_cond_init(&cl->reaper_cond, NULL) != 0) {
-                free(cl->socket_path);
-                free(cl->ns);
-                free(cl->snapshotter);
-                free(cl->state_dir);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static void reaper_stop(tr__ctrd_client *cl);
-
-void tr__ctrd_client_done(tr__ctrd_client *cl) {
-        reaper_stop(cl);
-        while (cl->n_idle > 0)
-                tr__grpc_conn_free(cl->idle[--cl->n_idle]);
-        pthread_mutex_destroy(&cl->conn_lock);
-        pthread_mutex_destroy(&cl->reaper_lock);
-        pthread_cond_destroy(&cl->reaper_cond);
-        free(cl->socket_path);
-        free(cl->ns);
-        free(cl->snapshotter);
-        free(cl->state_dir);
-        free(cl->cache_digest);
-        free(cl->cache_chain_id);
-        pthread_mutex_destroy(&cl->cache_lock);
-}
-
-int tr__ctrd_client_connect(tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
-                            tr_error **ret_err) {
-        for (;;) {
-                pthread_mutex_lock(&cl->conn_lock);
-                tr__grpc_conn *c = cl->n_idle > 0 ? cl->idle[--cl->n_idle] : NULL;
-                pthread_mutex_unlock(&cl->conn_lock);
-                if (!c)
-                        break;
-                /* Ours alone now: checking it reads from it. */
-                if (tr__grpc_conn_reusable(c)) {
-                        *ret = c;
-                        return 0;
-                }
-                tr__grpc_conn_free(c);
-        }
-        return tr__grpc_connect(cl->socket_path, cl->ns, deadline_ns, cancel_fd, ret, ret_err);
-}
-
-void tr__ctrd_client_release(tr__ctrd_client *cl, tr__grpc_conn *conn) {
-        if (!conn)
-                return;
-        if (tr__grpc_conn_reusable(conn)) {
-                pthread_mutex_lock(&cl->conn_lock);
-                bool kept = cl->n_idle < TR_CTRD_IDLE_CONNS;
-                if (kept)
-                        cl->idle[cl->n_idle++] = conn;
-                pthread_mutex_unlock(&cl->conn_lock);
-                if (kept)
-                        return;
-        }
-        tr__grpc_conn_free(conn);
-}
-
-int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const char *ref, char **ret_chain_id,
-                            tr_error **ret_err) {
-        /* One Images.Get tells whether the name still points where it did;
-         * only then is the cached chain id valid.  Saves the two or three
-         * content reads per execution. */
-        tr__ctrd_desc target = { 0 };
-        tr_error *err = NULL;
-        int r = tr__ctrd_image_get(cx, ref, &target, &err);
-        tr_error_free(err);
-        if (r >= 0) {
-                char *hit = NULL;
-                pthread_mutex_lock(&cl->cache_lock);
-                if (cl->cache_digest && streq(cl->cache_digest, target.digest))
-                        hit = strdup(cl->cache_chain_id);
-                pthread_mutex_unlock(&cl->cache_lock);
-                tr__ctrd_desc_done(&target);
-                if (hit) {
-                        *ret_chain_id = hit;
-                        return 0;
-                }
-        }
-        tr__ctrd_image img = { 0 };
-        r = tr__ctrd_image_resolve(cx, ref, &img, ret_err);
-        if (r < 0)
-                return r;
-        /* Cache under the digest the name points at (the index, for a
-         * multi-platform image); img.digest is the manifest's. */
-        tr__ctrd_desc t2 = { 0 };
-        if (tr__ctrd_image_get(cx, img.name, &t2, NULL) >= 0) {
-                pthread_mutex_lock(&cl->cache_lock);
-                free(cl->cache_digest);
-                free(cl->cache_chain_id);
-                cl->cache_digest = TAKE_PTR(t2.digest);
-                cl->cache_chain_id = strdup(img.chain_id);
-                if (!cl->cache_chain_id)
-                        free(TAKE_PTR(cl->cache_digest));
-                pthread_mutex_unlock(&cl->cache_lock);
-                tr__ctrd_desc_done(&t2);
-        }
-        *ret_chain_id = TAKE_PTR(img.chain_id);
-        tr__ctrd_image_done(&img);
         return 0;
 }
 
@@ -784,84 +671,97 @@ static bool cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_error 
         }
 }
 
+/* After an error the task may still run: kill, give it a moment to exit,
+ * delete (retrying while it is stopping).  Deleting it removes its cgroup
+ * and rootfs mounts before the container and snapshot go. */
+static void teardown_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
+        tr_error *err = NULL;
+        int r;
+        tr__ctrd_ctx cx;
+        if (!sb->task_exited) {
+                do {
+                        tr_error_free(TAKE_PTR(err));
+                        cx = cleanup_ctx(sb);
+                        r = tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, &err);
+                } while (r < 0 && cleanup_reconnect(sb, ex, err, reconnected));
+                tr_error_free(TAKE_PTR(err));
+        }
+        int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+        for (;;) {
+                tr_error_free(TAKE_PTR(err));
+                cx = cleanup_ctx(sb);
+                r = tr__ctrd_task_delete(&cx, sb->id, NULL, &err);
+                if (r < 0 && cleanup_reconnect(sb, ex, err, reconnected))
+                        continue;
+                /* A connection lost again after the reconnect will not come
+                 * back within the grace. */
+                if (r >= 0 || r == -ENOENT || conn_lost(err) || tr__now_ns() >= until)
+                        break;
+                struct timespec ts = { 0, 50 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        if (err && tr_error_errno(err) != ENOENT) {
+                log_cleanup_error(ex, "task.delete", sb->id, TAKE_PTR(err));
+                /* Deleting the container under a live task would orphan the
+                 * task (containerd can then neither kill nor delete it), and
+                 * its rootfs is still mounted: leave container and snapshot
+                 * to gc, which retries once their expiry passed. */
+                sb->container_created = false;
+                sb->snapshot_created = false;
+        }
+        tr_error_free(err);
+}
+
+/* The objects a sandbox may hold besides its task, in teardown order (the
+ * container before the snapshot it uses, the lease last): one loop removes
+ * them all, each retried once on a fresh connection when the old one was
+ * lost, NOT_FOUND meaning already gone. */
+static int rm_container(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err) {
+        return tr__ctrd_container_delete(cx, sb->id, err);
+}
+static int rm_snapshot(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err) {
+        return tr__ctrd_snapshot_remove(cx, sb->cl->snapshotter, sb->snapshot_key, err);
+}
+static int rm_lease(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err) {
+        return tr__ctrd_lease_delete(cx, sb->lease_id, false, err);
+}
+
+static const struct {
+        const char *what;
+        size_t created; /* offsetof the sandbox's "was created" flag */
+        int (*rm)(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err);
+} teardown[] = {
+        { "container.delete", offsetof(tr__ctrd_sandbox, container_created), rm_container },
+        { "snapshot.remove", offsetof(tr__ctrd_sandbox, snapshot_created), rm_snapshot },
+        { "lease.delete", offsetof(tr__ctrd_sandbox, lease_created), rm_lease },
+};
+
+static void teardown_objects(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
+        for (size_t i = 0; i < ARRAY_SIZE(teardown); i++) {
+                if (!*(bool *) ((char *) sb + teardown[i].created))
+                        continue;
+                tr_error *err = NULL;
+                int r;
+                do {
+                        tr_error_free(TAKE_PTR(err));
+                        tr__ctrd_ctx cx = cleanup_ctx(sb);
+                        r = teardown[i].rm(sb, &cx, &err);
+                } while (r < 0 && cleanup_reconnect(sb, ex, err, reconnected));
+                if (r < 0 && tr_error_errno(err) != ENOENT)
+                        log_cleanup_error(ex, teardown[i].what, sb->id, TAKE_PTR(err));
+                tr_error_free(err);
+        }
+}
+
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         if (!sb)
                 return;
         int64_t t0 = tr__now_ns();
         if (sb->conn) {
-                tr_error *err = NULL;
                 bool reconnected = false;
-                int r;
-                if (sb->task_created) {
-                        /* After an error the task may still run: kill, give it
-                         * a moment to exit, delete (retrying while it is
-                         * stopping).  Deleting it removes its cgroup and
-                         * rootfs mounts before the container and snapshot go. */
-                        tr__ctrd_ctx cx;
-                        if (!sb->task_exited) {
-                                do {
-                                        tr_error_free(TAKE_PTR(err));
-                                        cx = cleanup_ctx(sb);
-                                        r = tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, &err);
-                                } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                                tr_error_free(TAKE_PTR(err));
-                        }
-                        int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
-                        for (;;) {
-                                tr_error_free(TAKE_PTR(err));
-                                cx = cleanup_ctx(sb);
-                                r = tr__ctrd_task_delete(&cx, sb->id, NULL, &err);
-                                if (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected))
-                                        continue;
-                                /* A connection lost again after the reconnect
-                                 * will not come back within the grace. */
-                                if (r >= 0 || r == -ENOENT || conn_lost(err) || tr__now_ns() >= until)
-                                        break;
-                                struct timespec ts = { 0, 50 * 1000 * 1000 };
-                                nanosleep(&ts, NULL);
-                        }
-                        if (err && tr_error_errno(err) != ENOENT) {
-                                log_cleanup_error(ex, "task.delete", sb->id, TAKE_PTR(err));
-                                /* Deleting the container under a live task would
-                                 * orphan the task (containerd can then neither
-                                 * kill nor delete it), and its rootfs is still
-                                 * mounted: leave container and snapshot to gc,
-                                 * which retries once their expiry passed. */
-                                sb->container_created = false;
-                                sb->snapshot_created = false;
-                        }
-                        tr_error_free(TAKE_PTR(err));
-                }
-                if (sb->container_created) {
-                        do {
-                                tr_error_free(TAKE_PTR(err));
-                                tr__ctrd_ctx cx = cleanup_ctx(sb);
-                                r = tr__ctrd_container_delete(&cx, sb->id, &err);
-                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                        if (r < 0 && tr_error_errno(err) != ENOENT)
-                                log_cleanup_error(ex, "container.delete", sb->id, TAKE_PTR(err));
-                        tr_error_free(TAKE_PTR(err));
-                }
-                if (sb->snapshot_created) {
-                        do {
-                                tr_error_free(TAKE_PTR(err));
-                                tr__ctrd_ctx cx = cleanup_ctx(sb);
-                                r = tr__ctrd_snapshot_remove(&cx, sb->cl->snapshotter, sb->snapshot_key, &err);
-                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                        if (r < 0 && tr_error_errno(err) != ENOENT)
-                                log_cleanup_error(ex, "snapshot.remove", sb->snapshot_key, TAKE_PTR(err));
-                        tr_error_free(TAKE_PTR(err));
-                }
-                if (sb->lease_created) {
-                        do {
-                                tr_error_free(TAKE_PTR(err));
-                                tr__ctrd_ctx cx = cleanup_ctx(sb);
-                                r = tr__ctrd_lease_delete(&cx, sb->lease_id, false, &err);
-                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                        if (r < 0 && tr_error_errno(err) != ENOENT)
-                                log_cleanup_error(ex, "lease.delete", sb->lease_id, TAKE_PTR(err));
-                        tr_error_free(TAKE_PTR(err));
-                }
+                if (sb->task_created)
+                        teardown_task(sb, ex, &reconnected);
+                teardown_objects(sb, ex, &reconnected);
         }
         if (sb->io_dir)
                 (void) tr__rm_rf(sb->io_dir);
@@ -934,7 +834,7 @@ void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *e
                 tr__ctrd_sandbox_destroy(sb, ex);
 }
 
-static void reaper_stop(tr__ctrd_client *cl) {
+void tr__ctrd_reaper_stop(tr__ctrd_client *cl) {
         pthread_mutex_lock(&cl->reaper_lock);
         cl->reaper_stop = true;
         bool running = cl->reaper_running;

@@ -100,6 +100,8 @@ int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec,
 /* Feed spec->stdin_data, pump the output, wait for the exit. */
 int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
                          tr_containerd_run_result *ret, tr_error **ret_err);
+/* Drain the reaper's queue and join it (tr__ctrd_client_done does). */
+void tr__ctrd_reaper_stop(tr__ctrd_client *cl);
 /* NULL-safe; `ex` only for logging (may be NULL). */
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex);
 /* Destroy on the reaper thread when the task exited (the result need not
