@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend/containerd/image.h"
+#include "backend/containerd/runner.h"
 #include "backend/containerd/sandbox.h"
 #include "util/macros.h"
 
@@ -125,4 +126,30 @@ int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const c
         *ret_chain_id = TAKE_PTR(img.chain_id);
         tr__ctrd_image_done(&img);
         return 0;
+}
+
+int tr__ctrd_client_new(const char *socket_path, const char *ns, const char *snapshotter, const char *state_dir,
+                        tr__ctrd_client **ret) {
+        tr__ctrd_client *cl = calloc(1, sizeof(*cl));
+        if (!cl)
+                return -ENOMEM;
+        int r = tr__ctrd_client_init(cl, socket_path, ns, snapshotter, state_dir);
+        if (r < 0) {
+                free(cl);
+                return r;
+        }
+        *ret = cl;
+        return 0;
+}
+
+void tr__ctrd_client_free(tr__ctrd_client *cl) {
+        if (!cl)
+                return;
+        tr__ctrd_client_done(cl);
+        free(cl);
+}
+
+int tr__ctrd_client_run(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex, tr_containerd_run_result *ret,
+                        tr_error **ret_err) {
+        return tr__ctrd_real_runner.run(cl, spec, ex, ret, ret_err);
 }
