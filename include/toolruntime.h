@@ -447,6 +447,21 @@ TR_PUBLIC int tr_request_add_arg(tr_request *req, const char *arg, tr_error **re
 TR_PUBLIC size_t tr_request_arg_count(const tr_request *req);
 /* NULL when i is out of range; owned by the request. */
 TR_PUBLIC const char *tr_request_arg_at(const tr_request *req, size_t i);
+/* Which stream a piece of output belongs to. */
+typedef enum tr_stream {
+        TR_STREAM_STDOUT = 1,
+        TR_STREAM_STDERR = 2,
+} tr_stream;
+/* Receives the snippet's output as it is produced: the bytes the result
+ * will hold (within max_output, the value line taken out; in the rare case
+ * of a transport splitting the value line's framing, one newline more), in
+ * order per stream.  Called from a library thread, never two calls at once for one
+ * execution; it must not block for long (the sandbox's output waits) and
+ * must not free the request. */
+typedef void (*tr_output_fn)(void *userdata, tr_stream stream, const char *data, size_t len);
+/* Stream output to `fn` during executions of this request (NULL: none).
+ * The result still holds all of it. */
+TR_PUBLIC void tr_request_set_output_callback(tr_request *req, tr_output_fn fn, void *userdata);
 /* Free-form metadata, passed to backends (e.g. as container labels). */
 TR_PUBLIC int tr_request_set_metadata(tr_request *req, const char *key, const char *value, tr_error **ret_err);
 
@@ -585,11 +600,29 @@ TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *ms
  *            Never mutate the request: the profile and the effective
  *            limits are tr_exec_profile() and tr_exec_limits().
  *   free:    release `self`.  May be NULL.
+ *
+ * A backend that can create its sandbox before the code is known (so that
+ * a pool can keep sandboxes warm) implements the lifecycle instead of, or
+ * besides, execute; the runtime then uses it for every execution:
+ *
+ *   prepare: everything that does not need the code: the sandbox up and its
+ *            interpreter started, waiting for the code.  tr_exec_request()
+ *            is the shape (no code yet); the deadline bounds the prepare.
+ *            Stores the backend's sandbox in *ret_sandbox.  On failure it
+ *            leaves nothing behind.
+ *   run:     run tr_exec_request(ex) — now with its code — in `sandbox`,
+ *            once, under the deadline and cancel token of `ex` (both may
+ *            differ from prepare's), filling the result as execute does.
+ *   destroy: tear `sandbox` down, whatever state it is in (prepared, run,
+ *            failed half-way); never fails.  `ex` is for logging.
  */
 typedef struct tr_backend_ops {
         tr_backend_kind (*kind)(void *self);
         int (*execute)(void *self, tr_exec *ex, tr_error **ret_err);
         void (*free)(void *self);
+        int (*prepare)(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err);
+        int (*run)(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err);
+        void (*destroy)(void *self, void *sandbox, tr_exec *ex);
 } tr_backend_ops;
 
 typedef struct tr_backend tr_backend;
@@ -659,6 +692,38 @@ TR_PUBLIC void tr_runtime_set_logger(tr_runtime *rt, tr_log_fn fn, void *userdat
  */
 TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
                                  tr_error **ret_err);
+
+/*
+ * The lifecycle behind tr_runtime_execute, for callers that create sandboxes
+ * before the code is known (a warm pool):
+ *
+ *   tr_runtime_prepare  creates a sandbox for requests shaped like `shape`
+ *                       (which needs no code): routed and checked like an
+ *                       execution, then brought up as far as the backend can
+ *                       go without the code (a container with its
+ *                       interpreter started and waiting, on containerd).
+ *   tr_sandbox_run      runs `req` in it — once: a sandbox runs one snippet,
+ *                       ever.  `req` must have the shape's profile,
+ *                       language, limits and arguments; its code, timeout
+ *                       (counted from this call), output cap and callback,
+ *                       and its gateway — the tools — are bound now, at run
+ *                       time.  *ret_result is written as by
+ *                       tr_runtime_execute.
+ *   tr_sandbox_free     destroys the sandbox, whatever its state.
+ *
+ * A prepared sandbox must be run within TR_SANDBOX_MAX_IDLE_MS: its own
+ * backstop kills it after that (and tr_sandbox_run then fails with
+ * TR_E_TIMEOUT).  Sandboxes are independent: different threads may prepare,
+ * run and free different sandboxes at once; one sandbox is used by one
+ * thread at a time.  The runtime must outlive its sandboxes.
+ */
+#define TR_SANDBOX_MAX_IDLE_MS (10 * 60 * 1000)
+typedef struct tr_sandbox tr_sandbox;
+TR_PUBLIC int tr_runtime_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *cancel, tr_sandbox **ret_sandbox,
+                                 tr_error **ret_err);
+TR_PUBLIC int tr_sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
+                             tr_error **ret_err);
+TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
 
 /* Validation alone (what tr_runtime_execute does first). */
 TR_PUBLIC int tr_request_validate(const tr_request *req, tr_error **ret_err);

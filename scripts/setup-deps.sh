@@ -22,7 +22,7 @@ pkgs=""
 [ $want_run = 1 ] && pkgs="$pkgs python3 libseccomp2 containerd runc mmdebstrap umoci qemu-system-x86 qemu-utils e2fsprogs \
     cpio busybox-static ca-certificates"
 [ $want_test = 1 ] && pkgs="$pkgs libcriterion-dev valgrind clang libclang-rt-14-dev jq iproute2 procps \
-    util-linux clang-format curl docker-registry apache2-utils python3-yaml systemd"
+    util-linux clang-format curl docker-registry apache2-utils python3-yaml systemd strace"
 # The MCP reference server comes from npm.  Machines that already carry a
 # Node.js + npm of their own keep it: Debian's npm would conflict with it.
 if [ $want_test = 1 ] && ! command -v npm >/dev/null 2>&1; then

@@ -112,6 +112,15 @@ const char *cli_images_dir(void);
 extern bool cli_term_raw;
 bool cli_term_escapes(FILE *f);
 int cli_term_write(FILE *f, const char *s, size_t n);
+/* The same for a stream that arrives in chunks: a UTF-8 sequence cut by a
+ * chunk's end is held until the next chunk completes it (or _finish). */
+typedef struct cli_term_stream {
+        FILE *f;
+        unsigned char held[3];
+        size_t n_held;
+} cli_term_stream;
+int cli_term_stream_write(cli_term_stream *st, const char *s, size_t n);
+int cli_term_stream_finish(cli_term_stream *st);
 /* The verbose logger (stderr). */
 void cli_log(void *ud, tr_log_level level, const char *msg, const char *const *kv);
 /* The same for warnings and errors only (a tool's stderr is a warning):

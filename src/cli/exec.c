@@ -16,7 +16,8 @@
 static const char exec_help[] =
         "Usage: toolruntime exec [OPTIONS] (-c CODE | FILE | -)\n"
         "\n"
-        "Run a snippet in a sandbox and report its output.\n"
+        "Run a snippet in a sandbox and report its output (printed as it is produced,\n"
+        "unless --json).\n"
         "\n"
         "  -c, --code CODE          the code to run (or give a FILE, or - for stdin)\n"
         "  -- ARGS...               arguments for the snippet (sys.argv[1:], or \"$@\" in sh)\n"
@@ -187,6 +188,16 @@ static void on_signal(int sig) {
         if (!signal_caught)
                 signal_caught = sig;
         tr_cancel_cancel(signal_cancel);
+}
+
+/* The request's output callback: the snippet's output, as produced, to our
+ * own stdout and stderr (escaped on a terminal, as always).  Flushed at once
+ * so that a line printed by the snippet shows before it ends. */
+static void print_live(void *userdata, tr_stream stream, const char *data, size_t len) {
+        cli_term_stream *live = userdata;
+        cli_term_stream *st = &live[stream == TR_STREAM_STDERR ? 1 : 0];
+        cli_term_stream_write(st, data, len);
+        fflush(st->f);
 }
 
 static void catch_signals(tr_cancel *cancel) {
@@ -411,6 +422,7 @@ int cli_exec(int argc, char **argv) {
                 bo.vm_image = vm_from_image;
         }
 
+        cli_term_stream live[2] = { { .f = stdout }, { .f = stderr } };
         tr_error *err = NULL;
         _cleanup_(tr_error_freep) tr_error *err_owner = NULL;
         _cleanup_(tr_runtime_freep) tr_runtime *rt = NULL;
@@ -446,6 +458,10 @@ int cli_exec(int argc, char **argv) {
                 tr_request_set_profile(req, prof);
                 tr_request_set_gateway(req, gw);
                 tr_request_set_max_output(req, (size_t) max_output);
+                /* Without --json the output goes to the terminal as the
+                 * snippet produces it. */
+                if (!json)
+                        tr_request_set_output_callback(req, print_live, live);
                 if (kind != TR_BACKEND_NONE)
                         tr_runtime_route(rt, prof, kind);
                 r = tr_runtime_execute(rt, req, cancel, &res, &err);
@@ -459,12 +475,9 @@ int cli_exec(int argc, char **argv) {
                 puts(text);
                 free(text);
         } else if (res) {
-                size_t n;
-                const char *s = tr_result_stdout(res, &n);
-                cli_term_write(stdout, s, n);
+                cli_term_stream_finish(&live[0]);
                 fflush(stdout);
-                s = tr_result_stderr(res, &n);
-                cli_term_write(stderr, s, n);
+                cli_term_stream_finish(&live[1]);
                 if (tr_result_stdout_truncated(res) || tr_result_stderr_truncated(res))
                         fputs("toolruntime: output was truncated (see --max-output)\n", stderr);
                 if (r >= 0 && tr_result_signal_name(res))

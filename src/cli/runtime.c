@@ -63,6 +63,10 @@ int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_r
 
         tr_containerd_config ctrd;
         cli_containerd_config(o, &ctrd);
+        /* The reaper's lines (teardown spans, cleanup failures) have no
+         * execution to log through: they go to the runtime's logger too. */
+        ctrd.log = log;
+        ctrd.log_userdata = log_ud;
         if ((r = tr_backend_containerd_new(&ctrd, &b, ret_err)) < 0 || (r = tr_runtime_add_backend(rt, b, ret_err)) < 0)
                 return r;
 

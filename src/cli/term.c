@@ -10,6 +10,7 @@
  * gets the bytes as they are, and so does a terminal with --raw.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,5 +76,41 @@ int cli_term_write(FILE *f, const char *s, size_t n) {
         flockfile(f);
         int r = cli_term_escapes(f) ? write_escaped(f, s, n) : n && fwrite(s, 1, n, f) != n ? -1 : 0;
         funlockfile(f);
+        return r;
+}
+
+/* Bytes at the end of s[0..n) that start a UTF-8 sequence the chunk cut
+ * short: they wait for the next chunk instead of showing as \xNN. */
+static size_t cut_sequence(const unsigned char *s, size_t n) {
+        for (size_t back = 1; back <= 3 && back <= n; back++) {
+                unsigned char c = s[n - back];
+                if ((c >> 6) == 2)
+                        continue; /* a continuation byte: look further back */
+                size_t need = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+                return need > back ? back : 0;
+        }
+        return 0;
+}
+
+int cli_term_stream_write(cli_term_stream *st, const char *s, size_t n) {
+        if (!cli_term_escapes(st->f))
+                return cli_term_write(st->f, s, n);
+        char *joined = malloc(st->n_held + n);
+        if (!joined)
+                return -1;
+        memcpy(joined, st->held, st->n_held);
+        memcpy(joined + st->n_held, s, n);
+        size_t len = st->n_held + n;
+        size_t cut = cut_sequence((const unsigned char *) joined, len);
+        memcpy(st->held, joined + len - cut, cut);
+        st->n_held = cut;
+        int r = cli_term_write(st->f, joined, len - cut);
+        free(joined);
+        return r;
+}
+
+int cli_term_stream_finish(cli_term_stream *st) {
+        int r = st->n_held ? cli_term_write(st->f, (const char *) st->held, st->n_held) : 0;
+        st->n_held = 0;
         return r;
 }

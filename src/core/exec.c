@@ -47,11 +47,49 @@ TR_PUBLIC const tr_limits *tr_exec_limits(const tr_exec *ex) {
         return &ex->limits;
 }
 
+/* Keep s[0..n) of a stream and hand what the cap kept to the request's
+ * output callback as it arrives, so that callers can stream: what the
+ * callback sees is exactly what the result will hold. */
+static void keep(tr_exec *ex, tr__cbuf *b, tr_stream stream, const char *s, size_t n) {
+        size_t before = b->len;
+        (void) tr__cbuf_append(b, s, n);
+        if (ex->req->output_fn && b->len > before)
+                ex->req->output_fn(ex->req->output_userdata, stream, b->data + before, b->len - before);
+}
+
 /* Emit s[0..n) to the current sink: the value while inside a value line,
  * stdout otherwise. */
 static void sink(tr_exec *ex, const char *s, size_t n) {
-        if (n > 0)
-                (void) tr__cbuf_append(ex->in_value ? &ex->value : &ex->out, s, n);
+        if (n == 0)
+                return;
+        if (ex->in_value)
+                (void) tr__cbuf_append(&ex->value, s, n);
+        else
+                keep(ex, &ex->out, TR_STREAM_STDOUT, s, n);
+}
+
+/* Held bytes that did not become a marker are output after all. */
+static void release_held(tr_exec *ex) {
+        if (ex->eager_newline)
+                (void) tr__cbuf_append(&ex->out, "\n", 1); /* the callback has it */
+        else
+                keep(ex, &ex->out, TR_STREAM_STDOUT, "\n", 1);
+        ex->eager_newline = false;
+        keep(ex, &ex->out, TR_STREAM_STDOUT, ex->marker, ex->match - 1);
+        ex->match = 0;
+}
+
+/* A chunk that ends with "\n" may be followed by a marker, so the result
+ * holds that newline back; the output callback gets it at once, or a
+ * line-reading consumer would see every line one chunk late.  The runners
+ * write "\n" and the marker in one write(), so a transport that splits the
+ * two — the only case where the callback then sees one newline more than
+ * the result holds — is rare and costs nothing but that newline. */
+static void newline_eagerly(tr_exec *ex) {
+        if (ex->req->output_fn && ex->out.len < ex->out.limit) {
+                ex->req->output_fn(ex->req->output_userdata, TR_STREAM_STDOUT, "\n", 1);
+                ex->eager_newline = true;
+        }
 }
 
 static void begin_value(tr_exec *ex) {
@@ -108,19 +146,21 @@ static void scan_stdout(tr_exec *ex, const char *s, size_t n) {
                                 continue;
                         }
                         ex->match = 1 + cmp; /* the chunk ends inside a possible marker */
+                        if (cmp == 0)
+                                newline_eagerly(ex);
                         start = i = n;
                         break;
                 }
                 /* Held from the previous chunk: "\n" + m[0 .. match - 1). */
                 if (s[i] == m[ex->match - 1]) {
+                        /* The newline the callback got frames a value after all. */
+                        ex->eager_newline = false;
                         start = ++i;
                         if (++ex->match == mlen + 1)
                                 begin_value(ex);
                         continue;
                 }
-                (void) tr__cbuf_append(&ex->out, "\n", 1);
-                (void) tr__cbuf_append(&ex->out, m, ex->match - 1);
-                ex->match = 0;
+                release_held(ex);
                 start = i; /* look at s[i] again */
         }
         sink(ex, s + start, n - start);
@@ -134,7 +174,7 @@ TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len) 
 
 TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len) {
         pthread_mutex_lock(&ex->lock);
-        (void) tr__cbuf_append(&ex->err, data, len);
+        keep(ex, &ex->err, TR_STREAM_STDERR, data, len);
         pthread_mutex_unlock(&ex->lock);
 }
 
@@ -205,11 +245,8 @@ int tr__exec_finish_output(tr_exec *ex, tr_error **ret_err) {
         tr_result *res = ex->res;
         pthread_mutex_lock(&ex->lock);
         /* Held bytes that never became a marker are output after all. */
-        if (ex->match > 0) {
-                (void) tr__cbuf_append(&ex->out, "\n", 1);
-                (void) tr__cbuf_append(&ex->out, ex->marker, ex->match - 1);
-                ex->match = 0;
-        }
+        if (ex->match > 0)
+                release_held(ex);
         ex->in_value = false;
         char *value = NULL;
         int r = take_value(ex, &value, ret_err);

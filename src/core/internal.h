@@ -38,6 +38,8 @@ struct tr_request {
         tr__kvlist metadata;
         char **args; /* NULL-terminated; NULL when none */
         size_t n_args;
+        tr_output_fn output_fn;
+        void *output_userdata;
 };
 
 typedef struct tr__tool_call_rec {
@@ -89,6 +91,7 @@ struct tr_exec {
          * back, not yet in `out`), and the value being captured. */
         char marker[TR_MARKER_SIZE];
         size_t match;
+        bool eager_newline; /* the held "\n" already went to the callback */
         bool in_value;
         bool have_value;
         tr__cbuf value;
@@ -103,6 +106,10 @@ struct tr_backend {
         const tr_backend_ops *ops;
         void *self;
 };
+
+/* Everything tr_request_validate checks but the code: what a sandbox
+ * prepared before its code is known must satisfy. */
+int tr__request_validate_shape(const tr_request *req, tr_error **ret_err);
 
 /* Prepare the exec's output streams and draw its value marker; 0 or
  * -errno (getrandom failed). */
@@ -121,3 +128,26 @@ int tr__profile_effective_limits(tr_profile profile, const tr_limits *asked, tr_
  * front ends inside the library that embed it. */
 typedef struct json_t json_t;
 json_t *tr__result_json(const tr_result *res, const tr_error *err);
+
+/* ---- the runtime's routing and logging, for sandbox.c ------------------- */
+
+/* The backend `req` routes to, with the deny-unsafe_host policy applied. */
+int tr__runtime_route_request(const tr_runtime *rt, const tr_request *req, tr_backend **ret_backend,
+                              tr_error **ret_err);
+tr_profile tr__runtime_profile_of(const tr_runtime *rt, const tr_request *req);
+void tr__runtime_log(const tr_runtime *rt, tr_log_level level, const char *msg, const char *const *kv);
+void tr__runtime_logger(const tr_runtime *rt, tr_log_fn *ret_fn, void **ret_userdata);
+
+/* ---- sandboxes (sandbox.c) ------------------------------------------------ */
+
+/* Prepare a sandbox for `shape` with the clock started at `start`;
+ * `pooled` adds TR_SANDBOX_MAX_IDLE_MS to the prepare deadline (and so to
+ * the backend's backstops).  On a failure after the backend was reached,
+ * *ret_sandbox is still set (it holds the partial result); free it. */
+int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *cancel, int64_t start, bool pooled,
+                        tr_sandbox **ret_sandbox, tr_error **ret_err);
+/* Run `req` with its deadline counted from `start`. */
+int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, int64_t start, tr_result **ret_result,
+                    tr_error **ret_err);
+/* After a failed prepare: hand out the partial result (backend details). */
+void tr__sandbox_fail_result(tr_sandbox *sb, int64_t start, tr_result **ret_result);

@@ -194,6 +194,12 @@ TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
         if (!r->code || r->code_len == 0 || all_space(r->code, r->code_len))
                 return tr_error_set(ret_err, TR_E_MISSING_CODE, TR_BACKEND_NONE, "validate",
                                     "code is required: the request has no code to run");
+        return tr__request_validate_shape(r, ret_err);
+}
+
+int tr__request_validate_shape(const tr_request *r, tr_error **ret_err) {
+        if (!r)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "no request");
         if (!r->gateway)
                 return tr_error_set(ret_err, TR_E_MISSING_GATEWAY, TR_BACKEND_NONE, "validate",
                                     "a tool gateway is required (tr_gateway_new_empty() gives one with no tools)");
@@ -242,4 +248,9 @@ TR_PUBLIC int tr_request_validate(const tr_request *r, tr_error **ret_err) {
                                             "unknown language '%s' (known: python, sh)", r->language);
         }
         return 0;
+}
+
+TR_PUBLIC void tr_request_set_output_callback(tr_request *req, tr_output_fn fn, void *userdata) {
+        req->output_fn = fn;
+        req->output_userdata = fn ? userdata : NULL;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The runtime: validates a request, routes it to the backend registered for
- * its profile, applies the deny-unsafe_host policy and runs it.  It knows
+ * its profile, applies the deny-unsafe_host policy and runs it through one
+ * sandbox's lifecycle (sandbox.c).  It knows
  * backends only through tr_backend_ops.  Configuration happens before
  * executions start; during them the runtime is read-only, which is what makes
  * tr_runtime_execute safe from many threads without a lock.
@@ -25,11 +26,12 @@ struct tr_runtime {
 };
 
 TR_PUBLIC int tr_backend_new(const tr_backend_ops *ops, void *self, tr_backend **ret_backend, tr_error **ret_err) {
-        if (!ops || !ops->kind || !ops->execute) {
+        bool lifecycle = ops && ops->prepare && ops->run && ops->destroy;
+        if (!ops || !ops->kind || (!ops->execute && !lifecycle)) {
                 if (ops && ops->free)
                         ops->free(self);
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "backend.new",
-                                    "a backend needs kind and execute");
+                                    "a backend needs kind and execute (or prepare, run and destroy)");
         }
         tr_backend *b = calloc(1, sizeof(*b));
         if (!b) {
@@ -118,19 +120,23 @@ TR_PUBLIC void tr_runtime_set_logger(tr_runtime *rt, tr_log_fn fn, void *userdat
         rt->log_userdata = userdata;
 }
 
-static void rt_log(const tr_runtime *rt, tr_log_level level, const char *msg, const char *const *kv) {
+void tr__runtime_log(const tr_runtime *rt, tr_log_level level, const char *msg, const char *const *kv) {
         if (rt->log)
                 rt->log(rt->log_userdata, level, msg, kv);
 }
 
-TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
-                                 tr_error **ret_err) {
-        if (ret_result)
-                *ret_result = NULL;
-        int r = tr_request_validate(req, ret_err);
-        if (r < 0)
-                return r;
-        tr_profile profile = req->profile != TR_PROFILE_DEFAULT ? req->profile : rt->default_profile;
+void tr__runtime_logger(const tr_runtime *rt, tr_log_fn *ret_fn, void **ret_userdata) {
+        *ret_fn = rt->log;
+        *ret_userdata = rt->log_userdata;
+}
+
+tr_profile tr__runtime_profile_of(const tr_runtime *rt, const tr_request *req) {
+        return req->profile != TR_PROFILE_DEFAULT ? req->profile : rt->default_profile;
+}
+
+int tr__runtime_route_request(const tr_runtime *rt, const tr_request *req, tr_backend **ret_backend,
+                              tr_error **ret_err) {
+        tr_profile profile = tr__runtime_profile_of(rt, req);
         tr_backend_kind kind = rt->routes[profile];
         const char *pname = tr_profile_name(profile);
         if (kind == TR_BACKEND_NONE)
@@ -146,85 +152,26 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
                 return tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, kind, "route",
                                     "profile '%s' routes to the %s backend, which is not available in this runtime",
                                     pname, tr_backend_kind_name(kind));
-        /* The profile's defaults and refusals, decided once for every
-         * backend (profile.c); the request itself stays as the caller set it. */
-        tr_limits limits;
-        r = tr__profile_effective_limits(profile, &req->limits, &limits, ret_err);
-        if (r < 0)
-                return r;
+        *ret_backend = b;
+        return 0;
+}
 
-        _cleanup_(tr_result_freep) tr_result *res = NULL;
-        r = tr_result_new(&res, ret_err);
-        if (r < 0)
-                return r;
-        tr_exec ex = {
-                .req = req,
-                .res = res,
-                .cancel = cancel,
-                .profile = profile,
-                .limits = limits,
-                .log = rt->log,
-                .log_userdata = rt->log_userdata,
-        };
-        if ((r = tr__exec_init_output(&ex, tr_request_max_output(req))) < 0) {
-                tr__exec_done_output(&ex);
-                return tr_error_set(ret_err, TR_E_INTERNAL, kind, "output", "getrandom: %s", strerror(-r));
-        }
-        pthread_mutex_init(&ex.lock, NULL);
-
-        int64_t start = tr__now_ns();
-        ex.deadline_ns = start + tr_request_effective_timeout_ms(req) * TR_NSEC_PER_MSEC;
-        res->backend = kind;
-        /* The policy is the runtime's: only the dev profile may reach the host network. */
-        char mem[24], pids[24], cpu[24], disk[24];
-        snprintf(mem, sizeof(mem), "%lld", (long long) limits.memory_bytes);
-        snprintf(pids, sizeof(pids), "%lld", (long long) limits.pids_max);
-        snprintf(cpu, sizeof(cpu), "%lld", (long long) limits.cpu_quota_ms);
-        snprintf(disk, sizeof(disk), "%lld", (long long) limits.disk_bytes);
-        const char *kv[] = { "backend",
-                             tr_backend_kind_name(kind),
-                             "profile",
-                             pname,
-                             "language",
-                             tr_request_effective_language(req),
-                             "memory",
-                             mem,
-                             "pids",
-                             pids,
-                             "cpu_quota_ms",
-                             cpu,
-                             "disk",
-                             disk,
-                             NULL };
-        rt_log(rt, TR_LOG_INFO, "execute", kv);
-
-        tr_error *err = NULL;
-        r = b->ops->execute(b->self, &ex, &err);
-        if (r < 0 && !err)
-                tr_error_set(&err, TR_E_INTERNAL, kind, "execute", "backend failed without an error (%s)",
-                             strerror(-r));
-        res->duration_us = (tr__now_ns() - start) / 1000;
-        /* The backend's error (a timeout, say) says more than a value
-         * problem it may have caused. */
-        tr_error *verr = NULL;
-        if (tr__exec_finish_output(&ex, &verr) < 0 && r >= 0) {
-                r = -EINVAL;
-                err = TAKE_PTR(verr);
-        }
-        tr_error_free(verr);
-        tr__exec_done_output(&ex);
-        pthread_mutex_destroy(&ex.lock);
-
-        if (r < 0) {
-                const char *ekv[] = { "backend", tr_backend_kind_name(kind), "code", tr_error_code_name(err),
-                                      "op",      tr_error_op(err),           NULL };
-                rt_log(rt, TR_LOG_WARN, tr_error_message(err), ekv);
-                if (ret_err && !*ret_err)
-                        *ret_err = err;
-                else
-                        tr_error_free(err);
-        }
+TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
+                                 tr_error **ret_err) {
         if (ret_result)
-                *ret_result = TAKE_PTR(res);
+                *ret_result = NULL;
+        int r = tr_request_validate(req, ret_err);
+        if (r < 0)
+                return r;
+        /* One deadline from here over prepare and run, as a caller of
+         * execute expects: the timeout covers the sandbox's creation. */
+        int64_t start = tr__now_ns();
+        tr_sandbox *sb = NULL;
+        r = tr__sandbox_prepare(rt, req, cancel, start, false, &sb, ret_err);
+        if (r >= 0)
+                r = tr__sandbox_run(sb, req, cancel, start, ret_result, ret_err);
+        else if (sb)
+                tr__sandbox_fail_result(sb, start, ret_result);
+        tr_sandbox_free(sb);
         return r;
 }

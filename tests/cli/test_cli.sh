@@ -44,6 +44,15 @@ t_plain_output_and_exit_code() {
     rm -f /tmp/tr-cli-err.$$
 }
 
+t_output_streams_live() {
+    # Without --json the snippet's output reaches us as it is printed: the
+    # first line about 2 s before the end of a 3 s run.
+    read -r lag out < <(python3 "$(dirname "$0")/stream_lag.py" $TR exec -p dev -c 'import time
+for i in range(3): print(i, flush=True); time.sleep(1)')
+    assert_eq "$out" '"0\n1\n2\n"'
+    [ "$lag" -ge 1500 ] || fail "the first line came only $lag ms before the end"
+}
+
 t_timeout_is_124_and_quick() {
     start=$(date +%s%N)
     set +e

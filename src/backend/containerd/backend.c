@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The containerd backend: the tr_backend_ops table and the execution flow
+ * The containerd backend: the tr_backend_ops table and the sandbox lifecycle
  *
- *   health check -> image resolution -> gateway endpoint -> spec -> runner
+ *   prepare  health check -> image resolution -> uid, gateway directory,
+ *            spec -> container created, task started, interpreter waiting
+ *   run      gateway session -> the snippet on stdin -> exit, OOM, signal
+ *   destroy  the reaper (sandbox.c) -> gateway directory -> uid
  *
  * with the runner, the image resolver and the health checker behind their
  * own ops tables (public, so that tests inject fakes; the real ones talk to
@@ -61,17 +64,18 @@ typedef struct ctrd_backend {
 /* ---- the real health checker and image resolver ------------------------------ */
 
 static int real_health_check(void *self, tr_exec *ex, tr_error **ret_err) {
-        const tr__ctrd_client *cl = self;
+        tr__ctrd_client *cl = self;
         int64_t deadline = tr__now_ns() + HEALTH_TIMEOUT_NS;
         if (deadline > tr_exec_deadline_ns(ex))
                 deadline = tr_exec_deadline_ns(ex);
-        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
+        tr__grpc_conn *conn = NULL;
         int r = tr__ctrd_client_connect(cl, deadline, tr_exec_cancel_fd(ex), &conn, ret_err);
         if (r < 0)
                 return r;
         tr__ctrd_ctx cx = { .conn = conn, .deadline_ns = deadline, .cancel_fd = tr_exec_cancel_fd(ex) };
         tr_error *err = NULL;
         r = tr__ctrd_version(&cx, NULL, &err);
+        tr__ctrd_client_release(cl, conn);
         if (r < 0 && tr_error_code(err) == TR_E_TIMEOUT && deadline == tr_exec_deadline_ns(ex)) {
                 /* The execution's own deadline ran out, not the daemon's patience. */
                 tr_error_free(err);
@@ -99,7 +103,7 @@ static const tr_containerd_health_ops real_health = { .check = real_health_check
 
 static int real_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret_err) {
         tr__ctrd_client *cl = self;
-        _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
+        tr__grpc_conn *conn = NULL;
         int r = tr__ctrd_client_connect(cl, tr_exec_deadline_ns(ex), tr_exec_cancel_fd(ex), &conn, ret_err);
         if (r < 0)
                 return r;
@@ -108,8 +112,9 @@ static int real_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret
         tr_error *err = NULL;
         r = tr__ctrd_client_resolve(cl, &cx, ref, &chain, &err);
         if (r < 0 && tr_error_code(err) == TR_E_IMAGE_NOT_FOUND && cl->pull)
-                return tr__ctrd_pull_on_demand(cl, conn, ref, ex, err, ret_err);
-        if (r < 0 && ret_err)
+                r = tr__ctrd_pull_on_demand(cl, conn, ref, ex, TAKE_PTR(err), ret_err);
+        tr__ctrd_client_release(cl, conn);
+        if (r < 0 && ret_err && err)
                 *ret_err = err;
         else
                 tr_error_free(err);
@@ -255,119 +260,118 @@ static int metadata_labels(const tr_request *req, char ***labels) {
         return 0;
 }
 
-static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
-        ctrd_backend *b = self;
-        const tr_request *req = tr_exec_request(ex);
-        tr_result *res = tr_exec_result(ex);
-        tr_profile profile = tr_exec_profile(ex);
-        /* The effective limits: the profile's defaults are the core's
-         * (profile.c), already applied. */
-        const tr_limits lim = *tr_exec_limits(ex);
-        char id[3 + 32 + 1];
-        int r;
+/* One sandbox of this backend, from prepare to destroy: what the spec
+ * points at, the host uid, the gateway directory and the real runner's
+ * containerd objects. */
+typedef struct ctrd_sb {
+        char id[TR_CTRD_ID_SIZE];
+        char user[32];
+        tr__uid_lease *lease;
+        char **argv, **env, **labels;
+        char *gw_outer, *gw_inner;
+        int gw_lock;
+        tr_containerd_spec spec;
+        tr__ctrd_sandbox *sb; /* the real runner's; NULL with an injected runner */
+} ctrd_sb;
 
-        tr_result_set_backend_kind(res, TR_BACKEND_CONTAINERD);
+static int oom_err(tr_error **ret_err, const char *op) {
+        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, op, "out of memory"), -ENOMEM;
+}
+
+static void ctrd_destroy(void *self, void *sandbox, tr_exec *ex) {
+        ctrd_backend *b = self;
+        ctrd_sb *s = sandbox;
+        if (!s)
+                return;
+        if (s->sb)
+                tr__ctrd_sandbox_reap(&b->client, s->sb, ex);
+        if (s->gw_outer)
+                (void) tr__rm_rf(s->gw_outer);
+        /* After the directory it guards is gone (gc's side of the lock). */
+        tr__closep(&s->gw_lock);
+        /* Released after the task exited (or was handed to the reaper, which
+         * only takes exited tasks): no process of ours runs as it any more. */
+        tr__uid_lease_free(s->lease);
+        tr__strv_free(s->argv);
+        tr__strv_free(s->env);
+        tr__strv_free(s->labels);
+        free(s->gw_outer);
+        free(s->gw_inner);
+        free(s);
+}
+
+/* Checks that need neither the daemon nor the code. */
+static int ctrd_check_plan(const ctrd_backend *b, const tr_limits *lim, tr_error **ret_err) {
         /* Before anything talks to containerd: a limit the backend cannot
          * start with is the caller's error, not the daemon's. */
-        if (lim.memory_bytes > 0 && lim.memory_bytes < TR_CONTAINERD_MIN_MEMORY)
+        if (lim->memory_bytes > 0 && lim->memory_bytes < TR_CONTAINERD_MIN_MEMORY)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
                                     "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
                                     "(runc cannot start a container with less)",
-                                    (long long) lim.memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
+                                    (long long) lim->memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
                        -EINVAL;
         if (b->flags & TR__CONTAINERD_NO_RUNNER)
                 return tr_error_set(ret_err, TR_E_CLIENT_NOT_CONFIGURED, TR_BACKEND_CONTAINERD, "execute",
                                     "containerd client not configured: no container runner"),
                        -ENOTCONN;
-        if ((r = tr__ctrd_random_id(id)) < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "getrandom: %s",
-                                    strerror(-r)),
-                       r;
+        return 0;
+}
+
+static void set_details(const ctrd_backend *b, ctrd_sb *s, tr_result *res, tr_profile profile) {
         (void) tr_result_set_backend_detail(res, "image", b->image_ref, NULL);
         (void) tr_result_set_backend_detail(res, "namespace", b->client.ns, NULL);
         (void) tr_result_set_backend_detail(res, "runtime", b->runtime, NULL);
         (void) tr_result_set_backend_detail(res, "profile", tr_profile_name(profile), NULL);
-        (void) tr_result_set_backend_detail(res, "container_id", id, NULL);
+        (void) tr_result_set_backend_detail(res, "container_id", s->id, NULL);
         (void) tr_result_set_backend_detail(res, "snapshotter", b->client.snapshotter, NULL);
+}
 
-        if (b->health && (r = b->health->check(b->health_self, ex, ret_err)) < 0)
+/* The environment, and the gateway directory the spec mounts (the session
+ * listens in it at run time: tools are bound then). */
+static int plan_env_and_gateway(const ctrd_backend *b, ctrd_sb *s, const tr_request *req, uid_t uid,
+                                tr_error **ret_err) {
+        for (const char *const *e = tr__runner_base_env(); e && *e; e++)
+                if (tr__strv_push(&s->env, *e) < 0)
+                        return oom_err(ret_err, "prepare");
+        if (!tr_request_gateway(req))
+                return 0;
+        int r = gateway_dir_make(b, s->id, uid, &s->gw_outer, &s->gw_inner, &s->gw_lock, ret_err);
+        if (r < 0)
                 return r;
-        if (b->resolver && (r = b->resolver->resolve(b->resolver_self, b->image_ref, ex, ret_err)) < 0)
-                return r;
+        if (tr__strv_pushf(&s->env, "%s=%s", TR_GATEWAY_ENV, GATEWAY_ENV_VALUE) < 0)
+                return oom_err(ret_err, "prepare");
+        return 0;
+}
 
-        _cleanup_strv_ char **argv = NULL;
-        if ((r = tr__runner_argv(req, "python3", "/bin/sh", &argv, ret_err)) < 0)
+static int ctrd_plan(ctrd_backend *b, ctrd_sb *s, tr_exec *ex, tr_error **ret_err) {
+        const tr_request *req = tr_exec_request(ex);
+        tr_profile profile = tr_exec_profile(ex);
+        /* The effective limits: the profile's defaults are the core's
+         * (profile.c), already applied. */
+        const tr_limits lim = *tr_exec_limits(ex);
+        int r;
+        if ((r = tr__runner_argv(req, "python3", "/bin/sh", &s->argv, ret_err)) < 0)
                 return r;
-
-        /* The sandbox's own host uid (and gid), held until the runner has
-         * destroyed the sandbox: released last, after `out:`. */
-        _cleanup_(tr__uid_lease_freep) tr__uid_lease *lease = NULL;
-        if ((r = tr__uid_lease_acquire(&b->uid_range, &lease, ret_err)) < 0)
+        /* The sandbox's own host uid (and gid), held until destroy. */
+        if ((r = tr__uid_lease_acquire(&b->uid_range, &s->lease, ret_err)) < 0)
                 return r;
-        uid_t uid = tr__uid_lease_uid(lease);
-        char user[32];
-        snprintf(user, sizeof user, "%u:%u", (unsigned) uid, (unsigned) uid);
+        uid_t uid = tr__uid_lease_uid(s->lease);
+        snprintf(s->user, sizeof s->user, "%u:%u", (unsigned) uid, (unsigned) uid);
         char uid_text[16];
         snprintf(uid_text, sizeof uid_text, "%u", (unsigned) uid);
-        (void) tr_result_set_backend_detail(res, "host_uid", uid_text, NULL);
-
-        /* The gateway endpoint, when the request has a gateway. */
-        tr__gw_session *gw = NULL;
-        _cleanup_free_ char *gw_outer = NULL, *gw_inner = NULL;
-        /* Closed on return, after `out:` removed the directory it guards. */
-        _cleanup_close_ int gw_lock = -1;
-        _cleanup_strv_ char **env = NULL, **labels = NULL;
-        _cleanup_free_ char *input = NULL;
-        for (const char *const *e = tr__runner_base_env(); e && *e; e++)
-                if (tr__strv_push(&env, *e) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory"),
-                               -ENOMEM;
-        if (tr_request_gateway(req)) {
-                r = gateway_dir_make(b, id, uid, &gw_outer, &gw_inner, &gw_lock, ret_err);
-                if (r < 0)
-                        return r;
-                _cleanup_free_ char *sock = NULL;
-                if (asprintf(&sock, "%s/gateway.sock", gw_inner) < 0) {
-                        sock = NULL;
-                        r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "out of memory");
-                        goto out;
-                }
-                r = tr__gw_session_new(ex, &gw, ret_err);
-                if (r >= 0)
-                        r = tr__gw_session_listen_unix(gw, sock, ret_err);
-                if (r < 0)
-                        goto out;
-                /* connect() needs write permission on the socket: give it to the
-                 * sandbox's uid alone. */
-                if (chown(sock, uid, (gid_t) uid) < 0 || chmod(sock, 0600) < 0) {
-                        int e = errno;
-                        r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway",
-                                         "gateway socket %s: %s", sock, strerror(e));
-                        goto out;
-                }
-                if (tr__strv_pushf(&env, "%s=%s", TR_GATEWAY_ENV, GATEWAY_ENV_VALUE) < 0) {
-                        r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
-                        goto out;
-                }
-        }
-
-        if (tr__strv_push(&labels, "io.toolruntime.profile") < 0 ||
-            tr__strv_push(&labels, tr_profile_name(profile)) < 0 || metadata_labels(req, &labels) < 0) {
-                r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
-                goto out;
-        }
-        size_t input_len = 0;
-        if (tr__runner_stdin(ex, &input, &input_len) < 0) {
-                r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "execute", "out of memory");
-                goto out;
-        }
-        tr_containerd_spec spec = {
-                .id = id,
+        (void) tr_result_set_backend_detail(tr_exec_result(ex), "host_uid", uid_text, NULL);
+        if ((r = plan_env_and_gateway(b, s, req, uid, ret_err)) < 0)
+                return r;
+        if (tr__strv_push(&s->labels, "io.toolruntime.profile") < 0 ||
+            tr__strv_push(&s->labels, tr_profile_name(profile)) < 0 || metadata_labels(req, &s->labels) < 0)
+                return oom_err(ret_err, "prepare");
+        s->spec = (tr_containerd_spec){
+                .id = s->id,
                 .image = b->image_ref,
                 .runtime = b->runtime,
-                .command = (const char *const *) argv,
+                .command = (const char *const *) s->argv,
                 .working_dir = "/tmp",
-                .env = (const char *const *) env,
+                .env = (const char *const *) s->env,
                 .resources = {
                         .memory_bytes = lim.memory_bytes,
                         .cpu_quota_us = lim.cpu_quota_ms * 1000,
@@ -375,21 +379,108 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                         .disk_bytes = lim.disk_bytes,
                 },
                 .security = {
-                        .user = user,
+                        .user = s->user,
                         .read_only_rootfs = profile != TR_PROFILE_DEV,
                         .network_mode = profile == TR_PROFILE_DEV ? "host" : "none",
                         .seccomp_profile = profile == TR_PROFILE_HARDENED ? b->seccomp_path : NULL,
                         .privileged = false,
                 },
                 .timeout_ms = tr_request_effective_timeout_ms(req),
-                .labels = (const char *const *) labels,
+                .labels = (const char *const *) s->labels,
                 .profile = profile,
-                .stdin_data = input,
-                .stdin_len = input_len,
-                .gateway_dir = gw_inner,
+                .gateway_dir = s->gw_inner,
         };
-        if ((r = tr_containerd_spec_validate(&spec, ret_err)) < 0)
+        return tr_containerd_spec_validate(&s->spec, ret_err);
+}
+
+static int ctrd_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err) {
+        ctrd_backend *b = self;
+        tr_result *res = tr_exec_result(ex);
+        tr_result_set_backend_kind(res, TR_BACKEND_CONTAINERD);
+        int r = ctrd_check_plan(b, tr_exec_limits(ex), ret_err);
+        if (r < 0)
+                return r;
+        ctrd_sb *s = calloc(1, sizeof *s);
+        if (!s)
+                return oom_err(ret_err, "prepare");
+        s->gw_lock = -1;
+        if ((r = tr__ctrd_random_id(s->id)) < 0) {
+                free(s);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "getrandom: %s",
+                                    strerror(-r)),
+                       r;
+        }
+        set_details(b, s, res, tr_exec_profile(ex));
+        /* With the real runner, its own first calls are the health check and
+         * the image resolution (pulling when allowed): no extra round trips
+         * on the hot path.  Injected checkers and resolvers still run. */
+        bool real = b->runner == &tr__ctrd_real_runner;
+        if (b->health && !(real && b->health == &real_health) &&
+            (r = b->health->check(b->health_self, ex, ret_err)) < 0)
+                goto fail;
+        if (b->resolver && !(real && b->resolver == &real_resolver) &&
+            (r = b->resolver->resolve(b->resolver_self, b->image_ref, ex, ret_err)) < 0)
+                goto fail;
+        if ((r = ctrd_plan(b, s, ex, ret_err)) < 0)
+                goto fail;
+        /* The real runner brings the container up and starts its
+         * interpreter now; an injected one gets the whole spec at run. */
+        if (b->runner == &tr__ctrd_real_runner) {
+                r = tr__ctrd_sandbox_prepare(&b->client, &s->spec, ex, &s->sb, ret_err);
+                if (r >= 0)
+                        r = tr__ctrd_sandbox_start(s->sb, &s->spec, ex, ret_err);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret_sandbox = s;
+        return 0;
+fail:
+        ctrd_destroy(b, s, ex);
+        return r;
+}
+
+/* The gateway session for this run, listening in the sandbox's directory. */
+static int gateway_listen(ctrd_sb *s, tr_exec *ex, tr__gw_session **ret_gw, tr_error **ret_err) {
+        if (!s->gw_inner)
+                return 0;
+        _cleanup_free_ char *sock = NULL;
+        if (asprintf(&sock, "%s/gateway.sock", s->gw_inner) < 0)
+                return sock = NULL, oom_err(ret_err, "gateway");
+        int r = tr__gw_session_new(ex, ret_gw, ret_err);
+        if (r >= 0)
+                r = tr__gw_session_listen_unix(*ret_gw, sock, ret_err);
+        if (r < 0)
+                return r;
+        /* connect() needs write permission on the socket: give it to the
+         * sandbox's uid alone. */
+        uid_t uid = tr__uid_lease_uid(s->lease);
+        if (chown(sock, uid, (gid_t) uid) < 0 || chmod(sock, 0600) < 0) {
+                int e = errno;
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway socket %s: %s",
+                                    sock, strerror(e));
+        }
+        return 0;
+}
+
+static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
+        ctrd_backend *b = self;
+        ctrd_sb *s = sandbox;
+        tr_result *res = tr_exec_result(ex);
+        tr_profile profile = tr_exec_profile(ex);
+        const tr_limits lim = *tr_exec_limits(ex);
+        tr__gw_session *gw = NULL;
+        _cleanup_free_ char *input = NULL;
+        size_t input_len = 0;
+        int r = gateway_listen(s, ex, &gw, ret_err);
+        if (r < 0)
                 goto out;
+        if (tr__runner_stdin(ex, &input, &input_len) < 0) {
+                r = oom_err(ret_err, "execute");
+                goto out;
+        }
+        s->spec.stdin_data = input;
+        s->spec.stdin_len = input_len;
+        s->spec.timeout_ms = tr_request_effective_timeout_ms(tr_exec_request(ex));
 
         /* What is enforced, reported before running so a failure keeps it:
          * the cgroup limits when set, the disk only where /tmp's tmpfs is
@@ -402,7 +493,11 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
         le->disk = lim.disk_bytes > 0 && profile != TR_PROFILE_DEV;
 
         tr_containerd_run_result rr = { .exit_code = -1 };
-        r = b->runner->run(b->runner_self, &spec, ex, &rr, ret_err);
+        if (s->sb)
+                r = tr__ctrd_sandbox_run(s->sb, &s->spec, ex, &rr, ret_err);
+        else
+                r = b->runner->run(b->runner_self, &s->spec, ex, &rr, ret_err);
+        s->spec.stdin_data = NULL;
         if (r < 0) {
                 tr_result_set_exit_code(res, -1);
                 goto out;
@@ -414,25 +509,23 @@ static int ctrd_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 tr_result_set_signal(res, rr.exit_code - 128);
         else
                 tr_result_set_exit_code(res, rr.exit_code);
-        if (rr.oom_killed) {
+        if (rr.oom_killed)
                 r = tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, TR_BACKEND_CONTAINERD, "task.wait",
                                  "the snippet exceeded its memory limit (%" PRId64 " bytes) and was killed",
                                  lim.memory_bytes);
-                goto out;
-        }
-        r = 0;
 out:
-        /* After the sandbox is gone: the session's threads and socket. */
+        /* Tool calls are recorded into this run's result: the session ends
+         * with the run. */
         tr__gw_session_free(gw);
-        if (gw_outer)
-                (void) tr__rm_rf(gw_outer);
-        return r;
+        return r < 0 ? r : 0;
 }
 
 static const tr_backend_ops ctrd_ops = {
         .kind = ctrd_kind,
-        .execute = ctrd_execute,
         .free = ctrd_free,
+        .prepare = ctrd_prepare,
+        .run = ctrd_run,
+        .destroy = ctrd_destroy,
 };
 
 static bool dir_writable(const char *p) {

@@ -519,6 +519,16 @@ int tr__grpc_conn_poll(tr__grpc_conn *c, struct pollfd *extra, size_t n_extra, i
         return 0;
 }
 
+bool tr__grpc_conn_reusable(tr__grpc_conn *c) {
+        if (!c || c->broken || c->calls)
+                return false;
+        /* Whatever the daemon sent meanwhile (a PING, a GOAWAY, the EOF of a
+         * restart) is read now, so a connection it closed is not reused. */
+        if (tr__grpc_conn_poll(c, NULL, 0, 0, NULL) < 0)
+                return false;
+        return !c->broken && nghttp2_session_check_request_allowed(c->session);
+}
+
 void tr__grpc_conn_free(tr__grpc_conn *c) {
         if (!c)
                 return;

@@ -68,6 +68,9 @@ int tr__grpc_connect(const char *socket_path, const char *ns, int64_t deadline_n
                      tr__grpc_conn **ret_conn, tr_error **ret_err);
 /* Free every call of the connection first.  NULL-safe. */
 void tr__grpc_conn_free(tr__grpc_conn *c);
+/* May another caller use `c`: not broken, no call in flight, not told to
+ * go away by the daemon?  Reads what arrived meanwhile. */
+bool tr__grpc_conn_reusable(tr__grpc_conn *c);
 static inline void tr__grpc_conn_freep(tr__grpc_conn **c) {
         tr__grpc_conn_free(*c);
 }

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "backend/containerd/image.h"
+#include "backend/containerd/pull.h"
 #include "backend/containerd/sandbox.h"
 #include "backend/containerd/spec.h"
 #include "util/macros.h"
@@ -39,8 +41,9 @@ struct tr__ctrd_sandbox {
         char *snapshot_key;
         char *cgroups_path;
         char *io_dir;
-        int io_lock;   /* see tr__ctrd_exec_dir_create */
-        char *fifo[3]; /* stdin, stdout, stderr */
+        int io_lock;               /* see tr__ctrd_exec_dir_create */
+        char *fifo[3];             /* stdin, stdout, stderr */
+        int in_fd, out_fd, err_fd; /* our ends, open from start to destroy */
         tr__ctrd_mounts mounts;
         bool lease_created;
         bool snapshot_created;
@@ -55,7 +58,7 @@ struct tr__ctrd_sandbox {
         char owner_boot[40];
 };
 
-/* ---- the client ------------------------------------------------------------ */
+/* ---- ids ------------------------------------------------------------ */
 
 int tr__ctrd_random_id(char out[TR_CTRD_ID_SIZE]) {
         uint8_t r[16];
@@ -75,89 +78,6 @@ int tr__ctrd_random_id(char out[TR_CTRD_ID_SIZE]) {
         return 0;
 }
 
-int tr__ctrd_client_init(tr__ctrd_client *cl, const char *socket_path, const char *ns, const char *snapshotter,
-                         const char *state_dir) {
-        *cl = (tr__ctrd_client){ 0 };
-        cl->socket_path = strdup(socket_path ? socket_path : TR_CONTAINERD_DEFAULT_SOCKET);
-        cl->ns = strdup(ns ? ns : TR_CONTAINERD_DEFAULT_NAMESPACE);
-        cl->snapshotter = strdup(snapshotter ? snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER);
-        cl->state_dir = strdup(state_dir ? state_dir : tr__ctrd_default_state_dir());
-        if (!cl->socket_path || !cl->ns || !cl->snapshotter || !cl->state_dir ||
-            pthread_mutex_init(&cl->cache_lock, NULL) != 0 || pthread_mutex_init(&cl->reaper_lock, NULL) != 0 ||
-            pthread_cond_init(&cl->reaper_cond, NULL) != 0) {
-                free(cl->socket_path);
-                free(cl->ns);
-                free(cl->snapshotter);
-                free(cl->state_dir);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static void reaper_stop(tr__ctrd_client *cl);
-
-void tr__ctrd_client_done(tr__ctrd_client *cl) {
-        reaper_stop(cl);
-        pthread_mutex_destroy(&cl->reaper_lock);
-        pthread_cond_destroy(&cl->reaper_cond);
-        free(cl->socket_path);
-        free(cl->ns);
-        free(cl->snapshotter);
-        free(cl->state_dir);
-        free(cl->cache_digest);
-        free(cl->cache_chain_id);
-        pthread_mutex_destroy(&cl->cache_lock);
-}
-
-int tr__ctrd_client_connect(const tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
-                            tr_error **ret_err) {
-        return tr__grpc_connect(cl->socket_path, cl->ns, deadline_ns, cancel_fd, ret, ret_err);
-}
-
-int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const char *ref, char **ret_chain_id,
-                            tr_error **ret_err) {
-        /* One Images.Get tells whether the name still points where it did;
-         * only then is the cached chain id valid.  Saves the two or three
-         * content reads per execution. */
-        tr__ctrd_desc target = { 0 };
-        tr_error *err = NULL;
-        int r = tr__ctrd_image_get(cx, ref, &target, &err);
-        tr_error_free(err);
-        if (r >= 0) {
-                char *hit = NULL;
-                pthread_mutex_lock(&cl->cache_lock);
-                if (cl->cache_digest && streq(cl->cache_digest, target.digest))
-                        hit = strdup(cl->cache_chain_id);
-                pthread_mutex_unlock(&cl->cache_lock);
-                tr__ctrd_desc_done(&target);
-                if (hit) {
-                        *ret_chain_id = hit;
-                        return 0;
-                }
-        }
-        tr__ctrd_image img = { 0 };
-        r = tr__ctrd_image_resolve(cx, ref, &img, ret_err);
-        if (r < 0)
-                return r;
-        /* Cache under the digest the name points at (the index, for a
-         * multi-platform image); img.digest is the manifest's. */
-        tr__ctrd_desc t2 = { 0 };
-        if (tr__ctrd_image_get(cx, img.name, &t2, NULL) >= 0) {
-                pthread_mutex_lock(&cl->cache_lock);
-                free(cl->cache_digest);
-                free(cl->cache_chain_id);
-                cl->cache_digest = TAKE_PTR(t2.digest);
-                cl->cache_chain_id = strdup(img.chain_id);
-                if (!cl->cache_chain_id)
-                        free(TAKE_PTR(cl->cache_digest));
-                pthread_mutex_unlock(&cl->cache_lock);
-                tr__ctrd_desc_done(&t2);
-        }
-        *ret_chain_id = TAKE_PTR(img.chain_id);
-        tr__ctrd_image_done(&img);
-        return 0;
-}
-
 /* ---- helpers ------------------------------------------------------------ */
 
 static int sys_err(tr_error **ret_err, const char *op, const char *what, const char *path) {
@@ -174,6 +94,21 @@ static tr__ctrd_ctx cleanup_ctx(const tr__ctrd_sandbox *sb) {
          * deadline, no cancel fd.  On sb->conn, which destroy replaces once
          * when it finds it lost (cleanup_reconnect). */
         return (tr__ctrd_ctx){ .conn = sb->conn, .deadline_ns = tr__now_ns() + TR_CTRD_CLEANUP_NS, .cancel_fd = -1 };
+}
+
+/* --verbose shows where the time of an execution goes: one "span" line per
+ * step, with its milliseconds.  Returns the step's end, the next's start. */
+static int64_t span(const tr__ctrd_client *cl, tr_exec *ex, const char *step, int64_t t0) {
+        int64_t now = tr__now_ns();
+        char ms[24];
+        snprintf(ms, sizeof ms, "%.1f", (double) (now - t0) / 1e6);
+        if (ex)
+                tr_exec_log(ex, TR_LOG_INFO, "span", "step", step, "ms", ms, NULL);
+        else if (cl && cl->log) {
+                const char *kv[] = { "step", step, "ms", ms, NULL };
+                cl->log(cl->log_userdata, TR_LOG_INFO, "span", kv);
+        }
+        return now;
 }
 
 static void log_cleanup_error_cl(const tr__ctrd_client *cl, tr_exec *ex, const char *what, const char *id,
@@ -246,6 +181,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory"), -ENOMEM;
         sb->cl = cl;
         sb->io_lock = -1;
+        sb->in_fd = sb->out_fd = sb->err_fd = -1;
         int r = -ENOMEM;
         /* Declared before the first goto: cleanup attributes must never see
          * an uninitialised variable. */
@@ -282,12 +218,27 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         }
 
         int cancel_fd = tr_exec_cancel_fd(ex);
+        int64_t t = tr__now_ns();
         r = tr__ctrd_client_connect(cl, tr_exec_deadline_ns(ex), cancel_fd, &sb->conn, ret_err);
+        t = span(cl, ex, "connect", t);
         if (r < 0)
                 goto fail;
         tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = tr_exec_deadline_ns(ex), .cancel_fd = cancel_fd };
 
-        r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, ret_err);
+        /* The one resolution of this execution (cached by manifest digest
+         * in the client); a missing image is pulled here when allowed. */
+        tr_error *rerr = NULL;
+        r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, &rerr);
+        if (r < 0 && tr_error_code(rerr) == TR_E_IMAGE_NOT_FOUND && cl->pull) {
+                r = tr__ctrd_pull_on_demand(cl, sb->conn, spec->image, ex, TAKE_PTR(rerr), ret_err);
+                cx.deadline_ns = tr_exec_deadline_ns(ex); /* the pull's time is not the snippet's */
+                if (r >= 0)
+                        r = tr__ctrd_client_resolve(cl, &cx, spec->image, &chain_id, ret_err);
+        }
+        t = span(cl, ex, "image.resolve", t);
+        if (rerr && ret_err)
+                *ret_err = TAKE_PTR(rerr);
+        tr_error_free(rerr);
         if (r < 0)
                 goto fail;
 
@@ -302,6 +253,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
          * tolerates NOT_FOUND. */
         sb->lease_created = true;
         r = tr__ctrd_lease_create(&cx, sb->lease_id, (const char *const *) lease_labels, ret_err);
+        t = span(cl, ex, "lease.create", t);
         if (r < 0)
                 goto fail;
 
@@ -314,6 +266,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         sb->snapshot_created = true;
         r = tr__ctrd_snapshot_prepare(&lcx, cl->snapshotter, sb->snapshot_key, chain_id,
                                       (const char *const *) snap_labels, &sb->mounts, ret_err);
+        t = span(cl, ex, "snapshot.prepare", t);
         if (r == -ENOENT && ret_err && *ret_err)
                 /* The image is known but not unpacked for this snapshotter. */
                 tr_error_prefix(*ret_err,
@@ -364,6 +317,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
         };
         sb->container_created = true;
         r = tr__ctrd_container_create(&lcx, &ct, ret_err);
+        span(cl, ex, "container.create", t);
         if (r < 0)
                 goto fail;
         *ret = sb;
@@ -486,13 +440,10 @@ static int close_stdin(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **
 
 typedef enum stop_reason { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL } stop_reason;
 
-int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
-                         tr_containerd_run_result *ret, tr_error **ret_err) {
+int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex, tr_error **ret_err) {
         int cancel_fd = tr_exec_cancel_fd(ex);
         int64_t deadline = tr_exec_deadline_ns(ex);
         tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = deadline, .cancel_fd = cancel_fd };
-        _cleanup_close_ int in_fd = -1, out_fd = -1, err_fd = -1;
-        _cleanup_(tr__grpc_call_freep) tr__grpc_call *wait_call = NULL;
         int r = make_fifos(sb, ret_err);
         if (r < 0)
                 return r;
@@ -500,10 +451,10 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
          * non-blocking (so the shim's O_WRONLY open does not wait for us),
          * stdin read-write so opening it never blocks and the snippet stays
          * in the pipe until the shim reads it. */
-        out_fd = open(sb->fifo[1], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        err_fd = open(sb->fifo[2], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        in_fd = open(sb->fifo[0], O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        if (out_fd < 0 || err_fd < 0 || in_fd < 0)
+        sb->out_fd = open(sb->fifo[1], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        sb->err_fd = open(sb->fifo[2], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        sb->in_fd = open(sb->fifo[0], O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (sb->out_fd < 0 || sb->err_fd < 0 || sb->in_fd < 0)
                 return sys_err(ret_err, "fifo", "open", sb->io_dir);
 
         /* Task creation is not cut short by the deadline or a cancel: a
@@ -513,7 +464,9 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         tr__ctrd_ctx ccx = cleanup_ctx(sb);
         if (ccx.deadline_ns < deadline)
                 ccx.deadline_ns = deadline;
+        int64_t t = tr__now_ns();
         r = tr__ctrd_task_create(&ccx, sb->id, &sb->mounts, sb->fifo[0], sb->fifo[1], sb->fifo[2], NULL, ret_err);
+        t = span(sb->cl, ex, "task.create", t);
         if (r < 0) {
                 if (ret_err && *ret_err && tr_error_code(*ret_err) == TR_E_CONTAINER_FAILED) {
                         const char *m = tr_error_message(*ret_err);
@@ -537,17 +490,30 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
                 return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.create",
                                     "execution timed out before the task started (%" PRId64 " ms)", spec->timeout_ms);
 
+        /* The interpreter starts now and waits for the snippet on stdin. */
+        r = tr__ctrd_task_start(&cx, sb->id, NULL, ret_err);
+        span(sb->cl, ex, "task.start", t);
+        return r;
+}
+
+int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
+                         tr_containerd_run_result *ret, tr_error **ret_err) {
+        int cancel_fd = tr_exec_cancel_fd(ex);
+        int64_t deadline = tr_exec_deadline_ns(ex);
+        tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = deadline, .cancel_fd = cancel_fd };
+        _cleanup_(tr__grpc_call_freep) tr__grpc_call *wait_call = NULL;
+        /* Ours from here: closing them is part of the run (stdin's EOF). */
+        _cleanup_close_ int in_fd = TAKE_FD(sb->in_fd), out_fd = TAKE_FD(sb->out_fd), err_fd = TAKE_FD(sb->err_fd);
         /* The Wait call outlives the execution's deadline by the kill grace,
-         * so that a kill at the deadline can still be observed. */
+         * so that a kill at the deadline can still be observed.  Started
+         * after the task (in start): Wait on a task that already exited
+         * answers at once, so no exit is missed. */
         tr__ctrd_ctx wcx = cx;
         wcx.deadline_ns = deadline + TR_CTRD_KILL_GRACE_NS + TR_CTRD_CLEANUP_NS;
-        r = tr__ctrd_task_wait_start(&wcx, sb->id, &wait_call, ret_err);
+        int r = tr__ctrd_task_wait_start(&wcx, sb->id, &wait_call, ret_err);
         if (r < 0)
                 return r;
         int64_t t0 = tr__now_ns();
-        r = tr__ctrd_task_start(&cx, sb->id, NULL, ret_err);
-        if (r < 0)
-                return r;
 
         const uint8_t *in_data = spec->stdin_data;
         size_t in_left = spec->stdin_data ? spec->stdin_len : 0;
@@ -634,6 +600,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         }
 
         /* Before the task is deleted: deleting it removes the cgroup. */
+        span(sb->cl, ex, "run", t0);
         bool oom = cgroup_oom_killed(sb->cgroups_path);
         /* Every process of the container is gone (its pid namespace died
          * with its init): destroy needs no kill, only the deletes. */
@@ -704,89 +671,107 @@ static bool cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_error 
         }
 }
 
+/* After an error the task may still run: kill, give it a moment to exit,
+ * delete (retrying while it is stopping).  Deleting it removes its cgroup
+ * and rootfs mounts before the container and snapshot go. */
+static void teardown_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
+        tr_error *err = NULL;
+        int r;
+        tr__ctrd_ctx cx;
+        if (!sb->task_exited) {
+                do {
+                        tr_error_free(TAKE_PTR(err));
+                        cx = cleanup_ctx(sb);
+                        r = tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, &err);
+                } while (r < 0 && cleanup_reconnect(sb, ex, err, reconnected));
+                tr_error_free(TAKE_PTR(err));
+        }
+        int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+        for (;;) {
+                tr_error_free(TAKE_PTR(err));
+                cx = cleanup_ctx(sb);
+                r = tr__ctrd_task_delete(&cx, sb->id, NULL, &err);
+                if (r < 0 && cleanup_reconnect(sb, ex, err, reconnected))
+                        continue;
+                /* A connection lost again after the reconnect will not come
+                 * back within the grace. */
+                if (r >= 0 || r == -ENOENT || conn_lost(err) || tr__now_ns() >= until)
+                        break;
+                struct timespec ts = { 0, 50 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        if (err && tr_error_errno(err) != ENOENT) {
+                log_cleanup_error(ex, "task.delete", sb->id, TAKE_PTR(err));
+                /* Deleting the container under a live task would orphan the
+                 * task (containerd can then neither kill nor delete it), and
+                 * its rootfs is still mounted: leave container and snapshot
+                 * to gc, which retries once their expiry passed. */
+                sb->container_created = false;
+                sb->snapshot_created = false;
+        }
+        tr_error_free(err);
+}
+
+/* The objects a sandbox may hold besides its task, in teardown order (the
+ * container before the snapshot it uses, the lease last): one loop removes
+ * them all, each retried once on a fresh connection when the old one was
+ * lost, NOT_FOUND meaning already gone. */
+static int rm_container(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err) {
+        return tr__ctrd_container_delete(cx, sb->id, err);
+}
+static int rm_snapshot(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err) {
+        return tr__ctrd_snapshot_remove(cx, sb->cl->snapshotter, sb->snapshot_key, err);
+}
+static int rm_lease(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err) {
+        return tr__ctrd_lease_delete(cx, sb->lease_id, false, err);
+}
+
+static const struct {
+        const char *what;
+        size_t created; /* offsetof the sandbox's "was created" flag */
+        int (*rm)(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **err);
+} teardown[] = {
+        { "container.delete", offsetof(tr__ctrd_sandbox, container_created), rm_container },
+        { "snapshot.remove", offsetof(tr__ctrd_sandbox, snapshot_created), rm_snapshot },
+        { "lease.delete", offsetof(tr__ctrd_sandbox, lease_created), rm_lease },
+};
+
+static void teardown_objects(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
+        for (size_t i = 0; i < ARRAY_SIZE(teardown); i++) {
+                if (!*(bool *) ((char *) sb + teardown[i].created))
+                        continue;
+                tr_error *err = NULL;
+                int r;
+                do {
+                        tr_error_free(TAKE_PTR(err));
+                        tr__ctrd_ctx cx = cleanup_ctx(sb);
+                        r = teardown[i].rm(sb, &cx, &err);
+                } while (r < 0 && cleanup_reconnect(sb, ex, err, reconnected));
+                if (r < 0 && tr_error_errno(err) != ENOENT)
+                        log_cleanup_error(ex, teardown[i].what, sb->id, TAKE_PTR(err));
+                tr_error_free(err);
+        }
+}
+
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         if (!sb)
                 return;
+        int64_t t0 = tr__now_ns();
         if (sb->conn) {
-                tr_error *err = NULL;
                 bool reconnected = false;
-                int r;
-                if (sb->task_created) {
-                        /* After an error the task may still run: kill, give it
-                         * a moment to exit, delete (retrying while it is
-                         * stopping).  Deleting it removes its cgroup and
-                         * rootfs mounts before the container and snapshot go. */
-                        tr__ctrd_ctx cx;
-                        if (!sb->task_exited) {
-                                do {
-                                        tr_error_free(TAKE_PTR(err));
-                                        cx = cleanup_ctx(sb);
-                                        r = tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, &err);
-                                } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                                tr_error_free(TAKE_PTR(err));
-                        }
-                        int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
-                        for (;;) {
-                                tr_error_free(TAKE_PTR(err));
-                                cx = cleanup_ctx(sb);
-                                r = tr__ctrd_task_delete(&cx, sb->id, NULL, &err);
-                                if (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected))
-                                        continue;
-                                /* A connection lost again after the reconnect
-                                 * will not come back within the grace. */
-                                if (r >= 0 || r == -ENOENT || conn_lost(err) || tr__now_ns() >= until)
-                                        break;
-                                struct timespec ts = { 0, 50 * 1000 * 1000 };
-                                nanosleep(&ts, NULL);
-                        }
-                        if (err && tr_error_errno(err) != ENOENT) {
-                                log_cleanup_error(ex, "task.delete", sb->id, TAKE_PTR(err));
-                                /* Deleting the container under a live task would
-                                 * orphan the task (containerd can then neither
-                                 * kill nor delete it), and its rootfs is still
-                                 * mounted: leave container and snapshot to gc,
-                                 * which retries once their expiry passed. */
-                                sb->container_created = false;
-                                sb->snapshot_created = false;
-                        }
-                        tr_error_free(TAKE_PTR(err));
-                }
-                if (sb->container_created) {
-                        do {
-                                tr_error_free(TAKE_PTR(err));
-                                tr__ctrd_ctx cx = cleanup_ctx(sb);
-                                r = tr__ctrd_container_delete(&cx, sb->id, &err);
-                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                        if (r < 0 && tr_error_errno(err) != ENOENT)
-                                log_cleanup_error(ex, "container.delete", sb->id, TAKE_PTR(err));
-                        tr_error_free(TAKE_PTR(err));
-                }
-                if (sb->snapshot_created) {
-                        do {
-                                tr_error_free(TAKE_PTR(err));
-                                tr__ctrd_ctx cx = cleanup_ctx(sb);
-                                r = tr__ctrd_snapshot_remove(&cx, sb->cl->snapshotter, sb->snapshot_key, &err);
-                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                        if (r < 0 && tr_error_errno(err) != ENOENT)
-                                log_cleanup_error(ex, "snapshot.remove", sb->snapshot_key, TAKE_PTR(err));
-                        tr_error_free(TAKE_PTR(err));
-                }
-                if (sb->lease_created) {
-                        do {
-                                tr_error_free(TAKE_PTR(err));
-                                tr__ctrd_ctx cx = cleanup_ctx(sb);
-                                r = tr__ctrd_lease_delete(&cx, sb->lease_id, false, &err);
-                        } while (r < 0 && cleanup_reconnect(sb, ex, err, &reconnected));
-                        if (r < 0 && tr_error_errno(err) != ENOENT)
-                                log_cleanup_error(ex, "lease.delete", sb->lease_id, TAKE_PTR(err));
-                        tr_error_free(TAKE_PTR(err));
-                }
+                if (sb->task_created)
+                        teardown_task(sb, ex, &reconnected);
+                teardown_objects(sb, ex, &reconnected);
         }
         if (sb->io_dir)
                 (void) tr__rm_rf(sb->io_dir);
         if (sb->io_lock >= 0)
                 close(sb->io_lock);
-        tr__grpc_conn_free(sb->conn);
+        tr__closep(&sb->in_fd);
+        tr__closep(&sb->out_fd);
+        tr__closep(&sb->err_fd);
+        span(sb->cl, ex, "destroy", t0);
+        tr__ctrd_client_release(sb->cl, sb->conn);
         tr__ctrd_mounts_done(&sb->mounts);
         for (size_t i = 0; i < 3; i++)
                 free(sb->fifo[i]);
@@ -828,7 +813,7 @@ static void *reaper_main(void *p) {
         return NULL;
 }
 
-static void reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex) {
+void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex) {
         bool queued = false;
         if (sb->task_exited) {
                 pthread_mutex_lock(&cl->reaper_lock);
@@ -849,7 +834,7 @@ static void reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex) {
                 tr__ctrd_sandbox_destroy(sb, ex);
 }
 
-static void reaper_stop(tr__ctrd_client *cl) {
+void tr__ctrd_reaper_stop(tr__ctrd_client *cl) {
         pthread_mutex_lock(&cl->reaper_lock);
         cl->reaper_stop = true;
         bool running = cl->reaper_running;
@@ -867,8 +852,10 @@ static int real_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_
         int r = tr__ctrd_sandbox_prepare(cl, spec, ex, &sb, ret_err);
         if (r < 0)
                 return r;
-        r = tr__ctrd_sandbox_run(sb, spec, ex, ret, ret_err);
-        reap(cl, sb, ex);
+        r = tr__ctrd_sandbox_start(sb, spec, ex, ret_err);
+        if (r >= 0)
+                r = tr__ctrd_sandbox_run(sb, spec, ex, ret, ret_err);
+        tr__ctrd_sandbox_reap(cl, sb, ex);
         return r;
 }
 

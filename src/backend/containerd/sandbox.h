@@ -6,8 +6,9 @@
  *
  *   prepare  connect, resolve the image, take a lease, prepare a fresh
  *            writable snapshot, build the OCI spec, create the container;
- *   run      create the task with FIFO stdio, start it, feed the snippet to
- *            its stdin, pump stdout/stderr into the execution while waiting
+ *   start    create the task with FIFO stdio and start it: the interpreter
+ *            waits for the snippet (prepare + start need no code);
+ *   run      feed the snippet to its stdin, pump stdout/stderr into the execution while waiting
  *            for the exit under the deadline and the cancel fd (kill on
  *            either), read the cgroup's OOM record;
  *   destroy  delete the task, the container, the snapshot and the lease,
@@ -28,6 +29,9 @@
  * last image resolution, behind its own lock. */
 typedef struct tr__ctrd_sandbox tr__ctrd_sandbox;
 
+/* How many idle connections a client keeps for reuse. */
+#define TR_CTRD_IDLE_CONNS 8
+
 typedef struct tr__ctrd_client {
         char *socket_path;
         char *ns;
@@ -37,6 +41,12 @@ typedef struct tr__ctrd_client {
         void *log_userdata;
         /* How to pull a missing image (borrowed from the config); NULL: never. */
         const tr_image_pull_opts *pull;
+        /* Connections not in use, reused by the next caller: one process
+         * running one execution at a time talks to containerd over a single
+         * connection; concurrent executions each hold one. */
+        pthread_mutex_t conn_lock;
+        tr__grpc_conn *idle[TR_CTRD_IDLE_CONNS];
+        size_t n_idle;
         pthread_mutex_t cache_lock;
         char *cache_digest; /* manifest/index digest the image name pointed at */
         char *cache_chain_id;
@@ -69,9 +79,13 @@ static inline void tr__ctrd_client_set_log(tr__ctrd_client *cl, tr_log_fn log, v
  * is left in containerd. */
 void tr__ctrd_client_done(tr__ctrd_client *cl);
 
-/* Connect for one execution, with the execution's deadline and cancel fd. */
-int tr__ctrd_client_connect(const tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
+/* A connection for the caller's exclusive use until it hands it back with
+ * _release: an idle one that is still sound, or a new one (connecting under
+ * `deadline_ns` and `cancel_fd`). */
+int tr__ctrd_client_connect(tr__ctrd_client *cl, int64_t deadline_ns, int cancel_fd, tr__grpc_conn **ret,
                             tr_error **ret_err);
+/* Hand `conn` back: kept for reuse when sound, closed otherwise.  NULL-safe. */
+void tr__ctrd_client_release(tr__ctrd_client *cl, tr__grpc_conn *conn);
 
 /* Resolve `ref` to its rootfs chain id, using the cache when the image
  * still points at the same manifest. */
@@ -80,10 +94,19 @@ int tr__ctrd_client_resolve(tr__ctrd_client *cl, const tr__ctrd_ctx *cx, const c
 
 int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec, tr_exec *ex, tr__ctrd_sandbox **ret,
                              tr_error **ret_err);
+/* Create the task with FIFO stdio and start it: the interpreter then
+ * waits for the snippet on stdin.  Still no code needed. */
+int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex, tr_error **ret_err);
+/* Feed spec->stdin_data, pump the output, wait for the exit. */
 int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
                          tr_containerd_run_result *ret, tr_error **ret_err);
+/* Drain the reaper's queue and join it (tr__ctrd_client_done does). */
+void tr__ctrd_reaper_stop(tr__ctrd_client *cl);
 /* NULL-safe; `ex` only for logging (may be NULL). */
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex);
+/* Destroy on the reaper thread when the task exited (the result need not
+ * wait for containerd's teardown), inline otherwise. */
+void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex);
 
 /* "tr-" + 32 random hex digits + NUL: container ids, and the names of the
  * per-execution directories gc matches to them. */

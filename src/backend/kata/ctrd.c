@@ -5,8 +5,8 @@
  * (containerd-shim-kata-v2) boots a VM per sandbox.  Kata is not packaged
  * for Debian 12, so on these machines this runner answers
  * kata_not_available; where the shim exists, it runs the container image
- * through the containerd backend's runner (its library-internal interface,
- * src/backend/containerd/sandbox.h) with the Kata runtime.
+ * through the containerd runner interface (src/backend/containerd/runner.h)
+ * with the Kata runtime, on one client per kata backend.
  *
  * Not wired yet, and said so in the README: the Kata annotations
  * (tr_kata_annotations, unit-tested) need an annotations field in the
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/containerd/sandbox.h"
+#include "backend/containerd/runner.h"
 #include "backend/kata/internal.h"
 #include "util/macros.h"
 #include "util/proc.h"
@@ -71,15 +71,19 @@ int tr__kata_ctrd_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex,
                 .stdin_data = spec->code,
                 .stdin_len = spec->code_len,
         };
-        tr__ctrd_client cl;
-        r = tr__ctrd_client_init(&cl, k->containerd_address ? k->containerd_address : TR_CONTAINERD_DEFAULT_SOCKET,
-                                 k->containerd_namespace ? k->containerd_namespace : TR_CONTAINERD_DEFAULT_NAMESPACE,
-                                 TR_CONTAINERD_DEFAULT_SNAPSHOTTER, NULL);
+        /* One client per backend, made on first use: its connections and
+         * image cache serve every execution. */
+        pthread_mutex_lock(&k->lock);
+        if (!k->ctrd)
+                r = tr__ctrd_client_new(k->containerd_address ? k->containerd_address : TR_CONTAINERD_DEFAULT_SOCKET,
+                                        k->containerd_namespace ? k->containerd_namespace
+                                                                : TR_CONTAINERD_DEFAULT_NAMESPACE,
+                                        TR_CONTAINERD_DEFAULT_SNAPSHOTTER, NULL, &k->ctrd);
+        pthread_mutex_unlock(&k->lock);
         if (r < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "kata.containerd", "out of memory");
         tr_containerd_run_result res = { 0 };
-        r = tr__ctrd_real_runner.run(&cl, &cs, ex, &res, ret_err);
-        tr__ctrd_client_done(&cl);
+        r = tr__ctrd_client_run(k->ctrd, &cs, ex, &res, ret_err);
         if (r < 0)
                 return r;
         tr_result_set_exit_code(tr_exec_result(ex), res.exit_code);

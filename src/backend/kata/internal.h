@@ -63,6 +63,8 @@ typedef struct tr__kata {
         const tr_kata_health_checker_ops *health_ops;
         void *health_self;
         pthread_mutex_t lock;
+        /* Runner 2's containerd client, made on first use (under lock). */
+        struct tr__ctrd_client *ctrd;
         int kvm_probe; /* -1 unknown, 0 unusable, 1 usable */
 } tr__kata;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/containerd/runner.h"
 #include "backend/kata/internal.h"
 #include "core/runner.h"
 #include "core/uidalloc.h"
@@ -47,6 +48,7 @@ static void kata_free(void *self) {
                 k->resolver_ops->free(k->resolver_self);
         if (k->health_ops && k->health_ops->free)
                 k->health_ops->free(k->health_self);
+        tr__ctrd_client_free(k->ctrd);
         kata_free_strings(k);
         pthread_mutex_destroy(&k->lock);
         free(k);

@@ -379,152 +379,181 @@ static int uh_loop(tr_exec *ex, uh_fds *f, const char *code, size_t code_len, pi
         return got_status && !killing ? 1 : 0;
 }
 
-static int uh_execute(void *self, tr_exec *ex, tr_error **ret_err) {
-        uh *b = self;
-        const tr_request *req = tr_exec_request(ex);
-        tr_result *res = tr_exec_result(ex);
-        tr_limits_enforced *enf = tr_result_limits_enforced_mut(res);
-        const tr_limits *lim = tr_exec_limits(ex);
-        const char *lang = tr_request_effective_language(req);
-        int r;
-
-        tr_result_set_backend_kind(res, UH_KIND);
-        tr_result_set_backend_detail(res, "profile", tr_profile_name(tr_exec_profile(ex)), NULL);
-        tr_result_set_backend_detail(res, "isolation", "none", NULL);
-
-        _cleanup_free_ char *interp = NULL;
-        const char *want = streq(lang, "sh") ? b->sh : b->python;
-        r = tr__find_executable(want, &interp);
-        if (r < 0)
-                return tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, UH_KIND, "spawn",
-                                    "interpreter '%s' for %s not found on PATH (install it, e.g. apt-get install %s)",
-                                    want, lang, streq(lang, "sh") ? "dash" : "python3");
-        _cleanup_strv_ char **argv = NULL;
-        r = tr__runner_argv(req, interp, interp, &argv, ret_err);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *input = NULL;
-        size_t input_len = 0;
-        if (tr__runner_stdin(ex, &input, &input_len) < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "execute", "out of memory");
-
-        char workdir[] = "/tmp/toolruntime-uh-XXXXXX";
-        if (!mkdtemp(workdir))
-                return uh_fail(ret_err, "workdir", tr__negerrno(), "mkdtemp");
-        _cleanup_strv_ char **env = NULL;
-        if (build_env(b, workdir, &env) < 0) {
-                tr__rm_rf(workdir);
-                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "env", "out of memory");
-        }
-
+/* One prepared snippet process: the supervisor is up and the interpreter
+ * waits for the marker line and the code on stdin. */
+typedef struct uh_sb {
+        char workdir[32];
         uh_fds f;
-        memset(&f, 0xff, sizeof(f));
+        pid_t sup; /* -1 once reaped */
+        char *interp;
+} uh_sb;
+
+static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
+        uh_sb *s = sandbox;
+        if (!s)
+                return;
+        /* EOF on the control pipe: the supervisor kills and reaps the whole
+         * tree, then exits. */
+        close_slot(&s->f.ctl[1]);
+        if (s->sup > 0) {
+                int st;
+                while (waitpid(s->sup, &st, 0) < 0 && errno == EINTR) {
+                }
+        }
+        uh_fds_close(&s->f);
+        if (s->workdir[0])
+                tr__rm_rf(s->workdir);
+        free(s->interp);
+        free(s);
+}
+
+static int uh_open_fds(uh_fds *f, tr_error **ret_err) {
+        memset(f, 0xff, sizeof(*f));
         /* stdin is a socket so that writing to a snippet that exited early is
          * EPIPE for us (MSG_NOSIGNAL), never a SIGPIPE for the host. */
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f.in) < 0 || pipe2(f.out, O_CLOEXEC) < 0 ||
-            pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 || pipe2(f.ctl, O_CLOEXEC) < 0 ||
-            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f.gw) < 0) {
-                r = uh_fail(ret_err, "spawn", tr__negerrno(), "pipe");
-                uh_fds_close(&f);
-                tr__rm_rf(workdir);
-                return r;
-        }
-        shutdown(f.in[1], SHUT_RD);
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->in) < 0 || pipe2(f->out, O_CLOEXEC) < 0 ||
+            pipe2(f->err, O_CLOEXEC) < 0 || pipe2(f->status, O_CLOEXEC) < 0 || pipe2(f->ctl, O_CLOEXEC) < 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->gw) < 0)
+                return uh_fail(ret_err, "spawn", tr__negerrno(), "pipe");
+        shutdown(f->in[1], SHUT_RD);
+        return 0;
+}
 
-        tr__gw_session *gw = NULL;
-        r = tr__gw_session_new(ex, &gw, ret_err);
-        if (r >= 0) {
-                r = tr__gw_session_serve_fd(gw, TAKE_FD(f.gw[0]), ret_err);
-        }
-        if (r < 0) {
-                tr__gw_session_free(gw);
-                uh_fds_close(&f);
-                tr__rm_rf(workdir);
-                return r;
-        }
-
-        spawn_plan plan = {
-                .path = interp,
-                .argv = argv,
-                .envp = env,
-                .cwd = workdir,
-                .in_fd = f.in[0],
-                .out_fd = f.out[1],
-                .err_fd = f.err[1],
-                .gw_fd = f.gw[1],
-                .status_fd = f.status[1],
-                .ctl_fd = f.ctl[0],
-                .parent = getpid(),
-        };
+static void set_rlimits(spawn_plan *plan, const tr_limits *lim) {
         if (lim->memory_bytes > 0) {
-                plan.set_as = true;
-                plan.as = (struct rlimit){ (rlim_t) lim->memory_bytes, (rlim_t) lim->memory_bytes };
+                plan->set_as = true;
+                plan->as = (struct rlimit){ (rlim_t) lim->memory_bytes, (rlim_t) lim->memory_bytes };
         }
         if (lim->pids_max > 0) {
-                plan.set_nproc = true;
-                plan.nproc = (struct rlimit){ (rlim_t) lim->pids_max, (rlim_t) lim->pids_max };
+                plan->set_nproc = true;
+                plan->nproc = (struct rlimit){ (rlim_t) lim->pids_max, (rlim_t) lim->pids_max };
         }
         if (lim->disk_bytes > 0) {
-                plan.set_fsize = true;
-                plan.fsize = (struct rlimit){ (rlim_t) lim->disk_bytes, (rlim_t) lim->disk_bytes };
+                plan->set_fsize = true;
+                plan->fsize = (struct rlimit){ (rlim_t) lim->disk_bytes, (rlim_t) lim->disk_bytes };
         }
+}
 
-        pid_t sup = -1;
-        r = uh_spawn(&plan, &sup);
-        /* Our copies of the child's ends go, so EOF means the tree is gone. */
-        close_slot(&f.in[0]);
-        close_slot(&f.out[1]);
-        close_slot(&f.err[1]);
-        close_slot(&f.gw[1]);
-        close_slot(&f.status[1]);
-        close_slot(&f.ctl[0]);
-        if (r < 0) {
-                r = uh_fail(ret_err, "spawn", r, "fork");
-                goto out;
+/* Start the supervisor and the interpreter, which then waits for its code. */
+static int uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
+        _cleanup_strv_ char **argv = NULL, **env = NULL;
+        int r = tr__runner_argv(tr_exec_request(ex), s->interp, s->interp, &argv, ret_err);
+        if (r < 0)
+                return r;
+        snprintf(s->workdir, sizeof s->workdir, "%s", "/tmp/toolruntime-uh-XXXXXX");
+        if (!mkdtemp(s->workdir)) {
+                s->workdir[0] = '\0';
+                return uh_fail(ret_err, "workdir", tr__negerrno(), "mkdtemp");
         }
+        if (build_env(b, s->workdir, &env) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "env", "out of memory");
+        if ((r = uh_open_fds(&s->f, ret_err)) < 0)
+                return r;
+        spawn_plan plan = {
+                .path = s->interp,
+                .argv = argv,
+                .envp = env,
+                .cwd = s->workdir,
+                .in_fd = s->f.in[0],
+                .out_fd = s->f.out[1],
+                .err_fd = s->f.err[1],
+                .gw_fd = s->f.gw[1],
+                .status_fd = s->f.status[1],
+                .ctl_fd = s->f.ctl[0],
+                .parent = getpid(),
+        };
+        set_rlimits(&plan, tr_exec_limits(ex));
+        r = uh_spawn(&plan, &s->sup);
+        /* Our copies of the child's ends go, so EOF means the tree is gone. */
+        close_slot(&s->f.in[0]);
+        close_slot(&s->f.out[1]);
+        close_slot(&s->f.err[1]);
+        close_slot(&s->f.gw[1]);
+        close_slot(&s->f.status[1]);
+        close_slot(&s->f.ctl[0]);
+        if (r < 0)
+                return uh_fail(ret_err, "spawn", r, "fork");
+        tr_limits_enforced *enf = tr_result_limits_enforced_mut(tr_exec_result(ex));
         enf->timeout = true;
         enf->memory = plan.set_as;
         /* Root bypasses RLIMIT_NPROC; claiming it would be a lie. */
         enf->pids = plan.set_nproc && geteuid() != 0;
-        tr_exec_log(ex, TR_LOG_INFO, "unsafe_host: started", "interpreter", interp, NULL);
+        tr_exec_log(ex, TR_LOG_INFO, "unsafe_host: started", "interpreter", s->interp, NULL);
+        return 0;
+}
+
+static int uh_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err) {
+        uh *b = self;
+        tr_result *res = tr_exec_result(ex);
+        const char *lang = tr_request_effective_language(tr_exec_request(ex));
+        tr_result_set_backend_kind(res, UH_KIND);
+        tr_result_set_backend_detail(res, "profile", tr_profile_name(tr_exec_profile(ex)), NULL);
+        tr_result_set_backend_detail(res, "isolation", "none", NULL);
+
+        uh_sb *s = calloc(1, sizeof(*s));
+        if (!s)
+                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "prepare", "out of memory");
+        memset(&s->f, 0xff, sizeof(s->f));
+        s->sup = -1;
+        const char *want = streq(lang, "sh") ? b->sh : b->python;
+        int r = tr__find_executable(want, &s->interp);
+        if (r < 0)
+                r = tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, UH_KIND, "spawn",
+                                 "interpreter '%s' for %s not found on PATH (install it, e.g. apt-get install %s)",
+                                 want, lang, streq(lang, "sh") ? "dash" : "python3");
+        if (r >= 0)
+                r = uh_start(b, s, ex, ret_err);
+        if (r < 0) {
+                uh_destroy(b, s, ex);
+                return r;
+        }
+        *ret_sandbox = s;
+        return 0;
+}
+
+static int uh_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
+        uh_sb *s = sandbox;
+        tr_result *res = tr_exec_result(ex);
+        _cleanup_free_ char *input = NULL;
+        size_t input_len = 0;
+        if (tr__runner_stdin(ex, &input, &input_len) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "execute", "out of memory");
+        /* The tools of this run: the session serves the snippet's end of the
+         * gateway socket, which held anything sent before now. */
+        tr__gw_session *gw = NULL;
+        int r = tr__gw_session_new(ex, &gw, ret_err);
+        if (r >= 0)
+                r = tr__gw_session_serve_fd(gw, TAKE_FD(s->f.gw[0]), ret_err);
+        if (r < 0)
+                goto out;
 
         int status = 0;
         bool timed_out = false, cancelled = false;
-        r = uh_loop(ex, &f, input, input_len, sup, &status, &timed_out, &cancelled);
-        close_slot(&f.ctl[1]);
-        {
-                int st;
-                while (waitpid(sup, &st, 0) < 0 && errno == EINTR) {
-                }
+        r = uh_loop(ex, &s->f, input, input_len, s->sup, &status, &timed_out, &cancelled);
+        close_slot(&s->f.ctl[1]);
+        while (waitpid(s->sup, &(int){ 0 }, 0) < 0 && errno == EINTR) {
         }
-        if (r < 0) {
+        s->sup = -1;
+        if (r < 0)
                 r = uh_fail(ret_err, "wait", r, "poll");
-                goto out;
-        }
-        if (timed_out) {
+        else if (timed_out)
                 r = tr_error_set(ret_err, TR_E_TIMEOUT, UH_KIND, "wait", "execution timed out after %lld ms",
-                                 (long long) tr_request_effective_timeout_ms(req));
-                goto out;
-        }
-        if (cancelled) {
+                                 (long long) tr_request_effective_timeout_ms(tr_exec_request(ex)));
+        else if (cancelled)
                 r = tr_error_set(ret_err, TR_E_CANCELLED, UH_KIND, "wait", "execution cancelled by the caller");
-                goto out;
-        }
-        if (r == 0) {
+        else if (r == 0)
                 r = tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "wait",
                                  "the process supervisor ended without reporting the snippet's status");
-                goto out;
+        else {
+                if (WIFEXITED(status))
+                        tr_result_set_exit_code(res, WEXITSTATUS(status));
+                else if (WIFSIGNALED(status))
+                        tr_result_set_signal(res, WTERMSIG(status));
+                r = 0;
         }
-        if (WIFEXITED(status))
-                tr_result_set_exit_code(res, WEXITSTATUS(status));
-        else if (WIFSIGNALED(status))
-                tr_result_set_signal(res, WTERMSIG(status));
-        r = 0;
 out:
         /* The gateway goes after the snippet: nothing can call it any more. */
         tr__gw_session_free(gw);
-        uh_fds_close(&f);
-        tr__rm_rf(workdir);
         return r;
 }
 
@@ -540,8 +569,10 @@ static void uh_free(void *self) {
 
 static const tr_backend_ops uh_ops = {
         .kind = uh_kind,
-        .execute = uh_execute,
         .free = uh_free,
+        .prepare = uh_prepare,
+        .run = uh_run,
+        .destroy = uh_destroy,
 };
 
 TR_PUBLIC int tr_backend_unsafe_host_new(const tr_unsafe_host_config *user_cfg, tr_backend **ret_backend,
