@@ -287,12 +287,15 @@ static int gc_dirs(gc_state *g, const char *state_dir, tr_error **ret_err) {
 
 /* A shim whose container is gone: containerd starts the shim for a task
  * create and, when the client that asked dies or the daemon restarts
- * mid-create, may never tell it to exit (seen in the soak test).  It holds
- * no sandbox process then, but it is a process and a state directory left
- * behind.  Only shims of this daemon (-address), this namespace and one of
- * our ids (tr- and 32 hex digits), whose container no longer exists and
- * that have no child process, are killed; containerd then removes the
- * shim's state itself ("cleaning up dead shim"). */
+ * mid-create, may never tell it to exit; after a daemon restart, a task
+ * containerd has not loaded yet answers NOT_FOUND to delete, and the
+ * container goes while its task still runs (both seen in the soak test).
+ * Only shims of this daemon (-address), this namespace and one of our ids
+ * (tr- and 32 hex digits) whose container no longer exists are touched: no
+ * live execution has a task without its container (the container is
+ * created before the task and deleted after it).  What such a shim still
+ * runs is killed with it; containerd then removes the shim's state itself
+ * ("cleaning up dead shim"). */
 static bool shim_arg(char *const *argv, size_t n, const char *flag, const char **ret) {
         for (size_t i = 0; i + 1 < n; i++)
                 if (streq(argv[i], flag)) {
@@ -302,27 +305,39 @@ static bool shim_arg(char *const *argv, size_t n, const char *flag, const char *
         return false;
 }
 
-static bool has_children(pid_t pid) {
+/* Kill what the shim still runs (each child is a container's init, its pid
+ * namespace's: killing it ends every process in it), then the shim. */
+static int kill_shim_tree(pid_t pid) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        /* Unknown (an old kernel): assume it has, and leave it. */
-        if (fd < 0 || tr__read_fd(fd, 4096, &text, &len) < 0)
-                return true;
-        return len > 0 && text[0] != '\n';
+        if (fd >= 0 && tr__read_fd(fd, 4096, &text, &len) >= 0)
+                for (char *p = text, *end; p && *p; p = end) {
+                        long child = strtol(p, &end, 10);
+                        if (end == p)
+                                break;
+                        if (child > 1)
+                                (void) kill((pid_t) child, SIGKILL);
+                }
+        return kill(pid, SIGKILL) < 0 && errno != ESRCH ? -errno : 0;
 }
 
 static int gc_shims(gc_state *g, const char *socket, const char *ns) {
-        tr__ctrd_items cs = { 0 };
-        fresh_deadline(g);
-        /* Every container, ours or not: a shim is spared if its id exists. */
-        if (tr__ctrd_container_list(&g->cx, NULL, &cs, NULL) < 0)
-                return 0;
+        /* The shims first, the containers after: a shim seen here was
+         * started for a container that existed before this scan, so a live
+         * one is in the list that follows (the reverse order would race
+         * with a sandbox being prepared right now). */
+        typedef struct {
+                pid_t pid;
+                char id[3 + 32 + 1];
+        } shim;
+        shim found[256];
+        size_t n_found = 0;
         DIR *d = opendir("/proc");
         struct dirent *e;
-        while (d && (e = readdir(d))) {
+        while (d && (e = readdir(d)) && n_found < ARRAY_SIZE(found)) {
                 char *end;
                 long pid = strtol(e->d_name, &end, 10);
                 if (*end || pid <= 1)
@@ -345,17 +360,29 @@ static int gc_shims(gc_state *g, const char *socket, const char *ns) {
                     !streq(a_addr, socket) || strlen(a_id) != 3 + 32 || strncmp(a_id, "tr-", 3) != 0 ||
                     strspn(a_id + 3, "0123456789abcdef") != 32)
                         continue;
-                bool exists = false;
-                for (size_t i = 0; i < cs.n && !exists; i++)
-                        exists = streq(cs.items[i].id, a_id);
-                if (exists || has_children((pid_t) pid))
-                        continue;
-                g->why = "its container is gone";
-                int r = kill((pid_t) pid, SIGKILL) < 0 && errno != ESRCH ? -errno : 0;
-                gc_record(g, r, "shim", a_id, NULL);
+                found[n_found].pid = (pid_t) pid;
+                memcpy(found[n_found].id, a_id, sizeof(found[0].id));
+                n_found++;
         }
         if (d)
                 closedir(d);
+        if (n_found == 0)
+                return 0;
+        tr__ctrd_items cs = { 0 };
+        fresh_deadline(g);
+        /* Every container, ours or not: a shim is spared if its id exists. */
+        if (tr__ctrd_container_list(&g->cx, NULL, &cs, NULL) < 0)
+                return 0;
+        for (size_t k = 0; k < n_found; k++) {
+                bool exists = false;
+                for (size_t i = 0; i < cs.n && !exists; i++)
+                        exists = streq(cs.items[i].id, found[k].id);
+                if (exists)
+                        continue;
+                g->why = "its container is gone";
+                int r = kill_shim_tree(found[k].pid);
+                gc_record(g, r, "shim", found[k].id, NULL);
+        }
         tr__ctrd_items_done(&cs);
         return 0;
 }
