@@ -60,19 +60,8 @@ typedef struct job {
         json_t *args; /* array of strings, borrowed; may be NULL */
 } job;
 
-/* Check a job against the server's maxima and run it.  On a request error
- * (bad value, over a maximum, backend not offered) fills *err_status and
- * *ret_err and returns -1 without running anything. */
-static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_error **ret_err, unsigned *err_status) {
-        const tr__serve_config *cfg = ctx->cfg;
-        *err_status = 400;
-        if (jb->code_len > cfg->max_code)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
-                                    "code is %zu bytes; this server takes at most %zu", jb->code_len, cfg->max_code);
-        if (cfg->max_timeout_ms > 0 && jb->timeout_ms > cfg->max_timeout_ms)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "timeout %.3f s is over this server's maximum of %.3f s",
-                                    (double) jb->timeout_ms / 1000.0, (double) cfg->max_timeout_ms / 1000.0);
+int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_limits *limits,
+                               tr_error **ret_err) {
         static const struct {
                 const char *name;
                 size_t off;
@@ -84,20 +73,10 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                 { "max_tool_calls", offsetof(tr_limits, max_tool_calls) },
                 { "max_chain_steps", offsetof(tr_limits, max_chain_steps) },
         };
-        tr_profile prof = TR_PROFILE_STANDARD;
-        if (jb->profile && tr_profile_from_name(jb->profile, &prof) < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
-                                    "unknown profile '%s' (known: dev, standard, hardened)", jb->profile);
-        if (prof == TR_PROFILE_DEV && !cfg->allow_dev) {
-                *err_status = 403;
-                return tr_error_set(ret_err, TR_E_BACKEND_DENIED, TR_BACKEND_NONE, "policy",
-                                    "this server does not run the dev profile (no isolation); start it with "
-                                    "--allow-dev to allow it");
-        }
         /* A server maximum caps what a request asks, and also what it leaves
          * to the profile: an unset limit whose profile default is above the
          * maximum (or unlimited) runs at the maximum. */
-        tr_limits defaults, asked = jb->limits, *limits = &asked;
+        tr_limits defaults;
         tr_profile_default_limits(prof, &defaults);
         for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
                 int64_t max = *(const int64_t *) ((const char *) &cfg->max_limits + lim[i].off);
@@ -118,6 +97,36 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                                             (long long) *v, (long long) max);
                 }
         }
+        return 0;
+}
+
+/* Check a job against the server's maxima and run it.  On a request error
+ * (bad value, over a maximum, backend not offered) fills *err_status and
+ * *ret_err and returns -1 without running anything. */
+static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_error **ret_err, unsigned *err_status) {
+        const tr__serve_config *cfg = ctx->cfg;
+        *err_status = 400;
+        if (jb->code_len > cfg->max_code)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "code is %zu bytes; this server takes at most %zu", jb->code_len, cfg->max_code);
+        if (cfg->max_timeout_ms > 0 && jb->timeout_ms > cfg->max_timeout_ms)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "timeout %.3f s is over this server's maximum of %.3f s",
+                                    (double) jb->timeout_ms / 1000.0, (double) cfg->max_timeout_ms / 1000.0);
+        tr_profile prof = TR_PROFILE_STANDARD;
+        if (jb->profile && tr_profile_from_name(jb->profile, &prof) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "unknown profile '%s' (known: dev, standard, hardened)", jb->profile);
+        if (prof == TR_PROFILE_DEV && !cfg->allow_dev) {
+                *err_status = 403;
+                return tr_error_set(ret_err, TR_E_BACKEND_DENIED, TR_BACKEND_NONE, "policy",
+                                    "this server does not run the dev profile (no isolation); start it with "
+                                    "--allow-dev to allow it");
+        }
+        tr_limits asked = jb->limits, *limits = &asked;
+        int r = tr__serve_effective_limits(cfg, prof, limits, ret_err);
+        if (r < 0)
+                return r;
         if (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
                                     "limits.max_output %lld is over this server's maximum of %zu",
@@ -138,7 +147,7 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
         }
 
         _cleanup_(tr_request_freep) tr_request *req = NULL;
-        int r = tr_request_new(&req, ret_err);
+        r = tr_request_new(&req, ret_err);
         if (r >= 0)
                 r = tr_request_set_code(req, jb->code, jb->code_len, ret_err);
         if (r >= 0)
@@ -159,7 +168,12 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
 
         /* From here on an error is the execution's, reported in the result. */
         *err_status = 0;
-        r = tr_runtime_execute(rt, req, ctx->cancel, ret_res, ret_err);
+        tr_pool *pool = NULL;
+        for (size_t k = 0; k < ctx->backends->n_pools; k++)
+                if (ctx->backends->pools[k].profile == prof && ctx->backends->pools[k].kind == kind)
+                        pool = ctx->backends->pools[k].pool;
+        r = pool ? tr_pool_execute(pool, req, ctx->cancel, ret_res, ret_err)
+                 : tr_runtime_execute(rt, req, ctx->cancel, ret_res, ret_err);
         const tr_error *e = r < 0 && ret_err ? *ret_err : NULL;
         const tr_result *res = *ret_res;
         if (e && (tr_error_code(e) == TR_E_INVALID_LIMITS || tr_error_code(e) == TR_E_INVALID_REQUEST ||

@@ -40,7 +40,23 @@ typedef struct tr__serve_backends {
         tr_backend_kind default_kind;         /* for standard/hardened when the request names none */
         tr_gateway *gateway;                  /* shared by every execution (thread-safe) */
         struct tr__serve_mcp *mcp;            /* the /mcp endpoint; NULL: not mounted */
+        /* Warm pools (--pool PROFILE[/BACKEND]=N), looked up by profile and
+         * backend; a request with no pool of its class runs cold. */
+        struct {
+                tr_profile profile;
+                tr_backend_kind kind;
+                tr_pool *pool;
+                char name[48]; /* "standard/containerd" */
+        } pools[8];
+        size_t n_pools;
 } tr__serve_backends;
+
+/* The limits an execution of `profile` runs with on this server: the
+ * request's, where it leaves one unset the profile's default lowered to the
+ * server's maximum; a request above a maximum (or unlimited under one) is
+ * invalid_limits.  Also the shape of the warm pools (api.c). */
+int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile profile, tr_limits *limits,
+                               tr_error **ret_err);
 
 /* ---- metrics (metrics.c) ------------------------------------------------ */
 typedef struct tr__serve_metrics tr__serve_metrics;
@@ -50,7 +66,8 @@ void tr__serve_metrics_execution(tr__serve_metrics *m, const char *backend, cons
                                  double seconds, size_t tool_calls);
 void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status);
 /* The Prometheus text exposition; malloc'd. */
-char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued);
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued,
+                             const tr__serve_backends *bk);
 
 /* ---- the API mapping (api.c) -------------------------------------------- */
 typedef struct tr__serve_reply {

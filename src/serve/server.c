@@ -216,9 +216,23 @@ static void health(tr__server *s, tr__serve_reply *rep) {
         unsigned running = s->running, queued = s->queued;
         bool draining = s->draining;
         pthread_mutex_unlock(&s->lock);
-        json_t *o =
-                json_pack("{s:s,s:b,s:i,s:i,s:i,s:{}}", "status", draining ? "draining" : "ok", "ready", !draining,
-                          "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency, "pools");
+        /* Ready: not draining, and every pool filled once since start (a
+         * pool emptied by load later does not take the node out). */
+        bool ready = !draining;
+        json_t *pools = json_object();
+        for (size_t i = 0; i < s->backends->n_pools; i++) {
+                tr_pool_stats st;
+                tr_pool_get_stats(s->backends->pools[i].pool, &st);
+                ready = ready && st.filled_once;
+                json_object_set_new(pools, s->backends->pools[i].name,
+                                    json_pack("{s:I,s:I,s:I,s:b,s:I,s:I}", "size", (json_int_t) st.size, "ready",
+                                              (json_int_t) st.ready, "preparing", (json_int_t) st.preparing,
+                                              "filled", st.filled_once, "warm", (json_int_t) st.warm, "cold",
+                                              (json_int_t) st.cold));
+        }
+        json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:i,s:o}", "status", draining ? "draining" : "ok", "ready", ready,
+                              "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency,
+                              "pools", pools);
         rep->status = draining ? 503 : 200;
         rep->content_type = "application/json";
         rep->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -353,7 +367,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 pthread_mutex_unlock(&s->lock);
                 rep.status = 200;
                 rep.content_type = "text/plain; version=0.0.4";
-                rep.body = tr__serve_metrics_text(s->metrics, running, queued);
+                rep.body = tr__serve_metrics_text(s->metrics, running, queued, s->backends);
         } else if (streq(url, "/v1/execute") || streq(url, "/api/v2/execute") || streq(url, "/api/v2/runtimes") ||
                    streq(url, "/v1/health") || streq(url, "/metrics"))
                 tr__serve_reply_error(&rep, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
