@@ -219,8 +219,8 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
                 tr_backend_kind k = TR_BACKEND_NONE;
                 if (tr_profile_from_name(prof, &p) < 0 || p == TR_PROFILE_DEV)
                         return cli_usage_error("serve", "--pool %s: the profile must be standard or hardened", v);
-                if (slash && (tr_backend_kind_from_name(kind, &k) < 0 ||
-                              (k != TR_BACKEND_CONTAINERD && k != TR_BACKEND_KATA)))
+                if (slash &&
+                    (tr_backend_kind_from_name(kind, &k) < 0 || (k != TR_BACKEND_CONTAINERD && k != TR_BACKEND_KATA)))
                         return cli_usage_error("serve", "--pool %s: the backend must be containerd or kata", v);
                 for (size_t i = 0; i < o->n_pools; i++)
                         if (o->pools[i].profile == p && o->pools[i].kind == k) {
@@ -229,7 +229,7 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
                         }
                 if (o->n_pools == ARRAY_SIZE(o->pools))
                         return cli_usage_error("serve", "--pool: at most %zu pools", ARRAY_SIZE(o->pools));
-                o->pools[o->n_pools++] = (pool_spec) { .profile = p, .kind = k, .size = (size_t) n };
+                o->pools[o->n_pools++] = (pool_spec){ .profile = p, .kind = k, .size = (size_t) n };
                 return 0;
         }
         case O_MAX_CONC:
@@ -422,8 +422,8 @@ static int make_pools(const serve_opts_t *o, tr__serve_backends *bk, tr_error **
                 bk->pools[bk->n_pools].pool = pool;
                 bk->pools[bk->n_pools].profile = ps->profile;
                 bk->pools[bk->n_pools].kind = kind;
-                snprintf(bk->pools[bk->n_pools].name, sizeof(bk->pools[0].name), "%s/%s",
-                         tr_profile_name(ps->profile), tr_backend_kind_name(kind));
+                snprintf(bk->pools[bk->n_pools].name, sizeof(bk->pools[0].name), "%s/%s", tr_profile_name(ps->profile),
+                         tr_backend_kind_name(kind));
                 bk->n_pools++;
         }
         return 0;

@@ -23,7 +23,7 @@
 #define DEFAULT_MAX_AGE_MS (5 * 60 * 1000)
 /* Background threads: they prepare and tear down.  Two, as these machines
  * have two cores: more would only queue on containerd and the CPU. */
-#define WORKERS 2
+#define WORKERS        2
 #define MAX_BACKOFF_MS 5000
 
 typedef struct slot {
@@ -121,7 +121,14 @@ static void *worker_main(void *arg) {
                 if (p->n_ready + p->preparing >= p->size) {
                         if (p->n_ready >= p->size && p->size > 0)
                                 p->filled_once = true;
-                        timed_wait(p, 1000);
+                        /* Wake when the oldest idle sandbox comes of age. */
+                        int64_t wait_ms = 1000, now = tr__now_ns();
+                        for (slot *s = p->ready; s; s = s->next) {
+                                int64_t left = (s->ready_ns + p->max_age_ns - now) / TR_NSEC_PER_MSEC + 1;
+                                if (left < wait_ms)
+                                        wait_ms = left < 1 ? 1 : left;
+                        }
+                        timed_wait(p, wait_ms);
                         continue;
                 }
                 p->preparing++;
@@ -203,8 +210,7 @@ TR_PUBLIC int tr_pool_execute(tr_pool *p, const tr_request *req, tr_cancel *canc
         if (ret_result)
                 *ret_result = NULL;
         if (!p || !req)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "pool.execute",
-                                    "invalid argument");
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "pool.execute", "invalid argument");
         slot *s = NULL;
         pthread_mutex_lock(&p->lock);
         if (p->ready && tr__sandbox_fits(p->ready->sb, req)) {

@@ -60,8 +60,7 @@ typedef struct job {
         json_t *args; /* array of strings, borrowed; may be NULL */
 } job;
 
-int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_limits *limits,
-                               tr_error **ret_err) {
+int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_limits *limits, tr_error **ret_err) {
         static const struct {
                 const char *name;
                 size_t off;

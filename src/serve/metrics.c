@@ -88,8 +88,7 @@ void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status) {
         pthread_mutex_unlock(&m->lock);
 }
 
-char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued,
-                             const tr__serve_backends *bk) {
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, const tr__serve_backends *bk) {
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);

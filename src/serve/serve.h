@@ -55,8 +55,7 @@ typedef struct tr__serve_backends {
  * request's, where it leaves one unset the profile's default lowered to the
  * server's maximum; a request above a maximum (or unlimited under one) is
  * invalid_limits.  Also the shape of the warm pools (api.c). */
-int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile profile, tr_limits *limits,
-                               tr_error **ret_err);
+int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile profile, tr_limits *limits, tr_error **ret_err);
 
 /* ---- metrics (metrics.c) ------------------------------------------------ */
 typedef struct tr__serve_metrics tr__serve_metrics;
@@ -66,8 +65,7 @@ void tr__serve_metrics_execution(tr__serve_metrics *m, const char *backend, cons
                                  double seconds, size_t tool_calls);
 void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status);
 /* The Prometheus text exposition; malloc'd. */
-char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued,
-                             const tr__serve_backends *bk);
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, const tr__serve_backends *bk);
 
 /* ---- the API mapping (api.c) -------------------------------------------- */
 typedef struct tr__serve_reply {

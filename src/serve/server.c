@@ -226,8 +226,8 @@ static void health(tr__server *s, tr__serve_reply *rep) {
                 ready = ready && st.filled_once;
                 json_object_set_new(pools, s->backends->pools[i].name,
                                     json_pack("{s:I,s:I,s:I,s:b,s:I,s:I}", "size", (json_int_t) st.size, "ready",
-                                              (json_int_t) st.ready, "preparing", (json_int_t) st.preparing,
-                                              "filled", st.filled_once, "warm", (json_int_t) st.warm, "cold",
+                                              (json_int_t) st.ready, "preparing", (json_int_t) st.preparing, "filled",
+                                              st.filled_once, "warm", (json_int_t) st.warm, "cold",
                                               (json_int_t) st.cold));
         }
         json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:i,s:o}", "status", draining ? "draining" : "ok", "ready", ready,

@@ -284,6 +284,37 @@ t_exec_server() {
     assert_contains "$out" "[retryable]" "no server is retryable"
 }
 
+t_pool() {
+    # Warm pools: filled before readiness, a plain request runs warm, one
+    # with its own limits cold; a SIGTERM leaves nothing (checked at the end
+    # of the suite with the rest).
+    local bad
+    for bad in dev=1 standard=65 standard/unsafe_host=1 =2 standard; do
+        "$TR" serve --pool "$bad" --listen 127.0.0.1:0 2>/dev/null
+        assert_eq "$?" 2 "--pool $bad is a usage error"
+    done
+    start_server pool --pool standard=2 --pool hardened/containerd=0
+    local ready="" i out
+    for i in $(seq 100); do
+        ready=$(j "$(curl -s "$URL/v1/health")" 'j["ready"]')
+        [ "$ready" = true ] && break
+        sleep 0.1
+    done
+    assert_eq "$ready" true "ready once the pool is filled"
+    assert_eq "$(j "$(curl -s "$URL/v1/health")" 'j["pools"]["standard/containerd"]["ready"]')" 2 "pool size in health"
+    for i in 1 2; do
+        out=$(curl -s "$URL/v1/execute" -d '{"code":"__out = 6*7"}')
+        assert_eq "$(j "$out" 'j["value"]')" 42 "a warm execution"
+        assert_eq "$(j "$out" 'j["backend"]["details"]["pool"]')" warm "pool detail"
+    done
+    out=$(curl -s "$URL/v1/execute" -d '{"code":"__out = 1","limits":{"memory":100000000}}')
+    assert_eq "$(j "$out" 'j["backend"]["details"]["pool"]')" cold "own limits run cold"
+    assert_contains "$(curl -s "$URL/metrics")" 'toolruntime_pool_executions_total{pool="standard/containerd",sandbox="warm"} 2' "pool metrics"
+    kill -TERM "$PID"
+    wait "$PID" 2>/dev/null
+    assert_eq "$?" 0 "SIGTERM with a pool"
+}
+
 t_mcp_http() {
     # The MCP endpoint's HTTP rules (the MCP clients of tests/integration/mcp
     # drive the protocol itself): sessions, Origin, methods, bad bodies.
@@ -323,7 +354,7 @@ t_mcp_http() {
 }
 
 for t in t_execute_value t_bad_requests t_piston_client t_keepalive_http_client t_admission_429 \
-    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server; do
+    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server t_pool; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
     RUN=$((RUN + 1))
