@@ -750,12 +750,11 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
 typedef struct tr_pool tr_pool;
 typedef struct tr_pool_stats {
         size_t size, ready, preparing;
-        bool filled_once; /* ready reached size at least once (readiness) */
+        bool filled_once;    /* ready reached size at least once (readiness) */
         uint64_t warm, cold; /* executions */
         uint64_t prepared, prepare_failures, expired;
 } tr_pool_stats;
-TR_PUBLIC int tr_pool_new(tr_runtime *rt, const tr_request *shape, size_t size, tr_pool **ret_pool,
-                          tr_error **ret_err);
+TR_PUBLIC int tr_pool_new(tr_runtime *rt, const tr_request *shape, size_t size, tr_pool **ret_pool, tr_error **ret_err);
 TR_PUBLIC int tr_pool_execute(tr_pool *pool, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
                               tr_error **ret_err);
 TR_PUBLIC void tr_pool_set_size(tr_pool *pool, size_t size);
