@@ -88,7 +88,9 @@ typedef struct tr__serve_ctx {
         const tr__serve_config *cfg;
         const tr__serve_backends *backends;
         tr__serve_metrics *metrics;
-        tr_cancel *cancel; /* cancelled when the client goes away */
+        tr_cancel *cancel;   /* cancelled when the client goes away */
+        tr_output_fn output; /* the execution's output as it comes; NULL: none */
+        void *output_userdata;
 } tr__serve_ctx;
 
 void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
@@ -117,6 +119,19 @@ typedef struct tr__serve_mcp_http {
 } tr__serve_mcp_http;
 void tr__serve_mcp_handle(tr__serve_mcp *m, const tr__serve_mcp_http *h, const char *body, size_t len,
                           tr__serve_reply *rep);
+
+/* ---- the ndjson event stream of /v1/execute (stream.c) ------------------- */
+typedef struct tr__ndjson tr__ndjson;
+/* Takes `cancel` (cancelled when the reader goes before the end). */
+tr__ndjson *tr__ndjson_new(tr_cancel *cancel);
+/* A tr_output_fn: stdout/stderr events. */
+void tr__ndjson_output(void *userdata, tr_stream stream, const char *data, size_t len);
+/* The execution side: the final events from the reply a plain request
+ * would get; lets go of the execution's reference. */
+void tr__ndjson_finish(tr__ndjson *st, const tr__serve_reply *rep);
+/* The response side (tr__serve_reply's stream_read / stream_free). */
+ssize_t tr__ndjson_read(void *cls, uint64_t pos, char *buf, size_t max);
+void tr__ndjson_reader_done(void *cls);
 
 /* ---- the server (server.c) ---------------------------------------------- */
 typedef struct tr__server tr__server;

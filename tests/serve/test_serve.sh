@@ -315,6 +315,28 @@ t_pool() {
     assert_eq "$?" 0 "SIGTERM with a pool"
 }
 
+t_ndjson_stream() {
+    # Accept: application/x-ndjson: the first line arrives while the snippet
+    # still runs, the result comes last, a refused request is an error event.
+    local t0 first="" last
+    t0=$(date +%s%N)
+    curl -sN -H 'Accept: application/x-ndjson' "$MAIN_URL/v1/execute" \
+        -d '{"code":"import time\nfor i in range(3):\n    print(i, flush=True); time.sleep(1)\n__out = 7"}' |
+        while IFS= read -r line; do
+            echo "$(( ($(date +%s%N) - t0) / 1000000 )) $line"
+        done > "$WORK/nd"
+    first=$(head -1 "$WORK/nd")
+    last=$(tail -1 "$WORK/nd")
+    assert_contains "$first" '{"type":"stdout","data":"0' "the first event"
+    local t_first=${first%% *} t_last=${last%% *}
+    [ $((t_last - t_first)) -ge 1500 ] || fail "the first output came ${t_first} ms in, the result at ${t_last} ms: not streamed"
+    assert_eq "$(j "${last#* }" 'j["type"]')" result "the last event"
+    assert_eq "$(j "${last#* }" 'j["result"]["value"]')" 7 "the result event's value"
+    out=$(curl -s -H 'Accept: application/x-ndjson' "$MAIN_URL/v1/execute" -d '{"code":"1","limits":{"memory":0}}')
+    assert_eq "$(j "$out" 'j["type"]')" error "a refused request"
+    assert_eq "$(j "$out" 'j["status"]')" 400 "its status"
+}
+
 t_mcp_http() {
     # The MCP endpoint's HTTP rules (the MCP clients of tests/integration/mcp
     # drive the protocol itself): sessions, Origin, methods, bad bodies.
@@ -354,7 +376,7 @@ t_mcp_http() {
 }
 
 for t in t_execute_value t_bad_requests t_piston_client t_keepalive_http_client t_admission_429 \
-    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server t_pool; do
+    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server t_pool t_ndjson_stream; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
     RUN=$((RUN + 1))
