@@ -427,6 +427,11 @@ TR_PUBLIC void tr_request_free(tr_request *req);
 
 /* The code to run (copied; may contain NUL bytes, hence the length). */
 TR_PUBLIC int tr_request_set_code(tr_request *req, const char *code, size_t len, tr_error **ret_err);
+/* The snippet's standard input (bytes; NULL: none, the snippet reads EOF).
+ * At most TR_MAX_STDIN_BYTES.  Like the code, bound at run time. */
+#define TR_MAX_STDIN_BYTES (16 * 1024 * 1024)
+TR_PUBLIC int tr_request_set_stdin(tr_request *req, const char *data, size_t len, tr_error **ret_err);
+TR_PUBLIC const char *tr_request_stdin(const tr_request *req, size_t *ret_len);
 /* "python" or "sh"; NULL or "" selects the backend's default (python). */
 TR_PUBLIC int tr_request_set_language(tr_request *req, const char *language, tr_error **ret_err);
 /* 0 selects TR_DEFAULT_TIMEOUT_MS. */

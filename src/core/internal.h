@@ -29,6 +29,8 @@ void tr__kvlist_done(tr__kvlist *l);
 struct tr_request {
         char *code;
         size_t code_len;
+        char *stdin_data; /* the snippet's standard input; NULL: none */
+        size_t stdin_len;
         char *language;
         int64_t timeout_ms;
         tr_limits limits;

@@ -58,6 +58,8 @@ typedef struct job {
         tr_limits limits;
         int64_t max_output;
         json_t *args; /* array of strings, borrowed; may be NULL */
+        const char *stdin_data; /* borrowed; NULL: none */
+        size_t stdin_len;
 } job;
 
 int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_limits *limits, tr_error **ret_err) {
@@ -151,6 +153,8 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                 r = tr_request_set_code(req, jb->code, jb->code_len, ret_err);
         if (r >= 0)
                 r = tr_request_set_language(req, jb->language, ret_err);
+        if (r >= 0 && jb->stdin_data)
+                r = tr_request_set_stdin(req, jb->stdin_data, jb->stdin_len, ret_err);
         size_t i;
         json_t *a;
         json_array_foreach(jb->args, i, a) {
@@ -257,7 +261,7 @@ static bool string_array(json_t *v, const char *key, char *msg, size_t msgsz) {
 
 static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz) {
         json_error_t jerr;
-        json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!o)
                 snprintf(msg, msgsz, "the body is not JSON: %s", jerr.text);
         else if (!json_is_object(o)) {
@@ -313,12 +317,14 @@ void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len
         }
         jb.args = o ? json_object_get(o, "args") : NULL;
         ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
-        if (ok && stdin_v && !json_is_null(stdin_v) && !(json_is_string(stdin_v) && json_string_length(stdin_v) == 0)) {
-                /* The runner reads the snippet from its stdin today; a
-                 * separate stdin stream is not built yet.  Refused, never
-                 * silently dropped. */
-                snprintf(msg, sizeof(msg), "'stdin' is not supported yet (only \"\" or null)");
-                ok = false;
+        if (ok && stdin_v && !json_is_null(stdin_v)) {
+                if (!json_is_string(stdin_v)) {
+                        snprintf(msg, sizeof(msg), "'stdin' must be a string");
+                        ok = false;
+                } else {
+                        jb.stdin_data = json_string_value(stdin_v);
+                        jb.stdin_len = json_string_length(stdin_v);
+                }
         }
         if (!ok) {
                 tr__serve_reply_error(ret, 400, "invalid_request", "%s", msg);
@@ -420,9 +426,9 @@ void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t
                          "are not supported yet)");
                 ok = false;
         }
-        if (ok && stdin_s && *stdin_s) {
-                snprintf(msg, sizeof(msg), "stdin is not supported yet (only \"\")");
-                ok = false;
+        if (ok && stdin_s) {
+                jb.stdin_data = stdin_s;
+                jb.stdin_len = json_string_length(json_object_get(o, "stdin"));
         }
         if (!ok) {
                 piston_error(ret, 400, msg);

@@ -19,7 +19,6 @@
 #include <time.h>
 
 #include "serve/serve.h"
-#include "util/json.h"
 #include "util/macros.h"
 
 struct tr__ndjson {
@@ -82,8 +81,15 @@ static void emit(tr__ndjson *st, json_t *o) {
 
 void tr__ndjson_output(void *userdata, tr_stream stream, const char *data, size_t len) {
         tr__ndjson *st = userdata;
-        emit(st, json_pack("{s:s,s:o}", "type", stream == TR_STREAM_STDERR ? "stderr" : "stdout", "data",
-                           tr__json_bytes(data, len)));
+        /* JSON strings are UTF-8; the library's output callback keeps a
+         * character split across chunks whole, so only bytes that are not
+         * UTF-8 at all become U+FFFD here. */
+        _cleanup_free_ char *clean = NULL;
+        size_t n = 0;
+        if (tr_utf8_sanitize(data, len, &clean, &n, NULL) < 0)
+                return;
+        emit(st, json_pack("{s:s,s:s%}", "type", stream == TR_STREAM_STDERR ? "stderr" : "stdout", "data", clean,
+                           n));
 }
 
 void tr__ndjson_finish(tr__ndjson *st, const tr__serve_reply *rep) {

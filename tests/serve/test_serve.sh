@@ -91,6 +91,11 @@ t_execute_value() {
     out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"import sys\nprint(sys.argv[1:])\nsys.exit(3)","args":["a","b c"],"timeout":10,"limits":{"memory":268435456,"pids":32}}')
     assert_eq "$(j "$out" 'j["stdout"]')" "['a', 'b c']" "args"
     assert_eq "$(j "$out" 'j["exit_code"]')" 3 "exit code"
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"import sys\n__out = [input(), sys.stdin.read()]","stdin":"first\nrest\u0000\u00e9"}')
+    assert_eq "$(j "$out" 'j["value"]')" '["first", "rest\u0000\u00e9"]' "stdin"
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"cat; echo \"[$1]\"","language":"sh","stdin":"in\n","args":["x y"]}')
+    assert_eq "$(j "$out" 'j["stdout"]')" "in
+[x y]" "stdin and args in sh"
     out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"echo hi","language":"sh","profile":"hardened"}')
     assert_eq "$(j "$out" 'j["stdout"]')" "hi" "sh in hardened"
     # Unset limits take the profile's defaults, capped by the server's
@@ -118,7 +123,7 @@ not json|400|not JSON
 {"code":"1","timeout":"x"}|400|'timeout' must be a number
 {"code":"1","profile":"dev"}|403|--allow-dev
 {"code":"1","backend":"nope"}|400|unknown backend
-{"code":"1","stdin":"x"}|400|'stdin' is not supported
+{"code":"1","stdin":5}|400|'stdin' must be a string
 {"code":1}|400|'code' is required
 EOF
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/nope")" 404 "unknown route"
@@ -137,7 +142,8 @@ const runtimes = await client.runtimes();
 const ok = await client.execute("python", "import sys\nprint(\"hi\", sys.argv[1:])");
 const bad = await client.execute("python", "import sys\nprint(\"oops\", file=sys.stderr)\nsys.exit(2)");
 const slow = await client.execute({ language: "python", files: [{ content: "while True: pass" }], runTimeout: 1000 });
-console.log(JSON.stringify({ runtimes, ok, bad, slow }));
+const fed = await client.execute({ language: "python", files: [{ content: "print(input()[::-1])" }], stdin: "olleh" });
+console.log(JSON.stringify({ runtimes, ok, bad, slow, fed }));
 ' "$MAIN_URL")
     assert_eq "$(j "$out" '[r["language"] for r in j["runtimes"]]')" '["python", "sh"]' "runtimes"
     assert_eq "$(j "$out" 'j["ok"]["run"]["stdout"]')" "hi ['1', '2', '3']" "execute stdout (the client sends args 1 2 3)"
@@ -149,6 +155,7 @@ console.log(JSON.stringify({ runtimes, ok, bad, slow }));
     assert_eq "$(j "$out" 'j["bad"]["run"]["status"]')" RE "status RE"
     assert_eq "$(j "$out" 'j["slow"]["run"]["status"]')" TO "status TO"
     assert_eq "$(j "$out" 'j["slow"]["run"]["signal"]')" SIGKILL "signal"
+    assert_eq "$(j "$out" 'j["fed"]["run"]["stdout"]')" "hello" "stdin"
 }
 
 t_keepalive_http_client() {
@@ -267,6 +274,7 @@ t_metrics() {
 t_exec_server() {
     # The CLI as a client: the same output and exit statuses as a local exec.
     local out rc
+    assert_eq "$(echo fed | "$TR" exec --server "$MAIN_URL" --stdin - -c 'print(input() * 2)')" fedfed "--stdin through --server"
     out=$("$TR" exec --server "$MAIN_URL" -c 'import sys; print("hi", sys.argv[1:]); sys.exit(3)' -- a 'b c' 2>&1)
     rc=$?
     assert_eq "$out" "hi ['a', 'b c']" "stdout through --server"
