@@ -88,8 +88,7 @@ void tr__ndjson_output(void *userdata, tr_stream stream, const char *data, size_
         size_t n = 0;
         if (tr_utf8_sanitize(data, len, &clean, &n, NULL) < 0)
                 return;
-        emit(st, json_pack("{s:s,s:s%}", "type", stream == TR_STREAM_STDERR ? "stderr" : "stdout", "data", clean,
-                           n));
+        emit(st, json_pack("{s:s,s:s%}", "type", stream == TR_STREAM_STDERR ? "stderr" : "stdout", "data", clean, n));
 }
 
 void tr__ndjson_finish(tr__ndjson *st, const tr__serve_reply *rep) {
