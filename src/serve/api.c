@@ -57,7 +57,7 @@ typedef struct job {
         int64_t timeout_ms;   /* 0: the default */
         tr_limits limits;
         int64_t max_output;
-        json_t *args; /* array of strings, borrowed; may be NULL */
+        json_t *args;           /* array of strings, borrowed; may be NULL */
         const char *stdin_data; /* borrowed; NULL: none */
         size_t stdin_len;
 } job;
