@@ -230,8 +230,6 @@ t_token_and_unix_socket() {
     chmod 644 "$WORK/token"
     "$TR" serve --token-file "$WORK/token" 2>"$WORK/err"
     assert_eq "$?" 2 "world-readable token file"
-    "$TR" serve --pool standard=2 2>"$WORK/err"
-    assert_eq "$?" 2 "pools are refused, not ignored"
 }
 
 t_sigterm_drains() {
