@@ -427,6 +427,11 @@ TR_PUBLIC void tr_request_free(tr_request *req);
 
 /* The code to run (copied; may contain NUL bytes, hence the length). */
 TR_PUBLIC int tr_request_set_code(tr_request *req, const char *code, size_t len, tr_error **ret_err);
+/* The snippet's standard input (bytes; NULL: none, the snippet reads EOF).
+ * At most TR_MAX_STDIN_BYTES.  Like the code, bound at run time. */
+#define TR_MAX_STDIN_BYTES (16 * 1024 * 1024)
+TR_PUBLIC int tr_request_set_stdin(tr_request *req, const char *data, size_t len, tr_error **ret_err);
+TR_PUBLIC const char *tr_request_stdin(const tr_request *req, size_t *ret_len);
 /* "python" or "sh"; NULL or "" selects the backend's default (python). */
 TR_PUBLIC int tr_request_set_language(tr_request *req, const char *language, tr_error **ret_err);
 /* 0 selects TR_DEFAULT_TIMEOUT_MS. */
@@ -724,6 +729,43 @@ TR_PUBLIC int tr_runtime_prepare(tr_runtime *rt, const tr_request *shape, tr_can
 TR_PUBLIC int tr_sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
                              tr_error **ret_err);
 TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
+
+/*
+ * Warm pools on that lifecycle: `size` sandboxes of one shape prepared
+ * ahead, refilled in the background (two threads, backing off while the
+ * backend fails), idle ones replaced after a maximum age (5 minutes by
+ * default).  Each sandbox runs one execution and is then destroyed in the
+ * background; it is never reused.
+ *
+ *   tr_pool_new      copies `shape` (profile, language, limits, arguments,
+ *                    timeout, output cap, gateway; no code) and starts
+ *                    filling; the shape's gateway must outlive the pool.
+ *   tr_pool_execute  runs `req` in a ready sandbox when one is there and the
+ *                    request fits the shape (same profile, language,
+ *                    effective limits and arguments; its code, timeout,
+ *                    output callback and tools are its own), else cold
+ *                    through tr_runtime_execute.  The result's backend
+ *                    detail "pool" says which: "warm" or "cold".
+ *   tr_pool_set_size, tr_pool_set_max_age_ms  change them at run time.
+ *   tr_pool_get_stats  what a service reports (readiness, metrics).
+ *   tr_pool_free     stops refilling and destroys every sandbox it holds.
+ *
+ * Thread-safe; the runtime must outlive the pool.
+ */
+typedef struct tr_pool tr_pool;
+typedef struct tr_pool_stats {
+        size_t size, ready, preparing;
+        bool filled_once;    /* ready reached size at least once (readiness) */
+        uint64_t warm, cold; /* executions */
+        uint64_t prepared, prepare_failures, expired;
+} tr_pool_stats;
+TR_PUBLIC int tr_pool_new(tr_runtime *rt, const tr_request *shape, size_t size, tr_pool **ret_pool, tr_error **ret_err);
+TR_PUBLIC int tr_pool_execute(tr_pool *pool, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
+                              tr_error **ret_err);
+TR_PUBLIC void tr_pool_set_size(tr_pool *pool, size_t size);
+TR_PUBLIC void tr_pool_set_max_age_ms(tr_pool *pool, int64_t ms);
+TR_PUBLIC void tr_pool_get_stats(tr_pool *pool, tr_pool_stats *ret_stats);
+TR_PUBLIC void tr_pool_free(tr_pool *pool);
 
 /* Validation alone (what tr_runtime_execute does first). */
 TR_PUBLIC int tr_request_validate(const tr_request *req, tr_error **ret_err);

@@ -87,6 +87,8 @@ typedef struct cli_remote_req {
         int64_t max_output; /* 0: the server's default */
         char **args;
         size_t n_args;
+        const char *stdin_data; /* NULL: none */
+        size_t stdin_len;
         bool json;
 } cli_remote_req;
 int cli_exec_remote(const cli_remote_req *r);

@@ -39,6 +39,8 @@ static const char exec_help[] =
         "                           are not UTF-8, are shown as \\xNN when stdout or stderr\n"
         "                           is a terminal)\n"
         "  -v, --verbose            log what the runtime does on stderr\n"
+        "      --stdin FILE         the snippet's standard input (- : this command's); default:\n"
+        "                           none (the snippet reads end of file)\n"
         "      --server URL         send the execution to a running `toolruntime serve`\n"
         "                           (http://HOST:PORT or unix:PATH; default: the\n"
         "                           TOOLRUNTIME_SERVER variable; a bearer token from\n"
@@ -135,6 +137,7 @@ enum {
         OPT_TOOL_ENV,
         OPT_SERVER,
         OPT_VM_IMAGE_CACHE,
+        OPT_STDIN,
 };
 
 static const struct option exec_opts[] = {
@@ -170,6 +173,7 @@ static const struct option exec_opts[] = {
         { "mcp", required_argument, NULL, OPT_MCP },
         { "tool-env", required_argument, NULL, OPT_TOOL_ENV },
         { "server", required_argument, NULL, OPT_SERVER },
+        { "stdin", required_argument, NULL, OPT_STDIN },
         CLI_PULL_LONG_OPTIONS,
         { 0 },
 };
@@ -212,6 +216,7 @@ static void catch_signals(tr_cancel *cancel) {
 int cli_exec(int argc, char **argv) {
         const char *code = NULL, *backend = NULL, *profile = NULL, *language = NULL, *file = NULL;
         const char *tools = NULL, *server = getenv("TOOLRUNTIME_SERVER"), *vm_image_cache = NULL;
+        const char *stdin_file = NULL;
         const char **mcp = NULL, **tool_env = NULL;
         size_t n_mcp = 0, n_tool_env = 0;
         bool json = false, verbose = false;
@@ -289,6 +294,7 @@ int cli_exec(int argc, char **argv) {
                         break;
                 case OPT_JSON: json = true; break;
                 case OPT_SERVER: server = optarg; break;
+                case OPT_STDIN: stdin_file = optarg; break;
                 case OPT_RAW: cli_term_raw = true; break;
                 case OPT_IMAGE: bo.image = optarg; break;
                 case OPT_NAMESPACE: bo.ctrd_namespace = optarg; break;
@@ -383,6 +389,21 @@ int cli_exec(int argc, char **argv) {
                 }
                 code = file_code;
         }
+        _cleanup_free_ char *stdin_data = NULL;
+        size_t stdin_len = 0;
+        if (stdin_file) {
+                if (streq(stdin_file, "-") && file && streq(file, "-"))
+                        return cli_usage_error("exec", "the code and --stdin cannot both come from standard input");
+                _cleanup_close_ int fd =
+                        streq(stdin_file, "-") ? dup(STDIN_FILENO) : open(stdin_file, O_RDONLY | O_CLOEXEC);
+                int r = fd < 0 ? tr__negerrno() : cli_read_fd(fd, TR_MAX_STDIN_BYTES + 1, &stdin_data, &stdin_len);
+                if (r >= 0 && stdin_len > TR_MAX_STDIN_BYTES)
+                        r = -EFBIG;
+                if (r < 0) {
+                        fprintf(stderr, "toolruntime: --stdin %s: %s\n", stdin_file, strerror(-r));
+                        return CLI_EXIT_USAGE;
+                }
+        }
 
         if (server && *server) {
                 static const cli_backend_opts none = { 0 };
@@ -404,6 +425,8 @@ int cli_exec(int argc, char **argv) {
                         .args = argv + first_arg,
                         .n_args = first_arg < argc ? (size_t) (argc - first_arg) : 0,
                         .json = json,
+                        .stdin_data = stdin_data,
+                        .stdin_len = stdin_len,
                 };
                 return cli_exec_remote(&rr);
         }
@@ -445,6 +468,8 @@ int cli_exec(int argc, char **argv) {
                 r = tr_request_new(&req, &err);
         if (r >= 0)
                 r = tr_request_set_code(req, code, code_len, &err);
+        if (r >= 0 && stdin_data)
+                r = tr_request_set_stdin(req, stdin_data, stdin_len, &err);
         if (r >= 0)
                 r = tr_request_set_language(req, language, &err);
         if (r >= 0 && signal_caught)

@@ -68,6 +68,14 @@ static json_t *request_json(const cli_remote_req *r) {
         for (size_t i = 0; i < r->n_args; i++)
                 json_array_append_new(args, json_string(r->args[i]));
         json_object_set_new(o, "args", args);
+        if (r->stdin_data) {
+                json_t *in = json_stringn(r->stdin_data, r->stdin_len);
+                if (!in) {
+                        json_decref(o);
+                        return NULL;
+                }
+                json_object_set_new(o, "stdin", in);
+        }
         return o;
 }
 
@@ -103,6 +111,10 @@ static int print_error(json_t *e) {
 
 int cli_exec_remote(const cli_remote_req *r) {
         _cleanup_(json_decrefp) json_t *req = request_json(r);
+        if (!req) {
+                fputs("toolruntime: --stdin with --server must be UTF-8 text (JSON carries it as a string)\n", stderr);
+                return CLI_EXIT_USAGE;
+        }
         _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT);
         CURL *c = curl_easy_init();
         if (!text || !c) {

@@ -36,7 +36,9 @@ static const char serve_help[] =
         "      --queue N             requests that may wait for a slot (default 64);\n"
         "                            beyond it: 429 with Retry-After\n"
         "      --pool PROFILE[/BACKEND]=N\n"
-        "                            warm pools: not implemented yet; N must be 0\n"
+        "                            keep N sandboxes of that profile (standard or\n"
+        "                            hardened) and backend (default: --backend)\n"
+        "                            prepared, interpreter waiting (repeatable; N <= 64)\n"
         "      --config FILE         a JSON object of these options by long name\n"
         "                            (e.g. {\"listen\": \"unix:/run/tr.sock\", \"mcp\": [\"...\"]});\n"
         "                            options on the command line win\n"
@@ -137,6 +139,12 @@ static const struct option serve_opts[] = {
         { 0 },
 };
 
+typedef struct pool_spec {
+        tr_profile profile;
+        tr_backend_kind kind; /* NONE: the default backend */
+        size_t size;
+} pool_spec;
+
 typedef struct serve_opts_t {
         tr__serve_config cfg;
         cli_backend_opts bo;
@@ -146,6 +154,8 @@ typedef struct serve_opts_t {
         const char *tools;
         char **mcp;      /* strv */
         char **tool_env; /* strv */
+        pool_spec pools[8];
+        size_t n_pools;
         bool verbose;
         char *owned[64]; /* strings from the config file, kept for bo/cfg */
         size_t n_owned;
@@ -193,13 +203,33 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
                         return cli_usage_error("serve", "--accel: expected auto, kvm or tcg, got '%s'", v);
                 return 0;
         case O_POOL: {
-                /* The names are the service's interface; the pools are
-                 * not built yet, so only a size of 0 is accepted. */
+                char prof[16] = "", kind[16] = "";
                 const char *eq = strchr(v, '=');
-                if (!eq || tr_parse_count(eq + 1, &n, NULL) < 0)
-                        return cli_usage_error("serve", "--pool: expected PROFILE[/BACKEND]=N, got '%s'", v);
-                if (n > 0)
-                        return cli_usage_error("serve", "--pool %s: warm pools are not implemented yet", v);
+                const char *slash = eq ? memchr(v, '/', (size_t) (eq - v)) : NULL;
+                size_t plen = eq ? (size_t) ((slash ? slash : eq) - v) : 0;
+                size_t klen = slash ? (size_t) (eq - slash - 1) : 0;
+                if (!eq || plen == 0 || plen >= sizeof(prof) || klen >= sizeof(kind) ||
+                    tr_parse_count(eq + 1, &n, NULL) < 0 || n > 64)
+                        return cli_usage_error("serve", "--pool: expected PROFILE[/BACKEND]=N with N <= 64, got '%s'",
+                                               v);
+                memcpy(prof, v, plen);
+                if (slash)
+                        memcpy(kind, slash + 1, klen);
+                tr_profile p;
+                tr_backend_kind k = TR_BACKEND_NONE;
+                if (tr_profile_from_name(prof, &p) < 0 || p == TR_PROFILE_DEV)
+                        return cli_usage_error("serve", "--pool %s: the profile must be standard or hardened", v);
+                if (slash &&
+                    (tr_backend_kind_from_name(kind, &k) < 0 || (k != TR_BACKEND_CONTAINERD && k != TR_BACKEND_KATA)))
+                        return cli_usage_error("serve", "--pool %s: the backend must be containerd or kata", v);
+                for (size_t i = 0; i < o->n_pools; i++)
+                        if (o->pools[i].profile == p && o->pools[i].kind == k) {
+                                o->pools[i].size = (size_t) n; /* the last one wins */
+                                return 0;
+                        }
+                if (o->n_pools == ARRAY_SIZE(o->pools))
+                        return cli_usage_error("serve", "--pool: at most %zu pools", ARRAY_SIZE(o->pools));
+                o->pools[o->n_pools++] = (pool_spec){ .profile = p, .kind = k, .size = (size_t) n };
                 return 0;
         }
         case O_MAX_CONC:
@@ -367,6 +397,38 @@ static int make_runtimes(const serve_opts_t *o, tr__serve_backends *bk, tr_error
         return 0;
 }
 
+/* The warm pools: each a shape of a request with no limits of its own, as
+ * the API would run it (the server's maxima applied). */
+static int make_pools(const serve_opts_t *o, tr__serve_backends *bk, tr_error **ret_err) {
+        for (size_t i = 0; i < o->n_pools; i++) {
+                const pool_spec *ps = &o->pools[i];
+                tr_backend_kind kind = ps->kind != TR_BACKEND_NONE ? ps->kind : bk->default_kind;
+                if (ps->size == 0)
+                        continue;
+                _cleanup_(tr_request_freep) tr_request *shape = NULL;
+                tr_limits lim;
+                tr_limits_init(&lim);
+                int r = tr__serve_effective_limits(&o->cfg, ps->profile, &lim, ret_err);
+                if (r >= 0)
+                        r = tr_request_new(&shape, ret_err);
+                if (r < 0)
+                        return r;
+                tr_request_set_profile(shape, ps->profile);
+                tr_request_set_limits(shape, &lim);
+                tr_request_set_gateway(shape, bk->gateway);
+                tr_pool *pool = NULL;
+                if ((r = tr_pool_new(bk->by_kind[kind], shape, ps->size, &pool, ret_err)) < 0)
+                        return r;
+                bk->pools[bk->n_pools].pool = pool;
+                bk->pools[bk->n_pools].profile = ps->profile;
+                bk->pools[bk->n_pools].kind = kind;
+                snprintf(bk->pools[bk->n_pools].name, sizeof(bk->pools[0].name), "%s/%s", tr_profile_name(ps->profile),
+                         tr_backend_kind_name(kind));
+                bk->n_pools++;
+        }
+        return 0;
+}
+
 #define GC_INTERVAL_S 60
 
 static void run_gc(const serve_opts_t *o, const char *when) {
@@ -460,6 +522,8 @@ int cli_serve(int argc, char **argv) {
                 run_gc(&o, "start-up");
                 r = tr__serve_mcp_new(&o.cfg, &bk, &bk.mcp, &err);
         }
+        if (r >= 0)
+                r = make_pools(&o, &bk, &err);
         if (r >= 0) {
                 r = tr__server_start(&o.cfg, &bk, &srv, &err);
         }
@@ -490,6 +554,8 @@ int cli_serve(int argc, char **argv) {
         tr_error_free(err);
         tr__server_free(srv);
         tr__serve_mcp_free(bk.mcp);
+        for (size_t i = 0; i < bk.n_pools; i++)
+                tr_pool_free(bk.pools[i].pool);
         tr_gateway_free(bk.gateway);
         for (size_t i = 0; i < ARRAY_SIZE(bk.by_kind); i++)
                 tr_runtime_free(bk.by_kind[i]);

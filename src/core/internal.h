@@ -29,6 +29,8 @@ void tr__kvlist_done(tr__kvlist *l);
 struct tr_request {
         char *code;
         size_t code_len;
+        char *stdin_data; /* the snippet's standard input; NULL: none */
+        size_t stdin_len;
         char *language;
         int64_t timeout_ms;
         tr_limits limits;
@@ -151,3 +153,5 @@ int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, in
                     tr_error **ret_err);
 /* After a failed prepare: hand out the partial result (backend details). */
 void tr__sandbox_fail_result(tr_sandbox *sb, int64_t start, tr_result **ret_result);
+/* Would tr_sandbox_run accept `req` in `sb` (its shape, not yet run)? */
+bool tr__sandbox_fits(const tr_sandbox *sb, const tr_request *req);

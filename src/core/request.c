@@ -65,6 +65,7 @@ TR_PUBLIC void tr_request_free(tr_request *r) {
         if (!r)
                 return;
         free(r->code);
+        free(r->stdin_data);
         free(r->language);
         tr__kvlist_done(&r->metadata);
         tr__strv_free(r->args);
@@ -82,6 +83,30 @@ TR_PUBLIC int tr_request_set_code(tr_request *r, const char *code, size_t len, t
         r->code = c;
         r->code_len = len;
         return 0;
+}
+
+TR_PUBLIC int tr_request_set_stdin(tr_request *r, const char *data, size_t len, tr_error **ret_err) {
+        if (len > TR_MAX_STDIN_BYTES)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "request.set_stdin",
+                                    "standard input is %zu bytes; at most %d", len, TR_MAX_STDIN_BYTES);
+        char *c = NULL;
+        if (data && !(c = malloc(len + 1)))
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.set_stdin", "out of memory");
+        if (c) {
+                if (len)
+                        memcpy(c, data, len);
+                c[len] = '\0';
+        }
+        free(r->stdin_data);
+        r->stdin_data = c;
+        r->stdin_len = c ? len : 0;
+        return 0;
+}
+
+TR_PUBLIC const char *tr_request_stdin(const tr_request *r, size_t *ret_len) {
+        if (ret_len)
+                *ret_len = r->stdin_len;
+        return r->stdin_data;
 }
 
 TR_PUBLIC int tr_request_set_language(tr_request *r, const char *language, tr_error **ret_err) {

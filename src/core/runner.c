@@ -2,6 +2,7 @@
 #include "core/runner.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,11 @@
 #include "util/strv.h"
 
 /*
+ * What the runners read on stdin: "<marker> <code length>\n", the code, and
+ * then the snippet's own standard input (tr_request_set_stdin), which the
+ * snippet reads as its stdin; EOF after it.  The runners read the first two
+ * exactly (unbuffered: nothing of the snippet's input is consumed).
+ *
  * The Python runner.  It takes the marker line off stdin, runs the snippet in
  * a fresh __main__-like globals dict, prints a traceback without its own
  * frame, and emits `__out` only after the snippet's threads ended and its
@@ -21,13 +27,23 @@
  */
 static const char python_runner[] =
         "import sys, os\n"
+        "def _tr_read(n):\n"
+        "    b = b''\n"
+        "    while len(b) < n:\n"
+        "        c = os.read(0, n - len(b))\n"
+        "        if not c:\n"
+        "            break\n"
+        "        b += c\n"
+        "    return b\n"
         "def _tr_main():\n"
-        "    src = sys.stdin.buffer.read()\n"
-        "    nl = src.find(b'\\n')\n"
-        "    mark, src = src[:nl], src[nl + 1:]\n"
-        "    fd = os.open(os.devnull, os.O_RDONLY)\n"
-        "    os.dup2(fd, 0)\n"
-        "    os.close(fd)\n"
+        "    head = b''\n"
+        "    while not head.endswith(b'\\n'):\n"
+        "        c = os.read(0, 1)\n"
+        "        if not c:\n"
+        "            break\n"
+        "        head += c\n"
+        "    mark, _, n = head.rstrip(b'\\n').partition(b' ')\n"
+        "    src = _tr_read(int(n or 0))\n"
         "    sys.argv = ['<snippet>'] + sys.argv[1:]\n"
         "    g = {'__name__': '__main__', '__builtins__': __builtins__}\n"
         "    status = 0\n"
@@ -83,13 +99,16 @@ static const char python_runner[] =
         "            st.extend(x)\n"
         "sys.exit(_tr_main())\n";
 
-/* The sh runner: read the marker line, then the whole script from stdin (the
- * `x` keeps trailing newlines that $(...) would strip), detach stdin, define
+/* The sh runner: read the marker line, then exactly the script (dd reads
+ * the count in one full block: no byte of the snippet's input; the `x`
+ * keeps trailing newlines that $(...) would strip), define
  * `trvalue` and eval the script.  `trvalue JSON...` writes its arguments
  * (joined by spaces, newlines turned into spaces so that an indented JSON
  * text stays one line) as the value line. */
-static const char sh_runner[] = "IFS= read -r __tr_m\n"
-                                "__tr_code=$(cat; echo x); __tr_code=${__tr_code%x}; exec </dev/null\n"
+static const char sh_runner[] = "IFS=' ' read -r __tr_m __tr_n\n"
+                                "__tr_code=\n"
+                                "[ \"$__tr_n\" -gt 0 ] && __tr_code=$(dd bs=\"$__tr_n\" count=1 iflag=fullblock "
+                                "2>/dev/null; echo x) && __tr_code=${__tr_code%x}\n"
                                 "trvalue() {\n"
                                 "  __tr_v=$*; __tr_o=\n"
                                 "  while :; do\n"
@@ -133,19 +152,24 @@ int tr__runner_argv(const tr_request *req, const char *python, const char *sh, c
 }
 
 int tr__runner_stdin(const tr_exec *ex, char **ret_data, size_t *ret_len) {
-        size_t code_len = 0;
+        size_t code_len = 0, in_len = 0;
         const char *code = tr_request_code(ex->req, &code_len);
-        size_t mlen = strlen(ex->marker);
-        char *d = malloc(mlen + 1 + code_len + 1);
+        const char *in = tr_request_stdin(ex->req, &in_len);
+        char head[128];
+        int hl = snprintf(head, sizeof(head), "%s %zu\n", ex->marker, code_len);
+        if (hl < 0 || (size_t) hl >= sizeof(head))
+                return -EINVAL;
+        char *d = malloc((size_t) hl + code_len + in_len + 1);
         if (!d)
                 return -ENOMEM;
-        memcpy(d, ex->marker, mlen);
-        d[mlen] = '\n';
+        memcpy(d, head, (size_t) hl);
         if (code_len)
-                memcpy(d + mlen + 1, code, code_len);
-        d[mlen + 1 + code_len] = '\0';
+                memcpy(d + hl, code, code_len);
+        if (in_len)
+                memcpy(d + hl + code_len, in, in_len);
+        d[(size_t) hl + code_len + in_len] = '\0';
         *ret_data = d;
-        *ret_len = mlen + 1 + code_len;
+        *ret_len = (size_t) hl + code_len + in_len;
         return 0;
 }
 

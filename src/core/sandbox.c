@@ -188,6 +188,10 @@ static int check_fits(const tr_sandbox *sb, const tr_request *req, tr_error **re
         return 0;
 }
 
+bool tr__sandbox_fits(const tr_sandbox *sb, const tr_request *req) {
+        return !sb->ran && sb->res && check_fits(sb, req, NULL) >= 0;
+}
+
 int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, int64_t start, tr_result **ret_result,
                     tr_error **ret_err) {
         if (sb->ran || !sb->res)

@@ -57,22 +57,12 @@ typedef struct job {
         int64_t timeout_ms;   /* 0: the default */
         tr_limits limits;
         int64_t max_output;
-        json_t *args; /* array of strings, borrowed; may be NULL */
+        json_t *args;           /* array of strings, borrowed; may be NULL */
+        const char *stdin_data; /* borrowed; NULL: none */
+        size_t stdin_len;
 } job;
 
-/* Check a job against the server's maxima and run it.  On a request error
- * (bad value, over a maximum, backend not offered) fills *err_status and
- * *ret_err and returns -1 without running anything. */
-static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_error **ret_err, unsigned *err_status) {
-        const tr__serve_config *cfg = ctx->cfg;
-        *err_status = 400;
-        if (jb->code_len > cfg->max_code)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
-                                    "code is %zu bytes; this server takes at most %zu", jb->code_len, cfg->max_code);
-        if (cfg->max_timeout_ms > 0 && jb->timeout_ms > cfg->max_timeout_ms)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "timeout %.3f s is over this server's maximum of %.3f s",
-                                    (double) jb->timeout_ms / 1000.0, (double) cfg->max_timeout_ms / 1000.0);
+int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_limits *limits, tr_error **ret_err) {
         static const struct {
                 const char *name;
                 size_t off;
@@ -84,20 +74,10 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                 { "max_tool_calls", offsetof(tr_limits, max_tool_calls) },
                 { "max_chain_steps", offsetof(tr_limits, max_chain_steps) },
         };
-        tr_profile prof = TR_PROFILE_STANDARD;
-        if (jb->profile && tr_profile_from_name(jb->profile, &prof) < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
-                                    "unknown profile '%s' (known: dev, standard, hardened)", jb->profile);
-        if (prof == TR_PROFILE_DEV && !cfg->allow_dev) {
-                *err_status = 403;
-                return tr_error_set(ret_err, TR_E_BACKEND_DENIED, TR_BACKEND_NONE, "policy",
-                                    "this server does not run the dev profile (no isolation); start it with "
-                                    "--allow-dev to allow it");
-        }
         /* A server maximum caps what a request asks, and also what it leaves
          * to the profile: an unset limit whose profile default is above the
          * maximum (or unlimited) runs at the maximum. */
-        tr_limits defaults, asked = jb->limits, *limits = &asked;
+        tr_limits defaults;
         tr_profile_default_limits(prof, &defaults);
         for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
                 int64_t max = *(const int64_t *) ((const char *) &cfg->max_limits + lim[i].off);
@@ -118,6 +98,36 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                                             (long long) *v, (long long) max);
                 }
         }
+        return 0;
+}
+
+/* Check a job against the server's maxima and run it.  On a request error
+ * (bad value, over a maximum, backend not offered) fills *err_status and
+ * *ret_err and returns -1 without running anything. */
+static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_error **ret_err, unsigned *err_status) {
+        const tr__serve_config *cfg = ctx->cfg;
+        *err_status = 400;
+        if (jb->code_len > cfg->max_code)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "code is %zu bytes; this server takes at most %zu", jb->code_len, cfg->max_code);
+        if (cfg->max_timeout_ms > 0 && jb->timeout_ms > cfg->max_timeout_ms)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "timeout %.3f s is over this server's maximum of %.3f s",
+                                    (double) jb->timeout_ms / 1000.0, (double) cfg->max_timeout_ms / 1000.0);
+        tr_profile prof = TR_PROFILE_STANDARD;
+        if (jb->profile && tr_profile_from_name(jb->profile, &prof) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "unknown profile '%s' (known: dev, standard, hardened)", jb->profile);
+        if (prof == TR_PROFILE_DEV && !cfg->allow_dev) {
+                *err_status = 403;
+                return tr_error_set(ret_err, TR_E_BACKEND_DENIED, TR_BACKEND_NONE, "policy",
+                                    "this server does not run the dev profile (no isolation); start it with "
+                                    "--allow-dev to allow it");
+        }
+        tr_limits asked = jb->limits, *limits = &asked;
+        int r = tr__serve_effective_limits(cfg, prof, limits, ret_err);
+        if (r < 0)
+                return r;
         if (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
                                     "limits.max_output %lld is over this server's maximum of %zu",
@@ -138,11 +148,13 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
         }
 
         _cleanup_(tr_request_freep) tr_request *req = NULL;
-        int r = tr_request_new(&req, ret_err);
+        r = tr_request_new(&req, ret_err);
         if (r >= 0)
                 r = tr_request_set_code(req, jb->code, jb->code_len, ret_err);
         if (r >= 0)
                 r = tr_request_set_language(req, jb->language, ret_err);
+        if (r >= 0 && jb->stdin_data)
+                r = tr_request_set_stdin(req, jb->stdin_data, jb->stdin_len, ret_err);
         size_t i;
         json_t *a;
         json_array_foreach(jb->args, i, a) {
@@ -156,10 +168,17 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
         tr_request_set_profile(req, prof);
         tr_request_set_gateway(req, ctx->backends->gateway);
         tr_request_set_max_output(req, (size_t) jb->max_output);
+        if (ctx->output)
+                tr_request_set_output_callback(req, ctx->output, ctx->output_userdata);
 
         /* From here on an error is the execution's, reported in the result. */
         *err_status = 0;
-        r = tr_runtime_execute(rt, req, ctx->cancel, ret_res, ret_err);
+        tr_pool *pool = NULL;
+        for (size_t k = 0; k < ctx->backends->n_pools; k++)
+                if (ctx->backends->pools[k].profile == prof && ctx->backends->pools[k].kind == kind)
+                        pool = ctx->backends->pools[k].pool;
+        r = pool ? tr_pool_execute(pool, req, ctx->cancel, ret_res, ret_err)
+                 : tr_runtime_execute(rt, req, ctx->cancel, ret_res, ret_err);
         const tr_error *e = r < 0 && ret_err ? *ret_err : NULL;
         const tr_result *res = *ret_res;
         if (e && (tr_error_code(e) == TR_E_INVALID_LIMITS || tr_error_code(e) == TR_E_INVALID_REQUEST ||
@@ -242,7 +261,7 @@ static bool string_array(json_t *v, const char *key, char *msg, size_t msgsz) {
 
 static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz) {
         json_error_t jerr;
-        json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!o)
                 snprintf(msg, msgsz, "the body is not JSON: %s", jerr.text);
         else if (!json_is_object(o)) {
@@ -298,12 +317,14 @@ void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len
         }
         jb.args = o ? json_object_get(o, "args") : NULL;
         ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
-        if (ok && stdin_v && !json_is_null(stdin_v) && !(json_is_string(stdin_v) && json_string_length(stdin_v) == 0)) {
-                /* The runner reads the snippet from its stdin today; a
-                 * separate stdin stream is not built yet.  Refused, never
-                 * silently dropped. */
-                snprintf(msg, sizeof(msg), "'stdin' is not supported yet (only \"\" or null)");
-                ok = false;
+        if (ok && stdin_v && !json_is_null(stdin_v)) {
+                if (!json_is_string(stdin_v)) {
+                        snprintf(msg, sizeof(msg), "'stdin' must be a string");
+                        ok = false;
+                } else {
+                        jb.stdin_data = json_string_value(stdin_v);
+                        jb.stdin_len = json_string_length(stdin_v);
+                }
         }
         if (!ok) {
                 tr__serve_reply_error(ret, 400, "invalid_request", "%s", msg);
@@ -405,9 +426,9 @@ void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t
                          "are not supported yet)");
                 ok = false;
         }
-        if (ok && stdin_s && *stdin_s) {
-                snprintf(msg, sizeof(msg), "stdin is not supported yet (only \"\")");
-                ok = false;
+        if (ok && stdin_s) {
+                jb.stdin_data = stdin_s;
+                jb.stdin_len = json_string_length(json_object_get(o, "stdin"));
         }
         if (!ok) {
                 piston_error(ret, 400, msg);

@@ -88,7 +88,7 @@ void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status) {
         pthread_mutex_unlock(&m->lock);
 }
 
-char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued) {
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, const tr__serve_backends *bk) {
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
@@ -131,12 +131,24 @@ char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned 
                 "toolruntime_in_flight %u\n"
                 "# HELP toolruntime_queue_depth Requests waiting for an execution slot.\n"
                 "# TYPE toolruntime_queue_depth gauge\n"
-                "toolruntime_queue_depth %u\n"
-                "# HELP toolruntime_pool_ready Prepared sandboxes waiting for code (warm pools are not\n"
-                "# implemented yet: always 0).\n"
-                "# TYPE toolruntime_pool_ready gauge\n"
-                "toolruntime_pool_ready 0\n",
+                "toolruntime_queue_depth %u\n",
                 in_flight, queued);
+        fprintf(f, "# HELP toolruntime_pool_ready Prepared sandboxes waiting for code, by pool.\n"
+                   "# TYPE toolruntime_pool_ready gauge\n");
+        for (size_t i = 0; bk && i < bk->n_pools; i++) {
+                tr_pool_stats st;
+                tr_pool_get_stats(bk->pools[i].pool, &st);
+                fprintf(f,
+                        "toolruntime_pool_ready{pool=\"%s\"} %zu\n"
+                        "toolruntime_pool_size{pool=\"%s\"} %zu\n"
+                        "toolruntime_pool_preparing{pool=\"%s\"} %zu\n"
+                        "toolruntime_pool_executions_total{pool=\"%s\",sandbox=\"warm\"} %llu\n"
+                        "toolruntime_pool_executions_total{pool=\"%s\",sandbox=\"cold\"} %llu\n"
+                        "toolruntime_pool_prepare_failures_total{pool=\"%s\"} %llu\n",
+                        bk->pools[i].name, st.ready, bk->pools[i].name, st.size, bk->pools[i].name, st.preparing,
+                        bk->pools[i].name, (unsigned long long) st.warm, bk->pools[i].name,
+                        (unsigned long long) st.cold, bk->pools[i].name, (unsigned long long) st.prepare_failures);
+        }
         if (ferror(f)) {
                 fclose(f);
                 free(text);

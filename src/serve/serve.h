@@ -40,7 +40,22 @@ typedef struct tr__serve_backends {
         tr_backend_kind default_kind;         /* for standard/hardened when the request names none */
         tr_gateway *gateway;                  /* shared by every execution (thread-safe) */
         struct tr__serve_mcp *mcp;            /* the /mcp endpoint; NULL: not mounted */
+        /* Warm pools (--pool PROFILE[/BACKEND]=N), looked up by profile and
+         * backend; a request with no pool of its class runs cold. */
+        struct {
+                tr_profile profile;
+                tr_backend_kind kind;
+                tr_pool *pool;
+                char name[48]; /* "standard/containerd" */
+        } pools[8];
+        size_t n_pools;
 } tr__serve_backends;
+
+/* The limits an execution of `profile` runs with on this server: the
+ * request's, where it leaves one unset the profile's default lowered to the
+ * server's maximum; a request above a maximum (or unlimited under one) is
+ * invalid_limits.  Also the shape of the warm pools (api.c). */
+int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile profile, tr_limits *limits, tr_error **ret_err);
 
 /* ---- metrics (metrics.c) ------------------------------------------------ */
 typedef struct tr__serve_metrics tr__serve_metrics;
@@ -50,7 +65,7 @@ void tr__serve_metrics_execution(tr__serve_metrics *m, const char *backend, cons
                                  double seconds, size_t tool_calls);
 void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status);
 /* The Prometheus text exposition; malloc'd. */
-char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued);
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, const tr__serve_backends *bk);
 
 /* ---- the API mapping (api.c) -------------------------------------------- */
 typedef struct tr__serve_reply {
@@ -73,7 +88,9 @@ typedef struct tr__serve_ctx {
         const tr__serve_config *cfg;
         const tr__serve_backends *backends;
         tr__serve_metrics *metrics;
-        tr_cancel *cancel; /* cancelled when the client goes away */
+        tr_cancel *cancel;   /* cancelled when the client goes away */
+        tr_output_fn output; /* the execution's output as it comes; NULL: none */
+        void *output_userdata;
 } tr__serve_ctx;
 
 void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
@@ -102,6 +119,19 @@ typedef struct tr__serve_mcp_http {
 } tr__serve_mcp_http;
 void tr__serve_mcp_handle(tr__serve_mcp *m, const tr__serve_mcp_http *h, const char *body, size_t len,
                           tr__serve_reply *rep);
+
+/* ---- the ndjson event stream of /v1/execute (stream.c) ------------------- */
+typedef struct tr__ndjson tr__ndjson;
+/* Takes `cancel` (cancelled when the reader goes before the end). */
+tr__ndjson *tr__ndjson_new(tr_cancel *cancel);
+/* A tr_output_fn: stdout/stderr events. */
+void tr__ndjson_output(void *userdata, tr_stream stream, const char *data, size_t len);
+/* The execution side: the final events from the reply a plain request
+ * would get; lets go of the execution's reference. */
+void tr__ndjson_finish(tr__ndjson *st, const tr__serve_reply *rep);
+/* The response side (tr__serve_reply's stream_read / stream_free). */
+ssize_t tr__ndjson_read(void *cls, uint64_t pos, char *buf, size_t max);
+void tr__ndjson_reader_done(void *cls);
 
 /* ---- the server (server.c) ---------------------------------------------- */
 typedef struct tr__server tr__server;

@@ -216,9 +216,23 @@ static void health(tr__server *s, tr__serve_reply *rep) {
         unsigned running = s->running, queued = s->queued;
         bool draining = s->draining;
         pthread_mutex_unlock(&s->lock);
-        json_t *o =
-                json_pack("{s:s,s:b,s:i,s:i,s:i,s:{}}", "status", draining ? "draining" : "ok", "ready", !draining,
-                          "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency, "pools");
+        /* Ready: not draining, and every pool filled once since start (a
+         * pool emptied by load later does not take the node out). */
+        bool ready = !draining;
+        json_t *pools = json_object();
+        for (size_t i = 0; i < s->backends->n_pools; i++) {
+                tr_pool_stats st;
+                tr_pool_get_stats(s->backends->pools[i].pool, &st);
+                ready = ready && st.filled_once;
+                json_object_set_new(pools, s->backends->pools[i].name,
+                                    json_pack("{s:I,s:I,s:I,s:b,s:I,s:I}", "size", (json_int_t) st.size, "ready",
+                                              (json_int_t) st.ready, "preparing", (json_int_t) st.preparing, "filled",
+                                              st.filled_once, "warm", (json_int_t) st.warm, "cold",
+                                              (json_int_t) st.cold));
+        }
+        json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:i,s:o}", "status", draining ? "draining" : "ok", "ready", ready,
+                              "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency,
+                              "pools", pools);
         rep->status = draining ? 503 : 200;
         rep->content_type = "application/json";
         rep->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -286,6 +300,104 @@ static void mcp_route(tr__server *s, struct MHD_Connection *c, const char *metho
         tr__serve_mcp_handle(s->backends->mcp, &h, hr->body ? hr->body : "", hr->len, rep);
 }
 
+/* /v1/execute with Accept: application/x-ndjson: the execution runs on a
+ * thread of its own, feeding events to the response as they come (the
+ * connection's thread reads them out); the admission slot and the
+ * disconnect watch stay with the execution. */
+typedef struct stream_job {
+        tr__server *s;
+        char *body;
+        size_t len;
+        int conn_fd;
+        tr__ndjson *st;
+        tr_cancel *cancel; /* owned by st */
+} stream_job;
+
+static void *stream_main(void *arg) {
+        stream_job *j = arg;
+        watch w = { .stop_fd = -1 };
+        w.cancel = j->cancel;
+        w.stop_fd = eventfd(0, EFD_CLOEXEC);
+        w.conn_fd = j->conn_fd;
+        w.started = w.stop_fd >= 0 && w.conn_fd >= 0 && pthread_create(&w.thread, NULL, watch_main, &w) == 0;
+        tr__serve_ctx ctx = { .cfg = j->s->cfg,
+                              .backends = j->s->backends,
+                              .metrics = j->s->metrics,
+                              .cancel = j->cancel,
+                              .output = tr__ndjson_output,
+                              .output_userdata = j->st };
+        tr__serve_reply rep = { 0 };
+        tr__serve_v1_execute(&ctx, j->body ? j->body : "", j->len, &rep);
+        watch_stop(&w);
+        tr__ndjson_finish(j->st, &rep);
+        free(rep.body);
+        tr__server *s = j->s;
+        free(j->body);
+        free(j);
+        /* Last: the server may be freed once nothing runs. */
+        release(s);
+        return NULL;
+}
+
+static void run_streaming(tr__server *s, struct MHD_Connection *c, http_req *hr, tr__serve_reply *rep) {
+        switch (admit(s)) {
+        case ADMIT_DRAINING:
+                tr__serve_reply_error(rep, 503, "unavailable", "the server is shutting down");
+                rep->retry_after = 1;
+                return;
+        case ADMIT_FULL:
+                tr__serve_reply_error(rep, 429, "too_many_requests",
+                                      "%u executions are running and %u waiting; retry later", s->cfg->max_concurrency,
+                                      s->cfg->queue);
+                rep->retry_after = 1;
+                return;
+        case ADMIT_OK: break;
+        }
+        tr_cancel *cancel = NULL;
+        stream_job *j = calloc(1, sizeof(*j));
+        tr__ndjson *st = NULL;
+        if (!j || tr_cancel_new(&cancel, NULL) < 0 || !(st = tr__ndjson_new(cancel))) {
+                free(j);
+                tr_cancel_free(cancel);
+                release(s);
+                tr__serve_reply_error(rep, 500, "internal", "out of memory");
+                return;
+        }
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *j = (stream_job){ .s = s,
+                           .body = TAKE_PTR(hr->body),
+                           .len = hr->len,
+                           .conn_fd = ci ? ci->connect_fd : -1,
+                           .st = st,
+                           .cancel = cancel };
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, stream_main, j) != 0) {
+                pthread_attr_destroy(&attr);
+                free(j->body);
+                free(j);
+                tr__ndjson_reader_done(st); /* cancels nothing: not started */
+                tr__serve_reply rp = { .status = 500 };
+                tr__ndjson_finish(st, &rp);
+                release(s);
+                tr__serve_reply_error(rep, 500, "internal", "cannot start a thread");
+                return;
+        }
+        pthread_attr_destroy(&attr);
+        rep->status = 200;
+        rep->content_type = "application/x-ndjson";
+        rep->stream_read = tr__ndjson_read;
+        rep->stream_free = tr__ndjson_reader_done;
+        rep->stream_cls = st;
+}
+
+static bool wants_ndjson(struct MHD_Connection *c) {
+        const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        return a && strstr(a, "application/x-ndjson");
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
         (void) version;
@@ -337,6 +449,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (hr->too_big)
                 tr__serve_reply_error(&rep, 413, "too_large", "the request body is over this server's cap of %zu bytes",
                                       s->cfg->max_body);
+        else if (streq(url, "/v1/execute") && post && wants_ndjson(c))
+                run_streaming(s, c, hr, &rep);
         else if (streq(url, "/v1/execute") && post)
                 run_execution(s, c, tr__serve_v1_execute, hr, &rep);
         else if (streq(url, "/api/v2/execute") && post)
@@ -353,7 +467,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 pthread_mutex_unlock(&s->lock);
                 rep.status = 200;
                 rep.content_type = "text/plain; version=0.0.4";
-                rep.body = tr__serve_metrics_text(s->metrics, running, queued);
+                rep.body = tr__serve_metrics_text(s->metrics, running, queued, s->backends);
         } else if (streq(url, "/v1/execute") || streq(url, "/api/v2/execute") || streq(url, "/api/v2/runtimes") ||
                    streq(url, "/v1/health") || streq(url, "/metrics"))
                 tr__serve_reply_error(&rep, 405, "method_not_allowed", "%s is not allowed on %s", method, url);

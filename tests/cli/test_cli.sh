@@ -124,6 +124,17 @@ t_file_and_stdin() {
     echo '__out = 7' > "$f"
     assert_eq "$(jget "$($TR exec -p dev --json "$f")" 'j["value"]')" 7
     assert_eq "$(jget "$(echo '__out = 8' | $TR exec -p dev --json -)" 'j["value"]')" 8
+    # --stdin: the snippet's input, read exactly (the code is not part of it)
+    printf 'line1\nline2' > "$f"
+    assert_eq "$($TR exec -p dev --stdin "$f" -c 'import sys; print(input(), sys.stdin.read())')" "line1 line2"
+    assert_eq "$(printf 'x y' | $TR exec -p dev -l sh --stdin - -c 'read a b; echo "$b$a"')" "yx"
+    assert_eq "$($TR exec -p dev -c 'import sys; print(repr(sys.stdin.read()))')" "''"
+    local rc=0
+    $TR exec -p dev --stdin - - </dev/null 2>/dev/null || rc=$?
+    assert_eq "$rc" 2 "code and --stdin both from stdin"
+    rc=0
+    $TR exec -p dev --stdin /nonexistent -c 1 2>/dev/null || rc=$?
+    assert_eq "$rc" 2 "a missing --stdin file"
     rm -f "$f"
 }
 

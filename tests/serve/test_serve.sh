@@ -91,6 +91,11 @@ t_execute_value() {
     out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"import sys\nprint(sys.argv[1:])\nsys.exit(3)","args":["a","b c"],"timeout":10,"limits":{"memory":268435456,"pids":32}}')
     assert_eq "$(j "$out" 'j["stdout"]')" "['a', 'b c']" "args"
     assert_eq "$(j "$out" 'j["exit_code"]')" 3 "exit code"
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"import sys\n__out = [input(), sys.stdin.read()]","stdin":"first\nrest\u0000\u00e9"}')
+    assert_eq "$(j "$out" 'j["value"]')" '["first", "rest\u0000\u00e9"]' "stdin"
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"cat; echo \"[$1]\"","language":"sh","stdin":"in\n","args":["x y"]}')
+    assert_eq "$(j "$out" 'j["stdout"]')" "in
+[x y]" "stdin and args in sh"
     out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"echo hi","language":"sh","profile":"hardened"}')
     assert_eq "$(j "$out" 'j["stdout"]')" "hi" "sh in hardened"
     # Unset limits take the profile's defaults, capped by the server's
@@ -118,7 +123,7 @@ not json|400|not JSON
 {"code":"1","timeout":"x"}|400|'timeout' must be a number
 {"code":"1","profile":"dev"}|403|--allow-dev
 {"code":"1","backend":"nope"}|400|unknown backend
-{"code":"1","stdin":"x"}|400|'stdin' is not supported
+{"code":"1","stdin":5}|400|'stdin' must be a string
 {"code":1}|400|'code' is required
 EOF
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/nope")" 404 "unknown route"
@@ -137,7 +142,8 @@ const runtimes = await client.runtimes();
 const ok = await client.execute("python", "import sys\nprint(\"hi\", sys.argv[1:])");
 const bad = await client.execute("python", "import sys\nprint(\"oops\", file=sys.stderr)\nsys.exit(2)");
 const slow = await client.execute({ language: "python", files: [{ content: "while True: pass" }], runTimeout: 1000 });
-console.log(JSON.stringify({ runtimes, ok, bad, slow }));
+const fed = await client.execute({ language: "python", files: [{ content: "print(input()[::-1])" }], stdin: "olleh" });
+console.log(JSON.stringify({ runtimes, ok, bad, slow, fed }));
 ' "$MAIN_URL")
     assert_eq "$(j "$out" '[r["language"] for r in j["runtimes"]]')" '["python", "sh"]' "runtimes"
     assert_eq "$(j "$out" 'j["ok"]["run"]["stdout"]')" "hi ['1', '2', '3']" "execute stdout (the client sends args 1 2 3)"
@@ -149,6 +155,7 @@ console.log(JSON.stringify({ runtimes, ok, bad, slow }));
     assert_eq "$(j "$out" 'j["bad"]["run"]["status"]')" RE "status RE"
     assert_eq "$(j "$out" 'j["slow"]["run"]["status"]')" TO "status TO"
     assert_eq "$(j "$out" 'j["slow"]["run"]["signal"]')" SIGKILL "signal"
+    assert_eq "$(j "$out" 'j["fed"]["run"]["stdout"]')" "hello" "stdin"
 }
 
 t_keepalive_http_client() {
@@ -223,8 +230,6 @@ t_token_and_unix_socket() {
     chmod 644 "$WORK/token"
     "$TR" serve --token-file "$WORK/token" 2>"$WORK/err"
     assert_eq "$?" 2 "world-readable token file"
-    "$TR" serve --pool standard=2 2>"$WORK/err"
-    assert_eq "$?" 2 "pools are refused, not ignored"
 }
 
 t_sigterm_drains() {
@@ -267,6 +272,7 @@ t_metrics() {
 t_exec_server() {
     # The CLI as a client: the same output and exit statuses as a local exec.
     local out rc
+    assert_eq "$(echo fed | "$TR" exec --server "$MAIN_URL" --stdin - -c 'print(input() * 2)')" fedfed "--stdin through --server"
     out=$("$TR" exec --server "$MAIN_URL" -c 'import sys; print("hi", sys.argv[1:]); sys.exit(3)' -- a 'b c' 2>&1)
     rc=$?
     assert_eq "$out" "hi ['a', 'b c']" "stdout through --server"
@@ -282,6 +288,59 @@ t_exec_server() {
     out=$("$TR" exec --server http://127.0.0.1:1 -c 1 2>&1)
     assert_eq "$?" 125 "no server"
     assert_contains "$out" "[retryable]" "no server is retryable"
+}
+
+t_pool() {
+    # Warm pools: filled before readiness, a plain request runs warm, one
+    # with its own limits cold; a SIGTERM leaves nothing (checked at the end
+    # of the suite with the rest).
+    local bad
+    for bad in dev=1 standard=65 standard/unsafe_host=1 =2 standard; do
+        "$TR" serve --pool "$bad" --listen 127.0.0.1:0 2>/dev/null
+        assert_eq "$?" 2 "--pool $bad is a usage error"
+    done
+    start_server pool --pool standard=2 --pool hardened/containerd=0
+    local ready="" i out
+    for i in $(seq 100); do
+        ready=$(j "$(curl -s "$URL/v1/health")" 'j["ready"]')
+        [ "$ready" = true ] && break
+        sleep 0.1
+    done
+    assert_eq "$ready" true "ready once the pool is filled"
+    assert_eq "$(j "$(curl -s "$URL/v1/health")" 'j["pools"]["standard/containerd"]["ready"]')" 2 "pool size in health"
+    for i in 1 2; do
+        out=$(curl -s "$URL/v1/execute" -d '{"code":"__out = 6*7"}')
+        assert_eq "$(j "$out" 'j["value"]')" 42 "a warm execution"
+        assert_eq "$(j "$out" 'j["backend"]["details"]["pool"]')" warm "pool detail"
+    done
+    out=$(curl -s "$URL/v1/execute" -d '{"code":"__out = 1","limits":{"memory":100000000}}')
+    assert_eq "$(j "$out" 'j["backend"]["details"]["pool"]')" cold "own limits run cold"
+    assert_contains "$(curl -s "$URL/metrics")" 'toolruntime_pool_executions_total{pool="standard/containerd",sandbox="warm"} 2' "pool metrics"
+    kill -TERM "$PID"
+    wait "$PID" 2>/dev/null
+    assert_eq "$?" 0 "SIGTERM with a pool"
+}
+
+t_ndjson_stream() {
+    # Accept: application/x-ndjson: the first line arrives while the snippet
+    # still runs, the result comes last, a refused request is an error event.
+    local t0 first="" last
+    t0=$(date +%s%N)
+    curl -sN -H 'Accept: application/x-ndjson' "$MAIN_URL/v1/execute" \
+        -d '{"code":"import time\nfor i in range(3):\n    print(i, flush=True); time.sleep(1)\n__out = 7"}' |
+        while IFS= read -r line; do
+            echo "$(( ($(date +%s%N) - t0) / 1000000 )) $line"
+        done > "$WORK/nd"
+    first=$(head -1 "$WORK/nd")
+    last=$(tail -1 "$WORK/nd")
+    assert_contains "$first" '{"type":"stdout","data":"0' "the first event"
+    local t_first=${first%% *} t_last=${last%% *}
+    [ $((t_last - t_first)) -ge 1500 ] || fail "the first output came ${t_first} ms in, the result at ${t_last} ms: not streamed"
+    assert_eq "$(j "${last#* }" 'j["type"]')" result "the last event"
+    assert_eq "$(j "${last#* }" 'j["result"]["value"]')" 7 "the result event's value"
+    out=$(curl -s -H 'Accept: application/x-ndjson' "$MAIN_URL/v1/execute" -d '{"code":"1","limits":{"memory":0}}')
+    assert_eq "$(j "$out" 'j["type"]')" error "a refused request"
+    assert_eq "$(j "$out" 'j["status"]')" 400 "its status"
 }
 
 t_mcp_http() {
@@ -323,7 +382,7 @@ t_mcp_http() {
 }
 
 for t in t_execute_value t_bad_requests t_piston_client t_keepalive_http_client t_admission_429 \
-    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server; do
+    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server t_pool t_ndjson_stream; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
     RUN=$((RUN + 1))
