@@ -737,7 +737,9 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
  * default).  Each sandbox runs one execution and is then destroyed in the
  * background; it is never reused.
  *
- *   tr_pool_new      copies `shape` (profile, language, limits, arguments,
+ *   tr_pool_new      refuses a shape routed to a backend without the
+ *                    lifecycle (kata today: it has no prepare step);
+ *                    copies `shape` (profile, language, limits, arguments,
  *                    timeout, output cap, gateway; no code) and starts
  *                    filling; the shape's gateway must outlive the pool.
  *   tr_pool_execute  runs `req` in a ready sandbox when one is there and the

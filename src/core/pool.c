@@ -189,6 +189,15 @@ TR_PUBLIC int tr_pool_new(tr_runtime *rt, const tr_request *shape, size_t size, 
         /* The shape is checked now, not by every refill. */
         if (r >= 0)
                 r = tr__request_validate_shape(p->shape, ret_err);
+        /* A backend without the lifecycle (kata today) cannot prepare
+         * anything ahead: a pool of it would only label cold runs warm. */
+        tr_backend *b = NULL;
+        if (r >= 0)
+                r = tr__runtime_route_request(rt, p->shape, &b, ret_err);
+        if (r >= 0 && !(b->ops->prepare && b->ops->run && b->ops->destroy))
+                r = tr_error_set(ret_err, TR_E_INVALID_REQUEST, tr_backend_kind_of(b), "pool.new",
+                                 "the %s backend cannot prepare sandboxes ahead (no prepare step yet): no pool for it",
+                                 tr_backend_kind_name(tr_backend_kind_of(b)));
         for (size_t i = 0; r >= 0 && i < WORKERS; i++) {
                 if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
                         r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "pool.new",

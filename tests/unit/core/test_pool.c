@@ -191,6 +191,27 @@ Test(pool, prepare_failures_back_off_and_requests_run_cold) {
         tr_pool_free(p);
 }
 
+static int exec_only(void *self, tr_exec *ex, tr_error **ret_err) {
+        tr_result_set_exit_code(tr_exec_result(ex), 0);
+        return 0;
+}
+
+Test(pool, a_backend_without_prepare_gets_no_pool) {
+        static const tr_backend_ops ops = { .kind = fake_kind, .execute = exec_only };
+        tr_runtime *rt2 = NULL;
+        cr_assert_eq(tr_runtime_new(&rt2, NULL), 0);
+        tr_backend *b = NULL;
+        cr_assert_eq(tr_backend_new(&ops, NULL, &b, NULL), 0);
+        cr_assert_eq(tr_runtime_add_backend(rt2, b, NULL), 0);
+        tr_pool *p = NULL;
+        tr_error *err = NULL;
+        cr_expect_lt(tr_pool_new(rt2, shape, 1, &p, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+        cr_expect_neq(strstr(tr_error_message(err), "prepare"), NULL);
+        tr_error_free(err);
+        tr_runtime_free(rt2);
+}
+
 Test(pool, bad_arguments) {
         tr_pool *p = NULL;
         tr_error *err = NULL;
