@@ -241,21 +241,29 @@ static void health(tr__server *s, tr__serve_reply *rep) {
 
 typedef void (*exec_route)(const tr__serve_ctx *, const char *, size_t, tr__serve_reply *);
 
-static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route route, http_req *hr,
-                          tr__serve_reply *rep) {
+/* Take an execution slot (waiting in the queue), or fill `rep` with why
+ * not: 503 while draining, 429 when the queue is full. */
+static bool admit_or_refuse(tr__server *s, tr__serve_reply *rep) {
         switch (admit(s)) {
         case ADMIT_DRAINING:
                 tr__serve_reply_error(rep, 503, "unavailable", "the server is shutting down");
                 rep->retry_after = 1;
-                return;
+                return false;
         case ADMIT_FULL:
                 tr__serve_reply_error(rep, 429, "too_many_requests",
                                       "%u executions are running and %u waiting; retry later", s->cfg->max_concurrency,
                                       s->cfg->queue);
                 rep->retry_after = 1;
-                return;
+                return false;
         case ADMIT_OK: break;
         }
+        return true;
+}
+
+static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route route, http_req *hr,
+                          tr__serve_reply *rep) {
+        if (!admit_or_refuse(s, rep))
+                return;
         _cleanup_(tr_cancel_freep) tr_cancel *cancel = NULL;
         if (tr_cancel_new(&cancel, NULL) < 0) {
                 release(s);
@@ -340,19 +348,8 @@ static void *stream_main(void *arg) {
 }
 
 static void run_streaming(tr__server *s, struct MHD_Connection *c, http_req *hr, tr__serve_reply *rep) {
-        switch (admit(s)) {
-        case ADMIT_DRAINING:
-                tr__serve_reply_error(rep, 503, "unavailable", "the server is shutting down");
-                rep->retry_after = 1;
+        if (!admit_or_refuse(s, rep))
                 return;
-        case ADMIT_FULL:
-                tr__serve_reply_error(rep, 429, "too_many_requests",
-                                      "%u executions are running and %u waiting; retry later", s->cfg->max_concurrency,
-                                      s->cfg->queue);
-                rep->retry_after = 1;
-                return;
-        case ADMIT_OK: break;
-        }
         tr_cancel *cancel = NULL;
         stream_job *j = calloc(1, sizeof(*j));
         tr__ndjson *st = NULL;
