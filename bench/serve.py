@@ -66,7 +66,9 @@ def main():
     cmd = [args.bin, "serve", "--listen", "127.0.0.1:%d" % port, "--socket", args.socket,
            "--max-concurrency", "8", "--queue", "512"]
     if pools:
-        cmd += ["--pool", "standard/containerd=8"] + (["--pool", "standard/kata=2"] if args.kata else [])
+        # containerd only: the kata backend has no prepare step yet (a kata
+        # pool is refused), so kata is measured cold.
+        cmd += ["--pool", "standard/containerd=8"]
     log = open("/tmp/toolruntime-bench-serve.log", "w")
     srv = subprocess.Popen(cmd, stderr=log, stdout=log)
     try:
@@ -135,13 +137,11 @@ def main():
         # 3. kata.
         if args.kata:
             kt = []
-            for _ in range(3 if not pools else args.runs):
+            for _ in range(3):
                 dt, _ = post(conn, {"code": "print(1)", "backend": "kata"})
                 kt.append(dt)
-                if pools:
-                    time.sleep(1.0)  # a VM takes seconds to refill under TCG
-            print("serve print(1), kata (TCG): %.0f ms median of %d (goal <= 50 ms, pooled)"
-                  % (statistics.median(kt) * 1000, len(kt)))
+            print("serve print(1), kata (TCG), cold (no kata pools yet): %.0f ms median of %d (goal <= 50 ms, "
+                  "pooled)" % (statistics.median(kt) * 1000, len(kt)))
 
         # 4. open loop at 20/s for 10 s.
         lat = []
