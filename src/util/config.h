@@ -43,10 +43,22 @@ static inline int tr__config_copy(void *dst, size_t dst_size, size_t min_size, c
 #define TR__KATA_CONFIG_V1_SIZE        sizeof(tr_kata_config)
 #define TR__UNSAFE_HOST_CONFIG_V1_SIZE sizeof(tr_unsafe_host_config)
 
+/* The copy also resolves the daemon's address: socket, namespace and
+ * snapshotter are never NULL in it, so that every entry point (backend, gc,
+ * pull, check, store) agrees on the defaults without repeating them. */
 static inline int tr__containerd_config_copy(const tr_containerd_config *src, tr_containerd_config *dst,
                                              tr_error **ret_err) {
-        return tr__config_copy(dst, sizeof(*dst), TR__CONTAINERD_CONFIG_V1_SIZE, src, TR_BACKEND_CONTAINERD,
-                               "tr_containerd_config", ret_err);
+        int r = tr__config_copy(dst, sizeof(*dst), TR__CONTAINERD_CONFIG_V1_SIZE, src, TR_BACKEND_CONTAINERD,
+                                "tr_containerd_config", ret_err);
+        if (r < 0)
+                return r;
+        if (!dst->socket_path)
+                dst->socket_path = TR_CONTAINERD_DEFAULT_SOCKET;
+        if (!dst->namespace_name)
+                dst->namespace_name = TR_CONTAINERD_DEFAULT_NAMESPACE;
+        if (!dst->snapshotter)
+                dst->snapshotter = TR_CONTAINERD_DEFAULT_SNAPSHOTTER;
+        return 0;
 }
 
 static inline int tr__kata_config_copy(const tr_kata_config *src, tr_kata_config *dst, tr_error **ret_err) {

@@ -568,9 +568,7 @@ int tr__backend_containerd_new_seams(const tr_containerd_config *cfg, const tr__
                 return r;
         }
         const tr_containerd_config *c = &copy;
-        const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;
-        const char *ns = c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE;
-        const char *snap = c->snapshotter ? c->snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER;
+        const char *socket = c->socket_path, *ns = c->namespace_name, *snap = c->snapshotter;
         const char *state = c->state_dir ? c->state_dir : tr__ctrd_default_state_dir();
         const char *why = NULL;
         if (!is_abs(socket))

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -305,9 +306,43 @@ static bool shim_arg(char *const *argv, size_t n, const char *flag, const char *
         return false;
 }
 
+/* The parent pid of `pid` from /proc/PID/stat (the field after the
+ * parenthesised command, which may itself hold spaces or ')'). */
+static pid_t parent_of(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        if (fd < 0 || tr__read_fd(fd, 4096, &text, &len) < 0)
+                return -1;
+        const char *p = strrchr(text, ')');
+        int ppid;
+        char state;
+        return p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 ? (pid_t) ppid : -1;
+}
+
+/* A pidfd for `pid` that is known to name a process with `ppid` as its
+ * parent: the check runs after the pidfd is open, so a pid reused between
+ * the scan and the kill can never be signalled (the pidfd would name the
+ * process that held the pid when it was opened, and the check sees it). */
+static int pidfd_of_child(pid_t pid, pid_t ppid) {
+        int fd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (fd >= 0 && parent_of(pid) != ppid) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static int pidfd_kill(int pidfd) {
+        return syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH ? -errno : 0;
+}
+
 /* Kill what the shim still runs (each child is a container's init, its pid
- * namespace's: killing it ends every process in it), then the shim. */
-static int kill_shim_tree(pid_t pid) {
+ * namespace's: killing it ends every process in it), then the shim.  Both
+ * through pidfds opened while the shim is held (see pidfd_of_child). */
+static int kill_shim_tree(int shim_pidfd, pid_t pid) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
         _cleanup_free_ char *text = NULL;
@@ -318,10 +353,50 @@ static int kill_shim_tree(pid_t pid) {
                         long child = strtol(p, &end, 10);
                         if (end == p)
                                 break;
-                        if (child > 1)
-                                (void) kill((pid_t) child, SIGKILL);
+                        _cleanup_close_ int cfd = child > 1 ? pidfd_of_child((pid_t) child, pid) : -1;
+                        if (cfd >= 0)
+                                (void) pidfd_kill(cfd);
                 }
-        return kill(pid, SIGKILL) < 0 && errno != ESRCH ? -errno : 0;
+        return pidfd_kill(shim_pidfd);
+}
+
+/* Is `cmd` (NUL-separated, `len` bytes) a shim of this daemon and
+ * namespace for one of our ids?  Copies the id into `id`. */
+static bool our_shim(char *cmd, size_t len, const char *socket, const char *ns, char id[3 + 32 + 1]) {
+        char *argv[64];
+        size_t n = 0;
+        for (size_t i = 0; i < len && n < ARRAY_SIZE(argv); i += strlen(cmd + i) + 1)
+                argv[n++] = cmd + i;
+        if (n == 0)
+                return false;
+        const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+        const char *a_ns, *a_id, *a_addr;
+        if (strncmp(base, "containerd-shim", 15) != 0 || !shim_arg(argv, n, "-namespace", &a_ns) ||
+            !shim_arg(argv, n, "-id", &a_id) || !shim_arg(argv, n, "-address", &a_addr) || !streq(a_ns, ns) ||
+            !streq(a_addr, socket) || strlen(a_id) != 3 + 32 || strncmp(a_id, "tr-", 3) != 0 ||
+            strspn(a_id + 3, "0123456789abcdef") != 32)
+                return false;
+        memcpy(id, a_id, 3 + 32 + 1);
+        return true;
+}
+
+/* A pidfd for `pid` when it is (still, once the pidfd is open) one of our
+ * shims; -1 otherwise.  Reading the command line after pidfd_open closes
+ * the pid-reuse race: the pidfd names one process for good. */
+static int open_shim(long pid, const char *socket, const char *ns, char id[3 + 32 + 1]) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        int pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+        if (pidfd < 0)
+                return -1;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *cmd = NULL;
+        size_t len = 0;
+        if (fd < 0 || tr__read_fd(fd, 8192, &cmd, &len) < 0 || !our_shim(cmd, len, socket, ns, id)) {
+                close(pidfd);
+                return -1;
+        }
+        return pidfd;
 }
 
 static int gc_shims(gc_state *g, const char *socket, const char *ns) {
@@ -331,6 +406,7 @@ static int gc_shims(gc_state *g, const char *socket, const char *ns) {
          * with a sandbox being prepared right now). */
         typedef struct {
                 pid_t pid;
+                int pidfd;
                 char id[3 + 32 + 1];
         } shim;
         shim found[256];
@@ -342,26 +418,11 @@ static int gc_shims(gc_state *g, const char *socket, const char *ns) {
                 long pid = strtol(e->d_name, &end, 10);
                 if (*end || pid <= 1)
                         continue;
-                char path[64];
-                snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-                _cleanup_free_ char *cmd = NULL;
-                size_t len = 0;
-                if (fd < 0 || tr__read_fd(fd, 8192, &cmd, &len) < 0 || len == 0)
-                        continue;
-                char *argv[64];
-                size_t n = 0;
-                for (size_t i = 0; i < len && n < ARRAY_SIZE(argv); i += strlen(cmd + i) + 1)
-                        argv[n++] = cmd + i;
-                const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-                const char *a_ns, *a_id, *a_addr;
-                if (strncmp(base, "containerd-shim", 15) != 0 || !shim_arg(argv, n, "-namespace", &a_ns) ||
-                    !shim_arg(argv, n, "-id", &a_id) || !shim_arg(argv, n, "-address", &a_addr) || !streq(a_ns, ns) ||
-                    !streq(a_addr, socket) || strlen(a_id) != 3 + 32 || strncmp(a_id, "tr-", 3) != 0 ||
-                    strspn(a_id + 3, "0123456789abcdef") != 32)
+                int pidfd = open_shim(pid, socket, ns, found[n_found].id);
+                if (pidfd < 0)
                         continue;
                 found[n_found].pid = (pid_t) pid;
-                memcpy(found[n_found].id, a_id, sizeof(found[0].id));
+                found[n_found].pidfd = pidfd;
                 n_found++;
         }
         if (d)
@@ -371,17 +432,17 @@ static int gc_shims(gc_state *g, const char *socket, const char *ns) {
         tr__ctrd_items cs = { 0 };
         fresh_deadline(g);
         /* Every container, ours or not: a shim is spared if its id exists. */
-        if (tr__ctrd_container_list(&g->cx, NULL, &cs, NULL) < 0)
-                return 0;
+        bool listed = tr__ctrd_container_list(&g->cx, NULL, &cs, NULL) >= 0;
         for (size_t k = 0; k < n_found; k++) {
-                bool exists = false;
+                bool exists = !listed;
                 for (size_t i = 0; i < cs.n && !exists; i++)
                         exists = streq(cs.items[i].id, found[k].id);
-                if (exists)
-                        continue;
-                g->why = "its container is gone";
-                int r = kill_shim_tree(found[k].pid);
-                gc_record(g, r, "shim", found[k].id, NULL);
+                if (!exists) {
+                        g->why = "its container is gone";
+                        int r = kill_shim_tree(found[k].pidfd, found[k].pid);
+                        gc_record(g, r, "shim", found[k].id, NULL);
+                }
+                close(found[k].pidfd);
         }
         tr__ctrd_items_done(&cs);
         return 0;
@@ -393,12 +454,8 @@ TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *user_cfg, bool all
         int r_cfg = tr__containerd_config_copy(user_cfg, &cfg_copy, ret_err);
         if (r_cfg < 0)
                 return r_cfg;
-        const tr_containerd_config *cfg = &cfg_copy;
-        static const tr_containerd_config defaults = { 0 };
-        const tr_containerd_config *c = cfg ? cfg : &defaults;
-        const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;
-        const char *ns = c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE;
-        const char *snap = c->snapshotter ? c->snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER;
+        const tr_containerd_config *c = &cfg_copy;
+        const char *socket = c->socket_path, *ns = c->namespace_name, *snap = c->snapshotter;
         gc_state g = { .cfg = c, .all = all, .now = (int64_t) time(NULL) };
         _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
         int r = tr__grpc_connect(socket, ns, tr__now_ns() + TR_CTRD_CLEANUP_NS, -1, &conn, ret_err);

@@ -548,12 +548,8 @@ TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *user_cfg, con
         int r_cfg = tr__containerd_config_copy(user_cfg, &cfg_copy, ret_err);
         if (r_cfg < 0)
                 return r_cfg;
-        const tr_containerd_config *cfg = &cfg_copy;
-        static const tr_containerd_config defaults = { 0 };
-        const tr_containerd_config *c = cfg ? cfg : &defaults;
-        const char *socket = c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET;
-        const char *ns = c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE;
-        const char *snap = c->snapshotter ? c->snapshotter : TR_CONTAINERD_DEFAULT_SNAPSHOTTER;
+        const tr_containerd_config *c = &cfg_copy;
+        const char *socket = c->socket_path, *ns = c->namespace_name, *snap = c->snapshotter;
         int64_t ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
         int64_t deadline = tr__now_ns() + ms * TR_NSEC_PER_MSEC;
         _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;

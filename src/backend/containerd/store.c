@@ -34,9 +34,7 @@ static int connect_cfg(const tr_containerd_config *cfg, int64_t deadline, tr__gr
         if (r < 0)
                 return r;
         const tr_containerd_config *c = &copy;
-        return tr__grpc_connect(c->socket_path ? c->socket_path : TR_CONTAINERD_DEFAULT_SOCKET,
-                                c->namespace_name ? c->namespace_name : TR_CONTAINERD_DEFAULT_NAMESPACE, deadline, -1,
-                                ret, ret_err);
+        return tr__grpc_connect(c->socket_path, c->namespace_name, deadline, -1, ret, ret_err);
 }
 
 static const char *label(const Containerd__Services__Images__V1__Image *im, const char *key) {
