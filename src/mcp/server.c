@@ -173,6 +173,14 @@ static void call_free(mcps_call *c) {
 static void *call_main(void *arg) {
         mcps_call *c = arg;
         mcps_server *s = c->s;
+        /* The service's slot first (it may queue), then this server's. */
+        const char *refused = NULL;
+        bool admitted = false;
+        if (s->cfg.admit && !tr_cancel_is_cancelled(c->cancel)) {
+                admitted = s->cfg.admit(s->cfg.admit_userdata, &refused);
+                if (!admitted && !refused)
+                        refused = "the service refused the execution";
+        }
         /* Wait for a slot: at most max_concurrent snippets run at once. */
         pthread_mutex_lock(&s->lock);
         while (s->running >= s->cfg.max_concurrent && !s->stopping)
@@ -185,7 +193,11 @@ static void *call_main(void *arg) {
         _cleanup_free_ char *msg = NULL;
         /* Cancelled while it waited for a slot (or we are stopping): no
          * sandbox is started for nothing. */
-        json_t *result = tr_cancel_is_cancelled(c->cancel) ? NULL : mcps_tools_call(c, &code, &msg);
+        json_t *result = tr_cancel_is_cancelled(c->cancel) || refused ? NULL : mcps_tools_call(c, &code, &msg);
+        if (admitted)
+                s->cfg.release(s->cfg.admit_userdata);
+        if (refused && !msg)
+                msg = strdup(refused);
         json_t *reply;
         if (tr_cancel_is_cancelled(c->cancel))
                 /* A cancelled request gets no response (the spec's rule). */
@@ -395,6 +407,14 @@ int mcps_server_new(const mcps_config *cfg, mcps_send_fn send, void *userdata, m
         s->ticker_started = true;
         *ret_server = s;
         return 0;
+}
+
+void mcps_server_cancel_all(mcps_server *s) {
+        pthread_mutex_lock(&s->lock);
+        for (mcps_call *c = s->calls; c; c = c->next)
+                tr_cancel_cancel(c->cancel);
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
 }
 
 void mcps_server_free(mcps_server *s) {

@@ -34,6 +34,13 @@ typedef struct mcps_config {
         size_t max_code;    /* bytes of code per call */
         int max_concurrent; /* executions at once; more wait their turn */
         bool expose_tools;  /* each upstream tool as an MCP tool too */
+        /* Optional admission around each tools/call execution, for a
+         * service whose executions share slots with other front ends:
+         * `admit` may block (it runs on the call's worker); false refuses
+         * the call with *ret_why.  NULL: none. */
+        bool (*admit)(void *userdata, const char **ret_why);
+        void (*release)(void *userdata);
+        void *admit_userdata;
 } mcps_config;
 
 /* One outgoing message (compact JSON, no newline). */
@@ -48,6 +55,9 @@ void mcps_server_handle(mcps_server *s, const char *data, size_t len);
 void mcps_server_log(void *server, tr_log_level level, const char *msg, const char *const *kv);
 /* The upstream tools changed: tell the client (notifications/tools/list_changed). */
 void mcps_server_tools_changed(mcps_server *s);
+/* Cancel every running execution (they get no reply, as cancelled
+ * requests); the server stays usable. */
+void mcps_server_cancel_all(mcps_server *s);
 /* Cancel every running execution, wait for the workers, free. */
 void mcps_server_free(mcps_server *s);
 

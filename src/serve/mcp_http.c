@@ -18,7 +18,9 @@
  *     server-sent events before the reply when the client accepts
  *     text/event-stream, else dropped (the reply is plain JSON);
  *   - notifications and client responses are accepted with 202;
- *   - DELETE ends a session (its running executions are cancelled);
+ *   - DELETE ends a session at once: it leaves the table (its id answers
+ *     404), its running executions are cancelled and their waiting
+ *     requests answered; it is freed when the last request lets go;
  *     GET is 405: we offer no standalone server-to-client stream.
  *
  * Sessions are bounded (MAX_SESSIONS; the least recently used idle one
@@ -55,7 +57,8 @@ typedef struct waiter {
         bool sse;               /* notifications go out as events */
         bool done;              /* the reply came, or the request was cancelled */
         bool cancelled;
-        char *out; /* events (or the JSON reply) not yet sent */
+        int64_t deadline_ms; /* a bound against a server that never answers */
+        char *out;           /* events (or the JSON reply) not yet sent */
         size_t out_len, out_sent;
         size_t notes;
         unsigned refs;
@@ -70,6 +73,7 @@ typedef struct session {
         pthread_cond_t cond;
         waiter *waiters;
         unsigned refs; /* requests using it; guarded by the table's lock */
+        bool deleted;  /* out of the table (DELETE): the last put frees it */
         int64_t last_used_ms;
         struct session *next;
 } session;
@@ -231,9 +235,31 @@ static session *session_get(tr__serve_mcp *m, const char *id) {
 
 static void session_put(tr__serve_mcp *m, session *se) {
         pthread_mutex_lock(&m->lock);
-        se->refs--;
+        bool gone = --se->refs == 0 && se->deleted;
         se->last_used_ms = now_ms();
         pthread_mutex_unlock(&m->lock);
+        if (gone)
+                session_free(se);
+}
+
+/* DELETE of a session still in use: cancel what it runs and end every
+ * waiting request now (a cancelled request gets no reply from the
+ * server, so nothing else would wake them). */
+static void session_end_requests(session *se) {
+        mcps_server_cancel_all(se->srv);
+        pthread_mutex_lock(&se->lock);
+        for (waiter *w = se->waiters; w; w = w->next)
+                if (!w->done)
+                        w->done = w->cancelled = true;
+        pthread_cond_broadcast(&se->cond);
+        pthread_mutex_unlock(&se->lock);
+}
+
+void tr__serve_mcp_set_admission(tr__serve_mcp *m, bool (*admit)(void *, const char **), void (*release)(void *),
+                                 void *userdata) {
+        m->cfg.admit = admit;
+        m->cfg.release = release;
+        m->cfg.admit_userdata = userdata;
 }
 
 int tr__serve_mcp_new(const tr__serve_config *cfg, const tr__serve_backends *bk, tr__serve_mcp **ret,
@@ -332,6 +358,15 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         session *se = w->se;
         pthread_mutex_lock(&se->lock);
         while (w->out_sent == w->out_len && !w->done) {
+                if (now_ms() >= w->deadline_ms) {
+                        /* The same bound as the JSON path: end the stream
+                         * with an error event rather than hold it forever. */
+                        static const char late[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,"
+                                                   "\"message\":\"the MCP server did not answer in time\"}}";
+                        append(w, late, sizeof(late) - 1, true);
+                        w->done = true;
+                        break;
+                }
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += 1;
@@ -377,10 +412,30 @@ static void call(tr__serve_mcp *m, session *se, bool ephemeral, json_t *msg, con
         w->sse = sse;
         w->se = se;
         w->refs = 1;
+        /* The server answers every request that is not cancelled:
+         * tools/call within its timeout plus teardown; the bound only
+         * guards against a bug. */
+        w->deadline_ms = now_ms() + m->cfg.timeout_ms + 120 * 1000;
         pthread_mutex_lock(&se->lock);
-        w->next = se->waiters;
-        se->waiters = w;
+        /* Replies are routed by id: a second request with the id of one
+         * still waiting could take the other's reply. */
+        bool dup = false;
+        for (waiter *o = se->waiters; o && !dup; o = o->next)
+                dup = !o->done && json_equal(o->id, w->id);
+        if (!dup) {
+                w->next = se->waiters;
+                se->waiters = w;
+        }
         pthread_mutex_unlock(&se->lock);
+        if (dup) {
+                json_decref(w->id);
+                json_decref(w->progress_token);
+                free(w);
+                free(st);
+                session_release(m, se, ephemeral);
+                rpc_reply(rep, 400, -32600, "a request with this id is still waiting for its reply");
+                return;
+        }
 
         mcps_server_handle(se->srv, body, len);
 
@@ -393,12 +448,8 @@ static void call(tr__serve_mcp *m, session *se, bool ephemeral, json_t *msg, con
                 rep->stream_cls = st;
                 return;
         }
-        /* The server answers every request that is not cancelled:
-         * tools/call within its timeout plus teardown; the bound here only
-         * guards against a bug. */
-        int64_t deadline = now_ms() + m->cfg.timeout_ms + 120 * 1000;
         pthread_mutex_lock(&se->lock);
-        while (!w->done && now_ms() < deadline) {
+        while (!w->done && now_ms() < w->deadline_ms) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += 1;
@@ -429,15 +480,13 @@ void tr__serve_mcp_handle(tr__serve_mcp *m, const tr__serve_mcp_http *h, const c
                 pthread_mutex_lock(&m->lock);
                 for (session **pp = &m->sessions; h->session && *pp; pp = &(*pp)->next)
                         if (streq((*pp)->id, h->session)) {
-                                /* In use: it goes when its requests end. */
-                                if ((*pp)->refs == 0) {
-                                        se = *pp;
-                                        *pp = se->next;
-                                        m->n--;
-                                } else {
-                                        (*pp)->last_used_ms = 0;
-                                        se = (session *) -1;
-                                }
+                                se = *pp;
+                                *pp = se->next;
+                                m->n--;
+                                /* Held here while its requests are ended;
+                                 * the last reference frees it. */
+                                se->deleted = true;
+                                se->refs++;
                                 break;
                         }
                 pthread_mutex_unlock(&m->lock);
@@ -445,8 +494,8 @@ void tr__serve_mcp_handle(tr__serve_mcp *m, const tr__serve_mcp_http *h, const c
                         rpc_reply(rep, 404, -32001, "unknown or expired session");
                         return;
                 }
-                if (se != (session *) -1)
-                        session_free(se);
+                session_end_requests(se);
+                session_put(m, se);
                 rep->status = 200;
                 rep->content_type = "application/json";
                 rep->body = strdup("{}");

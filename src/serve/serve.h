@@ -105,6 +105,10 @@ typedef struct tr__serve_mcp tr__serve_mcp;
 /* The MCP server `toolruntime mcp` runs, configured from the service's:
  * its default backend and gateway, the standard profile, the service's
  * maxima as the MCP server's maxima. */
+/* Executions started through /mcp take the service's slots too (server.c
+ * sets this before serving): admission, the queue, and drain. */
+void tr__serve_mcp_set_admission(struct tr__serve_mcp *m, bool (*admit)(void *, const char **), void (*release)(void *),
+                                 void *userdata);
 int tr__serve_mcp_new(const tr__serve_config *cfg, const tr__serve_backends *bk, tr__serve_mcp **ret,
                       tr_error **ret_err);
 /* Ends every session, cancelling what they run. */

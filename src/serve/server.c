@@ -161,6 +161,21 @@ static void release(tr__server *s) {
         pthread_mutex_unlock(&s->lock);
 }
 
+/* The same slots for /mcp's tools/call executions (mcp_http.c). */
+static bool mcp_admit(void *userdata, const char **ret_why) {
+        tr__server *s = userdata;
+        switch (admit(s)) {
+        case ADMIT_OK: return true;
+        case ADMIT_DRAINING: *ret_why = "the server is shutting down"; return false;
+        case ADMIT_FULL: *ret_why = "too many executions are running and waiting; retry later"; return false;
+        }
+        return false;
+}
+
+static void mcp_release(void *userdata) {
+        release(userdata);
+}
+
 /* ---- a client that goes away cancels its execution ----------------------- */
 
 typedef struct watch {
@@ -183,7 +198,10 @@ static void *watch_main(void *arg) {
                         continue;
                 if (n < 0 || p[1].revents)
                         break;
-                if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+                /* POLLNVAL: the descriptor is no longer open (the
+                 * connection was closed under us): poll would return it
+                 * forever, and the client is gone anyway. */
+                if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
                         tr_cancel_cancel(w->cancel);
                         break;
                 }
@@ -580,6 +598,8 @@ int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *back
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "serve",
                                     "libmicrohttpd could not start on %s", cfg->listen);
         }
+        if (backends->mcp)
+                tr__serve_mcp_set_admission(backends->mcp, mcp_admit, mcp_release, s);
         *ret = s;
         return 0;
 }

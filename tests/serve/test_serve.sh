@@ -381,8 +381,44 @@ t_mcp_http() {
         -d '{"jsonrpc":"2.0","id":5,"method":"ping"}')" 404 "the session after DELETE"
 }
 
+t_mcp_http_lifecycle() {
+    # /mcp's executions share the service's slots (health counts them), a
+    # second request with the id of one still waiting is refused, and
+    # DELETE of a session in use ends its running execution at once.
+    local H=(-H 'Content-Type: application/json' -H 'Accept: application/json')
+    local init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+    curl -s -D "$WORK/lh" -o /dev/null "${H[@]}" "$MAIN_URL/mcp" -d "$init"
+    local sid t0 inflight=""
+    sid=$(tr -d '\r' < "$WORK/lh" | sed -n 's/^Mcp-Session-Id: //Ip')
+    local sleepy='{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"execute","arguments":{"code":"import time; time.sleep(25)","timeout":28}}}'
+    t0=$(date +%s)
+    curl -s -m 40 -o "$WORK/lb" "${H[@]}" -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" -d "$sleepy" &
+    local bg=$!
+    for _ in $(seq 50); do
+        inflight=$(j "$(curl -s "$MAIN_URL/v1/health")" 'j["in_flight"]')
+        [ "$inflight" = 1 ] && break
+        sleep 0.2
+    done
+    assert_eq "$inflight" 1 "an /mcp execution in the service's in_flight"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
+        -d "$sleepy")" 400 "a second request with a waiting id"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp")" 200 \
+        "DELETE of a session in use"
+    wait "$bg"
+    assert_contains "$(cat "$WORK/lb")" "cancelled" "the waiting request after DELETE"
+    for _ in $(seq 50); do
+        inflight=$(j "$(curl -s "$MAIN_URL/v1/health")" 'j["in_flight"]')
+        [ "$inflight" = 0 ] && break
+        sleep 0.2
+    done
+    assert_eq "$inflight" 0 "executions after DELETE"
+    [ $(( $(date +%s) - t0 )) -le 12 ] || fail "DELETE took $(( $(date +%s) - t0 )) s to end the execution"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -H "Mcp-Session-Id: $sid" "$MAIN_URL/mcp" \
+        -d '{"jsonrpc":"2.0","id":8,"method":"ping"}')" 404 "the session after DELETE"
+}
+
 for t in t_execute_value t_bad_requests t_piston_client t_keepalive_http_client t_admission_429 \
-    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_exec_server t_pool t_ndjson_stream; do
+    t_disconnect_cancels t_token_and_unix_socket t_sigterm_drains t_config_file t_metrics t_mcp_http t_mcp_http_lifecycle t_exec_server t_pool t_ndjson_stream; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
     RUN=$((RUN + 1))
