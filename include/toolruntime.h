@@ -467,6 +467,14 @@ typedef void (*tr_output_fn)(void *userdata, tr_stream stream, const char *data,
 /* Stream output to `fn` during executions of this request (NULL: none).
  * The result still holds all of it. */
 TR_PUBLIC void tr_request_set_output_callback(tr_request *req, tr_output_fn fn, void *userdata);
+/* Receives each tool call as it ends, with the record the result will list
+ * and that record as JSON (an element of the result object's "tool_calls"
+ * array).  Called from a library thread (the gateway's), in the order the
+ * calls end, never two calls at once for one execution, possibly at the
+ * same time as the output callback; it must not block for long. */
+typedef struct tr_tool_call tr_tool_call;
+typedef void (*tr_tool_call_fn)(void *userdata, const tr_tool_call *call, const char *json);
+TR_PUBLIC void tr_request_set_tool_call_callback(tr_request *req, tr_tool_call_fn fn, void *userdata);
 /* Free-form metadata, passed to backends (e.g. as container labels). */
 TR_PUBLIC int tr_request_set_metadata(tr_request *req, const char *key, const char *value, tr_error **ret_err);
 
@@ -493,13 +501,13 @@ TR_PUBLIC void tr_request_metadata_at(const tr_request *req, size_t i, const cha
 
 typedef struct tr_result tr_result;
 
-typedef struct tr_tool_call {
+struct tr_tool_call {
         const char *tool_id;
         tr_backend_kind backend;
         int64_t duration_us;
         const char *error_op;   /* NULL when the call succeeded */
         const char *error_code; /* NULL when the call succeeded */
-} tr_tool_call;
+};
 
 TR_PUBLIC int tr_result_new(tr_result **ret_result, tr_error **ret_err);
 TR_PUBLIC void tr_result_free(tr_result *res);
@@ -586,6 +594,11 @@ TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex);
  * every unset field.  No field is TR_LIMIT_UNSET; 0 is unlimited.  Backends
  * enforce these and report in limits_enforced what they did. */
 TR_PUBLIC const tr_limits *tr_exec_limits(const tr_exec *ex);
+/* Record a tool call that ended (what a gateway does): added to the result
+ * and handed to the request's tool call callback.  Errors adding it (out
+ * of memory) are dropped: a record never fails the call it describes. */
+TR_PUBLIC void tr_exec_record_tool_call(tr_exec *ex, const char *tool_id, int64_t duration_us, const char *error_op,
+                                        const char *error_code);
 TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len);
 TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len);
 /* Log through the runtime's logger; `kv` pairs end with NULL. */

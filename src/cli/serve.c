@@ -27,7 +27,8 @@ static const char serve_help[] =
         "\n"
         "Run the HTTP/1.1 JSON service: POST /v1/execute (the fields of `exec`, the\n"
         "result object of `exec --json`), Piston's POST /api/v2/execute and GET\n"
-        "/api/v2/runtimes, GET /v1/health and GET /metrics (Prometheus).\n"
+        "/api/v2/runtimes, GET /v1/health, GET /metrics (Prometheus), GET /v1/pools and\n"
+        "PUT /v1/pools/PROFILE/BACKEND {\"size\": N} (resize a warm pool).\n"
         "\n"
         "      --listen ADDR         HOST:PORT or unix:PATH (default 127.0.0.1:8787)\n"
         "      --token-file FILE     require 'Authorization: Bearer <token>' (the file's\n"
@@ -209,7 +210,7 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
                 size_t plen = eq ? (size_t) ((slash ? slash : eq) - v) : 0;
                 size_t klen = slash ? (size_t) (eq - slash - 1) : 0;
                 if (!eq || plen == 0 || plen >= sizeof(prof) || klen >= sizeof(kind) ||
-                    tr_parse_count(eq + 1, &n, NULL) < 0 || n > 64)
+                    tr_parse_count(eq + 1, &n, NULL) < 0 || n > TR__SERVE_POOL_MAX)
                         return cli_usage_error("serve", "--pool: expected PROFILE[/BACKEND]=N with N <= 64, got '%s'",
                                                v);
                 memcpy(prof, v, plen);

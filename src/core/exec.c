@@ -47,6 +47,28 @@ TR_PUBLIC const tr_limits *tr_exec_limits(const tr_exec *ex) {
         return &ex->limits;
 }
 
+TR_PUBLIC void tr_exec_record_tool_call(tr_exec *ex, const char *tool_id, int64_t duration_us, const char *error_op,
+                                        const char *error_code) {
+        tr_result *res = ex->res;
+        if (!res)
+                return;
+        tr_backend_kind kind = tr_result_backend_kind(res);
+        if (tr_result_add_tool_call(res, tool_id, kind, duration_us, error_op, error_code, NULL) < 0 ||
+            !ex->req->tool_call_fn)
+                return;
+        tr_tool_call c = { .tool_id = tool_id ? tool_id : "",
+                           .backend = kind,
+                           .duration_us = duration_us,
+                           .error_op = error_op,
+                           .error_code = error_code };
+        json_t *o = tr__tool_call_json(&c);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (text)
+                ex->req->tool_call_fn(ex->req->tool_call_userdata, &c, text);
+        free(text);
+}
+
 /* Keep s[0..n) of a stream and hand what the cap kept to the request's
  * output callback as it arrives, so that callers can stream: what the
  * callback sees is exactly what the result will hold. */

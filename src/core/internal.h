@@ -42,6 +42,8 @@ struct tr_request {
         size_t n_args;
         tr_output_fn output_fn;
         void *output_userdata;
+        tr_tool_call_fn tool_call_fn;
+        void *tool_call_userdata;
 };
 
 typedef struct tr__tool_call_rec {
@@ -130,6 +132,8 @@ int tr__profile_effective_limits(tr_profile profile, const tr_limits *asked, tr_
  * front ends inside the library that embed it. */
 typedef struct json_t json_t;
 json_t *tr__result_json(const tr_result *res, const tr_error *err);
+/* One element of its "tool_calls" array. */
+json_t *tr__tool_call_json(const tr_tool_call *c);
 
 /* ---- the runtime's routing and logging, for sandbox.c ------------------- */
 

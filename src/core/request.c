@@ -275,6 +275,11 @@ int tr__request_validate_shape(const tr_request *r, tr_error **ret_err) {
         return 0;
 }
 
+TR_PUBLIC void tr_request_set_tool_call_callback(tr_request *req, tr_tool_call_fn fn, void *userdata) {
+        req->tool_call_fn = fn;
+        req->tool_call_userdata = fn ? userdata : NULL;
+}
+
 TR_PUBLIC void tr_request_set_output_callback(tr_request *req, tr_output_fn fn, void *userdata) {
         req->output_fn = fn;
         req->output_userdata = fn ? userdata : NULL;

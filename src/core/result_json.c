@@ -13,6 +13,16 @@
 #include "util/json.h"
 #include "util/macros.h"
 
+json_t *tr__tool_call_json(const tr_tool_call *c) {
+        json_t *jc = json_object();
+        json_object_set_new(jc, "tool_id", tr__json_bytes(c->tool_id, strlen(c->tool_id)));
+        json_object_set_new(jc, "backend_kind", json_string(tr_backend_kind_name(c->backend)));
+        json_object_set_new(jc, "duration_ms", json_real((double) c->duration_us / 1000.0));
+        json_object_set_new(jc, "error_op", c->error_op ? json_string(c->error_op) : json_null());
+        json_object_set_new(jc, "error_code", c->error_code ? json_string(c->error_code) : json_null());
+        return jc;
+}
+
 json_t *tr__result_json(const tr_result *res, const tr_error *err) {
         json_t *o = json_object();
         size_t n = 0;
@@ -56,14 +66,7 @@ json_t *tr__result_json(const tr_result *res, const tr_error *err) {
 
         json_t *calls = json_array();
         for (size_t i = 0; res && i < tr_result_tool_call_count(res); i++) {
-                const tr_tool_call *c = tr_result_tool_call_at(res, i);
-                json_t *jc = json_object();
-                json_object_set_new(jc, "tool_id", tr__json_bytes(c->tool_id, strlen(c->tool_id)));
-                json_object_set_new(jc, "backend_kind", json_string(tr_backend_kind_name(c->backend)));
-                json_object_set_new(jc, "duration_ms", json_real((double) c->duration_us / 1000.0));
-                json_object_set_new(jc, "error_op", c->error_op ? json_string(c->error_op) : json_null());
-                json_object_set_new(jc, "error_code", c->error_code ? json_string(c->error_code) : json_null());
-                json_array_append_new(calls, jc);
+                json_array_append_new(calls, tr__tool_call_json(tr_result_tool_call_at(res, i)));
         }
         json_object_set_new(o, "tool_calls", calls);
 

@@ -153,14 +153,13 @@ static int send_error_err(conn *c, json_t *id, const tr_error *err) {
 static void record_call(tr__gw_session *s, const char *tool_id, int64_t dur_us, const char *op, const char *code) {
         /* A record must never fail the call it describes: errors adding it
          * (out of memory) are dropped. */
-        tr_result *res = tr_exec_result(s->ex);
-        if (!res)
-                return;
         pthread_mutex_lock(&s->lock);
         bool keep = s->n_records < MAX_RECORDS;
         if (keep) {
                 s->n_records++;
-                tr_result_add_tool_call(res, tool_id, tr_result_backend_kind(res), dur_us, op, code, NULL);
+                /* Under the lock: the request's callback sees one call at
+                 * a time, in the order they are recorded. */
+                tr_exec_record_tool_call(s->ex, tool_id, dur_us, op, code);
         }
         bool first_dropped = !keep && s->n_records++ == MAX_RECORDS;
         pthread_mutex_unlock(&s->lock);

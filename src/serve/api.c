@@ -170,6 +170,8 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
         tr_request_set_max_output(req, (size_t) jb->max_output);
         if (ctx->output)
                 tr_request_set_output_callback(req, ctx->output, ctx->output_userdata);
+        if (ctx->tool_call)
+                tr_request_set_tool_call_callback(req, ctx->tool_call, ctx->output_userdata);
 
         /* From here on an error is the execution's, reported in the result. */
         *err_status = 0;

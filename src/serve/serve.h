@@ -88,9 +88,10 @@ typedef struct tr__serve_ctx {
         const tr__serve_config *cfg;
         const tr__serve_backends *backends;
         tr__serve_metrics *metrics;
-        tr_cancel *cancel;   /* cancelled when the client goes away */
-        tr_output_fn output; /* the execution's output as it comes; NULL: none */
-        void *output_userdata;
+        tr_cancel *cancel;         /* cancelled when the client goes away */
+        tr_output_fn output;       /* the execution's output as it comes; NULL: none */
+        tr_tool_call_fn tool_call; /* each tool call as it ends; NULL: none */
+        void *output_userdata;     /* for both */
 } tr__serve_ctx;
 
 void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
@@ -124,12 +125,21 @@ typedef struct tr__serve_mcp_http {
 void tr__serve_mcp_handle(tr__serve_mcp *m, const tr__serve_mcp_http *h, const char *body, size_t len,
                           tr__serve_reply *rep);
 
+/* ---- /v1/pools (pools.c) ------------------------------------------------ */
+/* The largest pool --pool or PUT /v1/pools accepts. */
+#define TR__SERVE_POOL_MAX 64
+/* GET /v1/pools, GET and PUT /v1/pools/NAME. */
+void tr__serve_pools_route(const tr__serve_backends *bk, const char *method, const char *url, const char *body,
+                           size_t len, tr__serve_reply *rep);
+
 /* ---- the ndjson event stream of /v1/execute (stream.c) ------------------- */
 typedef struct tr__ndjson tr__ndjson;
 /* Takes `cancel` (cancelled when the reader goes before the end). */
 tr__ndjson *tr__ndjson_new(tr_cancel *cancel);
 /* A tr_output_fn: stdout/stderr events. */
 void tr__ndjson_output(void *userdata, tr_stream stream, const char *data, size_t len);
+/* A tr_tool_call_fn: {"type":"tool_call",…} as the call ends. */
+void tr__ndjson_tool_call(void *userdata, const tr_tool_call *call, const char *json);
 /* The execution side: the final events from the reply a plain request
  * would get; lets go of the execution's reference. */
 void tr__ndjson_finish(tr__ndjson *st, const tr__serve_reply *rep);

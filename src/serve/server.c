@@ -351,6 +351,7 @@ static void *stream_main(void *arg) {
                               .metrics = j->s->metrics,
                               .cancel = j->cancel,
                               .output = tr__ndjson_output,
+                              .tool_call = tr__ndjson_tool_call,
                               .output_userdata = j->st };
         tr__serve_reply rep = { 0 };
         tr__serve_v1_execute(&ctx, j->body ? j->body : "", j->len, &rep);
@@ -474,6 +475,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 tr__serve_piston_runtimes(NULL, &rep);
         else if (streq(url, "/v1/health") && get)
                 health(s, &rep);
+        else if (streq(url, "/v1/pools") || strncmp(url, "/v1/pools/", 10) == 0)
+                tr__serve_pools_route(s->backends, method, url, hr->body ? hr->body : "", hr->len, &rep);
         else if (streq(url, "/mcp") && s->backends->mcp)
                 mcp_route(s, c, method, hr, &rep);
         else if (streq(url, "/metrics") && get) {

@@ -2,8 +2,8 @@
 /*
  * The ndjson event stream of /v1/execute (Accept: application/x-ndjson):
  * the execution's output as it is produced, one JSON object per line —
- * {"type":"stdout","data":…}, {"type":"stderr","data":…}, then
- * {"type":"tool_call",…} for each call made and last {"type":"result",
+ * {"type":"stdout","data":…}, {"type":"stderr","data":…} and
+ * {"type":"tool_call",…} as each tool call ends, and last {"type":"result",
  * "result":{…}} (the object a plain request gets) or {"type":"error",
  * "status":N,"error":{…}} for a request refused before it ran.
  *
@@ -91,19 +91,24 @@ void tr__ndjson_output(void *userdata, tr_stream stream, const char *data, size_
         emit(st, json_pack("{s:s,s:s%}", "type", stream == TR_STREAM_STDERR ? "stderr" : "stdout", "data", clean, n));
 }
 
+void tr__ndjson_tool_call(void *userdata, const tr_tool_call *call, const char *json) {
+        (void) call;
+        json_t *ev = json_loads(json, 0, NULL);
+        if (!json_is_object(ev)) {
+                json_decref(ev);
+                return;
+        }
+        /* "type" first, as in every other event. */
+        json_t *o = json_pack("{s:s}", "type", "tool_call");
+        if (o)
+                json_object_update(o, ev);
+        json_decref(ev);
+        emit(userdata, o);
+}
+
 void tr__ndjson_finish(tr__ndjson *st, const tr__serve_reply *rep) {
         json_t *body = rep->body ? json_loads(rep->body, 0, NULL) : NULL;
         if (rep->status == 200 && json_is_object(body)) {
-                /* The calls, as events, before the result that lists them
-                 * too (the gateway records them as they end; they are not
-                 * streamed live yet). */
-                size_t i;
-                json_t *c;
-                json_array_foreach(json_object_get(body, "tool_calls"), i, c) {
-                        json_t *ev = json_deep_copy(c);
-                        json_object_set_new(ev, "type", json_string("tool_call"));
-                        emit(st, ev);
-                }
                 emit(st, json_pack("{s:s,s:O}", "type", "result", "result", body));
         } else {
                 json_t *err = json_object_get(body, "error");

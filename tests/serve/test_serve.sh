@@ -316,6 +316,23 @@ t_pool() {
     out=$(curl -s "$URL/v1/execute" -d '{"code":"__out = 1","limits":{"memory":100000000}}')
     assert_eq "$(j "$out" 'j["backend"]["details"]["pool"]')" cold "own limits run cold"
     assert_contains "$(curl -s "$URL/metrics")" 'toolruntime_pool_executions_total{pool="standard/containerd",sandbox="warm"} 2' "pool metrics"
+    # Resized at run time: grown, then emptied; bad sizes and names refused.
+    assert_eq "$(j "$(curl -s "$URL/v1/pools")" 'sorted(j["pools"])')" '["standard/containerd"]' "GET /v1/pools"
+    assert_eq "$(j "$(curl -s -X PUT "$URL/v1/pools/standard/containerd" -d '{"size":3}')" 'j["pool"]["size"]')" 3 "PUT size 3"
+    for i in $(seq 100); do
+        [ "$(j "$(curl -s "$URL/v1/pools/standard/containerd")" 'j["pool"]["ready"]')" = 3 ] && break
+        sleep 0.1
+    done
+    assert_eq "$(j "$(curl -s "$URL/v1/pools/standard/containerd")" 'j["pool"]["ready"]')" 3 "grown to 3 ready"
+    curl -s -o /dev/null -X PUT "$URL/v1/pools/standard/containerd" -d '{"size":0}'
+    for i in $(seq 100); do
+        [ "$(j "$(curl -s "$URL/v1/pools/standard/containerd")" 'j["pool"]["ready"]')" = 0 ] && break
+        sleep 0.1
+    done
+    assert_eq "$(j "$(curl -s "$URL/v1/pools/standard/containerd")" 'j["pool"]["ready"]')" 0 "emptied"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$URL/v1/pools/standard/containerd" -d '{"size":65}')" 400 "size over the maximum"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$URL/v1/pools/standard/containerd" -d '{"size":1,"x":1}')" 400 "an unknown field"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$URL/v1/pools/dev/unsafe_host" -d '{"size":1}')" 404 "an unknown pool"
     kill -TERM "$PID"
     wait "$PID" 2>/dev/null
     assert_eq "$?" 0 "SIGTERM with a pool"
@@ -338,6 +355,20 @@ t_ndjson_stream() {
     [ $((t_last - t_first)) -ge 1500 ] || fail "the first output came ${t_first} ms in, the result at ${t_last} ms: not streamed"
     assert_eq "$(j "${last#* }" 'j["type"]')" result "the last event"
     assert_eq "$(j "${last#* }" 'j["result"]["value"]')" 7 "the result event's value"
+    # A tool call's event arrives as the call ends, not with the result.
+    t0=$(date +%s%N)
+    curl -sN -H 'Accept: application/x-ndjson' "$MAIN_URL/v1/execute" \
+        -d '{"code":"from toolruntime.tools import demo\nimport time\nx = demo.add(a=1, b=2)\ntime.sleep(1.5)\n__out = x"}' |
+        while IFS= read -r line; do
+            echo "$(( ($(date +%s%N) - t0) / 1000000 )) $line"
+        done > "$WORK/nd2"
+    local call
+    call=$(grep '"type":"tool_call"' "$WORK/nd2" | head -1)
+    last=$(tail -1 "$WORK/nd2")
+    assert_contains "$call" '"tool_id":"demo:add"' "the tool_call event"
+    [ -n "$call" ] && [ $(( ${last%% *} - ${call%% *} )) -ge 1000 ] ||
+        fail "the tool_call event came at ${call%% *} ms, the result at ${last%% *} ms: not live"
+    assert_contains "${last#* }" '"tool_id":"demo:add"' "the result still lists the call"
     out=$(curl -s -H 'Accept: application/x-ndjson' "$MAIN_URL/v1/execute" -d '{"code":"1","limits":{"memory":0}}')
     assert_eq "$(j "$out" 'j["type"]')" error "a refused request"
     assert_eq "$(j "$out" 'j["status"]')" 400 "its status"
