@@ -120,7 +120,33 @@ def bench_containerd(args):
     tp_tr = statistics.median(rounds["tr"])
     print(f"  throughput at concurrency 4 ({total} runs a round, median of 3 rounds): ctr run --rm {tp_ctr:.1f}/s, "
           f"toolruntime {tp_tr:.1f}/s ({tp_tr / tp_ctr:.2f}x; goal >= 25/s)")
+    cpu_per_run(ctr_cmd, lambda: tr)
     return {"containerd_vs_ctr": ratio, "tp_ctr": tp_ctr, "tp_tr": tp_tr}
+
+
+def cpu_per_run(ctr_cmd, tr_cmd, n=12):
+    """CPU time per cold execution outside the sandbox (client, containerd,
+    shim, runc), from the cpuacct cgroup scripts/bench.sh runs us in: what
+    bounds throughput on a 2-core machine once every core is busy."""
+    path = os.environ.get("TR_BENCH_CPUACCT")
+    if not path or not os.path.exists(path):
+        print("  CPU per execution: not measured (no cpuacct cgroup; run through scripts/bench.sh as root)")
+        return
+
+    def usage():
+        with open(path) as f:
+            return int(f.read())
+
+    per = {}
+    for label, make in (("ctr run --rm", ctr_cmd), ("toolruntime", tr_cmd)):
+        u0 = usage()
+        for _ in range(n):
+            timed(make())
+        per[label] = (usage() - u0) / n / 1e6
+    cores = os.cpu_count() or 1
+    print(f"  CPU per execution outside the sandbox (client + containerd + shim + runc, {n} sequential runs): "
+          f"ctr run --rm {per['ctr run --rm']:.0f} ms, toolruntime {per['toolruntime']:.0f} ms; "
+          f"{cores} cores => at most {cores * 1000 / per['toolruntime']:.0f} executions/s")
 
 
 def bench_gateway(args):
