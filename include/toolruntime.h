@@ -94,6 +94,8 @@ typedef enum tr_code {
         TR_E_PROTOCOL,
         /* the library itself: out of memory, a system call failed */
         TR_E_INTERNAL,
+        /* a session that ended (ttl, idle, its interpreter died, freed) */
+        TR_E_SESSION_GONE,
         TR__CODE_MAX
 } tr_code;
 
@@ -431,6 +433,18 @@ TR_PUBLIC int tr_request_set_code(tr_request *req, const char *code, size_t len,
  * At most TR_MAX_STDIN_BYTES.  Like the code, bound at run time. */
 #define TR_MAX_STDIN_BYTES (16 * 1024 * 1024)
 TR_PUBLIC int tr_request_set_stdin(tr_request *req, const char *data, size_t len, tr_error **ret_err);
+/* A file written into the snippet's working directory (/tmp in a sandbox)
+ * before it runs: Piston's `files[]` beyond the first.  `path` is relative,
+ * with no "..", no empty component, no NUL (the session file rules below);
+ * symlinks are never followed.  At most TR_MAX_REQUEST_FILES files and
+ * TR_MAX_STDIN_BYTES of data in all (code, stdin and files share the
+ * runner's standard input); TR_E_INVALID_REQUEST otherwise.  Bound at run
+ * time, like the code.  Sessions refuse them (use tr_session_upload_*). */
+#define TR_MAX_REQUEST_FILES 64
+TR_PUBLIC int tr_request_add_file(tr_request *req, const char *path, const void *data, size_t len, tr_error **ret_err);
+TR_PUBLIC size_t tr_request_file_count(const tr_request *req);
+/* NULL when i is out of range; the path and data are owned by the request. */
+TR_PUBLIC const char *tr_request_file_at(const tr_request *req, size_t i, const void **ret_data, size_t *ret_len);
 TR_PUBLIC const char *tr_request_stdin(const tr_request *req, size_t *ret_len);
 /* "python" or "sh"; NULL or "" selects the backend's default (python). */
 TR_PUBLIC int tr_request_set_language(tr_request *req, const char *language, tr_error **ret_err);
@@ -603,6 +617,12 @@ TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len);
 TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len);
 /* Log through the runtime's logger; `kv` pairs end with NULL. */
 TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *msg, ...) __attribute__((sentinel));
+/* True when `ex` prepares a session's sandbox (tr_session_new): its process
+ * must be the session runner that tr__runner_argv gives for this exec (a
+ * persistent interpreter reading commands on stdin), its backstop deadline
+ * is the session's TTL, and the core drives it through session_io and
+ * signal (tr_backend_ops) instead of `run`. */
+TR_PUBLIC bool tr_exec_session(const tr_exec *ex);
 
 /*
  * A backend.  Contract of each callback:
@@ -641,6 +661,37 @@ typedef struct tr_backend_ops {
         int (*prepare)(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err);
         int (*run)(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err);
         void (*destroy)(void *self, void *sandbox, tr_exec *ex);
+        /*
+         * Sessions (optional; NULL session_io or signal: the backend has no
+         * sessions, and tr_session_new fails TR_E_INVALID_REQUEST saying so).
+         * `sandbox` was prepared from an exec whose tr_exec_session(ex) is
+         * true: its process is the session runner, waiting on stdin.  The
+         * session protocol itself is the core's (runner.h); a backend only
+         * hands over the pipes and delivers signals.
+         *
+         *   session_io:    the runner's stdin (write end) and stdout/stderr
+         *                  (read ends), owned by the sandbox (valid until
+         *                  destroy; the caller neither closes them nor
+         *                  changes their flags; they may be non-blocking).
+         *                  EOF on stdout means the interpreter is gone.
+         *   signal:        deliver `sig` to the interpreter process (SIGINT
+         *                  interrupts the running snippet; SIGKILL ends it).
+         *   session_begin: optional; called before each execution with
+         *                  that execution's exec (request with its gateway,
+         *                  deadline, cancel, result): bind what is per
+         *                  execution (the tool gateway's session) and report
+         *                  limits_enforced in the result.
+         *   session_end:   optional; after each execution (also a failed
+         *                  one): release what session_begin bound.
+         *   session_oom:   optional; true when the sandbox's memory limit
+         *                  killed a process (read when the interpreter died,
+         *                  before destroy), to say why the session ended.
+         */
+        int (*session_io)(void *self, void *sandbox, int *ret_in, int *ret_out, int *ret_errfd, tr_error **ret_err);
+        int (*signal)(void *self, void *sandbox, int sig, tr_error **ret_err);
+        int (*session_begin)(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err);
+        void (*session_end)(void *self, void *sandbox, tr_exec *ex);
+        bool (*session_oom)(void *self, void *sandbox);
 } tr_backend_ops;
 
 typedef struct tr_backend tr_backend;
@@ -781,6 +832,86 @@ TR_PUBLIC void tr_pool_set_size(tr_pool *pool, size_t size);
 TR_PUBLIC void tr_pool_set_max_age_ms(tr_pool *pool, int64_t ms);
 TR_PUBLIC void tr_pool_get_stats(tr_pool *pool, tr_pool_stats *ret_stats);
 TR_PUBLIC void tr_pool_free(tr_pool *pool);
+
+/* ---- sessions ----
+ * A session: one sandbox kept alive across executions, with ONE interpreter
+ * whose state persists (Python globals and imports; files under its working
+ * directory /tmp, the sandbox's writable, DiskBytes-capped space).
+ * Created from a shape request (profile, backend route, limits, language
+ * python, gateway); the session's memory/pids/disk limits hold for its
+ * whole life, each execution has its own timeout, output caps, stdin,
+ * callback and gateway (tools).  Sessions run Python only (sh:
+ * TR_E_INVALID_REQUEST), on backends with the session seam (containerd;
+ * unsafe_host has none).
+ *
+ * An execution that times out or is cancelled interrupts the snippet
+ * (KeyboardInterrupt via SIGINT) and the session lives on when the
+ * interpreter answers within a grace period (TR_SESSION_INTERRUPT_GRACE_MS);
+ * otherwise the sandbox is destroyed and the result's backend detail
+ * "session" is "ended" (else "alive").  Later calls on an ended session fail
+ * with TR_E_SESSION_GONE whose message says why (ttl, idle, interpreter
+ * died, killed by OOM...).  A session lives in the process that created it:
+ * when that process ends, its sandbox dies at the TTL backstop and
+ * `toolruntime gc` collects what is left.
+ * One operation at a time per session: a second caller waits (bounded by its
+ * own cancel token).  Thread-safe otherwise; the runtime must outlive it.
+ */
+#define TR_SESSION_DEFAULT_TTL_MS     (60 * 60 * 1000)      /* 1 h */
+#define TR_SESSION_MAX_TTL_MS         (24 * 60 * 60 * 1000) /* 24 h */
+#define TR_SESSION_DEFAULT_IDLE_MS    (10 * 60 * 1000)      /* 10 min */
+#define TR_SESSION_INTERRUPT_GRACE_MS 2000
+typedef struct tr_session tr_session;
+typedef struct tr_session_config {
+        size_t size;             /* sizeof(tr_session_config) */
+        int64_t ttl_ms;          /* 0: default; > MAX: TR_E_INVALID_REQUEST */
+        int64_t idle_timeout_ms; /* 0: default; capped by ttl */
+} tr_session_config;
+typedef struct tr_session_info {
+        int64_t created_ns, last_used_ns;          /* CLOCK_REALTIME ns */
+        int64_t ttl_deadline_ns, idle_deadline_ns; /* CLOCK_REALTIME ns */
+        uint64_t executions;
+        bool alive;
+        tr_profile profile;
+        tr_backend_kind backend;
+} tr_session_info;
+/* `cfg` may be NULL (the defaults); `cancel` (may be NULL) bounds the
+ * creation only.  The shape needs no code; its timeout bounds the creation. */
+TR_PUBLIC int tr_session_new(tr_runtime *rt, const tr_request *shape, const tr_session_config *cfg, tr_cancel *cancel,
+                             tr_session **ret_session, tr_error **ret_err);
+/* Same *ret_result contract as tr_runtime_execute.  `req`'s profile,
+ * language and limits must be unset or equal to the shape's; it may not
+ * carry files (tr_request_add_file) or arguments. */
+TR_PUBLIC int tr_session_execute(tr_session *s, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
+                                 tr_error **ret_err);
+/* 0 when alive; else tears the sandbox down (idempotent) and fails with
+ * TR_E_SESSION_GONE saying why.  What a service's sweeper calls; while an
+ * operation runs it answers at once from what it knows (alive unless the
+ * TTL passed, which the running operation then notices). */
+TR_PUBLIC int tr_session_check(tr_session *s, tr_error **ret_err);
+TR_PUBLIC void tr_session_get_info(tr_session *s, tr_session_info *ret_info);
+TR_PUBLIC void tr_session_free(tr_session *s); /* destroys the sandbox; NULL-safe */
+
+/* Files, streamed.  `path` is relative to the session's working directory:
+ * no "..", no absolute path, no empty component, no NUL; symlinks are never
+ * followed (each component opened O_NOFOLLOW inside the sandbox), so a link
+ * the snippet planted cannot redirect a read or a write.  Refused paths fail
+ * TR_E_INVALID_REQUEST (op "file").  Size is capped by the session's disk
+ * limit (TR_E_RESOURCE_LIMIT).  While a transfer is open the session is
+ * busy: other operations wait, and tr_session_free must not be called. */
+typedef struct tr_session_upload tr_session_upload;
+TR_PUBLIC int tr_session_upload_begin(tr_session *s, const char *path, tr_session_upload **ret_up, tr_error **ret_err);
+TR_PUBLIC int tr_session_upload_write(tr_session_upload *up, const void *data, size_t len, tr_error **ret_err);
+/* Commits the file (written to a temporary name, renamed at the end) and
+ * frees `up`, also on failure. */
+TR_PUBLIC int tr_session_upload_end(tr_session_upload *up, tr_error **ret_err);
+TR_PUBLIC void tr_session_upload_abort(tr_session_upload *up); /* frees; nothing left; NULL-safe */
+typedef struct tr_session_download tr_session_download;
+TR_PUBLIC int tr_session_download_begin(tr_session *s, const char *path, uint64_t *ret_size,
+                                        tr_session_download **ret_down, tr_error **ret_err);
+/* *ret_len == 0: the end. */
+TR_PUBLIC int tr_session_download_read(tr_session_download *down, void *buf, size_t max, size_t *ret_len,
+                                       tr_error **ret_err);
+TR_PUBLIC void tr_session_download_free(tr_session_download *down); /* NULL-safe */
 
 /* Validation alone (what tr_runtime_execute does first). */
 TR_PUBLIC int tr_request_validate(const tr_request *req, tr_error **ret_err);

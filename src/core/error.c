@@ -55,6 +55,7 @@ static const struct {
         [TR_E_INVALID_ARGUMENTS] = { "invalid_arguments", "invalid tool arguments", EINVAL, false },
         [TR_E_PROTOCOL] = { "protocol_error", "gateway protocol error", EPROTO, false },
         [TR_E_INTERNAL] = { "internal", "internal error", EIO, false },
+        [TR_E_SESSION_GONE] = { "session_gone", "the session has ended", ESRCH, false },
 };
 
 TR_PUBLIC const char *tr_code_name(tr_code code) {

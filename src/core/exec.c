@@ -40,6 +40,9 @@ TR_PUBLIC void tr_exec_set_deadline_ns(tr_exec *ex, int64_t deadline_ns) {
 TR_PUBLIC int64_t tr_exec_remaining_ms(const tr_exec *ex) {
         return (tr_exec_deadline_ns(ex) - tr__now_ns()) / TR_NSEC_PER_MSEC;
 }
+TR_PUBLIC bool tr_exec_session(const tr_exec *ex) {
+        return ex && ex->session;
+}
 TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex) {
         return ex->profile;
 }
@@ -284,4 +287,20 @@ int tr__exec_finish_output(tr_exec *ex, tr_error **ret_err) {
         if (r >= 0 && (!res->out || !res->err))
                 r = tr_error_set(ret_err, TR_E_INTERNAL, res->backend, "output", "out of memory");
         return r;
+}
+
+void tr__exec_retract_newline(tr_exec *ex, tr_stream stream) {
+        pthread_mutex_lock(&ex->lock);
+        if (stream == TR_STREAM_STDOUT) {
+                /* A chunk's trailing "\n" is held back (scan_stdout), never
+                 * yet in `out`: forget it. */
+                if (ex->match == 1 && !ex->in_value) {
+                        ex->match = 0;
+                        ex->eager_newline = false;
+                }
+        } else if (!ex->err.truncated && ex->err.len > 0 && ex->err.data[ex->err.len - 1] == '\n') {
+                ex->err.data[--ex->err.len] = '\0';
+                ex->err.total--;
+        }
+        pthread_mutex_unlock(&ex->lock);
 }

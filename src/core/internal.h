@@ -44,7 +44,26 @@ struct tr_request {
         void *output_userdata;
         tr_tool_call_fn tool_call_fn;
         void *tool_call_userdata;
+        /* Input files (tr_request_add_file): bound at run time. */
+        struct tr__req_file *files;
+        size_t n_files;
+        size_t files_bytes;
+        /* Internal: this shape prepares a session's sandbox (session.c sets
+         * it on its own copy of the caller's shape; tr__runner_argv then
+         * gives the session runner). */
+        bool session;
 };
+
+typedef struct tr__req_file {
+        char *path;
+        char *data;
+        size_t len;
+} tr__req_file;
+
+/* The path rules of input files and session files (runner.h): relative, no
+ * "..", no "." or empty component, no NUL, at most TR__PATH_MAX bytes. */
+#define TR__PATH_MAX 1024
+int tr__path_check(const char *path, size_t len, tr_error **ret_err);
 
 typedef struct tr__tool_call_rec {
         tr_tool_call pub;
@@ -94,6 +113,7 @@ struct tr_exec {
          * marker, how many bytes of "\n" + marker end stdout so far (held
          * back, not yet in `out`), and the value being captured. */
         char marker[TR_MARKER_SIZE];
+        bool session; /* tr_exec_session */
         size_t match;
         bool eager_newline; /* the held "\n" already went to the callback */
         bool in_value;
@@ -147,10 +167,11 @@ void tr__runtime_logger(const tr_runtime *rt, tr_log_fn *ret_fn, void **ret_user
 /* ---- sandboxes (sandbox.c) ------------------------------------------------ */
 
 /* Prepare a sandbox for `shape` with the clock started at `start`;
- * `pooled` adds TR_SANDBOX_MAX_IDLE_MS to the prepare deadline (and so to
- * the backend's backstops).  On a failure after the backend was reached,
- * *ret_sandbox is still set (it holds the partial result); free it. */
-int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *cancel, int64_t start, bool pooled,
+ * `extra_ms` is added to the prepare deadline (and so to the backend's
+ * backstops): TR_SANDBOX_MAX_IDLE_MS for a pool, the TTL for a session.  On
+ * a failure after the backend was reached, *ret_sandbox is still set (it
+ * holds the partial result); free it. */
+int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *cancel, int64_t start, int64_t extra_ms,
                         tr_sandbox **ret_sandbox, tr_error **ret_err);
 /* Run `req` with its deadline counted from `start`. */
 int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, int64_t start, tr_result **ret_result,
@@ -159,3 +180,28 @@ int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, in
 void tr__sandbox_fail_result(tr_sandbox *sb, int64_t start, tr_result **ret_result);
 /* Would tr_sandbox_run accept `req` in `sb` (its shape, not yet run)? */
 bool tr__sandbox_fits(const tr_sandbox *sb, const tr_request *req);
+
+/* ---- sessions on a prepared sandbox (sandbox.c; used by session.c) ------ */
+
+/* The backend's session seam, or TR_E_INVALID_REQUEST when it has none. */
+int tr__sandbox_session_io(tr_sandbox *sb, int *ret_in, int *ret_out, int *ret_err_fd, tr_error **ret_err);
+int tr__sandbox_signal(tr_sandbox *sb, int sig, tr_error **ret_err);
+bool tr__sandbox_oom(tr_sandbox *sb);
+tr_backend_kind tr__sandbox_kind(const tr_sandbox *sb);
+tr_profile tr__sandbox_profile(const tr_sandbox *sb);
+const tr_limits *tr__sandbox_limits(const tr_sandbox *sb);
+/* Start one execution of a session in `sb`: a fresh result (the prepare's
+ * backend details copied in), fresh output streams and value marker, `req`,
+ * `cancel` and `deadline_ns` bound, then the backend's session_begin.
+ * tr__sandbox_session_end always follows (also when this failed). */
+int tr__sandbox_session_begin(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, int64_t deadline_ns,
+                              tr_error **ret_err);
+tr_exec *tr__sandbox_exec(tr_sandbox *sb);
+/* The backend's session_end, the output into the result, the result handed
+ * out (*ret_result; may be NULL to drop it).  A value problem is an error
+ * stored in *ret_verr. */
+void tr__sandbox_session_end(tr_sandbox *sb, int64_t start, tr_result **ret_result, tr_error **ret_verr);
+/* Session framing (exec.c): the "\n" just appended to `stream` began the
+ * runner's end line: take it back out of the result (the output callback
+ * already had it; see session.c). */
+void tr__exec_retract_newline(tr_exec *ex, tr_stream stream);

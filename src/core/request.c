@@ -69,7 +69,86 @@ TR_PUBLIC void tr_request_free(tr_request *r) {
         free(r->language);
         tr__kvlist_done(&r->metadata);
         tr__strv_free(r->args);
+        for (size_t i = 0; i < r->n_files; i++) {
+                free(r->files[i].path);
+                free(r->files[i].data);
+        }
+        free(r->files);
         free(r);
+}
+
+int tr__path_check(const char *path, size_t len, tr_error **ret_err) {
+        const char *why = NULL;
+        if (!path || len == 0)
+                why = "is empty";
+        else if (len > TR__PATH_MAX)
+                why = "is too long";
+        else if (memchr(path, '\0', len))
+                why = "contains a NUL byte";
+        else if (path[0] == '/')
+                why = "is absolute";
+        for (size_t i = 0; !why && i <= len;) {
+                const char *e = memchr(path + i, '/', len - i);
+                size_t n = (e ? (size_t) (e - path) : len) - i;
+                if (n == 0)
+                        why = "has an empty component";
+                else if ((n == 1 && path[i] == '.') || (n == 2 && path[i] == '.' && path[i + 1] == '.'))
+                        why = "has a '.' or '..' component";
+                i += n + 1;
+        }
+        if (why)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "file",
+                                    "file path %s: a path must be relative to the working directory, with no '..', "
+                                    "'.' or empty component",
+                                    why);
+        return 0;
+}
+
+TR_PUBLIC int tr_request_add_file(tr_request *r, const char *path, const void *data, size_t len, tr_error **ret_err) {
+        if (!r)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "file", "no request");
+        int e = tr__path_check(path, path ? strlen(path) : 0, ret_err);
+        if (e < 0)
+                return e;
+        if (r->n_files >= TR_MAX_REQUEST_FILES)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "file",
+                                    "too many input files (at most %d)", TR_MAX_REQUEST_FILES);
+        if (len > TR_MAX_STDIN_BYTES || r->files_bytes + len > TR_MAX_STDIN_BYTES)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "file",
+                                    "input files hold more than %d bytes in all", TR_MAX_STDIN_BYTES);
+        for (size_t i = 0; i < r->n_files; i++)
+                if (streq(r->files[i].path, path))
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "file",
+                                            "input file %s is given twice", path);
+        tr__req_file *nf = realloc(r->files, (r->n_files + 1) * sizeof(*nf));
+        if (!nf)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "file", "out of memory");
+        r->files = nf;
+        tr__req_file f = { .path = strdup(path), .data = malloc(len ? len : 1), .len = len };
+        if (!f.path || !f.data) {
+                free(f.path);
+                free(f.data);
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "file", "out of memory");
+        }
+        if (len)
+                memcpy(f.data, data, len);
+        r->files[r->n_files++] = f;
+        r->files_bytes += len;
+        return 0;
+}
+
+TR_PUBLIC size_t tr_request_file_count(const tr_request *r) {
+        return r ? r->n_files : 0;
+}
+
+TR_PUBLIC const char *tr_request_file_at(const tr_request *r, size_t i, const void **ret_data, size_t *ret_len) {
+        if (!r || i >= r->n_files)
+                return NULL;
+        if (ret_data)
+                *ret_data = r->files[i].data;
+        if (ret_len)
+                *ret_len = r->files[i].len;
+        return r->files[i].path;
 }
 
 TR_PUBLIC int tr_request_set_code(tr_request *r, const char *code, size_t len, tr_error **ret_err) {

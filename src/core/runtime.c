@@ -167,7 +167,7 @@ TR_PUBLIC int tr_runtime_execute(tr_runtime *rt, const tr_request *req, tr_cance
          * execute expects: the timeout covers the sandbox's creation. */
         int64_t start = tr__now_ns();
         tr_sandbox *sb = NULL;
-        r = tr__sandbox_prepare(rt, req, cancel, start, false, &sb, ret_err);
+        r = tr__sandbox_prepare(rt, req, cancel, start, 0, &sb, ret_err);
         if (r >= 0)
                 r = tr__sandbox_run(sb, req, cancel, start, ret_result, ret_err);
         else if (sb)

@@ -109,7 +109,7 @@ static int sandbox_new(tr_runtime *rt, const tr_request *shape, tr_backend *b, t
         return 0;
 }
 
-int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *cancel, int64_t start, bool pooled,
+int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *cancel, int64_t start, int64_t extra_ms,
                         tr_sandbox **ret_sandbox, tr_error **ret_err) {
         *ret_sandbox = NULL;
         tr_backend *b = NULL;
@@ -140,8 +140,8 @@ int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *canc
                 return r;
         }
         sb->output_ready = true;
-        int64_t idle = pooled ? TR_SANDBOX_MAX_IDLE_MS * TR_NSEC_PER_MSEC : 0;
-        ex->deadline_ns = start + tr_request_effective_timeout_ms(shape) * TR_NSEC_PER_MSEC + idle;
+        ex->session = shape->session;
+        ex->deadline_ns = start + (tr_request_effective_timeout_ms(shape) + extra_ms) * TR_NSEC_PER_MSEC;
         *ret_sandbox = sb;
         if (!is_lifecycle(b))
                 return 0;
@@ -256,7 +256,7 @@ TR_PUBLIC int tr_runtime_prepare(tr_runtime *rt, const tr_request *shape, tr_can
         if (r < 0)
                 return r;
         tr_sandbox *sb = NULL;
-        r = tr__sandbox_prepare(rt, shape, cancel, tr__now_ns(), true, &sb, ret_err);
+        r = tr__sandbox_prepare(rt, shape, cancel, tr__now_ns(), TR_SANDBOX_MAX_IDLE_MS, &sb, ret_err);
         if (r < 0) {
                 tr_sandbox_free(sb);
                 return r;
@@ -291,4 +291,98 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb) {
         free(sb->language);
         tr__strv_free(sb->args);
         free(sb);
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+/* A session drives the sandbox's interpreter itself (session.c): the
+ * backend hands over its pipes and delivers signals; each execution gets a
+ * fresh exec state on the sandbox's one tr_exec, which the backend may keep
+ * pointing at from prepare to destroy. */
+
+int tr__sandbox_session_io(tr_sandbox *sb, int *ret_in, int *ret_out, int *ret_err_fd, tr_error **ret_err) {
+        const tr_backend_ops *ops = sb->b->ops;
+        if (!ops->session_io || !ops->signal || !sb->backend_sandbox)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, sb->kind, "session.new",
+                                    "the %s backend has no sessions", tr_backend_kind_name(sb->kind));
+        return ops->session_io(sb->b->self, sb->backend_sandbox, ret_in, ret_out, ret_err_fd, ret_err);
+}
+
+int tr__sandbox_signal(tr_sandbox *sb, int sig, tr_error **ret_err) {
+        return sb->b->ops->signal(sb->b->self, sb->backend_sandbox, sig, ret_err);
+}
+
+bool tr__sandbox_oom(tr_sandbox *sb) {
+        const tr_backend_ops *ops = sb->b->ops;
+        return ops->session_oom && sb->backend_sandbox && ops->session_oom(sb->b->self, sb->backend_sandbox);
+}
+
+tr_backend_kind tr__sandbox_kind(const tr_sandbox *sb) {
+        return sb->kind;
+}
+
+tr_profile tr__sandbox_profile(const tr_sandbox *sb) {
+        return sb->ex.profile;
+}
+
+const tr_limits *tr__sandbox_limits(const tr_sandbox *sb) {
+        return &sb->ex.limits;
+}
+
+tr_exec *tr__sandbox_exec(tr_sandbox *sb) {
+        return &sb->ex;
+}
+
+int tr__sandbox_session_begin(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, int64_t deadline_ns,
+                              tr_error **ret_err) {
+        tr_exec *ex = &sb->ex;
+        tr_result *res = NULL;
+        if (tr_result_new(&res, NULL) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, sb->kind, "session.execute", "out of memory");
+        res->backend = sb->kind;
+        /* What prepare reported (image, container id, host uid...) holds for
+         * every execution of the sandbox. */
+        for (size_t i = 0; sb->res && i < sb->res->details.n; i++)
+                (void) tr_result_set_backend_detail(res, sb->res->details.items[i].key, sb->res->details.items[i].value,
+                                                    NULL);
+        pthread_mutex_lock(&ex->lock);
+        if (sb->output_ready)
+                tr__exec_done_output(ex);
+        sb->output_ready = false;
+        ex->match = 0;
+        ex->eager_newline = ex->in_value = ex->have_value = false;
+        pthread_mutex_unlock(&ex->lock);
+        ex->res = res;
+        ex->req = req;
+        ex->cancel = cancel;
+        tr_exec_set_deadline_ns(ex, deadline_ns);
+        int r = tr__exec_init_output(ex, tr_request_max_output(req));
+        if (r < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, sb->kind, "output", "getrandom: %s", strerror(-r));
+        sb->output_ready = true;
+        log_plan(sb, "execute");
+        const tr_backend_ops *ops = sb->b->ops;
+        if (ops->session_begin && (r = ops->session_begin(sb->b->self, sb->backend_sandbox, ex, ret_err)) < 0)
+                return backend_failed(sb, r, "session.begin", ret_err);
+        return 0;
+}
+
+void tr__sandbox_session_end(tr_sandbox *sb, int64_t start, tr_result **ret_result, tr_error **ret_verr) {
+        tr_exec *ex = &sb->ex;
+        const tr_backend_ops *ops = sb->b->ops;
+        if (ops->session_end && sb->backend_sandbox)
+                ops->session_end(sb->b->self, sb->backend_sandbox, ex);
+        tr_result *res = ex->res;
+        if (res) {
+                res->duration_us = (tr__now_ns() - start) / 1000;
+                if (sb->output_ready)
+                        (void) tr__exec_finish_output(ex, ret_verr);
+        }
+        ex->res = NULL;
+        ex->req = NULL;
+        ex->cancel = NULL;
+        if (ret_result)
+                *ret_result = res;
+        else
+                tr_result_free(res);
 }

@@ -272,6 +272,7 @@ typedef struct ctrd_sb {
         int gw_lock;
         tr_containerd_spec spec;
         tr__ctrd_sandbox *sb; /* the real runner's; NULL with an injected runner */
+        tr__gw_session *gw;   /* a session's current execution's gateway session */
 } ctrd_sb;
 
 static int oom_err(tr_error **ret_err, const char *op) {
@@ -283,6 +284,7 @@ static void ctrd_destroy(void *self, void *sandbox, tr_exec *ex) {
         ctrd_sb *s = sandbox;
         if (!s)
                 return;
+        tr__gw_session_free(s->gw);
         if (s->sb)
                 tr__ctrd_sandbox_reap(&b->client, s->sb, ex);
         if (s->gw_outer)
@@ -462,11 +464,23 @@ static int gateway_listen(ctrd_sb *s, tr_exec *ex, tr__gw_session **ret_gw, tr_e
         return 0;
 }
 
+/* What is enforced, reported before running so a failure keeps it: the
+ * cgroup limits when set, the disk only where /tmp's tmpfs is the one
+ * writable place (not dev, whose rootfs is writable). */
+static void report_enforced(tr_exec *ex) {
+        const tr_limits *lim = tr_exec_limits(ex);
+        tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(ex));
+        le->timeout = true;
+        le->memory = lim->memory_bytes > 0;
+        le->cpu = lim->cpu_quota_ms > 0;
+        le->pids = lim->pids_max > 0;
+        le->disk = lim->disk_bytes > 0 && tr_exec_profile(ex) != TR_PROFILE_DEV;
+}
+
 static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
         ctrd_backend *b = self;
         ctrd_sb *s = sandbox;
         tr_result *res = tr_exec_result(ex);
-        tr_profile profile = tr_exec_profile(ex);
         const tr_limits lim = *tr_exec_limits(ex);
         tr__gw_session *gw = NULL;
         _cleanup_free_ char *input = NULL;
@@ -482,15 +496,7 @@ static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         s->spec.stdin_len = input_len;
         s->spec.timeout_ms = tr_request_effective_timeout_ms(tr_exec_request(ex));
 
-        /* What is enforced, reported before running so a failure keeps it:
-         * the cgroup limits when set, the disk only where /tmp's tmpfs is
-         * the one writable place (not dev, whose rootfs is writable). */
-        tr_limits_enforced *le = tr_result_limits_enforced_mut(res);
-        le->timeout = true;
-        le->memory = lim.memory_bytes > 0;
-        le->cpu = lim.cpu_quota_ms > 0;
-        le->pids = lim.pids_max > 0;
-        le->disk = lim.disk_bytes > 0 && profile != TR_PROFILE_DEV;
+        report_enforced(ex);
 
         tr_containerd_run_result rr = { .exit_code = -1 };
         if (s->sb)
@@ -520,12 +526,54 @@ out:
         return r < 0 ? r : 0;
 }
 
+/* ---- sessions (tr_backend_ops' session seam) ------------------------------ */
+
+static int ctrd_session_io(void *self, void *sandbox, int *ret_in, int *ret_out, int *ret_errfd, tr_error **ret_err) {
+        ctrd_sb *s = sandbox;
+        if (!s->sb || tr__ctrd_sandbox_session_io(s->sb, ret_in, ret_out, ret_errfd) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "session.new",
+                                    "this containerd sandbox cannot hold a session (an injected runner, or it ran "
+                                    "already)");
+        return 0;
+}
+
+static int ctrd_signal(void *self, void *sandbox, int sig, tr_error **ret_err) {
+        ctrd_sb *s = sandbox;
+        if (!s->sb)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "task.kill",
+                                    "no task to signal");
+        return tr__ctrd_sandbox_signal(s->sb, sig, ret_err);
+}
+
+/* Tools are bound per execution: a gateway session for this execution's
+ * request, on the socket path the spec mounted, ended by session_end. */
+static int ctrd_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
+        ctrd_sb *s = sandbox;
+        report_enforced(ex);
+        return gateway_listen(s, ex, &s->gw, ret_err);
+}
+
+static void ctrd_session_end(void *self, void *sandbox, tr_exec *ex) {
+        ctrd_sb *s = sandbox;
+        tr__gw_session_free(TAKE_PTR(s->gw));
+}
+
+static bool ctrd_session_oom(void *self, void *sandbox) {
+        ctrd_sb *s = sandbox;
+        return s->sb && tr__ctrd_sandbox_oom(s->sb);
+}
+
 static const tr_backend_ops ctrd_ops = {
         .kind = ctrd_kind,
         .free = ctrd_free,
         .prepare = ctrd_prepare,
         .run = ctrd_run,
         .destroy = ctrd_destroy,
+        .session_io = ctrd_session_io,
+        .signal = ctrd_signal,
+        .session_begin = ctrd_session_begin,
+        .session_end = ctrd_session_end,
+        .session_oom = ctrd_session_oom,
 };
 
 static bool dir_writable(const char *p) {

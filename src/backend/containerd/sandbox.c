@@ -161,10 +161,17 @@ static int make_labels(const tr__ctrd_sandbox *sb, const tr_containerd_spec *spe
  * deadline, and gc still removes the objects.  timeout(1) passes the
  * command's exit status through, and reports a signal death as 128+N, as
  * runc does for a pid 1 that dies by a signal. */
-static int deadline_argv(const char *const *command, int64_t left_s, char ***ret) {
+/* A session's runner is interrupted with SIGINT (tr_backend_ops.signal),
+ * which the Kill RPC delivers to pid 1: timeout(1) has a handler for it and
+ * passes it on.  --foreground makes it pass it to the command alone, every
+ * time: without it timeout(1) also signals its whole process group and then
+ * ignores that signal for good, so a second interrupt would be lost.  The
+ * backstop still works (timeout(1) SIGKILLs the command and exits; the
+ * kernel kills the rest of the pid namespace with its init). */
+static int deadline_argv(const char *const *command, int64_t left_s, bool session, char ***ret) {
         _cleanup_strv_ char **v = NULL;
-        if (tr__strv_push(&v, TR_CTRD_TIMEOUT_BIN) < 0 || tr__strv_push(&v, "-s") < 0 ||
-            tr__strv_push(&v, "KILL") < 0 || tr__strv_push(&v, "--") < 0 ||
+        if (tr__strv_push(&v, TR_CTRD_TIMEOUT_BIN) < 0 || (session && tr__strv_push(&v, "--foreground") < 0) ||
+            tr__strv_push(&v, "-s") < 0 || tr__strv_push(&v, "KILL") < 0 || tr__strv_push(&v, "--") < 0 ||
             tr__strv_pushf(&v, "%" PRId64 "s", (left_s > 0 ? left_s : 0) + 1 + TR_CTRD_BACKSTOP_MARGIN_SEC) < 0)
                 return -ENOMEM;
         for (const char *const *c = command; c && *c; c++)
@@ -283,7 +290,7 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
                                  spec->security.user ? spec->security.user : "(none)");
                 goto fail;
         }
-        if ((r = deadline_argv(spec->command, left_s, &argv)) < 0) {
+        if ((r = deadline_argv(spec->command, left_s, tr_exec_session(ex), &argv)) < 0) {
                 tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "prepare", "out of memory");
                 goto fail;
         }
@@ -620,6 +627,42 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
                 .oom_killed = oom,
         };
         return 0;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+int tr__ctrd_sandbox_session_io(tr__ctrd_sandbox *sb, int *ret_in, int *ret_out, int *ret_err) {
+        if (sb->in_fd < 0 || sb->out_fd < 0 || sb->err_fd < 0)
+                return -EBADF;
+        *ret_in = sb->in_fd;
+        *ret_out = sb->out_fd;
+        *ret_err = sb->err_fd;
+        return 0;
+}
+
+static bool conn_lost(const tr_error *err);
+static bool cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_error *err, bool *reconnected);
+
+int tr__ctrd_sandbox_signal(tr__ctrd_sandbox *sb, int sig, tr_error **ret_err) {
+        /* To the task's init (all = false): timeout(1), which passes it to
+         * the runner (deadline_argv's --foreground).  The connection idled
+         * since the last call and may have been lost: reconnect once. */
+        bool reconnected = false;
+        tr_error *err = NULL;
+        int r;
+        do {
+                tr_error_free(TAKE_PTR(err));
+                tr__ctrd_ctx cx = cleanup_ctx(sb);
+                r = tr__ctrd_task_kill(&cx, sb->id, sig, false, &err);
+        } while (r < 0 && cleanup_reconnect(sb, NULL, err, &reconnected));
+        if (r < 0 && ret_err)
+                *ret_err = TAKE_PTR(err);
+        tr_error_free(err);
+        return r;
+}
+
+bool tr__ctrd_sandbox_oom(tr__ctrd_sandbox *sb) {
+        return cgroup_oom_killed(sb->cgroups_path);
 }
 
 /* ---- destroy ------------------------------------------------------------ */

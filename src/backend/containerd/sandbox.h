@@ -100,6 +100,12 @@ int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec,
 /* Feed spec->stdin_data, pump the output, wait for the exit. */
 int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
                          tr_containerd_run_result *ret, tr_error **ret_err);
+/* Sessions: the started task's stdio (ours, valid until destroy; -EBADF
+ * after a run took them), a signal to its init, which passes it on to the
+ * runner, and whether its cgroup recorded an OOM kill. */
+int tr__ctrd_sandbox_session_io(tr__ctrd_sandbox *sb, int *ret_in, int *ret_out, int *ret_err);
+int tr__ctrd_sandbox_signal(tr__ctrd_sandbox *sb, int sig, tr_error **ret_err);
+bool tr__ctrd_sandbox_oom(tr__ctrd_sandbox *sb);
 /* Drain the reaper's queue and join it (tr__ctrd_client_done does). */
 void tr__ctrd_reaper_stop(tr__ctrd_client *cl);
 /* NULL-safe; `ex` only for logging (may be NULL). */
