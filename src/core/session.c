@@ -364,6 +364,8 @@ TR_PUBLIC int tr_session_execute(tr_session *s, const tr_request *req, tr_cancel
                 *ret_result = NULL;
         if (!s)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "session.execute", "no session");
+        /* Before the first goto: a cleanup variable must never be jumped over. */
+        _cleanup_free_ char *cmd = NULL;
         int r = tr_request_validate(req, ret_err);
         if (r < 0 || (r = tr__session_lock(s, cancel, "session.execute", ret_err)) < 0)
                 return r;
@@ -378,7 +380,6 @@ TR_PUBLIC int tr_session_execute(tr_session *s, const tr_request *req, tr_cancel
         r = tr__sandbox_session_begin(s->sb, req, cancel, deadline, &err);
         tr_exec *ex = tr__sandbox_exec(s->sb);
         size_t cmd_len = 0;
-        _cleanup_free_ char *cmd = NULL;
         if (r >= 0 && ((r = tr__wire_new_marker(s)) < 0 || !(cmd = exec_command(s, req, ex, &cmd_len))))
                 r = tr_error_set(&err, TR_E_INTERNAL, s->kind, "session.execute", "out of memory or no randomness");
         tr__wire_outcome o = TR__WIRE_FAILED;
