@@ -194,13 +194,14 @@ Test(ctrd_backend, standard_spec) {
         cr_expect_not(runner.privileged);
         cr_expect(runner.has_gateway_env);
         cr_expect(runner.gateway_dir_ok, "gateway dir must be private to the sandbox user");
-        /* The runner reads this execution's value marker and the code's
-         * length, then the code (and the snippet's stdin, none here). */
+        /* The runner reads this execution's value marker, the code's
+         * length and the input files' count, then the code (and the
+         * snippet's stdin, none here). */
         cr_expect(strncmp(runner.stdin_copy, "__TR_VALUE_", 11) == 0, "%s", runner.stdin_copy);
         const char *nl = strchr(runner.stdin_copy, '\n');
         cr_assert_not_null(nl);
-        cr_expect_eq(nl - runner.stdin_copy, 46 + 2, "the marker, a space, the length 9");
-        cr_expect_eq(strncmp(nl - 2, " 9", 2), 0);
+        cr_expect_eq(nl - runner.stdin_copy, 46 + 4, "the marker, a space, the length 9, no files");
+        cr_expect_eq(strncmp(nl - 4, " 9 0", 4), 0);
         cr_expect_str_eq(nl + 1, "print(42)");
         cr_expect_str_eq(runner.meta, "j-17");
         cr_expect_eq(runner.res.memory_bytes, 1 << 26);
