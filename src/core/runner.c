@@ -169,7 +169,9 @@ static const char python_runner[] =
  *       "\n" ENDMARK "\n" on stderr: the host splits the streams there.
  *       SIGINT raises KeyboardInterrupt only while the snippet (and the
  *       join of its threads) runs; elsewhere it is ignored, so an interrupt
- *       that arrives late cannot kill the runner.
+ *       that arrives late cannot kill the runner.  The SDK's tool gateway
+ *       connection (toolruntime.tools) is closed first: each execution has
+ *       its own gateway session, and the SDK reconnects on first use.
  *   p ENDMARK PATHLEN\n PATH
  *       upload: answers "\n" ENDMARK "go\n" (or "err ERRNO TEXT\n"), then
  *       reads chunks "LEN\n" DATA until "0\n" (commit: the temporary file is
@@ -235,6 +237,13 @@ static const char python_session_runner[] =
         "        signal.signal(signal.SIGINT, _tr_noop)\n"
         "def _tr_exec(mark, end, src, data):\n"
         "    _tr_g.pop('__out', None)\n"
+        "    m = sys.modules.get('toolruntime.tools')\n"
+        "    gw = getattr(m, '_gateway', None)\n"
+        "    if gw is not None:\n"
+        "        try:\n"
+        "            gw.close()\n"
+        "        except Exception:\n"
+        "            pass\n"
         "    sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding='utf-8', errors='surrogateescape')\n"
         "    status = 0\n"
         "    try:\n"

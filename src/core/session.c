@@ -118,8 +118,10 @@ TR_PUBLIC int tr_session_new(tr_runtime *rt, const tr_request *shape, const tr_s
         s->mem_cap = tr__sandbox_limits(s->sb)->memory_bytes;
         if ((r = tr__sandbox_session_io(s->sb, &s->in_fd, &s->out_fd, &s->err_fd, ret_err)) < 0)
                 goto fail;
-        /* Nothing reads the shape's code or request after prepare. */
+        /* Nothing reads the shape or the creation's cancel token after
+         * prepare: each execution binds its own. */
         tr__sandbox_exec(s->sb)->req = NULL;
+        tr__sandbox_exec(s->sb)->cancel = NULL;
         s->created_rt_ns = s->last_used_rt_ns = realtime_ns();
         s->last_used_ns = tr__now_ns();
         s->ttl_deadline_ns = start + ttl * TR_NSEC_PER_MSEC;
@@ -172,7 +174,9 @@ static int check_locked(tr_session *s, const char *op, tr_error **ret_err) {
                 /* A runner that died between operations: its stdout ended.
                  * Stray output is kept for the next operation. */
                 char c[4096];
-                for (;;) {
+                /* Bounded: a thread the snippet left printing must not keep
+                 * a sweeper here. */
+                for (int rounds = 0; rounds < 64; rounds++) {
                         ssize_t n = read(s->out_fd, c, sizeof c);
                         if (n > 0 && s->rlen < TR_SESSION_RBUF_MAX) {
                                 char *nb = realloc(s->rbuf, s->rlen + (size_t) n);
@@ -406,8 +410,6 @@ TR_PUBLIC int tr_session_execute(tr_session *s, const tr_request *req, tr_cancel
                 err = TAKE_PTR(verr);
         }
         tr_error_free(verr);
-        if (r < 0 && !s->gone && o == TR__WIRE_FAILED)
-                tr__session_end(s, "a host-side failure during an execution");
         pthread_mutex_lock(&s->state);
         s->executions++;
         bool alive = !s->gone;

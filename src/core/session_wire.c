@@ -352,8 +352,13 @@ tr__wire_outcome tr__wire_execute(tr_session *s, tr_exec *ex, const char *cmd, s
                         } else if (w < 0 && errno != EAGAIN && errno != EINTR)
                                 return TR__WIRE_DIED;
                 }
-                if (p[0].revents && !pump(ex, &out, m, s->out_fd))
+                if (p[0].revents && !pump(ex, &out, m, s->out_fd)) {
+                        /* What the dying interpreter wrote to stderr is the
+                         * execution's (a fatal error's message). */
+                        if (!err.done)
+                                (void) pump(ex, &err, m, s->err_fd);
                         return TR__WIRE_DIED;
+                }
                 /* stderr's EOF comes with stdout's. */
                 if (p[1].revents && !pump(ex, &err, m, s->err_fd))
                         err.done = true;

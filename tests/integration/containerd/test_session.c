@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,6 +478,74 @@ Test(session, refusals) {
         cr_expect_lt(tr_session_execute(s, req, NULL, &res, &err), 0);
         cr_expect_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
         tr_error_free(err);
+        tr_session_free(s);
+}
+
+static int add_tool(void *ud, const char *args, char **ret, tr_error **ret_err) {
+        *ret = strdup(strstr(args, "\"a\"") ? "{\"sum\": 3}" : "{}");
+        return 0;
+}
+
+/* Tools in every execution: each has its own gateway session and call
+ * records, and an SDK connection kept in the interpreter does not outlive
+ * its execution. */
+Test(session, tools_in_each_execution) {
+        tr_tool_registry *reg = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_tool_registry_new(&reg, NULL), 0);
+        cr_assert_eq(tr_tool_registry_add_callback(reg, "t:add", "Adds.", NULL, add_tool, NULL, &err), 0);
+        tr_gateway *tools = NULL;
+        cr_assert_eq(tr_tool_registry_gateway(reg, &tools, NULL), 0);
+        tr_tool_registry_free(reg);
+        tr_session *s = new_session(0, 0, 0, 0);
+        for (int i = 0; i < 2; i++) {
+                _cleanup_(tr_request_freep) tr_request *req = NULL;
+                cr_assert_eq(tr_request_new(&req, NULL), 0);
+                const char *code = "from toolruntime import tools\n__out = tools.run_tool('t:add', {'a': 1, 'b': 2})";
+                cr_assert_eq(tr_request_set_code(req, code, strlen(code), NULL), 0);
+                tr_request_set_gateway(req, tools);
+                tr_result *res = NULL;
+                size_t n;
+                int r = tr_session_execute(s, req, NULL, &res, &err);
+                cr_assert_eq(r, 0, "%s (stderr %s)", tr_error_message(err), res ? tr_result_stderr(res, &n) : "");
+                cr_expect_str_eq(tr_result_value_json(res), "{\"sum\":3}", "execution %d: %s", i,
+                                 tr_result_stderr(res, &n));
+                cr_expect_eq(tr_result_tool_call_count(res), 1);
+                tr_result_free(res);
+        }
+        tr_session_free(s);
+        tr_gateway_free(tools);
+}
+
+/* A cancel interrupts like a timeout. */
+static void *cancel_later(void *p) {
+        usleep(500 * 1000);
+        tr_cancel_cancel(p);
+        return NULL;
+}
+
+Test(session, cancel_interrupts) {
+        tr_session *s = new_session(0, 0, 0, 0);
+        ok(s, "x = 3");
+        tr_cancel *c = NULL;
+        cr_assert_eq(tr_cancel_new(&c, NULL), 0);
+        pthread_t t;
+        pthread_create(&t, NULL, cancel_later, c);
+        _cleanup_(tr_request_freep) tr_request *req = NULL;
+        cr_assert_eq(tr_request_new(&req, NULL), 0);
+        const char *code = "import time\ntime.sleep(30)";
+        cr_assert_eq(tr_request_set_code(req, code, strlen(code), NULL), 0);
+        tr_request_set_gateway(req, gw);
+        tr_result *res = NULL;
+        tr_error *err = NULL;
+        cr_expect_lt(tr_session_execute(s, req, c, &res, &err), 0);
+        pthread_join(t, NULL);
+        cr_expect_eq(tr_error_code(err), TR_E_CANCELLED, "%s", tr_error_message(err));
+        cr_expect_str_eq(tr_result_backend_detail(res, "session"), "alive");
+        tr_result_free(res);
+        tr_error_free(err);
+        tr_cancel_free(c);
+        cr_expect_str_eq(ok(s, "__out = x"), "3");
         tr_session_free(s);
 }
 
