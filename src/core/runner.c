@@ -170,8 +170,10 @@ static const char python_runner[] =
  *       SIGINT raises KeyboardInterrupt only while the snippet (and the
  *       join of its threads) runs; elsewhere it is ignored, so an interrupt
  *       that arrives late cannot kill the runner.  The SDK's tool gateway
- *       connection (toolruntime.tools) is closed first: each execution has
- *       its own gateway session, and the SDK reconnects on first use.
+ *       connection (toolruntime.tools) to a unix socket is closed first:
+ *       each execution has its own gateway session there, and the SDK
+ *       reconnects on first use (an inherited "fd:" stream stays open; the
+ *       backend serves it per execution).
  *   p ENDMARK PATHLEN\n PATH
  *       upload: answers "\n" ENDMARK "go\n" (or "err ERRNO TEXT\n"), then
  *       reads chunks "LEN\n" DATA until "0\n" (commit: the temporary file is
@@ -239,7 +241,7 @@ static const char python_session_runner[] =
         "    _tr_g.pop('__out', None)\n"
         "    m = sys.modules.get('toolruntime.tools')\n"
         "    gw = getattr(m, '_gateway', None)\n"
-        "    if gw is not None:\n"
+        "    if gw is not None and os.environ.get('TOOLRUNTIME_GATEWAY', '').startswith('unix:'):\n"
         "        try:\n"
         "            gw.close()\n"
         "        except Exception:\n"

@@ -13,6 +13,7 @@
  * end a session whose process died without freeing it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,6 +119,8 @@ TR_PUBLIC int tr_session_new(tr_runtime *rt, const tr_request *shape, const tr_s
         s->mem_cap = tr__sandbox_limits(s->sb)->memory_bytes;
         if ((r = tr__sandbox_session_io(s->sb, &s->in_fd, &s->out_fd, &s->err_fd, ret_err)) < 0)
                 goto fail;
+        int fl = fcntl(s->in_fd, F_GETFL);
+        s->in_blocking = fl >= 0 && !(fl & O_NONBLOCK);
         /* Nothing reads the shape or the creation's cancel token after
          * prepare: each execution binds its own. */
         tr__sandbox_exec(s->sb)->req = NULL;
@@ -177,7 +180,7 @@ static int check_locked(tr_session *s, const char *op, tr_error **ret_err) {
                 /* Bounded: a thread the snippet left printing must not keep
                  * a sweeper here. */
                 for (int rounds = 0; rounds < 64; rounds++) {
-                        ssize_t n = read(s->out_fd, c, sizeof c);
+                        ssize_t n = tr__wire_read(s->out_fd, c, sizeof c);
                         if (n > 0 && s->rlen < TR_SESSION_RBUF_MAX) {
                                 char *nb = realloc(s->rbuf, s->rlen + (size_t) n);
                                 if (nb) {

@@ -33,6 +33,7 @@ struct tr_session {
         tr_request *shape; /* our copy of the caller's shape, session = true */
         tr_sandbox *sb;    /* NULL once ended */
         int in_fd, out_fd, err_fd;
+        bool in_blocking; /* stdin without O_NONBLOCK: PIPE_BUF writes */
         tr_profile profile;
         tr_backend_kind kind;
         int64_t disk_cap; /* the effective disk and memory limits (0: none) */
@@ -64,6 +65,8 @@ void tr__session_touch(tr_session *s);
 
 /* ---- session_wire.c ----------------------------------------------------- */
 
+/* read() when poll says `fd` has data (or EOF); else -1 with EAGAIN. */
+ssize_t tr__wire_read(int fd, void *buf, size_t n);
 /* A fresh end marker for the next operation; -errno on failure. */
 int tr__wire_new_marker(tr_session *s);
 /* Write all of `data` to the runner's stdin before `deadline_ns`, reading

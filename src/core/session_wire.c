@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/session.h"
@@ -22,6 +24,40 @@
 #include "util/timeutil.h"
 
 #define CHUNK 65536
+
+/* The backend's fds may be blocking (tr_backend_ops.session_io): a read
+ * happens only when poll says data is there, and a write to a blocking fd
+ * is at most PIPE_BUF, which a writable pipe always takes whole.  Writes
+ * never raise SIGPIPE in the caller's process (a socket: MSG_NOSIGNAL; a
+ * pipe's backend keeps a reader, as containerd's read-write FIFO does). */
+ssize_t tr__wire_read(int fd, void *buf, size_t n) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r = poll(&p, 1, 0);
+        if (r == 0) {
+                errno = EAGAIN;
+                return -1;
+        }
+        if (r < 0)
+                return -1;
+        return read(fd, buf, n);
+}
+
+static ssize_t wire_send(tr_session *s, const void *p, size_t n) {
+        struct pollfd pf = { .fd = s->in_fd, .events = POLLOUT };
+        int r = poll(&pf, 1, 0);
+        if (r == 0) {
+                errno = EAGAIN;
+                return -1;
+        }
+        if (r < 0)
+                return -1;
+        if (s->in_blocking && n > PIPE_BUF)
+                n = PIPE_BUF;
+        ssize_t w = send(s->in_fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+                w = write(s->in_fd, p, n);
+        return w;
+}
 
 int tr__wire_new_marker(tr_session *s) {
         uint8_t rnd[16];
@@ -53,7 +89,7 @@ static int wire_eof(tr_session *s, const char *op, tr_error **ret_err) {
  * floods it.  1: read something, 0: nothing now, -EPIPE: EOF. */
 static int rbuf_fill(tr_session *s) {
         char buf[CHUNK];
-        ssize_t n = read(s->out_fd, buf, sizeof buf);
+        ssize_t n = tr__wire_read(s->out_fd, buf, sizeof buf);
         if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
         if (n == 0)
@@ -76,7 +112,7 @@ static int rbuf_fill(tr_session *s) {
 
 static void drain_stderr(tr_session *s) {
         char buf[CHUNK];
-        while (read(s->err_fd, buf, sizeof buf) > 0)
+        while (tr__wire_read(s->err_fd, buf, sizeof buf) > 0)
                 ;
 }
 
@@ -107,7 +143,7 @@ int tr__wire_write(tr_session *s, const void *data, size_t len, int64_t deadline
                    tr_error **ret_err) {
         const char *p = data;
         while (len > 0) {
-                ssize_t w = write(s->in_fd, p, len);
+                ssize_t w = wire_send(s, p, len);
                 if (w > 0) {
                         p += w;
                         len -= (size_t) w;
@@ -165,7 +201,7 @@ int tr__wire_read_raw(tr_session *s, void *buf, size_t max, int64_t deadline_ns,
                         *ret_len = n;
                         return 0;
                 }
-                ssize_t n = read(s->out_fd, buf, max);
+                ssize_t n = tr__wire_read(s->out_fd, buf, max);
                 if (n > 0) {
                         *ret_len = (size_t) n;
                         return 0;
@@ -291,7 +327,7 @@ static void feed(tr_exec *ex, scan *sc, const char *m, const char *d, size_t n) 
 static bool pump(tr_exec *ex, scan *sc, const char *m, int fd) {
         char buf[CHUNK];
         for (int rounds = 0; rounds < 16; rounds++) {
-                ssize_t n = read(fd, buf, sizeof buf);
+                ssize_t n = tr__wire_read(fd, buf, sizeof buf);
                 if (n < 0)
                         return errno == EAGAIN || errno == EINTR;
                 if (n == 0)
@@ -345,7 +381,7 @@ tr__wire_outcome tr__wire_execute(tr_session *s, tr_exec *ex, const char *cmd, s
                 if (r <= 0)
                         continue;
                 if (p[2].revents) {
-                        ssize_t w = write(s->in_fd, cmd, cmd_len > CHUNK ? CHUNK : cmd_len);
+                        ssize_t w = wire_send(s, cmd, cmd_len > CHUNK ? CHUNK : cmd_len);
                         if (w > 0) {
                                 cmd += w;
                                 cmd_len -= (size_t) w;

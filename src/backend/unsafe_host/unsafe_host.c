@@ -386,6 +386,7 @@ typedef struct uh_sb {
         uh_fds f;
         pid_t sup; /* -1 once reaped */
         char *interp;
+        tr__gw_session *gw; /* a session's current execution's */
 } uh_sb;
 
 static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
@@ -394,6 +395,7 @@ static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
                 return;
         /* EOF on the control pipe: the supervisor kills and reaps the whole
          * tree, then exits. */
+        tr__gw_session_free(s->gw);
         close_slot(&s->f.ctl[1]);
         if (s->sup > 0) {
                 int st;
@@ -567,12 +569,72 @@ static void uh_free(void *self) {
         free(b);
 }
 
+/* ---- sessions (tr_backend_ops' session seam) ------------------------------ */
+
+static int uh_session_io(void *self, void *sandbox, int *ret_in, int *ret_out, int *ret_errfd, tr_error **ret_err) {
+        uh_sb *s = sandbox;
+        if (s->f.in[1] < 0 || s->f.out[0] < 0 || s->f.err[0] < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, UH_KIND, "session.new",
+                                    "this sandbox cannot hold a session (it ran already)");
+        *ret_in = s->f.in[1];
+        *ret_out = s->f.out[0];
+        *ret_errfd = s->f.err[0];
+        return 0;
+}
+
+/* The interpreter is the supervisor's one direct child (a process group
+ * of its own): read its pid from the supervisor's children list. */
+static int uh_signal(void *self, void *sandbox, int sig, tr_error **ret_err) {
+        uh_sb *s = sandbox;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) s->sup, (int) s->sup);
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        long pid = 0;
+        if (s->sup > 0 && tr__read_file(path, 4096, &data, &len) >= 0)
+                pid = strtol(data, NULL, 10);
+        if (pid <= 0 || kill((pid_t) pid, sig) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "signal", "no interpreter process to signal");
+        return 0;
+}
+
+/* Tools per execution: a gateway session on a copy of the snippet's
+ * gateway stream (fd 3 in the interpreter, which lives on). */
+static int uh_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
+        uh_sb *s = sandbox;
+        tr_limits_enforced *enf = tr_result_limits_enforced_mut(tr_exec_result(ex));
+        const tr_limits *lim = tr_exec_limits(ex);
+        enf->timeout = true;
+        enf->memory = lim->memory_bytes > 0;
+        enf->pids = lim->pids_max > 0 && geteuid() != 0;
+        if (s->f.gw[0] < 0)
+                return 0;
+        int fd = fcntl(s->f.gw[0], F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return uh_fail(ret_err, "gateway", tr__negerrno(), "dup");
+        int r = tr__gw_session_new(ex, &s->gw, ret_err);
+        if (r >= 0)
+                r = tr__gw_session_serve_fd(s->gw, fd, ret_err);
+        else
+                close(fd);
+        return r;
+}
+
+static void uh_session_end(void *self, void *sandbox, tr_exec *ex) {
+        uh_sb *s = sandbox;
+        tr__gw_session_free(TAKE_PTR(s->gw));
+}
+
 static const tr_backend_ops uh_ops = {
         .kind = uh_kind,
         .free = uh_free,
         .prepare = uh_prepare,
         .run = uh_run,
         .destroy = uh_destroy,
+        .session_io = uh_session_io,
+        .signal = uh_signal,
+        .session_begin = uh_session_begin,
+        .session_end = uh_session_end,
 };
 
 TR_PUBLIC int tr_backend_unsafe_host_new(const tr_unsafe_host_config *user_cfg, tr_backend **ret_backend,
