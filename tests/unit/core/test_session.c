@@ -8,6 +8,7 @@
  * input-file and path rules.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "toolruntime.h"
 #include "tr-config.h"
 #include "util/handles.h"
+#include "util/timeutil.h"
 
 static tr_runtime *rt;
 static tr_gateway *gw;
@@ -120,6 +122,42 @@ Test(session, state_and_framing) {
         cr_expect_lt(tr_session_check(s, &err), 0);
         cr_expect(strstr(tr_error_message(err), "exited") != NULL, "%s", tr_error_message(err));
         tr_error_free(err);
+        tr_session_free(s);
+}
+
+typedef struct bg {
+        tr_session *s;
+        int r;
+} bg;
+
+static void *bg_exec(void *p) {
+        bg *b = p;
+        tr_result *res = NULL;
+        tr_error *err = NULL;
+        b->r = sx(b->s, "import time\ntime.sleep(1)\ny = 7", 0, &res, &err);
+        tr_result_free(res);
+        tr_error_free(err);
+        return NULL;
+}
+
+/* One operation at a time: a second execution waits for the first; a
+ * sweeper's check does not. */
+Test(session, one_operation_at_a_time) {
+        tr_session *s = new_session(0);
+        bg b = { .s = s, .r = -1 };
+        pthread_t t;
+        pthread_create(&t, NULL, bg_exec, &b);
+        usleep(300 * 1000);
+        int64_t t0 = tr__now_ns();
+        cr_expect_eq(tr_session_check(s, NULL), 0);
+        cr_expect_lt(tr__now_ns() - t0, 100 * TR_NSEC_PER_MSEC, "check waited for the running execution");
+        tr_result *res = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(sx(s, "__out = y", 0, &res, &err), 0, "%s", tr_error_message(err));
+        cr_expect_str_eq(tr_result_value_json(res), "7");
+        tr_result_free(res);
+        pthread_join(t, NULL);
+        cr_expect_eq(b.r, 0);
         tr_session_free(s);
 }
 
