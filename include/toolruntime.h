@@ -880,7 +880,10 @@ TR_PUBLIC int tr_session_new(tr_runtime *rt, const tr_request *shape, const tr_s
                              tr_session **ret_session, tr_error **ret_err);
 /* Same *ret_result contract as tr_runtime_execute.  `req`'s profile,
  * language and limits must be unset or equal to the shape's; it may not
- * carry files (tr_request_add_file) or arguments. */
+ * carry files (tr_request_add_file) or arguments.  Its timeout counts from
+ * the call and is cut short by the session's TTL (the session then ends).
+ * The result's backend details are the sandbox's plus "session": "alive"
+ * or "ended". */
 TR_PUBLIC int tr_session_execute(tr_session *s, const tr_request *req, tr_cancel *cancel, tr_result **ret_result,
                                  tr_error **ret_err);
 /* 0 when alive; else tears the sandbox down (idempotent) and fails with
@@ -897,7 +900,10 @@ TR_PUBLIC void tr_session_free(tr_session *s); /* destroys the sandbox; NULL-saf
  * the snippet planted cannot redirect a read or a write.  Refused paths fail
  * TR_E_INVALID_REQUEST (op "file").  Size is capped by the session's disk
  * limit (TR_E_RESOURCE_LIMIT).  While a transfer is open the session is
- * busy: other operations wait, and tr_session_free must not be called. */
+ * busy: other operations wait, and tr_session_free must not be called.
+ * Transfers share the interpreter's stdout: a thread an earlier snippet
+ * left running that prints during a download corrupts it (daemon threads
+ * keep running between executions; non-daemon ones are joined). */
 typedef struct tr_session_upload tr_session_upload;
 TR_PUBLIC int tr_session_upload_begin(tr_session *s, const char *path, tr_session_upload **ret_up, tr_error **ret_err);
 TR_PUBLIC int tr_session_upload_write(tr_session_upload *up, const void *data, size_t len, tr_error **ret_err);
