@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,8 +387,72 @@ typedef struct uh_sb {
         uh_fds f;
         pid_t sup; /* -1 once reaped */
         char *interp;
-        tr__gw_session *gw; /* a session's current execution's */
+        tr__gw_session *gw;       /* a session's current execution's */
+        struct uh_keeper *keeper; /* a session's: the thread that forked it */
 } uh_sb;
+
+/* A session outlives the call that created it, and the supervisor's
+ * PR_SET_PDEATHSIG fires when the *thread* that forked it exits (an HTTP
+ * service's connection thread, say).  So a session's supervisor is forked
+ * by a thread of its own, which waits until the session is destroyed. */
+typedef struct uh_keeper {
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        int (*start)(void *b, uh_sb *s, tr_exec *ex, tr_error **ret_err);
+        void *b;
+        uh_sb *s;
+        tr_exec *ex;
+        tr_error *err;
+        int r;
+        bool started, stop;
+} uh_keeper;
+
+static void *keeper_main(void *p) {
+        uh_keeper *k = p;
+        tr_error *err = NULL;
+        int r = k->start(k->b, k->s, k->ex, &err);
+        pthread_mutex_lock(&k->lock);
+        k->r = r;
+        k->err = err;
+        k->started = true;
+        pthread_cond_broadcast(&k->cond);
+        while (!k->stop)
+                pthread_cond_wait(&k->cond, &k->lock);
+        pthread_mutex_unlock(&k->lock);
+        return NULL;
+}
+
+static int keeper_start(uh_keeper *k, tr_error **ret_err) {
+        pthread_mutex_init(&k->lock, NULL);
+        pthread_cond_init(&k->cond, NULL);
+        if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
+                pthread_mutex_destroy(&k->lock);
+                pthread_cond_destroy(&k->cond);
+                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "spawn", "cannot start a thread");
+        }
+        pthread_mutex_lock(&k->lock);
+        while (!k->started)
+                pthread_cond_wait(&k->cond, &k->lock);
+        pthread_mutex_unlock(&k->lock);
+        if (k->r < 0 && ret_err)
+                *ret_err = TAKE_PTR(k->err);
+        tr_error_free(TAKE_PTR(k->err));
+        return k->r;
+}
+
+static void keeper_stop(uh_keeper *k) {
+        if (!k)
+                return;
+        pthread_mutex_lock(&k->lock);
+        k->stop = true;
+        pthread_cond_broadcast(&k->cond);
+        pthread_mutex_unlock(&k->lock);
+        pthread_join(k->thread, NULL);
+        pthread_mutex_destroy(&k->lock);
+        pthread_cond_destroy(&k->cond);
+        free(k);
+}
 
 static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
         uh_sb *s = sandbox;
@@ -402,6 +467,7 @@ static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
                 while (waitpid(s->sup, &st, 0) < 0 && errno == EINTR) {
                 }
         }
+        keeper_stop(s->keeper);
         uh_fds_close(&s->f);
         if (s->workdir[0])
                 tr__rm_rf(s->workdir);
@@ -484,6 +550,10 @@ static int uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         return 0;
 }
 
+static int uh_start_any(void *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
+        return uh_start(b, s, ex, ret_err);
+}
+
 static int uh_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err) {
         uh *b = self;
         tr_result *res = tr_exec_result(ex);
@@ -503,7 +573,19 @@ static int uh_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **re
                 r = tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, UH_KIND, "spawn",
                                  "interpreter '%s' for %s not found on PATH (install it, e.g. apt-get install %s)",
                                  want, lang, streq(lang, "sh") ? "dash" : "python3");
-        if (r >= 0)
+        if (r >= 0 && tr_exec_session(ex)) {
+                uh_keeper *k = calloc(1, sizeof *k);
+                if (!k)
+                        r = tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "prepare", "out of memory");
+                else {
+                        *k = (uh_keeper){ .start = uh_start_any, .b = b, .s = s, .ex = ex };
+                        r = keeper_start(k, ret_err);
+                        if (r >= 0 || k->started)
+                                s->keeper = k;
+                        else
+                                free(k);
+                }
+        } else if (r >= 0)
                 r = uh_start(b, s, ex, ret_err);
         if (r < 0) {
                 uh_destroy(b, s, ex);

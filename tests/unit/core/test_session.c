@@ -161,6 +161,27 @@ Test(session, one_operation_at_a_time) {
         tr_session_free(s);
 }
 
+static void *create_in_thread(void *p) {
+        *(tr_session **) p = new_session(0);
+        return NULL;
+}
+
+/* A session outlives the thread that created it (an HTTP connection's). */
+Test(session, outlives_its_creating_thread) {
+        tr_session *s = NULL;
+        pthread_t t;
+        pthread_create(&t, NULL, create_in_thread, &s);
+        pthread_join(t, NULL);
+        cr_assert_not_null(s);
+        usleep(200 * 1000);
+        tr_result *res = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(sx(s, "__out = 5", 0, &res, &err), 0, "%s", tr_error_message(err));
+        cr_expect_str_eq(tr_result_value_json(res), "5");
+        tr_result_free(res);
+        tr_session_free(s);
+}
+
 Test(session, files) {
         tr_session *s = new_session(0);
         tr_session_upload *up = NULL;
