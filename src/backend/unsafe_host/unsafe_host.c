@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/unsafe_host/internal.h"
 #include "core/runner.h"
 #include "gateway/session.h"
 #include "toolruntime.h"
@@ -44,14 +44,6 @@
 #include "util/strv.h"
 #include "util/timeutil.h"
 
-typedef struct uh {
-        char *python;
-        char *sh;
-        char *sdk_path;
-} uh;
-
-#define UH_KIND TR_BACKEND_UNSAFE_HOST
-/* How long the supervisor gets to kill and reap the tree before we kill it. */
 #define UH_REAP_GRACE_NS (5 * TR_NSEC_PER_SEC)
 
 /* Fixed fd numbers in the snippet's process. */
@@ -252,16 +244,12 @@ static tr_backend_kind uh_kind(void *self) {
         return UH_KIND;
 }
 
-static int uh_fail(tr_error **ret_err, const char *op, int r, const char *what) {
+int tr__uh_fail(tr_error **ret_err, const char *op, int r, const char *what) {
         int e = tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, op, "%s: %s", what, strerror(-r));
         if (ret_err)
                 tr_error_set_errno(*ret_err, r);
         return e;
 }
-
-typedef struct uh_fds {
-        int in[2], out[2], err[2], status[2], ctl[2], gw[2];
-} uh_fds;
 
 static void uh_fds_close(uh_fds *f) {
         int *all = (int *) f;
@@ -380,80 +368,6 @@ static int uh_loop(tr_exec *ex, uh_fds *f, const char *code, size_t code_len, pi
         return got_status && !killing ? 1 : 0;
 }
 
-/* One prepared snippet process: the supervisor is up and the interpreter
- * waits for the marker line and the code on stdin. */
-typedef struct uh_sb {
-        char workdir[32];
-        uh_fds f;
-        pid_t sup; /* -1 once reaped */
-        char *interp;
-        tr__gw_session *gw;       /* a session's current execution's */
-        struct uh_keeper *keeper; /* a session's: the thread that forked it */
-} uh_sb;
-
-/* A session outlives the call that created it, and the supervisor's
- * PR_SET_PDEATHSIG fires when the *thread* that forked it exits (an HTTP
- * service's connection thread, say).  So a session's supervisor is forked
- * by a thread of its own, which waits until the session is destroyed. */
-typedef struct uh_keeper {
-        pthread_t thread;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        int (*start)(void *b, uh_sb *s, tr_exec *ex, tr_error **ret_err);
-        void *b;
-        uh_sb *s;
-        tr_exec *ex;
-        tr_error *err;
-        int r;
-        bool started, stop;
-} uh_keeper;
-
-static void *keeper_main(void *p) {
-        uh_keeper *k = p;
-        tr_error *err = NULL;
-        int r = k->start(k->b, k->s, k->ex, &err);
-        pthread_mutex_lock(&k->lock);
-        k->r = r;
-        k->err = err;
-        k->started = true;
-        pthread_cond_broadcast(&k->cond);
-        while (!k->stop)
-                pthread_cond_wait(&k->cond, &k->lock);
-        pthread_mutex_unlock(&k->lock);
-        return NULL;
-}
-
-static int keeper_start(uh_keeper *k, tr_error **ret_err) {
-        pthread_mutex_init(&k->lock, NULL);
-        pthread_cond_init(&k->cond, NULL);
-        if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
-                pthread_mutex_destroy(&k->lock);
-                pthread_cond_destroy(&k->cond);
-                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "spawn", "cannot start a thread");
-        }
-        pthread_mutex_lock(&k->lock);
-        while (!k->started)
-                pthread_cond_wait(&k->cond, &k->lock);
-        pthread_mutex_unlock(&k->lock);
-        if (k->r < 0 && ret_err)
-                *ret_err = TAKE_PTR(k->err);
-        tr_error_free(TAKE_PTR(k->err));
-        return k->r;
-}
-
-static void keeper_stop(uh_keeper *k) {
-        if (!k)
-                return;
-        pthread_mutex_lock(&k->lock);
-        k->stop = true;
-        pthread_cond_broadcast(&k->cond);
-        pthread_mutex_unlock(&k->lock);
-        pthread_join(k->thread, NULL);
-        pthread_mutex_destroy(&k->lock);
-        pthread_cond_destroy(&k->cond);
-        free(k);
-}
-
 static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
         uh_sb *s = sandbox;
         if (!s)
@@ -467,7 +381,7 @@ static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
                 while (waitpid(s->sup, &st, 0) < 0 && errno == EINTR) {
                 }
         }
-        keeper_stop(s->keeper);
+        tr__uh_keeper_stop(s->keeper);
         uh_fds_close(&s->f);
         if (s->workdir[0])
                 tr__rm_rf(s->workdir);
@@ -482,7 +396,7 @@ static int uh_open_fds(uh_fds *f, tr_error **ret_err) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->in) < 0 || pipe2(f->out, O_CLOEXEC) < 0 ||
             pipe2(f->err, O_CLOEXEC) < 0 || pipe2(f->status, O_CLOEXEC) < 0 || pipe2(f->ctl, O_CLOEXEC) < 0 ||
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->gw) < 0)
-                return uh_fail(ret_err, "spawn", tr__negerrno(), "pipe");
+                return tr__uh_fail(ret_err, "spawn", tr__negerrno(), "pipe");
         shutdown(f->in[1], SHUT_RD);
         return 0;
 }
@@ -503,7 +417,7 @@ static void set_rlimits(spawn_plan *plan, const tr_limits *lim) {
 }
 
 /* Start the supervisor and the interpreter, which then waits for its code. */
-static int uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
+int tr__uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         _cleanup_strv_ char **argv = NULL, **env = NULL;
         int r = tr__runner_argv(tr_exec_request(ex), s->interp, s->interp, &argv, ret_err);
         if (r < 0)
@@ -511,7 +425,7 @@ static int uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         snprintf(s->workdir, sizeof s->workdir, "%s", "/tmp/toolruntime-uh-XXXXXX");
         if (!mkdtemp(s->workdir)) {
                 s->workdir[0] = '\0';
-                return uh_fail(ret_err, "workdir", tr__negerrno(), "mkdtemp");
+                return tr__uh_fail(ret_err, "workdir", tr__negerrno(), "mkdtemp");
         }
         if (build_env(b, s->workdir, &env) < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "env", "out of memory");
@@ -540,7 +454,7 @@ static int uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         close_slot(&s->f.status[1]);
         close_slot(&s->f.ctl[0]);
         if (r < 0)
-                return uh_fail(ret_err, "spawn", r, "fork");
+                return tr__uh_fail(ret_err, "spawn", r, "fork");
         tr_limits_enforced *enf = tr_result_limits_enforced_mut(tr_exec_result(ex));
         enf->timeout = true;
         enf->memory = plan.set_as;
@@ -548,10 +462,6 @@ static int uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         enf->pids = plan.set_nproc && geteuid() != 0;
         tr_exec_log(ex, TR_LOG_INFO, "unsafe_host: started", "interpreter", s->interp, NULL);
         return 0;
-}
-
-static int uh_start_any(void *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
-        return uh_start(b, s, ex, ret_err);
 }
 
 static int uh_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err) {
@@ -573,20 +483,9 @@ static int uh_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **re
                 r = tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, UH_KIND, "spawn",
                                  "interpreter '%s' for %s not found on PATH (install it, e.g. apt-get install %s)",
                                  want, lang, streq(lang, "sh") ? "dash" : "python3");
-        if (r >= 0 && tr_exec_session(ex)) {
-                uh_keeper *k = calloc(1, sizeof *k);
-                if (!k)
-                        r = tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "prepare", "out of memory");
-                else {
-                        *k = (uh_keeper){ .start = uh_start_any, .b = b, .s = s, .ex = ex };
-                        r = keeper_start(k, ret_err);
-                        if (r >= 0 || k->started)
-                                s->keeper = k;
-                        else
-                                free(k);
-                }
-        } else if (r >= 0)
-                r = uh_start(b, s, ex, ret_err);
+        /* A session outlives the thread that creates it: session.c. */
+        if (r >= 0)
+                r = tr_exec_session(ex) ? tr__uh_keeper_start(b, s, ex, ret_err) : tr__uh_start(b, s, ex, ret_err);
         if (r < 0) {
                 uh_destroy(b, s, ex);
                 return r;
@@ -619,7 +518,7 @@ static int uh_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
         }
         s->sup = -1;
         if (r < 0)
-                r = uh_fail(ret_err, "wait", r, "poll");
+                r = tr__uh_fail(ret_err, "wait", r, "poll");
         else if (timed_out)
                 r = tr_error_set(ret_err, TR_E_TIMEOUT, UH_KIND, "wait", "execution timed out after %lld ms",
                                  (long long) tr_request_effective_timeout_ms(tr_exec_request(ex)));
@@ -651,72 +550,16 @@ static void uh_free(void *self) {
         free(b);
 }
 
-/* ---- sessions (tr_backend_ops' session seam) ------------------------------ */
-
-static int uh_session_io(void *self, void *sandbox, int *ret_in, int *ret_out, int *ret_errfd, tr_error **ret_err) {
-        uh_sb *s = sandbox;
-        if (s->f.in[1] < 0 || s->f.out[0] < 0 || s->f.err[0] < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, UH_KIND, "session.new",
-                                    "this sandbox cannot hold a session (it ran already)");
-        *ret_in = s->f.in[1];
-        *ret_out = s->f.out[0];
-        *ret_errfd = s->f.err[0];
-        return 0;
-}
-
-/* The interpreter is the supervisor's one direct child (a process group
- * of its own): read its pid from the supervisor's children list. */
-static int uh_signal(void *self, void *sandbox, int sig, tr_error **ret_err) {
-        uh_sb *s = sandbox;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) s->sup, (int) s->sup);
-        _cleanup_free_ char *data = NULL;
-        size_t len = 0;
-        long pid = 0;
-        if (s->sup > 0 && tr__read_file(path, 4096, &data, &len) >= 0)
-                pid = strtol(data, NULL, 10);
-        if (pid <= 0 || kill((pid_t) pid, sig) < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "signal", "no interpreter process to signal");
-        return 0;
-}
-
-/* Tools per execution: a gateway session on a copy of the snippet's
- * gateway stream (fd 3 in the interpreter, which lives on). */
-static int uh_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
-        uh_sb *s = sandbox;
-        tr_limits_enforced *enf = tr_result_limits_enforced_mut(tr_exec_result(ex));
-        const tr_limits *lim = tr_exec_limits(ex);
-        enf->timeout = true;
-        enf->memory = lim->memory_bytes > 0;
-        enf->pids = lim->pids_max > 0 && geteuid() != 0;
-        if (s->f.gw[0] < 0)
-                return 0;
-        int fd = fcntl(s->f.gw[0], F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return uh_fail(ret_err, "gateway", tr__negerrno(), "dup");
-        int r = tr__gw_session_new(ex, &s->gw, ret_err);
-        if (r >= 0)
-                r = tr__gw_session_serve_fd(s->gw, fd, ret_err);
-        else
-                close(fd);
-        return r;
-}
-
-static void uh_session_end(void *self, void *sandbox, tr_exec *ex) {
-        uh_sb *s = sandbox;
-        tr__gw_session_free(TAKE_PTR(s->gw));
-}
-
 static const tr_backend_ops uh_ops = {
         .kind = uh_kind,
         .free = uh_free,
         .prepare = uh_prepare,
         .run = uh_run,
         .destroy = uh_destroy,
-        .session_io = uh_session_io,
-        .signal = uh_signal,
-        .session_begin = uh_session_begin,
-        .session_end = uh_session_end,
+        .session_io = tr__uh_session_io,
+        .signal = tr__uh_signal,
+        .session_begin = tr__uh_session_begin,
+        .session_end = tr__uh_session_end,
 };
 
 TR_PUBLIC int tr_backend_unsafe_host_new(const tr_unsafe_host_config *user_cfg, tr_backend **ret_backend,
