@@ -26,13 +26,22 @@ static const char serve_help[] =
         "Usage: toolruntime serve [OPTIONS]\n"
         "\n"
         "Run the HTTP/1.1 JSON service: POST /v1/execute (the fields of `exec`, the\n"
-        "result object of `exec --json`), Piston's POST /api/v2/execute and GET\n"
-        "/api/v2/runtimes, GET /v1/health, GET /metrics (Prometheus), GET /v1/pools and\n"
+        "result object of `exec --json`), sessions (POST/GET /v1/sessions, POST\n"
+        "/v1/sessions/ID/execute, PUT/GET /v1/sessions/ID/files/PATH, GET/DELETE\n"
+        "/v1/sessions/ID), Piston's POST /api/v2/execute and GET /api/v2/runtimes,\n"
+        "GET /v1/health, GET /metrics (Prometheus), GET /v1/pools and\n"
         "PUT /v1/pools/PROFILE/BACKEND {\"size\": N} (resize a warm pool).\n"
         "\n"
         "      --listen ADDR         HOST:PORT or unix:PATH (default 127.0.0.1:8787)\n"
-        "      --token-file FILE     require 'Authorization: Bearer <token>' (the file's\n"
-        "                            first line); required on a non-loopback address\n"
+        "      --token-file FILE     require 'Authorization: Bearer <token>', one of the\n"
+        "                            file's tokens (one a line; blank lines and lines\n"
+        "                            starting with # are skipped); required on a\n"
+        "                            non-loopback address.  A session belongs to the\n"
+        "                            token that created it: other tokens get 404\n"
+        "      --max-sessions N      sessions alive at once (default 64); beyond: 503\n"
+        "      --max-sessions-per-token N\n"
+        "                            sessions alive at once per token (default 16);\n"
+        "                            beyond: 429\n"
         "      --max-concurrency N   executions at once (default 4)\n"
         "      --queue N             requests that may wait for a slot (default 64);\n"
         "                            beyond it: 429 with Retry-After\n"
@@ -63,7 +72,9 @@ static const char serve_help[] =
         "(repeatable), and the pull options --no-pull, --insecure-registry HOST[:PORT],\n"
         "--registry-config FILE, --max-image-size SIZE.\n"
         "\n"
-        "SIGTERM or SIGINT stop accepting, let running executions finish, and exit 0.\n";
+        "SIGTERM or SIGINT stop accepting, let running executions finish, end every\n"
+        "session, and exit 0.  Sessions live in the serve process: after a restart\n"
+        "their ids answer 404, and the gc run at start-up collects their sandboxes.\n";
 
 enum {
         O_LISTEN = 0x100,
@@ -98,6 +109,8 @@ enum {
         O_MCP,
         O_TOOL_ENV,
         O_UID_RANGE,
+        O_MAX_SESSIONS,
+        O_MAX_SESSIONS_TOKEN,
 };
 
 static const struct option serve_opts[] = {
@@ -134,6 +147,8 @@ static const struct option serve_opts[] = {
         { "mcp", required_argument, NULL, O_MCP },
         { "tool-env", required_argument, NULL, O_TOOL_ENV },
         { "uid-range", required_argument, NULL, O_UID_RANGE },
+        { "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
+        { "max-sessions-per-token", required_argument, NULL, O_MAX_SESSIONS_TOKEN },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         CLI_PULL_LONG_OPTIONS,
@@ -233,6 +248,12 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
                 o->pools[o->n_pools++] = (pool_spec){ .profile = p, .kind = k, .size = (size_t) n };
                 return 0;
         }
+        case O_MAX_SESSIONS:
+        case O_MAX_SESSIONS_TOKEN:
+                if (tr_parse_count(v, &n, NULL) < 0 || n < 1 || n > 4096)
+                        return cli_usage_error("serve", "--%s: expected an integer from 1 to 4096, got '%s'", name, v);
+                *(id == O_MAX_SESSIONS ? &o->cfg.max_sessions : &o->cfg.max_sessions_per_token) = (unsigned) n;
+                return 0;
         case O_MAX_CONC:
         case O_QUEUE:
                 if (tr_parse_count(v, &n, NULL) < 0 || n < (id == O_MAX_CONC ? 1 : 0) || n > 4096)
@@ -339,9 +360,11 @@ static int load_config(serve_opts_t *o, const char *path) {
         return r;
 }
 
-/* The token is the file's first line; a world-readable token file is
+/* The tokens: one a line, blank lines and "#" comments skipped (several
+ * clients, each with its own sessions).  A world-readable token file is
  * refused, as ssh refuses a readable key. */
-static int read_token(const char *path, char **ret) {
+#define MAX_TOKENS 256
+static int read_tokens(const char *path, char ***ret) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
         _cleanup_free_ char *text = NULL;
@@ -352,17 +375,38 @@ static int read_token(const char *path, char **ret) {
                 return CLI_EXIT_USAGE;
         }
         if (r == 0)
-                r = cli_read_fd(fd, 4096, &text, &len);
+                r = cli_read_fd(fd, 64 * 1024, &text, &len);
         if (r < 0) {
                 fprintf(stderr, "toolruntime: --token-file %s: %s\n", path, strerror(-r));
                 return CLI_EXIT_USAGE;
         }
-        text[strcspn(text, "\r\n")] = '\0';
-        if (strlen(text) < 16) {
-                fprintf(stderr, "toolruntime: --token-file %s: the token must be at least 16 characters\n", path);
+        char **tokens = NULL;
+        size_t n = 0, lineno = 0;
+        for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                lineno++;
+                line[strcspn(line, "\r")] = '\0';
+                if (!*line || *line == '#')
+                        continue;
+                if (strlen(line) < 16 || strpbrk(line, " \t") || n == MAX_TOKENS) {
+                        fprintf(stderr, "toolruntime: --token-file %s: %s\n", path,
+                                n == MAX_TOKENS ? "at most 256 tokens"
+                                                : "each token must be at least 16 characters, without spaces");
+                        explicit_bzero(text, len);
+                        cli_strv_free(tokens);
+                        return CLI_EXIT_USAGE;
+                }
+                if (cli_strv_push(&tokens, line) < 0) {
+                        cli_strv_free(tokens);
+                        return CLI_EXIT_ERROR;
+                }
+                n++;
+        }
+        explicit_bzero(text, len);
+        if (n == 0) {
+                fprintf(stderr, "toolruntime: --token-file %s holds no token\n", path);
                 return CLI_EXIT_USAGE;
         }
-        *ret = TAKE_PTR(text);
+        *ret = tokens;
         return 0;
 }
 
@@ -454,6 +498,8 @@ int cli_serve(int argc, char **argv) {
                         .max_body = 17 * 1024 * 1024,
                         .max_code = 16 * 1024 * 1024,
                         .max_timeout_ms = 300 * 1000,
+                        .max_sessions = 64,
+                        .max_sessions_per_token = 16,
                 },
         };
         int c, rc = 0;
@@ -479,10 +525,10 @@ int cli_serve(int argc, char **argv) {
         }
         if (rc == 0 && optind < argc)
                 rc = cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-        _cleanup_free_ char *token = NULL;
+        char **tokens = NULL;
         if (rc == 0 && o.token_file)
-                rc = read_token(o.token_file, &token);
-        if (rc == 0 && !token && !is_local(o.cfg.listen))
+                rc = read_tokens(o.token_file, &tokens);
+        if (rc == 0 && !tokens && !is_local(o.cfg.listen))
                 rc = cli_usage_error("serve",
                                      "refusing to listen on %s without --token-file: anyone who can reach it "
                                      "could run code",
@@ -493,10 +539,13 @@ int cli_serve(int argc, char **argv) {
              (bk.default_kind != TR_BACKEND_CONTAINERD && bk.default_kind != TR_BACKEND_KATA)))
                 rc = cli_usage_error("serve", "--backend: expected containerd or kata, got '%s'", o.backend);
         if (rc) {
+                cli_strv_free(tokens);
                 opts_done(&o);
                 return rc;
         }
-        o.cfg.token = token;
+        o.cfg.token = tokens ? tokens[0] : NULL;
+        o.cfg.tokens = (const char *const *) tokens;
+        o.cfg.n_tokens = cli_strv_len(tokens);
 
         /* Signals are taken by sigwait in this thread only: block them
          * before any thread exists so every thread inherits the mask. */
@@ -560,6 +609,7 @@ int cli_serve(int argc, char **argv) {
         tr_gateway_free(bk.gateway);
         for (size_t i = 0; i < ARRAY_SIZE(bk.by_kind); i++)
                 tr_runtime_free(bk.by_kind[i]);
+        cli_strv_free(tokens);
         opts_done(&o);
         return rc;
 }

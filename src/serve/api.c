@@ -47,20 +47,7 @@ static void piston_error(tr__serve_reply *ret, unsigned status, const char *msg)
         json_decref(o);
 }
 
-/* What one execution needs, whichever API asked for it. */
-typedef struct job {
-        const char *code;
-        size_t code_len;
-        const char *language; /* NULL: python */
-        const char *profile;  /* NULL: standard */
-        const char *backend;  /* NULL: the server's default */
-        int64_t timeout_ms;   /* 0: the default */
-        tr_limits limits;
-        int64_t max_output;
-        json_t *args;           /* array of strings, borrowed; may be NULL */
-        const char *stdin_data; /* borrowed; NULL: none */
-        size_t stdin_len;
-} job;
+typedef tr__serve_job job;
 
 int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_limits *limits, tr_error **ret_err) {
         static const struct {
@@ -101,10 +88,93 @@ int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_
         return 0;
 }
 
-/* Check a job against the server's maxima and run it.  On a request error
- * (bad value, over a maximum, backend not offered) fills *err_status and
- * *ret_err and returns -1 without running anything. */
-static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_error **ret_err, unsigned *err_status) {
+/* Standard base64 (RFC 4648, "=" padding optional, no whitespace): JSON
+ * carries binary input files this way.  No Debian library the project
+ * already links decodes it (jansson, curl and microhttpd do not export
+ * one), and it is a dozen lines. */
+static int base64_decode(const char *in, size_t len, unsigned char **ret, size_t *ret_len) {
+        while (len > 0 && in[len - 1] == '=')
+                len--;
+        if (len % 4 == 1)
+                return -EINVAL;
+        unsigned char *out = malloc(len / 4 * 3 + 3);
+        if (!out)
+                return -ENOMEM;
+        size_t n = 0;
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        for (size_t i = 0; i < len; i++) {
+                char c = in[i];
+                int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                        : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                        : c >= '0' && c <= '9' ? c - '0' + 52
+                        : c == '+'             ? 62
+                        : c == '/'             ? 63
+                                               : -1;
+                if (v < 0) {
+                        free(out);
+                        return -EINVAL;
+                }
+                acc = (acc << 6) | (uint32_t) v;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        out[n++] = (unsigned char) (acc >> bits);
+                }
+        }
+        *ret = out;
+        *ret_len = n;
+        return 0;
+}
+
+/* One input file of /v1's "files": {"path", "content", "encoding"}. */
+static int add_v1_file(tr_request *req, json_t *f, size_t i, tr_error **ret_err) {
+        const char *path = json_string_value(json_object_get(f, "path"));
+        json_t *content = json_object_get(f, "content");
+        const char *enc = json_string_value(json_object_get(f, "encoding"));
+        const char *k;
+        json_t *v;
+        json_object_foreach(f, k, v) {
+                if (!streq(k, "path") && !streq(k, "content") && !streq(k, "encoding"))
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                            "unknown field 'files[%zu].%.100s'", i, k);
+        }
+        if (!json_is_object(f) || !path || !json_is_string(content))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "files[%zu] must be an object with string 'path' and 'content'", i);
+        if (json_object_get(f, "encoding") && !json_is_null(json_object_get(f, "encoding")) && !enc)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "files[%zu].encoding must be \"utf8\" or \"base64\"", i);
+        if (!enc || streq(enc, "utf8") || streq(enc, "utf-8"))
+                return tr_request_add_file(req, path, json_string_value(content), json_string_length(content), ret_err);
+        if (!streq(enc, "base64"))
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "files[%zu].encoding must be \"utf8\" or \"base64\"", i);
+        _cleanup_free_ unsigned char *bytes = NULL;
+        size_t n = 0;
+        if (base64_decode(json_string_value(content), json_string_length(content), &bytes, &n) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "files[%zu].content is not valid base64", i);
+        return tr_request_add_file(req, path, bytes, n, ret_err);
+}
+
+unsigned tr__serve_error_status(const tr_error *e) {
+        if (!e)
+                return 0;
+        switch (tr_error_code(e)) {
+        case TR_E_INVALID_LIMITS:
+        case TR_E_INVALID_REQUEST:
+        case TR_E_MISSING_CODE: return 400;
+        case TR_E_BACKEND_DENIED: return 403;
+        default: return 0;
+        }
+}
+
+/* Check a job against the server's maxima and build its request.  On a
+ * request error (bad value, over a maximum, backend not offered) fills
+ * *err_status and *ret_err and returns -1. */
+int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request **ret_req, tr_runtime **ret_rt,
+                            tr_error **ret_err, unsigned *err_status) {
         const tr__serve_config *cfg = ctx->cfg;
         *err_status = 400;
         if (jb->code_len > cfg->max_code)
@@ -161,6 +231,8 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                 if (r >= 0)
                         r = tr_request_add_arg(req, json_string_value(a), ret_err);
         }
+        for (size_t f = 0; r >= 0 && f < json_array_size(jb->files); f++)
+                r = add_v1_file(req, json_array_get(jb->files, f), f, ret_err);
         if (r < 0)
                 return r;
         tr_request_set_timeout_ms(req, jb->timeout_ms);
@@ -173,6 +245,23 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
         if (ctx->tool_call)
                 tr_request_set_tool_call_callback(req, ctx->tool_call, ctx->output_userdata);
 
+        *ret_req = TAKE_PTR(req);
+        *ret_rt = rt;
+        *err_status = 0;
+        return 0;
+}
+
+/* Check a job against the server's maxima and run it.  On a request error
+ * (bad value, over a maximum, backend not offered) fills *err_status and
+ * *ret_err and returns -1 without running anything. */
+static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_error **ret_err, unsigned *err_status) {
+        _cleanup_(tr_request_freep) tr_request *req = NULL;
+        tr_runtime *rt = NULL;
+        int r = tr__serve_build_request(ctx, jb, &req, &rt, ret_err, err_status);
+        if (r < 0)
+                return r;
+        tr_profile prof = tr_request_profile(req);
+        tr_backend_kind kind = tr_runtime_route_of(rt, prof);
         /* From here on an error is the execution's, reported in the result. */
         *err_status = 0;
         tr_pool *pool = NULL;
@@ -183,11 +272,7 @@ static int run(const tr__serve_ctx *ctx, const job *jb, tr_result **ret_res, tr_
                  : tr_runtime_execute(rt, req, ctx->cancel, ret_res, ret_err);
         const tr_error *e = r < 0 && ret_err ? *ret_err : NULL;
         const tr_result *res = *ret_res;
-        if (e && (tr_error_code(e) == TR_E_INVALID_LIMITS || tr_error_code(e) == TR_E_INVALID_REQUEST ||
-                  tr_error_code(e) == TR_E_MISSING_CODE))
-                *err_status = 400;
-        else if (e && tr_error_code(e) == TR_E_BACKEND_DENIED)
-                *err_status = 403;
+        *err_status = tr__serve_error_status(e);
         const char *outcome = e ? tr_error_code_name(e) : res && tr_result_exit_code(res) == 0 ? "ok" : "exit_nonzero";
         tr__serve_metrics_execution(ctx->metrics, tr_backend_kind_name(kind), tr_profile_name(prof), outcome,
                                     res ? (double) tr_result_duration_us(res) / 1e6 : 0.0,
@@ -274,66 +359,99 @@ static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz)
         return o;
 }
 
-void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret) {
+bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, bool need_code, job *jb,
+                        json_t **ret_obj, char *msg, size_t msgsz) {
         static const char *const top[] = { "code",   "language", "timeout", "profile", "backend",
-                                           "limits", "args",     "stdin",   NULL };
+                                           "limits", "args",     "stdin",   "files",   NULL };
         static const char *const lims[] = {
                 "memory", "pids", "cpu_quota_ms", "disk", "max_tool_calls", "max_chain_steps", "max_output", NULL
         };
-        char msg[256] = "";
-        _cleanup_(json_decrefp) json_t *o = parse_body(body, len, msg, sizeof(msg));
-        job jb = { 0 };
-        tr_limits_init(&jb.limits);
+        json_t *o = *ret_obj = parse_body(body, len, msg, msgsz);
+        *jb = (job){ 0 };
+        tr_limits_init(&jb->limits);
         json_t *limits = o ? json_object_get(o, "limits") : NULL, *code = o ? json_object_get(o, "code") : NULL;
         json_t *timeout = o ? json_object_get(o, "timeout") : NULL, *stdin_v = o ? json_object_get(o, "stdin") : NULL;
-        bool ok = o && only_keys(o, top, "", msg, sizeof(msg)) &&
-                  get_str(o, "language", &jb.language, msg, sizeof(msg)) &&
-                  get_str(o, "profile", &jb.profile, msg, sizeof(msg)) &&
-                  get_str(o, "backend", &jb.backend, msg, sizeof(msg));
-        if (ok && !json_is_string(code)) {
-                snprintf(msg, sizeof(msg), "'code' is required and must be a string");
+        /* The caller's own keys are its to check; the rest must be ours. */
+        const char *k;
+        json_t *v;
+        bool ok = o != NULL;
+        json_object_foreach(o, k, v) {
+                bool known = false;
+                for (size_t i = 0; top[i] && !known; i++)
+                        known = streq(k, top[i]);
+                for (size_t i = 0; extra && extra[i] && !known; i++)
+                        known = streq(k, extra[i]);
+                if (ok && !known) {
+                        snprintf(msg, msgsz, "unknown field '%.100s'", k);
+                        ok = false;
+                }
+        }
+        ok = ok && get_str(o, "language", &jb->language, msg, msgsz) &&
+             get_str(o, "profile", &jb->profile, msg, msgsz) && get_str(o, "backend", &jb->backend, msg, msgsz);
+        if (ok && code && !json_is_null(code) && !json_is_string(code)) {
+                snprintf(msg, msgsz, "'code' is required and must be a string");
+                ok = false;
+        }
+        if (ok && need_code && !json_is_string(code)) {
+                snprintf(msg, msgsz, "'code' is required and must be a string");
                 ok = false;
         }
         if (ok && timeout && !json_is_null(timeout)) {
                 double t = json_number_value(timeout);
                 if (!json_is_number(timeout) || t < 0 || t > (double) TR_TIMEOUT_MAX_MS / 1000.0) {
-                        snprintf(msg, sizeof(msg), "'timeout' must be a number of seconds between 0 and %lld",
+                        snprintf(msg, msgsz, "'timeout' must be a number of seconds between 0 and %lld",
                                  (long long) (TR_TIMEOUT_MAX_MS / 1000));
                         ok = false;
-                } else if ((jb.timeout_ms = (int64_t) (t * 1000.0 + 0.5)) == 0 && t > 0) {
-                        snprintf(msg, sizeof(msg), "'timeout' %g rounds to 0 ms", t);
+                } else if ((jb->timeout_ms = (int64_t) (t * 1000.0 + 0.5)) == 0 && t > 0) {
+                        snprintf(msg, msgsz, "'timeout' %g rounds to 0 ms", t);
                         ok = false;
                 }
         }
         if (ok && limits && !json_is_null(limits)) {
-                ok = json_is_object(limits) && only_keys(limits, lims, "limits.", msg, sizeof(msg));
+                ok = json_is_object(limits) && only_keys(limits, lims, "limits.", msg, msgsz);
                 if (!json_is_object(limits))
-                        snprintf(msg, sizeof(msg), "'limits' must be an object");
-                ok = ok && get_limit(limits, "memory", &jb.limits.memory_bytes, msg, sizeof(msg)) &&
-                     get_limit(limits, "pids", &jb.limits.pids_max, msg, sizeof(msg)) &&
-                     get_limit(limits, "cpu_quota_ms", &jb.limits.cpu_quota_ms, msg, sizeof(msg)) &&
-                     get_limit(limits, "disk", &jb.limits.disk_bytes, msg, sizeof(msg)) &&
-                     get_limit(limits, "max_tool_calls", &jb.limits.max_tool_calls, msg, sizeof(msg)) &&
-                     get_limit(limits, "max_chain_steps", &jb.limits.max_chain_steps, msg, sizeof(msg)) &&
-                     get_int(limits, "max_output", &jb.max_output, msg, sizeof(msg));
+                        snprintf(msg, msgsz, "'limits' must be an object");
+                ok = ok && get_limit(limits, "memory", &jb->limits.memory_bytes, msg, msgsz) &&
+                     get_limit(limits, "pids", &jb->limits.pids_max, msg, msgsz) &&
+                     get_limit(limits, "cpu_quota_ms", &jb->limits.cpu_quota_ms, msg, msgsz) &&
+                     get_limit(limits, "disk", &jb->limits.disk_bytes, msg, msgsz) &&
+                     get_limit(limits, "max_tool_calls", &jb->limits.max_tool_calls, msg, msgsz) &&
+                     get_limit(limits, "max_chain_steps", &jb->limits.max_chain_steps, msg, msgsz) &&
+                     get_int(limits, "max_output", &jb->max_output, msg, msgsz);
         }
-        jb.args = o ? json_object_get(o, "args") : NULL;
-        ok = ok && string_array(jb.args, "args", msg, sizeof(msg));
+        jb->args = o ? json_object_get(o, "args") : NULL;
+        ok = ok && string_array(jb->args, "args", msg, msgsz);
+        jb->files = o ? json_object_get(o, "files") : NULL;
+        if (json_is_null(jb->files))
+                jb->files = NULL;
+        if (ok && jb->files && !json_is_array(jb->files)) {
+                snprintf(msg, msgsz, "'files' must be an array of {\"path\", \"content\", \"encoding\"}");
+                ok = false;
+        }
         if (ok && stdin_v && !json_is_null(stdin_v)) {
                 if (!json_is_string(stdin_v)) {
-                        snprintf(msg, sizeof(msg), "'stdin' must be a string");
+                        snprintf(msg, msgsz, "'stdin' must be a string");
                         ok = false;
                 } else {
-                        jb.stdin_data = json_string_value(stdin_v);
-                        jb.stdin_len = json_string_length(stdin_v);
+                        jb->stdin_data = json_string_value(stdin_v);
+                        jb->stdin_len = json_string_length(stdin_v);
                 }
         }
-        if (!ok) {
+        if (ok && json_is_string(code)) {
+                jb->code = json_string_value(code);
+                jb->code_len = json_string_length(code);
+        }
+        return ok;
+}
+
+void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret) {
+        char msg[256] = "";
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        job jb;
+        if (!tr__serve_v1_parse(body, len, NULL, true, &jb, &o, msg, sizeof(msg))) {
                 tr__serve_reply_error(ret, 400, "invalid_request", "%s", msg);
                 return;
         }
-        jb.code = json_string_value(code);
-        jb.code_len = json_string_length(code);
 
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
@@ -420,14 +538,31 @@ void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t
         }
         json_t *files = o ? json_object_get(o, "files") : NULL, *first = json_array_get(files, 0);
         json_t *content = json_object_get(first, "content");
-        if (ok && (!json_is_array(files) || json_array_size(files) != 1 || !json_is_string(content))) {
-                /* Files beside the snippet come with sessions and files;
-                 * until then only the one file that is the program. */
-                snprintf(msg, sizeof(msg),
-                         "files must hold exactly one file with a string 'content' (more files "
-                         "are not supported yet)");
+        if (ok && (!json_is_array(files) || json_array_size(files) < 1 || !json_is_string(content))) {
+                snprintf(msg, sizeof(msg), "files must hold at least one file with a string 'content'");
                 ok = false;
         }
+        /* The first file is the program; the others are written beside it
+         * under their "name" (the library checks the names: relative, no
+         * "..", no empty component). */
+        _cleanup_(json_decrefp) json_t *more = json_array();
+        for (size_t i = 1; ok && i < json_array_size(files); i++) {
+                json_t *f = json_array_get(files, i);
+                const char *name = json_string_value(json_object_get(f, "name"));
+                json_t *fc = json_object_get(f, "content"), *enc = json_object_get(f, "encoding");
+                if (!name || !json_is_string(fc) || (enc && !json_is_null(enc) && !json_is_string(enc))) {
+                        snprintf(msg, sizeof(msg), "files[%zu] must have a string 'name' and 'content'", i);
+                        ok = false;
+                } else if (json_is_string(enc) && !streq(json_string_value(enc), "utf8") &&
+                           !streq(json_string_value(enc), "base64")) {
+                        snprintf(msg, sizeof(msg), "files[%zu].encoding must be utf8 or base64", i);
+                        ok = false;
+                } else
+                        json_array_append_new(more, json_pack("{s:s,s:O,s:O?}", "path", name, "content", fc, "encoding",
+                                                              json_is_string(enc) ? enc : NULL));
+        }
+        if (json_array_size(more))
+                jb.files = more;
         if (ok && stdin_s) {
                 jb.stdin_data = stdin_s;
                 jb.stdin_len = json_string_length(json_object_get(o, "stdin"));

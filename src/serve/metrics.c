@@ -88,7 +88,8 @@ void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status) {
         pthread_mutex_unlock(&m->lock);
 }
 
-char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, const tr__serve_backends *bk) {
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, unsigned sessions,
+                             const tr__serve_backends *bk) {
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
@@ -131,8 +132,11 @@ char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned 
                 "toolruntime_in_flight %u\n"
                 "# HELP toolruntime_queue_depth Requests waiting for an execution slot.\n"
                 "# TYPE toolruntime_queue_depth gauge\n"
-                "toolruntime_queue_depth %u\n",
-                in_flight, queued);
+                "toolruntime_queue_depth %u\n"
+                "# HELP toolruntime_sessions Sessions alive now (/v1/sessions).\n"
+                "# TYPE toolruntime_sessions gauge\n"
+                "toolruntime_sessions %u\n",
+                in_flight, queued, sessions);
         fprintf(f, "# HELP toolruntime_pool_ready Prepared sandboxes waiting for code, by pool.\n"
                    "# TYPE toolruntime_pool_ready gauge\n");
         for (size_t i = 0; bk && i < bk->n_pools; i++) {

@@ -5,7 +5,8 @@
  * back, through the public API only.  This module owns the listener,
  * authentication, size caps, admission (concurrency + a bounded queue),
  * draining, the routes (server.c), the request/response mapping for
- * /v1/execute and Piston's /api/v2 (api.c) and the Prometheus metrics
+ * /v1/execute and Piston's /api/v2 (api.c), sessions over HTTP
+ * (sessions.c, their files: sessions_files.c) and the Prometheus metrics
  * (metrics.c).
  */
 #pragma once
@@ -16,11 +17,19 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "toolruntime.h"
 
 typedef struct tr__serve_config {
         const char *listen; /* "HOST:PORT" or "unix:PATH" */
-        const char *token;  /* NULL: no authentication (loopback / unix only) */
+        const char *token;  /* NULL: no authentication (loopback / unix only); else tokens[0] */
+        /* Every accepted token (--token-file: one a line).  A session
+         * belongs to the token that created it: its index here. */
+        const char *const *tokens;
+        size_t n_tokens;
+        unsigned max_sessions;           /* sessions alive at once, all tokens */
+        unsigned max_sessions_per_token; /* ... and per token */
         unsigned max_concurrency;
         unsigned queue;          /* requests that may wait for a slot */
         unsigned idle_timeout_s; /* a connection silent this long is closed */
@@ -65,7 +74,8 @@ void tr__serve_metrics_execution(tr__serve_metrics *m, const char *backend, cons
                                  double seconds, size_t tool_calls);
 void tr__serve_metrics_http(tr__serve_metrics *m, unsigned status);
 /* The Prometheus text exposition; malloc'd. */
-char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, const tr__serve_backends *bk);
+char *tr__serve_metrics_text(tr__serve_metrics *m, unsigned in_flight, unsigned queued, unsigned sessions,
+                             const tr__serve_backends *bk);
 
 /* ---- the API mapping (api.c) -------------------------------------------- */
 typedef struct tr__serve_reply {
@@ -81,6 +91,8 @@ typedef struct tr__serve_reply {
         ssize_t (*stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
         void (*stream_free)(void *cls);
         void *stream_cls;
+        bool stream_sized; /* stream_size is the body's length (else chunked) */
+        uint64_t stream_size;
 } tr__serve_reply;
 #define TR__STREAM_END (-1)
 
@@ -88,11 +100,46 @@ typedef struct tr__serve_ctx {
         const tr__serve_config *cfg;
         const tr__serve_backends *backends;
         tr__serve_metrics *metrics;
-        tr_cancel *cancel;         /* cancelled when the client goes away */
-        tr_output_fn output;       /* the execution's output as it comes; NULL: none */
-        tr_tool_call_fn tool_call; /* each tool call as it ends; NULL: none */
-        void *output_userdata;     /* for both */
+        tr_cancel *cancel;                   /* cancelled when the client goes away */
+        tr_output_fn output;                 /* the execution's output as it comes; NULL: none */
+        tr_tool_call_fn tool_call;           /* each tool call as it ends; NULL: none */
+        void *output_userdata;               /* for both */
+        struct tr__serve_sessions *sessions; /* the session routes' table */
+        const char *url;                     /* the request's path (session routes) */
+        unsigned owner;                      /* the caller's token (index in cfg->tokens) */
 } tr__serve_ctx;
+
+/* What one execution (or a session's shape) asks, whichever API asked:
+ * borrowed from the parsed JSON body. */
+typedef struct tr__serve_job {
+        const char *code;
+        size_t code_len;
+        const char *language; /* NULL: python */
+        const char *profile;  /* NULL: standard */
+        const char *backend;  /* NULL: the server's default */
+        int64_t timeout_ms;   /* 0: the default */
+        tr_limits limits;
+        int64_t max_output;
+        json_t *args;           /* array of strings, borrowed; may be NULL */
+        const char *stdin_data; /* borrowed; NULL: none */
+        size_t stdin_len;
+        json_t *files; /* /v1's "files" (array of {path, content, encoding}); may be NULL */
+} tr__serve_job;
+
+/* /v1/execute's body into `jb` (borrowing from *ret_obj, which the caller
+ * frees).  `extra`: further top-level keys the caller reads itself
+ * (NULL-terminated; may be NULL); `need_code`: "code" is required.  False
+ * with a message for a 400. */
+bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, bool need_code, tr__serve_job *jb,
+                        json_t **ret_obj, char *msg, size_t msgsz);
+/* The request a job asks for, checked against the server's maxima, and
+ * the runtime of its backend.  On a refusal fills *err_status (400/403)
+ * and *ret_err. */
+int tr__serve_build_request(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr_request **ret_req,
+                            tr_runtime **ret_rt, tr_error **ret_err, unsigned *err_status);
+/* The HTTP status of an execution's error that is the request's fault (0:
+ * it is the execution's, reported in a 200 result). */
+unsigned tr__serve_error_status(const tr_error *e);
 
 void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
 void tr__serve_piston_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
@@ -146,6 +193,59 @@ void tr__ndjson_finish(tr__ndjson *st, const tr__serve_reply *rep);
 /* The response side (tr__serve_reply's stream_read / stream_free). */
 ssize_t tr__ndjson_read(void *cls, uint64_t pos, char *buf, size_t max);
 void tr__ndjson_reader_done(void *cls);
+
+/* ---- sessions over HTTP (sessions.c, sessions_files.c) -------------------- */
+typedef struct tr__serve_sessions tr__serve_sessions;
+/* The table of live sessions and its sweeper thread (expiry). */
+int tr__serve_sessions_new(const tr__serve_config *cfg, tr__serve_sessions **ret, tr_error **ret_err);
+/* Ends every session (destroying its sandbox). */
+void tr__serve_sessions_free(tr__serve_sessions *t);
+unsigned tr__serve_sessions_count(tr__serve_sessions *t);
+/* POST /v1/sessions, POST /v1/sessions/{id}/execute (exec_route's shape;
+ * ctx->url is the path). */
+void tr__serve_session_create(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
+void tr__serve_session_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret);
+/* GET /v1/sessions, GET and DELETE /v1/sessions/{id}. */
+void tr__serve_session_list(const tr__serve_ctx *ctx, tr__serve_reply *ret);
+void tr__serve_session_show(const tr__serve_ctx *ctx, tr__serve_reply *ret);
+void tr__serve_session_delete(const tr__serve_ctx *ctx, tr__serve_reply *ret);
+
+/* A session by the id in `url` ("/v1/sessions/ID[/...]"), referenced, when
+ * `owner` owns it; else NULL and `ret` holds the 404 (or 400) to send. */
+typedef struct tr__serve_session tr__serve_session;
+tr__serve_session *tr__serve_session_get(tr__serve_sessions *t, const char *url, unsigned owner, tr__serve_reply *ret);
+void tr__serve_session_put(tr__serve_session *e);
+tr_session *tr__serve_session_lib(tr__serve_session *e);
+/* The session's disk cap in bytes (0: none): larger uploads get 413 early. */
+int64_t tr__serve_session_disk(tr__serve_session *e);
+/* Fill `ret` from a library error about a session (404 for a gone one). */
+void tr__serve_session_error(tr__serve_session *e, const tr_error *err, tr__serve_reply *ret);
+
+/* PUT /v1/sessions/{id}/files/{path}: begun when the headers are in
+ * (`content_length` < 0: none given), fed each chunk, ended when the body
+ * is; an error stops the writing, the rest of the body is read and
+ * dropped, and `end` answers it.  abort: the client went away. */
+typedef struct tr__serve_upload tr__serve_upload;
+tr__serve_upload *tr__serve_upload_begin(tr__serve_sessions *t, const char *url, unsigned owner, int64_t content_length,
+                                         tr__serve_reply *ret);
+void tr__serve_upload_write(tr__serve_upload *u, const char *data, size_t len);
+void tr__serve_upload_end(tr__serve_upload *u, tr__serve_reply *ret);
+void tr__serve_upload_abort(tr__serve_upload *u);
+/* GET /v1/sessions/{id}/files/{path}: a sized streamed response. */
+void tr__serve_download(tr__serve_sessions *t, const char *url, unsigned owner, tr__serve_reply *ret);
+
+/* ---- the listening socket (listen.c) ------------------------------------ */
+typedef struct tr__serve_listener {
+        int fd;
+        char address[160]; /* "127.0.0.1:8787", "unix:/run/tr.sock" */
+        char *unix_path;   /* malloc'd; the socket to remove at the end; NULL: TCP */
+} tr__serve_listener;
+/* Listen on "HOST:PORT" or "unix:PATH": the fd, or -1 with *ret_err. */
+int tr__serve_listen(const char *spec, tr__serve_listener *ret, tr_error **ret_err);
+/* libmicrohttpd's unescape callback: %XX decoded except %00 (a NUL would
+ * cut a path short; it stays the three characters it was). */
+struct MHD_Connection;
+size_t tr__serve_unescape(void *cls, struct MHD_Connection *c, char *uri);
 
 /* ---- the server (server.c) ---------------------------------------------- */
 typedef struct tr__server tr__server;

@@ -8,25 +8,22 @@
  * (concurrency + queue + a margin), and admission decides how many
  * executions run at once.
  *
- * This file owns: the listening socket (TCP or unix), bearer-token
- * authentication, the body cap, admission (a slot, a bounded wait queue,
- * 429 + Retry-After beyond it), cancelling an execution whose client went
- * away, draining on shutdown, and routing to api.c.
+ * This file owns: bearer-token authentication (which token: a session's
+ * owner), the body cap, admission (a slot, a bounded wait queue, 429 +
+ * Retry-After beyond it), cancelling an execution whose client went away,
+ * draining on shutdown, and routing to api.c, pools.c and sessions.c (a
+ * session file's upload is fed to it chunk by chunk, never buffered).  The
+ * listening socket is listen.c's.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "serve/serve.h"
@@ -38,6 +35,7 @@ struct tr__server {
         const tr__serve_config *cfg;
         const tr__serve_backends *backends;
         tr__serve_metrics *metrics;
+        tr__serve_sessions *sessions;
         struct MHD_Daemon *d;
         int listen_fd;
         char address[160];
@@ -55,11 +53,14 @@ typedef struct http_req {
         char *body;
         size_t len, alloc;
         bool too_big;
-        bool denied; /* a response was queued before the body was read */
+        bool denied;              /* a response was queued before the body was read */
+        unsigned owner;           /* the token's index in cfg->tokens */
+        tr__serve_upload *upload; /* PUT of a session file: the body goes there */
 } http_req;
 
 static void req_free(http_req *r) {
         if (r) {
+                tr__serve_upload_abort(r->upload);
                 free(r->body);
                 free(r);
         }
@@ -78,7 +79,8 @@ static enum MHD_Result send_reply(tr__server *s, struct MHD_Connection *c, tr__s
         if (rep->stream_read) {
                 /* TR__STREAM_END is MHD_CONTENT_READER_END_OF_STREAM. */
                 _Static_assert(TR__STREAM_END == MHD_CONTENT_READER_END_OF_STREAM, "stream end marker");
-                resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, rep->stream_read, rep->stream_cls,
+                resp = MHD_create_response_from_callback(rep->stream_sized ? rep->stream_size : MHD_SIZE_UNKNOWN,
+                                                         64 * 1024, rep->stream_read, rep->stream_cls,
                                                          rep->stream_free);
                 if (!resp) {
                         rep->stream_free(rep->stream_cls);
@@ -118,16 +120,25 @@ static enum MHD_Result send_reply(tr__server *s, struct MHD_Connection *c, tr__s
 /* Constant-time comparison: the time taken does not depend on where the
  * first differing byte is (the length of the configured token still shows,
  * which is not secret). */
-static bool token_ok(const char *want, const char *header) {
-        static const char prefix[] = "Bearer ";
-        if (!header || strncmp(header, prefix, sizeof(prefix) - 1) != 0)
-                return false;
-        const char *got = header + sizeof(prefix) - 1;
+static bool token_eq(const char *want, const char *got) {
         size_t wl = strlen(want), gl = strlen(got);
         unsigned char diff = wl != gl;
         for (size_t i = 0; i < wl; i++)
                 diff |= (unsigned char) want[i] ^ (unsigned char) (i < gl ? got[i] : 0);
         return diff == 0;
+}
+
+/* The index of the token the Authorization header carries, or -1.  Every
+ * token is compared, whichever matches. */
+static int token_index(const tr__serve_config *cfg, const char *header) {
+        static const char prefix[] = "Bearer ";
+        if (!header || strncmp(header, prefix, sizeof(prefix) - 1) != 0)
+                return -1;
+        int found = -1;
+        for (size_t i = 0; i < cfg->n_tokens; i++)
+                if (token_eq(cfg->tokens[i], header + sizeof(prefix) - 1) && found < 0)
+                        found = (int) i;
+        return found;
 }
 
 /* ---- admission ---------------------------------------------------------- */
@@ -248,9 +259,9 @@ static void health(tr__server *s, tr__serve_reply *rep) {
                                               st.filled_once, "warm", (json_int_t) st.warm, "cold",
                                               (json_int_t) st.cold));
         }
-        json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:i,s:o}", "status", draining ? "draining" : "ok", "ready", ready,
+        json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:i,s:o,s:i}", "status", draining ? "draining" : "ok", "ready", ready,
                               "in_flight", running, "queued", queued, "max_concurrency", s->cfg->max_concurrency,
-                              "pools", pools);
+                              "pools", pools, "sessions", (int) tr__serve_sessions_count(s->sessions));
         rep->status = draining ? 503 : 200;
         rep->content_type = "application/json";
         rep->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -278,7 +289,7 @@ static bool admit_or_refuse(tr__server *s, tr__serve_reply *rep) {
         return true;
 }
 
-static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route route, http_req *hr,
+static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route route, const char *url, http_req *hr,
                           tr__serve_reply *rep) {
         if (!admit_or_refuse(s, rep))
                 return;
@@ -290,7 +301,13 @@ static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route ro
         }
         watch w = { .stop_fd = -1 };
         watch_start(&w, c, cancel);
-        tr__serve_ctx ctx = { .cfg = s->cfg, .backends = s->backends, .metrics = s->metrics, .cancel = cancel };
+        tr__serve_ctx ctx = { .cfg = s->cfg,
+                              .backends = s->backends,
+                              .metrics = s->metrics,
+                              .cancel = cancel,
+                              .sessions = s->sessions,
+                              .url = url,
+                              .owner = hr->owner };
         route(&ctx, hr->body ? hr->body : "", hr->len, rep);
         watch_stop(&w);
         release(s);
@@ -332,6 +349,9 @@ static void mcp_route(tr__server *s, struct MHD_Connection *c, const char *metho
  * disconnect watch stay with the execution. */
 typedef struct stream_job {
         tr__server *s;
+        exec_route route;
+        char *url;
+        unsigned owner;
         char *body;
         size_t len;
         int conn_fd;
@@ -352,28 +372,35 @@ static void *stream_main(void *arg) {
                               .cancel = j->cancel,
                               .output = tr__ndjson_output,
                               .tool_call = tr__ndjson_tool_call,
-                              .output_userdata = j->st };
+                              .output_userdata = j->st,
+                              .sessions = j->s->sessions,
+                              .url = j->url,
+                              .owner = j->owner };
         tr__serve_reply rep = { 0 };
-        tr__serve_v1_execute(&ctx, j->body ? j->body : "", j->len, &rep);
+        j->route(&ctx, j->body ? j->body : "", j->len, &rep);
         watch_stop(&w);
         tr__ndjson_finish(j->st, &rep);
         free(rep.body);
         tr__server *s = j->s;
         free(j->body);
+        free(j->url);
         free(j);
         /* Last: the server may be freed once nothing runs. */
         release(s);
         return NULL;
 }
 
-static void run_streaming(tr__server *s, struct MHD_Connection *c, http_req *hr, tr__serve_reply *rep) {
+static void run_streaming(tr__server *s, struct MHD_Connection *c, exec_route route, const char *url, http_req *hr,
+                          tr__serve_reply *rep) {
         if (!admit_or_refuse(s, rep))
                 return;
         tr_cancel *cancel = NULL;
         stream_job *j = calloc(1, sizeof(*j));
+        char *url_copy = strdup(url);
         tr__ndjson *st = NULL;
-        if (!j || tr_cancel_new(&cancel, NULL) < 0 || !(st = tr__ndjson_new(cancel))) {
+        if (!j || !url_copy || tr_cancel_new(&cancel, NULL) < 0 || !(st = tr__ndjson_new(cancel))) {
                 free(j);
+                free(url_copy);
                 tr_cancel_free(cancel);
                 release(s);
                 tr__serve_reply_error(rep, 500, "internal", "out of memory");
@@ -381,6 +408,9 @@ static void run_streaming(tr__server *s, struct MHD_Connection *c, http_req *hr,
         }
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         *j = (stream_job){ .s = s,
+                           .route = route,
+                           .url = url_copy,
+                           .owner = hr->owner,
                            .body = TAKE_PTR(hr->body),
                            .len = hr->len,
                            .conn_fd = ci ? ci->connect_fd : -1,
@@ -393,6 +423,7 @@ static void run_streaming(tr__server *s, struct MHD_Connection *c, http_req *hr,
         if (pthread_create(&t, &attr, stream_main, j) != 0) {
                 pthread_attr_destroy(&attr);
                 free(j->body);
+                free(j->url);
                 free(j);
                 tr__ndjson_reader_done(st); /* cancels nothing: not started */
                 tr__serve_reply rp = { .status = 500 };
@@ -414,6 +445,58 @@ static bool wants_ndjson(struct MHD_Connection *c) {
         return a && strstr(a, "application/x-ndjson");
 }
 
+/* ---- sessions ------------------------------------------------------------ */
+
+static tr__serve_upload *start_upload(tr__server *s, struct MHD_Connection *c, const char *url, unsigned owner,
+                                      tr__serve_reply *rep) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t len = -1;
+        if (cl) {
+                char *end = NULL;
+                unsigned long long v = strtoull(cl, &end, 10);
+                len = end && *end == '\0' && v < INT64_MAX ? (int64_t) v : INT64_MAX;
+        }
+        pthread_mutex_lock(&s->lock);
+        bool draining = s->draining;
+        pthread_mutex_unlock(&s->lock);
+        if (draining) {
+                tr__serve_reply_error(rep, 503, "unavailable", "the server is shutting down");
+                return NULL;
+        }
+        return tr__serve_upload_begin(s->sessions, url, owner, len, rep);
+}
+
+/* /v1/sessions[/ID[/execute|/files/PATH]]. */
+static void sessions_route(tr__server *s, struct MHD_Connection *c, const char *method, const char *url, http_req *hr,
+                           tr__serve_reply *rep) {
+        tr__serve_ctx ctx = { .cfg = s->cfg,
+                              .backends = s->backends,
+                              .metrics = s->metrics,
+                              .sessions = s->sessions,
+                              .url = url,
+                              .owner = hr->owner };
+        const char *tail = strlen(url) > 13 + 32 ? url + 13 + 32 : "";
+        bool post = streq(method, "POST"), get = streq(method, "GET");
+        if (streq(url, "/v1/sessions") && post)
+                run_execution(s, c, tr__serve_session_create, url, hr, rep);
+        else if (streq(url, "/v1/sessions") && get)
+                tr__serve_session_list(&ctx, rep);
+        else if (streq(url, "/v1/sessions"))
+                tr__serve_reply_error(rep, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+        else if (streq(tail, "/execute") && post && wants_ndjson(c))
+                run_streaming(s, c, tr__serve_session_execute, url, hr, rep);
+        else if (streq(tail, "/execute") && post)
+                run_execution(s, c, tr__serve_session_execute, url, hr, rep);
+        else if (strncmp(tail, "/files/", 7) == 0 && get)
+                tr__serve_download(s->sessions, url, hr->owner, rep);
+        else if (!*tail && get)
+                tr__serve_session_show(&ctx, rep);
+        else if (!*tail && streq(method, "DELETE"))
+                tr__serve_session_delete(&ctx, rep);
+        else
+                tr__serve_reply_error(rep, 404, "not_found", "no route %s %s", method, url);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
         (void) version;
@@ -427,16 +510,30 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 *con_cls = hr;
                 /* Authenticate before reading any body.  /v1/health stays
                  * open for load balancers; it tells nothing about code. */
-                if (s->cfg->token && !streq(url, "/v1/health") &&
-                    !token_ok(s->cfg->token,
-                              MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
+                int tok = s->cfg->n_tokens
+                                  ? token_index(s->cfg, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                                    MHD_HTTP_HEADER_AUTHORIZATION))
+                                  : 0;
+                if (tok < 0 && !streq(url, "/v1/health")) {
                         hr->denied = true;
                         tr__serve_reply_error(&rep, 401, "unauthorized", "a valid bearer token is required");
+                        return send_reply(s, c, &rep);
+                }
+                hr->owner = tok < 0 ? 0 : (unsigned) tok;
+                /* A session file's body streams into the session. */
+                if (streq(method, "PUT") && strncmp(url, "/v1/sessions/", 13) == 0 &&
+                    !(hr->upload = start_upload(s, c, url, hr->owner, &rep))) {
+                        hr->denied = true;
                         return send_reply(s, c, &rep);
                 }
                 return MHD_YES;
         }
         if (hr->denied) {
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (*upload_data_size && hr->upload) {
+                tr__serve_upload_write(hr->upload, upload_data, *upload_data_size);
                 *upload_data_size = 0;
                 return MHD_YES;
         }
@@ -465,12 +562,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (hr->too_big)
                 tr__serve_reply_error(&rep, 413, "too_large", "the request body is over this server's cap of %zu bytes",
                                       s->cfg->max_body);
+        else if (hr->upload)
+                tr__serve_upload_end(TAKE_PTR(hr->upload), &rep);
+        else if (strncmp(url, "/v1/sessions", 12) == 0 && (url[12] == '\0' || url[12] == '/'))
+                sessions_route(s, c, method, url, hr, &rep);
         else if (streq(url, "/v1/execute") && post && wants_ndjson(c))
-                run_streaming(s, c, hr, &rep);
+                run_streaming(s, c, tr__serve_v1_execute, url, hr, &rep);
         else if (streq(url, "/v1/execute") && post)
-                run_execution(s, c, tr__serve_v1_execute, hr, &rep);
+                run_execution(s, c, tr__serve_v1_execute, url, hr, &rep);
         else if (streq(url, "/api/v2/execute") && post)
-                run_execution(s, c, tr__serve_piston_execute, hr, &rep);
+                run_execution(s, c, tr__serve_piston_execute, url, hr, &rep);
         else if (streq(url, "/api/v2/runtimes") && get)
                 tr__serve_piston_runtimes(NULL, &rep);
         else if (streq(url, "/v1/health") && get)
@@ -485,90 +586,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 pthread_mutex_unlock(&s->lock);
                 rep.status = 200;
                 rep.content_type = "text/plain; version=0.0.4";
-                rep.body = tr__serve_metrics_text(s->metrics, running, queued, s->backends);
+                rep.body = tr__serve_metrics_text(s->metrics, running, queued, tr__serve_sessions_count(s->sessions),
+                                                  s->backends);
         } else if (streq(url, "/v1/execute") || streq(url, "/api/v2/execute") || streq(url, "/api/v2/runtimes") ||
                    streq(url, "/v1/health") || streq(url, "/metrics"))
                 tr__serve_reply_error(&rep, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
         else
                 tr__serve_reply_error(&rep, 404, "not_found", "no route %s", url);
         return send_reply(s, c, &rep);
-}
-
-/* ---- the listener -------------------------------------------------------- */
-
-static int listen_unix(tr__server *s, const char *path, tr_error **ret_err) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen",
-                                    "unix socket path too long: %s", path);
-        memcpy(sa.sun_path, path, strlen(path));
-        /* A stale socket of a previous instance is replaced; any other
-         * file at that path is left alone and the start fails. */
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-                unlink(path);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
-                int e = errno;
-                if (fd >= 0)
-                        close(fd);
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "listen", "cannot listen on unix:%s: %s",
-                                    path, strerror(e));
-        }
-        /* The service runs code for whoever can connect: owner and group only. */
-        chmod(path, 0660);
-        s->unix_path = strdup(path);
-        snprintf(s->address, sizeof(s->address), "unix:%s", path);
-        return fd;
-}
-
-static int listen_tcp(tr__server *s, const char *spec, tr_error **ret_err) {
-        char host[128];
-        const char *colon = strrchr(spec, ':');
-        size_t hl = colon ? (size_t) (colon - spec) : 0;
-        if (!colon || hl == 0 || hl >= sizeof(host) || !colon[1])
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen",
-                                    "--listen '%s': expected HOST:PORT or unix:PATH", spec);
-        memcpy(host, spec, hl);
-        host[hl] = '\0';
-        if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-                memmove(host, host + 1, hl - 2);
-                host[hl - 2] = '\0';
-        }
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
-        int gr = getaddrinfo(host, colon + 1, &hints, &ai);
-        if (gr != 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "listen", "--listen '%s': %s", spec,
-                                    gai_strerror(gr));
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-        if (fd >= 0)
-                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-                int e = errno;
-                if (fd >= 0)
-                        close(fd);
-                freeaddrinfo(ai);
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "listen", "cannot listen on %s: %s", spec,
-                                    strerror(e));
-        }
-        freeaddrinfo(ai);
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        char ip[INET6_ADDRSTRLEN] = "?";
-        unsigned port = 0;
-        if (getsockname(fd, (struct sockaddr *) &ss, &sl) == 0) {
-                if (ss.ss_family == AF_INET) {
-                        struct sockaddr_in *a = (struct sockaddr_in *) &ss;
-                        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-                        port = ntohs(a->sin_port);
-                } else if (ss.ss_family == AF_INET6) {
-                        struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
-                        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-                        port = ntohs(a->sin6_port);
-                }
-        }
-        snprintf(s->address, sizeof(s->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
-        return fd;
 }
 
 int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *backends, tr__server **ret,
@@ -582,8 +607,15 @@ int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *back
         s->backends = backends;
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
-        s->listen_fd = strncmp(cfg->listen, "unix:", 5) == 0 ? listen_unix(s, cfg->listen + 5, ret_err)
-                                                             : listen_tcp(s, cfg->listen, ret_err);
+        s->listen_fd = -1;
+        if (tr__serve_sessions_new(cfg, &s->sessions, ret_err) < 0) {
+                tr__server_free(s);
+                return -ENOMEM;
+        }
+        tr__serve_listener l;
+        s->listen_fd = tr__serve_listen(cfg->listen, &l, ret_err);
+        s->unix_path = l.unix_path;
+        memcpy(s->address, l.address, sizeof(s->address));
         if (s->listen_fd < 0) {
                 tr__server_free(s);
                 return -EINVAL;
@@ -595,7 +627,8 @@ int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *back
                                 NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
                                 cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-                                on_completed, NULL, MHD_OPTION_END);
+                                on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, tr__serve_unescape, NULL,
+                                MHD_OPTION_END);
         if (!s->d) {
                 tr__server_free(s);
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "serve",
@@ -640,6 +673,9 @@ void tr__server_free(tr__server *s) {
                 return;
         if (s->d)
                 MHD_stop_daemon(s->d);
+        /* No request runs any more: every session ends, its sandbox
+         * destroyed. */
+        tr__serve_sessions_free(s->sessions);
         if (s->listen_fd >= 0 && !s->d)
                 close(s->listen_fd);
         if (s->unix_path) {
