@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,8 +91,28 @@ typedef struct cli_remote_req {
         const char *stdin_data; /* NULL: none */
         size_t stdin_len;
         bool json;
+        const char *path; /* NULL: /v1/execute; a session's /v1/sessions/ID/execute */
 } cli_remote_req;
 int cli_exec_remote(const cli_remote_req *r);
+/* One HTTP call to a serve: a JSON `body`, or the bytes of `in_fd` (size
+ * `in_size`, -1 unknown), or nothing; a 2xx response body goes to `out_fd`
+ * when >= 0, any other into *ret_data.  0, or an exit status after printing
+ * why (transport errors). */
+typedef struct cli_remote_call_args {
+        const char *server, *method, *path;
+        const char *body;
+        int in_fd;
+        int64_t in_size;
+        int out_fd;
+        bool ndjson;
+} cli_remote_call_args;
+int cli_remote_call(const cli_remote_call_args *a, long *ret_status, char **ret_data, size_t *ret_len);
+/* Print an {"code","message",...} error object; the exit status. */
+int cli_remote_print_error(json_t *e);
+/* Print an execution's result object as `exec` does; the exit status. */
+int cli_remote_print_result(const char *server, long status, const char *data, size_t len, bool json);
+/* `toolruntime session` (session.c). */
+int cli_session(int argc, char **argv);
 
 int cli_exec(int argc, char **argv);
 int cli_doctor(int argc, char **argv);

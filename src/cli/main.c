@@ -18,7 +18,8 @@ static const char main_help[] = "Usage: toolruntime [--version] [--help] COMMAND
                                 "  gc       remove what killed callers left (containers, VMs)\n"
                                 "  mcp      serve MCP over stdio: an `execute` tool running code that calls tools\n"
                                 "  tools    list the configured tools, print their typed Python stubs\n"
-                                "  serve    run the HTTP service (/v1/execute, Piston's /api/v2, /metrics)\n"
+                                "  serve    run the HTTP service (/v1/execute, sessions, Piston's /api/v2, /metrics)\n"
+                                "  session  sessions on a serve: create, exec, cp, ls, rm\n"
                                 "  help     show help for a command\n"
                                 "\n"
                                 "Run 'toolruntime COMMAND --help' for a command's options.\n";
@@ -28,7 +29,7 @@ static const struct {
         int (*fn)(int, char **);
 } commands[] = {
         { "exec", cli_exec }, { "doctor", cli_doctor }, { "image", cli_image }, { "gc", cli_gc },
-        { "mcp", cli_mcp },   { "tools", cli_tools },   { "serve", cli_serve },
+        { "mcp", cli_mcp },   { "tools", cli_tools },   { "serve", cli_serve }, { "session", cli_session },
 };
 
 int main(int argc, char **argv) {
