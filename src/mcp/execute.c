@@ -297,6 +297,10 @@ static char *summary(json_t *st, const tr_error *err) {
 }
 
 json_t *mcps_execute(mcps_call *c, json_t *args) {
+        return mcps_execute_in(c, args, NULL);
+}
+
+json_t *mcps_execute_in(mcps_call *c, json_t *args, tr_session *session) {
         mcps_server *s = c->s;
         _cleanup_(tr_request_freep) tr_request *req = NULL;
         if (tr_request_new(&req, NULL) < 0)
@@ -312,7 +316,8 @@ json_t *mcps_execute(mcps_call *c, json_t *args) {
 
         _cleanup_(tr_result_freep) tr_result *res = NULL;
         _cleanup_(tr_error_freep) tr_error *err = NULL;
-        int r = tr_runtime_execute(s->cfg.rt, req, c->cancel, &res, &err);
+        int r = session ? tr_session_execute(session, req, c->cancel, &res, &err)
+                        : tr_runtime_execute(s->cfg.rt, req, c->cancel, &res, &err);
         json_t *st = structured(res, r < 0 ? err : NULL, &lim);
         _cleanup_free_ char *text = st ? summary(st, r < 0 ? err : NULL) : NULL;
         if (!st || !text) {

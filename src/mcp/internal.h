@@ -48,6 +48,11 @@ struct mcps_server {
         bool stopping;
         pthread_t ticker;
         bool ticker_started;
+
+        /* The session tools' sessions (sessions.c), under their own lock:
+         * their calls are slow and must not hold up sends. */
+        pthread_mutex_t sess_lock;
+        struct mcps_session *sessions;
 };
 
 /* Send a message (the caller holds no lock). */
@@ -65,3 +70,16 @@ json_t *mcps_tools_call(mcps_call *c, int *ret_code, char **ret_msg);
 /* execute.c */
 json_t *mcps_execute_tool(mcps_server *s);
 json_t *mcps_execute(mcps_call *c, json_t *args);
+/* The same in a session (NULL: a fresh sandbox, as execute). */
+json_t *mcps_execute_in(mcps_call *c, json_t *args, tr_session *session);
+
+/* sessions.c: session_create, session_execute, session_delete. */
+typedef struct mcps_session mcps_session;
+/* The three tools' definitions (a new array). */
+json_t *mcps_session_tools(void);
+/* A call to one of them (*ret_handled false: not a session tool). */
+json_t *mcps_session_call(mcps_call *c, const char *name, json_t *args, bool *ret_handled);
+/* End the expired sessions (the ticker, once a second). */
+void mcps_sessions_sweep(mcps_server *s);
+/* End them all (the server is going away; no call runs). */
+void mcps_sessions_free(mcps_server *s);

@@ -293,6 +293,13 @@ static void *ticker_main(void *arg) {
                                 json_object_set_new(p, "total", json_real((double) c->timeout_ms / 1000.0));
                         mcps_send_locked(s, json_pack("{s:s, s:o}", "method", "notifications/progress", "params", p));
                 }
+                if (s->stopping)
+                        break;
+                /* Expired sessions end (outside the send lock: a sandbox
+                 * takes a while to destroy). */
+                pthread_mutex_unlock(&s->lock);
+                mcps_sessions_sweep(s);
+                pthread_mutex_lock(&s->lock);
         }
         pthread_mutex_unlock(&s->lock);
         return NULL;
@@ -400,6 +407,7 @@ int mcps_server_new(const mcps_config *cfg, mcps_send_fn send, void *userdata, m
         s->log_level = 3; /* warning, until the client says otherwise */
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
+        pthread_mutex_init(&s->sess_lock, NULL);
         if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0) {
                 mcps_server_free(s);
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "cannot start a thread");
@@ -433,6 +441,8 @@ void mcps_server_free(mcps_server *s) {
                 pthread_join(c->thread, NULL);
                 call_free(c);
         }
+        mcps_sessions_free(s);
+        pthread_mutex_destroy(&s->sess_lock);
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->lock);
         free(s);

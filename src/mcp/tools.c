@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The MCP server's tools: tools/list (execute, plus every upstream tool with
- * --expose-tools) and tools/call dispatch.  A passed-through tool runs on
+ * The MCP server's tools: tools/list (execute, the session tools, plus every
+ * upstream tool with --expose-tools) and tools/call dispatch.  A passed-through tool runs on
  * the host through the gateway, like the upstream server would run it: no
  * sandbox is involved, and the per-execution limits do not apply (there is
  * no execution); it exists for clients that want a plain tool next to code
@@ -39,6 +39,9 @@ static json_t *upstream_tools(mcps_server *s) {
 json_t *mcps_tools_list(mcps_server *s) {
         json_t *list = json_array();
         json_array_append_new(list, mcps_execute_tool(s));
+        json_t *st = mcps_session_tools();
+        json_array_extend(list, st);
+        json_decref(st);
         if (s->cfg.expose_tools) {
                 json_t *ups = upstream_tools(s);
                 size_t i;
@@ -93,6 +96,10 @@ json_t *mcps_tools_call(mcps_call *c, int *ret_code, char **ret_msg) {
         }
         if (streq(name, "execute"))
                 return mcps_execute(c, args);
+        bool handled = false;
+        json_t *sr = name ? mcps_session_call(c, name, args, &handled) : NULL;
+        if (handled)
+                return sr;
         if (s->cfg.expose_tools) {
                 json_t *ups = upstream_tools(s);
                 size_t i;
