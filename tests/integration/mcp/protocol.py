@@ -184,8 +184,8 @@ def t_expose_tools():
     p = start("--expose-tools", "--mcp", "dyn=%s %s" % (sys.executable, srv))
     r = rpc(p, "tools/list", None, 1)
     names = [t["name"] for t in r["result"]["tools"]]
-    assert names == ["execute", "dyn.add_tool"], names
-    assert r["result"]["tools"][1]["inputSchema"]["required"] == ["name"]
+    assert names == ["execute", "session_create", "session_execute", "session_delete", "dyn.add_tool"], names
+    assert r["result"]["tools"][4]["inputSchema"]["required"] == ["name"]
     r = rpc(p, "tools/call", {"name": "dyn.add_tool", "arguments": {"name": "x"}}, 2)
     assert r["result"]["content"][0]["text"] == "added x" and "isError" not in r["result"], r
     r = rpc(p, "tools/call", {"name": "dyn.add_tool", "arguments": {"name": 5}}, 3)
