@@ -290,6 +290,23 @@ t_bad_create() {
     assert_eq "$(api "$TA" POST /v1/sessions -d '{"bogus":1}')" 400 "an unknown field"
 }
 
+t_dev_profile() {
+    # unsafe_host (--allow-dev): each curl is its own connection, so each
+    # request its own server thread; the session outlives them.
+    local id url pid
+    start_server dev --allow-dev
+    url=$URL pid=$PID
+    id=$(curl -sS "$url/v1/sessions" -d '{"profile":"dev"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    curl -sS "$url/v1/sessions/$id/execute" -d '{"code":"x = 41"}' >/dev/null
+    sleep 0.5
+    out=$(curl -sS "$url/v1/sessions/$id/execute" -d '{"code":"__out = x + 1"}')
+    assert_eq "$(j "$out" 'j["value"]')" 42 "a dev session across connections"
+    assert_eq "$(j "$out" 'j["backend"]["kind"]')" unsafe_host "its backend"
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null
+    assert_eq "$?" 0 "exit status after SIGTERM with a session alive"
+}
+
 t_restart() {
     local id url pid
     start_server restart
@@ -327,7 +344,7 @@ t_oneshot_files() {
 }
 
 for t in t_state_http t_state_cli t_files t_path_escapes t_killed_by_oom t_idle_and_ttl_expiry t_token_isolation t_caps t_bad_create \
-    t_oneshot_files t_restart; do
+    t_oneshot_files t_dev_profile t_restart; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
     RUN=$((RUN + 1))

@@ -170,11 +170,10 @@ await check("progress while running, and notifications/cancelled stops the execu
   assert.ok(Date.now() - t0 < 40000);
 });
 
-// Sessions on containerd (stdio and serve's /mcp).  Not yet on
-// unsafe_host: its supervisor's PR_SET_PDEATHSIG fires when the thread
-// that created the session ends (each tools/call runs on a worker thread),
-// killing the interpreter; kata's seam is another branch's work.
-if (process.env.EXPECT_BACKEND === "containerd") {
+// Sessions on unsafe_host and containerd (stdio and serve's /mcp); each
+// tools/call runs on its own worker thread, so the session outlives the
+// thread that created it.  kata's seam is another branch's work.
+if (["unsafe_host", "containerd"].includes(process.env.EXPECT_BACKEND || "unsafe_host")) {
   await check("sessions: state across session_execute calls, then session_delete", async () => {
     const { tools } = await client.listTools();
     for (const n of ["session_create", "session_execute", "session_delete"])
