@@ -89,6 +89,8 @@ typedef struct cli_remote_req {
         size_t n_args;
         const char *stdin_data; /* NULL: none */
         size_t stdin_len;
+        const char *const *egress; /* --egress-allow entries */
+        size_t n_egress;
         bool json;
 } cli_remote_req;
 int cli_exec_remote(const cli_remote_req *r);

@@ -9,6 +9,7 @@
 
 #include "toolruntime.h"
 #include "core/runner.h"
+#include "egress/egress.h"
 #include "util/buf.h"
 #include "util/handles.h"
 
@@ -44,6 +45,11 @@ struct tr_request {
         void *output_userdata;
         tr_tool_call_fn tool_call_fn;
         void *tool_call_userdata;
+        /* The egress allowlist as given (NULL-terminated; NULL: none) and
+         * parsed, in the same order. */
+        char **egress;
+        tr__egress_target *egress_targets;
+        size_t n_egress;
 };
 
 typedef struct tr__tool_call_rec {
@@ -70,6 +76,11 @@ struct tr_result {
         tr_limits_enforced enforced;
         tr__tool_call_rec *calls;
         size_t n_calls;
+        /* The egress proxy's counts for this execution (has_egress: the
+         * sandbox had an allowlist). */
+        bool has_egress;
+        uint64_t egress_allowed, egress_denied;
+        char **egress_denied_targets; /* NULL-terminated or NULL */
         /* Tool-call records arrive from gateway server threads. */
         pthread_mutex_t lock;
 };
@@ -99,6 +110,9 @@ struct tr_exec {
         bool in_value;
         bool have_value;
         tr__cbuf value;
+        /* The sandbox's egress proxy (egress/egress.h), set by the backend
+         * from prepare to destroy: each execution's result takes its counts. */
+        tr__egress_proxy *egress;
 };
 
 struct tr_gateway {
@@ -127,6 +141,10 @@ void tr__exec_done_output(tr_exec *ex);
  * `asked` with the profile's defaults in its unset fields.  Fails with
  * invalid_limits when the profile refuses an asked value (profile.c). */
 int tr__profile_effective_limits(tr_profile profile, const tr_limits *asked, tr_limits *ret, tr_error **ret_err);
+/* May a sandbox of `profile` on backend `kind` have the request's egress
+ * allowlist?  0 when it has none or it may; TR_E_INVALID_REQUEST naming
+ * the profile or the backend otherwise (profile.c). */
+int tr__profile_check_egress(tr_profile profile, tr_backend_kind kind, const tr_request *req, tr_error **ret_err);
 
 /* The result object as JSON (result_json.c): tr_result_to_json's tree, for
  * front ends inside the library that embed it. */
