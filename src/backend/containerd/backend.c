@@ -347,6 +347,17 @@ static int plan_env_and_gateway(const ctrd_backend *b, ctrd_sb *s, const tr_requ
          * the port is a constant.  NO_PROXY is empty: nothing bypasses it
          * (and nothing could: there is no route). */
         if (tr_request_egress_allow_count(req)) {
+                /* The proxy listens in the network namespace of the task's
+                 * host process: runc's container lives there, but a runtime
+                 * with a network stack of its own (gVisor's netstack, a
+                 * Kata VM) would never see it.  Refused rather than left
+                 * unreachable. */
+                if (!strstr(b->runtime, ".runc."))
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "egress",
+                                            "an egress allowlist needs the runc runtime (io.containerd.runc.v2): "
+                                            "runtime %s has a network stack of its own that the egress proxy "
+                                            "cannot be reached from",
+                                            b->runtime);
                 static const char *const names[] = { "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                                                      "http_proxy", "https_proxy", "all_proxy" };
                 for (size_t i = 0; i < ARRAY_SIZE(names); i++)

@@ -205,6 +205,9 @@ t_egress_refused() {
     trx dev --egress-allow example.com:443 -c 'print(1)'
     assert_eq "$(j .error.code)" invalid_request "dev on containerd: error code"
     assert_contains "$(j .error.message)" "host's network" "dev on containerd: error message"
+    trx standard --runtime io.containerd.runsc.v1 --egress-allow example.com:443 -c 'print(1)'
+    assert_eq "$(j .error.code)" invalid_request "gVisor runtime: error code"
+    assert_contains "$(j .error.message)" "needs the runc runtime" "gVisor runtime: error message"
     # kata refuses before any VM boots (the refusal is the core's, after routing).
     OUT=$("$TOOLRUNTIME_BIN" exec --json -b kata --egress-allow example.com:443 -c 'print(1)' 2>"$WORK/stderr")
     assert_eq "$(j .error.code)" invalid_request "kata: error code"
