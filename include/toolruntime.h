@@ -781,11 +781,12 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
  *   tr_pool_new      refuses a shape routed to a backend without the
  *                    lifecycle (kata today: it has no prepare step);
  *                    copies `shape` (profile, language, limits, arguments,
- *                    timeout, output cap, gateway; no code) and starts
+ *                    egress allowlist, timeout, output cap, gateway; no
+ *                    code) and starts
  *                    filling; the shape's gateway must outlive the pool.
  *   tr_pool_execute  runs `req` in a ready sandbox when one is there and the
  *                    request fits the shape (same profile, language,
- *                    effective limits and arguments; its code, timeout,
+ *                    effective limits, arguments and egress allowlist; its code, timeout,
  *                    output callback and tools are its own), else cold
  *                    through tr_runtime_execute.  The result's backend
  *                    detail "pool" says which: "warm" or "cold".
