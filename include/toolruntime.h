@@ -467,8 +467,7 @@ TR_PUBLIC const char *tr_request_arg_at(const tr_request *req, size_t i);
 #define TR_MAX_EGRESS_ALLOW       64
 #define TR_MAX_EGRESS_ENTRY_BYTES 262
 #define TR_EGRESS_PROXY_PORT      3128
-TR_PUBLIC int tr_request_set_egress_allow(tr_request *req, const char *const *host_ports, size_t n,
-                                          tr_error **ret_err);
+TR_PUBLIC int tr_request_set_egress_allow(tr_request *req, const char *const *host_ports, size_t n, tr_error **ret_err);
 TR_PUBLIC size_t tr_request_egress_allow_count(const tr_request *req);
 /* The entry as the caller gave it; NULL when i is out of range. */
 TR_PUBLIC const char *tr_request_egress_allow_at(const tr_request *req, size_t i);

@@ -534,7 +534,8 @@ int cli_exec(int argc, char **argv) {
                         fprintf(stderr, "toolruntime: the snippet was killed by %s\n", tr_result_signal_name(res));
                 uint64_t allowed = 0, denied = 0;
                 if (tr_result_egress(res, &allowed, &denied) && denied) {
-                        fprintf(stderr, "toolruntime: egress denied %llu connection(s) to targets not in the allowlist:",
+                        fprintf(stderr,
+                                "toolruntime: egress denied %llu connection(s) to targets not in the allowlist:",
                                 (unsigned long long) denied);
                         for (size_t i = 0; i < tr_result_egress_denied_target_count(res); i++)
                                 fprintf(stderr, " %s", tr_result_egress_denied_target_at(res, i));

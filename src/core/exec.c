@@ -285,7 +285,8 @@ static void take_egress(tr_exec *ex, tr_result *res) {
         res->egress_denied += c.denied;
         for (size_t i = 0; i < c.n_denied_targets; i++) {
                 size_t n = tr__strv_len(res->egress_denied_targets);
-                if (n < TR__EGRESS_MAX_DENIED_TARGETS && tr__strv_push(&res->egress_denied_targets, c.denied_targets[i]) < 0)
+                if (n < TR__EGRESS_MAX_DENIED_TARGETS &&
+                    tr__strv_push(&res->egress_denied_targets, c.denied_targets[i]) < 0)
                         break;
         }
         tr__egress_counts_done(&c);

@@ -215,8 +215,7 @@ TR_PUBLIC int tr_request_set_egress_allow(tr_request *r, const char *const *host
                                             "[IPv6]:PORT)",
                                             e ? TR_MAX_EGRESS_ENTRY_BYTES : 0, e ? e : "", why ? why : "missing");
                 if (tr__strv_push(&v, e) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.egress",
-                                            "out of memory");
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.egress", "out of memory");
         }
         tr__strv_free(r->egress);
         free(r->egress_targets);

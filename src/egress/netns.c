@@ -104,8 +104,8 @@ int tr__egress_listen_netns(pid_t pid, uint16_t port, int *ret_fd, tr_error **re
                                     strerror(e));
         pthread_join(th, NULL);
         if (j.fd < 0) {
-                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "egress", "egress proxy: %s (pid %d): %s",
-                             j.what, (int) pid, strerror(j.err));
+                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "egress", "egress proxy: %s (pid %d): %s", j.what,
+                             (int) pid, strerror(j.err));
                 if (ret_err && *ret_err)
                         tr_error_set_errno(*ret_err, j.err);
                 return -j.err;

@@ -168,8 +168,8 @@ static bool drop_header(const char *line, size_t len) {
 /* The request line in origin-form, the headers minus the hop-by-hop ones,
  * "Connection: close", then whatever body bytes came with the head. */
 static char *rewrite_head(const char *method, size_t mlen, const char *path, size_t plen, const char *version,
-                          size_t vlen, const char *headers, const char *head_end, const char *extra,
-                          size_t extra_len, size_t *ret_len) {
+                          size_t vlen, const char *headers, const char *head_end, const char *extra, size_t extra_len,
+                          size_t *ret_len) {
         size_t cap = mlen + plen + vlen + (size_t) (head_end - headers) + extra_len + 64;
         char *out = malloc(cap);
         if (!out)
@@ -256,9 +256,9 @@ static void serve(tr__egress_proxy *p, int fd) {
                 if (path)
                         plen = (size_t) (sp2 - path);
                 size_t len = 0;
-                _cleanup_free_ char *head = rewrite_head(m, (size_t) (sp1 - m), path, plen, sp2 + 1,
-                                                         (size_t) (eol - sp2 - 1), eol + 2, buf + hl - 2, extra,
-                                                         extra_len, &len);
+                _cleanup_free_ char *head =
+                        rewrite_head(m, (size_t) (sp1 - m), path, plen, sp2 + 1, (size_t) (eol - sp2 - 1), eol + 2,
+                                     buf + hl - 2, extra, extra_len, &len);
                 if (head)
                         tr__egress_relay(fd, up, head, len, p->stop[0]);
         }

@@ -86,9 +86,9 @@ typedef struct half {
         int from, to;
         char buf[RELAY_BUF];
         size_t off, len;
-        bool eof;      /* `from` ended (or failed) */
-        bool shut;     /* `to` was shut for writing after the EOF */
-        bool dead;     /* `to` failed: drop what is left */
+        bool eof;  /* `from` ended (or failed) */
+        bool shut; /* `to` was shut for writing after the EOF */
+        bool dead; /* `to` failed: drop what is left */
 } half;
 
 static bool half_done(const half *h) {

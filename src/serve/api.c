@@ -312,8 +312,8 @@ static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz)
 }
 
 void tr__serve_v1_execute(const tr__serve_ctx *ctx, const char *body, size_t len, tr__serve_reply *ret) {
-        static const char *const top[] = { "code", "language", "timeout", "profile", "backend",
-                                           "limits", "args", "stdin", "egress", NULL };
+        static const char *const top[] = { "code",   "language", "timeout", "profile", "backend",
+                                           "limits", "args",     "stdin",   "egress",  NULL };
         static const char *const lims[] = {
                 "memory", "pids", "cpu_quota_ms", "disk", "max_tool_calls", "max_chain_steps", "max_output", NULL
         };

@@ -272,7 +272,7 @@ typedef struct ctrd_sb {
         char *gw_outer, *gw_inner;
         int gw_lock;
         tr_containerd_spec spec;
-        tr__ctrd_sandbox *sb; /* the real runner's; NULL with an injected runner */
+        tr__ctrd_sandbox *sb;    /* the real runner's; NULL with an injected runner */
         tr__egress_proxy *proxy; /* with an egress allowlist, from start to destroy */
 } ctrd_sb;
 

@@ -466,8 +466,7 @@ int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec,
         if (ccx.deadline_ns < deadline)
                 ccx.deadline_ns = deadline;
         int64_t t = tr__now_ns();
-        r = tr__ctrd_task_create(&ccx, sb->id, &sb->mounts, sb->fifo[0], sb->fifo[1], sb->fifo[2], &sb->pid,
-                                 ret_err);
+        r = tr__ctrd_task_create(&ccx, sb->id, &sb->mounts, sb->fifo[0], sb->fifo[1], sb->fifo[2], &sb->pid, ret_err);
         t = span(sb->cl, ex, "task.create", t);
         if (r < 0) {
                 if (ret_err && *ret_err && tr_error_code(*ret_err) == TR_E_CONTAINER_FAILED) {

@@ -32,14 +32,10 @@ Test(egress, parse_valid) {
         static const struct {
                 const char *in, *canon;
         } ok[] = {
-                { "example.com:443", "example.com:443" },
-                { "API.Example.COM:8080", "api.example.com:8080" },
-                { "example.com.:80", "example.com:80" },
-                { "127.0.0.1:1", "127.0.0.1:1" },
-                { "[::1]:65535", "[::1]:65535" },
-                { "[0:0::1]:80", "[::1]:80" },
-                { "localhost:3000", "localhost:3000" },
-                { "my_host-1.internal:5432", "my_host-1.internal:5432" },
+                { "example.com:443", "example.com:443" }, { "API.Example.COM:8080", "api.example.com:8080" },
+                { "example.com.:80", "example.com:80" },  { "127.0.0.1:1", "127.0.0.1:1" },
+                { "[::1]:65535", "[::1]:65535" },         { "[0:0::1]:80", "[::1]:80" },
+                { "localhost:3000", "localhost:3000" },   { "my_host-1.internal:5432", "my_host-1.internal:5432" },
         };
         for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
                 tr__egress_target t = parse_ok(ok[i].in);
@@ -50,11 +46,29 @@ Test(egress, parse_valid) {
 
 Test(egress, parse_invalid) {
         static const char *const bad[] = {
-                "",           "example.com",     "example.com:",      "example.com:0",  "example.com:65536",
-                "example.com:+80", "example.com:8o", ":80",             "*.example.com:443", "::1:80",
-                "[::1:80",    "[zz]:80",         "127.1:80",          "0x7f000001:80",  "1.2.3.4.5:80",
-                "a b:80",     "user@host:80",    "-bad.example:80",   "bad-.example:80", "a..b:80",
-                "host\n:80",  "host:80 ",        "example.com:123456",
+                "",
+                "example.com",
+                "example.com:",
+                "example.com:0",
+                "example.com:65536",
+                "example.com:+80",
+                "example.com:8o",
+                ":80",
+                "*.example.com:443",
+                "::1:80",
+                "[::1:80",
+                "[zz]:80",
+                "127.1:80",
+                "0x7f000001:80",
+                "1.2.3.4.5:80",
+                "a b:80",
+                "user@host:80",
+                "-bad.example:80",
+                "bad-.example:80",
+                "a..b:80",
+                "host\n:80",
+                "host:80 ",
+                "example.com:123456",
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 tr__egress_target t;
