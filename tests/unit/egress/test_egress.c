@@ -285,3 +285,29 @@ Test(egress, proxy_relays_denies_and_leaves_nothing) {
         close(up_fd);
         pthread_join(up_th, NULL);
 }
+
+/* At most TR__EGRESS_MAX_CONNS clients at once: the next one is answered
+ * 503 at once; freeing the proxy ends every waiting one. */
+Test(egress, connection_cap_then_free_ends_all) {
+        uint16_t proxy_port;
+        tr__egress_target allow[1] = { parse_ok("127.0.0.1:9") };
+        int lfd = listen_local(&proxy_port);
+        tr__egress_proxy *p = NULL;
+        cr_assert_eq(tr__egress_proxy_start(lfd, allow, 1, NULL, NULL, &p, NULL), 0);
+        int fds[TR__EGRESS_MAX_CONNS];
+        for (size_t i = 0; i < TR__EGRESS_MAX_CONNS; i++) {
+                fds[i] = dial(proxy_port);
+                send(fds[i], "CONNECT ", 8, MSG_NOSIGNAL); /* and never the rest */
+        }
+        /* The accept thread counts each as it spawns its thread. */
+        usleep(300 * 1000);
+        char out[512];
+        exchange(proxy_port, "CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n", NULL, out, sizeof out);
+        cr_assert(strncmp(out, "HTTP/1.1 503 ", 13) == 0, "%s", out);
+        tr__egress_proxy_free(p);
+        for (size_t i = 0; i < TR__EGRESS_MAX_CONNS; i++) {
+                char b;
+                cr_assert_eq(recv(fds[i], &b, 1, 0), 0, "client %zu still connected", i);
+                close(fds[i]);
+        }
+}
