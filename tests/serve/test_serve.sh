@@ -295,6 +295,10 @@ t_exec_server() {
     assert_eq "$?" 125 "a refused limit through --server"
     "$TR" exec --server "$MAIN_URL" --image x -c 1 2>/dev/null
     assert_eq "$?" 2 "backend options with --server"
+    out=$("$TR" exec --server "$MAIN_URL" --json --egress-allow 127.0.0.1:1 -c 'import urllib.request as u
+try: u.urlopen("http://127.0.0.1:2/", timeout=10)
+except Exception as e: __out = e.code')
+    assert_eq "$(j "$out" '[j["value"], j["egress"]["denied_targets"]]')" '[403, ["127.0.0.1:2"]]' "--egress-allow through --server"
     out=$("$TR" exec --server http://127.0.0.1:1 -c 1 2>&1)
     assert_eq "$?" 125 "no server"
     assert_contains "$out" "[retryable]" "no server is retryable"
