@@ -135,6 +135,17 @@ try:
     print("udp=SENT")
 except Exception as x:
     print("udp=" + err(x))
+# The proxy's port cannot be taken over (it listens before the code arrives,
+# without SO_REUSEPORT).
+try:
+    h = socket.socket()
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    h.bind(("127.0.0.1", 3128))
+    h.listen(1)
+    print("hijack=BOUND")
+except Exception as x:
+    print("hijack=" + err(x))
 try:
     socket.getaddrinfo("example.com", 443)
     print("dns=RESOLVED")
@@ -167,6 +178,7 @@ t_egress_allowlist() {
     assert_eq "$(kv packet)" "PermissionError:EPERM" "packet socket"
     assert_eq "$(kv udp)" "OSError:ENETUNREACH" "UDP datagram out"
     assert_eq "$(kv dns)" gaierror "DNS from inside the sandbox"
+    assert_eq "$(kv hijack)" "OSError:EADDRINUSE" "binding the proxy's port from inside"
     assert_eq "$(j .egress.allowed)" 2 "egress.allowed (A and the echo server)"
     assert_eq "$(j .egress.denied)" 2 "egress.denied (B and example.com)"
     assert_eq "$(j '.egress.denied_targets | sort | join(",")')" "127.0.0.1:$PORT_B,example.com:443" "egress.denied_targets"
