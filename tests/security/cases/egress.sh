@@ -227,6 +227,39 @@ t_egress_refused() {
     assert_eq "$(backend_state)" "$before" "nothing created by refused requests"
 }
 
+# The MCP server's operator-set allowlist (toolruntime mcp --egress-allow):
+# each execute call's sandbox gets it, and structuredContent counts.
+t_egress_mcp() {
+    egress_servers_start
+    OUT=$(python3 - "$TOOLRUNTIME_BIN" "$TR_TEST_CONTAINERD_SOCKET" "$NS" "$IMAGE" "$PORT_A" "$PORT_B" <<'PYEOF'
+import json, subprocess, sys
+tr, sock, ns, image, a, b = sys.argv[1:]
+p = subprocess.Popen([tr, "mcp", "-b", "containerd", "--socket", sock, "--namespace", ns, "--image", image,
+                      "--egress-allow", "127.0.0.1:" + a], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL, text=True)
+code = ("import urllib.request as u\nr = [u.urlopen('http://127.0.0.1:%s/mcp').read().decode()]\n"
+        "try: u.urlopen('http://127.0.0.1:%s/')\nexcept Exception as e: r.append(e.code)\n__out = r" % (a, b))
+for m in [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+           "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+          {"jsonrpc": "2.0", "method": "notifications/initialized"},
+          {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "execute", "arguments": {"code": code}}}]:
+    p.stdin.write(json.dumps(m) + "\n")
+    p.stdin.flush()
+while True:
+    m = json.loads(p.stdout.readline())
+    if m.get("id") == 2:
+        break
+p.stdin.close()
+p.wait(timeout=30)
+print(json.dumps(m["result"]["structuredContent"]))
+PYEOF
+)
+    assert_eq "$(j '.value | tostring')" '["EGRESS-A-OK path=/mcp",403]' "mcp: value"
+    assert_eq "$(j '[.egress.allowed, .egress.denied] | tostring')" '[1,1]' "mcp: egress counts"
+    egress_servers_stop
+}
+
 register_case containerd t_egress_allowlist
+register_case containerd t_egress_mcp
 register_case containerd t_egress_none
 register_case containerd t_egress_refused
