@@ -84,7 +84,22 @@ void tr__exec_set_egress(tr_exec *ex, tr__egress_proxy *proxy);
  * log denials through it). */
 void tr__exec_logger(const tr_exec *ex, tr_log_fn *ret_fn, void **ret_userdata);
 
-/* ---- inside the layer (relay.c) ---- */
+/* ---- inside the layer ---- */
+
+/* One client request (request.c): its target, and for plain HTTP the head
+ * to send upstream (origin-form request line, hop-by-hop headers dropped,
+ * "Connection: close", then the body bytes that came with the head). */
+typedef struct tr__egress_request {
+        tr__egress_target target;
+        bool is_connect;
+        char *head; /* NULL for CONNECT */
+        size_t head_len;
+} tr__egress_request;
+/* `buf` holds `got` bytes, NUL-terminated, the head being its first `hl`
+ * (through "\r\n\r\n", no NUL inside).  -1 with *ret_why on a request the
+ * proxy refuses (400). */
+int tr__egress_parse_request(const char *buf, size_t hl, size_t got, tr__egress_request *ret, const char **ret_why);
+void tr__egress_request_done(tr__egress_request *rq);
 
 /* Resolve `t` on the host and connect to its first address that answers,
  * before `deadline_ns` (CLOCK_MONOTONIC) or `stop_fd` turning readable.

@@ -124,80 +124,12 @@ static ssize_t read_head(tr__egress_proxy *p, int fd, char *buf, size_t *ret_len
         }
 }
 
-/* An absolute-form "http://authority/path": the target and where the
- * origin-form path starts (NULL: "/"). */
-static int parse_absolute(const char *uri, size_t len, tr__egress_target *t, const char **ret_path,
-                          const char **ret_why) {
-        if (len < 7 || strncasecmp(uri, "http://", 7) != 0) {
-                *ret_why = len >= 8 && strncasecmp(uri, "https://", 8) == 0
-                                   ? "use CONNECT for https:// (HTTPS_PROXY does)"
-                                   : "the request target must be absolute-form http://HOST[:PORT]/PATH or CONNECT";
-                return -1;
-        }
-        const char *a = uri + 7, *end = uri + len, *e = a;
-        while (e < end && *e != '/' && *e != '?' && *e != '#')
-                e++;
-        *ret_path = e < end ? e : NULL;
-        if (memchr(a, '@', (size_t) (e - a))) {
-                *ret_why = "credentials in the URL are not supported";
-                return -1;
-        }
-        /* host, [v6], host:port or [v6]:port */
-        const char *colon = NULL;
-        for (const char *c = a; c < e; c++)
-                if (*c == ':')
-                        colon = c;
-        const char *rb = memchr(a, ']', (size_t) (e - a));
-        if (colon && (!rb || colon > rb))
-                return tr__egress_parse(a, (size_t) (e - a), t, ret_why);
-        return tr__egress_parse_host(a, (size_t) (e - a), 80, t, ret_why);
-}
-
-/* Headers a proxy consumes or must replace (hop-by-hop). */
-static bool drop_header(const char *line, size_t len) {
-        static const char *const names[] = { "proxy-connection:", "proxy-authorization:", "connection:",
-                                             "keep-alive:" };
-        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-                size_t n = strlen(names[i]);
-                if (len >= n && strncasecmp(line, names[i], n) == 0)
-                        return true;
-        }
-        return false;
-}
-
-/* The request line in origin-form, the headers minus the hop-by-hop ones,
- * "Connection: close", then whatever body bytes came with the head. */
-static char *rewrite_head(const char *method, size_t mlen, const char *path, size_t plen, const char *version,
-                          size_t vlen, const char *headers, const char *head_end, const char *extra, size_t extra_len,
-                          size_t *ret_len) {
-        size_t cap = mlen + plen + vlen + (size_t) (head_end - headers) + extra_len + 64;
-        char *out = malloc(cap);
-        if (!out)
-                return NULL;
-        size_t n = (size_t) snprintf(out, cap, "%.*s %.*s %.*s\r\n", (int) mlen, method, plen ? (int) plen : 1,
-                                     plen ? path : "/", (int) vlen, version);
-        for (const char *l = headers; l < head_end;) {
-                const char *eol = strstr(l, "\r\n");
-                if (!eol || eol == l)
-                        break;
-                size_t ll = (size_t) (eol - l);
-                if (!drop_header(l, ll)) {
-                        memcpy(out + n, l, ll + 2);
-                        n += ll + 2;
-                }
-                l = eol + 2;
-        }
-        n += (size_t) snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
-        memcpy(out + n, extra, extra_len);
-        *ret_len = n + extra_len;
-        return out;
-}
-
 static void serve(tr__egress_proxy *p, int fd) {
         char *buf = malloc(HEAD_MAX + 1);
         if (!buf)
                 return;
         size_t got = 0;
+        tr__egress_request rq = { 0 };
         ssize_t hl = read_head(p, fd, buf, &got);
         const char *why = NULL;
         if (hl < 0) {
@@ -206,25 +138,13 @@ static void serve(tr__egress_proxy *p, int fd) {
         }
         if (hl == 0)
                 goto out;
-        /* METHOD SP TARGET SP VERSION CRLF */
-        const char *m = buf, *sp1 = strchr(m, ' '), *eol = strstr(buf, "\r\n");
-        const char *sp2 = sp1 && sp1 < eol ? memchr(sp1 + 1, ' ', (size_t) (eol - sp1 - 1)) : NULL;
-        if (!sp1 || !sp2 || sp1 == m || sp2 == sp1 + 1 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
-                reply(fd, 400, "Bad Request", "not an HTTP/1 proxy request\n");
-                goto out;
-        }
-        const char *uri = sp1 + 1;
-        size_t ulen = (size_t) (sp2 - uri);
-        bool is_connect = (size_t) (sp1 - m) == 7 && strncmp(m, "CONNECT", 7) == 0;
-        tr__egress_target t;
-        const char *path = NULL;
-        int r = is_connect ? tr__egress_parse(uri, ulen, &t, &why) : parse_absolute(uri, ulen, &t, &path, &why);
-        if (r < 0) {
+        if (tr__egress_parse_request(buf, (size_t) hl, got, &rq, &why) < 0) {
                 char body[256];
                 snprintf(body, sizeof body, "bad proxy request: %s\n", why);
                 reply(fd, 400, "Bad Request", body);
                 goto out;
         }
+        const tr__egress_target t = rq.target;
         char target[TR__EGRESS_TARGET_MAX];
         tr__egress_format(&t, target);
         if (!tr__egress_match(p->allow, p->n_allow, &t)) {
@@ -245,25 +165,15 @@ static void serve(tr__egress_proxy *p, int fd) {
                 reply(fd, 502, "Bad Gateway", body);
                 goto out;
         }
-        const char *extra = buf + hl;
-        size_t extra_len = got - (size_t) hl;
-        if (is_connect) {
+        if (rq.is_connect) {
                 static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
                 if (send(fd, ok, sizeof ok - 1, MSG_NOSIGNAL) == (ssize_t) (sizeof ok - 1))
-                        tr__egress_relay(fd, up, extra, extra_len, p->stop[0]);
-        } else {
-                size_t plen = 0;
-                if (path)
-                        plen = (size_t) (sp2 - path);
-                size_t len = 0;
-                _cleanup_free_ char *head =
-                        rewrite_head(m, (size_t) (sp1 - m), path, plen, sp2 + 1, (size_t) (eol - sp2 - 1), eol + 2,
-                                     buf + hl - 2, extra, extra_len, &len);
-                if (head)
-                        tr__egress_relay(fd, up, head, len, p->stop[0]);
-        }
+                        tr__egress_relay(fd, up, buf + hl, got - (size_t) hl, p->stop[0]);
+        } else
+                tr__egress_relay(fd, up, rq.head, rq.head_len, p->stop[0]);
         close(up);
 out:
+        tr__egress_request_done(&rq);
         free(buf);
 }
 

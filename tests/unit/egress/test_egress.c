@@ -311,3 +311,41 @@ Test(egress, connection_cap_then_free_ends_all) {
                 close(fds[i]);
         }
 }
+
+/* The request parser on its own (the fuzz target's invariants, by example). */
+static int parse_req(const char *s, tr__egress_request *rq, const char **why) {
+        const char *end = strstr(s, "\r\n\r\n");
+        cr_assert_not_null(end);
+        return tr__egress_parse_request(s, (size_t) (end + 4 - s), strlen(s), rq, why);
+}
+
+Test(egress, request_parser) {
+        tr__egress_request rq;
+        const char *why = NULL;
+        cr_assert_eq(parse_req("GET http://Example.com?q=1 HTTP/1.1\r\nKeep-Alive: 5\r\n\r\nxy", &rq, &why), 0);
+        cr_assert_str_eq(rq.target.host, "example.com");
+        cr_assert_eq(rq.target.port, 80);
+        cr_assert_eq(rq.head_len, strlen(rq.head));
+        cr_assert_str_eq(rq.head, "GET /?q=1 HTTP/1.1\r\nConnection: close\r\n\r\nxy");
+        tr__egress_request_done(&rq);
+        cr_assert_eq(parse_req("CONNECT [::1]:443 HTTP/1.1\r\n\r\n", &rq, &why), 0);
+        cr_assert(rq.is_connect);
+        cr_assert_null(rq.head);
+        tr__egress_request_done(&rq);
+        static const char *const bad[] = {
+                "GET http://a.example/ HTTP/1.1\r\nX: 1\nConnection: keep-alive\r\n\r\n", /* bare LF */
+                "GET http://a.example/ HTTP/1.1\r\nX: 1\rY\r\n\r\n",                      /* bare CR */
+                "GET https://a.example/ HTTP/1.1\r\n\r\n",
+                "GET /relative HTTP/1.1\r\n\r\n",
+                "CONNECT a.example HTTP/1.1\r\n\r\n",
+                "CONNECT a.example:443 SPDY/3\r\n\r\n",
+                "CONNECT  a.example:443 HTTP/1.1\r\n\r\n",
+                "GET http://u:p@a.example/ HTTP/1.1\r\n\r\n",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                why = NULL;
+                cr_assert_lt(parse_req(bad[i], &rq, &why), 0, "accepted: %s", bad[i]);
+                cr_assert_not_null(why);
+                tr__egress_request_done(&rq);
+        }
+}
