@@ -82,6 +82,7 @@ static char *rewrite_head(const char *method, size_t mlen, const char *path, siz
         }
         n += (size_t) snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
         memcpy(out + n, extra, extra_len);
+        out[n + extra_len] = '\0'; /* for a reader that wants a string */
         *ret_len = n + extra_len;
         return out;
 }
