@@ -5,8 +5,9 @@
  * matching) and the proxy that enforces them, one per sandbox: a listening
  * socket made inside the sandbox's network namespace (netns.c), threads on
  * the host that read one HTTP CONNECT or absolute-form HTTP request per
- * client connection, check "host:port" against the list, resolve the name
- * on the host, connect and relay bytes both ways (proxy.c, relay.c).  The
+ * client connection (parsed by request.c), check "host:port" against the
+ * list, resolve the name on the host, connect and relay bytes both ways
+ * (proxy.c, relay.c).  The
  * sandbox itself has no route anywhere: the proxy is the only door, and it
  * opens only on the names the caller listed.
  *
