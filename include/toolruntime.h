@@ -466,6 +466,25 @@ TR_PUBLIC int tr_request_add_arg(tr_request *req, const char *arg, tr_error **re
 TR_PUBLIC size_t tr_request_arg_count(const tr_request *req);
 /* NULL when i is out of range; owned by the request. */
 TR_PUBLIC const char *tr_request_arg_at(const tr_request *req, size_t i);
+/* Egress allowlist: "HOST:PORT" entries, HOST a DNS name, an IPv4 literal
+ * or a bracketed IPv6 literal ("[::1]:443"), PORT 1-65535; exact matches
+ * only (no wildcards), host names compared without case.  At most
+ * TR_MAX_EGRESS_ALLOW entries of at most TR_MAX_EGRESS_ENTRY_BYTES each.
+ * NULL/0: no network (the default).  Part of the shape (bound at prepare).
+ * Enforced on the host by a proxy that the sandbox reaches at
+ * http://127.0.0.1:TR_EGRESS_PROXY_PORT inside its own network namespace
+ * (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY in its environment): HTTP CONNECT and
+ * plain HTTP, DNS resolved by the proxy after the check.  The hardened
+ * profile refuses any allowlist; only the containerd backend enforces one
+ * (kata's VM has no network device, unsafe_host has nothing to enforce it
+ * with): elsewhere TR_E_INVALID_REQUEST.  Replaces the list; copied. */
+#define TR_MAX_EGRESS_ALLOW       64
+#define TR_MAX_EGRESS_ENTRY_BYTES 262
+#define TR_EGRESS_PROXY_PORT      3128
+TR_PUBLIC int tr_request_set_egress_allow(tr_request *req, const char *const *host_ports, size_t n, tr_error **ret_err);
+TR_PUBLIC size_t tr_request_egress_allow_count(const tr_request *req);
+/* The entry as the caller gave it; NULL when i is out of range. */
+TR_PUBLIC const char *tr_request_egress_allow_at(const tr_request *req, size_t i);
 /* Which stream a piece of output belongs to. */
 typedef enum tr_stream {
         TR_STREAM_STDOUT = 1,
@@ -558,6 +577,14 @@ TR_PUBLIC const tr_limits_enforced *tr_result_limits_enforced(const tr_result *r
 TR_PUBLIC size_t tr_result_tool_call_count(const tr_result *res);
 /* The record stays owned by the result. */
 TR_PUBLIC const tr_tool_call *tr_result_tool_call_at(const tr_result *res, size_t i);
+/* Egress through the sandbox's proxy during this execution: false when the
+ * sandbox had no allowlist (no network).  Connections allowed and denied
+ * (exact counts), and the first TR_MAX_EGRESS_DENIED_TARGETS distinct
+ * denied "host:port" targets (owned by the result). */
+#define TR_MAX_EGRESS_DENIED_TARGETS 16
+TR_PUBLIC bool tr_result_egress(const tr_result *res, uint64_t *ret_allowed, uint64_t *ret_denied);
+TR_PUBLIC size_t tr_result_egress_denied_target_count(const tr_result *res);
+TR_PUBLIC const char *tr_result_egress_denied_target_at(const tr_result *res, size_t i);
 
 /* The result as one JSON object (compact, ASCII): value, stdout, stderr,
  * exit_code, duration_ms, backend {kind, details}, limits_enforced,
@@ -804,11 +831,12 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
  *   tr_pool_new      refuses a shape routed to a backend without the
  *                    lifecycle (kata today: it has no prepare step);
  *                    copies `shape` (profile, language, limits, arguments,
- *                    timeout, output cap, gateway; no code) and starts
+ *                    egress allowlist, timeout, output cap, gateway; no
+ *                    code) and starts
  *                    filling; the shape's gateway must outlive the pool.
  *   tr_pool_execute  runs `req` in a ready sandbox when one is there and the
  *                    request fits the shape (same profile, language,
- *                    effective limits and arguments; its code, timeout,
+ *                    effective limits, arguments and egress allowlist; its code, timeout,
  *                    output callback and tools are its own), else cold
  *                    through tr_runtime_execute.  The result's backend
  *                    detail "pool" says which: "warm" or "cold".

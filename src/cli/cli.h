@@ -90,6 +90,8 @@ typedef struct cli_remote_req {
         size_t n_args;
         const char *stdin_data; /* NULL: none */
         size_t stdin_len;
+        const char *const *egress; /* --egress-allow entries */
+        size_t n_egress;
         bool json;
         const char *path; /* NULL: /v1/execute; a session's /v1/sessions/ID/execute */
 } cli_remote_req;

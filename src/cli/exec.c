@@ -39,6 +39,14 @@ static const char exec_help[] =
         "                           are not UTF-8, are shown as \\xNN when stdout or stderr\n"
         "                           is a terminal)\n"
         "  -v, --verbose            log what the runtime does on stderr\n"
+        "      --egress-allow HOST:PORT\n"
+        "                           let the snippet reach HOST:PORT through the sandbox's\n"
+        "                           egress proxy (repeatable, at most 64; HOST a name, an\n"
+        "                           IPv4 address or [IPv6]; exact matches, no wildcards).\n"
+        "                           Default: no network.  containerd backend, standard\n"
+        "                           profile only (hardened, dev, kata, unsafe_host refuse);\n"
+        "                           HTTP_PROXY/HTTPS_PROXY/ALL_PROXY point at the proxy,\n"
+        "                           and --json reports \"egress\": allowed/denied counts\n"
         "      --stdin FILE         the snippet's standard input (- : this command's); default:\n"
         "                           none (the snippet reads end of file)\n"
         "      --server URL         send the execution to a running `toolruntime serve`\n"
@@ -138,6 +146,7 @@ enum {
         OPT_SERVER,
         OPT_VM_IMAGE_CACHE,
         OPT_STDIN,
+        OPT_EGRESS_ALLOW,
 };
 
 static const struct option exec_opts[] = {
@@ -174,6 +183,7 @@ static const struct option exec_opts[] = {
         { "tool-env", required_argument, NULL, OPT_TOOL_ENV },
         { "server", required_argument, NULL, OPT_SERVER },
         { "stdin", required_argument, NULL, OPT_STDIN },
+        { "egress-allow", required_argument, NULL, OPT_EGRESS_ALLOW },
         CLI_PULL_LONG_OPTIONS,
         { 0 },
 };
@@ -217,8 +227,8 @@ int cli_exec(int argc, char **argv) {
         const char *code = NULL, *backend = NULL, *profile = NULL, *language = NULL, *file = NULL;
         const char *tools = NULL, *server = getenv("TOOLRUNTIME_SERVER"), *vm_image_cache = NULL;
         const char *stdin_file = NULL;
-        const char **mcp = NULL, **tool_env = NULL;
-        size_t n_mcp = 0, n_tool_env = 0;
+        const char **mcp = NULL, **tool_env = NULL, **egress = NULL;
+        size_t n_mcp = 0, n_tool_env = 0, n_egress = 0;
         bool json = false, verbose = false;
         int64_t timeout_ms = 0, max_output = 0;
         /* Only the options given are set: the rest take the profile's
@@ -229,7 +239,7 @@ int cli_exec(int argc, char **argv) {
         cli_pull_args pull = { 0 };
         int c;
 
-        _cleanup_free_ const char **mcp_owner = NULL, **tool_env_owner = NULL;
+        _cleanup_free_ const char **mcp_owner = NULL, **tool_env_owner = NULL, **egress_owner = NULL;
         /* Everything after the first "--" is the snippet's arguments. */
         int n_opts = argc, first_arg = argc;
         for (int i = 1; i < argc; i++)
@@ -334,6 +344,17 @@ int cli_exec(int argc, char **argv) {
                         mcp[n_mcp++] = optarg;
                         break;
                 }
+                case OPT_EGRESS_ALLOW: {
+                        if (n_egress >= TR_MAX_EGRESS_ALLOW)
+                                return cli_usage_error("exec", "--egress-allow: at most %d entries",
+                                                       TR_MAX_EGRESS_ALLOW);
+                        const char **m = realloc(egress_owner, (n_egress + 1) * sizeof(*m));
+                        if (!m)
+                                return CLI_EXIT_ERROR;
+                        egress = egress_owner = m;
+                        egress[n_egress++] = optarg;
+                        break;
+                }
                 case OPT_TOOL_ENV: {
                         const char **m = realloc(tool_env_owner, (n_tool_env + 1) * sizeof(*m));
                         if (!m)
@@ -427,6 +448,8 @@ int cli_exec(int argc, char **argv) {
                         .json = json,
                         .stdin_data = stdin_data,
                         .stdin_len = stdin_len,
+                        .egress = egress,
+                        .n_egress = n_egress,
                 };
                 return cli_exec_remote(&rr);
         }
@@ -477,6 +500,8 @@ int cli_exec(int argc, char **argv) {
                                  "interrupted before the execution started");
         for (int i = first_arg; r >= 0 && i < argc; i++)
                 r = tr_request_add_arg(req, argv[i], &err);
+        if (r >= 0 && n_egress)
+                r = tr_request_set_egress_allow(req, egress, n_egress, &err);
         if (r >= 0) {
                 tr_request_set_timeout_ms(req, timeout_ms);
                 tr_request_set_limits(req, &limits);
@@ -507,6 +532,15 @@ int cli_exec(int argc, char **argv) {
                         fputs("toolruntime: output was truncated (see --max-output)\n", stderr);
                 if (r >= 0 && tr_result_signal_name(res))
                         fprintf(stderr, "toolruntime: the snippet was killed by %s\n", tr_result_signal_name(res));
+                uint64_t allowed = 0, denied = 0;
+                if (tr_result_egress(res, &allowed, &denied) && denied) {
+                        fprintf(stderr,
+                                "toolruntime: egress denied %llu connection(s) to targets not in the allowlist:",
+                                (unsigned long long) denied);
+                        for (size_t i = 0; i < tr_result_egress_denied_target_count(res); i++)
+                                fprintf(stderr, " %s", tr_result_egress_denied_target_at(res, i));
+                        fputc('\n', stderr);
+                }
         }
         if (fflush(stdout) != 0)
                 return CLI_EXIT_ERROR;

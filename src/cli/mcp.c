@@ -45,6 +45,10 @@ static const char mcp_help[] =
         "      --max-concurrent N   executions at once; more wait (default 2)\n"
         "      --expose-tools       also list every upstream tool as an MCP tool (NS.NAME),\n"
         "                           called directly on the host, outside any sandbox\n"
+        "      --egress-allow HOST:PORT\n"
+        "                           every execution may reach HOST:PORT through its\n"
+        "                           sandbox's egress proxy (repeatable; as for `exec`;\n"
+        "                           default: no network; containerd, standard profile)\n"
         "  -v, --verbose            log what the runtime does on stderr\n"
         "\n"
         "containerd backend: --image REF, --namespace NS, --socket PATH, --runtime NAME,\n"
@@ -84,6 +88,7 @@ enum {
         OPT_ACCEL,
         OPT_TOOLS,
         OPT_MCP,
+        OPT_EGRESS_ALLOW,
 };
 
 static const struct option mcp_opts[] = {
@@ -114,6 +119,7 @@ static const struct option mcp_opts[] = {
         { "accel", required_argument, NULL, OPT_ACCEL },
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
+        { "egress-allow", required_argument, NULL, OPT_EGRESS_ALLOW },
         { 0 },
 };
 
@@ -157,6 +163,8 @@ typedef struct mcp_args {
         const char *backend, *profile, *tools;
         const char **mcp;
         size_t n_mcp;
+        const char **egress;
+        size_t n_egress;
         int64_t timeout_ms, max_output, max_code, max_concurrent;
         tr_limits limits;
         bool verbose, expose;
@@ -234,6 +242,17 @@ static int parse_args(int argc, char **argv, mcp_args *a) {
                         a->mcp[a->n_mcp++] = optarg;
                         break;
                 }
+                case OPT_EGRESS_ALLOW: {
+                        if (a->n_egress >= TR_MAX_EGRESS_ALLOW)
+                                return cli_usage_error("mcp", "--egress-allow: at most %d entries",
+                                                       TR_MAX_EGRESS_ALLOW);
+                        const char **m = realloc(a->egress, (a->n_egress + 1) * sizeof(*m));
+                        if (!m)
+                                return CLI_EXIT_ERROR;
+                        a->egress = m;
+                        a->egress[a->n_egress++] = optarg;
+                        break;
+                }
                 case '?': return cli_usage_error("mcp", "invalid arguments");
                 default:
                         if (parse_num(c, optarg, a) != 0)
@@ -280,6 +299,8 @@ static int serve(const mcp_args *a, tr_profile prof, tr_backend_kind kind) {
                 .max_code = a->max_code > 0 ? (size_t) a->max_code : 1024 * 1024,
                 .max_concurrent = a->max_concurrent > 0 ? (int) a->max_concurrent : 2,
                 .expose_tools = a->expose,
+                .egress = a->egress,
+                .n_egress = a->n_egress,
         };
         int out_fd = STDOUT_FILENO;
         mcps_server *srv = NULL;
@@ -307,6 +328,7 @@ int cli_mcp(int argc, char **argv) {
         int r = parse_args(argc, argv, &a);
         if (r != 0) {
                 free(a.mcp);
+                free(a.egress);
                 return r == 1 ? 0 : r;
         }
         tr_backend_kind kind = TR_BACKEND_NONE;
@@ -325,11 +347,23 @@ int cli_mcp(int argc, char **argv) {
                 else if ((r = cli_vm_image_for(&a.bo, NULL, prof, &vm_from_image)) == 0)
                         a.bo.vm_image = vm_from_image;
         }
+        /* A bad allowlist entry is a usage error now, not an error in every
+         * call. */
+        if (r == 0 && a.n_egress) {
+                tr_request *probe = NULL;
+                _cleanup_(tr_error_freep) tr_error *eerr = NULL;
+                if (tr_request_new(&probe, &eerr) < 0 ||
+                    tr_request_set_egress_allow(probe, a.egress, a.n_egress, &eerr) < 0)
+                        r = cli_usage_error("mcp", "--egress-allow: %s",
+                                            eerr ? tr_error_message(eerr) : "out of memory");
+                tr_request_free(probe);
+        }
         if (r == 0) {
                 /* A client that goes away must not kill us mid-cleanup. */
                 signal(SIGPIPE, SIG_IGN);
                 if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
                         free(a.mcp);
+                        free(a.egress);
                         return CLI_EXIT_ERROR;
                 }
                 struct sigaction sa = { .sa_handler = on_signal };
@@ -339,5 +373,6 @@ int cli_mcp(int argc, char **argv) {
                 r = serve(&a, prof, kind);
         }
         free(a.mcp);
+        free(a.egress);
         return r;
 }

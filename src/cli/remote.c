@@ -75,6 +75,12 @@ static json_t *request_json(const cli_remote_req *r) {
                 json_object_set_new(o, "args", args);
         else
                 json_decref(args);
+        if (r->n_egress) {
+                json_t *allow = json_array();
+                for (size_t i = 0; i < r->n_egress; i++)
+                        json_array_append_new(allow, json_string(r->egress[i]));
+                json_object_set_new(o, "egress", json_pack("{s:o}", "allow", allow));
+        }
         if (r->stdin_data) {
                 json_t *in = json_stringn(r->stdin_data, r->stdin_len);
                 if (!in) {

@@ -15,6 +15,7 @@
 #include <sys/random.h>
 
 #include "core/internal.h"
+#include "util/strv.h"
 #include "core/runner.h"
 #include "util/macros.h"
 #include "util/timeutil.h"
@@ -266,8 +267,37 @@ static int take_value(tr_exec *ex, char **ret_json, tr_error **ret_err) {
         return 0;
 }
 
+void tr__exec_set_egress(tr_exec *ex, tr__egress_proxy *proxy) {
+        ex->egress = proxy;
+}
+
+void tr__exec_logger(const tr_exec *ex, tr_log_fn *ret_fn, void **ret_userdata) {
+        *ret_fn = ex->log;
+        *ret_userdata = ex->log_userdata;
+}
+
+/* What the sandbox's proxy saw since the previous execution (the proxy
+ * lives from prepare to destroy; a session's executions share it). */
+static void take_egress(tr_exec *ex, tr_result *res) {
+        if (!ex->egress)
+                return;
+        tr__egress_counts c;
+        tr__egress_proxy_take_counts(ex->egress, &c);
+        res->has_egress = true;
+        res->egress_allowed += c.allowed;
+        res->egress_denied += c.denied;
+        for (size_t i = 0; i < c.n_denied_targets; i++) {
+                size_t n = tr__strv_len(res->egress_denied_targets);
+                if (n < TR__EGRESS_MAX_DENIED_TARGETS &&
+                    tr__strv_push(&res->egress_denied_targets, c.denied_targets[i]) < 0)
+                        break;
+        }
+        tr__egress_counts_done(&c);
+}
+
 int tr__exec_finish_output(tr_exec *ex, tr_error **ret_err) {
         tr_result *res = ex->res;
+        take_egress(ex, res);
         pthread_mutex_lock(&ex->lock);
         /* Held bytes that never became a marker are output after all. */
         if (ex->match > 0)

@@ -9,6 +9,7 @@
 
 #include "toolruntime.h"
 #include "core/runner.h"
+#include "egress/egress.h"
 #include "util/buf.h"
 #include "util/handles.h"
 
@@ -52,6 +53,11 @@ struct tr_request {
          * it on its own copy of the caller's shape; tr__runner_argv then
          * gives the session runner). */
         bool session;
+        /* The egress allowlist as given (NULL-terminated; NULL: none) and
+         * parsed, in the same order. */
+        char **egress;
+        tr__egress_target *egress_targets;
+        size_t n_egress;
 };
 
 typedef struct tr__req_file {
@@ -89,6 +95,11 @@ struct tr_result {
         tr_limits_enforced enforced;
         tr__tool_call_rec *calls;
         size_t n_calls;
+        /* The egress proxy's counts for this execution (has_egress: the
+         * sandbox had an allowlist). */
+        bool has_egress;
+        uint64_t egress_allowed, egress_denied;
+        char **egress_denied_targets; /* NULL-terminated or NULL */
         /* Tool-call records arrive from gateway server threads. */
         pthread_mutex_t lock;
 };
@@ -119,6 +130,9 @@ struct tr_exec {
         bool in_value;
         bool have_value;
         tr__cbuf value;
+        /* The sandbox's egress proxy (egress/egress.h), set by the backend
+         * from prepare to destroy: each execution's result takes its counts. */
+        tr__egress_proxy *egress;
 };
 
 struct tr_gateway {
@@ -147,6 +161,10 @@ void tr__exec_done_output(tr_exec *ex);
  * `asked` with the profile's defaults in its unset fields.  Fails with
  * invalid_limits when the profile refuses an asked value (profile.c). */
 int tr__profile_effective_limits(tr_profile profile, const tr_limits *asked, tr_limits *ret, tr_error **ret_err);
+/* May a sandbox of `profile` on backend `kind` have the request's egress
+ * allowlist?  0 when it has none or it may; TR_E_INVALID_REQUEST naming
+ * the profile or the backend otherwise (profile.c). */
+int tr__profile_check_egress(tr_profile profile, tr_backend_kind kind, const tr_request *req, tr_error **ret_err);
 
 /* The result object as JSON (result_json.c): tr_result_to_json's tree, for
  * front ends inside the library that embed it. */

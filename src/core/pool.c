@@ -55,6 +55,8 @@ static int copy_shape(const tr_request *shape, tr_request **ret, tr_error **ret_
                 r = tr_request_set_language(c, tr_request_language(shape), ret_err);
         for (size_t i = 0; r >= 0 && i < tr_request_arg_count(shape); i++)
                 r = tr_request_add_arg(c, tr_request_arg_at(shape, i), ret_err);
+        if (r >= 0 && shape->n_egress)
+                r = tr_request_set_egress_allow(c, (const char *const *) shape->egress, shape->n_egress, ret_err);
         if (r < 0)
                 return r;
         tr_request_set_profile(c, tr_request_profile(shape));
@@ -198,6 +200,11 @@ TR_PUBLIC int tr_pool_new(tr_runtime *rt, const tr_request *shape, size_t size, 
                 r = tr_error_set(ret_err, TR_E_INVALID_REQUEST, tr_backend_kind_of(b), "pool.new",
                                  "the %s backend cannot prepare sandboxes ahead (no prepare step yet): no pool for it",
                                  tr_backend_kind_name(tr_backend_kind_of(b)));
+        /* The egress policy too: a refused allowlist is the caller's error
+         * now, not a refill that fails forever. */
+        if (r >= 0)
+                r = tr__profile_check_egress(tr__runtime_profile_of(rt, p->shape), tr_backend_kind_of(b), p->shape,
+                                             ret_err);
         for (size_t i = 0; r >= 0 && i < WORKERS; i++) {
                 if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
                         r = tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "pool.new",

@@ -96,3 +96,36 @@ int tr__profile_effective_limits(tr_profile p, const tr_limits *asked, tr_limits
         }
         return 0;
 }
+
+/* Egress: the hardened profile promises no network at all, so it refuses
+ * an allowlist rather than quietly opening one; standard and dev take one.
+ * Only a backend that can put a proxy in front of the sandbox enforces it:
+ * containerd (a network namespace of the sandbox's own, the proxy's socket
+ * made inside it) outside dev, which shares the host's network and so has
+ * nothing to enforce with, like unsafe_host; kata's VM has no network
+ * device at all.  Refusing is the only honest answer there: an allowlist
+ * that is silently ignored or silently widened is worse than none. */
+int tr__profile_check_egress(tr_profile p, tr_backend_kind kind, const tr_request *req, tr_error **ret_err) {
+        if (tr_request_egress_allow_count(req) == 0)
+                return 0;
+        if (p == TR_PROFILE_HARDENED)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, kind, "egress",
+                                    "profile '%s' forbids all network egress: it refuses an egress allowlist "
+                                    "(use the standard profile)",
+                                    tr_profile_name(p));
+        const char *why = NULL;
+        if (kind == TR_BACKEND_KATA)
+                why = "its microVM has no network device to send the traffic through a proxy";
+        else if (kind == TR_BACKEND_UNSAFE_HOST)
+                why = "the snippet runs on the host's own network: there is nothing to enforce the list with";
+        else if (kind != TR_BACKEND_CONTAINERD)
+                why = "only the containerd backend enforces one";
+        else if (p == TR_PROFILE_DEV)
+                why = "profile 'dev' shares the host's network there: there is nothing to enforce the list with "
+                      "(use the standard profile)";
+        if (why)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, kind, "egress",
+                                    "the %s backend cannot enforce an egress allowlist: %s", tr_backend_kind_name(kind),
+                                    why);
+        return 0;
+}

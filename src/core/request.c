@@ -74,6 +74,8 @@ TR_PUBLIC void tr_request_free(tr_request *r) {
                 free(r->files[i].data);
         }
         free(r->files);
+        tr__strv_free(r->egress);
+        free(r->egress_targets);
         free(r);
 }
 
@@ -271,6 +273,43 @@ TR_PUBLIC size_t tr_request_arg_count(const tr_request *r) {
 
 TR_PUBLIC const char *tr_request_arg_at(const tr_request *r, size_t i) {
         return i < r->n_args ? r->args[i] : NULL;
+}
+
+TR_PUBLIC int tr_request_set_egress_allow(tr_request *r, const char *const *host_ports, size_t n, tr_error **ret_err) {
+        if (n > TR_MAX_EGRESS_ALLOW)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "request.egress",
+                                    "the egress allowlist has %zu entries; at most %d", n, TR_MAX_EGRESS_ALLOW);
+        if (n && !host_ports)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "request.egress",
+                                    "no allowlist entries given");
+        _cleanup_free_ tr__egress_target *targets = n ? calloc(n, sizeof *targets) : NULL;
+        _cleanup_strv_ char **v = NULL;
+        if (n && !targets)
+                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.egress", "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                const char *e = host_ports[i], *why = NULL;
+                if (!e || tr__egress_parse(e, strlen(e), &targets[i], &why) < 0)
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "request.egress",
+                                            "egress allowlist entry '%.*s' is invalid: %s (write HOST:PORT, "
+                                            "[IPv6]:PORT)",
+                                            e ? TR_MAX_EGRESS_ENTRY_BYTES : 0, e ? e : "", why ? why : "missing");
+                if (tr__strv_push(&v, e) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "request.egress", "out of memory");
+        }
+        tr__strv_free(r->egress);
+        free(r->egress_targets);
+        r->egress = TAKE_PTR(v);
+        r->egress_targets = TAKE_PTR(targets);
+        r->n_egress = n;
+        return 0;
+}
+
+TR_PUBLIC size_t tr_request_egress_allow_count(const tr_request *r) {
+        return r->n_egress;
+}
+
+TR_PUBLIC const char *tr_request_egress_allow_at(const tr_request *r, size_t i) {
+        return i < r->n_egress ? r->egress[i] : NULL;
 }
 
 TR_PUBLIC size_t tr_request_metadata_count(const tr_request *r) {

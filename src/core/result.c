@@ -8,6 +8,7 @@
 
 #include "core/internal.h"
 #include "util/macros.h"
+#include "util/strv.h"
 
 TR_PUBLIC int tr_result_new(tr_result **ret_result, tr_error **ret_err) {
         tr_result *r = calloc(1, sizeof(*r));
@@ -32,6 +33,7 @@ TR_PUBLIC void tr_result_free(tr_result *r) {
                 free(r->calls[i].error_code);
         }
         free(r->calls);
+        tr__strv_free(r->egress_denied_targets);
         pthread_mutex_destroy(&r->lock);
         free(r);
 }
@@ -95,6 +97,20 @@ TR_PUBLIC size_t tr_result_tool_call_count(const tr_result *r) {
 }
 TR_PUBLIC const tr_tool_call *tr_result_tool_call_at(const tr_result *r, size_t i) {
         return i < r->n_calls ? &r->calls[i].pub : NULL;
+}
+
+TR_PUBLIC bool tr_result_egress(const tr_result *r, uint64_t *ret_allowed, uint64_t *ret_denied) {
+        if (ret_allowed)
+                *ret_allowed = r->egress_allowed;
+        if (ret_denied)
+                *ret_denied = r->egress_denied;
+        return r->has_egress;
+}
+TR_PUBLIC size_t tr_result_egress_denied_target_count(const tr_result *r) {
+        return tr__strv_len(r->egress_denied_targets);
+}
+TR_PUBLIC const char *tr_result_egress_denied_target_at(const tr_result *r, size_t i) {
+        return i < tr__strv_len(r->egress_denied_targets) ? r->egress_denied_targets[i] : NULL;
 }
 
 TR_PUBLIC void tr_result_set_exit_code(tr_result *r, int code) {

@@ -70,6 +70,19 @@ json_t *tr__result_json(const tr_result *res, const tr_error *err) {
         }
         json_object_set_new(o, "tool_calls", calls);
 
+        /* Only for a sandbox with an allowlist: without one there is no
+         * network, and nothing to count. */
+        uint64_t allowed = 0, denied = 0;
+        if (res && tr_result_egress(res, &allowed, &denied)) {
+                json_t *eg = json_object(), *targets = json_array();
+                json_object_set_new(eg, "allowed", json_integer((json_int_t) allowed));
+                json_object_set_new(eg, "denied", json_integer((json_int_t) denied));
+                for (size_t i = 0; i < tr_result_egress_denied_target_count(res); i++)
+                        json_array_append_new(targets, json_string(tr_result_egress_denied_target_at(res, i)));
+                json_object_set_new(eg, "denied_targets", targets);
+                json_object_set_new(o, "egress", eg);
+        }
+
         json_t *tr = json_object();
         json_object_set_new(tr, "stdout", json_boolean(res && tr_result_stdout_truncated(res)));
         json_object_set_new(tr, "stderr", json_boolean(res && tr_result_stderr_truncated(res)));

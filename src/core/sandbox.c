@@ -24,6 +24,8 @@ struct tr_sandbox {
         /* The shape a run request must have. */
         char *language;
         char **args;
+        tr__egress_target *egress; /* canonical, as the shape's */
+        size_t n_egress;
         /* The execution; heap-allocated with the sandbox so that a backend
          * may keep pointing at it from prepare to destroy. */
         tr_exec ex;
@@ -101,6 +103,14 @@ static int sandbox_new(tr_runtime *rt, const tr_request *shape, tr_backend *b, t
         int r = sb->language ? 0 : -ENOMEM;
         for (size_t i = 0; r >= 0 && i < tr_request_arg_count(shape); i++)
                 r = tr__strv_push(&sb->args, tr_request_arg_at(shape, i));
+        if (r >= 0 && shape->n_egress) {
+                sb->egress = malloc(shape->n_egress * sizeof *sb->egress);
+                if (sb->egress) {
+                        memcpy(sb->egress, shape->egress_targets, shape->n_egress * sizeof *sb->egress);
+                        sb->n_egress = shape->n_egress;
+                } else
+                        r = -ENOMEM;
+        }
         if (r >= 0)
                 r = tr_result_new(&sb->res, NULL);
         if (r < 0)
@@ -121,6 +131,8 @@ int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *canc
         tr_profile profile = tr__runtime_profile_of(rt, shape);
         tr_limits limits;
         if ((r = tr__profile_effective_limits(profile, &shape->limits, &limits, ret_err)) < 0)
+                return r;
+        if ((r = tr__profile_check_egress(profile, tr_backend_kind_of(b), shape, ret_err)) < 0)
                 return r;
         tr_sandbox *sb = NULL;
         if ((r = sandbox_new(rt, shape, b, &sb, ret_err)) < 0) {
@@ -166,6 +178,18 @@ void tr__sandbox_fail_result(tr_sandbox *sb, int64_t start, tr_result **ret_resu
                 *ret_result = TAKE_PTR(sb->res);
 }
 
+/* The same allowlist, entry for entry in canonical form: a pooled sandbox
+ * whose proxy admits other hosts must never serve the request. */
+static bool same_egress(const tr_sandbox *sb, const tr_request *req) {
+        if (req->n_egress != sb->n_egress)
+                return false;
+        for (size_t i = 0; i < sb->n_egress; i++)
+                if (req->egress_targets[i].port != sb->egress[i].port ||
+                    !streq(req->egress_targets[i].host, sb->egress[i].host))
+                        return false;
+        return true;
+}
+
 /* Does `req` fit the sandbox prepared for its shape? */
 static int check_fits(const tr_sandbox *sb, const tr_request *req, tr_error **ret_err) {
         const char *why = NULL;
@@ -179,12 +203,14 @@ static int check_fits(const tr_sandbox *sb, const tr_request *req, tr_error **re
                 why = "limits";
         else if (tr_request_arg_count(req) != tr__strv_len(sb->args))
                 why = "arguments";
+        else if (!same_egress(sb, req))
+                why = "egress allowlist";
         for (size_t i = 0; !why && i < tr_request_arg_count(req); i++)
                 if (!streq(tr_request_arg_at(req, i), sb->args[i]))
                         why = "arguments";
         if (why)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, sb->kind, "sandbox.run",
-                                    "the request's %s differ from those the sandbox was prepared for", why);
+                                    "the request's %s differ(s) from what the sandbox was prepared for", why);
         return 0;
 }
 
@@ -290,6 +316,7 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb) {
         tr_result_free(sb->res);
         free(sb->language);
         tr__strv_free(sb->args);
+        free(sb->egress);
         free(sb);
 }
 

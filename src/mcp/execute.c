@@ -82,6 +82,9 @@ static json_t *output_schema(void) {
                 "\"required\":[\"tool_id\",\"duration_ms\",\"error_code\"]}},"
                 "\"limits\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}},"
                 "\"limits_enforced\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"boolean\"}},"
+                "\"egress\":{\"type\":\"object\",\"properties\":{\"allowed\":{\"type\":\"integer\"},"
+                "\"denied\":{\"type\":\"integer\"},\"denied_targets\":{\"type\":\"array\",\"items\":"
+                "{\"type\":\"string\"}}}},"
                 "\"truncated\":{\"type\":\"object\",\"properties\":{\"stdout\":{\"type\":\"boolean\"},"
                 "\"stderr\":{\"type\":\"boolean\"}}},"
                 "\"error\":{\"type\":[\"object\",\"null\"],\"properties\":{\"code\":{\"type\":\"string\"},"
@@ -194,7 +197,8 @@ static json_t *build_request(mcps_call *c, json_t *args, tr_request *req, int64_
         }
         tr_error *err = NULL;
         if (tr_request_set_code(req, json_string_value(code), len, &err) < 0 ||
-            tr_request_set_language(req, json_string_value(lang), &err) < 0) {
+            tr_request_set_language(req, json_string_value(lang), &err) < 0 ||
+            tr_request_set_egress_allow(req, s->cfg.egress, s->cfg.n_egress, &err) < 0) {
                 json_t *r = mcps_tool_error("invalid arguments: %s", tr_error_message(err));
                 tr_error_free(err);
                 return r;
@@ -246,6 +250,15 @@ static json_t *structured(const tr_result *res, const tr_error *err, const tr_li
                             json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:b}", "timeout", e->timeout, "tool_calls",
                                       e->tool_calls, "chain_steps", e->chain_steps, "memory", e->memory, "cpu", e->cpu,
                                       "pids", e->pids, "disk", e->disk));
+        uint64_t allowed = 0, denied = 0;
+        if (res && tr_result_egress(res, &allowed, &denied)) {
+                json_t *targets = json_array();
+                for (size_t i = 0; i < tr_result_egress_denied_target_count(res); i++)
+                        json_array_append_new(targets, json_string(tr_result_egress_denied_target_at(res, i)));
+                json_object_set_new(o, "egress",
+                                    json_pack("{s:I, s:I, s:o}", "allowed", (json_int_t) allowed, "denied",
+                                              (json_int_t) denied, "denied_targets", targets));
+        }
         json_object_set_new(o, "truncated",
                             json_pack("{s:b, s:b}", "stdout", res && tr_result_stdout_truncated(res), "stderr",
                                       res && tr_result_stderr_truncated(res)));

@@ -34,6 +34,11 @@ typedef struct mcps_config {
         size_t max_code;    /* bytes of code per call */
         int max_concurrent; /* executions at once; more wait their turn */
         bool expose_tools;  /* each upstream tool as an MCP tool too */
+        /* The operator's egress allowlist for every execution (borrowed;
+         * n_egress 0: no network).  Not a call argument: the model does not
+         * choose where its sandbox may connect. */
+        const char *const *egress;
+        size_t n_egress;
         /* Optional admission around each tools/call execution, for a
          * service whose executions share slots with other front ends:
          * `admit` may block (it runs on the call's worker); false refuses

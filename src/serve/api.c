@@ -233,6 +233,8 @@ int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request 
         }
         for (size_t f = 0; r >= 0 && f < json_array_size(jb->files); f++)
                 r = add_v1_file(req, json_array_get(jb->files, f), f, ret_err);
+        if (r >= 0)
+                r = tr__serve_request_set_egress(req, jb->egress_allow, ret_err);
         if (r < 0)
                 return r;
         tr_request_set_timeout_ms(req, jb->timeout_ms);
@@ -346,6 +348,40 @@ static bool string_array(json_t *v, const char *key, char *msg, size_t msgsz) {
         return ok;
 }
 
+bool tr__serve_parse_egress(json_t *o, json_t **ret_allow, char *msg, size_t msgsz) {
+        static const char *const keys[] = { "allow", NULL };
+        json_t *e = o ? json_object_get(o, "egress") : NULL;
+        *ret_allow = NULL;
+        if (!e || json_is_null(e))
+                return true;
+        if (!json_is_object(e)) {
+                snprintf(msg, msgsz, "'egress' must be an object: {\"allow\": [\"HOST:PORT\", ...]}");
+                return false;
+        }
+        json_t *allow = json_object_get(e, "allow");
+        if (!only_keys(e, keys, "egress.", msg, msgsz) || !string_array(allow, "egress.allow", msg, msgsz))
+                return false;
+        if (json_array_size(allow) > TR_MAX_EGRESS_ALLOW) {
+                snprintf(msg, msgsz, "'egress.allow' has %zu entries; at most %d", json_array_size(allow),
+                         TR_MAX_EGRESS_ALLOW);
+                return false;
+        }
+        *ret_allow = allow && json_array_size(allow) ? allow : NULL;
+        return true;
+}
+
+int tr__serve_request_set_egress(tr_request *req, json_t *allow, tr_error **ret_err) {
+        size_t n = json_array_size(allow);
+        if (!n)
+                return 0;
+        const char *v[TR_MAX_EGRESS_ALLOW];
+        if (n > TR_MAX_EGRESS_ALLOW)
+                n = TR_MAX_EGRESS_ALLOW + 1; /* the library's own message */
+        for (size_t i = 0; i < n && i < TR_MAX_EGRESS_ALLOW; i++)
+                v[i] = json_string_value(json_array_get(allow, i));
+        return tr_request_set_egress_allow(req, v, n, ret_err);
+}
+
 static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz) {
         json_error_t jerr;
         json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -362,7 +398,7 @@ static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz)
 bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, bool need_code, job *jb,
                         json_t **ret_obj, char *msg, size_t msgsz) {
         static const char *const top[] = { "code",   "language", "timeout", "profile", "backend",
-                                           "limits", "args",     "stdin",   "files",   NULL };
+                                           "limits", "args",     "stdin",   "files",   "egress", NULL };
         static const char *const lims[] = {
                 "memory", "pids", "cpu_quota_ms", "disk", "max_tool_calls", "max_chain_steps", "max_output", NULL
         };
@@ -428,6 +464,7 @@ bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, 
                 snprintf(msg, msgsz, "'files' must be an array of {\"path\", \"content\", \"encoding\"}");
                 ok = false;
         }
+        ok = ok && tr__serve_parse_egress(o, &jb->egress_allow, msg, msgsz);
         if (ok && stdin_v && !json_is_null(stdin_v)) {
                 if (!json_is_string(stdin_v)) {
                         snprintf(msg, msgsz, "'stdin' must be a string");

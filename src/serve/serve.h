@@ -66,6 +66,17 @@ typedef struct tr__serve_backends {
  * invalid_limits.  Also the shape of the warm pools (api.c). */
 int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile profile, tr_limits *limits, tr_error **ret_err);
 
+/* The request body's "egress": {"allow": ["HOST:PORT", ...]} (api.c), for
+ * /v1/execute and POST /v1/sessions alike: checks its shape (an object with
+ * only "allow", an array of at most TR_MAX_EGRESS_ALLOW strings) and sets
+ * *ret_allow to the array (borrowed from `o`; NULL when absent or empty).
+ * False with `msg` set on a malformed field.  Then
+ * tr__serve_request_set_egress puts it on the request (the library
+ * validates each entry: TR_E_INVALID_REQUEST, a 400). */
+typedef struct json_t json_t;
+bool tr__serve_parse_egress(json_t *o, json_t **ret_allow, char *msg, size_t msgsz);
+int tr__serve_request_set_egress(tr_request *req, json_t *allow, tr_error **ret_err);
+
 /* ---- metrics (metrics.c) ------------------------------------------------ */
 typedef struct tr__serve_metrics tr__serve_metrics;
 int tr__serve_metrics_new(tr__serve_metrics **ret);
@@ -123,7 +134,8 @@ typedef struct tr__serve_job {
         json_t *args;           /* array of strings, borrowed; may be NULL */
         const char *stdin_data; /* borrowed; NULL: none */
         size_t stdin_len;
-        json_t *files; /* /v1's "files" (array of {path, content, encoding}); may be NULL */
+        json_t *files;        /* /v1's "files" (array of {path, content, encoding}); may be NULL */
+        json_t *egress_allow; /* "egress": {"allow": [...]}'s array, borrowed; may be NULL */
 } tr__serve_job;
 
 /* /v1/execute's body into `jb` (borrowing from *ret_obj, which the caller

@@ -104,6 +104,11 @@ t_execute_value() {
     assert_eq "$(j "$out" 'j["limits_enforced"]["memory"]')" true "memory enforced with no limits given"
     out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"while True: pass","timeout":1}')
     assert_eq "$(j "$out" 'j["error"]["code"]')" timeout "timeout"
+    # An egress allowlist: the listed port is let through (nothing listens
+    # there: 502), the other is denied (403), and the result counts both.
+    out=$(curl -sS "$MAIN_URL/v1/execute" -d '{"code":"import urllib.request as u\nr = []\nfor p in (1, 2):\n    try: u.urlopen(\"http://127.0.0.1:%d/\" % p, timeout=10)\n    except Exception as e: r.append(e.code)\n__out = r","egress":{"allow":["127.0.0.1:1"]}}')
+    assert_eq "$(j "$out" 'j["value"]')" "[502, 403]" "egress: listed port relayed, other denied"
+    assert_eq "$(j "$out" 'j["egress"]')" '{"allowed": 1, "denied": 1, "denied_targets": ["127.0.0.1:2"]}' "egress counts"
 }
 
 t_bad_requests() {
@@ -124,6 +129,11 @@ not json|400|not JSON
 {"code":"1","profile":"dev"}|403|--allow-dev
 {"code":"1","backend":"nope"}|400|unknown backend
 {"code":"1","stdin":5}|400|'stdin' must be a string
+{"code":"1","egress":[]}|400|'egress' must be an object
+{"code":"1","egress":{"deny":[]}}|400|unknown field 'egress.deny'
+{"code":"1","egress":{"allow":"x:1"}}|400|'egress.allow' must be an array of strings
+{"code":"1","egress":{"allow":["*.example.com:443"]}}|400|wildcards are not supported
+{"code":"1","profile":"hardened","egress":{"allow":["example.com:443"]}}|400|profile 'hardened'
 {"code":1}|400|'code' is required
 EOF
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/nope")" 404 "unknown route"
@@ -285,6 +295,10 @@ t_exec_server() {
     assert_eq "$?" 125 "a refused limit through --server"
     "$TR" exec --server "$MAIN_URL" --image x -c 1 2>/dev/null
     assert_eq "$?" 2 "backend options with --server"
+    out=$("$TR" exec --server "$MAIN_URL" --json --egress-allow 127.0.0.1:1 -c 'import urllib.request as u
+try: u.urlopen("http://127.0.0.1:2/", timeout=10)
+except Exception as e: __out = e.code')
+    assert_eq "$(j "$out" '[j["value"], j["egress"]["denied_targets"]]')" '[403, ["127.0.0.1:2"]]' "--egress-allow through --server"
     out=$("$TR" exec --server http://127.0.0.1:1 -c 1 2>&1)
     assert_eq "$?" 125 "no server"
     assert_contains "$out" "[retryable]" "no server is retryable"

@@ -29,6 +29,7 @@
 #include "backend/containerd/spec.h"
 #include "core/runner.h"
 #include "core/uidalloc.h"
+#include "egress/egress.h"
 #include "gateway/session.h"
 #include "util/config.h"
 #include "util/macros.h"
@@ -271,8 +272,9 @@ typedef struct ctrd_sb {
         char *gw_outer, *gw_inner;
         int gw_lock;
         tr_containerd_spec spec;
-        tr__ctrd_sandbox *sb; /* the real runner's; NULL with an injected runner */
-        tr__gw_session *gw;   /* a session's current execution's gateway session */
+        tr__ctrd_sandbox *sb;    /* the real runner's; NULL with an injected runner */
+        tr__gw_session *gw;      /* a session's current execution's gateway session */
+        tr__egress_proxy *proxy; /* with an egress allowlist, from start to destroy */
 } ctrd_sb;
 
 static int oom_err(tr_error **ret_err, const char *op) {
@@ -285,6 +287,12 @@ static void ctrd_destroy(void *self, void *sandbox, tr_exec *ex) {
         if (!s)
                 return;
         tr__gw_session_free(s->gw);
+        /* The proxy first: its connections end before the sandbox does. */
+        if (s->proxy) {
+                if (ex)
+                        tr__exec_set_egress(ex, NULL);
+                tr__egress_proxy_free(s->proxy);
+        }
         if (s->sb)
                 tr__ctrd_sandbox_reap(&b->client, s->sb, ex);
         if (s->gw_outer)
@@ -335,6 +343,31 @@ static int plan_env_and_gateway(const ctrd_backend *b, ctrd_sb *s, const tr_requ
         for (const char *const *e = tr__runner_base_env(); e && *e; e++)
                 if (tr__strv_push(&s->env, *e) < 0)
                         return oom_err(ret_err, "prepare");
+        /* With an allowlist, every HTTP client library the snippet may use
+         * finds the proxy the backend puts on the sandbox's own 127.0.0.1
+         * (egress_start); the environment is fixed at container create, so
+         * the port is a constant.  NO_PROXY is empty: nothing bypasses it
+         * (and nothing could: there is no route). */
+        if (tr_request_egress_allow_count(req)) {
+                /* The proxy listens in the network namespace of the task's
+                 * host process: runc's container lives there, but a runtime
+                 * with a network stack of its own (gVisor's netstack, a
+                 * Kata VM) would never see it.  Refused rather than left
+                 * unreachable. */
+                if (!strstr(b->runtime, ".runc."))
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "egress",
+                                            "an egress allowlist needs the runc runtime (io.containerd.runc.v2): "
+                                            "runtime %s has a network stack of its own that the egress proxy "
+                                            "cannot be reached from",
+                                            b->runtime);
+                static const char *const names[] = { "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                                     "http_proxy", "https_proxy", "all_proxy" };
+                for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+                        if (tr__strv_pushf(&s->env, "%s=http://127.0.0.1:%d", names[i], TR_EGRESS_PROXY_PORT) < 0)
+                                return oom_err(ret_err, "prepare");
+                if (tr__strv_push(&s->env, "NO_PROXY=") < 0 || tr__strv_push(&s->env, "no_proxy=") < 0)
+                        return oom_err(ret_err, "prepare");
+        }
         if (!tr_request_gateway(req))
                 return 0;
         int r = gateway_dir_make(b, s->id, uid, &s->gw_outer, &s->gw_inner, &s->gw_lock, ret_err);
@@ -395,6 +428,40 @@ static int ctrd_plan(ctrd_backend *b, ctrd_sb *s, tr_exec *ex, tr_error **ret_er
         return tr_containerd_spec_validate(&s->spec, ret_err);
 }
 
+/* The sandbox's egress proxy, when its request has an allowlist: listening
+ * on 127.0.0.1:TR_EGRESS_PROXY_PORT inside the task's network namespace,
+ * before any code is sent (prepare: pooled sandboxes and sessions have it
+ * from the start; it lives until destroy).  The snippet cannot have taken
+ * the port first: it has not been sent yet. */
+static int egress_start(ctrd_sb *s, tr_exec *ex, tr_error **ret_err) {
+        const tr_request *req = tr_exec_request(ex);
+        size_t n = tr_request_egress_allow_count(req);
+        if (!n)
+                return 0;
+        tr__egress_target allow[TR_MAX_EGRESS_ALLOW];
+        for (size_t i = 0; i < n; i++) {
+                const char *e = tr_request_egress_allow_at(req, i);
+                if (tr__egress_parse(e, strlen(e), &allow[i], NULL) < 0)
+                        return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "egress",
+                                            "invalid egress allowlist entry '%s'", e);
+        }
+        int64_t t = tr__now_ns();
+        int fd = -1;
+        int r = tr__egress_listen_netns((pid_t) tr__ctrd_sandbox_pid(s->sb), TR_EGRESS_PROXY_PORT, &fd, ret_err);
+        if (r < 0)
+                return r;
+        tr_log_fn log = NULL;
+        void *log_userdata = NULL;
+        tr__exec_logger(ex, &log, &log_userdata);
+        if ((r = tr__egress_proxy_start(fd, allow, n, log, log_userdata, &s->proxy, ret_err)) < 0)
+                return r;
+        tr__exec_set_egress(ex, s->proxy);
+        char ms[24];
+        snprintf(ms, sizeof ms, "%.1f", (double) (tr__now_ns() - t) / 1e6);
+        tr_exec_log(ex, TR_LOG_INFO, "span", "step", "egress.proxy", "ms", ms, NULL);
+        return 0;
+}
+
 static int ctrd_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err) {
         ctrd_backend *b = self;
         tr_result *res = tr_exec_result(ex);
@@ -431,6 +498,8 @@ static int ctrd_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **
                 r = tr__ctrd_sandbox_prepare(&b->client, &s->spec, ex, &s->sb, ret_err);
                 if (r >= 0)
                         r = tr__ctrd_sandbox_start(s->sb, &s->spec, ex, ret_err);
+                if (r >= 0)
+                        r = egress_start(s, ex, ret_err);
                 if (r < 0)
                         goto fail;
         }

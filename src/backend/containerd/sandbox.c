@@ -44,6 +44,7 @@ struct tr__ctrd_sandbox {
         int io_lock;               /* see tr__ctrd_exec_dir_create */
         char *fifo[3];             /* stdin, stdout, stderr */
         int in_fd, out_fd, err_fd; /* our ends, open from start to destroy */
+        uint32_t pid;              /* the task's init, on the host */
         tr__ctrd_mounts mounts;
         bool lease_created;
         bool snapshot_created;
@@ -472,7 +473,7 @@ int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec,
         if (ccx.deadline_ns < deadline)
                 ccx.deadline_ns = deadline;
         int64_t t = tr__now_ns();
-        r = tr__ctrd_task_create(&ccx, sb->id, &sb->mounts, sb->fifo[0], sb->fifo[1], sb->fifo[2], NULL, ret_err);
+        r = tr__ctrd_task_create(&ccx, sb->id, &sb->mounts, sb->fifo[0], sb->fifo[1], sb->fifo[2], &sb->pid, ret_err);
         t = span(sb->cl, ex, "task.create", t);
         if (r < 0) {
                 if (ret_err && *ret_err && tr_error_code(*ret_err) == TR_E_CONTAINER_FAILED) {
@@ -663,6 +664,10 @@ int tr__ctrd_sandbox_signal(tr__ctrd_sandbox *sb, int sig, tr_error **ret_err) {
 
 bool tr__ctrd_sandbox_oom(tr__ctrd_sandbox *sb) {
         return cgroup_oom_killed(sb->cgroups_path);
+}
+
+uint32_t tr__ctrd_sandbox_pid(const tr__ctrd_sandbox *sb) {
+        return sb->pid;
 }
 
 /* ---- destroy ------------------------------------------------------------ */

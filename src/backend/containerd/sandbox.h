@@ -97,6 +97,9 @@ int tr__ctrd_sandbox_prepare(tr__ctrd_client *cl, const tr_containerd_spec *spec
 /* Create the task with FIFO stdio and start it: the interpreter then
  * waits for the snippet on stdin.  Still no code needed. */
 int tr__ctrd_sandbox_start(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex, tr_error **ret_err);
+/* The task's init process on the host (after start; 0 before): what
+ * /proc/<pid>/ns/net names the sandbox's network namespace by. */
+uint32_t tr__ctrd_sandbox_pid(const tr__ctrd_sandbox *sb);
 /* Feed spec->stdin_data, pump the output, wait for the exit. */
 int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, tr_exec *ex,
                          tr_containerd_run_result *ret, tr_error **ret_err);

@@ -589,3 +589,72 @@ Test(containerd, prepared_sandbox_freed_unused_leaves_nothing) {
         cr_assert_eq(tr_runtime_prepare(rt, shape, NULL, &sb, NULL), 0);
         tr_sandbox_free(sb);
 }
+
+/* Egress through a warm pool: the allowlist is the pool's shape, each pooled
+ * sandbox has its own proxy from prepare on, each execution's result counts
+ * its own connections, and once pool and runtime are freed no proxy thread
+ * or descriptor is left in this process. */
+static size_t count_entries(const char *path) {
+        DIR *d = opendir(path);
+        size_t n = 0;
+        while (d && readdir(d))
+                n++;
+        if (d)
+                closedir(d);
+        return n;
+}
+
+Test(containerd, egress_through_a_warm_pool) {
+        size_t threads0 = count_entries("/proc/self/task"), fds0 = count_entries("/proc/self/fd");
+        tr_runtime *rt = make_runtime(NULL);
+        _cleanup_(tr_request_freep) tr_request *shape = NULL, *req = NULL;
+        const char *allow[] = { "127.0.0.1:9" };
+        shape_request(&shape);
+        cr_assert_eq(tr_request_set_egress_allow(shape, allow, 1, NULL), 0);
+        tr_pool *pool = NULL;
+        tr_error *err = NULL;
+        cr_assert_eq(tr_pool_new(rt, shape, 1, &pool, &err), 0, "%s", err ? tr_error_message(err) : "");
+        shape_request(&req);
+        cr_assert_eq(tr_request_set_egress_allow(req, allow, 1, NULL), 0);
+        /* Nothing listens on the host's port 9: allowed, then 502; port 10
+         * is not listed: 403. */
+        const char *code = "import urllib.request as u\nr = []\nfor p in (9, 10):\n"
+                           "    try: u.urlopen('http://127.0.0.1:%d/' % p, timeout=10)\n"
+                           "    except Exception as e: r.append(e.code)\n__out = r";
+        cr_assert_eq(tr_request_set_code(req, code, strlen(code), NULL), 0);
+        for (int i = 0; i < 3; i++) {
+                tr_pool_stats st;
+                for (int w = 0; w < 200; w++) {
+                        tr_pool_get_stats(pool, &st);
+                        if (st.ready)
+                                break;
+                        usleep(50 * 1000);
+                }
+                tr_result *res = NULL;
+                cr_assert_eq(tr_pool_execute(pool, req, NULL, &res, &err), 0, "%s", err ? tr_error_message(err) : "");
+                cr_expect_str_eq(tr_result_value_json(res), "[502,403]");
+                cr_expect_str_eq(tr_result_backend_detail(res, "pool"), "warm");
+                uint64_t allowed = 0, denied = 0;
+                cr_expect(tr_result_egress(res, &allowed, &denied));
+                cr_expect_eq(allowed, 1, "allowed %llu in execution %d", (unsigned long long) allowed, i);
+                cr_expect_eq(denied, 1, "denied %llu in execution %d", (unsigned long long) denied, i);
+                cr_expect_eq(tr_result_egress_denied_target_count(res), 1);
+                cr_expect_str_eq(tr_result_egress_denied_target_at(res, 0), "127.0.0.1:10");
+                tr_result_free(res);
+        }
+        /* Another list does not fit the pool's sandboxes: it runs cold, with
+         * its own list. */
+        const char *other[] = { "127.0.0.1:10" };
+        cr_assert_eq(tr_request_set_egress_allow(req, other, 1, NULL), 0);
+        tr_result *res = NULL;
+        cr_assert_eq(tr_pool_execute(pool, req, NULL, &res, &err), 0, "%s", err ? tr_error_message(err) : "");
+        cr_expect_str_eq(tr_result_backend_detail(res, "pool"), "cold");
+        cr_expect_str_eq(tr_result_value_json(res), "[403,502]");
+        tr_result_free(res);
+        tr_pool_free(pool);
+        tr_runtime_free(rt);
+        for (int i = 0; i < 100 && count_entries("/proc/self/task") != threads0; i++)
+                usleep(20 * 1000);
+        cr_expect_eq(count_entries("/proc/self/task"), threads0, "threads left behind");
+        cr_expect_eq(count_entries("/proc/self/fd"), fds0, "descriptors left behind");
+}

@@ -196,6 +196,19 @@ def t_expose_tools():
     assert p.wait(timeout=10) == 0
 
 
+def t_egress_refused_where_unenforceable():
+    # The operator's allowlist reaches every execution's request; the dev
+    # profile (unsafe_host: the host's own network) refuses it rather than
+    # run unconfined.  (Egress that works: tests/security/cases/egress.sh.)
+    p = start("--egress-allow", "example.com:443")
+    r = rpc(p, "tools/call", {"name": "execute", "arguments": {"code": "__out = 1"}}, 1)
+    st = r["result"]["structuredContent"]
+    assert st["error"]["code"] == "invalid_request" and "cannot enforce" in st["error"]["message"], r
+    assert "egress" not in st, st
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
 def t_hostile_schemas():
     # Names, descriptions, property keys and enum values written to break out
     # of the generated Python: the stub parses, the module imports, calls
@@ -253,6 +266,8 @@ def t_usage():
     assert status("mcp", "--max-code", "20M")[0] == 2
     assert status("mcp", "--max-tool-calls", "-3")[0] == 2
     assert status("mcp", "extra")[0] == 2
+    rc, out = status("mcp", "--egress-allow", "*.example.com:443")
+    assert rc == 2 and "wildcards" in out, out
     rc, out = status("mcp", "-p", "dev", "--tools", "/nonexistent/tools.json")
     assert rc == 125 and "tools.json" in out, out
     rc, out = status("tools", "--help")
@@ -269,6 +284,7 @@ check("the stateless revision 2026-07-28: server/discover, _meta, resultType", t
 check("malformed messages get JSON-RPC errors and the server keeps serving", t_garbage)
 check("an upstream's tools/list_changed refreshes the bindings and tells the client", t_list_changed)
 check("--expose-tools lists and calls upstream tools directly", t_expose_tools)
+check("--egress-allow reaches the request; refused where it cannot be enforced", t_egress_refused_where_unenforceable)
 check("hostile schemas generate inert, importable bindings", t_hostile_schemas)
 check("a flood of calls is bounded and answered", t_flood)
 check("EOF on stdin cancels running executions and exits 0", t_eof_cancels)

@@ -189,3 +189,38 @@ Test(sandbox, output_callback_sees_what_the_result_holds_as_it_comes) {
         tr__cbuf_done(&s.out);
         tr__cbuf_done(&s.err);
 }
+
+/* The egress allowlist is part of the shape: a sandbox (a pooled one
+ * above all) prepared for one list never runs a request with another, and
+ * the hardened profile refuses a list before any backend is reached. */
+Test(sandbox, egress_allowlist_is_part_of_the_shape) {
+        const char *list[] = { "Example.com:443", "127.0.0.1:8080" };
+        cr_assert_eq(tr_request_set_egress_allow(req, list, 2, NULL), 0);
+        tr_sandbox *sb = NULL;
+        cr_assert_eq(tr_runtime_prepare(rt, req, NULL, &sb, NULL), 0);
+        cr_assert_eq(tr_request_set_code(req, "x", 1, NULL), 0);
+        /* The same list in canonical form fits; another list does not. */
+        const char *same[] = { "example.COM:443", "127.0.0.1:8080" };
+        cr_assert_eq(tr_request_set_egress_allow(req, same, 2, NULL), 0);
+        cr_expect(tr__sandbox_fits(sb, req));
+        cr_assert_eq(tr_request_set_egress_allow(req, list, 1, NULL), 0);
+        cr_expect_not(tr__sandbox_fits(sb, req));
+        cr_assert_eq(tr_request_set_egress_allow(req, NULL, 0, NULL), 0);
+        cr_expect_not(tr__sandbox_fits(sb, req));
+        tr_error *err = NULL;
+        tr_result *res = NULL;
+        cr_expect_lt(tr_sandbox_run(sb, req, NULL, &res, &err), 0);
+        cr_expect_neq(strstr(tr_error_message(err), "egress"), NULL, "%s", tr_error_message(err));
+        tr_error_free(err);
+        err = NULL;
+        tr_sandbox_free(sb);
+        /* hardened: refused before prepare. */
+        cr_assert_eq(tr_request_set_egress_allow(req, list, 1, NULL), 0);
+        tr_request_set_profile(req, TR_PROFILE_HARDENED);
+        int prepares = f.prepares;
+        cr_expect_lt(tr_runtime_execute(rt, req, NULL, &res, &err), 0);
+        cr_expect_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+        cr_expect_eq(f.prepares, prepares);
+        tr_error_free(err);
+        tr_result_free(res);
+}
