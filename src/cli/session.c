@@ -30,8 +30,10 @@ static const char session_help[] =
         "under /tmp persist) until deleted, idle too long, or past their TTL.\n"
         "\n"
         "  create [-p PROFILE] [-b BACKEND] [--ttl SECS] [--idle-timeout SECS]\n"
-        "         [--memory SIZE] [--pids N] [--cpu-quota-ms N] [--disk SIZE] [--json]\n"
-        "                           start a session; prints its id (--json: the object)\n"
+        "         [--memory SIZE] [--pids N] [--cpu-quota-ms N] [--disk SIZE]\n"
+        "         [--egress-allow HOST:PORT]... [--json]\n"
+        "                           start a session; prints its id (--json: the object);\n"
+        "                           --egress-allow (repeatable) lets it reach HOST:PORT\n"
         "  exec ID [-t SECS] [--max-output SIZE] [--stdin FILE] [--json] (-c CODE | FILE | -)\n"
         "                           run Python in the session, printed as `exec` prints\n"
         "                           (same exit statuses)\n"
@@ -46,7 +48,7 @@ static const char session_help[] =
         "Another token's sessions are invisible (404).  Sessions end when the server\n"
         "restarts: their ids then answer 404.\n";
 
-enum { O_SERVER = 0x100, O_TTL, O_IDLE, O_MEMORY, O_PIDS, O_CPU, O_DISK, O_JSON, O_MAX_OUTPUT, O_STDIN };
+enum { O_SERVER = 0x100, O_TTL, O_IDLE, O_MEMORY, O_PIDS, O_CPU, O_DISK, O_JSON, O_MAX_OUTPUT, O_STDIN, O_EGRESS };
 
 static const struct option opts[] = {
         { "server", required_argument, NULL, O_SERVER },
@@ -62,6 +64,7 @@ static const struct option opts[] = {
         { "timeout", required_argument, NULL, 't' },
         { "max-output", required_argument, NULL, O_MAX_OUTPUT },
         { "stdin", required_argument, NULL, O_STDIN },
+        { "egress-allow", required_argument, NULL, O_EGRESS },
         { "code", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -72,6 +75,8 @@ typedef struct sopts {
         int64_t ttl_ms, idle_ms, timeout_ms, max_output;
         tr_limits limits;
         bool json;
+        const char *egress[TR_MAX_EGRESS_ALLOW];
+        size_t n_egress;
 } sopts;
 
 static bool is_id(const char *s, size_t n) {
@@ -137,6 +142,12 @@ static int do_create(const sopts *o) {
         }
         if (json_object_size(lim))
                 json_object_set(req, "limits", lim);
+        if (o->n_egress) {
+                json_t *allow = json_array();
+                for (size_t i = 0; i < o->n_egress; i++)
+                        json_array_append_new(allow, json_string(o->egress[i]));
+                json_object_set_new(req, "egress", json_pack("{s:o}", "allow", allow));
+        }
         _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT);
         _cleanup_(json_decrefp) json_t *res = NULL;
         int rc = call_json(o, "POST", "/v1/sessions", text ? text : "{}", &res);
@@ -330,6 +341,12 @@ int cli_session(int argc, char **argv) {
                 case 'c': o.code = optarg; continue;
                 case O_STDIN: o.stdin_file = optarg; continue;
                 case O_JSON: o.json = true; continue;
+                case O_EGRESS:
+                        if (o.n_egress == TR_MAX_EGRESS_ALLOW)
+                                return cli_usage_error("session", "--egress-allow: at most %d entries",
+                                                       TR_MAX_EGRESS_ALLOW);
+                        o.egress[o.n_egress++] = optarg;
+                        continue;
                 case 't': dst = &o.timeout_ms, kind = SECONDS; break;
                 case O_TTL: dst = &o.ttl_ms, kind = SECONDS; break;
                 case O_IDLE: dst = &o.idle_ms, kind = SECONDS; break;

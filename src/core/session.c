@@ -52,6 +52,11 @@ static int copy_shape(const tr_request *in, tr_request **ret, tr_error **ret_err
         r->profile = in->profile;
         r->gateway = in->gateway;
         r->max_output = in->max_output;
+        /* The egress allowlist is the sandbox's (its proxy lives from
+         * prepare to destroy): part of the shape. */
+        if (in->n_egress &&
+            (e = tr_request_set_egress_allow(r, (const char *const *) in->egress, in->n_egress, ret_err)) < 0)
+                goto fail;
         r->session = true;
         *ret = r;
         return 0;
@@ -280,6 +285,15 @@ TR_PUBLIC void tr_session_free(tr_session *s) {
 
 /* ---- executions ------------------------------------------------------------ */
 
+static bool same_egress(const tr_request *a, const tr_request *b) {
+        if (a->n_egress != b->n_egress)
+                return false;
+        for (size_t i = 0; i < a->n_egress; i++)
+                if (!streq(a->egress[i], b->egress[i]))
+                        return false;
+        return true;
+}
+
 /* `req` may leave the shape's fields unset, or repeat them. */
 static int check_fits(tr_session *s, const tr_request *req, tr_error **ret_err) {
         const char *why = NULL;
@@ -290,6 +304,8 @@ static int check_fits(tr_session *s, const tr_request *req, tr_error **ret_err) 
                 why = "sessions run Python only";
         else if (req->n_args || req->n_files)
                 why = "it has arguments or input files (upload files to the session instead)";
+        else if (req->n_egress && !same_egress(req, s->shape))
+                why = "its egress allowlist differs from the session's (set at creation)";
         else if (tr__profile_effective_limits(s->profile, &req->limits, &lim, NULL) < 0)
                 why = "its limits are invalid for the session's profile";
         const int64_t *asked = &req->limits.max_tool_calls, *eff = &lim.max_tool_calls,

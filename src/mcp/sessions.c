@@ -151,6 +151,11 @@ static json_t *create(mcps_call *c, json_t *args) {
                 tr_request_set_profile(shape, s->cfg.profile);
                 tr_request_set_limits(shape, &s->cfg.limits);
                 tr_request_set_gateway(shape, s->cfg.gw);
+                /* The operator's allowlist, as every execute call gets it. */
+                if (s->cfg.n_egress)
+                        r = tr_request_set_egress_allow(shape, s->cfg.egress, s->cfg.n_egress, &err);
+        }
+        if (r >= 0) {
                 r = tr_session_new(s->cfg.rt, shape, &sc, c->cancel, &ls, &err);
         }
         if (r < 0) {

@@ -501,6 +501,9 @@ static int exec_request(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr__s
         }
         if (r < 0)
                 return r;
+        if (jb->egress_allow)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
+                                    "'egress' belongs to the session: give it to POST /v1/sessions");
         if (json_array_size(jb->args) || json_array_size(jb->files))
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
                                     "a session's execution takes no 'args' or 'files' (upload files with PUT "

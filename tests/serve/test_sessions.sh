@@ -222,6 +222,32 @@ t_killed_by_oom() {
     assert_contains "$(body)" "out of memory" "the message says why"
 }
 
+t_egress() {
+    # The allowlist is the session's: the listed port is relayed (nothing
+    # listens there: 502), another is denied (403), in every execution.
+    local id out code='import urllib.request as u
+r = []
+for p in (1, 2):
+    try: u.urlopen("http://127.0.0.1:%d/" % p, timeout=10)
+    except Exception as e: r.append(getattr(e, "code", "no network"))
+__out = r'
+    export TOOLRUNTIME_SERVER=$MAIN_URL TOOLRUNTIME_TOKEN=$TA
+    id=$("$TR" session create --egress-allow 127.0.0.1:1)
+    unset TOOLRUNTIME_SERVER TOOLRUNTIME_TOKEN
+    for n in 1 2; do
+        out=$(execute "$TA" "$id" "$code")
+        assert_eq "$(j "$out" 'j["value"]')" "[502, 403]" "execution $n: listed port relayed, other denied"
+    done
+    assert_eq "$(api "$TA" POST "/v1/sessions/$id/execute" -d '{"code":"1","egress":{"allow":["127.0.0.1:2"]}}')" 400 \
+        "egress on an execution"
+    api "$TA" DELETE "/v1/sessions/$id" >/dev/null
+    # Without an allowlist: no network at all.
+    id=$(create "$TA")
+    out=$(execute "$TA" "$id" "$code")
+    assert_eq "$(j "$out" 'j["value"]')" '["no network", "no network"]' "a session without an allowlist"
+    api "$TA" DELETE "/v1/sessions/$id" >/dev/null
+}
+
 t_idle_and_ttl_expiry() {
     local id ttl before
     before=$(ctrd_containers)
@@ -343,7 +369,7 @@ t_oneshot_files() {
     assert_contains "$(body)" '"message":' "Piston's error shape"
 }
 
-for t in t_state_http t_state_cli t_files t_path_escapes t_killed_by_oom t_idle_and_ttl_expiry t_token_isolation t_caps t_bad_create \
+for t in t_state_http t_state_cli t_files t_path_escapes t_killed_by_oom t_egress t_idle_and_ttl_expiry t_token_isolation t_caps t_bad_create \
     t_oneshot_files t_dev_profile t_restart; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
