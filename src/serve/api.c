@@ -397,8 +397,8 @@ static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz)
 
 bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, bool need_code, job *jb,
                         json_t **ret_obj, char *msg, size_t msgsz) {
-        static const char *const top[] = { "code",   "language", "timeout", "profile", "backend",
-                                           "limits", "args",     "stdin",   "files",   "egress", NULL };
+        static const char *const top[] = { "code", "language", "timeout", "profile", "backend", "limits",
+                                           "args", "stdin",    "files",   "egress",  NULL };
         static const char *const lims[] = {
                 "memory", "pids", "cpu_quota_ms", "disk", "max_tool_calls", "max_chain_steps", "max_output", NULL
         };
