@@ -5,9 +5,9 @@
  * back, through the public API only.  This module owns the listener,
  * authentication, size caps, admission (concurrency + a bounded queue),
  * draining, the routes (server.c), the request/response mapping for
- * /v1/execute and Piston's /api/v2 (api.c), sessions over HTTP
- * (sessions.c, their files: sessions_files.c) and the Prometheus metrics
- * (metrics.c).
+ * /v1/execute and Piston's /api/v2 (api.c; input files: input_files.c),
+ * sessions over HTTP (sessions.c, their files: sessions_files.c), the
+ * listening socket (listen.c) and the Prometheus metrics (metrics.c).
  */
 #pragma once
 
@@ -149,6 +149,9 @@ bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, 
  * and *ret_err. */
 int tr__serve_build_request(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr_request **ret_req,
                             tr_runtime **ret_rt, tr_error **ret_err, unsigned *err_status);
+/* One element of /v1's "files" (the i-th, for messages) onto `req`
+ * (input_files.c). */
+int tr__serve_add_input_file(tr_request *req, json_t *f, size_t i, tr_error **ret_err);
 /* The HTTP status of an execution's error that is the request's fault (0:
  * it is the execution's, reported in a 200 result). */
 unsigned tr__serve_error_status(const tr_error *e);
