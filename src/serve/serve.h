@@ -7,7 +7,8 @@
  * draining, the routes (server.c), the request/response mapping for
  * /v1/execute and Piston's /api/v2 (api.c; input files: input_files.c),
  * sessions over HTTP (sessions.c, their files: sessions_files.c), the
- * listening socket (listen.c) and the Prometheus metrics (metrics.c).
+ * listening socket (listen.c), the disconnect watch (watch.c) and the
+ * Prometheus metrics (metrics.c).
  */
 #pragma once
 
@@ -261,6 +262,19 @@ int tr__serve_listen(const char *spec, tr__serve_listener *ret, tr_error **ret_e
  * cut a path short; it stays the three characters it was). */
 struct MHD_Connection;
 size_t tr__serve_unescape(void *cls, struct MHD_Connection *c, char *uri);
+
+/* ---- the disconnect watch (watch.c) -------------------------------------- */
+typedef struct tr__serve_watch {
+        int conn_fd;
+        int stop_fd; /* eventfd: the execution ended */
+        tr_cancel *cancel;
+        pthread_t thread;
+        bool started;
+} tr__serve_watch;
+/* Watch `conn_fd` (-1: nothing to watch) until stop; a hang-up cancels
+ * `cancel`. */
+void tr__serve_watch_start(tr__serve_watch *w, int conn_fd, tr_cancel *cancel);
+void tr__serve_watch_stop(tr__serve_watch *w);
 
 /* ---- the server (server.c) ---------------------------------------------- */
 typedef struct tr__server tr__server;

@@ -18,11 +18,9 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -187,55 +185,10 @@ static void mcp_release(void *userdata) {
         release(userdata);
 }
 
-/* ---- a client that goes away cancels its execution ----------------------- */
-
-typedef struct watch {
-        int conn_fd;
-        int stop_fd; /* eventfd: the execution ended */
-        tr_cancel *cancel;
-        pthread_t thread;
-        bool started;
-} watch;
-
-/* POLLRDHUP: the peer closed (or shut down) its side.  A keep-alive client
- * that merely sends its next request makes the socket readable, which is
- * not a disconnect, so POLLIN is not watched. */
-static void *watch_main(void *arg) {
-        watch *w = arg;
-        struct pollfd p[2] = { { .fd = w->conn_fd, .events = POLLRDHUP }, { .fd = w->stop_fd, .events = POLLIN } };
-        for (;;) {
-                int n = poll(p, 2, -1);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 || p[1].revents)
-                        break;
-                /* POLLNVAL: the descriptor is no longer open (the
-                 * connection was closed under us): poll would return it
-                 * forever, and the client is gone anyway. */
-                if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
-                        tr_cancel_cancel(w->cancel);
-                        break;
-                }
-        }
-        return NULL;
-}
-
-static void watch_start(watch *w, struct MHD_Connection *c, tr_cancel *cancel) {
+/* A client that goes away cancels its execution (watch.c). */
+static void watch_start(tr__serve_watch *w, struct MHD_Connection *c, tr_cancel *cancel) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        w->cancel = cancel;
-        w->stop_fd = eventfd(0, EFD_CLOEXEC);
-        w->conn_fd = ci ? ci->connect_fd : -1;
-        w->started = w->stop_fd >= 0 && w->conn_fd >= 0 && pthread_create(&w->thread, NULL, watch_main, w) == 0;
-}
-
-static void watch_stop(watch *w) {
-        if (w->started) {
-                uint64_t one = 1;
-                (void) !write(w->stop_fd, &one, sizeof(one));
-                pthread_join(w->thread, NULL);
-        }
-        if (w->stop_fd >= 0)
-                close(w->stop_fd);
+        tr__serve_watch_start(w, ci ? ci->connect_fd : -1, cancel);
 }
 
 /* ---- routes -------------------------------------------------------------- */
@@ -299,7 +252,7 @@ static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route ro
                 tr__serve_reply_error(rep, 500, "internal", "out of memory");
                 return;
         }
-        watch w = { .stop_fd = -1 };
+        tr__serve_watch w;
         watch_start(&w, c, cancel);
         tr__serve_ctx ctx = { .cfg = s->cfg,
                               .backends = s->backends,
@@ -309,7 +262,7 @@ static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route ro
                               .url = url,
                               .owner = hr->owner };
         route(&ctx, hr->body ? hr->body : "", hr->len, rep);
-        watch_stop(&w);
+        tr__serve_watch_stop(&w);
         release(s);
 }
 
@@ -361,11 +314,8 @@ typedef struct stream_job {
 
 static void *stream_main(void *arg) {
         stream_job *j = arg;
-        watch w = { .stop_fd = -1 };
-        w.cancel = j->cancel;
-        w.stop_fd = eventfd(0, EFD_CLOEXEC);
-        w.conn_fd = j->conn_fd;
-        w.started = w.stop_fd >= 0 && w.conn_fd >= 0 && pthread_create(&w.thread, NULL, watch_main, &w) == 0;
+        tr__serve_watch w;
+        tr__serve_watch_start(&w, j->conn_fd, j->cancel);
         tr__serve_ctx ctx = { .cfg = j->s->cfg,
                               .backends = j->s->backends,
                               .metrics = j->s->metrics,
@@ -378,7 +328,7 @@ static void *stream_main(void *arg) {
                               .owner = j->owner };
         tr__serve_reply rep = { 0 };
         j->route(&ctx, j->body ? j->body : "", j->len, &rep);
-        watch_stop(&w);
+        tr__serve_watch_stop(&w);
         tr__ndjson_finish(j->st, &rep);
         free(rep.body);
         tr__server *s = j->s;
