@@ -56,6 +56,8 @@ static int file_command(tr_session *s, char cmd, const char *path, const char *o
 TR_PUBLIC int tr_session_upload_begin(tr_session *s, const char *path, tr_session_upload **ret_up, tr_error **ret_err) {
         if (!s || !path || !ret_up)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "file", "invalid argument");
+        /* Before the first goto: a cleanup variable is never jumped over. */
+        _cleanup_free_ char *line = NULL;
         int r = tr__path_check(path, strlen(path), ret_err);
         if (r < 0 || (r = tr__session_lock(s, NULL, "file", ret_err)) < 0)
                 return r;
@@ -65,7 +67,6 @@ TR_PUBLIC int tr_session_upload_begin(tr_session *s, const char *path, tr_sessio
                 goto fail;
         }
         up->s = s;
-        _cleanup_free_ char *line = NULL;
         if ((r = file_command(s, 'p', path, "file", &line, ret_err)) < 0)
                 goto fail;
         if (!streq(line, "go")) {
