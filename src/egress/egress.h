@@ -105,7 +105,13 @@ void tr__egress_request_done(tr__egress_request *rq);
 /* Resolve `t` on the host and connect to its first address that answers,
  * before `deadline_ns` (CLOCK_MONOTONIC) or `stop_fd` turning readable.
  * The fd (blocking mode unspecified, CLOEXEC) or -errno; *ret_why names
- * the failure for the client's 502. */
+ * the failure for the client's 502, or, with -EACCES, why the name was
+ * refused: it resolved to an address only a literal entry may reach
+ * (tr__egress_addr_forbidden) - a denial, 403. */
+struct sockaddr;
+/* NULL when a name's address may be connected to; else why not (loopback,
+ * unspecified, link-local, multicast, broadcast, also v4-mapped). */
+const char *tr__egress_addr_forbidden(const struct sockaddr *sa);
 int tr__egress_connect(const tr__egress_target *t, int stop_fd, int64_t deadline_ns, const char **ret_why);
 /* Relay bytes between `client` and `upstream` until both directions end,
  * `stop_fd` turns readable or nothing moves for TR__EGRESS_IDLE_MS; first

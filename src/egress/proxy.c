@@ -12,7 +12,9 @@
  * ("Connection: close"), so a second request on it can never reach another
  * host through the first one's upstream.  The target is checked against the
  * allowlist BEFORE anything is resolved: a denied name costs no DNS query.
- * Denied: 403, logged, counted.  Threads are detached but counted, and
+ * A name whose addresses include the host's own (loopback and the like:
+ * relay.c) is denied too.  Denied: 403, counted, logged (the first few per
+ * target: a sandbox must not be able to flood the runtime's log).  Threads are detached but counted, and
  * freeing the proxy wakes them all (the stop pipe) and waits for the count
  * to reach zero, so nothing outlives the sandbox.
  */
@@ -39,6 +41,9 @@
 #define CONNECT_TIMEOUT_MS 10000
 /* Detached connection threads need little: the relay buffers are on the heap. */
 #define CONN_STACK (256 * 1024)
+/* WARN lines about denials and failures: per target, and in all. */
+#define LOG_PER_TARGET 5
+#define LOG_TOTAL      100
 
 struct tr__egress_proxy {
         int listen_fd;
@@ -52,6 +57,13 @@ struct tr__egress_proxy {
         pthread_cond_t idle; /* signalled when `active` drops */
         unsigned active;     /* connection threads alive */
         tr__egress_counts counts;
+        /* WARN lines logged, per target (log_quota). */
+        struct {
+                char *target;
+                unsigned n;
+        } logged[32];
+        size_t n_logged;
+        unsigned n_logged_total;
 };
 
 typedef struct conn {
@@ -93,6 +105,38 @@ static void count(tr__egress_proxy *p, bool allowed, const char *target) {
                 }
         }
         pthread_mutex_unlock(&p->lock);
+}
+
+/* May one more WARN about `target` be logged?  A sandbox can make denials
+ * as fast as it can connect: the first LOG_PER_TARGET per target and
+ * LOG_TOTAL in all are logged, the rest only counted (the result's
+ * egress.denied stays exact). */
+static bool log_quota(tr__egress_proxy *p, const char *target) {
+        pthread_mutex_lock(&p->lock);
+        bool ok = false;
+        size_t i = 0;
+        while (i < p->n_logged && strcmp(p->logged[i].target, target) != 0)
+                i++;
+        if (i == p->n_logged && i < ARRAY_SIZE(p->logged) && (p->logged[i].target = strdup(target)))
+                p->n_logged++;
+        if (p->n_logged_total < LOG_TOTAL && (i == ARRAY_SIZE(p->logged) || p->logged[i].n < LOG_PER_TARGET)) {
+                ok = true;
+                p->n_logged_total++;
+                if (i < p->n_logged)
+                        p->logged[i].n++;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return ok;
+}
+
+/* A denied connection: counted, logged (within the quota), 403. */
+static void deny(tr__egress_proxy *p, int fd, const char *target, const char *log_why, const char *client_why) {
+        count(p, false, target);
+        if (log_quota(p, target))
+                plog(p, TR_LOG_WARN, "egress denied", target, log_why);
+        char body[TR__EGRESS_TARGET_MAX + 128];
+        snprintf(body, sizeof body, "egress to %s is not allowed (%s)\n", target, client_why);
+        reply(fd, 403, "Forbidden", body);
 }
 
 /* Read until the end of the head ("\r\n\r\n"); its length with the blank
@@ -148,18 +192,21 @@ static void serve(tr__egress_proxy *p, int fd) {
         char target[TR__EGRESS_TARGET_MAX];
         tr__egress_format(&t, target);
         if (!tr__egress_match(p->allow, p->n_allow, &t)) {
-                count(p, false, target);
-                plog(p, TR_LOG_WARN, "egress denied", target, "not in the allowlist");
-                char body[TR__EGRESS_TARGET_MAX + 96];
-                snprintf(body, sizeof body, "egress to %s is not allowed (not in this sandbox's allowlist)\n", target);
-                reply(fd, 403, "Forbidden", body);
+                deny(p, fd, target, "not in the allowlist", "not in this sandbox's allowlist");
+                goto out;
+        }
+        int up = tr__egress_connect(&t, p->stop[0], tr__now_ns() + CONNECT_TIMEOUT_MS * TR_NSEC_PER_MSEC, &why);
+        if (up == -EACCES) {
+                /* Listed by name, but the name leads to the host itself (or
+                 * the like): as denied as an unlisted target. */
+                deny(p, fd, target, why, why);
                 goto out;
         }
         count(p, true, target);
         plog(p, TR_LOG_INFO, "egress allowed", target, NULL);
-        int up = tr__egress_connect(&t, p->stop[0], tr__now_ns() + CONNECT_TIMEOUT_MS * TR_NSEC_PER_MSEC, &why);
         if (up < 0) {
-                plog(p, TR_LOG_WARN, "egress connect failed", target, why);
+                if (log_quota(p, target))
+                        plog(p, TR_LOG_WARN, "egress connect failed", target, why);
                 char body[TR__EGRESS_TARGET_MAX + 96];
                 snprintf(body, sizeof body, "cannot reach %s: %s\n", target, why);
                 reply(fd, 502, "Bad Gateway", body);
@@ -309,6 +356,8 @@ void tr__egress_proxy_free(tr__egress_proxy *p) {
         close(p->stop[0]);
         close(p->stop[1]);
         tr__egress_counts_done(&p->counts);
+        for (size_t i = 0; i < p->n_logged; i++)
+                free(p->logged[i].target);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->idle);
         free(p->allow);

@@ -7,6 +7,7 @@
  * buffering), and half-closes are passed on so request/response protocols
  * that end with a shutdown keep working.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -56,19 +57,77 @@ static int connect_one(const struct addrinfo *ai, int stop_fd, int64_t deadline_
         }
 }
 
+/* Addresses the proxy never connects to on a name's behalf: from the
+ * host's network position they are the host itself (loopback, 0.0.0.0 and
+ * :: reach local listeners, such as serve's API that needs no token on
+ * loopback), the cloud metadata service and other link-local peers, or not
+ * one peer at all (multicast, broadcast).  A name in the allowlist must not
+ * become a way to them: only an entry that IS such a literal (an operator's
+ * deliberate "127.0.0.1:8080") reaches one.  Private ranges (RFC 1918, ULA)
+ * stay reachable: internal APIs are what an allowlist is for.  NULL when
+ * `sa` may be connected to, else why not. */
+static const char *v4_forbidden(uint32_t a) {
+        if ((a >> 24) == 127)
+                return "a loopback address";
+        if ((a >> 24) == 0)
+                return "an unspecified (\"this host\") address";
+        if ((a >> 16) == 0xa9fe)
+                return "a link-local address (169.254/16: cloud metadata)";
+        if ((a >> 28) == 0xe)
+                return "a multicast address";
+        if (a == 0xffffffffu)
+                return "the broadcast address";
+        return NULL;
+}
+
+const char *tr__egress_addr_forbidden(const struct sockaddr *sa) {
+        if (sa->sa_family == AF_INET)
+                return v4_forbidden(ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr));
+        if (sa->sa_family != AF_INET6)
+                return "not an IP address";
+        const uint8_t *b = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+        static const uint8_t zero[12] = { 0 }, mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        /* ::ffff:a.b.c.d is the IPv4 host a.b.c.d to a dual-stack socket;
+         * ::a.b.c.d (deprecated) covers :: and ::1 too (0.0.0.0/8). */
+        if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0)
+                return v4_forbidden((uint32_t) b[12] << 24 | (uint32_t) b[13] << 16 | (uint32_t) b[14] << 8 | b[15]);
+        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+                return "a link-local address (fe80::/10)";
+        if (b[0] == 0xff)
+                return "a multicast address";
+        return NULL;
+}
+
 int tr__egress_connect(const tr__egress_target *t, int stop_fd, int64_t deadline_ns, const char **ret_why) {
-        char port[8];
+        char port[8], name[TR__EGRESS_HOST_MAX + 1];
         snprintf(port, sizeof port, "%u", (unsigned) t->port);
+        /* A dotted name is looked up as fully qualified (the trailing dot):
+         * the host's search domains must not turn "api.example.com" into
+         * "api.example.com.corp.internal".  A single-label name ("db") is
+         * left to the resolver as the host's own programs see it. */
+        snprintf(name, sizeof name, "%s%s", t->host, !t->is_ip && strchr(t->host, '.') ? "." : "");
         /* The name was checked against the list before this: only now is
          * it resolved, by the host's resolver (the sandbox has none). */
         struct addrinfo hints = { .ai_family = AF_UNSPEC,
                                   .ai_socktype = SOCK_STREAM,
                                   .ai_flags = AI_NUMERICSERV | (t->is_ip ? AI_NUMERICHOST : 0) };
         struct addrinfo *res = NULL;
-        int g = getaddrinfo(t->host, port, &hints, &res);
+        int g = getaddrinfo(name, port, &hints, &res);
         if (g != 0) {
                 *ret_why = "the host name does not resolve";
                 return -EHOSTUNREACH;
+        }
+        /* Every address is checked before any is tried: a name with one
+         * forbidden address among good ones is refused whole (a resolver
+         * answering so is not to be trusted with the next try either).  The
+         * sockaddrs checked are the ones connected to: no second lookup. */
+        for (const struct addrinfo *ai = res; ai && !t->is_ip; ai = ai->ai_next) {
+                const char *why = tr__egress_addr_forbidden(ai->ai_addr);
+                if (why) {
+                        freeaddrinfo(res);
+                        *ret_why = why;
+                        return -EACCES;
+                }
         }
         int fd = -ECONNREFUSED;
         for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {

@@ -349,3 +349,76 @@ Test(egress, request_parser) {
                 tr__egress_request_done(&rq);
         }
 }
+
+/* A name in the allowlist must not lead to the host itself: "localhost"
+ * resolves to loopback and is denied (403, counted as denied), while the
+ * literal 127.0.0.1 entry for the same port, an operator's deliberate
+ * choice, works.  The upstream really listens: a 403 is the check, not a
+ * refused connection. */
+Test(egress, name_resolving_to_loopback_is_denied) {
+        uint16_t up_port, proxy_port;
+        int up_fd = listen_local(&up_port);
+        pthread_t up_th;
+        pthread_create(&up_th, NULL, upstream_main, (void *) (intptr_t) up_fd);
+        char e1[64], e2[64];
+        snprintf(e1, sizeof e1, "localhost:%u", (unsigned) up_port);
+        snprintf(e2, sizeof e2, "127.0.0.1:%u", (unsigned) up_port);
+        tr__egress_target allow[2] = { parse_ok(e1), parse_ok(e2) };
+        int lfd = listen_local(&proxy_port);
+        tr__egress_proxy *p = NULL;
+        cr_assert_eq(tr__egress_proxy_start(lfd, allow, 2, NULL, NULL, &p, NULL), 0);
+        char req[256], out[4096];
+        snprintf(req, sizeof req, "CONNECT localhost:%u HTTP/1.1\r\n\r\n", (unsigned) up_port);
+        exchange(proxy_port, req, NULL, out, sizeof out);
+        cr_assert(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "%s", out);
+        cr_assert(strstr(out, "loopback") != NULL, "%s", out);
+        snprintf(req, sizeof req, "GET http://LOCALHOST.:%u/x HTTP/1.1\r\n\r\n", (unsigned) up_port);
+        exchange(proxy_port, req, NULL, out, sizeof out);
+        cr_assert(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "%s", out);
+        snprintf(req, sizeof req, "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\nping", (unsigned) up_port);
+        exchange(proxy_port, req, "ping", out, sizeof out);
+        cr_assert(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%s", out);
+        tr__egress_counts c;
+        tr__egress_proxy_take_counts(p, &c);
+        cr_assert_eq(c.allowed, 1);
+        cr_assert_eq(c.denied, 2);
+        cr_assert_eq(c.n_denied_targets, 1);
+        snprintf(e1, sizeof e1, "localhost:%u", (unsigned) up_port);
+        cr_assert_str_eq(c.denied_targets[0], e1);
+        tr__egress_counts_done(&c);
+        tr__egress_proxy_free(p);
+        shutdown(up_fd, SHUT_RDWR);
+        close(up_fd);
+        pthread_join(up_th, NULL);
+}
+
+static const char *forbidden4(const char *a) {
+        struct sockaddr_in s = { .sin_family = AF_INET };
+        cr_assert_eq(inet_pton(AF_INET, a, &s.sin_addr), 1);
+        return tr__egress_addr_forbidden((struct sockaddr *) &s);
+}
+
+static const char *forbidden6(const char *a) {
+        struct sockaddr_in6 s = { .sin6_family = AF_INET6 };
+        cr_assert_eq(inet_pton(AF_INET6, a, &s.sin6_addr), 1);
+        return tr__egress_addr_forbidden((struct sockaddr *) &s);
+}
+
+Test(egress, forbidden_addresses) {
+        static const char *const no4[] = { "127.0.0.1",       "127.255.0.9", "0.0.0.0",         "0.1.2.3",
+                                           "169.254.169.254", "224.0.0.1",   "239.255.255.250", "255.255.255.255" };
+        for (size_t i = 0; i < sizeof no4 / sizeof no4[0]; i++)
+                cr_assert_not_null(forbidden4(no4[i]), "%s allowed", no4[i]);
+        static const char *const yes4[] = { "10.0.0.1", "172.16.0.1", "192.168.1.1", "93.184.216.34", "128.0.0.1" };
+        for (size_t i = 0; i < sizeof yes4 / sizeof yes4[0]; i++)
+                cr_assert_null(forbidden4(yes4[i]), "%s refused", yes4[i]);
+        static const char *const no6[] = {
+                "::1",        "::", "fe80::1", "febf::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
+                "::127.0.0.1"
+        };
+        for (size_t i = 0; i < sizeof no6 / sizeof no6[0]; i++)
+                cr_assert_not_null(forbidden6(no6[i]), "%s allowed", no6[i]);
+        static const char *const yes6[] = { "2001:db8::1", "fd00::1", "::ffff:10.0.0.1", "fec0::1" };
+        for (size_t i = 0; i < sizeof yes6 / sizeof yes6[0]; i++)
+                cr_assert_null(forbidden6(yes6[i]), "%s refused", yes6[i]);
+}
