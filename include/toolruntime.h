@@ -485,6 +485,14 @@ TR_PUBLIC int tr_request_set_egress_allow(tr_request *req, const char *const *ho
 TR_PUBLIC size_t tr_request_egress_allow_count(const tr_request *req);
 /* The entry as the caller gave it; NULL when i is out of range. */
 TR_PUBLIC const char *tr_request_egress_allow_at(const tr_request *req, size_t i);
+/* A front end's ceiling (serve's --egress-allow-max): 0 when every entry of
+ * the request's allowlist is also one of `ceiling`'s `n` entries (same
+ * syntax, compared in canonical form: case, a trailing dot, IPv6 spelling
+ * do not matter); an empty allowlist always is.  Otherwise
+ * TR_E_BACKEND_DENIED naming the first entry outside it, or
+ * TR_E_INVALID_REQUEST for a malformed ceiling entry. */
+TR_PUBLIC int tr_request_egress_allow_within(const tr_request *req, const char *const *ceiling, size_t n,
+                                             tr_error **ret_err);
 /* Which stream a piece of output belongs to. */
 typedef enum tr_stream {
         TR_STREAM_STDOUT = 1,

@@ -64,6 +64,12 @@ static const char serve_help[] =
         "                            largest limits a request may ask, also applied\n"
         "                            where a request leaves a limit to a profile whose\n"
         "                            default is higher (default: no maxima)\n"
+        "      --egress-allow-max HOST:PORT\n"
+        "                            a target a request's \"egress\": {\"allow\": [...]} may\n"
+        "                            list (repeatable; entries as for exec's\n"
+        "                            --egress-allow); a request listing anything else is\n"
+        "                            refused (403).  Without it, no request gets egress:\n"
+        "                            the proxy connects from this host's network position\n"
         "  -v, --verbose             log what the runtime does on stderr\n"
         "\n"
         "Backend and gateway options as for `exec`: --image, --namespace, --socket,\n"
@@ -111,6 +117,7 @@ enum {
         O_UID_RANGE,
         O_MAX_SESSIONS,
         O_MAX_SESSIONS_TOKEN,
+        O_EGRESS_ALLOW_MAX,
 };
 
 static const struct option serve_opts[] = {
@@ -149,6 +156,7 @@ static const struct option serve_opts[] = {
         { "uid-range", required_argument, NULL, O_UID_RANGE },
         { "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
         { "max-sessions-per-token", required_argument, NULL, O_MAX_SESSIONS_TOKEN },
+        { "egress-allow-max", required_argument, NULL, O_EGRESS_ALLOW_MAX },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         CLI_PULL_LONG_OPTIONS,
@@ -202,6 +210,14 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
         case O_TOOLS: o->tools = v; return 0;
         case O_MCP: return cli_strv_push(&o->mcp, v) < 0 ? CLI_EXIT_ERROR : 0;
         case O_TOOL_ENV: return cli_strv_push(&o->tool_env, v) < 0 ? CLI_EXIT_ERROR : 0;
+        case O_EGRESS_ALLOW_MAX: {
+                /* Checked here, so a typo fails at start, not per request. */
+                _cleanup_(tr_request_freep) tr_request *scratch = NULL;
+                _cleanup_(tr_error_freep) tr_error *eerr = NULL;
+                if (tr_request_new(&scratch, &eerr) < 0 || tr_request_set_egress_allow(scratch, &v, 1, &eerr) < 0)
+                        return cli_usage_error("serve", "--egress-allow-max: %s", tr_error_message(eerr));
+                return cli_strv_push(&o->cfg.egress_allow_max, v) < 0 ? CLI_EXIT_ERROR : 0;
+        }
         case O_UID_RANGE: {
                 _cleanup_(tr_error_freep) tr_error *uerr = NULL;
                 if (tr_uid_range_parse(v, &o->bo.uid_range, &uerr) < 0)
@@ -421,6 +437,7 @@ static bool is_local(const char *listen) {
 static void opts_done(serve_opts_t *o) {
         cli_strv_free(o->mcp);
         cli_strv_free(o->tool_env);
+        cli_strv_free(o->cfg.egress_allow_max);
         for (size_t i = 0; i < o->n_owned; i++)
                 free(o->owned[i]);
 }

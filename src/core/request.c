@@ -312,6 +312,29 @@ TR_PUBLIC const char *tr_request_egress_allow_at(const tr_request *r, size_t i) 
         return i < r->n_egress ? r->egress[i] : NULL;
 }
 
+TR_PUBLIC int tr_request_egress_allow_within(const tr_request *r, const char *const *ceiling, size_t n,
+                                             tr_error **ret_err) {
+        for (size_t i = 0; i < r->n_egress; i++) {
+                bool in = false;
+                for (size_t k = 0; k < n && !in; k++) {
+                        tr__egress_target c;
+                        const char *e = ceiling[k], *why = NULL;
+                        if (!e || tr__egress_parse(e, strlen(e), &c, &why) < 0)
+                                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "request.egress",
+                                                    "egress ceiling entry '%.*s' is invalid: %s",
+                                                    e ? TR_MAX_EGRESS_ENTRY_BYTES : 0, e ? e : "",
+                                                    why ? why : "missing");
+                        in = tr__egress_match(&c, 1, &r->egress_targets[i]);
+                }
+                if (!in)
+                        return tr_error_set(ret_err, TR_E_BACKEND_DENIED, TR_BACKEND_NONE, "request.egress",
+                                            "egress allowlist entry '%s' is not among the targets allowed here (the "
+                                            "operator's ceiling, serve's --egress-allow-max)",
+                                            r->egress[i]);
+        }
+        return 0;
+}
+
 TR_PUBLIC size_t tr_request_metadata_count(const tr_request *r) {
         return r->metadata.n;
 }

@@ -164,9 +164,12 @@ int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request 
         for (size_t f = 0; r >= 0 && f < json_array_size(jb->files); f++)
                 r = tr__serve_add_input_file(req, json_array_get(jb->files, f), f, ret_err);
         if (r >= 0)
-                r = tr__serve_request_set_egress(req, jb->egress_allow, ret_err);
-        if (r < 0)
+                r = tr__serve_request_set_egress(cfg, req, jb->egress_allow, ret_err);
+        if (r < 0) {
+                if (ret_err && *ret_err && tr_error_code(*ret_err) == TR_E_BACKEND_DENIED)
+                        *err_status = 403; /* over the operator's egress ceiling */
                 return r;
+        }
         tr_request_set_timeout_ms(req, jb->timeout_ms);
         tr_request_set_limits(req, limits);
         tr_request_set_profile(req, prof);
@@ -300,16 +303,29 @@ bool tr__serve_parse_egress(json_t *o, json_t **ret_allow, char *msg, size_t msg
         return true;
 }
 
-int tr__serve_request_set_egress(tr_request *req, json_t *allow, tr_error **ret_err) {
+int tr__serve_request_set_egress(const tr__serve_config *cfg, tr_request *req, json_t *allow, tr_error **ret_err) {
         size_t n = json_array_size(allow);
         if (!n)
                 return 0;
+        /* No ceiling, no egress: a client of the service must not pick
+         * what the host connects to. */
+        if (!cfg->egress_allow_max)
+                return tr_error_set(ret_err, TR_E_BACKEND_DENIED, TR_BACKEND_NONE, "policy",
+                                    "this server allows no egress: start it with --egress-allow-max HOST:PORT "
+                                    "(repeatable) to set which targets a request's egress.allow may list");
         const char *v[TR_MAX_EGRESS_ALLOW];
         if (n > TR_MAX_EGRESS_ALLOW)
                 n = TR_MAX_EGRESS_ALLOW + 1; /* the library's own message */
         for (size_t i = 0; i < n && i < TR_MAX_EGRESS_ALLOW; i++)
                 v[i] = json_string_value(json_array_get(allow, i));
-        return tr_request_set_egress_allow(req, v, n, ret_err);
+        int r = tr_request_set_egress_allow(req, v, n, ret_err);
+        size_t n_max = 0;
+        while (cfg->egress_allow_max[n_max])
+                n_max++;
+        /* The library's message names the first entry outside. */
+        if (r >= 0)
+                r = tr_request_egress_allow_within(req, (const char *const *) cfg->egress_allow_max, n_max, ret_err);
+        return r;
 }
 
 static json_t *parse_body(const char *body, size_t len, char *msg, size_t msgsz) {

@@ -41,6 +41,12 @@ typedef struct tr__serve_config {
         int64_t max_timeout_ms;
         tr_limits max_limits;
         size_t max_output;
+        /* --egress-allow-max: the targets a request's egress allowlist may
+         * name (NULL-terminated; NULL: none, and a request with one is
+         * refused).  The proxy connects from the host's network position,
+         * so which targets that opens is the operator's call, not a
+         * client's. */
+        char **egress_allow_max;
 } tr__serve_config;
 
 /* What an execution runs on: one runtime per backend, so a request can
@@ -73,10 +79,13 @@ int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile profile, 
  * *ret_allow to the array (borrowed from `o`; NULL when absent or empty).
  * False with `msg` set on a malformed field.  Then
  * tr__serve_request_set_egress puts it on the request (the library
- * validates each entry: TR_E_INVALID_REQUEST, a 400). */
+ * validates each entry: TR_E_INVALID_REQUEST, a 400) and checks it against
+ * the operator's ceiling, cfg->egress_allow_max (TR_E_BACKEND_DENIED, a
+ * 403).  Every path that gives a request or a session an allowlist goes
+ * through it: that is what makes the ceiling hold. */
 typedef struct json_t json_t;
 bool tr__serve_parse_egress(json_t *o, json_t **ret_allow, char *msg, size_t msgsz);
-int tr__serve_request_set_egress(tr_request *req, json_t *allow, tr_error **ret_err);
+int tr__serve_request_set_egress(const tr__serve_config *cfg, tr_request *req, json_t *allow, tr_error **ret_err);
 
 /* ---- metrics (metrics.c) ------------------------------------------------ */
 typedef struct tr__serve_metrics tr__serve_metrics;

@@ -78,7 +78,10 @@ start_server() {
 }
 
 BASE_STATE=$(ctrd_state)
-start_server main --max-concurrency 2 --queue 1 --max-memory 1G --tools "$here/../../examples/tools.json"
+# The egress ceiling: what a request's egress.allow may list (t_execute_value,
+# t_bad_requests, t_exec_server).
+start_server main --max-concurrency 2 --queue 1 --max-memory 1G --tools "$here/../../examples/tools.json" \
+    --egress-allow-max 127.0.0.1:1 --egress-allow-max Example.COM.:443
 MAIN_URL=$URL
 MAIN_PID=$PID
 
@@ -134,6 +137,8 @@ not json|400|not JSON
 {"code":"1","egress":{"allow":"x:1"}}|400|'egress.allow' must be an array of strings
 {"code":"1","egress":{"allow":["*.example.com:443"]}}|400|wildcards are not supported
 {"code":"1","profile":"hardened","egress":{"allow":["example.com:443"]}}|400|profile 'hardened'
+{"code":"1","egress":{"allow":["example.com:443","127.0.0.1:8787"]}}|403|entry '127.0.0.1:8787' is not among the targets allowed here
+{"code":"1","egress":{"allow":["169.254.169.254:80"]}}|403|--egress-allow-max
 {"code":1}|400|'code' is required
 EOF
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/nope")" 404 "unknown route"
@@ -263,8 +268,25 @@ t_config_file() {
     out=$(curl -s -o "$WORK/body" -w '%{http_code}' "$URL/v1/execute" -d '{"code":"1","timeout":6}')
     assert_eq "$out" 400 "timeout over the configured maximum"
     assert_eq "$(j "$(curl -s "$URL/v1/health")" 'j["max_concurrency"]')" 1 "max-concurrency from the file"
+    # No --egress-allow-max: no request may have egress at all (a client
+    # must not choose what the host connects to, e.g. this very API).
+    out=$(curl -s -o "$WORK/body" -w '%{http_code}' "$URL/v1/execute" -d '{"code":"1","egress":{"allow":["127.0.0.1:1"]}}')
+    assert_eq "$out" 403 "egress with no ceiling"
+    assert_contains "$(cat "$WORK/body")" "start it with --egress-allow-max" "egress with no ceiling: the message"
     kill -TERM "$PID"
     wait "$PID" 2>/dev/null
+    # The ceiling from the file, an array as for any repeatable option.
+    printf '{"listen": "127.0.0.1:0", "egress-allow-max": ["127.0.0.1:1", "[::1]:2"]}\n' > "$WORK/cfg2.json"
+    start_server cfg2 --config "$WORK/cfg2.json"
+    out=$(curl -s -o "$WORK/body" -w '%{http_code}' "$URL/v1/execute" -d '{"code":"1","egress":{"allow":["127.0.0.1:2"]}}')
+    assert_eq "$out" 403 "egress outside the configured ceiling"
+    out=$(curl -s "$URL/v1/execute" -d '{"code":"__out = 1","egress":{"allow":["[0::1]:2","127.0.0.1:1"]}}')
+    assert_eq "$(j "$out" 'j["egress"]["allowed"]')" 0 "egress within the configured ceiling runs"
+    kill -TERM "$PID"
+    wait "$PID" 2>/dev/null
+    "$TR" serve --egress-allow-max '*.example.com:443' 2>"$WORK/err"
+    assert_eq "$?" 2 "a bad --egress-allow-max entry"
+    assert_contains "$(cat "$WORK/err")" "wildcards" "a bad --egress-allow-max entry: the message"
     printf '{"nope": 1}\n' > "$WORK/bad.json"
     "$TR" serve --config "$WORK/bad.json" 2>"$WORK/err"
     assert_eq "$?" 2 "unknown key in the config file"
