@@ -44,10 +44,13 @@ static int parse_absolute(const char *uri, size_t len, tr__egress_target *t, con
         return tr__egress_parse_host(a, (size_t) (e - a), 80, t, ret_why);
 }
 
-/* Headers a proxy consumes or must replace (hop-by-hop). */
+/* Headers a proxy consumes or must replace: the hop-by-hop ones, and Host,
+ * which is rewritten from the checked URL (RFC 9112 3.2.2): a client's own
+ * Host would name another site behind a shared front end than the one the
+ * allowlist let through (domain fronting). */
 static bool drop_header(const char *line, size_t len) {
-        static const char *const names[] = { "proxy-connection:", "proxy-authorization:", "connection:",
-                                             "keep-alive:" };
+        static const char *const names[] = { "proxy-connection:", "proxy-authorization:", "connection:", "keep-alive:",
+                                             "host:" };
         for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
                 size_t n = strlen(names[i]);
                 if (len >= n && strncasecmp(line, names[i], n) == 0)
@@ -56,12 +59,49 @@ static bool drop_header(const char *line, size_t len) {
         return false;
 }
 
-/* The request line in origin-form, the headers minus the hop-by-hop ones,
+/* The header lines (from after the request line up to the blank line)
+ * refused because two parsers read them differently, the smuggling
+ * classics: an obsolete folded continuation line, whitespace between a
+ * name and its ':', a line with no ':', and Transfer-Encoding together
+ * with Content-Length (which one frames the body?). */
+static int check_headers(const char *l, const char *head_end, const char **ret_why) {
+        bool te = false, cl = false;
+        while (l < head_end) {
+                const char *eol = strstr(l, "\r\n");
+                if (!eol || eol == l)
+                        break;
+                size_t ll = (size_t) (eol - l);
+                const char *colon = memchr(l, ':', ll);
+                if (l[0] == ' ' || l[0] == '\t') {
+                        *ret_why = "a folded (continued) header line";
+                        return -1;
+                }
+                if (!colon || colon == l) {
+                        *ret_why = "a header line without a name and ':'";
+                        return -1;
+                }
+                if (colon[-1] == ' ' || colon[-1] == '\t') {
+                        *ret_why = "whitespace between a header name and ':'";
+                        return -1;
+                }
+                te = te || ((size_t) (colon - l) == 17 && strncasecmp(l, "transfer-encoding", 17) == 0);
+                cl = cl || ((size_t) (colon - l) == 14 && strncasecmp(l, "content-length", 14) == 0);
+                l = eol + 2;
+        }
+        if (te && cl) {
+                *ret_why = "both Transfer-Encoding and Content-Length";
+                return -1;
+        }
+        return 0;
+}
+
+/* The request line in origin-form, "Host" from the checked target, the
+ * headers minus the hop-by-hop ones and the client's Host,
  * "Connection: close", then whatever body bytes came with the head. */
 static char *rewrite_head(const char *method, size_t mlen, const char *path, size_t plen, const char *version,
-                          size_t vlen, const char *headers, const char *head_end, const char *extra, size_t extra_len,
-                          size_t *ret_len) {
-        size_t cap = mlen + plen + vlen + (size_t) (head_end - headers) + extra_len + 64;
+                          size_t vlen, const tr__egress_target *t, const char *headers, const char *head_end,
+                          const char *extra, size_t extra_len, size_t *ret_len) {
+        size_t cap = mlen + plen + vlen + TR__EGRESS_TARGET_MAX + (size_t) (head_end - headers) + extra_len + 64;
         char *out = malloc(cap);
         if (!out)
                 return NULL;
@@ -69,6 +109,13 @@ static char *rewrite_head(const char *method, size_t mlen, const char *path, siz
         bool slash = !plen || path[0] != '/';
         size_t n = (size_t) snprintf(out, cap, "%.*s %s%.*s %.*s\r\n", (int) mlen, method, slash ? "/" : "", (int) plen,
                                      plen ? path : "", (int) vlen, version);
+        /* The authority as the allowlist matched it; the port only when
+         * it is not http's own. */
+        char authority[TR__EGRESS_TARGET_MAX];
+        tr__egress_format(t, authority);
+        if (t->port == 80)
+                *strrchr(authority, ':') = '\0';
+        n += (size_t) snprintf(out + n, cap - n, "Host: %s\r\n", authority);
         for (const char *l = headers; l < head_end;) {
                 const char *eol = strstr(l, "\r\n");
                 if (!eol || eol == l)
@@ -111,6 +158,8 @@ int tr__egress_parse_request(const char *buf, size_t hl, size_t got, tr__egress_
                         *ret_why = "a bare CR or LF in the request head";
                         return -1;
                 }
+        if (check_headers(eol + 2, buf + hl - 2, ret_why) < 0)
+                return -1;
         const char *uri = sp1 + 1, *path = NULL;
         size_t ulen = (size_t) (sp2 - uri);
         ret->is_connect = (size_t) (sp1 - m) == 7 && strncmp(m, "CONNECT", 7) == 0;
@@ -119,8 +168,13 @@ int tr__egress_parse_request(const char *buf, size_t hl, size_t got, tr__egress_
         if (parse_absolute(uri, ulen, &ret->target, &path, ret_why) < 0)
                 return -1;
         size_t plen = path ? (size_t) (sp2 - path) : 0;
-        ret->head = rewrite_head(m, (size_t) (sp1 - m), path, plen, sp2 + 1, (size_t) (eol - sp2 - 1), eol + 2,
-                                 buf + hl - 2, buf + hl, got - hl, &ret->head_len);
+        /* A fragment is the client's own business, never sent (RFC 9110
+         * 4.2.5): cut at '#'. */
+        const char *hash = plen ? memchr(path, '#', plen) : NULL;
+        if (hash)
+                plen = (size_t) (hash - path);
+        ret->head = rewrite_head(m, (size_t) (sp1 - m), path, plen, sp2 + 1, (size_t) (eol - sp2 - 1), &ret->target,
+                                 eol + 2, buf + hl - 2, buf + hl, got - hl, &ret->head_len);
         if (!ret->head) {
                 *ret_why = "out of memory";
                 return -1;

@@ -6,9 +6,14 @@
  * to itself and matches itself; a rewritten plain-HTTP head is one request
  * line in origin-form, ends its headers with exactly one
  * "Connection: close", has no hop-by-hop header of the client's left and no
- * bare CR or LF (which some servers would read as a line end).
+ * bare CR or LF (which some servers would read as a line end), has exactly
+ * one Host header, right after the request line, naming the checked target,
+ * no fragment, no folded or colon-less header line, and never both
+ * Transfer-Encoding and Content-Length.
  */
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +57,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
                         const char *close = memmem(h, rq.head_len, "\r\nConnection: close\r\n\r\n", 23);
                         const char *blank = memmem(h, rq.head_len, "\r\n\r\n", 4);
-                        if (!close || blank != close + 19)
+                        if (!close || blank != close + 19 || memchr(sp + 1, '#', strcspn(sp + 1, " ")))
                                 abort();
+                        char host[TR__EGRESS_TARGET_MAX + 16], canon[TR__EGRESS_TARGET_MAX];
+                        tr__egress_format(&rq.target, canon);
+                        if (rq.target.port == 80)
+                                *strrchr(canon, ':') = '\0';
+                        size_t hlen = (size_t) snprintf(host, sizeof host, "Host: %s\r\n", canon);
+                        if ((size_t) (blank + 2 - (eol + 2)) < hlen || memcmp(eol + 2, host, hlen) != 0)
+                                abort();
+                        bool te = false, cl = false;
                         for (const char *l = eol + 2; l < blank + 2;) {
                                 const char *e = memmem(l, (size_t) (blank + 2 - l), "\r\n", 2);
                                 if (!e)
@@ -62,10 +75,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                     strncasecmp(l, "proxy-authorization:", 20) == 0 ||
                                     strncasecmp(l, "keep-alive:", 11) == 0 ||
                                     (strncasecmp(l, "connection:", 11) == 0 && l != close + 2) ||
-                                    memchr(l, '\n', (size_t) (e - l)) || memchr(l, '\r', (size_t) (e - l)))
+                                    memchr(l, '\n', (size_t) (e - l)) || memchr(l, '\r', (size_t) (e - l)) ||
+                                    (strncasecmp(l, "host:", 5) == 0 && l != eol + 2) || *l == ' ' || *l == '\t' ||
+                                    !memchr(l, ':', (size_t) (e - l)))
                                         abort();
+                                te = te || strncasecmp(l, "transfer-encoding:", 18) == 0;
+                                cl = cl || strncasecmp(l, "content-length:", 15) == 0;
                                 l = e + 2;
                         }
+                        if (te && cl)
+                                abort();
                 }
                 tr__egress_request_done(&rq);
         } else if (end && !why)

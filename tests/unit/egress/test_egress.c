@@ -166,10 +166,17 @@ static void *upstream_main(void *arg) {
                         buf[n] = '\0';
                         char *eol = strstr(buf, "\r\n");
                         if (eol && strncmp(buf, "GET ", 4) == 0) {
-                                char out[4200];
-                                int m = snprintf(out, sizeof out, "HTTP/1.0 200 OK\r\n\r\nGOT %.*s|%s",
+                                /* and every Host header it got, in order */
+                                char hosts[512] = "";
+                                for (char *h = strstr(buf, "\r\nHost: "); h; h = strstr(h + 2, "\r\nHost: ")) {
+                                        size_t hl = strcspn(h + 8, "\r\n");
+                                        size_t used = strlen(hosts);
+                                        snprintf(hosts + used, sizeof hosts - used, "[%.*s]", (int) hl, h + 8);
+                                }
+                                char out[4800];
+                                int m = snprintf(out, sizeof out, "HTTP/1.0 200 OK\r\n\r\nGOT %.*s|%s|host=%s",
                                                  (int) (eol - buf), buf,
-                                                 strstr(buf, "Connection: close") ? "close" : "keep");
+                                                 strstr(buf, "Connection: close") ? "close" : "keep", hosts);
                                 send(c, out, (size_t) m, MSG_NOSIGNAL);
                         } else {
                                 do
@@ -239,6 +246,20 @@ Test(egress, proxy_relays_denies_and_leaves_nothing) {
                  (unsigned) up_port);
         exchange(proxy_port, req, NULL, out, sizeof out);
         cr_assert(strstr(out, "GOT GET /a/b?c=d HTTP/1.1|close") != NULL, "%s", out);
+        /* The client's Host (any number of them) is replaced by the URL's
+         * authority, the one the allowlist checked: no domain fronting; a
+         * request without one gets one; a fragment is not sent. */
+        snprintf(req, sizeof req,
+                 "GET http://127.0.0.1:%u/f#frag HTTP/1.1\r\nHost: evil.example\r\nX: y\r\nhOsT: other\r\n\r\n",
+                 (unsigned) up_port);
+        exchange(proxy_port, req, NULL, out, sizeof out);
+        char want[128];
+        snprintf(want, sizeof want, "GOT GET /f HTTP/1.1|close|host=[127.0.0.1:%u]", (unsigned) up_port);
+        cr_assert(strstr(out, want) != NULL, "%s", out);
+        snprintf(req, sizeof req, "GET http://127.0.0.1:%u HTTP/1.0\r\n\r\n", (unsigned) up_port);
+        exchange(proxy_port, req, NULL, out, sizeof out);
+        snprintf(want, sizeof want, "GOT GET / HTTP/1.0|close|host=[127.0.0.1:%u]", (unsigned) up_port);
+        cr_assert(strstr(out, want) != NULL, "%s", out);
         /* CONNECT: 200, then raw bytes both ways. */
         snprintf(req, sizeof req, "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: x\r\n\r\nhello-tunnel", (unsigned) up_port);
         exchange(proxy_port, req, "hello-tunnel", out, sizeof out);
@@ -259,7 +280,7 @@ Test(egress, proxy_relays_denies_and_leaves_nothing) {
 
         tr__egress_counts c;
         tr__egress_proxy_take_counts(p, &c);
-        cr_assert_eq(c.allowed, 2);
+        cr_assert_eq(c.allowed, 4);
         cr_assert_eq(c.denied, 3);
         cr_assert_eq(c.n_denied_targets, 2, "distinct targets: %zu", c.n_denied_targets);
         cr_assert_str_eq(c.denied_targets[1], "nowhere.invalid:80");
@@ -326,7 +347,16 @@ Test(egress, request_parser) {
         cr_assert_str_eq(rq.target.host, "example.com");
         cr_assert_eq(rq.target.port, 80);
         cr_assert_eq(rq.head_len, strlen(rq.head));
-        cr_assert_str_eq(rq.head, "GET /?q=1 HTTP/1.1\r\nConnection: close\r\n\r\nxy");
+        cr_assert_str_eq(rq.head, "GET /?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\nxy");
+        tr__egress_request_done(&rq);
+        cr_assert_eq(
+                parse_req("POST http://[::1]:8080/p?a#b HTTP/1.1\r\nHOST: x\r\nContent-Length: 0\r\n\r\n", &rq, &why),
+                0, "%s", why);
+        cr_assert_str_eq(rq.head,
+                         "POST /p?a HTTP/1.1\r\nHost: [::1]:8080\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        tr__egress_request_done(&rq);
+        cr_assert_eq(parse_req("GET http://a.example.#x HTTP/1.1\r\n\r\n", &rq, &why), 0, "%s", why);
+        cr_assert_str_eq(rq.head, "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n");
         tr__egress_request_done(&rq);
         cr_assert_eq(parse_req("CONNECT [::1]:443 HTTP/1.1\r\n\r\n", &rq, &why), 0);
         cr_assert(rq.is_connect);
@@ -341,6 +371,16 @@ Test(egress, request_parser) {
                 "CONNECT a.example:443 SPDY/3\r\n\r\n",
                 "CONNECT  a.example:443 HTTP/1.1\r\n\r\n",
                 "GET http://u:p@a.example/ HTTP/1.1\r\n\r\n",
+                /* what two parsers could read two ways */
+                "GET http://a.example/ HTTP/1.1\r\nX: 1\r\n Host: b.example\r\n\r\n",
+                "GET http://a.example/ HTTP/1.1\r\nX: 1\r\n\tmore\r\n\r\n",
+                "GET http://a.example/ HTTP/1.1\r\nContent-Length : 5\r\n\r\n",
+                "GET http://a.example/ HTTP/1.1\r\nTransfer-Encoding\t: chunked\r\n\r\n",
+                "POST http://a.example/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "POST http://a.example/ HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+                "GET http://a.example/ HTTP/1.1\r\nno colon here\r\n\r\n",
+                "GET http://a.example/ HTTP/1.1\r\n: empty name\r\n\r\n",
+                "CONNECT a.example:443 HTTP/1.1\r\n folded: 1\r\n\r\n",
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 why = NULL;
