@@ -12,7 +12,8 @@
 #
 # The host side: two HTTP servers (A is listed, B is not; B records any
 # request that reaches it) and a TCP echo server (listed, reached with a raw
-# CONNECT), all on the host's 127.0.0.1 at free ports.
+# CONNECT), all on the host's 127.0.0.1 at free ports.  A name that resolves
+# to the host itself is refused (t_egress_host_itself).
 
 EGRESS_PID=""
 
@@ -27,6 +28,8 @@ class A(http.server.BaseHTTPRequestHandler):
         body = ("EGRESS-A-OK path=%s" % self.path).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        # Every Host the request carried (t_egress_host_itself).
+        self.send_header("X-Got-Host", "|".join(self.headers.get_all("Host") or []))
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): pass
@@ -259,7 +262,54 @@ PYEOF
     egress_servers_stop
 }
 
+# A name in the allowlist that leads back to the host itself: "localhost"
+# resolves, on the host where the proxy runs, to the host's own loopback
+# (where serve's API listens without a token).  The proxy refuses it (403,
+# counted as denied, server B never reached), while the literal entry
+# 127.0.0.1:PORT_A, an operator's deliberate choice, works.  And a plain
+# HTTP request's Host header is the URL's authority, whatever the client
+# sent (no domain fronting), one added when the client sent none.
+t_egress_host_itself() {
+    egress_servers_start
+    trx standard --egress-allow "localhost:$PORT_B" --egress-allow "127.0.0.1:$PORT_A" -c '
+import socket, sys, urllib.request
+a, b = sys.argv[1], sys.argv[2]
+def raw(req):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(req.encode())
+    got = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    return got.decode(errors="replace")
+print("connect_localhost=" + raw("CONNECT localhost:%s HTTP/1.1\r\n\r\n" % b).split("\r\n")[0])
+print("get_localhost=" + raw("GET http://LocalHost.:%s/x HTTP/1.1\r\nHost: localhost:%s\r\n\r\n" % (b, b)).split("\r\n")[0])
+r = raw("GET http://127.0.0.1:%s/y#frag HTTP/1.1\r\nHost: evil.example\r\nhost: other.example\r\n\r\n" % a)
+print("fronted=" + r.split("\r\n")[0] + " host=" + [l for l in r.split("\r\n") if l.startswith("X-Got-Host:")][0][12:] + " " + r.split("\r\n\r\n", 1)[1])
+r = raw("GET http://127.0.0.1:%s/z HTTP/1.0\r\n\r\n" % a)
+print("nohost=" + [l for l in r.split("\r\n") if l.startswith("X-Got-Host:")][0][12:])
+print("folded=" + raw("GET http://127.0.0.1:%s/ HTTP/1.1\r\nX: 1\r\n Host: evil\r\n\r\n" % a).split("\r\n")[0])
+print("te_cl=" + raw("POST http://127.0.0.1:%s/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % a).split("\r\n")[0])
+' -- "$PORT_A" "$PORT_B"
+    assert_eq "$RC" 0 "exit status"
+    assert_eq "$(kv connect_localhost)" "HTTP/1.1 403 Forbidden" "CONNECT to a listed name that resolves to loopback"
+    assert_eq "$(kv get_localhost)" "HTTP/1.1 403 Forbidden" "GET to a listed name that resolves to loopback"
+    assert_eq "$(wc -l <"$WORK/egress-b-hits")" 0 "requests that reached server B"
+    assert_eq "$(kv fronted)" "HTTP/1.0 200 OK host=127.0.0.1:$PORT_A EGRESS-A-OK path=/y" "Host is the URL's, fragment not sent"
+    assert_eq "$(kv nohost)" "127.0.0.1:$PORT_A" "Host added when the client sent none"
+    assert_eq "$(kv folded)" "HTTP/1.1 400 Bad Request" "a folded header line"
+    assert_eq "$(kv te_cl)" "HTTP/1.1 400 Bad Request" "Transfer-Encoding with Content-Length"
+    assert_eq "$(j .egress.allowed)" 2 "egress.allowed (the two requests to A)"
+    assert_eq "$(j .egress.denied)" 2 "egress.denied (localhost twice)"
+    assert_eq "$(j '.egress.denied_targets | join(",")')" "localhost:$PORT_B" "egress.denied_targets"
+    egress_servers_stop
+}
+
 register_case containerd t_egress_allowlist
+register_case containerd t_egress_host_itself
 register_case containerd t_egress_mcp
 register_case containerd t_egress_none
 register_case containerd t_egress_refused
