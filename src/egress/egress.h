@@ -74,7 +74,8 @@ void tr__egress_proxy_free(tr__egress_proxy *p);
 
 /* A listening socket on 127.0.0.1:`port` inside the network namespace of
  * process `pid` (with its loopback device up).  Needs CAP_SYS_ADMIN (setns)
- * over that namespace, as the runtime has. */
+ * over that namespace, as the runtime has.  Refuses (ESRCH) a pid that is
+ * gone or exits meanwhile, and a namespace that is this process's own. */
 int tr__egress_listen_netns(pid_t pid, uint16_t port, int *ret_fd, tr_error **ret_err);
 
 /* The core's side (core/exec.c): attach a sandbox's proxy to its

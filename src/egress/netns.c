@@ -22,12 +22,15 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "egress/egress.h"
@@ -57,13 +60,49 @@ static int lo_up(void) {
         return 0;
 }
 
+/* The network namespace of process `pid`, made sure to be the one of the
+ * process containerd named, not of whatever took its pid after it exited:
+ * a pidfd pins the process, the namespace is opened through /proc, and
+ * only if the pidfd's process is still alive afterwards was /proc/PID that
+ * process when it was opened.  And whatever happened before the pidfd was
+ * taken, the host's own namespace is never accepted: a proxy listening
+ * there would open the allowlist to the host's other programs. */
+static int open_netns(pid_t pid, const char **ret_what) {
+        _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+                *ret_what = "the sandbox's process is gone";
+                return -errno;
+        }
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int) pid);
+        int ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns < 0) {
+                *ret_what = "opening the sandbox's network namespace";
+                return -errno;
+        }
+        struct pollfd pf = { .fd = pidfd, .events = POLLIN };
+        struct stat own, st;
+        const char *why = NULL;
+        if (poll(&pf, 1, 0) != 0)
+                why = "the sandbox's process exited while its namespace was opened";
+        else if (stat("/proc/self/ns/net", &own) < 0 || fstat(ns, &st) < 0)
+                why = "comparing the sandbox's network namespace with the runtime's";
+        else if (own.st_dev == st.st_dev && own.st_ino == st.st_ino)
+                why = "the sandbox's process is in the host's own network namespace (an exited task whose pid "
+                      "was reused?)";
+        if (why) {
+                close(ns);
+                *ret_what = why;
+                return -ESRCH;
+        }
+        return ns;
+}
+
 static void *ns_main(void *arg) {
         ns_job *j = arg;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/ns/net", (int) j->pid);
-        _cleanup_close_ int ns = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int ns = open_netns(j->pid, &j->what);
         if (ns < 0) {
-                j->err = errno, j->what = "opening the sandbox's network namespace";
+                j->err = -ns;
                 return NULL;
         }
         /* This thread only: it ends right after, never back in the host's

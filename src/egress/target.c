@@ -8,7 +8,6 @@
  * wildcard, userinfo, space or control byte gets through.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,8 +19,22 @@ static int bad(const char **ret_why, const char *why) {
         return -1;
 }
 
+/* ASCII only, whatever the locale: ctype's isalnum/tolower follow
+ * LC_CTYPE, and a host name byte must mean the same to every caller. */
+static bool ascii_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+static bool ascii_alpha(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static char ascii_lower(char c) {
+        return c >= 'A' && c <= 'Z' ? (char) (c - 'A' + 'a') : c;
+}
+
 static bool name_char(char c) {
-        return isalnum((unsigned char) c) || c == '-' || c == '_';
+        return ascii_alpha(c) || ascii_digit(c) || c == '-' || c == '_';
 }
 
 /* A DNS name: labels of 1-63 letters, digits, '-' or '_', not starting or
@@ -52,10 +65,10 @@ static int parse_name(const char *h, size_t len, tr__egress_target *ret, const c
                         return bad(ret_why, "the host has a character a host name cannot have");
                 label++;
         }
-        if (isdigit((unsigned char) h[last_start]))
+        if (ascii_digit(h[last_start]))
                 return bad(ret_why, "the host is neither a host name nor a dotted-quad IPv4 address");
         for (size_t i = 0; i < len; i++)
-                ret->host[i] = (char) tolower((unsigned char) h[i]);
+                ret->host[i] = ascii_lower(h[i]);
         ret->host[len] = '\0';
         ret->is_ip = false;
         return 0;
@@ -110,7 +123,7 @@ int tr__egress_parse(const char *s, size_t len, tr__egress_target *ret, const ch
                 return bad(ret_why, "the port must be 1-65535");
         unsigned port = 0;
         for (size_t i = 0; i < plen; i++) {
-                if (!isdigit((unsigned char) p[i]))
+                if (!ascii_digit(p[i]))
                         return bad(ret_why, "the port must be 1-65535");
                 port = port * 10 + (unsigned) (p[i] - '0');
         }

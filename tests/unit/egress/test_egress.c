@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -461,4 +462,26 @@ Test(egress, forbidden_addresses) {
         static const char *const yes6[] = { "2001:db8::1", "fd00::1", "::ffff:10.0.0.1", "fec0::1" };
         for (size_t i = 0; i < sizeof yes6 / sizeof yes6[0]; i++)
                 cr_assert_null(forbidden6(yes6[i]), "%s refused", yes6[i]);
+}
+
+/* The proxy's socket is made in the namespace of the pid containerd
+ * reported; if that task exited and its pid went to a host process, the
+ * proxy would listen in the host's own namespace.  Refused: a pid in this
+ * process's namespace (this process itself), and a pid that is gone. */
+Test(egress, listen_netns_refuses_host_namespace_and_dead_pid) {
+        int fd = -1;
+        tr_error *err = NULL;
+        cr_assert_lt(tr__egress_listen_netns(getpid(), 0, &fd, &err), 0);
+        cr_assert_eq(fd, -1);
+        cr_assert(strstr(tr_error_message(err), "host's own network namespace") != NULL, "%s", tr_error_message(err));
+        tr_error_free(err);
+        err = NULL;
+        pid_t child = fork();
+        if (child == 0)
+                _exit(0);
+        cr_assert_gt(child, 0);
+        cr_assert_eq(waitpid(child, NULL, 0), child);
+        cr_assert_lt(tr__egress_listen_netns(child, 0, &fd, &err), 0);
+        cr_assert_eq(fd, -1);
+        tr_error_free(err);
 }
