@@ -485,3 +485,39 @@ Test(egress, listen_netns_refuses_host_namespace_and_dead_pid) {
         cr_assert_eq(fd, -1);
         tr_error_free(err);
 }
+
+/* Denials are all counted but not all logged: a snippet looping on a denied
+ * target must not flood the runtime's log (5 WARNs per target, 100 in
+ * all). */
+static void count_warns(void *userdata, tr_log_level level, const char *msg, const char *const *kv) {
+        (void) msg;
+        (void) kv;
+        if (level == TR_LOG_WARN)
+                __atomic_add_fetch((unsigned *) userdata, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(egress, denial_log_is_rate_limited) {
+        uint16_t proxy_port;
+        tr__egress_target allow[1] = { parse_ok("127.0.0.1:9") };
+        int lfd = listen_local(&proxy_port);
+        tr__egress_proxy *p = NULL;
+        unsigned warns = 0;
+        cr_assert_eq(tr__egress_proxy_start(lfd, allow, 1, count_warns, &warns, &p, NULL), 0);
+        char req[128], out[512];
+        for (int i = 0; i < 20; i++) {
+                exchange(proxy_port, "CONNECT denied.example:443 HTTP/1.1\r\n\r\n", NULL, out, sizeof out);
+                cr_assert(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "%s", out);
+        }
+        cr_assert_eq(__atomic_load_n(&warns, __ATOMIC_SEQ_CST), 5, "WARNs for one target: %u", warns);
+        for (int i = 0; i < 120; i++) {
+                snprintf(req, sizeof req, "CONNECT denied.example:%d HTTP/1.1\r\n\r\n", 1000 + i);
+                exchange(proxy_port, req, NULL, out, sizeof out);
+                cr_assert(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "%s", out);
+        }
+        cr_assert_eq(__atomic_load_n(&warns, __ATOMIC_SEQ_CST), 100, "WARNs in all: %u", warns);
+        tr__egress_counts c;
+        tr__egress_proxy_take_counts(p, &c);
+        cr_assert_eq(c.denied, 140, "every denial counted");
+        tr__egress_counts_done(&c);
+        tr__egress_proxy_free(p);
+}
