@@ -136,6 +136,10 @@ int tr__egress_connect(const tr__egress_target *t, int stop_fd, int64_t deadline
                         break;
         }
         freeaddrinfo(res);
+        /* -EACCES means the policy above, nothing else: a socket-level
+         * EACCES (an LSM, a firewall) is a plain failure, a 502. */
+        if (fd == -EACCES)
+                fd = -EPERM;
         if (fd < 0)
                 *ret_why = fd == -ETIMEDOUT ? "connecting timed out" : "the connection was refused or failed";
         return fd;

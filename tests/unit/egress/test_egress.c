@@ -132,9 +132,25 @@ Test(egress, request_api) {
         cr_assert_lt(tr__profile_check_egress(TR_PROFILE_STANDARD, TR_BACKEND_KATA, req, NULL), 0);
         cr_assert_lt(tr__profile_check_egress(TR_PROFILE_DEV, TR_BACKEND_UNSAFE_HOST, req, NULL), 0);
         cr_assert_lt(tr__profile_check_egress(TR_PROFILE_DEV, TR_BACKEND_CONTAINERD, req, NULL), 0);
+        /* A front end's ceiling (serve's --egress-allow-max), compared in
+         * canonical form. */
+        const char *ceiling[] = { "EXAMPLE.com.:443", "[0::1]:1", "127.0.0.1:8080" };
+        cr_assert_eq(tr_request_egress_allow_within(req, ceiling, 3, NULL), 0);
+        cr_assert_lt(tr_request_egress_allow_within(req, ceiling, 2, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_BACKEND_DENIED);
+        cr_assert(strstr(tr_error_message(err), "'127.0.0.1:8080'") != NULL, "%s", tr_error_message(err));
+        tr_error_free(err);
+        err = NULL;
+        cr_assert_lt(tr_request_egress_allow_within(req, NULL, 0, NULL), 0, "an empty ceiling admits nothing");
+        const char *bad_ceiling[] = { "*.example.com:443" };
+        cr_assert_lt(tr_request_egress_allow_within(req, bad_ceiling, 1, &err), 0);
+        cr_assert_eq(tr_error_code(err), TR_E_INVALID_REQUEST);
+        tr_error_free(err);
+        err = NULL;
         /* NULL, 0 clears it: no allowlist passes everywhere. */
         cr_assert_eq(tr_request_set_egress_allow(req, NULL, 0, NULL), 0);
         cr_assert_eq(tr_request_egress_allow_count(req), 0);
+        cr_assert_eq(tr_request_egress_allow_within(req, NULL, 0, NULL), 0);
         cr_assert_eq(tr__profile_check_egress(TR_PROFILE_HARDENED, TR_BACKEND_KATA, req, NULL), 0);
         tr_request_free(req);
 }
