@@ -68,8 +68,10 @@ static int lo_up(void) {
  * taken, the host's own namespace is never accepted: a proxy listening
  * there would open the allowlist to the host's other programs. */
 static int open_netns(pid_t pid, const char **ret_what) {
+        /* Without pidfd_open (a kernel before 5.3, or Valgrind 3.19) the
+         * host-namespace check below still holds. */
         _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
+        if (pidfd < 0 && errno != ENOSYS) {
                 *ret_what = "the sandbox's process is gone";
                 return -errno;
         }
@@ -83,7 +85,7 @@ static int open_netns(pid_t pid, const char **ret_what) {
         struct pollfd pf = { .fd = pidfd, .events = POLLIN };
         struct stat own, st;
         const char *why = NULL;
-        if (poll(&pf, 1, 0) != 0)
+        if (pidfd >= 0 && poll(&pf, 1, 0) != 0)
                 why = "the sandbox's process exited while its namespace was opened";
         else if (stat("/proc/self/ns/net", &own) < 0 || fstat(ns, &st) < 0)
                 why = "comparing the sandbox's network namespace with the runtime's";
