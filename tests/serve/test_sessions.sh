@@ -83,7 +83,8 @@ TA=$(sed -n 2p "$WORK/tokens")
 TB=$(sed -n 3p "$WORK/tokens")
 TC=$(sed -n 4p "$WORK/tokens")
 BASE_STATE=$(ctrd_state)
-start_server main --token-file "$WORK/tokens" --max-sessions 3 --max-sessions-per-token 2
+start_server main --token-file "$WORK/tokens" --max-sessions 3 --max-sessions-per-token 2 \
+    --egress-allow-max 127.0.0.1:1
 MAIN_URL=$URL
 MAIN_PID=$PID
 
@@ -241,6 +242,11 @@ __out = r'
     assert_eq "$(api "$TA" POST "/v1/sessions/$id/execute" -d '{"code":"1","egress":{"allow":["127.0.0.1:2"]}}')" 400 \
         "egress on an execution"
     api "$TA" DELETE "/v1/sessions/$id" >/dev/null
+    # A session's allowlist is held to the operator's ceiling too
+    # (--egress-allow-max): nothing is created for a refused one.
+    assert_eq "$(api "$TA" POST /v1/sessions -d '{"egress":{"allow":["127.0.0.1:1","127.0.0.1:2"]}}')" 403 \
+        "a session's egress outside --egress-allow-max"
+    assert_contains "$(body)" "'127.0.0.1:2' is not among the targets allowed here" "the message names the entry"
     # Without an allowlist: no network at all.
     id=$(create "$TA")
     out=$(execute "$TA" "$id" "$code")
