@@ -36,6 +36,37 @@ typedef struct cli_backend_opts {
         const tr_image_pull_opts *pull; /* NULL: never pull a missing image */
 } cli_backend_opts;
 
+/* The backend options `exec`, `mcp` and `serve` share (runtime.c): one
+ * table and one parser, so that a backend option means the same in every
+ * command.  --uid-range is not among them: `mcp` has none. */
+enum {
+        CLI_OPT_IMAGE = 0x1100,
+        CLI_OPT_NAMESPACE,
+        CLI_OPT_SOCKET,
+        CLI_OPT_RUNTIME,
+        CLI_OPT_SECCOMP,
+        CLI_OPT_KERNEL,
+        CLI_OPT_INITRD,
+        CLI_OPT_VM_IMAGE,
+        CLI_OPT_HYPERVISOR,
+        CLI_OPT_ACCEL,
+};
+#define CLI_BACKEND_LONG_OPTIONS                                                 \
+        { "image", required_argument, NULL, CLI_OPT_IMAGE },                     \
+                { "namespace", required_argument, NULL, CLI_OPT_NAMESPACE },     \
+                { "socket", required_argument, NULL, CLI_OPT_SOCKET },           \
+                { "runtime", required_argument, NULL, CLI_OPT_RUNTIME },         \
+                { "seccomp", required_argument, NULL, CLI_OPT_SECCOMP },         \
+                { "kernel", required_argument, NULL, CLI_OPT_KERNEL },           \
+                { "initrd", required_argument, NULL, CLI_OPT_INITRD },           \
+                { "vm-image", required_argument, NULL, CLI_OPT_VM_IMAGE },       \
+                { "hypervisor", required_argument, NULL, CLI_OPT_HYPERVISOR }, { \
+                "accel", required_argument, NULL, CLI_OPT_ACCEL                  \
+        }
+/* 1 when `c` is one of CLI_BACKEND_LONG_OPTIONS (applied to `bo`), 0 when
+ * not, CLI_EXIT_USAGE (already reported) for a bad value. */
+int cli_backend_option(const char *cmd, cli_backend_opts *bo, int c, const char *arg);
+
 /* The registry options `exec` and `image pull` share (image_pull.c). */
 enum {
         CLI_OPT_INSECURE_REGISTRY = 0x1000,

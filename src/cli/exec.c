@@ -129,16 +129,6 @@ enum {
         OPT_MAX_OUTPUT,
         OPT_JSON,
         OPT_RAW,
-        OPT_IMAGE,
-        OPT_NAMESPACE,
-        OPT_SOCKET,
-        OPT_RUNTIME,
-        OPT_SECCOMP,
-        OPT_KERNEL,
-        OPT_INITRD,
-        OPT_VM_IMAGE,
-        OPT_HYPERVISOR,
-        OPT_ACCEL,
         OPT_UID_RANGE,
         OPT_TOOLS,
         OPT_MCP,
@@ -166,17 +156,7 @@ static const struct option exec_opts[] = {
         { "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
         { "json", no_argument, NULL, OPT_JSON },
         { "raw", no_argument, NULL, OPT_RAW },
-        { "image", required_argument, NULL, OPT_IMAGE },
-        { "namespace", required_argument, NULL, OPT_NAMESPACE },
-        { "socket", required_argument, NULL, OPT_SOCKET },
-        { "runtime", required_argument, NULL, OPT_RUNTIME },
-        { "seccomp", required_argument, NULL, OPT_SECCOMP },
-        { "kernel", required_argument, NULL, OPT_KERNEL },
-        { "initrd", required_argument, NULL, OPT_INITRD },
-        { "vm-image", required_argument, NULL, OPT_VM_IMAGE },
         { "vm-image-cache", required_argument, NULL, OPT_VM_IMAGE_CACHE },
-        { "hypervisor", required_argument, NULL, OPT_HYPERVISOR },
-        { "accel", required_argument, NULL, OPT_ACCEL },
         { "uid-range", required_argument, NULL, OPT_UID_RANGE },
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
@@ -184,6 +164,7 @@ static const struct option exec_opts[] = {
         { "server", required_argument, NULL, OPT_SERVER },
         { "stdin", required_argument, NULL, OPT_STDIN },
         { "egress-allow", required_argument, NULL, OPT_EGRESS_ALLOW },
+        CLI_BACKEND_LONG_OPTIONS,
         CLI_PULL_LONG_OPTIONS,
         { 0 },
 };
@@ -254,6 +235,8 @@ int cli_exec(int argc, char **argv) {
                 enum { COUNT, SIZE, SECONDS } kind = COUNT;
                 const char *what = NULL;
                 int pr = cli_pull_option("exec", &pull, c, optarg);
+                if (pr == 0)
+                        pr = cli_backend_option("exec", &bo, c, optarg);
                 if (pr != 0) {
                         if (pr != 1)
                                 return pr;
@@ -306,26 +289,7 @@ int cli_exec(int argc, char **argv) {
                 case OPT_SERVER: server = optarg; break;
                 case OPT_STDIN: stdin_file = optarg; break;
                 case OPT_RAW: cli_term_raw = true; break;
-                case OPT_IMAGE: bo.image = optarg; break;
-                case OPT_NAMESPACE: bo.ctrd_namespace = optarg; break;
-                case OPT_SOCKET: bo.socket = optarg; break;
-                case OPT_RUNTIME: bo.runtime = optarg; break;
-                case OPT_SECCOMP: bo.seccomp = optarg; break;
-                case OPT_KERNEL: bo.kernel = optarg; break;
-                case OPT_INITRD: bo.initrd = optarg; break;
-                case OPT_VM_IMAGE: bo.vm_image = optarg; break;
                 case OPT_VM_IMAGE_CACHE: vm_image_cache = optarg; break;
-                case OPT_HYPERVISOR: bo.hypervisor = optarg; break;
-                case OPT_ACCEL:
-                        if (streq(optarg, "auto"))
-                                bo.accel = TR_KATA_ACCEL_AUTO;
-                        else if (streq(optarg, "kvm"))
-                                bo.accel = TR_KATA_ACCEL_KVM;
-                        else if (streq(optarg, "tcg"))
-                                bo.accel = TR_KATA_ACCEL_TCG;
-                        else
-                                return cli_usage_error("exec", "--accel: expected auto, kvm or tcg, got '%s'", optarg);
-                        break;
                 case OPT_UID_RANGE: {
                         tr_error *uerr = NULL;
                         if (tr_uid_range_parse(optarg, &bo.uid_range, &uerr) < 0) {

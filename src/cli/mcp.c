@@ -76,16 +76,6 @@ enum {
         OPT_MAX_CODE,
         OPT_MAX_CONCURRENT,
         OPT_EXPOSE,
-        OPT_IMAGE,
-        OPT_NAMESPACE,
-        OPT_SOCKET,
-        OPT_RUNTIME,
-        OPT_SECCOMP,
-        OPT_KERNEL,
-        OPT_INITRD,
-        OPT_VM_IMAGE,
-        OPT_HYPERVISOR,
-        OPT_ACCEL,
         OPT_TOOLS,
         OPT_MCP,
         OPT_EGRESS_ALLOW,
@@ -107,19 +97,10 @@ static const struct option mcp_opts[] = {
         { "max-code", required_argument, NULL, OPT_MAX_CODE },
         { "max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT },
         { "expose-tools", no_argument, NULL, OPT_EXPOSE },
-        { "image", required_argument, NULL, OPT_IMAGE },
-        { "namespace", required_argument, NULL, OPT_NAMESPACE },
-        { "socket", required_argument, NULL, OPT_SOCKET },
-        { "runtime", required_argument, NULL, OPT_RUNTIME },
-        { "seccomp", required_argument, NULL, OPT_SECCOMP },
-        { "kernel", required_argument, NULL, OPT_KERNEL },
-        { "initrd", required_argument, NULL, OPT_INITRD },
-        { "vm-image", required_argument, NULL, OPT_VM_IMAGE },
-        { "hypervisor", required_argument, NULL, OPT_HYPERVISOR },
-        { "accel", required_argument, NULL, OPT_ACCEL },
         { "tools", required_argument, NULL, OPT_TOOLS },
         { "mcp", required_argument, NULL, OPT_MCP },
         { "egress-allow", required_argument, NULL, OPT_EGRESS_ALLOW },
+        CLI_BACKEND_LONG_OPTIONS,
         { 0 },
 };
 
@@ -203,6 +184,12 @@ static int parse_num(int opt, const char *arg, mcp_args *a) {
 static int parse_args(int argc, char **argv, mcp_args *a) {
         int c;
         while ((c = getopt_long(argc, argv, "b:p:t:vh", mcp_opts, NULL)) != -1) {
+                int br = cli_backend_option("mcp", &a->bo, c, optarg);
+                if (br != 0) {
+                        if (br != 1)
+                                return br;
+                        continue;
+                }
                 switch (c) {
                 case 'b': a->backend = optarg; break;
                 case 'p': a->profile = optarg; break;
@@ -214,25 +201,6 @@ static int parse_args(int argc, char **argv, mcp_args *a) {
                 case 'v': a->verbose = true; break;
                 case 'h': fputs(mcp_help, stdout); return 1;
                 case OPT_EXPOSE: a->expose = true; break;
-                case OPT_IMAGE: a->bo.image = optarg; break;
-                case OPT_NAMESPACE: a->bo.ctrd_namespace = optarg; break;
-                case OPT_SOCKET: a->bo.socket = optarg; break;
-                case OPT_RUNTIME: a->bo.runtime = optarg; break;
-                case OPT_SECCOMP: a->bo.seccomp = optarg; break;
-                case OPT_KERNEL: a->bo.kernel = optarg; break;
-                case OPT_INITRD: a->bo.initrd = optarg; break;
-                case OPT_VM_IMAGE: a->bo.vm_image = optarg; break;
-                case OPT_HYPERVISOR: a->bo.hypervisor = optarg; break;
-                case OPT_ACCEL:
-                        if (streq(optarg, "auto"))
-                                a->bo.accel = TR_KATA_ACCEL_AUTO;
-                        else if (streq(optarg, "kvm"))
-                                a->bo.accel = TR_KATA_ACCEL_KVM;
-                        else if (streq(optarg, "tcg"))
-                                a->bo.accel = TR_KATA_ACCEL_TCG;
-                        else
-                                return cli_usage_error("mcp", "--accel: expected auto, kvm or tcg, got '%s'", optarg);
-                        break;
                 case OPT_TOOLS: a->tools = optarg; break;
                 case OPT_MCP: {
                         const char **m = realloc(a->mcp, (a->n_mcp + 1) * sizeof(*m));

@@ -77,3 +77,28 @@ int cli_runtime_new(const cli_backend_opts *o, tr_log_fn log, void *log_ud, tr_r
         *ret_rt = TAKE_PTR(rt);
         return 0;
 }
+
+int cli_backend_option(const char *cmd, cli_backend_opts *bo, int c, const char *arg) {
+        switch (c) {
+        case CLI_OPT_IMAGE: bo->image = arg; return 1;
+        case CLI_OPT_NAMESPACE: bo->ctrd_namespace = arg; return 1;
+        case CLI_OPT_SOCKET: bo->socket = arg; return 1;
+        case CLI_OPT_RUNTIME: bo->runtime = arg; return 1;
+        case CLI_OPT_SECCOMP: bo->seccomp = arg; return 1;
+        case CLI_OPT_KERNEL: bo->kernel = arg; return 1;
+        case CLI_OPT_INITRD: bo->initrd = arg; return 1;
+        case CLI_OPT_VM_IMAGE: bo->vm_image = arg; return 1;
+        case CLI_OPT_HYPERVISOR: bo->hypervisor = arg; return 1;
+        case CLI_OPT_ACCEL:
+                if (streq(arg, "auto"))
+                        bo->accel = TR_KATA_ACCEL_AUTO;
+                else if (streq(arg, "kvm"))
+                        bo->accel = TR_KATA_ACCEL_KVM;
+                else if (streq(arg, "tcg"))
+                        bo->accel = TR_KATA_ACCEL_TCG;
+                else
+                        return cli_usage_error(cmd, "--accel: expected auto, kvm or tcg, got '%s'", arg);
+                return 1;
+        default: return 0;
+        }
+}

@@ -101,16 +101,6 @@ enum {
         O_MAX_TOOL_CALLS,
         O_MAX_CHAIN_STEPS,
         O_MAX_OUTPUT,
-        O_IMAGE,
-        O_NAMESPACE,
-        O_SOCKET,
-        O_RUNTIME,
-        O_SECCOMP,
-        O_KERNEL,
-        O_INITRD,
-        O_VM_IMAGE,
-        O_HYPERVISOR,
-        O_ACCEL,
         O_TOOLS,
         O_MCP,
         O_TOOL_ENV,
@@ -140,16 +130,6 @@ static const struct option serve_opts[] = {
         { "max-tool-calls", required_argument, NULL, O_MAX_TOOL_CALLS },
         { "max-chain-steps", required_argument, NULL, O_MAX_CHAIN_STEPS },
         { "max-output", required_argument, NULL, O_MAX_OUTPUT },
-        { "image", required_argument, NULL, O_IMAGE },
-        { "namespace", required_argument, NULL, O_NAMESPACE },
-        { "socket", required_argument, NULL, O_SOCKET },
-        { "runtime", required_argument, NULL, O_RUNTIME },
-        { "seccomp", required_argument, NULL, O_SECCOMP },
-        { "kernel", required_argument, NULL, O_KERNEL },
-        { "initrd", required_argument, NULL, O_INITRD },
-        { "vm-image", required_argument, NULL, O_VM_IMAGE },
-        { "hypervisor", required_argument, NULL, O_HYPERVISOR },
-        { "accel", required_argument, NULL, O_ACCEL },
         { "tools", required_argument, NULL, O_TOOLS },
         { "mcp", required_argument, NULL, O_MCP },
         { "tool-env", required_argument, NULL, O_TOOL_ENV },
@@ -159,6 +139,7 @@ static const struct option serve_opts[] = {
         { "egress-allow-max", required_argument, NULL, O_EGRESS_ALLOW_MAX },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        CLI_BACKEND_LONG_OPTIONS,
         CLI_PULL_LONG_OPTIONS,
         { 0 },
 };
@@ -198,15 +179,6 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
         case 'b': o->backend = v; return 0;
         case O_ALLOW_DEV: o->cfg.allow_dev = true; return 0;
         case 'v': o->verbose = true; return 0;
-        case O_IMAGE: o->bo.image = v; return 0;
-        case O_NAMESPACE: o->bo.ctrd_namespace = v; return 0;
-        case O_SOCKET: o->bo.socket = v; return 0;
-        case O_RUNTIME: o->bo.runtime = v; return 0;
-        case O_SECCOMP: o->bo.seccomp = v; return 0;
-        case O_KERNEL: o->bo.kernel = v; return 0;
-        case O_INITRD: o->bo.initrd = v; return 0;
-        case O_VM_IMAGE: o->bo.vm_image = v; return 0;
-        case O_HYPERVISOR: o->bo.hypervisor = v; return 0;
         case O_TOOLS: o->tools = v; return 0;
         case O_MCP: return cli_strv_push(&o->mcp, v) < 0 ? CLI_EXIT_ERROR : 0;
         case O_TOOL_ENV: return cli_strv_push(&o->tool_env, v) < 0 ? CLI_EXIT_ERROR : 0;
@@ -224,16 +196,6 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
                         return cli_usage_error("serve", "--uid-range: %s", tr_error_message(uerr));
                 return 0;
         }
-        case O_ACCEL:
-                if (streq(v, "auto"))
-                        o->bo.accel = TR_KATA_ACCEL_AUTO;
-                else if (streq(v, "kvm"))
-                        o->bo.accel = TR_KATA_ACCEL_KVM;
-                else if (streq(v, "tcg"))
-                        o->bo.accel = TR_KATA_ACCEL_TCG;
-                else
-                        return cli_usage_error("serve", "--accel: expected auto, kvm or tcg, got '%s'", v);
-                return 0;
         case O_POOL: {
                 char prof[16] = "", kind[16] = "";
                 const char *eq = strchr(v, '=');
@@ -290,6 +252,8 @@ static int set_opt(serve_opts_t *o, int id, const char *name, const char *v) {
         case O_MAX_CHAIN_STEPS: lim = &o->cfg.max_limits.max_chain_steps; break;
         default: {
                 int pr = cli_pull_option("serve", &o->pull, id, v);
+                if (pr == 0)
+                        pr = cli_backend_option("serve", &o->bo, id, v);
                 if (pr == 1)
                         return 0;
                 return pr ? pr : cli_usage_error("serve", "invalid arguments");
