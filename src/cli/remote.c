@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "serve/wire.h"
 #include "util/macros.h"
 
 typedef struct body {
@@ -50,21 +51,10 @@ static json_t *request_json(const cli_remote_req *r) {
                 json_object_set_new(o, "backend", json_string(r->backend));
         if (r->timeout_ms > 0)
                 json_object_set_new(o, "timeout", json_real((double) r->timeout_ms / 1000.0));
-        static const struct {
-                const char *key;
-                size_t off;
-        } lims[] = {
-                { "memory", offsetof(tr_limits, memory_bytes) },
-                { "pids", offsetof(tr_limits, pids_max) },
-                { "cpu_quota_ms", offsetof(tr_limits, cpu_quota_ms) },
-                { "disk", offsetof(tr_limits, disk_bytes) },
-                { "max_tool_calls", offsetof(tr_limits, max_tool_calls) },
-                { "max_chain_steps", offsetof(tr_limits, max_chain_steps) },
-        };
-        for (size_t i = 0; i < ARRAY_SIZE(lims); i++) {
-                int64_t v = *(const int64_t *) ((const char *) &r->limits + lims[i].off);
+        for (size_t i = 0; i < TR__WIRE_N_LIMITS; i++) {
+                int64_t v = tr__wire_limit_get(&r->limits, i);
                 if (v != TR_LIMIT_UNSET)
-                        json_object_set_new(lim, lims[i].key, json_integer(v));
+                        json_object_set_new(lim, tr__wire_limits[i].name, json_integer(v));
         }
         if (r->max_output > 0)
                 json_object_set_new(lim, "max_output", json_integer(r->max_output));

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "serve/wire.h"
 #include "util/handles.h"
 #include "util/macros.h"
 
@@ -126,19 +127,12 @@ static int do_create(const sopts *o) {
                 json_object_set_new(req, "ttl", json_real((double) o->ttl_ms / 1000.0));
         if (o->idle_ms)
                 json_object_set_new(req, "idle_timeout", json_real((double) o->idle_ms / 1000.0));
-        static const struct {
-                const char *key;
-                size_t off;
-        } lims[] = {
-                { "memory", offsetof(tr_limits, memory_bytes) },
-                { "pids", offsetof(tr_limits, pids_max) },
-                { "cpu_quota_ms", offsetof(tr_limits, cpu_quota_ms) },
-                { "disk", offsetof(tr_limits, disk_bytes) },
-        };
-        for (size_t i = 0; i < ARRAY_SIZE(lims); i++) {
-                int64_t v = *(const int64_t *) ((const char *) &o->limits + lims[i].off);
+        /* Only memory, pids, cpu and disk are set here (tr_limits_init
+         * leaves the others unset, and unset limits are not sent). */
+        for (size_t i = 0; i < TR__WIRE_N_LIMITS; i++) {
+                int64_t v = tr__wire_limit_get(&o->limits, i);
                 if (v != TR_LIMIT_UNSET)
-                        json_object_set_new(lim, lims[i].key, json_integer(v));
+                        json_object_set_new(lim, tr__wire_limits[i].name, json_integer(v));
         }
         if (json_object_size(lim))
                 json_object_set(req, "limits", lim);

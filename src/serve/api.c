@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "serve/serve.h"
+#include "serve/wire.h"
 #include "util/handles.h"
 #include "util/macros.h"
 
@@ -50,26 +51,15 @@ static void piston_error(tr__serve_reply *ret, unsigned status, const char *msg)
 typedef tr__serve_job job;
 
 int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_limits *limits, tr_error **ret_err) {
-        static const struct {
-                const char *name;
-                size_t off;
-        } lim[] = {
-                { "memory", offsetof(tr_limits, memory_bytes) },
-                { "pids", offsetof(tr_limits, pids_max) },
-                { "cpu_quota_ms", offsetof(tr_limits, cpu_quota_ms) },
-                { "disk", offsetof(tr_limits, disk_bytes) },
-                { "max_tool_calls", offsetof(tr_limits, max_tool_calls) },
-                { "max_chain_steps", offsetof(tr_limits, max_chain_steps) },
-        };
         /* A server maximum caps what a request asks, and also what it leaves
          * to the profile: an unset limit whose profile default is above the
          * maximum (or unlimited) runs at the maximum. */
         tr_limits defaults;
         tr_profile_default_limits(prof, &defaults);
-        for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
-                int64_t max = *(const int64_t *) ((const char *) &cfg->max_limits + lim[i].off);
-                int64_t *v = (int64_t *) ((char *) limits + lim[i].off);
-                int64_t d = *(const int64_t *) ((const char *) &defaults + lim[i].off);
+        for (size_t i = 0; i < TR__WIRE_N_LIMITS; i++) {
+                int64_t max = tr__wire_limit_get(&cfg->max_limits, i);
+                int64_t *v = tr__wire_limit_at(limits, i);
+                int64_t d = tr__wire_limit_get(&defaults, i);
                 if (max <= 0)
                         continue;
                 if (*v == TR_LIMIT_UNSET) {
@@ -78,11 +68,11 @@ int tr__serve_effective_limits(const tr__serve_config *cfg, tr_profile prof, tr_
                 } else if (*v == 0) {
                         return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
                                             "limits.%s 0 (unlimited) is over this server's maximum of %lld",
-                                            lim[i].name, (long long) max);
+                                            tr__wire_limits[i].name, (long long) max);
                 } else if (*v > max) {
                         return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                            "limits.%s %lld is over this server's maximum of %lld", lim[i].name,
-                                            (long long) *v, (long long) max);
+                                            "limits.%s %lld is over this server's maximum of %lld",
+                                            tr__wire_limits[i].name, (long long) *v, (long long) max);
                 }
         }
         return 0;
@@ -345,9 +335,11 @@ bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, 
                         json_t **ret_obj, char *msg, size_t msgsz) {
         static const char *const top[] = { "code", "language", "timeout", "profile", "backend", "limits",
                                            "args", "stdin",    "files",   "egress",  NULL };
-        static const char *const lims[] = {
-                "memory", "pids", "cpu_quota_ms", "disk", "max_tool_calls", "max_chain_steps", "max_output", NULL
-        };
+        const char *lims[TR__WIRE_N_LIMITS + 2];
+        for (size_t i = 0; i < TR__WIRE_N_LIMITS; i++)
+                lims[i] = tr__wire_limits[i].name;
+        lims[TR__WIRE_N_LIMITS] = "max_output";
+        lims[TR__WIRE_N_LIMITS + 1] = NULL;
         json_t *o = *ret_obj = parse_body(body, len, msg, msgsz);
         *jb = (job){ 0 };
         tr_limits_init(&jb->limits);
@@ -393,13 +385,9 @@ bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, 
                 ok = json_is_object(limits) && only_keys(limits, lims, "limits.", msg, msgsz);
                 if (!json_is_object(limits))
                         snprintf(msg, msgsz, "'limits' must be an object");
-                ok = ok && get_limit(limits, "memory", &jb->limits.memory_bytes, msg, msgsz) &&
-                     get_limit(limits, "pids", &jb->limits.pids_max, msg, msgsz) &&
-                     get_limit(limits, "cpu_quota_ms", &jb->limits.cpu_quota_ms, msg, msgsz) &&
-                     get_limit(limits, "disk", &jb->limits.disk_bytes, msg, msgsz) &&
-                     get_limit(limits, "max_tool_calls", &jb->limits.max_tool_calls, msg, msgsz) &&
-                     get_limit(limits, "max_chain_steps", &jb->limits.max_chain_steps, msg, msgsz) &&
-                     get_int(limits, "max_output", &jb->max_output, msg, msgsz);
+                for (size_t i = 0; ok && i < TR__WIRE_N_LIMITS; i++)
+                        ok = get_limit(limits, tr__wire_limits[i].name, tr__wire_limit_at(&jb->limits, i), msg, msgsz);
+                ok = ok && get_int(limits, "max_output", &jb->max_output, msg, msgsz);
         }
         jb->args = o ? json_object_get(o, "args") : NULL;
         ok = ok && string_array(jb->args, "args", msg, msgsz);
