@@ -837,7 +837,8 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
  * background; it is never reused.
  *
  *   tr_pool_new      refuses a shape routed to a backend without the
- *                    lifecycle (kata today: it has no prepare step);
+ *                    lifecycle (a custom backend with execute only;
+ *                    containerd and kata have it);
  *                    copies `shape` (profile, language, limits, arguments,
  *                    egress allowlist, timeout, output cap, gateway; no
  *                    code) and starts

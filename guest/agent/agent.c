@@ -77,6 +77,7 @@ typedef struct request {
         size_t code_len;
         uint64_t memory, pids, disk, cpu_quota_ms, uid, gid;
         uint64_t network;
+        uint64_t stdin_live, idle_ms; /* TR_VT_STDIN_LIVE, TR_VT_IDLE_MS */
         uint8_t *seccomp; /* the snippet's BPF program (NULL: none) */
         size_t seccomp_len;
 } request;
@@ -104,6 +105,11 @@ typedef struct agent {
         gw_conn conns[MAX_GW_CONNS];
         uint32_t next_id;
         int listen_fd;
+        pid_t snippet;     /* the snippet's process (TR_VF_SIGNAL's target) */
+        tr__vf_buf inq;    /* bytes for the snippet's stdin not yet written */
+        int in_eof;        /* no more after inq */
+        int started_sent;  /* STARTED went out */
+        int64_t idle_end;  /* live stdin: power off when no STDIN came by then (0: none) */
 } agent;
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -402,6 +408,8 @@ static void read_request(agent *a, tr__vf_reader *rd, request *req) {
                 case TR_VT_UID: num = &req->uid; break;
                 case TR_VT_GID: num = &req->gid; break;
                 case TR_VT_SECCOMP_BPF: take_seccomp(a, req, v, n); break;
+                case TR_VT_STDIN_LIVE: num = &req->stdin_live; break;
+                case TR_VT_IDLE_MS: num = &req->idle_ms; break;
                 default: break; /* unknown tags are for newer agents */
                 }
                 if (num && tr__vf_tlv_u64(v, n, num) < 0)
@@ -423,6 +431,8 @@ static void read_request(agent *a, tr__vf_reader *rd, request *req) {
          * root in the guest could load modules or talk to the devices. */
         if (req->uid == 0 || req->gid == 0)
                 fail(a, "refusing to run the snippet as root");
+        if (req->stdin_live)
+                a->applied |= TR_VL_STDIN_LIVE;
 }
 
 /* ---- stage 3: the snippet's filesystem --------------------------------- */
@@ -772,8 +782,28 @@ static void write_blocking(int fd, const uint8_t *p, size_t n) {
         }
 }
 
-/* A frame from the host during the run: only gateway traffic is valid. */
-static void host_frame(agent *a, const tr__vf_frame *fr) {
+/* A frame from the host during the run: gateway traffic, and with a live
+ * stdin the snippet's input and signals. */
+static void host_frame(agent *a, const request *req, const tr__vf_frame *fr) {
+        if (req->stdin_live && fr->type == TR_VF_STDIN) {
+                /* The code has come: the idle backstop is over. */
+                a->idle_end = 0;
+                if (fr->len == 0)
+                        a->in_eof = 1;
+                else if (!a->in_eof && tr__vf_buf_append(&a->inq, fr->payload, fr->len) < 0)
+                        fail(a, "out of memory");
+                return;
+        }
+        if (req->stdin_live && fr->type == TR_VF_SIGNAL) {
+                /* The interpreter alone (SIGINT: a KeyboardInterrupt), not
+                 * its process group: the session runner decides. */
+                if (fr->len == 4 && a->snippet > 0) {
+                        uint32_t sig = tr__vf_get_u32(fr->payload);
+                        if (sig >= 1 && sig <= 64)
+                                (void) kill(a->snippet, (int) sig);
+                }
+                return;
+        }
         if ((fr->type != TR_VF_GW_DATA && fr->type != TR_VF_GW_CLOSE) || fr->len < 4)
                 return;
         gw_conn *c = conn_by_id(a, tr__vf_get_u32(fr->payload));
@@ -785,28 +815,72 @@ static void host_frame(agent *a, const tr__vf_frame *fr) {
                 write_blocking(c->fd, fr->payload + 4, fr->len - 4);
 }
 
+/* STARTED, once: what is in force (the host reports limits_enforced from
+ * it).  Before any other frame of the snippet's. */
+static void send_started(agent *a) {
+        if (a->started_sent)
+                return;
+        a->started_sent = 1;
+        tr__vf_buf st = { 0 };
+        (void) tr__vf_tlv_add_u64(&st, TR_VT_LIMITS_APPLIED, a->applied);
+        (void) tr__vf_write(a->port, TR_VF_STARTED, NULL, 0, st.data, st.len);
+        tr__vf_buf_done(&st);
+        mark(a, "snippet started");
+}
+
+/* With a live stdin, STARTED means "ready for the code": the interpreter
+ * has started up (seconds of Python imports under TCG) and blocks reading
+ * its stdin, so that a prepared VM's run only runs the code.  Seen from
+ * /proc/PID/syscall: read (0) on fd 0. */
+static int waits_on_stdin(pid_t pid) {
+        char path[64], buf[128];
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        buf[n] = 0;
+        return strncmp(buf, "0 0x0 ", 6) == 0;
+}
+
+/* How often, and how long at most, the agent looks for that. */
+#define READY_POLL_MS 10
+#define READY_MAX_MS  120000
+
 /* Relay everything until the snippet and its output are done. */
 static void run(agent *a, const request *req, tr__vf_reader *rd) {
         child_pipes cp;
         if (gw_listen(a) < 0)
                 logmsg("gateway socket: %m");
         pid_t pid = spawn(a, req, &cp);
+        a->snippet = pid;
         int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        /* What is in force: the host reports limits_enforced from this. */
-        tr__vf_buf st = { 0 };
-        (void) tr__vf_tlv_add_u64(&st, TR_VT_LIMITS_APPLIED, a->applied);
-        (void) tr__vf_write(a->port, TR_VF_STARTED, NULL, 0, st.data, st.len);
-        tr__vf_buf_done(&st);
-        mark(a, "snippet started");
+        int64_t ready_end = now_ms() + READY_MAX_MS;
+        if (!req->stdin_live)
+                send_started(a);
 
-        size_t code_off = 0;
-        if (req->code_len == 0) {
-                close(cp.in);
-                cp.in = -1;
+        /* The snippet's input: the request's code, or (live) what STDIN
+         * frames bring until an empty one. */
+        if (!req->stdin_live) {
+                if (req->code_len && tr__vf_buf_append(&a->inq, req->code, req->code_len) < 0)
+                        fail(a, "out of memory");
+                a->in_eof = 1;
+        } else if (req->idle_ms) {
+                a->idle_end = now_ms() + (int64_t) req->idle_ms;
         }
         int status = 0, exited = 0;
         int64_t drain_end = 0;
         uint8_t buf[TR_VF_CHUNK];
+        /* Frames the request's read already took in (none today: the host
+         * waits for STARTED before sending any). */
+        {
+                tr__vf_frame fr;
+                while (tr__vf_reader_next(rd, &fr) > 0)
+                        host_frame(a, req, &fr);
+        }
         for (;;) {
                 struct pollfd pf[6 + MAX_GW_CONNS];
                 int n = 0;
@@ -817,7 +891,11 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                 int i_err = n;
                 pf[n++] = (struct pollfd){ cp.err, POLLIN, 0 };
                 int i_in = n;
-                pf[n++] = (struct pollfd){ cp.in, POLLOUT, 0 };
+                if (cp.in >= 0 && a->inq.len == 0 && a->in_eof) {
+                        close(cp.in);
+                        cp.in = -1;
+                }
+                pf[n++] = (struct pollfd){ a->inq.len ? cp.in : -1, POLLOUT, 0 };
                 int i_pid = n;
                 pf[n++] = (struct pollfd){ exited ? -1 : pidfd, POLLIN, 0 };
                 int i_lis = n;
@@ -829,6 +907,26 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                 if (exited && cp.out < 0 && cp.err < 0)
                         break;
                 int timeout = exited ? -1 : thrash_check(a);
+                if (!a->started_sent) {
+                        if (!exited && waits_on_stdin(pid))
+                                send_started(a);
+                        else if (now_ms() >= ready_end)
+                                send_started(a); /* a runner that never reads: the host's deadline decides */
+                        else if (timeout < 0 || timeout > READY_POLL_MS)
+                                timeout = READY_POLL_MS;
+                }
+                if (a->idle_end) {
+                        int64_t left = a->idle_end - now_ms();
+                        if (left <= 0) {
+                                /* Nobody came for this prepared VM: end it
+                                 * rather than idle forever. */
+                                if (a->cg_ok)
+                                        (void) write_file(CGSNIP "/cgroup.kill", "1");
+                                fail(a, "no code within %llu ms: powering off", (unsigned long long) req->idle_ms);
+                        }
+                        if (timeout < 0 || left < timeout)
+                                timeout = (int) left;
+                }
                 if (exited) {
                         int64_t left = drain_end - now_ms();
                         if (left <= 0)
@@ -847,7 +945,7 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                                 tr__vf_frame fr;
                                 int m;
                                 while ((m = tr__vf_reader_next(rd, &fr)) > 0)
-                                        host_frame(a, &fr);
+                                        host_frame(a, req, &fr);
                                 if (m < 0)
                                         fail(a, "malformed frame from the host");
                         } else if (r == 0) {
@@ -864,20 +962,26 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                         if (*outs[j].fd < 0 || !(pf[outs[j].idx].revents & (POLLIN | POLLHUP | POLLERR)))
                                 continue;
                         ssize_t r = read(*outs[j].fd, buf, sizeof(buf));
-                        if (r > 0)
+                        if (r > 0) {
+                                send_started(a);
                                 (void) tr__vf_write(a->port, outs[j].type, NULL, 0, buf, (size_t) r);
+                        }
                         else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
                                 close(*outs[j].fd);
                                 *outs[j].fd = -1;
                         }
                 }
-                if (cp.in >= 0 && (pf[i_in].revents & (POLLOUT | POLLERR | POLLHUP))) {
-                        ssize_t w = write(cp.in, req->code + code_off, req->code_len - code_off);
+                if (cp.in >= 0 && a->inq.len && (pf[i_in].revents & (POLLOUT | POLLERR | POLLHUP))) {
+                        ssize_t w = write(cp.in, a->inq.data, a->inq.len);
                         if (w > 0)
-                                code_off += (size_t) w;
-                        if ((w < 0 && errno != EAGAIN && errno != EINTR) || code_off == req->code_len) {
+                                tr__vf_buf_consume(&a->inq, (size_t) w);
+                        else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                                /* The snippet closed its stdin: the rest
+                                 * has no reader. */
                                 close(cp.in);
                                 cp.in = -1;
+                                tr__vf_buf_done(&a->inq);
+                                a->in_eof = 1;
                         }
                 }
                 if (a->listen_fd >= 0 && (pf[i_lis].revents & POLLIN)) {
@@ -896,6 +1000,7 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                                         slot->id = ++a->next_id;
                                         uint8_t idb[4];
                                         tr__vf_put_u32(idb, slot->id);
+                                        send_started(a);
                                         (void) tr__vf_write(a->port, TR_VF_GW_OPEN, idb, 4, NULL, 0);
                                 }
                         }
@@ -940,6 +1045,7 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                 tr__vf_tlv_add_u64(&ex, TR_VT_EXIT_KIND, TR_VF_EXITED);
                 tr__vf_tlv_add_u64(&ex, TR_VT_EXIT_CODE, (uint64_t) WEXITSTATUS(status));
         }
+        send_started(a);
         (void) tr__vf_write(a->port, TR_VF_EXIT, NULL, 0, ex.data, ex.len);
         tr__vf_buf_done(&ex);
 }

@@ -191,8 +191,9 @@ TR_PUBLIC int tr_pool_new(tr_runtime *rt, const tr_request *shape, size_t size, 
         /* The shape is checked now, not by every refill. */
         if (r >= 0)
                 r = tr__request_validate_shape(p->shape, ret_err);
-        /* A backend without the lifecycle (kata today) cannot prepare
-         * anything ahead: a pool of it would only label cold runs warm. */
+        /* A backend without the lifecycle (a caller's own, with execute
+         * only) cannot prepare anything ahead: a pool of it would only
+         * label cold runs warm. */
         tr_backend *b = NULL;
         if (r >= 0)
                 r = tr__runtime_route_request(rt, p->shape, &b, ret_err);

@@ -51,6 +51,9 @@ typedef enum tr__vf_type {
         TR_VF_GW_OPEN,   /* guest -> host: u32 stream id (a new gateway connection) */
         TR_VF_GW_DATA,   /* both: u32 stream id + bytes */
         TR_VF_GW_CLOSE,  /* both: u32 stream id */
+        /* With TR_VT_STDIN_LIVE: */
+        TR_VF_STDIN,  /* host -> guest: bytes for the snippet's stdin; empty: EOF */
+        TR_VF_SIGNAL, /* host -> guest: u32 signal number for the snippet's process */
         TR__VF_TYPE_MAX
 } tr__vf_type;
 
@@ -68,6 +71,15 @@ enum {
         TR_VT_GID,          /* u64 */
         TR_VT_SECCOMP_BPF,  /* the snippet's seccomp program: struct sock_filter[],
                                at most TR_VF_SECCOMP_MAX_INSNS (absent: none) */
+        /* u64 1: the snippet starts at once, before its code is known (a
+         * prepared sandbox); its stdin is fed by TR_VF_STDIN frames, not
+         * TR_VT_CODE, and STARTED means its interpreter is up and blocks
+         * reading that stdin (or produced output, or ended). */
+        TR_VT_STDIN_LIVE,
+        /* u64 ms, with TR_VT_STDIN_LIVE: no TR_VF_STDIN frame within this
+         * time after the snippet's start and the agent powers the VM off (the backstop
+         * for a prepared VM its caller forgot). 0: none. */
+        TR_VT_IDLE_MS,
 };
 
 /* The kernel's cap on a classic BPF program (BPF_MAXINSNS), which the agent
@@ -95,6 +107,9 @@ enum {
         /* The seccomp program of the request is installed on the snippet
          * (an agent that does not set it never ran the request's filter). */
         TR_VL_SECCOMP = 1u << 4,
+        /* TR_VT_STDIN_LIVE understood: the snippet's stdin is live (an
+         * older agent would have run it with empty input). */
+        TR_VL_STDIN_LIVE = 1u << 5,
 };
 
 typedef enum tr__vf_exit_kind {

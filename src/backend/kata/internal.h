@@ -3,7 +3,8 @@
  * Definitions shared by the files of the kata backend (src/backend/kata/):
  *
  *   kata.c     the backend handle, config defaults, request -> spec, doctor
- *   qemu.c     Runner 1: the QEMU microVM and the host side of the VM channel
+ *   qemu.c     Runner 1: the QEMU microVM, its boot and lifecycle
+ *   vmloop.c   Runner 1: the host side of the VM channel (the frame loop)
  *   kvm.c      is /dev/kvm really usable (a guest instruction runs)?
  *   jail.c     Runner 1: QEMU's containment (namespaces, pivot_root, cgroup)
  *   spec.c     spec validation, Kata annotations, Runner 2's OCI spec
@@ -141,7 +142,23 @@ bool tr__kata_jail_oom_killed(const tr__kata_jail *j);
 void tr__kata_jail_free(tr__kata_jail *j);
 TR_DEFINE_FREEP(tr__kata_jail, tr__kata_jail_free)
 
-/* Runner 1.  `self` is the tr__kata. */
+/* Runner 1 (qemu.c).  One VM from prepare to destroy (vm.h). */
+typedef struct tr__kata_vm tr__kata_vm;
+/* How long a prepared VM waits for its code before its agent powers it
+ * off: the core's own bound on an unused sandbox plus a margin, so that a
+ * VM whose caller forgot it (or is stuck) does not run forever. */
+#define TR_KATA_IDLE_BACKSTOP_MS ((int64_t) TR_SANDBOX_MAX_IDLE_MS + 60 * 1000)
+/* Boot the VM of `spec` (which must stay valid until destroy) up to the
+ * agent's STARTED: its interpreter waits for the code.  Nothing is left on
+ * failure. */
+int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr__kata_vm **ret_vm,
+                          tr_error **ret_err);
+/* Run spec->code in the VM, once, under ex's cancel and spec->timeout_ms
+ * from now; fills the result. */
+int tr__kata_qemu_exec(tr__kata_vm *v, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err);
+/* SIGKILL and reap QEMU, remove its directory, cgroup and record; NULL-safe. */
+void tr__kata_qemu_destroy(tr__kata_vm *v);
+/* prepare + exec + destroy.  `self` is the tr__kata. */
 int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err);
 int tr__kata_qemu_check(tr__kata *k, char **ret_detail, tr_error **ret_err);
 /* The QEMU command line for `spec` (pure; tests check it).  `chan_fd` is the

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The kata backend: turns a request into a tr_kata_sandbox_spec (the
- * seed's SandboxSpec), validates it, resolves the image and checks health
- * when the caller gave those hooks, and hands it to the runner: the caller's
+ * The kata backend: turns a request's shape into a tr_kata_sandbox_spec
+ * (the seed's SandboxSpec) at prepare, validates it, resolves the image and
+ * checks health when the caller gave those hooks; Runner 1 boots its VM
+ * then (up to the interpreter waiting for its code); at run the code goes
+ * to the runner: the caller's
  * tr_kata_sandbox_runner_ops (a test seam: internal.h), else the QEMU microVM runner (qemu.c), or
  * Kata through containerd (ctrd.c).
  */
@@ -127,13 +129,38 @@ static tr_backend_kind kata_kind(void *self) {
         return KATA_KIND;
 }
 
-static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
-        tr__kata *k = self;
-        const tr_request *req = tr_exec_request(ex);
-        tr_result *res = tr_exec_result(ex);
-        tr_profile profile = tr_exec_profile(ex);
-        int r;
+/* One sandbox of this backend from prepare to destroy: the spec and what
+ * it points at, the host uid, the VM (Runner 1; the other runners get the
+ * whole spec at run). */
+typedef struct kata_sb {
+        char **argv, **env, **labels;
+        char *input; /* the run's stdin: marker line, code, the snippet's input */
+        tr__uid_lease *lease;
+        tr_kata_sandbox_spec spec;
+        tr__kata_vm *vm;
+} kata_sb;
 
+static void kata_destroy(void *self, void *sandbox, tr_exec *ex) {
+        kata_sb *s = sandbox;
+        (void) self;
+        (void) ex;
+        if (!s)
+                return;
+        tr__kata_qemu_destroy(s->vm);
+        /* After QEMU is reaped: nothing of ours runs as that uid any more. */
+        tr__uid_lease_free(s->lease);
+        tr__strv_free(s->argv);
+        tr__strv_free(s->env);
+        tr__strv_free(s->labels);
+        free(s->input);
+        free(s);
+}
+
+static bool is_qemu(const tr__kata *k) {
+        return !k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU;
+}
+
+static void set_details(const tr__kata *k, tr_result *res, tr_profile profile) {
         tr_result_set_backend_kind(res, KATA_KIND);
         const char *runner_name = k->runner_ops                            ? "custom"
                                   : k->runner == TR_KATA_RUNNER_CONTAINERD ? "containerd"
@@ -148,46 +175,38 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 (void) tr_result_set_backend_detail(res, "kernel", k->kernel_path, NULL);
                 (void) tr_result_set_backend_detail(res, "image_path", k->image_path, NULL);
         }
+}
 
-        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU && !streq(k->hypervisor, "qemu"))
-                return check_other_hypervisor(k, ret_err);
-
-        _cleanup_strv_ char **argv = NULL;
-        r = tr__runner_argv(req, "python3", "/bin/sh", &argv, ret_err);
+/* The spec of the shape (no code yet): argv, env, labels, limits. */
+static int plan(tr__kata *k, kata_sb *s, tr_exec *ex, tr_error **ret_err) {
+        const tr_request *req = tr_exec_request(ex);
+        tr_profile profile = tr_exec_profile(ex);
+        int r = tr__runner_argv(req, "python3", "/bin/sh", &s->argv, ret_err);
         if (r < 0)
                 return r;
-        _cleanup_strv_ char **env = NULL;
         for (const char *const *e = tr__runner_base_env(); *e; e++)
-                if (tr__strv_push(&env, *e) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
-        if (tr__strv_pushf(&env, "%s=%s", TR_GATEWAY_ENV, GUEST_GATEWAY) < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
-        _cleanup_strv_ char **labels = NULL;
+                if (tr__strv_push(&s->env, *e) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
+        if (tr__strv_pushf(&s->env, "%s=%s", TR_GATEWAY_ENV, GUEST_GATEWAY) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
         for (size_t i = 0; i < tr_request_metadata_count(req); i++) {
                 const char *key, *value;
                 tr_request_metadata_at(req, i, &key, &value);
-                if (tr__strv_push(&labels, key) < 0 || tr__strv_push(&labels, value) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
+                if (tr__strv_push(&s->labels, key) < 0 || tr__strv_push(&s->labels, value) < 0)
+                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
         }
-
         /* The effective limits (the profile's defaults applied by the core). */
         const tr_limits *lim = tr_exec_limits(ex);
-        _cleanup_free_ char *input = NULL;
-        size_t input_len = 0;
-        if (tr__runner_stdin(ex, &input, &input_len) < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
-        tr_kata_sandbox_spec spec = {
+        s->spec = (tr_kata_sandbox_spec){
                 .image = k->image,
                 .runtime = k->runtime_path,
                 .hypervisor = k->hypervisor,
                 .kernel_path = k->kernel_path,
                 .initrd_path = k->initrd_path,
                 .image_path = k->image_path,
-                .argv = (const char *const *) argv,
+                .argv = (const char *const *) s->argv,
                 .working_dir = "/tmp",
-                .env = (const char *const *) env,
-                .code = input,
-                .code_len = input_len,
+                .env = (const char *const *) s->env,
                 .resources = { .cpu_quota_ms = lim->cpu_quota_ms,
                                .memory_bytes = lim->memory_bytes,
                                .pids_max = lim->pids_max,
@@ -202,57 +221,83 @@ static int kata_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 .timeout_ms = tr_request_effective_timeout_ms(req),
                 .boot_timeout_ms = k->boot_timeout_ms,
                 .accel = k->accel,
-                .labels = (const char *const *) labels,
+                .labels = (const char *const *) s->labels,
         };
-        r = tr_kata_sandbox_spec_validate(&spec, ret_err);
-        if (r < 0)
-                return r;
+        return tr_kata_sandbox_spec_validate(&s->spec, ret_err);
+}
 
-        if (k->resolver_ops && k->resolver_ops->resolve) {
-                r = k->resolver_ops->resolve(k->resolver_self, spec.image, ret_err);
-                if (r < 0)
-                        return r;
-        }
-        if (k->health_ops && k->health_ops->check) {
+static int kata_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **ret_err) {
+        tr__kata *k = self;
+        tr_result *res = tr_exec_result(ex);
+        set_details(k, res, tr_exec_profile(ex));
+        if (is_qemu(k) && !streq(k->hypervisor, "qemu"))
+                return check_other_hypervisor(k, ret_err);
+        kata_sb *s = calloc(1, sizeof(*s));
+        if (!s)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
+        int r = plan(k, s, ex, ret_err);
+        if (r >= 0 && k->resolver_ops && k->resolver_ops->resolve)
+                r = k->resolver_ops->resolve(k->resolver_self, s->spec.image, ret_err);
+        if (r >= 0 && k->health_ops && k->health_ops->check)
                 r = k->health_ops->check(k->health_self, NULL, ret_err);
-                if (r < 0)
-                        return r;
+        /* The VM's own host uid, held until destroy (after the runner has
+         * reaped the hypervisor): no other sandbox (VM or container) shares
+         * it, so a QEMU escape cannot reach another sandbox's
+         * /proc/<pid>/root or counters.  Only as root (who else could
+         * switch uid); the Kata shim (containerd runner) places its
+         * hypervisor itself. */
+        if (r >= 0 && geteuid() == 0 && (k->runner_ops || k->runner == TR_KATA_RUNNER_QEMU)) {
+                r = tr__uid_lease_acquire(&k->uid_range, &s->lease, ret_err);
+                if (r >= 0) {
+                        s->spec.host_uid = tr__uid_lease_uid(s->lease);
+                        char uid_text[16];
+                        snprintf(uid_text, sizeof uid_text, "%u", (unsigned) s->spec.host_uid);
+                        (void) tr_result_set_backend_detail(res, "host_uid", uid_text, NULL);
+                }
         }
+        /* Runner 1 boots now, up to the interpreter waiting for its code;
+         * the others get the whole spec at run. */
+        if (r >= 0 && is_qemu(k))
+                r = tr__kata_qemu_prepare(k, &s->spec, ex, &s->vm, ret_err);
+        if (r < 0) {
+                kata_destroy(k, s, ex);
+                return r;
+        }
+        *ret_sandbox = s;
+        return 0;
+}
 
+static int kata_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
+        tr__kata *k = self;
+        kata_sb *s = sandbox;
+        size_t input_len = 0;
+        free(s->input);
+        s->input = NULL;
+        if (tr__runner_stdin(ex, &s->input, &input_len) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "execute", "out of memory");
+        s->spec.code = s->input;
+        s->spec.code_len = input_len;
+        s->spec.timeout_ms = tr_request_effective_timeout_ms(tr_exec_request(ex));
         /* The built-in QEMU runner enforces the timeout on the host.  The
          * resource limits are reported by the runner once the agent says
-         * which it applied and QEMU's host cap (qemu.c, set_enforced: the one place).
-         * Tool calls and chain steps are the gateway session's to report. */
-        if (!k->runner_ops && k->runner == TR_KATA_RUNNER_QEMU)
-                tr_result_limits_enforced_mut(res)->timeout = true;
-
-        /* The VM's own host uid, held until the runner has reaped the
-         * hypervisor: no other sandbox (VM or container) shares it, so a
-         * QEMU escape cannot reach another sandbox's /proc/<pid>/root or
-         * counters.  Only as root (who else could switch uid); the Kata
-         * shim (containerd runner) places its hypervisor itself. */
-        _cleanup_(tr__uid_lease_freep) tr__uid_lease *lease = NULL;
-        if (geteuid() == 0 && (k->runner_ops || k->runner == TR_KATA_RUNNER_QEMU)) {
-                r = tr__uid_lease_acquire(&k->uid_range, &lease, ret_err);
-                if (r < 0)
-                        return r;
-                spec.host_uid = tr__uid_lease_uid(lease);
-                char uid_text[16];
-                snprintf(uid_text, sizeof uid_text, "%u", (unsigned) spec.host_uid);
-                (void) tr_result_set_backend_detail(res, "host_uid", uid_text, NULL);
+         * which it applied and QEMU's host cap (qemu.c, set_enforced: the
+         * one place).  Tool calls and chain steps are the gateway
+         * session's to report. */
+        if (is_qemu(k)) {
+                tr_result_limits_enforced_mut(tr_exec_result(ex))->timeout = true;
+                return tr__kata_qemu_exec(s->vm, &s->spec, ex, ret_err);
         }
-
         if (k->runner_ops)
-                return k->runner_ops->run(k->runner_self, &spec, ex, ret_err);
-        if (k->runner == TR_KATA_RUNNER_CONTAINERD)
-                return tr__kata_ctrd_run(k, &spec, ex, ret_err);
-        return tr__kata_qemu_run(k, &spec, ex, ret_err);
+                return k->runner_ops->run(k->runner_self, &s->spec, ex, ret_err);
+        return tr__kata_ctrd_run(k, &s->spec, ex, ret_err);
 }
 
 static const tr_backend_ops kata_ops = {
         .kind = kata_kind,
-        .execute = kata_execute,
         .free = kata_free,
+        .prepare = kata_prepare,
+        .run = kata_run,
+        .destroy = kata_destroy,
 };
 
 TR_PUBLIC int tr_backend_kata_new(const tr_kata_config *cfg, tr_backend **ret_backend, tr_error **ret_err) {

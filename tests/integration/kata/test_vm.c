@@ -9,7 +9,10 @@
  *      stops at DiskBytes, a fork bomb stops at PidsMax, and a gateway call
  *      through /run/toolruntime/gateway.sock reaches the host;
  *   2. a memory bomb ends in resource_limit;
- *   3. an endless loop ends in timeout, promptly, with QEMU reaped.
+ *   3. an endless loop ends in timeout, promptly, with QEMU reaped;
+ *   4. the lifecycle: a warm pool's execution (VM booted ahead, its
+ *      interpreter waiting), and a prepared VM cancelled and destroyed
+ *      unrun; after each, no QEMU, per-VM directory or cgroup is left.
  *
  * Needs the files of `toolruntime image build --vm`.  Outside CI the suite
  * skips when they are missing; under CI=true that is a failure.  Nothing is
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +178,9 @@ static int count_children(void) {
                 closedir(d);
         return n;
 }
+
+static char *vm_entries(void);
+static void assert_nothing_new(const char *before, const char *after);
 
 static const char isolation_snippet[] =
         "import os, socket, json, struct, errno\n"
@@ -328,6 +335,7 @@ Test(vm, memory_bomb_is_resource_limit, .timeout = 600) {
 
 Test(vm, timeout_kills_the_vm, .timeout = 600) {
         need_vm();
+        char *before = vm_entries();
         run out = execute("print('spinning', flush=True)\nwhile True:\n    pass\n", 3000, NULL);
         cr_assert_lt(out.r, 0);
         cr_assert_eq(out.code, TR_E_TIMEOUT, "got %s", tr_code_name(out.code));
@@ -338,4 +346,157 @@ Test(vm, timeout_kills_the_vm, .timeout = 600) {
         cr_assert_lt(out.seconds, 60.0 + 3.0 + 5.0);
         tr_result_free(out.res);
         cr_assert_eq(count_children(), 0, "QEMU must be reaped");
+        char *after = vm_entries();
+        assert_nothing_new(before, after);
+        free(before);
+        free(after);
+}
+
+/* ---- the lifecycle: prepare ahead, run, destroy ---- */
+
+/* What a VM leaves on the host while it lives: its directory and cgroups. */
+static const char *const vm_traces[] = {
+        "/run/toolruntime/qemu",
+        "/sys/fs/cgroup/memory/toolruntime",
+        "/sys/fs/cgroup/cpu/toolruntime",
+        "/sys/fs/cgroup/pids/toolruntime",
+        "/sys/fs/cgroup/toolruntime",
+};
+
+/* Names of the per-VM entries now, one string ("dir/name\n"...). */
+static char *vm_entries(void) {
+        size_t cap = 1 << 16, len = 0;
+        char *out = calloc(1, cap);
+        cr_assert_not_null(out);
+        for (size_t i = 0; i < sizeof(vm_traces) / sizeof(vm_traces[0]); i++) {
+                DIR *d = opendir(vm_traces[i]);
+                struct dirent *de;
+                while (d && (de = readdir(d)))
+                        if (strncmp(de->d_name, "vm-", 3) == 0 || strncmp(de->d_name, "qemu-vm-", 8) == 0)
+                                len += (size_t) snprintf(out + len, cap - len, "%s/%s\n", vm_traces[i], de->d_name);
+                if (d)
+                        closedir(d);
+        }
+        return out;
+}
+
+/* Every entry of `after` was already in `before` (other processes on this
+ * machine may add and remove their own meanwhile). */
+static void assert_nothing_new(const char *before, const char *after) {
+        char *copy = strdup(after), *save = NULL;
+        for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                char needle[512];
+                snprintf(needle, sizeof(needle), "%s\n", l);
+                cr_assert(strstr(before, needle), "left behind: %s", l);
+        }
+        free(copy);
+}
+
+static tr_runtime *vm_runtime(void) {
+        tr_kata_config cfg = vm_config();
+        tr_backend *b = NULL;
+        tr_error *e = NULL;
+        cr_assert_eq(tr_backend_kata_new(&cfg, &b, &e), 0, "%s", e ? tr_error_message(e) : "");
+        tr_runtime *rt = NULL;
+        cr_assert_eq(tr_runtime_new(&rt, NULL), 0);
+        cr_assert_eq(tr_runtime_add_backend(rt, b, NULL), 0);
+        tr_runtime_route(rt, TR_PROFILE_STANDARD, TR_BACKEND_KATA);
+        return rt;
+}
+
+static double now_s(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double) t.tv_sec + (double) t.tv_nsec / 1e9;
+}
+
+Test(vm, pool_runs_warm_and_leaves_nothing, .timeout = 600) {
+        need_vm();
+        char *before = vm_entries();
+        tr_runtime *rt = vm_runtime();
+        _cleanup_(tr_gateway_freep) tr_gateway *gw = NULL;
+        cr_assert_eq(tr_gateway_new(&gw_ops, NULL, &gw, NULL), 0);
+        _cleanup_(tr_request_freep) tr_request *shape = NULL;
+        cr_assert_eq(tr_request_new(&shape, NULL), 0);
+        tr_request_set_gateway(shape, gw);
+        tr_pool *pool = NULL;
+        tr_error *e = NULL;
+        cr_assert_eq(tr_pool_new(rt, shape, 1, &pool, &e), 0, "%s", e ? tr_error_message(e) : "");
+        tr_pool_stats st = { 0 };
+        for (int i = 0; i < 1200 && !st.ready; i++) {
+                usleep(100 * 1000);
+                tr_pool_get_stats(pool, &st);
+        }
+        cr_assert_eq(st.ready, 1, "the pool never filled (%llu prepare failures)",
+                     (unsigned long long) st.prepare_failures);
+        /* The VM waits with its interpreter up: what is left is the code. */
+        _cleanup_(tr_request_freep) tr_request *req = NULL;
+        cr_assert_eq(tr_request_new(&req, NULL), 0);
+        static const char code[] = "import sys\nprint('warm', sys.stdin.read())\n__out = 6 * 7\n";
+        tr_request_set_code(req, code, strlen(code), NULL);
+        cr_assert_eq(tr_request_set_stdin(req, "in", 2, NULL), 0);
+        tr_request_set_gateway(req, gw);
+        tr_request_set_timeout_ms(req, 60000);
+        tr_result *res = NULL;
+        double t0 = now_s();
+        int r = tr_pool_execute(pool, req, NULL, &res, &e);
+        double dt = now_s() - t0;
+        cr_assert_eq(r, 0, "%s", e ? tr_error_message(e) : "");
+        cr_log_info("pooled kata execution: %.1f ms", dt * 1000);
+        cr_assert_str_eq(tr_result_backend_detail(res, "pool"), "warm");
+        size_t n;
+        cr_assert_str_eq(tr_result_stdout(res, &n), "warm in\n");
+        cr_assert_str_eq(tr_result_value_json(res), "42");
+        cr_assert(tr_result_limits_enforced(res)->timeout);
+        tr_result_free(res);
+        /* Frees the used VM and the refilled one (waiting for its boot). */
+        tr_pool_free(pool);
+        tr_runtime_free(rt);
+        cr_assert_eq(count_children(), 0, "QEMU must be reaped");
+        char *after = vm_entries();
+        assert_nothing_new(before, after);
+        free(before);
+        free(after);
+}
+
+Test(vm, prepared_vm_cancelled_and_destroyed_unrun, .timeout = 600) {
+        need_vm();
+        char *before = vm_entries();
+        tr_runtime *rt = vm_runtime();
+        _cleanup_(tr_gateway_freep) tr_gateway *gw = NULL;
+        cr_assert_eq(tr_gateway_new(&gw_ops, NULL, &gw, NULL), 0);
+        _cleanup_(tr_request_freep) tr_request *req = NULL;
+        cr_assert_eq(tr_request_new(&req, NULL), 0);
+        tr_request_set_gateway(req, gw);
+        tr_sandbox *sb = NULL;
+        tr_error *e = NULL;
+        cr_assert_eq(tr_runtime_prepare(rt, req, NULL, &sb, &e), 0, "%s", e ? tr_error_message(e) : "");
+        cr_assert_eq(count_children(), 1, "the prepared VM's QEMU runs");
+        /* Cancelled before its code ran: it fails at once, and the VM goes
+         * with the sandbox. */
+        tr_request_set_code(req, "print(1)", 8, NULL);
+        tr_cancel *c = NULL;
+        cr_assert_eq(tr_cancel_new(&c, NULL), 0);
+        tr_cancel_cancel(c);
+        tr_result *res = NULL;
+        double t0 = now_s();
+        int r = tr_sandbox_run(sb, req, c, &res, &e);
+        cr_assert_lt(r, 0);
+        cr_assert_eq(tr_error_code(e), TR_E_CANCELLED, "got %s", tr_error_code_name(e));
+        cr_assert_lt(now_s() - t0, 2.0);
+        tr_error_free(e);
+        tr_result_free(res);
+        tr_cancel_free(c);
+        tr_sandbox_free(sb);
+        cr_assert_eq(count_children(), 0, "QEMU must be reaped");
+        /* A second one destroyed without any run at all. */
+        e = NULL;
+        cr_assert_eq(tr_runtime_prepare(rt, req, NULL, &sb, &e), 0, "%s", e ? tr_error_message(e) : "");
+        tr_sandbox_free(sb);
+        cr_assert_eq(count_children(), 0, "QEMU must be reaped");
+        tr_runtime_free(rt);
+        char *after = vm_entries();
+        assert_nothing_new(before, after);
+        free(before);
+        free(after);
 }

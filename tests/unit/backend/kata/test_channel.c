@@ -189,7 +189,8 @@ static void add(tr__vf_buf *b, uint8_t type, const void *p, size_t n) {
 static void add_started(tr__vf_buf *b) {
         tr__vf_buf t = { 0 };
         cr_assert_eq(tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED,
-                                        TR_VL_MEMORY | TR_VL_PIDS | TR_VL_CPU | TR_VL_DISK | TR_VL_SECCOMP),
+                                        TR_VL_MEMORY | TR_VL_PIDS | TR_VL_CPU | TR_VL_DISK | TR_VL_SECCOMP |
+                                                TR_VL_STDIN_LIVE),
                      0);
         add(b, TR_VF_STARTED, t.data, t.len);
         tr__vf_buf_done(&t);
@@ -580,7 +581,7 @@ Test(channel, tool_calls_get_the_timeout_counted_from_started) {
 Test(channel, limits_enforced_follow_what_the_agent_applied) {
         tr__vf_buf b = { 0 }, t = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED, TR_VL_MEMORY | TR_VL_SECCOMP);
+        tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED, TR_VL_MEMORY | TR_VL_SECCOMP | TR_VL_STDIN_LIVE);
         add(&b, TR_VF_STARTED, t.data, t.len);
         add_exit(&b, TR_VF_EXITED, 0);
         fake_vm f;
@@ -618,7 +619,8 @@ Test(channel, limits_enforced_follow_what_the_agent_applied) {
 Test(channel, started_without_the_seccomp_filter_fails) {
         tr__vf_buf b = { 0 }, t = { 0 };
         add(&b, TR_VF_HELLO, "fake", 4);
-        tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED, TR_VL_MEMORY | TR_VL_PIDS | TR_VL_CPU | TR_VL_DISK);
+        tr__vf_tlv_add_u64(&t, TR_VT_LIMITS_APPLIED,
+                           TR_VL_MEMORY | TR_VL_PIDS | TR_VL_CPU | TR_VL_DISK | TR_VL_STDIN_LIVE);
         add(&b, TR_VF_STARTED, t.data, t.len);
         add(&b, TR_VF_STDOUT, "unfiltered", 10);
         add_exit(&b, TR_VF_EXITED, 0);
