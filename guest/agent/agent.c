@@ -830,9 +830,10 @@ static void send_started(agent *a) {
 
 /* With a live stdin, STARTED means "ready for the code": the interpreter
  * has started up (seconds of Python imports under TCG) and blocks reading
- * its stdin, so that a prepared VM's run only runs the code.  Seen from
- * /proc/PID/syscall: read (0) on fd 0. */
-static int waits_on_stdin(pid_t pid) {
+ * its stdin pipe (inode `ino`; on fd 0 or a copy of it, as the session
+ * runner keeps it), so that a prepared VM's run only runs the code.  Seen
+ * from /proc/PID/syscall: read (0) on that fd. */
+static int waits_on_stdin(pid_t pid, unsigned long ino) {
         char path[64], buf[128];
         snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -843,7 +844,17 @@ static int waits_on_stdin(pid_t pid) {
         if (n <= 0)
                 return 0;
         buf[n] = 0;
-        return strncmp(buf, "0 0x0 ", 6) == 0;
+        unsigned long nr, rfd;
+        if (sscanf(buf, "%lu 0x%lx ", &nr, &rfd) != 2 || nr != 0 || rfd > 1024)
+                return 0;
+        char want[64], link[64];
+        snprintf(path, sizeof(path), "/proc/%d/fd/%lu", (int) pid, rfd);
+        snprintf(want, sizeof(want), "pipe:[%lu]", ino);
+        ssize_t k = readlink(path, link, sizeof(link) - 1);
+        if (k <= 0)
+                return 0;
+        link[k] = 0;
+        return strcmp(link, want) == 0;
 }
 
 /* How often, and how long at most, the agent looks for that. */
@@ -859,6 +870,8 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
         a->snippet = pid;
         int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         int64_t ready_end = now_ms() + READY_MAX_MS;
+        struct stat pst;
+        unsigned long stdin_ino = fstat(cp.in, &pst) == 0 ? (unsigned long) pst.st_ino : 0;
         if (!req->stdin_live)
                 send_started(a);
 
@@ -908,7 +921,7 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                         break;
                 int timeout = exited ? -1 : thrash_check(a);
                 if (!a->started_sent) {
-                        if (!exited && waits_on_stdin(pid))
+                        if (!exited && waits_on_stdin(pid, stdin_ino))
                                 send_started(a);
                         else if (now_ms() >= ready_end)
                                 send_started(a); /* a runner that never reads: the host's deadline decides */

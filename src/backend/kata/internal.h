@@ -150,9 +150,10 @@ typedef struct tr__kata_vm tr__kata_vm;
 #define TR_KATA_IDLE_BACKSTOP_MS ((int64_t) TR_SANDBOX_MAX_IDLE_MS + 60 * 1000)
 /* Boot the VM of `spec` (which must stay valid until destroy) up to the
  * agent's STARTED: its interpreter waits for the code.  Nothing is left on
- * failure. */
-int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr__kata_vm **ret_vm,
-                          tr_error **ret_err);
+ * failure.  `session`: a session's VM (vmsession.c), never run, its
+ * interpreter served through session_io until destroy. */
+int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec *ex, bool session,
+                          tr__kata_vm **ret_vm, tr_error **ret_err);
 /* Run spec->code in the VM, once, under ex's cancel and spec->timeout_ms
  * from now; fills the result. */
 int tr__kata_qemu_exec(tr__kata_vm *v, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err);

@@ -25,6 +25,10 @@
 #include "util/proc.h"
 #include "util/strv.h"
 
+/* Is `ex` a session's prepare?  (The core's tr_exec_session, with the
+ * session seam.) */
+#define KATA_SESSION(ex) false
+
 /* Where the guest agent puts the gateway socket in the snippet's world. */
 #define GUEST_GATEWAY "unix:/run/toolruntime/gateway.sock"
 
@@ -258,7 +262,7 @@ static int kata_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **
         /* Runner 1 boots now, up to the interpreter waiting for its code;
          * the others get the whole spec at run. */
         if (r >= 0 && is_qemu(k))
-                r = tr__kata_qemu_prepare(k, &s->spec, ex, &s->vm, ret_err);
+                r = tr__kata_qemu_prepare(k, &s->spec, ex, KATA_SESSION(ex), &s->vm, ret_err);
         if (r < 0) {
                 kata_destroy(k, s, ex);
                 return r;

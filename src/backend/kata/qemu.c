@@ -200,6 +200,7 @@ void tr__kata_qemu_destroy(tr__kata_vm *v) {
                 return;
         /* SIGKILL takes the whole VM at once; the guest has nothing to
          * save.  Reaped here, so nothing outlives the sandbox. */
+        tr__kata_vm_session_stop(v);
         if (v->pid > 0) {
                 kill(v->pid, SIGKILL);
                 int st;
@@ -216,6 +217,8 @@ void tr__kata_qemu_destroy(tr__kata_vm *v) {
         tr__kata_jail_free(v->jail);
         tr__vf_reader_done(&v->rd);
         tr__vf_buf_done(&v->outq);
+        tr__vf_buf_done(&v->sess_out);
+        tr__vf_buf_done(&v->sess_err);
         free(v->guest_error);
         free(v->seccomp_bpf);
         free(v);
@@ -279,14 +282,14 @@ static int boot(tr__kata_vm *v, const char *qemu, tr_error **ret_err) {
         if (v->pidfd < 0)
                 return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.pidfd", "pidfd_open: %m");
         /* Until the run: the boot, the wait for code, the shape's timeout. */
-        record_vm(v, v->boot_timeout_ms + TR_KATA_IDLE_BACKSTOP_MS + v->run_timeout_ms);
+        record_vm(v, v->boot_timeout_ms + v->idle_ms + v->run_timeout_ms);
         tr__fd_set_nonblock(v->chan, true);
         tr__fd_set_nonblock(v->con, true);
         return 0;
 }
 
-int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr__kata_vm **ret_vm,
-                          tr_error **ret_err) {
+int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec *ex, bool session,
+                          tr__kata_vm **ret_vm, tr_error **ret_err) {
         *ret_vm = NULL;
         if (!spec->argv || !spec->argv[0])
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "vm.spec", "no command");
@@ -312,7 +315,13 @@ int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec
                             .con = -1,
                             .boot_timeout_ms = spec->boot_timeout_ms > 0 ? spec->boot_timeout_ms
                                                                          : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS,
-                            .run_timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : TR_DEFAULT_TIMEOUT_MS };
+                            .run_timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : TR_DEFAULT_TIMEOUT_MS,
+                            .session = session,
+                            .idle_ms = TR_KATA_IDLE_BACKSTOP_MS };
+        /* A session's first execution may come much later: its backstop is
+         * the session's own (the exec's deadline, its TTL), plus a margin. */
+        if (session)
+                v->idle_ms = tr_exec_remaining_ms(ex) + 60 * 1000;
         for (int i = 0; i < TR_KATA_MAX_STREAMS; i++)
                 v->streams[i].fd = -1;
         tr__vf_reader_init(&v->rd, TR_KATA_GUEST_MAX_PAYLOAD);
@@ -327,6 +336,9 @@ int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec
                  * for its code on stdin. */
                 r = tr__kata_vm_loop(v, TR_KATA_VM_BOOT, ret_err);
         }
+        /* A session's channel is served by its thread from here on. */
+        if (r >= 0 && session)
+                r = tr__kata_vm_session_start(v, ret_err);
         tr_result *res = tr_exec_result(ex);
         char num[32];
         snprintf(num, sizeof(num), "%" PRId64,
@@ -346,7 +358,7 @@ int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec
 int tr__kata_qemu_exec(tr__kata_vm *v, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err) {
         tr_result *res = tr_exec_result(ex);
         tr_result_set_exit_code(res, -1);
-        if (!v->started || v->done)
+        if (!v->started || v->done || v->session)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "vm.run",
                                     "the VM is not waiting for code");
         v->ex = ex;
@@ -386,7 +398,7 @@ int tr__kata_qemu_exec(tr__kata_vm *v, const tr_kata_sandbox_spec *spec, tr_exec
 
 int tr__kata_qemu_run(void *self, const tr_kata_sandbox_spec *spec, tr_exec *ex, tr_error **ret_err) {
         tr__kata_vm *v = NULL;
-        int r = tr__kata_qemu_prepare(self, spec, ex, &v, ret_err);
+        int r = tr__kata_qemu_prepare(self, spec, ex, false, &v, ret_err);
         if (r < 0) {
                 tr_result_set_exit_code(tr_exec_result(ex), -1);
                 return r;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <poll.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -57,10 +58,17 @@ struct tr__kata_vm {
         int64_t run_timeout_ms; /* the request's timeout, from the run's start */
         int64_t run_deadline;
         uint64_t exit_kind, exit_code;
+        uint64_t applied; /* TR_VL_* bits of the agent's STARTED */
+        int64_t idle_ms;  /* the agent's backstop for a VM nobody runs */
         char *guest_error;
         uint8_t *seccomp_bpf; /* the snippet's filter (NULL: dev, none) */
         size_t seccomp_len;
         char *state_path; /* the per-VM state record (state.c), removed once QEMU is reaped */
+        /* A session's VM (vmsession.c): the channel is served by a thread
+         * for the VM's whole life, the output goes to the core's pipes. */
+        bool session;
+        tr__vf_buf sess_out, sess_err; /* guest output not yet taken by the core */
+        struct tr__kata_vm_session *sess;
 };
 
 /* Run the frame loop until `phase` is over (STARTED, or EXIT), the phase's
@@ -71,5 +79,29 @@ int tr__kata_vm_loop(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err
 int tr__kata_vm_queue_stdin(tr__kata_vm *v, const void *data, size_t len, bool eof, tr_error **ret_err);
 /* Close the gateway streams, then end the session (its threads see EOF). */
 void tr__kata_vm_end_gateway(tr__kata_vm *v);
+/* Pieces of the loop the session thread shares (vmsession.c): read the
+ * console; handle the frames the reader holds; move the gateway streams
+ * (`pf`: their poll entries, TR_KATA_MAX_STREAMS of them). */
+void tr__kata_vm_console_read(tr__kata_vm *v);
+int tr__kata_vm_take_frames(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err);
+int tr__kata_vm_pump_streams(tr__kata_vm *v, const struct pollfd *pf, tr_error **ret_err);
+/* limits_enforced of `ex`'s result, from what the agent applied: the one
+ * place this runner decides it. */
+void tr__kata_vm_set_enforced(const tr__kata_vm *v, tr_exec *ex);
+/* Queue a SIGNAL frame for the snippet's process. */
+int tr__kata_vm_queue_signal(tr__kata_vm *v, int sig);
+
+/* ---- vmsession.c: a session's VM ---- */
+/* Start serving the channel in a thread and make the core's pipes. */
+int tr__kata_vm_session_start(tr__kata_vm *v, tr_error **ret_err);
+int tr__kata_vm_session_io(tr__kata_vm *v, int *ret_in, int *ret_out, int *ret_err_fd);
+int tr__kata_vm_session_signal(tr__kata_vm *v, int sig, tr_error **ret_err);
+/* Bind the execution's gateway (its tools) until session_end. */
+int tr__kata_vm_session_begin(tr__kata_vm *v, tr_exec *ex, tr_error **ret_err);
+void tr__kata_vm_session_end(tr__kata_vm *v);
+bool tr__kata_vm_session_oom(tr__kata_vm *v);
+/* Stop the thread (before QEMU is killed and reaped); NULL-safe. */
+void tr__kata_vm_session_stop(tr__kata_vm *v);
+
 /* The console's tail, printable (kept in `v`). */
 const char *tr__kata_vm_console_tail(tr__kata_vm *v);

@@ -57,7 +57,7 @@ const char *tr__kata_vm_console_tail(tr__kata_vm *v) {
         return *s ? s : "(no console output)";
 }
 
-static void console_read(tr__kata_vm *v) {
+void tr__kata_vm_console_read(tr__kata_vm *v) {
         char buf[4096];
         ssize_t n = read(v->con, buf, sizeof(buf));
         if (n <= 0) {
@@ -146,9 +146,10 @@ static int queue_close(tr__kata_vm *v, uint32_t id, tr_error **ret_err) {
  * (`bits`); memory also needs QEMU's host cgroup cap (guest RAM +
  * overhead), without which the guest's memory.max alone would not bound
  * what the snippet costs the host (issue 15: the translation cache). */
-static void set_enforced(tr__kata_vm *v, uint64_t bits) {
+void tr__kata_vm_set_enforced(const tr__kata_vm *v, tr_exec *ex) {
         const tr_kata_resources *rs = &v->spec->resources;
-        tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(v->ex));
+        uint64_t bits = v->applied;
+        tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(ex));
         le->timeout = true;
         le->memory = rs->memory_bytes > 0 && (bits & TR_VL_MEMORY) && v->host_memory_cap;
         le->pids = rs->pids_max > 0 && (bits & TR_VL_PIDS);
@@ -177,7 +178,7 @@ static int guest_frame(tr__kata_vm *v, const tr__vf_frame *fr, tr_error **ret_er
                 if (r >= 0)
                         r = tr__vf_tlv_add_u64(&req, TR_VT_STDIN_LIVE, 1);
                 if (r >= 0)
-                        r = tr__vf_tlv_add_u64(&req, TR_VT_IDLE_MS, TR_KATA_IDLE_BACKSTOP_MS);
+                        r = tr__vf_tlv_add_u64(&req, TR_VT_IDLE_MS, (uint64_t) v->idle_ms);
                 if (r >= 0)
                         r = tr__vf_tlv_add_u64(&req, TR_VT_MEMORY, (uint64_t) s->resources.memory_bytes);
                 if (r >= 0)
@@ -235,7 +236,8 @@ static int guest_frame(tr__kata_vm *v, const tr__vf_frame *fr, tr_error **ret_er
                         return tr_error_set(ret_err, TR_E_VM_EXECUTION_FAILED, KATA_KIND, "vm.agent",
                                             "the guest agent cannot wait for its code (rebuild the VM image with "
                                             "`toolruntime image build --vm`)");
-                set_enforced(v, bits);
+                v->applied = bits;
+                tr__kata_vm_set_enforced(v, v->ex);
                 v->started = true;
                 v->started_ns = tr__now_ns();
                 return 0;
@@ -244,7 +246,12 @@ static int guest_frame(tr__kata_vm *v, const tr__vf_frame *fr, tr_error **ret_er
         case TR_VF_STDERR:
                 if (!v->started)
                         return fail_guest(ret_err, "output before the snippet started");
-                if (fr->type == TR_VF_STDOUT)
+                if (v->session) {
+                        /* For the core's pipes (vmsession.c). */
+                        tr__vf_buf *b = fr->type == TR_VF_STDOUT ? &v->sess_out : &v->sess_err;
+                        if (tr__vf_buf_append(b, fr->payload, fr->len) < 0)
+                                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.session", "out of memory");
+                } else if (fr->type == TR_VF_STDOUT)
                         tr_exec_append_stdout(v->ex, fr->payload, fr->len);
                 else
                         tr_exec_append_stderr(v->ex, fr->payload, fr->len);
@@ -348,7 +355,7 @@ static int guest_frame(tr__kata_vm *v, const tr__vf_frame *fr, tr_error **ret_er
 /* Between the guest and the gateway session: what a stream buffered goes to
  * the session on POLLOUT, what the session writes becomes GW_DATA (unless
  * the guest has enough queued).  `pf` holds the streams' entries. */
-static int pump_streams(tr__kata_vm *v, const struct pollfd *pf, tr_error **ret_err) {
+int tr__kata_vm_pump_streams(tr__kata_vm *v, const struct pollfd *pf, tr_error **ret_err) {
         int r = 0;
         for (int i = 0; i < TR_KATA_MAX_STREAMS && r == 0; i++) {
                 tr__kata_stream *s = &v->streams[i];
@@ -391,7 +398,7 @@ static int qemu_gone(tr__kata_vm *v, tr_error **ret_err) {
                 struct pollfd cpf = { v->con, POLLIN, 0 };
                 if (poll(&cpf, 1, 50) <= 0)
                         break;
-                console_read(v);
+                tr__kata_vm_console_read(v);
         }
         if (tr__kata_jail_oom_killed(v->jail))
         return tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, KATA_KIND, "vm.run",
@@ -423,7 +430,7 @@ static int deadline_error(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **re
 
 /* Handle the frames the reader holds; in the boot phase, those after
  * STARTED wait in the reader for the run. */
-static int take_frames(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err) {
+int tr__kata_vm_take_frames(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err) {
         tr__vf_frame fr;
         int m, r = 0;
         while (r == 0 && !v->done && (phase == TR_KATA_VM_RUN || !v->started) &&
@@ -434,6 +441,12 @@ static int take_frames(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_e
                         r = guest_frame(v, &fr, ret_err);
         }
         return r;
+}
+
+int tr__kata_vm_queue_signal(tr__kata_vm *v, int sig) {
+        uint8_t b[4];
+        tr__vf_put_u32(b, (uint32_t) sig);
+        return tr__vf_buf_frame(&v->outq, TR_VF_SIGNAL, NULL, 0, b, 4);
 }
 
 int tr__kata_vm_queue_stdin(tr__kata_vm *v, const void *data, size_t len, bool eof, tr_error **ret_err) {
@@ -469,7 +482,7 @@ int tr__kata_vm_loop(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err
         int cancel_fd = tr_exec_cancel_fd(v->ex);
         int64_t deadline = phase == TR_KATA_VM_RUN ? v->run_deadline : v->boot_deadline;
         /* What the boot phase left in the reader. */
-        int r = take_frames(v, phase, ret_err);
+        int r = tr__kata_vm_take_frames(v, phase, ret_err);
         if (r < 0)
                 return r;
         while (phase == TR_KATA_VM_RUN ? !v->done : !v->started) {
@@ -493,7 +506,7 @@ int tr__kata_vm_loop(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err
                 if (tr__now_ns() >= deadline)
                         return deadline_error(v, phase, ret_err);
                 if (pf[1].revents & (POLLIN | POLLHUP | POLLERR))
-                        console_read(v);
+                        tr__kata_vm_console_read(v);
                 if (pf[0].revents & POLLOUT) {
                         /* send(MSG_NOSIGNAL): a QEMU that died must not
                          * SIGPIPE the caller's process. */
@@ -503,14 +516,14 @@ int tr__kata_vm_loop(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err
                 }
                 if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         ssize_t got = tr__vf_reader_read_fd(&v->rd, v->chan);
-                        if ((r = take_frames(v, phase, ret_err)) < 0)
+                        if ((r = tr__kata_vm_take_frames(v, phase, ret_err)) < 0)
                                 return r;
                         if (got == 0 && !v->done)
                                 v->qemu_exited = true; /* the channel closed: QEMU is gone or going */
                         else if (got < 0 && got != -EAGAIN)
                                 return fail_guest(ret_err, "an unreadable stream");
                 }
-                if ((r = pump_streams(v, pf + 4, ret_err)) < 0)
+                if ((r = tr__kata_vm_pump_streams(v, pf + 4, ret_err)) < 0)
                         return r;
                 bool over = phase == TR_KATA_VM_RUN ? v->done : v->started;
                 if (!over && (v->qemu_exited || (pf[2].revents & POLLIN)))
