@@ -78,7 +78,7 @@ typedef struct request {
         uint64_t memory, pids, disk, cpu_quota_ms, uid, gid;
         uint64_t network;
         uint64_t stdin_live, idle_ms; /* TR_VT_STDIN_LIVE, TR_VT_IDLE_MS */
-        uint8_t *seccomp; /* the snippet's BPF program (NULL: none) */
+        uint8_t *seccomp;             /* the snippet's BPF program (NULL: none) */
         size_t seccomp_len;
 } request;
 
@@ -105,11 +105,11 @@ typedef struct agent {
         gw_conn conns[MAX_GW_CONNS];
         uint32_t next_id;
         int listen_fd;
-        pid_t snippet;     /* the snippet's process (TR_VF_SIGNAL's target) */
-        tr__vf_buf inq;    /* bytes for the snippet's stdin not yet written */
-        int in_eof;        /* no more after inq */
-        int started_sent;  /* STARTED went out */
-        int64_t idle_end;  /* live stdin: power off when no STDIN came by then (0: none) */
+        pid_t snippet;    /* the snippet's process (TR_VF_SIGNAL's target) */
+        tr__vf_buf inq;   /* bytes for the snippet's stdin not yet written */
+        int in_eof;       /* no more after inq */
+        int started_sent; /* STARTED went out */
+        int64_t idle_end; /* live stdin: power off when no STDIN came by then (0: none) */
 } agent;
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -978,8 +978,7 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                         if (r > 0) {
                                 send_started(a);
                                 (void) tr__vf_write(a->port, outs[j].type, NULL, 0, buf, (size_t) r);
-                        }
-                        else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+                        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
                                 close(*outs[j].fd);
                                 *outs[j].fd = -1;
                         }

@@ -284,9 +284,9 @@ static int kata_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         s->spec.timeout_ms = tr_request_effective_timeout_ms(tr_exec_request(ex));
         /* The built-in QEMU runner enforces the timeout on the host.  The
          * resource limits are reported by the runner once the agent says
-         * which it applied and QEMU's host cap (qemu.c, set_enforced: the
-         * one place).  Tool calls and chain steps are the gateway
-         * session's to report. */
+         * which it applied and QEMU's host cap (vmloop.c,
+         * tr__kata_vm_set_enforced: the one place).  Tool calls and chain
+         * steps are the gateway session's to report. */
         if (is_qemu(k)) {
                 tr_result_limits_enforced_mut(tr_exec_result(ex))->timeout = true;
                 return tr__kata_qemu_exec(s->vm, &s->spec, ex, ret_err);

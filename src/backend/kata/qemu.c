@@ -313,8 +313,8 @@ int tr__kata_qemu_prepare(tr__kata *k, const tr_kata_sandbox_spec *spec, tr_exec
                             .pidfd = -1,
                             .chan = -1,
                             .con = -1,
-                            .boot_timeout_ms = spec->boot_timeout_ms > 0 ? spec->boot_timeout_ms
-                                                                         : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS,
+                            .boot_timeout_ms =
+                                    spec->boot_timeout_ms > 0 ? spec->boot_timeout_ms : TR_KATA_DEFAULT_BOOT_TIMEOUT_MS,
                             .run_timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : TR_DEFAULT_TIMEOUT_MS,
                             .session = session,
                             .idle_ms = TR_KATA_IDLE_BACKSTOP_MS };

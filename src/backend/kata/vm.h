@@ -36,8 +36,8 @@ typedef enum tr__kata_vm_phase {
 
 struct tr__kata_vm {
         tr__kata *k;
-        tr_exec *ex;                       /* the current phase's */
-        const tr_kata_sandbox_spec *spec;  /* the backend's, alive from prepare to destroy */
+        tr_exec *ex;                      /* the current phase's */
+        const tr_kata_sandbox_spec *spec; /* the backend's, alive from prepare to destroy */
         tr__kata_jail *jail;
         int64_t memory_cap; /* QEMU's host cgroup cap */
         bool kvm;

@@ -379,8 +379,7 @@ int tr__kata_vm_pump_streams(tr__kata_vm *v, const struct pollfd *pf, tr_error *
                         if (q == -ENOBUFS)
                                 r = fail_guest(ret_err, "more gateway frames than it reads back");
                         else if (q < 0)
-                                r = tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.gateway",
-                                                 "out of memory");
+                                r = tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.gateway", "out of memory");
                 } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
                         uint32_t id = s->id;
                         stream_close(s);
@@ -401,18 +400,18 @@ static int qemu_gone(tr__kata_vm *v, tr_error **ret_err) {
                 tr__kata_vm_console_read(v);
         }
         if (tr__kata_jail_oom_killed(v->jail))
-        return tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, KATA_KIND, "vm.run",
-                                 "QEMU reached its host memory cap of %" PRId64
-                                 " bytes (guest RAM + %lld MiB) and was killed",
-                                 v->memory_cap, TR_KATA_QEMU_OVERHEAD >> 20);
+                return tr_error_set(ret_err, TR_E_RESOURCE_LIMIT, KATA_KIND, "vm.run",
+                                    "QEMU reached its host memory cap of %" PRId64
+                                    " bytes (guest RAM + %lld MiB) and was killed",
+                                    v->memory_cap, TR_KATA_QEMU_OVERHEAD >> 20);
         else if (!v->hello)
-        return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.boot",
-                                 "the VM stopped before its agent started; console: %s",
-                                 tr__kata_vm_console_tail(v));
+                return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.boot",
+                                    "the VM stopped before its agent started; console: %s",
+                                    tr__kata_vm_console_tail(v));
         else
-        return tr_error_set(ret_err, TR_E_VM_EXECUTION_FAILED, KATA_KIND, "vm.run",
-                                 "the VM stopped before the snippet finished; console: %s",
-                                 tr__kata_vm_console_tail(v));
+                return tr_error_set(ret_err, TR_E_VM_EXECUTION_FAILED, KATA_KIND, "vm.run",
+                                    "the VM stopped before the snippet finished; console: %s",
+                                    tr__kata_vm_console_tail(v));
 }
 
 static int deadline_error(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err) {

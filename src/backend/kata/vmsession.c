@@ -44,9 +44,9 @@ typedef struct tr__kata_vm_session {
         pthread_t thread;
         bool running;
         pthread_mutex_t lock;
-        int wake[2];                        /* a call for the thread: look again */
-        int core_in, core_out, core_err;    /* the core's ends */
-        int in, out, err;                   /* ours */
+        int wake[2];                     /* a call for the thread: look again */
+        int core_in, core_out, core_err; /* the core's ends */
+        int in, out, err;                /* ours */
         bool stop, ended, oom;
 } sess;
 
@@ -177,7 +177,9 @@ int tr__kata_vm_session_start(tr__kata_vm *v, tr_error **ret_err) {
         sess *S = calloc(1, sizeof(*S));
         if (!S)
                 return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.session", "out of memory");
-        *S = (sess){ .wake = { -1, -1 }, .core_in = -1, .core_out = -1, .core_err = -1, .in = -1, .out = -1, .err = -1 };
+        *S = (sess){
+                .wake = { -1, -1 }, .core_in = -1, .core_out = -1, .core_err = -1, .in = -1, .out = -1, .err = -1
+        };
         pthread_mutex_init(&S->lock, NULL);
         v->sess = S;
         if (pipe2(S->wake, O_CLOEXEC | O_NONBLOCK) < 0 || pair(&S->in, &S->core_in) < 0 ||

@@ -356,11 +356,8 @@ Test(vm, timeout_kills_the_vm, .timeout = 600) {
 
 /* What a VM leaves on the host while it lives: its directory and cgroups. */
 static const char *const vm_traces[] = {
-        "/run/toolruntime/qemu",
-        "/sys/fs/cgroup/memory/toolruntime",
-        "/sys/fs/cgroup/cpu/toolruntime",
-        "/sys/fs/cgroup/pids/toolruntime",
-        "/sys/fs/cgroup/toolruntime",
+        "/run/toolruntime/qemu",           "/sys/fs/cgroup/memory/toolruntime", "/sys/fs/cgroup/cpu/toolruntime",
+        "/sys/fs/cgroup/pids/toolruntime", "/sys/fs/cgroup/toolruntime",
 };
 
 /* Names of the per-VM entries now, one string ("dir/name\n"...). */
