@@ -17,6 +17,7 @@
 
 #include "backend/containerd/runner.h"
 #include "backend/kata/internal.h"
+#include "backend/kata/vm.h"
 #include "core/runner.h"
 #include "core/uidalloc.h"
 #include "gateway/session.h"
@@ -24,10 +25,6 @@
 #include "util/macros.h"
 #include "util/proc.h"
 #include "util/strv.h"
-
-/* Is `ex` a session's prepare?  (The core's tr_exec_session, with the
- * session seam.) */
-#define KATA_SESSION(ex) false
 
 /* Where the guest agent puts the gateway socket in the snippet's world. */
 #define GUEST_GATEWAY "unix:/run/toolruntime/gateway.sock"
@@ -262,7 +259,7 @@ static int kata_prepare(void *self, tr_exec *ex, void **ret_sandbox, tr_error **
         /* Runner 1 boots now, up to the interpreter waiting for its code;
          * the others get the whole spec at run. */
         if (r >= 0 && is_qemu(k))
-                r = tr__kata_qemu_prepare(k, &s->spec, ex, KATA_SESSION(ex), &s->vm, ret_err);
+                r = tr__kata_qemu_prepare(k, &s->spec, ex, tr_exec_session(ex), &s->vm, ret_err);
         if (r < 0) {
                 kata_destroy(k, s, ex);
                 return r;
@@ -296,12 +293,68 @@ static int kata_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         return tr__kata_ctrd_run(k, &s->spec, ex, ret_err);
 }
 
+/* ---- sessions (Runner 1 only: vmsession.c) ---- */
+
+static int session_vm(void *sandbox, tr__kata_vm **ret, tr_error **ret_err) {
+        kata_sb *s = sandbox;
+        if (!s || !s->vm)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "session",
+                                    "sessions on kata need its QEMU runner");
+        *ret = s->vm;
+        return 0;
+}
+
+static int kata_session_io(void *self, void *sandbox, int *ret_in, int *ret_out, int *ret_errfd, tr_error **ret_err) {
+        (void) self;
+        tr__kata_vm *v = NULL;
+        int r = session_vm(sandbox, &v, ret_err);
+        if (r < 0)
+                return r;
+        if (tr__kata_vm_session_io(v, ret_in, ret_out, ret_errfd) < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "session",
+                                    "this VM was not prepared for a session");
+        return 0;
+}
+
+static int kata_signal(void *self, void *sandbox, int sig, tr_error **ret_err) {
+        (void) self;
+        tr__kata_vm *v = NULL;
+        int r = session_vm(sandbox, &v, ret_err);
+        return r < 0 ? r : tr__kata_vm_session_signal(v, sig, ret_err);
+}
+
+static int kata_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
+        (void) self;
+        tr__kata_vm *v = NULL;
+        int r = session_vm(sandbox, &v, ret_err);
+        return r < 0 ? r : tr__kata_vm_session_begin(v, ex, ret_err);
+}
+
+static void kata_session_end(void *self, void *sandbox, tr_exec *ex) {
+        (void) self;
+        (void) ex;
+        kata_sb *s = sandbox;
+        if (s && s->vm)
+                tr__kata_vm_session_end(s->vm);
+}
+
+static bool kata_session_oom(void *self, void *sandbox) {
+        (void) self;
+        kata_sb *s = sandbox;
+        return s && s->vm && tr__kata_vm_session_oom(s->vm);
+}
+
 static const tr_backend_ops kata_ops = {
         .kind = kata_kind,
         .free = kata_free,
         .prepare = kata_prepare,
         .run = kata_run,
         .destroy = kata_destroy,
+        .session_io = kata_session_io,
+        .signal = kata_signal,
+        .session_begin = kata_session_begin,
+        .session_end = kata_session_end,
+        .session_oom = kata_session_oom,
 };
 
 TR_PUBLIC int tr_backend_kata_new(const tr_kata_config *cfg, tr_backend **ret_backend, tr_error **ret_err) {

@@ -169,7 +169,10 @@ static int pair(int *ours, int *core) {
                 return -errno;
         *ours = sp[0];
         *core = sp[1];
+        /* Both non-blocking: the core polls its ends and reads them until
+         * EAGAIN (containerd's pipes are the same). */
         tr__fd_set_nonblock(sp[0], true);
+        tr__fd_set_nonblock(sp[1], true);
         return 0;
 }
 
