@@ -33,6 +33,8 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +197,8 @@ static int check_files(const tr_kata_sandbox_spec *spec, tr_error **ret_err) {
         return 0;
 }
 
+static void keeper_stop(tr__kata_vm *v);
+
 void tr__kata_qemu_destroy(tr__kata_vm *v) {
         if (!v)
                 return;
@@ -208,6 +212,7 @@ void tr__kata_qemu_destroy(tr__kata_vm *v) {
                         ;
                 v->pid = -1;
         }
+        keeper_stop(v);
         tr__kata_state_remove(TAKE_PTR(v->state_path));
         tr__closep(&v->pidfd);
         tr__closep(&v->chan);
@@ -222,6 +227,82 @@ void tr__kata_qemu_destroy(tr__kata_vm *v) {
         free(v->guest_error);
         free(v->seccomp_bpf);
         free(v);
+}
+
+/* QEMU's parent thread.  PR_SET_PDEATHSIG (jail.c: QEMU dies with its
+ * parent) fires when the THREAD that forked QEMU exits, not the process:
+ * a VM prepared by a short-lived thread (an HTTP connection's creating a
+ * session, a caller's own thread) would die with it.  So every VM is
+ * spawned by a keeper thread of its own that waits until destroy; a
+ * killed caller still takes QEMU with it (the keeper dies with the
+ * process).  Any thread may wait for QEMU: it is the process's child. */
+typedef struct keeper {
+        pthread_t thread;
+        int stop[2]; /* destroy closes stop[1]: the keeper returns */
+        tr__kata_vm *v;
+        const tr__kata_jail_cfg *jc;
+        char *const *argv;
+        int chan, con;
+        pid_t pid;
+        int r;
+        tr_error *err;
+        sem_t spawned;
+} keeper;
+
+static void *keeper_main(void *arg) {
+        keeper *kp = arg;
+        kp->r = tr__kata_jail_spawn(kp->v->jail, kp->jc, kp->argv, kp->chan, kp->con, &kp->pid, &kp->err);
+        int stop = kp->stop[0];
+        bool wait = kp->r >= 0;
+        sem_post(&kp->spawned); /* `kp`'s spawn fields are the caller's from here */
+        if (wait) {
+                struct pollfd pf = { stop, POLLIN, 0 };
+                while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+                        ;
+        }
+        return NULL;
+}
+
+static void keeper_stop(tr__kata_vm *v) {
+        keeper *kp = v->keeper;
+        if (!kp)
+                return;
+        tr__closep(&kp->stop[1]);
+        pthread_join(kp->thread, NULL);
+        tr__closep(&kp->stop[0]);
+        sem_destroy(&kp->spawned);
+        free(kp);
+        v->keeper = NULL;
+}
+
+static int spawn_kept(tr__kata_vm *v, const tr__kata_jail_cfg *jc, char *const *argv, int chan, int con, pid_t *ret_pid,
+                      tr_error **ret_err) {
+        keeper *kp = calloc(1, sizeof(*kp));
+        if (!kp)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "vm.spawn", "out of memory");
+        *kp = (keeper){ .stop = { -1, -1 }, .v = v, .jc = jc, .argv = argv, .chan = chan, .con = con, .pid = -1 };
+        sem_init(&kp->spawned, 0, 0);
+        if (pipe2(kp->stop, O_CLOEXEC) < 0 || pthread_create(&kp->thread, NULL, keeper_main, kp) != 0) {
+                tr__closep(&kp->stop[0]);
+                tr__closep(&kp->stop[1]);
+                sem_destroy(&kp->spawned);
+                free(kp);
+                return tr_error_set(ret_err, TR_E_VM_CREATION_FAILED, KATA_KIND, "vm.spawn",
+                                    "cannot start QEMU's keeper thread");
+        }
+        v->keeper = kp;
+        while (sem_wait(&kp->spawned) < 0 && errno == EINTR)
+                ;
+        if (kp->r < 0) {
+                int r = kp->r;
+                if (ret_err)
+                        *ret_err = TAKE_PTR(kp->err);
+                tr_error_free(kp->err);
+                keeper_stop(v);
+                return r;
+        }
+        *ret_pid = kp->pid;
+        return 0;
 }
 
 /* Spawn QEMU in its jail for `v` (its fields set up by prepare). */
@@ -272,7 +353,7 @@ static int boot(tr__kata_vm *v, const char *qemu, tr_error **ret_err) {
         v->boot_start = tr__now_ns();
         v->boot_deadline = v->boot_start + v->boot_timeout_ms * TR_NSEC_PER_MSEC;
         pid_t pid = -1;
-        r = tr__kata_jail_spawn(v->jail, &jc, argv, sp[1], cp[1], &pid, ret_err);
+        r = spawn_kept(v, &jc, argv, sp[1], cp[1], &pid, ret_err);
         close(sp[1]);
         close(cp[1]);
         if (r < 0)

@@ -69,6 +69,7 @@ struct tr__kata_vm {
         bool session;
         tr__vf_buf sess_out, sess_err; /* guest output not yet taken by the core */
         struct tr__kata_vm_session *sess;
+        struct keeper *keeper; /* QEMU's parent thread (qemu.c) */
 };
 
 /* Run the frame loop until `phase` is over (STARTED, or EXIT), the phase's
