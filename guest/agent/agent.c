@@ -909,7 +909,7 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                         cp.in = -1;
                 }
                 pf[n++] = (struct pollfd){ a->inq.len ? cp.in : -1, POLLOUT, 0 };
-                int i_pid = n;
+                /* The snippet's end wakes us (the reap is below). */
                 pf[n++] = (struct pollfd){ exited ? -1 : pidfd, POLLIN, 0 };
                 int i_lis = n;
                 pf[n++] = (struct pollfd){ a->listen_fd, POLLIN, 0 };
@@ -1030,20 +1030,25 @@ static void run(agent *a, const request *req, tr__vf_reader *rd) {
                                 conn_close(a, c, 1);
                         }
                 }
-                if (!exited && (pf[i_pid].revents & POLLIN)) {
-                        if (waitpid(pid, &status, WNOHANG) == pid) {
-                                exited = 1;
-                                /* Whatever the snippet left running (a
-                                 * background process, a fork bomb) dies now,
-                                 * so its pipes reach EOF. */
-                                if (a->cg_ok)
-                                        (void) write_file(CGSNIP "/cgroup.kill", "1");
-                                drain_end = now_ms() + DRAIN_MS;
-                        }
+                /* PID 1 reaps every orphan, and the snippet among them (the
+                 * pidfd only wakes us): a separate orphan reap could take
+                 * the snippet, exited since the poll, without its status,
+                 * and left the loop waiting for an exit already gone (the
+                 * host then saw a timeout). */
+                int st;
+                pid_t w;
+                while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+                        if (w != pid || exited)
+                                continue;
+                        status = st;
+                        exited = 1;
+                        /* Whatever the snippet left running (a background
+                         * process, a fork bomb) dies now, so its pipes reach
+                         * EOF. */
+                        if (a->cg_ok)
+                                (void) write_file(CGSNIP "/cgroup.kill", "1");
+                        drain_end = now_ms() + DRAIN_MS;
                 }
-                /* PID 1 reaps every orphan. */
-                while (waitpid(-1, NULL, WNOHANG) > 0)
-                        ;
         }
 
         tr__vf_buf ex = { 0 };

@@ -263,8 +263,14 @@ void tr__kata_vm_session_end(tr__kata_vm *v) {
         if (!S)
                 return;
         pthread_mutex_lock(&S->lock);
-        /* The guest's open streams are closed on our side: its later
-         * GW_DATA for them is ignored. */
+        /* The execution's gateway connections end with it, on both sides
+         * (the runner opens a new one for the next execution). */
+        for (int i = 0; i < TR_KATA_MAX_STREAMS; i++)
+                if (v->streams[i].fd >= 0) {
+                        uint8_t id[4];
+                        tr__vf_put_u32(id, v->streams[i].id);
+                        (void) tr__vf_buf_frame(&v->outq, TR_VF_GW_CLOSE, id, 4, NULL, 0);
+                }
         tr__kata_vm_end_gateway(v);
         pthread_mutex_unlock(&S->lock);
         wake(S);
