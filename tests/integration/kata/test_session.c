@@ -164,8 +164,8 @@ Test(kata_session, state_interrupt_files_and_death, .timeout = 600) {
 
         /* stdin and stderr are the execution's. */
         tr_result *res = NULL;
-        cr_assert_eq(sx(s, "import sys\nprint(input(), end='')\nprint('e', file=sys.stderr, end='')\n", "hi\n", 0,
-                        &res, &err),
+        cr_assert_eq(sx(s, "import sys\nprint(input(), end='')\nprint('e', file=sys.stderr, end='')\n", "hi\n", 0, &res,
+                        &err),
                      0, "%s", tr_error_message(err));
         size_t n;
         cr_expect_str_eq(tr_result_stdout(res, &n), "hi");
