@@ -879,7 +879,7 @@ TR_PUBLIC void tr_pool_free(tr_pool *pool);
  * whole life, each execution has its own timeout, output caps, stdin,
  * callback and gateway (tools).  Sessions run Python only (sh:
  * TR_E_INVALID_REQUEST), on backends with the session seam (containerd,
- * unsafe_host; TR_E_INVALID_REQUEST on the others).
+ * kata's QEMU runner, unsafe_host; TR_E_INVALID_REQUEST on the others).
  *
  * An execution that times out or is cancelled interrupts the snippet
  * (KeyboardInterrupt via SIGINT) and the session lives on when the
