@@ -78,7 +78,10 @@ backend_args() {
 }
 
 # trx PROFILE [exec options...]: run `toolruntime exec --json` on the backend
-# under test.  Sets OUT (the JSON), RC (exit status), WALL_MS.  TRX_BACKEND
+# under test.  Sets OUT (the JSON), RC (exit status), WALL_MS, and RUN_MS:
+# WALL_MS without the VM's boot on kata (backend.details.boot_ms: seconds of
+# TCG that vary with the machine's load and are not the snippet's time; the
+# request's timeout counts from the end of it), WALL_MS elsewhere.  TRX_BACKEND
 # overrides the backend for one call (a kata case starting a container).
 trx() {
     local profile=$1
@@ -97,6 +100,9 @@ trx() {
         fail "exec printed no JSON (exit $RC): $(printf '%.300s' "$OUT") stderr: $(head -c 300 "$WORK/stderr")"
         OUT='{}'
     fi
+    local boot
+    boot=$(printf '%s' "$OUT" | jq -r '.backend.details.boot_ms // 0' 2>/dev/null)
+    RUN_MS=$(( WALL_MS - ${boot:-0} ))
 }
 
 # j FILTER: a field of the last result (jq -r).

@@ -407,7 +407,7 @@ print("err=" + err)
     assert_ge "$(kv forked)" 5 "$1: some processes are allowed"
     assert_eq "$(kv err)" BlockingIOError "$1: fork fails with EAGAIN"
     assert_eq "$(j .limits_enforced.pids)" true "$1: limits_enforced.pids"
-    assert_le "$WALL_MS" 15000 "$1: wall time (ms)"
+    assert_le "$RUN_MS" 15000 "$1: wall time without the boot (ms)"
 }
 t_fork_bomb_standard() { fork_bomb standard; }
 t_fork_bomb_hardened() { fork_bomb hardened; }
@@ -416,7 +416,7 @@ t_fork_bomb_shell() {
     # The classic: it never ends by itself; the timeout must end it and
     # kill every process, and the host must stay responsive.
     trx standard -l sh --pids 32 -t 3 -c 'b() { b | b & }; b; sleep 60'
-    assert_le "$WALL_MS" 12000 "wall time (ms)"
+    assert_le "$RUN_MS" 12000 "wall time without the boot (ms)"
     assert_eq "$(j .limits_enforced.pids)" true "limits_enforced.pids"
     local t0
     t0=$(now_ms)
@@ -433,7 +433,7 @@ while True:
     assert_eq "$RC" 125 "$1: exit status (runtime error)"
     assert_eq "$(j .error.code)" resource_limit "$1: error code"
     assert_eq "$(j .limits_enforced.memory)" true "$1: limits_enforced.memory"
-    assert_le "$WALL_MS" 20000 "$1: wall time (ms)"
+    assert_le "$RUN_MS" 20000 "$1: wall time without the boot (ms)"
 }
 t_memory_bomb_standard() { memory_bomb standard; }
 t_memory_bomb_hardened() { memory_bomb hardened; }
@@ -479,7 +479,7 @@ for _ in range(1600):   # 100 MiB
         assert_eq "$RC" 0 "$p: exit status"
         assert_eq "$(j .truncated.stdout)" true "$p: truncated.stdout"
         assert_le "$(j '.stdout | length')" $((1024 * 1024)) "$p: captured stdout (bytes)"
-        assert_le "$WALL_MS" 15000 "$p: wall time (ms)"
+        assert_le "$RUN_MS" 15000 "$p: wall time without the boot (ms)"
     done
 }
 
@@ -490,7 +490,7 @@ t_infinite_loop_timeout() {
         assert_eq "$RC" 124 "$p: exit status"
         assert_eq "$(j .error.code)" timeout "$p: error code"
         assert_eq "$(j .limits_enforced.timeout)" true "$p: limits_enforced.timeout"
-        assert_le "$WALL_MS" 6000 "$p: wall time (ms)"
+        assert_le "$RUN_MS" 6000 "$p: wall time without the boot (ms)"
     done
 }
 
