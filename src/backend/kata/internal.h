@@ -140,6 +140,9 @@ const char *tr__kata_jail_dir(const tr__kata_jail *j);
 bool tr__kata_jail_oom_killed(const tr__kata_jail *j);
 /* Remove the cgroup and the state directory; QEMU must be reaped. */
 void tr__kata_jail_free(tr__kata_jail *j);
+/* Remove the jail directories and cgroups of QEMUs that are gone (their
+ * caller was killed before it could); returns how many (jail_gc.c). */
+unsigned tr__kata_jail_gc(tr_log_fn log, void *log_userdata);
 TR_DEFINE_FREEP(tr__kata_jail, tr__kata_jail_free)
 
 /* Runner 1 (qemu.c).  One VM from prepare to destroy (vm.h). */

@@ -176,7 +176,9 @@ TR_PUBLIC int tr_kata_gc(const char *state_dir, bool all, tr_log_fn log, void *l
         if (!d) {
                 if (errno == ENOENT) {
                         if (ret_removed)
-                                *ret_removed = 0;
+                                *ret_removed = tr__kata_jail_gc(log, log_userdata);
+                        else
+                                (void) tr__kata_jail_gc(log, log_userdata);
                         return 0;
                 }
                 int e = errno;
@@ -228,6 +230,8 @@ TR_PUBLIC int tr_kata_gc(const char *state_dir, bool all, tr_log_fn log, void *l
                 }
         }
         closedir(d);
+        /* After the records: a QEMU killed above leaves its jail behind. */
+        removed += tr__kata_jail_gc(log, log_userdata);
         if (ret_removed)
                 *ret_removed = removed;
         return 0;

@@ -109,6 +109,14 @@ t_gc_after_kill9() {
         return
     fi
     [ "$BACKEND" = containerd ] && CASE_IDS+=("$v_handle" "$l_handle")
+    # The killed caller's QEMU jail (directory and cgroups), which only the
+    # caller removes: gc must, once that QEMU is gone.
+    local v_jail=""
+    if [ "$BACKEND" = kata ]; then
+        v_jail=$(grep -lx "$v_handle" /run/toolruntime/qemu/vm-*/pid 2>/dev/null | head -1)
+        v_jail=${v_jail%/pid}
+        assert_ne "$v_jail" "" "the killed caller's QEMU jail directory before the kill"
+    fi
     sleep 1
     kill -9 "$victim"
     wait "$victim" 2>/dev/null
@@ -130,6 +138,11 @@ t_gc_after_kill9() {
     else
         assert_eq "$(alive "$v_handle" && echo alive || echo gone)" gone "the killed caller's QEMU ($v_handle)"
         assert_eq "$(vm_record_of_owner "$victim")" "" "the killed caller's VM state record"
+        if [ -n "$v_jail" ]; then
+            assert_eq "$([ -e "$v_jail" ] && echo present || echo gone)" gone "the killed caller's QEMU jail directory"
+            assert_eq "$(ls -d /sys/fs/cgroup/*/toolruntime/"qemu-${v_jail##*/}" 2>/dev/null | wc -l)" 0 \
+                "the killed caller's QEMU cgroups"
+        fi
         assert_eq "$(alive "$l_handle" && echo alive || echo gone)" alive "the live execution's QEMU after gc"
         assert_ne "$(vm_record_of_owner "$live")" "" "the live execution's VM state record after gc"
     fi
