@@ -255,11 +255,14 @@ tr__serve_session *tr__serve_session_get(tr__serve_sessions *t, const char *url,
 void tr__serve_session_error(tr__serve_session *e, const tr_error *err, tr__serve_reply *ret) {
         tr_code code = err ? tr_error_code(err) : TR_E_INTERNAL;
         const char *msg = err ? tr_error_message(err) : "unknown error";
-        unsigned status = code == TR_E_SESSION_GONE     ? 404
-                          : code == TR_E_RESOURCE_LIMIT ? 413
-                          : code == TR_E_CANCELLED      ? 499
-                          : tr__serve_error_status(err) ? tr__serve_error_status(err)
-                                                        : 500;
+        /* A file that is not there (the runner's ENOENT) is a 404, as
+         * HTTP clients expect; other refused paths stay 400s. */
+        bool no_file = code == TR_E_INVALID_REQUEST && err && tr_error_errno(err) == ENOENT;
+        unsigned status = code == TR_E_SESSION_GONE || no_file ? 404
+                          : code == TR_E_RESOURCE_LIMIT        ? 413
+                          : code == TR_E_CANCELLED             ? 499
+                          : tr__serve_error_status(err)        ? tr__serve_error_status(err)
+                                                               : 500;
         if (code == TR_E_SESSION_GONE && e)
                 end_entry(e, msg);
         tr__serve_reply_error(ret, status, err ? tr_error_code_name(err) : "internal", "%s", msg);

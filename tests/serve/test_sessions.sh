@@ -169,6 +169,7 @@ open("out.bin", "wb").write(b)
 __out = hashlib.sha256(b).hexdigest()')
     assert_eq "$(api "$TA" GET "/v1/sessions/$id/files/out.bin")" 200 "GET"
     assert_eq "$(sha256sum < "$WORK/body" | cut -d' ' -f1)" "$(j "$out" 'j["value"]')" "the download is byte-exact"
+    assert_eq "$(api "$TA" GET "/v1/sessions/$id/files/no/such.bin")" 404 "GET of a file that is not there"
     # The CLI both ways.
     export TOOLRUNTIME_SERVER=$MAIN_URL TOOLRUNTIME_TOKEN=$TA
     "$TR" session cp "$WORK/in.bin" "$id:cli/copy.bin" || fail "session cp up"
