@@ -42,6 +42,10 @@ struct tr__serve_session {
         int64_t disk;  /* the session's disk cap in bytes (0: none) */
         unsigned refs; /* the table's (until removed) + each operation's */
         bool removed;  /* out of the table */
+        /* The cancel tokens of the executions running or waiting for
+         * their turn (the table's lock guards them), so that DELETE stops
+         * them instead of letting them run to their timeout. */
+        tr_cancel *running[8];
         tr__serve_sessions *t;
         struct tr__serve_session *next;
 };
@@ -114,6 +118,9 @@ static bool unlink_locked(tr__serve_sessions *t, tr__serve_session *e, const cha
 static void end_entry(tr__serve_session *e, const char *why) {
         pthread_mutex_lock(&e->t->lock);
         bool was_in = unlink_locked(e->t, e, why);
+        for (size_t i = 0; i < ARRAY_SIZE(e->running); i++)
+                if (e->running[i])
+                        tr_cancel_cancel(e->running[i]);
         pthread_mutex_unlock(&e->t->lock);
         if (was_in)
                 entry_unref(e);
@@ -538,7 +545,22 @@ void tr__serve_session_execute(const tr__serve_ctx *ctx, const char *body, size_
         } else if (exec_request(ctx, &jb, e, &req, &err) < 0) {
                 tr__serve_reply_error(ret, 400, tr_error_code_name(err), "%s", tr_error_message(err));
         } else {
+                /* Registered for DELETE (a slot is free unless more than
+                 * eight wait on one session: those then run their course). */
+                size_t slot = ARRAY_SIZE(e->running);
+                pthread_mutex_lock(&e->t->lock);
+                for (size_t i = 0; ctx->cancel && slot == ARRAY_SIZE(e->running) && i < slot; i++)
+                        if (!e->running[i])
+                                e->running[slot = i] = ctx->cancel;
+                bool gone = e->removed;
+                pthread_mutex_unlock(&e->t->lock);
+                if (gone && ctx->cancel)
+                        tr_cancel_cancel(ctx->cancel);
                 int r = tr_session_execute(e->s, req, ctx->cancel, &res, &err);
+                pthread_mutex_lock(&e->t->lock);
+                if (slot < ARRAY_SIZE(e->running))
+                        e->running[slot] = NULL;
+                pthread_mutex_unlock(&e->t->lock);
                 tr_session_info in;
                 tr_session_get_info(e->s, &in);
                 const char *outcome = r < 0                           ? tr_error_code_name(err)

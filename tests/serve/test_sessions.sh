@@ -315,6 +315,23 @@ t_caps() {
     api "$TC" DELETE "/v1/sessions/$(j "$(body)" 'j["sessions"][0]["id"]')" >/dev/null
 }
 
+t_delete_running() {
+    # DELETE stops the execution that runs in the session (it does not run
+    # to its timeout), and that execution's client gets its result.
+    local id t0 bg
+    id=$(create "$TA")
+    t0=$(date +%s)
+    curl -sS -o "$WORK/running.json" -H "Authorization: Bearer $TA" "$MAIN_URL/v1/sessions/$id/execute" \
+        -d '{"code":"import time\ntime.sleep(40)","timeout":60}' &
+    bg=$!
+    sleep 2
+    assert_eq "$(api "$TA" DELETE "/v1/sessions/$id")" 204 "DELETE while an execution runs"
+    wait "$bg"
+    assert_eq "$(j "$(cat "$WORK/running.json")" 'j["error"]["code"]')" cancelled "the running execution"
+    [ $(( $(date +%s) - t0 )) -le 15 ] || fail "the execution ended $(( $(date +%s) - t0 )) s in, not at DELETE"
+    assert_eq "$(api "$TA" GET "/v1/sessions/$id")" 404 "the session after DELETE"
+}
+
 t_bad_create() {
     assert_eq "$(api "$TA" POST /v1/sessions -d '{"ttl":-1}')" 400 "a negative ttl"
     assert_eq "$(api "$TA" POST /v1/sessions -d '{"ttl":999999}')" 400 "a ttl over 24 h"
@@ -376,7 +393,7 @@ t_oneshot_files() {
     assert_contains "$(body)" '"message":' "Piston's error shape"
 }
 
-for t in t_state_http t_state_cli t_files t_path_escapes t_killed_by_oom t_egress t_idle_and_ttl_expiry t_token_isolation t_caps t_bad_create \
+for t in t_state_http t_state_cli t_files t_path_escapes t_killed_by_oom t_egress t_idle_and_ttl_expiry t_token_isolation t_caps t_delete_running t_bad_create \
     t_oneshot_files t_dev_profile t_restart; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
