@@ -155,6 +155,35 @@ t_state_cli() {
     unset TOOLRUNTIME_SERVER TOOLRUNTIME_TOKEN
 }
 
+t_state_kata() {
+    # The same session contract in a VM (the kata backend's QEMU runner),
+    # over HTTP and through the CLI.  Needs the VM images (make check builds
+    # them; outside CI without them the case says so and passes nothing).
+    if [ ! -f "${TR_VM_DIR:-/var/lib/toolruntime/vm}/vmlinuz" ]; then
+        [ "${CI:-}" = true ] && fail "no VM images in ${TR_VM_DIR:-/var/lib/toolruntime/vm}"
+        echo "    (no VM images: kata not checked)"
+        return
+    fi
+    local id out
+    id=$(create "$TA" '{"backend":"kata","idle_timeout":120}')
+    assert_eq "${#id}" 32 "a kata session's id ($(body))"
+    out=$(execute "$TA" "$id" 'x = 41')
+    assert_eq "$(j "$out" 'j["backend"]["kind"]')" kata "the backend"
+    out=$(execute "$TA" "$id" '__out = x + 1')
+    assert_eq "$(j "$out" 'j["value"]')" 42 "x + 1 in the next execution, in a VM"
+    export TOOLRUNTIME_SERVER=$MAIN_URL TOOLRUNTIME_TOKEN=$TA
+    assert_eq "$("$TR" session exec "$id" -c 'print(x + 1)')" 42 "the CLI on the kata session"
+    unset TOOLRUNTIME_SERVER TOOLRUNTIME_TOKEN
+    assert_eq "$(api "$TA" DELETE "/v1/sessions/$id")" 204 "DELETE"
+    local left=1
+    for _ in $(seq 50); do
+        left=$(for p in /run/toolruntime/qemu/vm-*/pid; do [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && echo x; done | wc -l)
+        [ "$left" = 0 ] && break
+        sleep 0.2
+    done
+    assert_eq "$left" 0 "QEMUs left after DELETE"
+}
+
 t_files() {
     local id out
     id=$(create "$TA")
@@ -393,7 +422,7 @@ t_oneshot_files() {
     assert_contains "$(body)" '"message":' "Piston's error shape"
 }
 
-for t in t_state_http t_state_cli t_files t_path_escapes t_killed_by_oom t_egress t_idle_and_ttl_expiry t_token_isolation t_caps t_delete_running t_bad_create \
+for t in t_state_http t_state_cli t_state_kata t_files t_path_escapes t_killed_by_oom t_egress t_idle_and_ttl_expiry t_token_isolation t_caps t_delete_running t_bad_create \
     t_oneshot_files t_dev_profile t_restart; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
