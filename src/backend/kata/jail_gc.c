@@ -51,21 +51,60 @@ static pid_t read_pid(int dirfd) {
         return end != text && v > 1 ? (pid_t) v : -1;
 }
 
+static const char *const cg_parents[] = { "/sys/fs/cgroup/memory/toolruntime", "/sys/fs/cgroup/cpu/toolruntime",
+                                          "/sys/fs/cgroup/pids/toolruntime", "/sys/fs/cgroup/toolruntime" };
+
+/* A memory cgroup whose last task just died can refuse rmdir with EBUSY
+ * for a moment (its charges are still being dropped): retry for a second,
+ * as jail.c does. */
+static bool rmdir_cgroup(const char *path) {
+        for (int t = 0; t < 50; t++) {
+                if (rmdir(path) == 0)
+                        return true;
+                if (errno != EBUSY)
+                        return false;
+                struct timespec ts = { 0, 20 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        return false;
+}
+
 /* The cgroups of VM `name` (v1: one per controller; v2: one). */
 static void remove_cgroups(const char *name) {
-        static const char *const parents[] = { "/sys/fs/cgroup/memory/toolruntime", "/sys/fs/cgroup/cpu/toolruntime",
-                                               "/sys/fs/cgroup/pids/toolruntime", "/sys/fs/cgroup/toolruntime" };
-        for (size_t i = 0; i < ARRAY_SIZE(parents); i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(cg_parents); i++) {
                 char path[PATH_MAX];
-                snprintf(path, sizeof(path), "%s/qemu-%s", parents[i], name);
-                (void) rmdir(path);
+                snprintf(path, sizeof(path), "%s/qemu-%s", cg_parents[i], name);
+                (void) rmdir_cgroup(path);
         }
+}
+
+/* Cgroups whose jail directory is gone (a removal above that met EBUSY for
+ * longer, or an older gc's): the directory is created before the cgroups
+ * and removed after them, so one without the other is a leftover. */
+static unsigned sweep_cgroups(void) {
+        unsigned removed = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(cg_parents); i++) {
+                DIR *d = opendir(cg_parents[i]);
+                for (struct dirent *e; d && (e = readdir(d));) {
+                        if (strncmp(e->d_name, "qemu-vm-", 8) != 0 || strlen(e->d_name) != 14)
+                                continue;
+                        char jail[PATH_MAX], path[PATH_MAX];
+                        snprintf(jail, sizeof(jail), "%s/%s", TR_KATA_JAIL_DIR, e->d_name + 5);
+                        if (access(jail, F_OK) == 0)
+                                continue;
+                        snprintf(path, sizeof(path), "%s/%s", cg_parents[i], e->d_name);
+                        removed += rmdir_cgroup(path);
+                }
+                if (d)
+                        closedir(d);
+        }
+        return removed;
 }
 
 unsigned tr__kata_jail_gc(tr_log_fn log, void *log_userdata) {
         DIR *d = opendir(TR_KATA_JAIL_DIR);
         if (!d)
-                return 0;
+                return sweep_cgroups();
         unsigned removed = 0;
         time_t now = time(NULL);
         for (struct dirent *e; (e = readdir(d));) {
@@ -90,5 +129,5 @@ unsigned tr__kata_jail_gc(tr_log_fn log, void *log_userdata) {
                 }
         }
         closedir(d);
-        return removed;
+        return removed + sweep_cgroups();
 }
