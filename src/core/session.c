@@ -345,7 +345,7 @@ static int conclude(tr_session *s, tr__wire_outcome o, bool cancelled, bool ttl_
         switch (o) {
         case TR__WIRE_DONE: return 0;
         case TR__WIRE_INTERRUPTED:
-                if (ttl_capped) {
+                if (ttl_capped && !cancelled) {
                         tr__session_end(s, "its ttl of %" PRId64 " ms passed", s->ttl_ms);
                         return tr_error_set(ret_err, TR_E_TIMEOUT, s->kind, "session.execute",
                                             "the session's ttl passed during the execution; the snippet was "

@@ -425,13 +425,20 @@ void tr__serve_session_create(const tr__serve_ctx *ctx, const char *body, size_t
         pthread_mutex_lock(&ctx->sessions->lock);
         e->s = ls;
         bool gone = e->removed; /* the server is going down */
+        /* Ours while the reply is built: from the unlock on, the sweeper
+         * may end the session (a TTL shorter than the boot) and drop the
+         * table's reference. */
+        e->refs++;
         pthread_mutex_unlock(&ctx->sessions->lock);
         if (gone) {
+                /* Out of the table: its reference went with it; ours is
+                 * the last. */
                 entry_unref(e);
                 tr__serve_reply_error(ret, 503, "unavailable", "the server is shutting down");
                 return;
         }
         reply_json(ret, 201, session_json(e));
+        entry_unref(e);
 }
 
 void tr__serve_session_list(const tr__serve_ctx *ctx, tr__serve_reply *ret) {

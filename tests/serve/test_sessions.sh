@@ -119,6 +119,13 @@ t_state_http() {
     assert_eq "$(j "$(body)" 'j["error"]["code"]')" timeout "a timed-out execution"
     out=$(execute "$TA" "$id" '__out = x')
     assert_eq "$(j "$out" 'j["value"]')" 41 "state after the timeout"
+    # A thread an interrupted execution left running is not the next
+    # execution's to wait for.
+    api "$TA" POST "/v1/sessions/$id/execute" \
+        -d '{"code":"import threading, time\nthreading.Thread(target=time.sleep, args=(30,)).start()","timeout":1}' >/dev/null
+    assert_eq "$(j "$(body)" 'j["error"]["code"]')" timeout "an execution waiting for its thread"
+    api "$TA" POST "/v1/sessions/$id/execute" -d '{"code":"__out = x","timeout":5}' >/dev/null
+    assert_eq "$(j "$(body)" 'j["value"]')" 41 "the next execution does not wait for that thread"
     # ndjson streaming, as /v1/execute.
     out=$(curl -sS -H 'Accept: application/x-ndjson' -H "Authorization: Bearer $TA" \
         "$MAIN_URL/v1/sessions/$id/execute" -d '{"code":"print(x)\n__out = 1"}')
@@ -127,7 +134,7 @@ t_state_http() {
     assert_eq "$(j "$(curl -sS "$MAIN_URL/v1/health")" 'j["sessions"]')" 1 "/v1/health counts sessions"
     assert_contains "$(curl -sS -H "Authorization: Bearer $TA" "$MAIN_URL/metrics")" "toolruntime_sessions 1" "the metric"
     assert_eq "$(api "$TA" GET "/v1/sessions/$id")" 200 "GET one session"
-    assert_eq "$(j "$(body)" 'j["executions"]')" 5 "its executions"
+    assert_eq "$(j "$(body)" 'j["executions"]')" 7 "its executions"
     assert_eq "$(api "$TA" DELETE "/v1/sessions/$id")" 204 "DELETE"
     assert_eq "$(api "$TA" POST "/v1/sessions/$id/execute" -d '{"code":"1"}')" 404 "execute after DELETE"
     assert_contains "$(body)" '"code":"session_gone"' "a deleted session's error"
