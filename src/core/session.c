@@ -213,6 +213,12 @@ int tr__session_lock(tr_session *s, tr_cancel *cancel, const char *op, tr_error 
                 if (tr_cancel_is_cancelled(cancel))
                         return tr_error_set(ret_err, TR_E_CANCELLED, s->kind, op,
                                             "cancelled while waiting for the session's running operation");
+                /* Never past the TTL (a caller without a cancel token, e.g.
+                 * a file transfer, would otherwise wait for as long as a
+                 * slow peer holds the session). */
+                if (tr__now_ns() >= s->ttl_deadline_ns)
+                        return tr_error_set(ret_err, TR_E_TIMEOUT, s->kind, op,
+                                            "the session stayed busy until its ttl passed");
                 struct timespec ts = { 0, 10 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
         }

@@ -18,6 +18,9 @@
 #include "util/macros.h"
 #include "util/timeutil.h"
 
+/* What tr_session_download_free still reads off the wire (see there). */
+#define DRAIN_MAX (8 * 1024 * 1024)
+
 /* No single step of a transfer (an answer, a chunk) waits longer. */
 #define STEP_NS (60LL * TR_NSEC_PER_SEC)
 
@@ -218,7 +221,13 @@ TR_PUBLIC void tr_session_download_free(tr_session_download *d) {
         if (!d)
                 return;
         /* The rest of the file is on the wire: read it off, or the next
-         * answer would be found in the middle of it. */
+         * answer would be found in the middle of it.  Beyond a few MiB
+         * (a client that went away from a large file) draining would hold
+         * the session and a thread for long: the session ends instead. */
+        if (!d->broken && d->left > DRAIN_MAX) {
+                tr__session_end(d->s, "a download was abandoned with %" PRIu64 " bytes unread", d->left);
+                d->broken = true;
+        }
         char buf[65536];
         while (!d->broken && d->left > 0) {
                 size_t n = 0;

@@ -206,6 +206,20 @@ __out = hashlib.sha256(b).hexdigest()')
     assert_eq "$(api "$TA" GET "/v1/sessions/$id/files/out.bin")" 200 "GET"
     assert_eq "$(sha256sum < "$WORK/body" | cut -d' ' -f1)" "$(j "$out" 'j["value"]')" "the download is byte-exact"
     assert_eq "$(api "$TA" GET "/v1/sessions/$id/files/no/such.bin")" 404 "GET of a file that is not there"
+    # A client that goes away early from a large download: the session ends
+    # at once rather than being held while the rest is read off the wire.
+    local big
+    big=$(create "$TA")
+    execute "$TA" "$big" 'open("sparse", "wb").truncate(400 << 20)' >/dev/null
+    curl -sS -H "Authorization: Bearer $TA" "$MAIN_URL/v1/sessions/$big/files/sparse" 2>/dev/null | head -c 1000 >/dev/null
+    local st=""
+    for _ in $(seq 50); do
+        st=$(api "$TA" GET "/v1/sessions/$big")
+        [ "$st" = 404 ] && break
+        sleep 0.2
+    done
+    assert_eq "$st" 404 "a session whose large download was abandoned"
+    assert_contains "$(body)" "abandoned" "why it ended"
     # The CLI both ways.
     export TOOLRUNTIME_SERVER=$MAIN_URL TOOLRUNTIME_TOKEN=$TA
     "$TR" session cp "$WORK/in.bin" "$id:cli/copy.bin" || fail "session cp up"
