@@ -90,13 +90,12 @@ unsigned tr__serve_error_status(const tr_error *e) {
         }
 }
 
-/* Check a job against the server's maxima and build its request.  On a
- * request error (bad value, over a maximum, backend not offered) fills
- * *err_status and *ret_err and returns -1. */
-int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request **ret_req, tr_runtime **ret_rt,
-                            tr_error **ret_err, unsigned *err_status) {
+/* What every execution's request binds, whichever route made it (here and
+ * sessions.c): the server's caps on code, timeout and output checked, then
+ * the code, language, stdin, timeout, output cap, the shared gateway and
+ * the streaming callbacks. */
+int tr__serve_request_new(const tr__serve_ctx *ctx, const job *jb, tr_request **ret_req, tr_error **ret_err) {
         const tr__serve_config *cfg = ctx->cfg;
-        *err_status = 400;
         if (jb->code_len > cfg->max_code)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
                                     "code is %zu bytes; this server takes at most %zu", jb->code_len, cfg->max_code);
@@ -104,6 +103,41 @@ int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request 
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
                                     "timeout %.3f s is over this server's maximum of %.3f s",
                                     (double) jb->timeout_ms / 1000.0, (double) cfg->max_timeout_ms / 1000.0);
+        if (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "limits.max_output %lld is over this server's maximum of %zu",
+                                    (long long) jb->max_output, cfg->max_output);
+        if (jb->max_output < 0)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
+                                    "limits.max_output must not be negative");
+        _cleanup_(tr_request_freep) tr_request *req = NULL;
+        int r = tr_request_new(&req, ret_err);
+        if (r >= 0)
+                r = tr_request_set_code(req, jb->code, jb->code_len, ret_err);
+        if (r >= 0)
+                r = tr_request_set_language(req, jb->language, ret_err);
+        if (r >= 0 && jb->stdin_data)
+                r = tr_request_set_stdin(req, jb->stdin_data, jb->stdin_len, ret_err);
+        if (r < 0)
+                return r;
+        tr_request_set_timeout_ms(req, jb->timeout_ms);
+        tr_request_set_gateway(req, ctx->backends->gateway);
+        tr_request_set_max_output(req, (size_t) jb->max_output);
+        if (ctx->output)
+                tr_request_set_output_callback(req, ctx->output, ctx->output_userdata);
+        if (ctx->tool_call)
+                tr_request_set_tool_call_callback(req, ctx->tool_call, ctx->output_userdata);
+        *ret_req = TAKE_PTR(req);
+        return 0;
+}
+
+/* Check a job against the server's maxima and build its request.  On a
+ * request error (bad value, over a maximum, backend not offered) fills
+ * *err_status and *ret_err and returns -1. */
+int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request **ret_req, tr_runtime **ret_rt,
+                            tr_error **ret_err, unsigned *err_status) {
+        const tr__serve_config *cfg = ctx->cfg;
+        *err_status = 400;
         tr_profile prof = TR_PROFILE_STANDARD;
         if (jb->profile && tr_profile_from_name(jb->profile, &prof) < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
@@ -118,14 +152,6 @@ int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request 
         int r = tr__serve_effective_limits(cfg, prof, limits, ret_err);
         if (r < 0)
                 return r;
-        if (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "limits.max_output %lld is over this server's maximum of %zu",
-                                    (long long) jb->max_output, cfg->max_output);
-        if (jb->max_output < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "limits.max_output must not be negative");
-
         tr_backend_kind kind = prof == TR_PROFILE_DEV ? TR_BACKEND_UNSAFE_HOST : ctx->backends->default_kind;
         if (jb->backend && tr_backend_kind_from_name(jb->backend, &kind) < 0)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate", "unknown backend '%s'",
@@ -138,13 +164,7 @@ int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request 
         }
 
         _cleanup_(tr_request_freep) tr_request *req = NULL;
-        r = tr_request_new(&req, ret_err);
-        if (r >= 0)
-                r = tr_request_set_code(req, jb->code, jb->code_len, ret_err);
-        if (r >= 0)
-                r = tr_request_set_language(req, jb->language, ret_err);
-        if (r >= 0 && jb->stdin_data)
-                r = tr_request_set_stdin(req, jb->stdin_data, jb->stdin_len, ret_err);
+        r = tr__serve_request_new(ctx, jb, &req, ret_err);
         size_t i;
         json_t *a;
         json_array_foreach(jb->args, i, a) {
@@ -160,15 +180,8 @@ int tr__serve_build_request(const tr__serve_ctx *ctx, const job *jb, tr_request 
                         *err_status = 403; /* over the operator's egress ceiling */
                 return r;
         }
-        tr_request_set_timeout_ms(req, jb->timeout_ms);
         tr_request_set_limits(req, limits);
         tr_request_set_profile(req, prof);
-        tr_request_set_gateway(req, ctx->backends->gateway);
-        tr_request_set_max_output(req, (size_t) jb->max_output);
-        if (ctx->output)
-                tr_request_set_output_callback(req, ctx->output, ctx->output_userdata);
-        if (ctx->tool_call)
-                tr_request_set_tool_call_callback(req, ctx->tool_call, ctx->output_userdata);
 
         *ret_req = TAKE_PTR(req);
         *ret_rt = rt;

@@ -159,6 +159,10 @@ bool tr__serve_v1_parse(const char *body, size_t len, const char *const *extra, 
  * and *ret_err. */
 int tr__serve_build_request(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr_request **ret_req,
                             tr_runtime **ret_rt, tr_error **ret_err, unsigned *err_status);
+/* What every execution's request binds, whichever route (api.c, and a
+ * session's executions): the caps on code, timeout and output checked, the
+ * code, language, stdin, timeout, output cap, gateway and callbacks set. */
+int tr__serve_request_new(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr_request **ret_req, tr_error **ret_err);
 /* One element of /v1's "files" (the i-th, for messages) onto `req`
  * (input_files.c). */
 int tr__serve_add_input_file(tr_request *req, json_t *f, size_t i, tr_error **ret_err);

@@ -482,7 +482,6 @@ void tr__serve_session_delete(const tr__serve_ctx *ctx, tr__serve_reply *ret) {
  * checks); the backend is the session's. */
 static int exec_request(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr__serve_session *e, tr_request **ret,
                         tr_error **ret_err) {
-        const tr__serve_config *cfg = ctx->cfg;
         tr_session_info in;
         tr_session_get_info(e->s, &in);
         tr_backend_kind kind;
@@ -490,25 +489,8 @@ static int exec_request(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr__s
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
                                     "backend '%s': this session runs on %s", jb->backend,
                                     tr_backend_kind_name(in.backend));
-        if (jb->code_len > cfg->max_code)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "validate",
-                                    "code is %zu bytes; this server takes at most %zu", jb->code_len, cfg->max_code);
-        if (cfg->max_timeout_ms > 0 && jb->timeout_ms > cfg->max_timeout_ms)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "timeout %.3f s is over this server's maximum of %.3f s",
-                                    (double) jb->timeout_ms / 1000.0, (double) cfg->max_timeout_ms / 1000.0);
-        if (jb->max_output < 0 || (cfg->max_output > 0 && (uint64_t) jb->max_output > cfg->max_output))
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_NONE, "validate",
-                                    "limits.max_output %lld is negative or over this server's maximum of %zu",
-                                    (long long) jb->max_output, cfg->max_output);
         _cleanup_(tr_request_freep) tr_request *req = NULL;
-        int r = tr_request_new(&req, ret_err);
-        if (r >= 0)
-                r = tr_request_set_code(req, jb->code, jb->code_len, ret_err);
-        if (r >= 0)
-                r = tr_request_set_language(req, jb->language, ret_err);
-        if (r >= 0 && jb->stdin_data)
-                r = tr_request_set_stdin(req, jb->stdin_data, jb->stdin_len, ret_err);
+        int r = tr__serve_request_new(ctx, jb, &req, ret_err);
         tr_profile prof;
         if (r >= 0 && jb->profile) {
                 if (tr_profile_from_name(jb->profile, &prof) < 0)
@@ -526,13 +508,6 @@ static int exec_request(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr__s
                                     "a session's execution takes no 'args' or 'files' (upload files with PUT "
                                     "/v1/sessions/ID/files/PATH)");
         tr_request_set_limits(req, &jb->limits);
-        tr_request_set_timeout_ms(req, jb->timeout_ms);
-        tr_request_set_gateway(req, ctx->backends->gateway);
-        tr_request_set_max_output(req, (size_t) jb->max_output);
-        if (ctx->output)
-                tr_request_set_output_callback(req, ctx->output, ctx->output_userdata);
-        if (ctx->tool_call)
-                tr_request_set_tool_call_callback(req, ctx->tool_call, ctx->output_userdata);
         *ret = TAKE_PTR(req);
         return 0;
 }
