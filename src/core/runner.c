@@ -36,6 +36,20 @@
  * ENOTDIR instead of leading out), missing directories created when asked.
  * The same rules as tr__path_check: no "", ".", ".." component, no NUL.
  * Returns the parent directory's fd and the last component. */
+/* The value's integer check, the same in the one-shot and the session
+ * runner: JSON integers the host reads are 64-bit. */
+#define PY_CHECK_INTS                                                              \
+        "def _tr_check_ints(v):\n"                                                 \
+        "    st = [v]\n"                                                           \
+        "    while st:\n"                                                          \
+        "        x = st.pop()\n"                                                   \
+        "        if type(x) is int and not -2**63 <= x < 2**63:\n"                 \
+        "            raise ValueError('integer %d does not fit in 64 bits' % x)\n" \
+        "        if isinstance(x, dict):\n"                                        \
+        "            st.extend(x.values())\n"                                      \
+        "        elif isinstance(x, (list, tuple)):\n"                             \
+        "            st.extend(x)\n"
+
 #define PY_WALK                                                                                                        \
         "def _tr_walk(home, path, create):\n"                                                                          \
         "    parts = path.split(b'/')\n"                                                                               \
@@ -142,18 +156,7 @@ static const char python_runner[] =
         "            b = b'\\n' + mark + b + b'\\n'\n"
         "            while b:\n"
         "                b = b[os.write(1, b):]\n"
-        "    return status\n"
-        "def _tr_check_ints(v):\n"
-        "    st = [v]\n"
-        "    while st:\n"
-        "        x = st.pop()\n"
-        "        if type(x) is int and not -2**63 <= x < 2**63:\n"
-        "            raise ValueError('integer %d does not fit in 64 bits' % x)\n"
-        "        if isinstance(x, dict):\n"
-        "            st.extend(x.values())\n"
-        "        elif isinstance(x, (list, tuple)):\n"
-        "            st.extend(x)\n"
-        "sys.exit(_tr_main())\n";
+        "    return status\n" PY_CHECK_INTS "sys.exit(_tr_main())\n";
 
 /*
  * The session runner (tr_exec_session): one Python interpreter serving
@@ -286,18 +289,7 @@ static const char python_session_runner[] =
         "'replace'))\n"
         "            status = status or 1\n"
         "    _tr_put_all(2, b'\\n' + end + b'\\n')\n"
-        "    _tr_put_all(1, b + b'\\n' + end + b'%d\\n' % status)\n"
-        "def _tr_check_ints(v):\n"
-        "    st = [v]\n"
-        "    while st:\n"
-        "        x = st.pop()\n"
-        "        if type(x) is int and not -2**63 <= x < 2**63:\n"
-        "            raise ValueError('integer %d does not fit in 64 bits' % x)\n"
-        "        if isinstance(x, dict):\n"
-        "            st.extend(x.values())\n"
-        "        elif isinstance(x, (list, tuple)):\n"
-        "            st.extend(x)\n"
-        "def _tr_upload(end, path):\n"
+        "    _tr_put_all(1, b + b'\\n' + end + b'%d\\n' % status)\n" PY_CHECK_INTS "def _tr_upload(end, path):\n"
         "    import stat\n"
         "    tmp = b'.tr-upload-' + os.urandom(8).hex().encode()\n"
         "    try:\n"
