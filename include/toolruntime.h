@@ -610,7 +610,6 @@ TR_PUBLIC void tr_result_set_exit_code(tr_result *res, int exit_code);
 TR_PUBLIC void tr_result_set_signal(tr_result *res, int sig);
 TR_PUBLIC void tr_result_set_backend_kind(tr_result *res, tr_backend_kind kind);
 TR_PUBLIC int tr_result_set_backend_detail(tr_result *res, const char *key, const char *value, tr_error **ret_err);
-TR_PUBLIC tr_limits_enforced *tr_result_limits_enforced_mut(tr_result *res);
 TR_PUBLIC int tr_result_add_tool_call(tr_result *res, const char *tool_id, tr_backend_kind backend, int64_t duration_us,
                                       const char *error_op, const char *error_code, tr_error **ret_err);
 
@@ -650,6 +649,18 @@ TR_PUBLIC void tr_exec_record_tool_call(tr_exec *ex, const char *tool_id, int64_
                                         const char *error_code);
 TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len);
 TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len);
+/* What the backend applied to the sandbox of `ex`, reported by prepare,
+ * run or session_begin (the last report counts): a bitwise OR of
+ * TR_APPLIED_*, each meaning "when the limit is set, this sandbox holds the
+ * snippet to it".  The core alone turns this into the result's
+ * limits_enforced: a limit is enforced when it is set and applied; the
+ * timeout always (the deadline is every backend's contract); tool calls and
+ * chain steps when set, since the core's gateway session counts them. */
+#define TR_APPLIED_MEMORY (1u << 0)
+#define TR_APPLIED_CPU    (1u << 1)
+#define TR_APPLIED_PIDS   (1u << 2)
+#define TR_APPLIED_DISK   (1u << 3)
+TR_PUBLIC void tr_exec_report_applied(tr_exec *ex, unsigned applied);
 /* Log through the runtime's logger; `kv` pairs end with NULL. */
 TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *msg, ...) __attribute__((sentinel));
 /* True when `ex` prepares a session's sandbox (tr_session_new): its process

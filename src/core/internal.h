@@ -133,6 +133,11 @@ struct tr_exec {
         /* The sandbox's egress proxy (egress/egress.h), set by the backend
          * from prepare to destroy: each execution's result takes its counts. */
         tr__egress_proxy *egress;
+        /* TR_APPLIED_* as the backend last reported (tr_exec_report_applied). */
+        unsigned applied;
+        /* This execution's gateway session (plan.h): opened by the core for
+         * each run, the backend only attaches a transport to it. */
+        struct tr__gw_session *gw;
 };
 
 struct tr_gateway {
@@ -156,6 +161,14 @@ int tr__exec_init_output(tr_exec *ex, size_t cap);
  * over the output cap or not JSON is an error (the streams are still set). */
 int tr__exec_finish_output(tr_exec *ex, tr_error **ret_err);
 void tr__exec_done_output(tr_exec *ex);
+
+/* The result's limits_enforced from the effective limits and what the
+ * backend reported it applied: decided here only (exec.c). */
+void tr__exec_decide_enforced(tr_exec *ex);
+/* Open this execution's gateway session (ex->gw) / close it, after which
+ * every tool call it served is in the result (exec.c). */
+int tr__exec_open_gateway(tr_exec *ex, tr_error **ret_err);
+void tr__exec_close_gateway(tr_exec *ex);
 
 /* The limits to enforce for `profile` (resolved, not TR_PROFILE_DEFAULT):
  * `asked` with the profile's defaults in its unset fields.  Fails with

@@ -12,6 +12,7 @@
 #include <errno.h>
 
 #include "core/internal.h"
+#include "core/plan.h"
 #include "util/macros.h"
 
 #define MIB (1024LL * 1024)
@@ -23,27 +24,46 @@ typedef struct profile_policy {
         /* An explicit 0 (unlimited) for memory, CPU, pids or disk is refused:
          * the profile promises that all four hold. */
         bool bounded;
+        /* How its sandboxes are built, on every isolating backend (plan.h). */
+        tr__isolation isolation;
 } profile_policy;
 
 static const profile_policy policies[TR__PROFILE_MAX] = {
         /* dev runs on the host (unsafe_host) for development: it promises no
          * isolation, so it adds no limits beyond the timeout and output
          * caps every request has. */
-        [TR_PROFILE_DEV] = { .defaults = { 0 } },
+        [TR_PROFILE_DEV] = { .defaults = { 0 }, .isolation = { .host_network = true } },
         /* standard: one fork bomb or allocation loop must not take the host
          * down.  512 MiB of memory (swap counts against it), 128 processes,
          * one CPU (100 ms per 100 ms period), 64 MiB of /tmp. */
         [TR_PROFILE_STANDARD] = { .defaults = { .cpu_quota_ms = 100,
                                                 .memory_bytes = 512 * MIB,
                                                 .pids_max = 128,
-                                                .disk_bytes = 64 * MIB } },
+                                                .disk_bytes = 64 * MIB },
+                                  .isolation = { .read_only_rootfs = true } },
         /* hardened: half of standard, and never unbounded. */
         [TR_PROFILE_HARDENED] = { .defaults = { .cpu_quota_ms = 50,
                                                 .memory_bytes = 256 * MIB,
                                                 .pids_max = 64,
                                                 .disk_bytes = 16 * MIB },
-                                  .bounded = true },
+                                  .bounded = true,
+                                  /* What runs is exactly the image asked
+                                   * for, under a syscall allowlist. */
+                                  .isolation = { .read_only_rootfs = true,
+                                                 .custom_seccomp = true,
+                                                 .pinned_images = true } },
 };
+
+const tr__isolation *tr__profile_isolation(tr_profile p) {
+        /* A spec built outside a runtime (the public containerd and kata
+         * spec functions) may leave the profile at DEFAULT: standard, as
+         * they always read it; anything unknown gets the strictest. */
+        if (p == TR_PROFILE_DEFAULT)
+                p = TR_PROFILE_STANDARD;
+        else if (p < TR_PROFILE_DEFAULT || p >= TR__PROFILE_MAX)
+                p = TR_PROFILE_HARDENED;
+        return &policies[p].isolation;
+}
 
 TR_PUBLIC void tr_limits_init(tr_limits *l) {
         *l = (tr_limits){

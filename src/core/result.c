@@ -89,9 +89,6 @@ TR_PUBLIC const char *tr_result_backend_detail(const tr_result *r, const char *k
 TR_PUBLIC const tr_limits_enforced *tr_result_limits_enforced(const tr_result *r) {
         return &r->enforced;
 }
-TR_PUBLIC tr_limits_enforced *tr_result_limits_enforced_mut(tr_result *r) {
-        return &r->enforced;
-}
 TR_PUBLIC size_t tr_result_tool_call_count(const tr_result *r) {
         return r->n_calls;
 }

@@ -3,7 +3,8 @@
  * One sandbox's lifecycle, the same for every backend: the plan (profile,
  * effective limits, deadline, output streams) is made here, once; the
  * backend brings the sandbox up (prepare), runs the code in it (run) and
- * tears it down (destroy).  A backend that only has `execute` gets a
+ * tears it down (destroy).  Around each run the core opens the execution's
+ * gateway session and afterwards decides limits_enforced (plan.c).  A backend that only has `execute` gets a
  * prepare that does nothing and a run that executes.  tr_runtime_execute is
  * prepare + run + free on one deadline; a pool prepares ahead of time.
  */
@@ -238,14 +239,21 @@ int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, in
 
         tr_error *err = NULL;
         const tr_backend_ops *ops = sb->b->ops;
-        if (!is_lifecycle(sb->b))
-                r = ops->execute(sb->b->self, ex, &err);
-        else if (tr__now_ns() - sb->prepared_ns > TR_SANDBOX_MAX_IDLE_MS * TR_NSEC_PER_MSEC)
+        if (is_lifecycle(sb->b) && tr__now_ns() - sb->prepared_ns > TR_SANDBOX_MAX_IDLE_MS * TR_NSEC_PER_MSEC)
                 r = tr_error_set(&err, TR_E_TIMEOUT, sb->kind, "sandbox.run",
                                  "the sandbox waited longer than %d ms for its code and was stopped",
                                  TR_SANDBOX_MAX_IDLE_MS);
+        else if ((r = tr__exec_open_gateway(ex, &err)) < 0)
+                ;
+        else if (!is_lifecycle(sb->b))
+                r = ops->execute(sb->b->self, ex, &err);
         else
                 r = ops->run(sb->b->self, sb->backend_sandbox, ex, &err);
+        /* After the backend's run the sandbox's end of every gateway stream
+         * is gone: closing joins the server threads, so every tool call is
+         * in the result before it is handed out. */
+        tr__exec_close_gateway(ex);
+        tr__exec_decide_enforced(ex);
         log_span(sb, "execute", start);
         if (r < 0)
                 backend_failed(sb, r, "execute", &err);
@@ -310,6 +318,7 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb) {
                 return;
         if (sb->backend_sandbox)
                 sb->b->ops->destroy(sb->b->self, sb->backend_sandbox, &sb->ex);
+        tr__exec_close_gateway(&sb->ex);
         if (sb->output_ready)
                 tr__exec_done_output(&sb->ex);
         pthread_mutex_destroy(&sb->ex.lock);
@@ -388,8 +397,12 @@ int tr__sandbox_session_begin(tr_sandbox *sb, const tr_request *req, tr_cancel *
                 return tr_error_set(ret_err, TR_E_INTERNAL, sb->kind, "output", "getrandom: %s", strerror(-r));
         sb->output_ready = true;
         log_plan(sb, "execute");
+        if ((r = tr__exec_open_gateway(ex, ret_err)) < 0)
+                return r;
         const tr_backend_ops *ops = sb->b->ops;
-        if (ops->session_begin && (r = ops->session_begin(sb->b->self, sb->backend_sandbox, ex, ret_err)) < 0)
+        r = ops->session_begin ? ops->session_begin(sb->b->self, sb->backend_sandbox, ex, ret_err) : 0;
+        tr__exec_decide_enforced(ex);
+        if (r < 0)
                 return backend_failed(sb, r, "session.begin", ret_err);
         return 0;
 }
@@ -399,6 +412,7 @@ void tr__sandbox_session_end(tr_sandbox *sb, int64_t start, tr_result **ret_resu
         const tr_backend_ops *ops = sb->b->ops;
         if (ops->session_end && sb->backend_sandbox)
                 ops->session_end(sb->b->self, sb->backend_sandbox, ex);
+        tr__exec_close_gateway(ex);
         tr_result *res = ex->res;
         if (res) {
                 res->duration_us = (tr__now_ns() - start) / 1000;

@@ -657,16 +657,6 @@ int tr__gw_session_new(tr_exec *ex, tr__gw_session **ret_session, tr_error **ret
                 s->max_tool_calls = lim->max_tool_calls > 0 ? lim->max_tool_calls : 0;
                 s->max_chain_steps = lim->max_chain_steps > 0 ? lim->max_chain_steps : 0;
         }
-        tr_result *res = tr_exec_result(ex);
-        if (res) {
-                tr_limits_enforced *le = tr_result_limits_enforced_mut(res);
-                if (le) {
-                        if (s->max_tool_calls)
-                                le->tool_calls = true;
-                        if (s->max_chain_steps)
-                                le->chain_steps = true;
-                }
-        }
         *ret_session = s;
         return 0;
 }

@@ -6,13 +6,14 @@
  * MaxChainSteps on the host and recording every call in the execution's
  * result.  Owns its server threads and every fd handed to it.
  *
- * Every backend uses it the same way:
+ * The core opens one per execution (core/plan.c) and a backend attaches
+ * the transport its sandbox reaches (core/plan.h: tr__exec_gateway):
  *
- *     tr__gw_session_new(ex, &s, &err);           before the sandbox starts
+ *     tr__gw_session_new(ex, &s, &err);           the core, before run
  *     tr__gw_session_serve_fd(s, fd, &err);       socketpair end / relay fd
  *  or tr__gw_session_listen_unix(s, path, &err);  containerd: bind-mounted socket
- *     ... run the sandbox ...
- *     tr__gw_session_free(s);                     always, after the sandbox is gone
+ *     ... the backend runs the sandbox ...
+ *     tr__gw_session_free(s);                     the core, after run
  */
 #pragma once
 
@@ -20,9 +21,9 @@
 
 typedef struct tr__gw_session tr__gw_session;
 
-/* A session for one execution: uses tr_request_gateway() and the request's
- * limits, writes tool-call records and limits_enforced.tool_calls /
- * .chain_steps into tr_exec_result(ex).  `ex` must outlive the session. */
+/* A session for one execution: uses tr_request_gateway() and the effective
+ * limits, writes tool-call records into tr_exec_result(ex) (the core decides
+ * limits_enforced).  `ex` must outlive the session. */
 int tr__gw_session_new(tr_exec *ex, tr__gw_session **ret_session, tr_error **ret_err);
 
 /* Serve one bidirectional stream until EOF or session end.  Takes ownership

@@ -27,10 +27,10 @@
 #include "backend/containerd/sandbox.h"
 #include "backend/containerd/seams.h"
 #include "backend/containerd/spec.h"
+#include "core/plan.h"
 #include "core/runner.h"
 #include "core/uidalloc.h"
 #include "egress/egress.h"
-#include "gateway/session.h"
 #include "util/config.h"
 #include "util/macros.h"
 #include "util/proc.h"
@@ -175,7 +175,7 @@ TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_err
                                     "privileged containers are not allowed in a sandbox"),
                        -EPERM;
         const char *nm = spec->security.network_mode;
-        if (nm && streq(nm, "host") && spec->profile != TR_PROFILE_DEV)
+        if (nm && streq(nm, "host") && !tr__profile_isolation(spec->profile)->host_network)
                 return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
                                     "host networking is only allowed in the dev profile"),
                        -EPERM;
@@ -273,7 +273,6 @@ typedef struct ctrd_sb {
         int gw_lock;
         tr_containerd_spec spec;
         tr__ctrd_sandbox *sb;    /* the real runner's; NULL with an injected runner */
-        tr__gw_session *gw;      /* a session's current execution's gateway session */
         tr__egress_proxy *proxy; /* with an egress allowlist, from start to destroy */
 } ctrd_sb;
 
@@ -286,7 +285,6 @@ static void ctrd_destroy(void *self, void *sandbox, tr_exec *ex) {
         ctrd_sb *s = sandbox;
         if (!s)
                 return;
-        tr__gw_session_free(s->gw);
         /* The proxy first: its connections end before the sandbox does. */
         if (s->proxy) {
                 if (ex)
@@ -381,9 +379,10 @@ static int plan_env_and_gateway(const ctrd_backend *b, ctrd_sb *s, const tr_requ
 static int ctrd_plan(ctrd_backend *b, ctrd_sb *s, tr_exec *ex, tr_error **ret_err) {
         const tr_request *req = tr_exec_request(ex);
         tr_profile profile = tr_exec_profile(ex);
-        /* The effective limits: the profile's defaults are the core's
-         * (profile.c), already applied. */
+        /* The effective limits and the isolation are the core's (profile.c):
+         * this builds what they say, with no policy of its own. */
         const tr_limits lim = *tr_exec_limits(ex);
+        const tr__isolation *iso = tr__profile_isolation(profile);
         int r;
         if ((r = tr__runner_argv(req, "python3", "/bin/sh", &s->argv, ret_err)) < 0)
                 return r;
@@ -415,9 +414,9 @@ static int ctrd_plan(ctrd_backend *b, ctrd_sb *s, tr_exec *ex, tr_error **ret_er
                 },
                 .security = {
                         .user = s->user,
-                        .read_only_rootfs = profile != TR_PROFILE_DEV,
-                        .network_mode = profile == TR_PROFILE_DEV ? "host" : "none",
-                        .seccomp_profile = profile == TR_PROFILE_HARDENED ? b->seccomp_path : NULL,
+                        .read_only_rootfs = iso->read_only_rootfs,
+                        .network_mode = iso->host_network ? "host" : "none",
+                        .seccomp_profile = iso->custom_seccomp ? b->seccomp_path : NULL,
                         .privileged = false,
                 },
                 .timeout_ms = tr_request_effective_timeout_ms(req),
@@ -510,16 +509,16 @@ fail:
         return r;
 }
 
-/* The gateway session for this run, listening in the sandbox's directory. */
-static int gateway_listen(ctrd_sb *s, tr_exec *ex, tr__gw_session **ret_gw, tr_error **ret_err) {
-        if (!s->gw_inner)
+/* The transport of the core's gateway session for this run: a unix socket
+ * in the sandbox's directory, which the spec bind-mounts. */
+static int gateway_listen(ctrd_sb *s, tr_exec *ex, tr_error **ret_err) {
+        tr__gw_session *gw = tr__exec_gateway(ex);
+        if (!s->gw_inner || !gw)
                 return 0;
         _cleanup_free_ char *sock = NULL;
         if (asprintf(&sock, "%s/gateway.sock", s->gw_inner) < 0)
                 return sock = NULL, oom_err(ret_err, "gateway");
-        int r = tr__gw_session_new(ex, ret_gw, ret_err);
-        if (r >= 0)
-                r = tr__gw_session_listen_unix(*ret_gw, sock, ret_err);
+        int r = tr__gw_session_listen_unix(gw, sock, ret_err);
         if (r < 0)
                 return r;
         /* connect() needs write permission on the socket: give it to the
@@ -533,17 +532,14 @@ static int gateway_listen(ctrd_sb *s, tr_exec *ex, tr__gw_session **ret_gw, tr_e
         return 0;
 }
 
-/* What is enforced, reported before running so a failure keeps it: the
- * cgroup limits when set, the disk only where /tmp's tmpfs is the one
- * writable place (not dev, whose rootfs is writable). */
-static void report_enforced(tr_exec *ex) {
-        const tr_limits *lim = tr_exec_limits(ex);
-        tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(ex));
-        le->timeout = true;
-        le->memory = lim->memory_bytes > 0;
-        le->cpu = lim->cpu_quota_ms > 0;
-        le->pids = lim->pids_max > 0;
-        le->disk = lim->disk_bytes > 0 && tr_exec_profile(ex) != TR_PROFILE_DEV;
+/* What the sandbox holds the snippet to: the task's cgroup carries the
+ * memory, CPU and pids limits; the disk limit holds only where /tmp's
+ * size-capped tmpfs is the one writable place (a read-only root). */
+static void report_applied(tr_exec *ex) {
+        unsigned a = TR_APPLIED_MEMORY | TR_APPLIED_CPU | TR_APPLIED_PIDS;
+        if (tr__profile_isolation(tr_exec_profile(ex))->read_only_rootfs)
+                a |= TR_APPLIED_DISK;
+        tr_exec_report_applied(ex, a);
 }
 
 static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
@@ -551,10 +547,9 @@ static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         ctrd_sb *s = sandbox;
         tr_result *res = tr_exec_result(ex);
         const tr_limits lim = *tr_exec_limits(ex);
-        tr__gw_session *gw = NULL;
         _cleanup_free_ char *input = NULL;
         size_t input_len = 0;
-        int r = gateway_listen(s, ex, &gw, ret_err);
+        int r = gateway_listen(s, ex, ret_err);
         if (r < 0)
                 goto out;
         if (tr__runner_stdin(ex, &input, &input_len) < 0) {
@@ -565,7 +560,7 @@ static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         s->spec.stdin_len = input_len;
         s->spec.timeout_ms = tr_request_effective_timeout_ms(tr_exec_request(ex));
 
-        report_enforced(ex);
+        report_applied(ex);
 
         tr_containerd_run_result rr = { .exit_code = -1 };
         if (s->sb)
@@ -589,9 +584,6 @@ static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
                                  "the snippet exceeded its memory limit (%" PRId64 " bytes) and was killed",
                                  lim.memory_bytes);
 out:
-        /* Tool calls are recorded into this run's result: the session ends
-         * with the run. */
-        tr__gw_session_free(gw);
         return r < 0 ? r : 0;
 }
 
@@ -614,17 +606,13 @@ static int ctrd_signal(void *self, void *sandbox, int sig, tr_error **ret_err) {
         return tr__ctrd_sandbox_signal(s->sb, sig, ret_err);
 }
 
-/* Tools are bound per execution: a gateway session for this execution's
- * request, on the socket path the spec mounted, ended by session_end. */
+/* Tools are bound per execution: the core's gateway session for this
+ * execution listens on the socket path the spec mounted (the core closes
+ * it when the execution ends). */
 static int ctrd_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
         ctrd_sb *s = sandbox;
-        report_enforced(ex);
-        return gateway_listen(s, ex, &s->gw, ret_err);
-}
-
-static void ctrd_session_end(void *self, void *sandbox, tr_exec *ex) {
-        ctrd_sb *s = sandbox;
-        tr__gw_session_free(TAKE_PTR(s->gw));
+        report_applied(ex);
+        return gateway_listen(s, ex, ret_err);
 }
 
 static bool ctrd_session_oom(void *self, void *sandbox) {
@@ -641,7 +629,6 @@ static const tr_backend_ops ctrd_ops = {
         .session_io = ctrd_session_io,
         .signal = ctrd_signal,
         .session_begin = ctrd_session_begin,
-        .session_end = ctrd_session_end,
         .session_oom = ctrd_session_oom,
 };
 

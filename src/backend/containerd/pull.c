@@ -26,6 +26,7 @@
 #include "ctrd_services_diff_v1_diff.pb-c.h"
 #include "ctrd_services_images_v1_images.pb-c.h"
 #include "ctrd_services_snapshots_v1_snapshots.pb-c.h"
+#include "core/plan.h"
 #include "util/config.h"
 #include "util/macros.h"
 #include "util/strv.h"
@@ -561,7 +562,7 @@ TR_PUBLIC int tr_containerd_image_pull(const tr_containerd_config *user_cfg, con
 }
 
 TR_PUBLIC bool tr_image_pull_allowed(tr_profile profile, const char *ref) {
-        return profile != TR_PROFILE_HARDENED || tr__ctrd_ref_pinned(ref);
+        return !tr__profile_isolation(profile)->pinned_images || tr__ctrd_ref_pinned(ref);
 }
 
 int tr__ctrd_pull_on_demand(tr__ctrd_client *cl, tr__grpc_conn *conn, const char *ref, tr_exec *ex, tr_error *not_found,

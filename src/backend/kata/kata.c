@@ -17,6 +17,7 @@
 
 #include "backend/containerd/runner.h"
 #include "backend/kata/internal.h"
+#include "core/plan.h"
 #include "backend/kata/vm.h"
 #include "core/runner.h"
 #include "core/uidalloc.h"
@@ -217,7 +218,8 @@ static int plan(tr__kata *k, kata_sb *s, tr_exec *ex, tr_error **ret_err) {
                 .security = { .user = "65534:65534",
                               .read_only_rootfs = true,
                               .network_mode = "none",
-                              .seccomp_profile = profile == TR_PROFILE_HARDENED ? k->seccomp_path : NULL },
+                              .seccomp_profile = tr__profile_isolation(profile)->custom_seccomp ? k->seccomp_path
+                                                                                                : NULL },
                 .profile = profile,
                 .timeout_ms = tr_request_effective_timeout_ms(req),
                 .boot_timeout_ms = k->boot_timeout_ms,
@@ -279,15 +281,11 @@ static int kata_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         s->spec.code = s->input;
         s->spec.code_len = input_len;
         s->spec.timeout_ms = tr_request_effective_timeout_ms(tr_exec_request(ex));
-        /* The built-in QEMU runner enforces the timeout on the host.  The
-         * resource limits are reported by the runner once the agent says
-         * which it applied and QEMU's host cap (vmloop.c,
-         * tr__kata_vm_set_enforced: the one place).  Tool calls and chain
-         * steps are the gateway session's to report. */
-        if (is_qemu(k)) {
-                tr_result_limits_enforced_mut(tr_exec_result(ex))->timeout = true;
+        /* The built-in QEMU runner enforces the timeout on the host and
+         * reports what the agent applied (vmloop.c,
+         * tr__kata_vm_report_applied); the core decides limits_enforced. */
+        if (is_qemu(k))
                 return tr__kata_qemu_exec(s->vm, &s->spec, ex, ret_err);
-        }
         if (k->runner_ops)
                 return k->runner_ops->run(k->runner_self, &s->spec, ex, ret_err);
         return tr__kata_ctrd_run(k, &s->spec, ex, ret_err);

@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "backend/kata/vm.h"
-#include "gateway/session.h"
+#include "core/plan.h"
 #include "util/frame.h"
 #include "util/handles.h"
 #include "util/macros.h"
@@ -451,10 +451,9 @@ int tr__kata_qemu_exec(tr__kata_vm *v, const tr_kata_sandbox_spec *spec, tr_exec
         v->run_deadline = tr__now_ns() + v->run_timeout_ms * TR_NSEC_PER_MSEC;
         tr_exec_set_deadline_ns(ex, v->run_deadline);
         record_vm(v, v->run_timeout_ms);
-        /* Tools are bound now: the session serves this run only. */
-        int r = tr__gw_session_new(ex, &v->gw, ret_err);
-        if (r >= 0)
-                r = tr__kata_vm_queue_stdin(v, spec->code, spec->code_len, true, ret_err);
+        /* Tools are bound now: the core's session serves this run only. */
+        v->gw = tr__exec_gateway(ex);
+        int r = tr__kata_vm_queue_stdin(v, spec->code, spec->code_len, true, ret_err);
         if (r >= 0)
                 r = tr__kata_vm_loop(v, TR_KATA_VM_RUN, ret_err);
         if (r >= 0 && v->done) {
@@ -471,8 +470,8 @@ int tr__kata_qemu_exec(tr__kata_vm *v, const tr_kata_sandbox_spec *spec, tr_exec
                         break;
                 }
         }
-        /* Tool calls are recorded into this run's result: the session ends
-         * with the run (the VM itself goes at destroy). */
+        /* The gateway streams end with the run (the VM itself goes at
+         * destroy); the core then closes the session. */
         tr__kata_vm_end_gateway(v);
         return r;
 }

@@ -14,6 +14,7 @@
 #include "backend/containerd/seccomp.h"
 #include "backend/containerd/spec.h"
 #include "backend/kata/internal.h"
+#include "core/plan.h"
 #include "util/macros.h"
 #include "util/strv.h"
 
@@ -56,18 +57,20 @@ TR_PUBLIC int tr_kata_sandbox_spec_validate(const tr_kata_sandbox_spec *spec, tr
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "validate",
                                     "unknown hypervisor '%s' (qemu, cloud-hypervisor, firecracker)", spec->hypervisor);
         const tr_kata_security *s = &spec->security;
-        bool dev = spec->profile == TR_PROFILE_DEV;
+        /* The profile's isolation (profile.c): a writable root or a network
+         * only where the profile allows one (dev). */
+        const tr__isolation *iso = tr__profile_isolation(spec->profile);
         if (s->privileged)
                 return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, KATA_KIND, "validate",
                                     "privileged sandboxes are never allowed");
         if (is_root_user(s->user))
                 return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, KATA_KIND, "validate",
                                     "the sandbox must not run as root (user '%s')", s->user);
-        if (!dev && !s->read_only_rootfs)
+        if (iso->read_only_rootfs && !s->read_only_rootfs)
                 return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, KATA_KIND, "validate",
                                     "the root filesystem must be read-only outside the dev profile");
         const char *net = s->network_mode && *s->network_mode ? s->network_mode : "none";
-        if (!streq(net, "none") && !(dev && streq(net, "user")))
+        if (!streq(net, "none") && !(iso->host_network && streq(net, "user")))
                 return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, KATA_KIND, "validate",
                                     "network mode '%s' is not allowed for this profile", net);
         return 0;

@@ -78,7 +78,7 @@ struct tr__kata_vm {
 int tr__kata_vm_loop(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err);
 /* Queue the snippet's input (then EOF when `eof`) for the guest. */
 int tr__kata_vm_queue_stdin(tr__kata_vm *v, const void *data, size_t len, bool eof, tr_error **ret_err);
-/* Close the gateway streams, then end the session (its threads see EOF). */
+/* Close the gateway streams and let go of the core's gateway session. */
 void tr__kata_vm_end_gateway(tr__kata_vm *v);
 /* Pieces of the loop the session thread shares (vmsession.c): read the
  * console; handle the frames the reader holds; move the gateway streams
@@ -86,9 +86,8 @@ void tr__kata_vm_end_gateway(tr__kata_vm *v);
 void tr__kata_vm_console_read(tr__kata_vm *v);
 int tr__kata_vm_take_frames(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err);
 int tr__kata_vm_pump_streams(tr__kata_vm *v, const struct pollfd *pf, tr_error **ret_err);
-/* limits_enforced of `ex`'s result, from what the agent applied: the one
- * place this runner decides it. */
-void tr__kata_vm_set_enforced(const tr__kata_vm *v, tr_exec *ex);
+/* Report to the core what the agent (and QEMU's host cap) applied. */
+void tr__kata_vm_report_applied(const tr__kata_vm *v, tr_exec *ex);
 /* Queue a SIGNAL frame for the snippet's process. */
 int tr__kata_vm_queue_signal(tr__kata_vm *v, int sig);
 

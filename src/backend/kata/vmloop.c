@@ -140,21 +140,23 @@ static int queue_close(tr__kata_vm *v, uint32_t id, tr_error **ret_err) {
         return 0;
 }
 
-/* limits_enforced for this runner, decided here only: what is in force,
- * not what was asked for.  Timeout always (the host's deadline); the
- * others when the request sets them and the agent reports them applied
- * (`bits`); memory also needs QEMU's host cgroup cap (guest RAM +
- * overhead), without which the guest's memory.max alone would not bound
- * what the snippet costs the host (issue 15: the translation cache). */
-void tr__kata_vm_set_enforced(const tr__kata_vm *v, tr_exec *ex) {
-        const tr_kata_resources *rs = &v->spec->resources;
+/* What this runner applied, for the core's limits_enforced: the limits the
+ * agent reports applied (`bits`); memory also needs QEMU's host cgroup cap
+ * (guest RAM + overhead), without which the guest's memory.max alone would
+ * not bound what the snippet costs the host (issue 15: the translation
+ * cache). */
+void tr__kata_vm_report_applied(const tr__kata_vm *v, tr_exec *ex) {
         uint64_t bits = v->applied;
-        tr_limits_enforced *le = tr_result_limits_enforced_mut(tr_exec_result(ex));
-        le->timeout = true;
-        le->memory = rs->memory_bytes > 0 && (bits & TR_VL_MEMORY) && v->host_memory_cap;
-        le->pids = rs->pids_max > 0 && (bits & TR_VL_PIDS);
-        le->cpu = rs->cpu_quota_ms > 0 && (bits & TR_VL_CPU);
-        le->disk = rs->disk_bytes > 0 && (bits & TR_VL_DISK);
+        unsigned a = 0;
+        if ((bits & TR_VL_MEMORY) && v->host_memory_cap)
+                a |= TR_APPLIED_MEMORY;
+        if (bits & TR_VL_PIDS)
+                a |= TR_APPLIED_PIDS;
+        if (bits & TR_VL_CPU)
+                a |= TR_APPLIED_CPU;
+        if (bits & TR_VL_DISK)
+                a |= TR_APPLIED_DISK;
+        tr_exec_report_applied(ex, a);
 }
 
 /* Handle one frame from the guest.  Returns 0, or a negative value with
@@ -237,7 +239,7 @@ static int guest_frame(tr__kata_vm *v, const tr__vf_frame *fr, tr_error **ret_er
                                             "the guest agent cannot wait for its code (rebuild the VM image with "
                                             "`toolruntime image build --vm`)");
                 v->applied = bits;
-                tr__kata_vm_set_enforced(v, v->ex);
+                tr__kata_vm_report_applied(v, v->ex);
                 v->started = true;
                 v->started_ns = tr__now_ns();
                 return 0;
@@ -473,8 +475,9 @@ void tr__kata_vm_end_gateway(tr__kata_vm *v) {
                 v->streams[i].fd = -1;
                 tr__vf_buf_done(&v->streams[i].in);
         }
-        /* After the streams: the session's threads see EOF and end. */
-        tr__gw_session_free(TAKE_PTR(v->gw));
+        /* The session is the core's, which closes it after the run: its
+         * threads see EOF on our ends now. */
+        v->gw = NULL;
 }
 
 int tr__kata_vm_loop(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err) {

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "backend/kata/vm.h"
+#include "core/plan.h"
 #include "util/handles.h"
 #include "util/macros.h"
 #include "util/proc.h"
@@ -246,14 +247,10 @@ int tr__kata_vm_session_begin(tr__kata_vm *v, tr_exec *ex, tr_error **ret_err) {
         sess *S = v->sess;
         if (!S)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, KATA_KIND, "vm.session", "not a session's VM");
-        tr__kata_vm_set_enforced(v, ex);
-        tr__gw_session *gw = NULL;
-        int r = tr__gw_session_new(ex, &gw, ret_err);
-        if (r < 0)
-                return r;
+        tr__kata_vm_report_applied(v, ex);
         pthread_mutex_lock(&S->lock);
         tr__kata_vm_end_gateway(v);
-        v->gw = gw;
+        v->gw = tr__exec_gateway(ex);
         pthread_mutex_unlock(&S->lock);
         return 0;
 }

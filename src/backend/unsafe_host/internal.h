@@ -9,7 +9,7 @@
 
 #include <sys/types.h>
 
-#include "gateway/session.h"
+#include "core/plan.h"
 #include "toolruntime.h"
 
 typedef struct uh {
@@ -33,7 +33,6 @@ typedef struct uh_sb {
         uh_fds f;
         pid_t sup; /* -1 once reaped */
         char *interp;
-        tr__gw_session *gw;       /* a session's current execution's */
         struct uh_keeper *keeper; /* a session's: the thread that forked it */
 } uh_sb;
 
@@ -48,4 +47,3 @@ void tr__uh_keeper_stop(struct uh_keeper *k);
 int tr__uh_session_io(void *self, void *sandbox, int *ret_in, int *ret_out, int *ret_errfd, tr_error **ret_err);
 int tr__uh_signal(void *self, void *sandbox, int sig, tr_error **ret_err);
 int tr__uh_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err);
-void tr__uh_session_end(void *self, void *sandbox, tr_exec *ex);

@@ -122,29 +122,17 @@ int tr__uh_signal(void *self, void *sandbox, int sig, tr_error **ret_err) {
         return 0;
 }
 
-/* Tools per execution: a gateway session on a copy of the snippet's
- * gateway stream (fd 3 in the interpreter, which lives on). */
+/* Tools per execution: the core's gateway session for this execution on a
+ * copy of the snippet's gateway stream (fd 3 in the interpreter, which
+ * lives on).  What was applied was reported when the interpreter started. */
 int tr__uh_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
         uh_sb *s = sandbox;
-        tr_limits_enforced *enf = tr_result_limits_enforced_mut(tr_exec_result(ex));
-        const tr_limits *lim = tr_exec_limits(ex);
-        enf->timeout = true;
-        enf->memory = lim->memory_bytes > 0;
-        enf->pids = lim->pids_max > 0 && geteuid() != 0;
-        if (s->f.gw[0] < 0)
+        tr__gw_session *gw = tr__exec_gateway(ex);
+        if (s->f.gw[0] < 0 || !gw)
                 return 0;
         int fd = fcntl(s->f.gw[0], F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return tr__uh_fail(ret_err, "gateway", tr__negerrno(), "dup");
-        int r = tr__gw_session_new(ex, &s->gw, ret_err);
-        if (r >= 0)
-                r = tr__gw_session_serve_fd(s->gw, fd, ret_err);
-        else
-                close(fd);
-        return r;
+        return tr__gw_session_serve_fd(gw, fd, ret_err);
 }
 
-void tr__uh_session_end(void *self, void *sandbox, tr_exec *ex) {
-        uh_sb *s = sandbox;
-        tr__gw_session_free(TAKE_PTR(s->gw));
-}

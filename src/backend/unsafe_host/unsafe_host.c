@@ -34,7 +34,7 @@
 
 #include "backend/unsafe_host/internal.h"
 #include "core/runner.h"
-#include "gateway/session.h"
+#include "core/plan.h"
 #include "toolruntime.h"
 #include "tr-config.h"
 #include "util/config.h"
@@ -374,7 +374,6 @@ static void uh_destroy(void *self, void *sandbox, tr_exec *ex) {
                 return;
         /* EOF on the control pipe: the supervisor kills and reaps the whole
          * tree, then exits. */
-        tr__gw_session_free(s->gw);
         close_slot(&s->f.ctl[1]);
         if (s->sup > 0) {
                 int st;
@@ -455,11 +454,9 @@ int tr__uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         close_slot(&s->f.ctl[0]);
         if (r < 0)
                 return tr__uh_fail(ret_err, "spawn", r, "fork");
-        tr_limits_enforced *enf = tr_result_limits_enforced_mut(tr_exec_result(ex));
-        enf->timeout = true;
-        enf->memory = plan.set_as;
         /* Root bypasses RLIMIT_NPROC; claiming it would be a lie. */
-        enf->pids = plan.set_nproc && geteuid() != 0;
+        tr_exec_report_applied(ex, (plan.set_as ? TR_APPLIED_MEMORY : 0) |
+                                           (plan.set_nproc && geteuid() != 0 ? TR_APPLIED_PIDS : 0));
         tr_exec_log(ex, TR_LOG_INFO, "unsafe_host: started", "interpreter", s->interp, NULL);
         return 0;
 }
@@ -501,11 +498,11 @@ static int uh_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
         size_t input_len = 0;
         if (tr__runner_stdin(ex, &input, &input_len) < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, UH_KIND, "execute", "out of memory");
-        /* The tools of this run: the session serves the snippet's end of the
-         * gateway socket, which held anything sent before now. */
-        tr__gw_session *gw = NULL;
-        int r = tr__gw_session_new(ex, &gw, ret_err);
-        if (r >= 0)
+        /* The tools of this run: the core's session serves the snippet's end
+         * of the gateway socket, which held anything sent before now. */
+        int r = 0;
+        tr__gw_session *gw = tr__exec_gateway(ex);
+        if (gw)
                 r = tr__gw_session_serve_fd(gw, TAKE_FD(s->f.gw[0]), ret_err);
         if (r < 0)
                 goto out;
@@ -535,8 +532,6 @@ static int uh_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
                 r = 0;
         }
 out:
-        /* The gateway goes after the snippet: nothing can call it any more. */
-        tr__gw_session_free(gw);
         return r;
 }
 
@@ -559,7 +554,6 @@ static const tr_backend_ops uh_ops = {
         .session_io = tr__uh_session_io,
         .signal = tr__uh_signal,
         .session_begin = tr__uh_session_begin,
-        .session_end = tr__uh_session_end,
 };
 
 TR_PUBLIC int tr_backend_unsafe_host_new(const tr_unsafe_host_config *user_cfg, tr_backend **ret_backend,
