@@ -6,8 +6,12 @@
  * handed out) and limits_enforced, decided here from the effective limits
  * and what the backend reported it applied.  See plan.h.
  */
+#include <errno.h>
+#include <string.h>
+
 #include "core/internal.h"
 #include "core/plan.h"
+#include "util/strv.h"
 
 TR_PUBLIC void tr_exec_report_applied(tr_exec *ex, unsigned applied) {
         if (ex)
@@ -45,4 +49,27 @@ void tr__exec_close_gateway(tr_exec *ex) {
 
 tr__gw_session *tr__exec_gateway(tr_exec *ex) {
         return ex ? ex->gw : NULL;
+}
+
+int tr__plan_labels(const tr_exec *ex, char ***ret_labels) {
+        char **l = NULL;
+        const tr_request *req = ex->req;
+        int r = tr__strv_push(&l, "io.toolruntime.profile");
+        if (r >= 0)
+                r = tr__strv_push(&l, tr_profile_name(ex->profile));
+        for (size_t i = 0; r >= 0 && req && i < tr_request_metadata_count(req); i++) {
+                const char *k, *v;
+                tr_request_metadata_at(req, i, &k, &v);
+                if (strlen(k) > TR__LABEL_MAX || strlen(v) > TR__LABEL_MAX)
+                        continue;
+                r = tr__strv_pushf(&l, "io.toolruntime.meta.%s", k);
+                if (r >= 0)
+                        r = tr__strv_push(&l, v);
+        }
+        if (r < 0) {
+                tr__strv_free(l);
+                return -ENOMEM;
+        }
+        *ret_labels = l;
+        return 0;
 }

@@ -43,3 +43,11 @@ const tr__isolation *tr__profile_isolation(tr_profile profile);
 /* The gateway session of the execution `ex` is running (between run's start
  * and end, or a session execution's begin and end); NULL otherwise. */
 tr__gw_session *tr__exec_gateway(tr_exec *ex);
+
+/* The sandbox's labels as key, value pairs (NULL-terminated strv; free with
+ * tr__strv_free): its profile, then each request metadata pair as
+ * "io.toolruntime.meta.KEY" (a pair longer than TR__LABEL_MAX is left out:
+ * metadata describes, it must not fail a run; containerd refuses labels
+ * over 4 KiB).  -ENOMEM on failure. */
+#define TR__LABEL_MAX 1024
+int tr__plan_labels(const tr_exec *ex, char ***ret_labels);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "backend/containerd/client.h"
+#include "backend/containerd/gateway.h"
 #include "backend/containerd/image.h"
 #include "backend/containerd/pull.h"
 #include "backend/containerd/sandbox.h"
@@ -37,16 +38,10 @@
 #include "util/strv.h"
 #include "util/timeutil.h"
 
-/* Where the spec mounts the gateway directory inside the container. */
-#define GATEWAY_ENV_VALUE "unix:/run/toolruntime/gateway.sock"
 /* The health check gets at most this long, whatever the execution's
  * deadline: a daemon that does not answer a Version call in 5 s is not
  * going to run a sandbox. */
 #define HEALTH_TIMEOUT_NS (5LL * 1000000000LL)
-/* A label key or value longer than this is not passed to containerd (which
- * refuses labels over 4 KiB). */
-#define MAX_LABEL 1024
-
 typedef struct ctrd_backend {
         tr__ctrd_client client;
         char *image_ref;
@@ -124,73 +119,6 @@ static int real_resolve(void *self, const char *ref, tr_exec *ex, tr_error **ret
 
 static const tr_containerd_image_resolver_ops real_resolver = { .resolve = real_resolve };
 
-/* ---- validation ------------------------------------------------------------ */
-
-TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_error **ret_err) {
-        if (!spec)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate", "no spec"),
-                       -EINVAL;
-        if (!spec->image || !spec->image[0])
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
-                                    "container spec has no image"),
-                       -EINVAL;
-        if (!spec->command || !spec->command[0])
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
-                                    "container spec has no command"),
-                       -EINVAL;
-        if (!spec->id || !spec->id[0])
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
-                                    "container spec has no id"),
-                       -EINVAL;
-        const tr_containerd_resources *rs = &spec->resources;
-        if (rs->memory_bytes < 0 || rs->cpu_quota_us < 0 || rs->pids_limit < 0 || rs->disk_bytes < 0 ||
-            spec->timeout_ms < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
-                                    "negative resource limit or timeout"),
-                       -EINVAL;
-        /* The spec is public and its limits reach the OCI spec and the
-         * expiry arithmetic unchecked: the core's bound applies here too. */
-        if (rs->memory_bytes > 0 && rs->memory_bytes < TR_CONTAINERD_MIN_MEMORY)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
-                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
-                                    "(runc cannot start a container with less)",
-                                    (long long) rs->memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
-                       -EINVAL;
-        if (rs->memory_bytes > TR_LIMIT_MAX || rs->cpu_quota_us > TR_LIMIT_MAX || rs->pids_limit > TR_LIMIT_MAX ||
-            rs->disk_bytes > TR_LIMIT_MAX)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
-                                    "resource limit above %lld", (long long) TR_LIMIT_MAX),
-                       -EINVAL;
-        uint32_t uid, gid;
-        if (tr__ctrd_parse_user(spec->security.user, &uid, &gid) < 0)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
-                                    "container user must be UID:GID"),
-                       -EINVAL;
-        if (uid == 0 || gid == 0)
-                return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
-                                    "the sandbox must not run as root"),
-                       -EPERM;
-        if (spec->security.privileged)
-                return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
-                                    "privileged containers are not allowed in a sandbox"),
-                       -EPERM;
-        const char *nm = spec->security.network_mode;
-        if (nm && streq(nm, "host") && !tr__profile_isolation(spec->profile)->host_network)
-                return tr_error_set(ret_err, TR_E_SECURITY_VIOLATION, TR_BACKEND_CONTAINERD, "validate",
-                                    "host networking is only allowed in the dev profile"),
-                       -EPERM;
-        if (nm && !streq(nm, "host") && !streq(nm, "none") && !streq(nm, "bridge"))
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
-                                    "unknown network mode %s", nm),
-                       -EINVAL;
-        if (nm && streq(nm, "bridge"))
-                /* No CNI here: a bridge would silently be no network. */
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate",
-                                    "network mode bridge is not supported by this backend"),
-                       -EINVAL;
-        return 0;
-}
-
 /* ---- the backend ------------------------------------------------------------ */
 
 static tr_backend_kind ctrd_kind(void *self) {
@@ -212,53 +140,6 @@ static void ctrd_free(void *self) {
         free(b->runtime);
         free(b->seccomp_path);
         free(b);
-}
-
-/* The host side of the gateway endpoint: <state>/<id>.gw (0700, ours)
- * holding gw/ (owned by the sandbox's own uid, 0700), which the spec
- * bind-mounts at /run/toolruntime.  The outer directory keeps every other
- * host user out; the inner one lets this sandbox's uid -- which no other
- * live sandbox shares -- reach the socket, and nothing else.  The id is random and mkdir never reuses an existing
- * entry; the name lets gc match the directory to its container. */
-static int gateway_dir_make(const ctrd_backend *b, const char *id, uid_t uid, char **ret_outer, char **ret_inner,
-                            int *ret_lock, tr_error **ret_err) {
-        _cleanup_free_ char *outer = NULL, *inner = NULL;
-        if (asprintf(&outer, "%s/%s.gw", b->client.state_dir, id) < 0)
-                return outer = NULL,
-                       tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "out of memory");
-        _cleanup_close_ int lock = tr__ctrd_exec_dir_create(outer);
-        if (lock < 0) {
-                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "mkdir %s: %s", outer,
-                             strerror(-lock));
-                return lock;
-        }
-        if (asprintf(&inner, "%s/gw", outer) < 0) {
-                inner = NULL;
-                errno = ENOMEM;
-        }
-        if (!inner || mkdir(inner, 0700) < 0 || chown(inner, uid, (gid_t) uid) < 0) {
-                int e = errno;
-                tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway dir in %s: %s", outer,
-                             strerror(e));
-                (void) tr__rm_rf(outer);
-                return -e;
-        }
-        *ret_outer = TAKE_PTR(outer);
-        *ret_inner = TAKE_PTR(inner);
-        *ret_lock = TAKE_FD(lock);
-        return 0;
-}
-
-static int metadata_labels(const tr_request *req, char ***labels) {
-        for (size_t i = 0; i < tr_request_metadata_count(req); i++) {
-                const char *k, *v;
-                tr_request_metadata_at(req, i, &k, &v);
-                if (strlen(k) > MAX_LABEL || strlen(v) > MAX_LABEL)
-                        continue;
-                if (tr__strv_pushf(labels, "io.toolruntime.meta.%s", k) < 0 || tr__strv_push(labels, v) < 0)
-                        return -ENOMEM;
-        }
-        return 0;
 }
 
 /* One sandbox of this backend, from prepare to destroy: what the spec
@@ -368,10 +249,11 @@ static int plan_env_and_gateway(const ctrd_backend *b, ctrd_sb *s, const tr_requ
         }
         if (!tr_request_gateway(req))
                 return 0;
-        int r = gateway_dir_make(b, s->id, uid, &s->gw_outer, &s->gw_inner, &s->gw_lock, ret_err);
+        int r = tr__ctrd_gateway_dir_make(b->client.state_dir, s->id, uid, &s->gw_outer, &s->gw_inner, &s->gw_lock,
+                                          ret_err);
         if (r < 0)
                 return r;
-        if (tr__strv_pushf(&s->env, "%s=%s", TR_GATEWAY_ENV, GATEWAY_ENV_VALUE) < 0)
+        if (tr__strv_pushf(&s->env, "%s=%s", TR_GATEWAY_ENV, TR__CTRD_GATEWAY_ENV_VALUE) < 0)
                 return oom_err(ret_err, "prepare");
         return 0;
 }
@@ -396,8 +278,7 @@ static int ctrd_plan(ctrd_backend *b, ctrd_sb *s, tr_exec *ex, tr_error **ret_er
         (void) tr_result_set_backend_detail(tr_exec_result(ex), "host_uid", uid_text, NULL);
         if ((r = plan_env_and_gateway(b, s, req, uid, ret_err)) < 0)
                 return r;
-        if (tr__strv_push(&s->labels, "io.toolruntime.profile") < 0 ||
-            tr__strv_push(&s->labels, tr_profile_name(profile)) < 0 || metadata_labels(req, &s->labels) < 0)
+        if (tr__plan_labels(ex, &s->labels) < 0)
                 return oom_err(ret_err, "prepare");
         s->spec = (tr_containerd_spec){
                 .id = s->id,
@@ -509,29 +390,6 @@ fail:
         return r;
 }
 
-/* The transport of the core's gateway session for this run: a unix socket
- * in the sandbox's directory, which the spec bind-mounts. */
-static int gateway_listen(ctrd_sb *s, tr_exec *ex, tr_error **ret_err) {
-        tr__gw_session *gw = tr__exec_gateway(ex);
-        if (!s->gw_inner || !gw)
-                return 0;
-        _cleanup_free_ char *sock = NULL;
-        if (asprintf(&sock, "%s/gateway.sock", s->gw_inner) < 0)
-                return sock = NULL, oom_err(ret_err, "gateway");
-        int r = tr__gw_session_listen_unix(gw, sock, ret_err);
-        if (r < 0)
-                return r;
-        /* connect() needs write permission on the socket: give it to the
-         * sandbox's uid alone. */
-        uid_t uid = tr__uid_lease_uid(s->lease);
-        if (chown(sock, uid, (gid_t) uid) < 0 || chmod(sock, 0600) < 0) {
-                int e = errno;
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, "gateway", "gateway socket %s: %s",
-                                    sock, strerror(e));
-        }
-        return 0;
-}
-
 /* What the sandbox holds the snippet to: the task's cgroup carries the
  * memory, CPU and pids limits; the disk limit holds only where /tmp's
  * size-capped tmpfs is the one writable place (a read-only root). */
@@ -549,7 +407,7 @@ static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         const tr_limits lim = *tr_exec_limits(ex);
         _cleanup_free_ char *input = NULL;
         size_t input_len = 0;
-        int r = gateway_listen(s, ex, ret_err);
+        int r = tr__ctrd_gateway_listen(s->gw_inner, tr__uid_lease_uid(s->lease), ex, ret_err);
         if (r < 0)
                 goto out;
         if (tr__runner_stdin(ex, &input, &input_len) < 0) {
@@ -612,7 +470,7 @@ static int ctrd_signal(void *self, void *sandbox, int sig, tr_error **ret_err) {
 static int ctrd_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) {
         ctrd_sb *s = sandbox;
         report_applied(ex);
-        return gateway_listen(s, ex, ret_err);
+        return tr__ctrd_gateway_listen(s->gw_inner, tr__uid_lease_uid(s->lease), ex, ret_err);
 }
 
 static bool ctrd_session_oom(void *self, void *sandbox) {

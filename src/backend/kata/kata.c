@@ -191,12 +191,8 @@ static int plan(tr__kata *k, kata_sb *s, tr_exec *ex, tr_error **ret_err) {
                         return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
         if (tr__strv_pushf(&s->env, "%s=%s", TR_GATEWAY_ENV, GUEST_GATEWAY) < 0)
                 return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
-        for (size_t i = 0; i < tr_request_metadata_count(req); i++) {
-                const char *key, *value;
-                tr_request_metadata_at(req, i, &key, &value);
-                if (tr__strv_push(&s->labels, key) < 0 || tr__strv_push(&s->labels, value) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
-        }
+        if (tr__plan_labels(ex, &s->labels) < 0)
+                return tr_error_set(ret_err, TR_E_INTERNAL, KATA_KIND, "prepare", "out of memory");
         /* The effective limits (the profile's defaults applied by the core). */
         const tr_limits *lim = tr_exec_limits(ex);
         s->spec = (tr_kata_sandbox_spec){
@@ -218,8 +214,8 @@ static int plan(tr__kata *k, kata_sb *s, tr_exec *ex, tr_error **ret_err) {
                 .security = { .user = "65534:65534",
                               .read_only_rootfs = true,
                               .network_mode = "none",
-                              .seccomp_profile = tr__profile_isolation(profile)->custom_seccomp ? k->seccomp_path
-                                                                                                : NULL },
+                              .seccomp_profile =
+                                      tr__profile_isolation(profile)->custom_seccomp ? k->seccomp_path : NULL },
                 .profile = profile,
                 .timeout_ms = tr_request_effective_timeout_ms(req),
                 .boot_timeout_ms = k->boot_timeout_ms,

@@ -135,4 +135,3 @@ int tr__uh_session_begin(void *self, void *sandbox, tr_exec *ex, tr_error **ret_
                 return tr__uh_fail(ret_err, "gateway", tr__negerrno(), "dup");
         return tr__gw_session_serve_fd(gw, fd, ret_err);
 }
-
