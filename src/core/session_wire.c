@@ -24,6 +24,10 @@
 #include "util/timeutil.h"
 
 #define CHUNK 65536
+/* How often an unanswered interrupt is sent again (see tr__wire_execute):
+ * a snippet that handles KeyboardInterrupt slowly may see a second one, as
+ * from a second Ctrl-C. */
+#define INTERRUPT_REPEAT_MS 200
 
 /* The backend's fds may be blocking (tr_backend_ops.session_io): a read
  * happens only when poll says data is there, and a write to a blocking fd
@@ -345,7 +349,7 @@ tr__wire_outcome tr__wire_execute(tr_session *s, tr_exec *ex, const char *cmd, s
         scan out = { .stream = TR_STREAM_STDOUT }, err = { .stream = TR_STREAM_STDERR };
         const char *m = s->end;
         int cancel_fd = tr_exec_cancel_fd(ex);
-        int64_t grace = 0;
+        int64_t grace = 0, next_int = 0;
         /* Stray output read while a file operation waited belongs here. */
         if (s->rlen) {
                 feed(ex, &out, m, s->rbuf, s->rlen);
@@ -357,23 +361,33 @@ tr__wire_outcome tr__wire_execute(tr_session *s, tr_exec *ex, const char *cmd, s
                 int64_t now = tr__now_ns();
                 if (!grace && (now >= tr_exec_deadline_ns(ex) || tr_exec_cancelled(ex))) {
                         *ret_cancelled = now < tr_exec_deadline_ns(ex);
-                        /* KeyboardInterrupt in the snippet; the runner answers. */
+                        grace = now + TR_SESSION_INTERRUPT_GRACE_MS * TR_NSEC_PER_MSEC;
+                        next_int = now;
+                }
+                if (grace && now >= grace)
+                        return TR__WIRE_STUCK;
+                /* KeyboardInterrupt in the snippet; the runner answers.  The
+                 * runner ignores SIGINT outside the snippet, so one that
+                 * lands before the snippet starts (its command still being
+                 * written or read) is lost: it is sent again until the
+                 * runner answers or the grace ends. */
+                if (grace && now >= next_int) {
                         tr_error *serr = NULL;
                         if (tr__sandbox_signal(s->sb, SIGINT, &serr) < 0)
                                 tr_exec_log(ex, TR_LOG_WARN, "session interrupt failed", "error",
                                             tr_error_message(serr), NULL);
                         tr_error_free(serr);
-                        grace = now + TR_SESSION_INTERRUPT_GRACE_MS * TR_NSEC_PER_MSEC;
+                        next_int = now + INTERRUPT_REPEAT_MS * TR_NSEC_PER_MSEC;
                 }
-                if (grace && now >= grace)
-                        return TR__WIRE_STUCK;
                 struct pollfd p[4] = {
                         { .fd = out.done ? -1 : s->out_fd, .events = POLLIN },
                         { .fd = err.done ? -1 : s->err_fd, .events = POLLIN },
                         { .fd = cmd_len ? s->in_fd : -1, .events = POLLOUT },
                         { .fd = grace ? -1 : cancel_fd, .events = POLLIN },
                 };
-                int r = poll(p, 4, tr__poll_timeout_ms(grace ? grace : tr_exec_deadline_ns(ex)));
+                int r = poll(
+                        p, 4,
+                        tr__poll_timeout_ms(grace ? (next_int < grace ? next_int : grace) : tr_exec_deadline_ns(ex)));
                 if (r < 0 && errno != EINTR)
                         return tr_error_set(ret_err, TR_E_INTERNAL, s->kind, "session.execute", "poll: %s",
                                             strerror(errno)),
