@@ -262,6 +262,20 @@ tr__serve_session *tr__serve_session_get(tr__serve_sessions *t, const char *url,
 void tr__serve_session_error(tr__serve_session *e, const tr_error *err, tr__serve_reply *ret) {
         tr_code code = err ? tr_error_code(err) : TR_E_INTERNAL;
         const char *msg = err ? tr_error_message(err) : "unknown error";
+        /* Cancelled because the session ended (DELETE, or the execution
+         * ahead of this one ended it) while this one waited: the session is
+         * what is gone, as for any later request.  (A client that hung up
+         * reads no reply either way.) */
+        if (code == TR_E_CANCELLED && e) {
+                pthread_mutex_lock(&e->t->lock);
+                bool gone = e->removed;
+                pthread_mutex_unlock(&e->t->lock);
+                if (gone) {
+                        tr__serve_reply_error(ret, 404, tr_code_name(TR_E_SESSION_GONE),
+                                              "the session ended while this request waited for it");
+                        return;
+                }
+        }
         /* A file that is not there (the runner's ENOENT) is a 404, as
          * HTTP clients expect; other refused paths stay 400s. */
         bool no_file = code == TR_E_INVALID_REQUEST && err && tr_error_errno(err) == ENOENT;

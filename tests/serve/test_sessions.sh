@@ -382,6 +382,40 @@ t_delete_running() {
     assert_eq "$(api "$TA" GET "/v1/sessions/$id")" 404 "the session after DELETE"
 }
 
+t_waiting_behind_the_end() {
+    # An execution that waits for the session while the one ahead of it ends
+    # the session (its interpreter exits) is told the session is gone (404
+    # session_gone), as any later request is, not "cancelled".
+    local id bg
+    id=$(create "$TA")
+    curl -sS -o "$WORK/ender.json" -H "Authorization: Bearer $TA" "$MAIN_URL/v1/sessions/$id/execute" \
+        -d '{"code":"import os, time\ntime.sleep(2)\nos._exit(0)","timeout":30}' &
+    bg=$!
+    sleep 0.7
+    assert_eq "$(api "$TA" POST "/v1/sessions/$id/execute" -d '{"code":"__out = 1"}')" 404 "the execution that waited"
+    assert_eq "$(j "$(body)" 'j["error"]["code"]')" session_gone "its error code"
+    wait "$bg"
+    assert_eq "$(j "$(cat "$WORK/ender.json")" 'j["backend"]["details"]["session"]')" ended "the execution that ended it"
+    assert_eq "$(api "$TA" GET "/v1/sessions/$id")" 404 "the session afterwards"
+    # The same for one waiting behind a running execution when DELETE ends
+    # the session: the running one gets its result (cancelled), the waiting
+    # one the 404.
+    id=$(create "$TA")
+    curl -sS -o "$WORK/running.json" -H "Authorization: Bearer $TA" "$MAIN_URL/v1/sessions/$id/execute" \
+        -d '{"code":"import time\ntime.sleep(40)","timeout":60}' &
+    bg=$!
+    sleep 1
+    curl -sS -o "$WORK/waiting.json" -w '%{http_code}' -H "Authorization: Bearer $TA" \
+        "$MAIN_URL/v1/sessions/$id/execute" -d '{"code":"__out = 2"}' >"$WORK/waiting.status" &
+    local bg2=$!
+    sleep 1
+    assert_eq "$(api "$TA" DELETE "/v1/sessions/$id")" 204 "DELETE with one running, one waiting"
+    wait "$bg" "$bg2"
+    assert_eq "$(j "$(cat "$WORK/running.json")" 'j["error"]["code"]')" cancelled "the running execution"
+    assert_eq "$(cat "$WORK/waiting.status")" 404 "the waiting execution after DELETE"
+    assert_eq "$(j "$(cat "$WORK/waiting.json")" 'j["error"]["code"]')" session_gone "its error code"
+}
+
 t_bad_create() {
     assert_eq "$(api "$TA" POST /v1/sessions -d '{"ttl":-1}')" 400 "a negative ttl"
     assert_eq "$(api "$TA" POST /v1/sessions -d '{"ttl":999999}')" 400 "a ttl over 24 h"
@@ -443,7 +477,7 @@ t_oneshot_files() {
     assert_contains "$(body)" '"message":' "Piston's error shape"
 }
 
-for t in t_state_http t_state_cli t_state_kata t_files t_path_escapes t_killed_by_oom t_egress t_idle_and_ttl_expiry t_token_isolation t_caps t_delete_running t_bad_create \
+for t in t_state_http t_state_cli t_state_kata t_files t_path_escapes t_killed_by_oom t_egress t_idle_and_ttl_expiry t_token_isolation t_caps t_delete_running t_waiting_behind_the_end t_bad_create \
     t_oneshot_files t_dev_profile t_restart; do
     case "$t" in *"${TR_TEST_ONLY:-}"*) ;; *) continue ;; esac
     CASE_FAILED=0
