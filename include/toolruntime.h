@@ -640,7 +640,7 @@ TR_PUBLIC int64_t tr_exec_remaining_ms(const tr_exec *ex);
 TR_PUBLIC tr_profile tr_exec_profile(const tr_exec *ex);
 /* The limits to enforce: the request's, with the profile's defaults in
  * every unset field.  No field is TR_LIMIT_UNSET; 0 is unlimited.  Backends
- * enforce these and report in limits_enforced what they did. */
+ * enforce these and report what they applied (tr_exec_report_applied). */
 TR_PUBLIC const tr_limits *tr_exec_limits(const tr_exec *ex);
 /* Record a tool call that ended (what a gateway does): added to the result
  * and handed to the request's tool call callback.  Errors adding it (out
@@ -725,8 +725,9 @@ typedef struct tr_backend_ops {
          *   session_begin: optional; called before each execution with
          *                  that execution's exec (request with its gateway,
          *                  deadline, cancel, result): bind what is per
-         *                  execution (the tool gateway's session) and report
-         *                  limits_enforced in the result.
+         *                  execution (the transport of the core's gateway
+         *                  session) and, if it changed, report what is
+         *                  applied (tr_exec_report_applied).
          *   session_end:   optional; after each execution (also a failed
          *                  one): release what session_begin bound.
          *   session_oom:   optional; true when the sandbox's memory limit
