@@ -12,9 +12,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "core/internal.h"
+#include "core/plan.h"
 #include "util/strv.h"
 #include "core/runner.h"
 #include "util/macros.h"
@@ -89,7 +92,7 @@ static void sink(tr_exec *ex, const char *s, size_t n) {
         if (n == 0)
                 return;
         if (ex->in_value)
-                (void) tr__cbuf_append(&ex->value, s, n);
+                (void) tr__cbuf_append(&ex->line, s, n);
         else
                 keep(ex, &ex->out, TR_STREAM_STDOUT, s, n);
 }
@@ -121,9 +124,36 @@ static void newline_eagerly(tr_exec *ex) {
 static void begin_value(tr_exec *ex) {
         ex->match = 0;
         ex->in_value = true;
+        size_t cap = ex->out.limit;
+        tr__cbuf_done(&ex->line);
+        tr__cbuf_init(&ex->line, cap);
+}
+
+static void check_done(tr_exec *ex) {
+        if (ex->done_out && ex->done_err && ex->done_fd >= 0)
+                (void) eventfd_write(ex->done_fd, 1);
+}
+
+/* A marker line ended: "#STATUS" is the runner's done line (no JSON text
+ * starts with '#'), anything else the value (the last one wins). */
+static void end_line(tr_exec *ex) {
+        ex->in_value = false;
+        const char *d = ex->line.data;
+        if (ex->line.len >= 2 && ex->line.len <= 4 && d[0] == '#' && !ex->line.truncated) {
+                int st = 0;
+                for (size_t i = 1; i < ex->line.len && st >= 0; i++)
+                        st = d[i] >= '0' && d[i] <= '9' ? st * 10 + (d[i] - '0') : -1;
+                if (st >= 0 && st <= 255 && !ex->session) {
+                        ex->done_status = st;
+                        ex->done_out = true;
+                        check_done(ex);
+                }
+                return;
+        }
+        tr__cbuf tmp = ex->value;
+        ex->value = ex->line;
+        ex->line = tmp;
         ex->have_value = true;
-        tr__cbuf_done(&ex->value);
-        tr__cbuf_init(&ex->value, ex->out.limit);
 }
 
 /*
@@ -149,7 +179,7 @@ static void scan_stdout(tr_exec *ex, const char *s, size_t n) {
                         }
                         i = (size_t) (nl - s);
                         sink(ex, s + start, i - start);
-                        ex->in_value = false;
+                        end_line(ex);
                         start = ++i;
                         continue;
                 }
@@ -198,10 +228,90 @@ TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len) 
         pthread_mutex_unlock(&ex->lock);
 }
 
+/* Held stderr bytes that did not become the done line are output after all. */
+static void release_held_err(tr_exec *ex) {
+        if (ex->eager_err_newline)
+                (void) tr__cbuf_append(&ex->err, "\n", 1); /* the callback has it */
+        else
+                keep(ex, &ex->err, TR_STREAM_STDERR, "\n", 1);
+        ex->eager_err_newline = false;
+        size_t mlen = strlen(ex->marker), held = ex->ematch - 1; /* after the "\n" */
+        keep(ex, &ex->err, TR_STREAM_STDERR, ex->marker, held < mlen ? held : mlen);
+        if (held > mlen)
+                keep(ex, &ex->err, TR_STREAM_STDERR, "#", 1);
+        ex->ematch = 0;
+}
+
+/*
+ * Take the runner's stderr done line "\n<marker>#\n" out of stderr, as
+ * scan_stdout does with the value line (the same hold-back of a prefix cut
+ * by a chunk's end, the same eager newline for the callback).  The pattern
+ * holds '\n' only at its two ends, so a mismatch releases the held bytes
+ * and looks at the current byte afresh.  Sessions frame their output
+ * themselves (session_wire.c): there stderr passes as it is.
+ */
+static void scan_stderr(tr_exec *ex, const char *s, size_t n) {
+        if (ex->session || ex->done_err) {
+                keep(ex, &ex->err, TR_STREAM_STDERR, s, n);
+                return;
+        }
+        const char *m = ex->marker;
+        size_t mlen = strlen(m), plen = mlen + 3; /* "\n" m "#\n" */
+        size_t start = 0, i = 0;
+        while (i < n) {
+                if (ex->ematch == 0) {
+                        const char *nl = memchr(s + i, '\n', n - i);
+                        if (!nl)
+                                break;
+                        size_t at = (size_t) (nl - s);
+                        keep(ex, &ex->err, TR_STREAM_STDERR, s + start, at - start);
+                        ex->ematch = 1;
+                        start = i = at + 1;
+                        if (i == n && ex->req->output_fn && ex->err.len < ex->err.limit) {
+                                ex->req->output_fn(ex->req->output_userdata, TR_STREAM_STDERR, "\n", 1);
+                                ex->eager_err_newline = true;
+                        }
+                        continue;
+                }
+                char want = ex->ematch <= mlen ? m[ex->ematch - 1] : ex->ematch == mlen + 1 ? '#' : '\n';
+                if (s[i] == want) {
+                        start = ++i;
+                        if (++ex->ematch == plen) {
+                                ex->ematch = 0;
+                                ex->eager_err_newline = false;
+                                ex->done_err = true;
+                                check_done(ex);
+                                /* Nothing the runner writes follows it. */
+                                keep(ex, &ex->err, TR_STREAM_STDERR, s + i, n - i);
+                                return;
+                        }
+                        continue;
+                }
+                release_held_err(ex);
+                start = i; /* look at s[i] again */
+        }
+        /* Past the loop with a prefix held, everything up to n is held. */
+        if (ex->ematch == 0)
+                keep(ex, &ex->err, TR_STREAM_STDERR, s + start, n - start);
+}
+
 TR_PUBLIC void tr_exec_append_stderr(tr_exec *ex, const void *data, size_t len) {
         pthread_mutex_lock(&ex->lock);
-        keep(ex, &ex->err, TR_STREAM_STDERR, data, len);
+        scan_stderr(ex, data, len);
         pthread_mutex_unlock(&ex->lock);
+}
+
+int tr__exec_done_fd(const tr_exec *ex) {
+        return ex ? ex->done_fd : -1;
+}
+
+bool tr__exec_done(tr_exec *ex, int *ret_status) {
+        pthread_mutex_lock(&ex->lock);
+        bool done = ex->done_out && ex->done_err;
+        if (done && ret_status)
+                *ret_status = ex->done_status;
+        pthread_mutex_unlock(&ex->lock);
+        return done;
 }
 
 TR_PUBLIC void tr_exec_log(const tr_exec *ex, tr_log_level level, const char *msg, ...) {
@@ -224,6 +334,13 @@ int tr__exec_init_output(tr_exec *ex, size_t cap) {
         tr__cbuf_init(&ex->out, cap);
         tr__cbuf_init(&ex->err, cap);
         tr__cbuf_init(&ex->value, cap);
+        tr__cbuf_init(&ex->line, cap);
+        ex->ematch = 0;
+        ex->eager_err_newline = ex->done_out = ex->done_err = false;
+        ex->done_status = 0;
+        ex->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ex->done_fd < 0)
+                return -errno;
         uint8_t rnd[TR_MARKER_RANDOM_BYTES];
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
                 return -errno ?: -EIO;
@@ -241,6 +358,10 @@ void tr__exec_done_output(tr_exec *ex) {
         tr__cbuf_done(&ex->out);
         tr__cbuf_done(&ex->err);
         tr__cbuf_done(&ex->value);
+        tr__cbuf_done(&ex->line);
+        if (ex->done_fd >= 0)
+                close(ex->done_fd);
+        ex->done_fd = -1;
 }
 
 /* The captured value as compact JSON, or an error saying why there is none. */
@@ -299,10 +420,14 @@ int tr__exec_finish_output(tr_exec *ex, tr_error **ret_err) {
         tr_result *res = ex->res;
         take_egress(ex, res);
         pthread_mutex_lock(&ex->lock);
-        /* Held bytes that never became a marker are output after all. */
+        /* Held bytes that never became a marker are output after all; a
+         * value line cut by the end of the stream still counts. */
         if (ex->match > 0)
                 release_held(ex);
-        ex->in_value = false;
+        if (ex->in_value)
+                end_line(ex);
+        if (ex->ematch > 0)
+                release_held_err(ex);
         char *value = NULL;
         int r = take_value(ex, &value, ret_err);
         free(res->value_json);

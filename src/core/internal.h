@@ -130,6 +130,18 @@ struct tr_exec {
         bool in_value;
         bool have_value;
         tr__cbuf value;
+        tr__cbuf line; /* the marker line being read: a value, or "#STATUS" */
+        /* The runner's done lines (runner.h): "\n<marker>#STATUS\n" on
+         * stdout, "\n<marker>#\n" on stderr; `ematch` counts the bytes of
+         * the stderr one held back, like `match` for stdout.  When both are
+         * in, done_fd (an eventfd) is readable and done_status holds the
+         * snippet's exit status: every byte of output is in, a backend
+         * need not wait for the process to exit. */
+        size_t ematch;
+        bool eager_err_newline;
+        bool done_out, done_err;
+        int done_status;
+        int done_fd;
         /* The sandbox's egress proxy (egress/egress.h), set by the backend
          * from prepare to destroy: each execution's result takes its counts. */
         tr__egress_proxy *egress;

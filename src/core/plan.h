@@ -51,3 +51,15 @@ tr__gw_session *tr__exec_gateway(tr_exec *ex);
  * over 4 KiB).  -ENOMEM on failure. */
 #define TR__LABEL_MAX 1024
 int tr__plan_labels(const tr_exec *ex, char ***ret_labels);
+
+/* The one-shot runners end with done lines (runner.h) once the snippet,
+ * its threads and atexit handlers are over and its output flushed: from
+ * then on every byte of output is in and the exit status known, so a
+ * backend's run may end without waiting for the process (or the VM's
+ * agent) to exit; destroy stops what is left.  tr__exec_done_fd is
+ * readable from that moment (-1 when there is none); tr__exec_done says
+ * whether it came and with which status.  A snippet that dies by a signal
+ * or calls os._exit writes none: the backend then waits for the exit as
+ * before. */
+int tr__exec_done_fd(const tr_exec *ex);
+bool tr__exec_done(tr_exec *ex, int *ret_status);

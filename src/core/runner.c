@@ -29,6 +29,17 @@
  * a snippet that replaced or closed sys.stdout still returns it.  A value the
  * host could not read (not JSON, a lone surrogate, an integer beyond 64
  * bits) is reported on stderr with exit status 1: the user reads why.
+ *
+ * Both one-shot runners end with done lines once the snippet is over:
+ * "\n<marker>#\n" on stderr, then "\n<marker>#STATUS\n" on stdout (after
+ * the value line), so the host knows that every byte of output is in and
+ * the exit status without waiting for the process to exit (plan.h:
+ * tr__exec_done).  Python writes them after the snippet's non-daemon
+ * threads, its atexit handlers (multiprocessing's joins among them) and a
+ * flush, then leaves with os._exit: the interpreter's own teardown would
+ * only cost time nobody waits for.  A snippet that dies by a signal, calls
+ * os._exit or closes fd 1 or 2 writes none, and the host waits for the exit
+ * as before.
  */
 /* The one path walker of both Python runners (input files, session files):
  * `path` relative to the directory `home`, each component opened with
@@ -93,8 +104,10 @@ static const char python_runner[] =
         "        if not c:\n"
         "            break\n"
         "        head += c\n"
-        "    return head.split()\n" PY_WALK "def _tr_main():\n"
+        "    return head.split()\n"
+        "_tr_mark = [b'']\n" PY_WALK "def _tr_main():\n"
         "    mark, n, nf = (_tr_line() + [b'0', b'0'])[:3]\n"
+        "    _tr_mark[0] = mark\n"
         "    home = os.open('.', os.O_RDONLY | os.O_DIRECTORY)\n"
         "    for _ in range(int(nf)):\n"
         "        pl, dl = _tr_line()\n"
@@ -156,7 +169,27 @@ static const char python_runner[] =
         "            b = b'\\n' + mark + b + b'\\n'\n"
         "            while b:\n"
         "                b = b[os.write(1, b):]\n"
-        "    return status\n" PY_CHECK_INTS "sys.exit(_tr_main())\n";
+        "    return status\n" PY_CHECK_INTS "def _tr_done(status):\n"
+        "    mark = _tr_mark[0]\n"
+        "    if not mark:\n"
+        "        return status\n"
+        "    try:\n"
+        "        import atexit\n"
+        "        atexit._run_exitfuncs()\n"
+        "    except BaseException:\n"
+        "        pass\n"
+        "    for f in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):\n"
+        "        try:\n"
+        "            f.flush()\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "    try:\n"
+        "        os.write(2, b'\\n' + mark + b'#\\n')\n"
+        "        os.write(1, b'\\n' + mark + b'#%d\\n' % status)\n"
+        "    except OSError:\n"
+        "        return status\n"
+        "    os._exit(status)\n"
+        "sys.exit(_tr_done(_tr_main()))\n";
 
 /*
  * The session runner (tr_exec_session): one Python interpreter serving
@@ -403,9 +436,14 @@ static const char sh_runner[] =
         "    *) break;;\n"
         "    esac\n"
         "  done\n"
+        "  case $__tr_o$__tr_v in '#'*) echo 'trvalue: not JSON' >&2; return 1;; esac\n"
         "  printf '\\n%s%s%s\\n' \"$__tr_m\" \"$__tr_o\" \"$__tr_v\"\n"
         "}\n"
-        "eval \"$__tr_code\"\n";
+        "eval \"$__tr_code\"\n"
+        "__tr_s=$?\n"
+        "printf '\\n%s#\\n' \"$__tr_m\" >&2\n"
+        "printf '\\n%s#%d\\n' \"$__tr_m\" \"$__tr_s\"\n"
+        "exit $__tr_s\n";
 
 int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err) {
         _cleanup_strv_ char **argv = NULL;

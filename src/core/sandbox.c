@@ -233,7 +233,7 @@ int tr__sandbox_run(tr_sandbox *sb, const tr_request *req, tr_cancel *cancel, in
          * timeout, the output cap and callback, the cancel token. */
         ex->req = req;
         ex->cancel = cancel;
-        ex->out.limit = ex->err.limit = ex->value.limit = tr_request_max_output(req);
+        ex->out.limit = ex->err.limit = ex->value.limit = ex->line.limit = tr_request_max_output(req);
         tr_exec_set_deadline_ns(ex, start + tr_request_effective_timeout_ms(req) * TR_NSEC_PER_MSEC);
         log_plan(sb, "execute");
 

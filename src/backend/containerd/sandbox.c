@@ -25,6 +25,7 @@
 #include "backend/containerd/pull.h"
 #include "backend/containerd/sandbox.h"
 #include "backend/containerd/spec.h"
+#include "core/plan.h"
 #include "util/macros.h"
 #include "util/owner.h"
 #include "util/proc.h"
@@ -533,11 +534,23 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         }
         stop_reason stop = STOP_NONE;
         int64_t kill_deadline = 0, drain_deadline = 0;
-        bool exited = false;
+        bool exited = false, done = false;
         uint32_t status = 0;
         int64_t t_exit = 0;
+        int done_fd = tr__exec_done_fd(ex);
 
         for (;;) {
+                /* The runner's done lines (plan.h): the output is all in and
+                 * the status known; the interpreter is leaving by itself,
+                 * and destroy kills what is left, so the exit's round trip
+                 * through the shim and containerd is not waited for. */
+                int st = 0;
+                if (!exited && stop == STOP_NONE && tr__exec_done(ex, &st)) {
+                        done = true;
+                        status = (uint32_t) st;
+                        t_exit = tr__now_ns();
+                        break;
+                }
                 if (!exited && tr__grpc_call_done(wait_call)) {
                         exited = true;
                         t_exit = tr__now_ns();
@@ -570,9 +583,11 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
                 }
                 int64_t until = exited ? drain_deadline : (kill_deadline ? kill_deadline : deadline);
 
-                struct pollfd pfd[4];
+                struct pollfd pfd[5];
                 size_t n = 0;
                 int i_out = -1, i_err = -1, i_in = -1, i_cancel = -1;
+                if (done_fd >= 0 && !exited && stop == STOP_NONE)
+                        pfd[n++] = (struct pollfd){ .fd = done_fd, .events = POLLIN };
                 if (out_fd >= 0)
                         i_out = (int) n, pfd[n++] = (struct pollfd){ .fd = out_fd, .events = POLLIN };
                 if (err_fd >= 0)
@@ -610,9 +625,10 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         /* Before the task is deleted: deleting it removes the cgroup. */
         span(sb->cl, ex, "run", t0);
         bool oom = cgroup_oom_killed(sb->cgroups_path);
-        /* Every process of the container is gone (its pid namespace died
-         * with its init): destroy needs no kill, only the deletes. */
-        sb->task_exited = true;
+        /* After an exit, every process of the container is gone (its pid
+         * namespace died with its init): destroy needs no kill, only the
+         * deletes.  After the done lines it kills what is left. */
+        sb->task_exited = !done;
 
         if (stop == STOP_TIMEOUT)
                 return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.wait",
@@ -735,6 +751,7 @@ static void teardown_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) 
                 tr_error_free(TAKE_PTR(err));
         }
         int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+        long pause_ms = 2;
         for (;;) {
                 tr_error_free(TAKE_PTR(err));
                 cx = cleanup_ctx(sb);
@@ -745,8 +762,11 @@ static void teardown_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) 
                  * back within the grace. */
                 if (r >= 0 || r == -ENOENT || conn_lost(err) || tr__now_ns() >= until)
                         break;
-                struct timespec ts = { 0, 50 * 1000 * 1000 };
+                /* A killed task is usually gone within a few ms: look again
+                 * soon, then less often. */
+                struct timespec ts = { 0, pause_ms * 1000 * 1000 };
                 nanosleep(&ts, NULL);
+                pause_ms = pause_ms * 2 > 50 ? 50 : pause_ms * 2;
         }
         if (err && tr_error_errno(err) != ENOENT) {
                 log_cleanup_error(ex, "task.delete", sb->id, TAKE_PTR(err));

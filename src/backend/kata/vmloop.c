@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "backend/kata/vm.h"
+#include "core/plan.h"
 #include "util/handles.h"
 #include "util/macros.h"
 #include "util/proc.h"
@@ -520,6 +521,17 @@ int tr__kata_vm_loop(tr__kata_vm *v, tr__kata_vm_phase phase, tr_error **ret_err
                         ssize_t got = tr__vf_reader_read_fd(&v->rd, v->chan);
                         if ((r = tr__kata_vm_take_frames(v, phase, ret_err)) < 0)
                                 return r;
+                        /* The runner's done lines (plan.h) came through the
+                         * frames just taken: every byte of output is in, so
+                         * the run ends here, without Python's exit and the
+                         * agent's EXIT (tens of ms under TCG); destroy stops
+                         * the VM. */
+                        int st = 0;
+                        if (phase == TR_KATA_VM_RUN && !v->done && tr__exec_done(v->ex, &st)) {
+                                v->exit_kind = TR_VF_EXITED;
+                                v->exit_code = (uint64_t) st;
+                                v->done = true;
+                        }
                         if (got == 0 && !v->done)
                                 v->qemu_exited = true; /* the channel closed: QEMU is gone or going */
                         else if (got < 0 && got != -EAGAIN)

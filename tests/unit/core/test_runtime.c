@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 #include "core/internal.h"
+#include "core/plan.h"
 #include "toolruntime.h"
 #include "util/handles.h"
 
@@ -17,14 +19,18 @@ typedef struct fake {
         int exit_code;
         tr_code fail;
         int calls;
-        size_t repeat;    /* write `out` this many times */
-        tr_limits limits; /* what the backend was told to enforce */
-        const char *last; /* then this */
-        bool bytewise;    /* one byte per append */
+        size_t repeat;          /* write `out` this many times */
+        tr_limits limits;       /* what the backend was told to enforce */
+        const char *last;       /* then this */
+        bool bytewise;          /* one byte per append */
+        const char *err_marked; /* stderr, with "@M@" replaced, after `out` */
+        bool done;              /* what tr__exec_done said at the end */
+        int done_status;
 } fake;
 
 /* Write s, with each "@M@" replaced by the execution's value marker. */
-static void put(tr_exec *ex, const char *s, bool bytewise) {
+static void put_to(tr_exec *ex, const char *s, bool bytewise, bool to_err) {
+        void (*append)(tr_exec *, const void *, size_t) = to_err ? tr_exec_append_stderr : tr_exec_append_stdout;
         char buf[4096];
         size_t n = 0;
         for (const char *p = s; *p;) {
@@ -35,9 +41,13 @@ static void put(tr_exec *ex, const char *s, bool bytewise) {
                         buf[n++] = *p++;
         }
         for (size_t i = 0; bytewise && i < n; i++)
-                tr_exec_append_stdout(ex, buf + i, 1);
+                append(ex, buf + i, 1);
         if (!bytewise)
-                tr_exec_append_stdout(ex, buf, n);
+                append(ex, buf, n);
+}
+
+static void put(tr_exec *ex, const char *s, bool bytewise) {
+        put_to(ex, s, bytewise, false);
 }
 
 static tr_backend_kind fake_kind(void *self) {
@@ -55,6 +65,13 @@ static int fake_execute(void *self, tr_exec *ex, tr_error **ret_err) {
                 put(ex, f->last, f->bytewise);
         if (f->err)
                 tr_exec_append_stderr(ex, f->err, strlen(f->err));
+        if (f->err_marked)
+                put_to(ex, f->err_marked, f->bytewise, true);
+        f->done = tr__exec_done(ex, &f->done_status);
+        if (f->done) {
+                eventfd_t v = 0;
+                cr_assert_eq(eventfd_read(tr__exec_done_fd(ex), &v), 0, "the done fd is readable");
+        }
         tr_result_set_exit_code(tr_exec_result(ex), f->exit_code);
         tr_result_set_backend_detail(tr_exec_result(ex), "profile", tr_profile_name(tr_exec_profile(ex)), NULL);
         if (f->fail != TR_OK)
@@ -213,6 +230,42 @@ Test(runtime, forged_value_lines_stay_output) {
         cr_assert_eq(run(&res), TR_OK);
         cr_assert_null(tr_result_value_json(res));
         cr_assert_str_eq(tr_result_stdout(res, NULL), ctrd.out);
+        tr_result_free(res);
+}
+
+/* The runner's done lines (runner.h) leave both streams, in any chunking,
+ * and tell the backend the status; the value line before them stays. */
+Test(runtime, done_lines_are_taken_out_and_give_the_status) {
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+                ctrd.out = "out\n\n@M@{\"v\":1}\n\n@M@#7\n";
+                ctrd.err_marked = "err\n\n@M@#\n";
+                ctrd.bytewise = bytewise;
+                tr_result *res = NULL;
+                cr_assert_eq(run(&res), TR_OK);
+                cr_expect_str_eq(tr_result_stdout(res, NULL), "out\n");
+                cr_expect_str_eq(tr_result_stderr(res, NULL), "err\n");
+                cr_expect_str_eq(tr_result_value_json(res), "{\"v\":1}");
+                cr_expect(ctrd.done, "done (bytewise %d)", bytewise);
+                cr_expect_eq(ctrd.done_status, 7);
+                tr_result_free(res);
+        }
+}
+
+/* Only both lines make a done; a half-written or malformed one is output. */
+Test(runtime, partial_done_lines_are_not_done) {
+        ctrd.out = "\n@M@#7\n";
+        ctrd.err_marked = "e\n\n@M@\n\n@M@#x\n\n@M";
+        ctrd.bytewise = true;
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_expect(!ctrd.done);
+        cr_expect_str_eq(tr_result_stdout(res, NULL), "");
+        tr_result_free(res);
+        ctrd.bytewise = false;
+        ctrd.out = "\n@M@#300\n";
+        ctrd.err_marked = "\n@M@#\n";
+        cr_assert_eq(run(&res), TR_OK);
+        cr_expect(!ctrd.done, "a status over 255 is no done line");
         tr_result_free(res);
 }
 
