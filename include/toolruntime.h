@@ -846,7 +846,9 @@ TR_PUBLIC void tr_sandbox_free(tr_sandbox *sb);
  * ahead, refilled in the background (two threads, backing off while the
  * backend fails), idle ones replaced after a maximum age (5 minutes by
  * default).  Each sandbox runs one execution and is then destroyed in the
- * background; it is never reused.
+ * background; it is never reused.  The sandbox that replaces it is
+ * prepared once that execution has ended, so that preparing (a VM's boot)
+ * never competes with the execution for the CPU.
  *
  *   tr_pool_new      refuses a shape routed to a backend without the
  *                    lifecycle (a custom backend with execute only;

@@ -125,6 +125,7 @@ struct tr_exec {
          * back, not yet in `out`), and the value being captured. */
         char marker[TR_MARKER_SIZE];
         bool session; /* tr_exec_session */
+        bool ahead;   /* prepared ahead of its code (a pool's, a session's) */
         size_t match;
         bool eager_newline; /* the held "\n" already went to the callback */
         bool in_value;

@@ -39,7 +39,11 @@ struct tr_pool {
         pthread_cond_t cond;
         slot *ready;   /* newest first */
         slot *to_free; /* used or expired: torn down by the workers */
-        size_t size, n_ready, preparing;
+        /* running: taken sandboxes whose execution has not ended; they
+         * count toward the size, so that the refill starts when the run it
+         * replaces ends and a boot never competes with that run for the CPU
+         * (a VM's boot under TCG takes a whole core for seconds). */
+        size_t size, n_ready, preparing, running;
         int64_t max_age_ns;
         bool stop, filled_once;
         int64_t backoff_ms;
@@ -120,7 +124,7 @@ static void *worker_main(void *arg) {
                         pthread_mutex_lock(&p->lock);
                         continue;
                 }
-                if (p->n_ready + p->preparing >= p->size) {
+                if (p->n_ready + p->preparing + p->running >= p->size) {
                         if (p->n_ready >= p->size && p->size > 0)
                                 p->filled_once = true;
                         /* Wake when the oldest idle sandbox comes of age. */
@@ -234,9 +238,8 @@ TR_PUBLIC int tr_pool_execute(tr_pool *p, const tr_request *req, tr_cancel *canc
                 s = p->ready;
                 p->ready = s->next;
                 p->n_ready--;
+                p->running++;
                 p->stats.warm++;
-                /* A refill starts at once. */
-                pthread_cond_broadcast(&p->cond);
         } else {
                 p->stats.cold++;
         }
@@ -246,8 +249,10 @@ TR_PUBLIC int tr_pool_execute(tr_pool *p, const tr_request *req, tr_cancel *canc
         int r;
         if (s) {
                 r = tr_sandbox_run(s->sb, req, cancel, &res, ret_err);
-                /* Torn down in the background: the caller has its result. */
+                /* Torn down in the background: the caller has its result;
+                 * and the refill starts now. */
                 pthread_mutex_lock(&p->lock);
+                p->running--;
                 s->next = p->to_free;
                 p->to_free = s;
                 pthread_cond_broadcast(&p->cond);

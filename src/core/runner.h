@@ -28,11 +28,12 @@
 
 #include "toolruntime.h"
 
-/* A NULL-terminated argv for the request's effective language (the session
- * runner for a session's shape: Python only), with `python`
+/* A NULL-terminated argv for the effective language of `ex`'s request (the
+ * session runner for a session's shape: Python only; a one-shot Python
+ * runner prepared ahead of its code warms itself up while it waits), with `python`
  * and `sh` as the interpreters' paths inside the sandbox (NULL: "python3",
  * "/bin/sh").  Free with tr__strv_free. */
-int tr__runner_argv(const tr_request *req, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err);
+int tr__runner_argv(const tr_exec *ex, const char *python, const char *sh, char ***ret_argv, tr_error **ret_err);
 
 /* What a one-shot runner must read on stdin: the head line, the input
  * files, the code, the snippet's stdin.

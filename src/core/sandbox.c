@@ -154,6 +154,7 @@ int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *canc
         }
         sb->output_ready = true;
         ex->session = shape->session;
+        ex->ahead = extra_ms > 0;
         ex->deadline_ns = start + (tr_request_effective_timeout_ms(shape) + extra_ms) * TR_NSEC_PER_MSEC;
         *ret_sandbox = sb;
         if (!is_lifecycle(b))

@@ -266,7 +266,7 @@ static int ctrd_plan(ctrd_backend *b, ctrd_sb *s, tr_exec *ex, tr_error **ret_er
         const tr_limits lim = *tr_exec_limits(ex);
         const tr__isolation *iso = tr__profile_isolation(profile);
         int r;
-        if ((r = tr__runner_argv(req, "python3", "/bin/sh", &s->argv, ret_err)) < 0)
+        if ((r = tr__runner_argv(ex, "python3", "/bin/sh", &s->argv, ret_err)) < 0)
                 return r;
         /* The sandbox's own host uid (and gid), held until destroy. */
         if ((r = tr__uid_lease_acquire(&b->uid_range, &s->lease, ret_err)) < 0)

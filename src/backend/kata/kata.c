@@ -183,7 +183,7 @@ static void set_details(const tr__kata *k, tr_result *res, tr_profile profile) {
 static int plan(tr__kata *k, kata_sb *s, tr_exec *ex, tr_error **ret_err) {
         const tr_request *req = tr_exec_request(ex);
         tr_profile profile = tr_exec_profile(ex);
-        int r = tr__runner_argv(req, "python3", "/bin/sh", &s->argv, ret_err);
+        int r = tr__runner_argv(ex, "python3", "/bin/sh", &s->argv, ret_err);
         if (r < 0)
                 return r;
         for (const char *const *e = tr__runner_base_env(); *e; e++)

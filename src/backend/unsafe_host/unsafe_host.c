@@ -418,7 +418,7 @@ static void set_rlimits(spawn_plan *plan, const tr_limits *lim) {
 /* Start the supervisor and the interpreter, which then waits for its code. */
 int tr__uh_start(uh *b, uh_sb *s, tr_exec *ex, tr_error **ret_err) {
         _cleanup_strv_ char **argv = NULL, **env = NULL;
-        int r = tr__runner_argv(tr_exec_request(ex), s->interp, s->interp, &argv, ret_err);
+        int r = tr__runner_argv(ex, s->interp, s->interp, &argv, ret_err);
         if (r < 0)
                 return r;
         snprintf(s->workdir, sizeof s->workdir, "%s", "/tmp/toolruntime-uh-XXXXXX");
