@@ -542,6 +542,15 @@ int tr__ctrd_task_close_stdin(const tr__ctrd_ctx *cx, const char *id, tr_error *
         return tr__ctrd_unary(cx, "task.closeio", SVC_TASKS "CloseIO", &req.base, NULL, NULL, ret_err);
 }
 
+int tr__ctrd_task_close_stdin_start(const tr__ctrd_ctx *cx, const char *id, tr__grpc_call **ret_call,
+                                    tr_error **ret_err) {
+        Containerd__Services__Tasks__V1__CloseIORequest req = CONTAINERD__SERVICES__TASKS__V1__CLOSE_IOREQUEST__INIT;
+        req.container_id = UNCONST(id);
+        req.stdin = true;
+        return tr__grpc_call_start_pb(cx->conn, SVC_TASKS "CloseIO", &req.base, cx->lease, cx->deadline_ns, ret_call,
+                                      ret_err);
+}
+
 int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_status, tr_error **ret_err) {
         Containerd__Services__Tasks__V1__DeleteTaskRequest req =
                 CONTAINERD__SERVICES__TASKS__V1__DELETE_TASK_REQUEST__INIT;

@@ -133,6 +133,10 @@ int tr__ctrd_task_kill(const tr__ctrd_ctx *cx, const char *id, int signo, bool a
 /* Tasks.CloseIO(stdin): the shim keeps its own write end of the stdin FIFO
  * open (so a client may reconnect); only this makes the command see EOF. */
 int tr__ctrd_task_close_stdin(const tr__ctrd_ctx *cx, const char *id, tr_error **ret_err);
+/* The same, started without waiting for the answer (tr__grpc_call_done /
+ * tr__grpc_call_result, as for Wait): the run keeps pumping output meanwhile. */
+int tr__ctrd_task_close_stdin_start(const tr__ctrd_ctx *cx, const char *id, tr__grpc_call **ret_call,
+                                    tr_error **ret_err);
 /* *ret_status may be NULL. */
 int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_status, tr_error **ret_err);
 /* Tasks.List; items carry the container id and the status. */

@@ -436,9 +436,21 @@ static bool cgroup_oom_killed(const char *cgroups_path) {
 /* Our end of the stdin FIFO is closed: tell the shim to close its own,
  * which is what makes the command see EOF.  A task that already exited
  * answers NOT_FOUND / FAILED_PRECONDITION, which is fine. */
-static int close_stdin(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr_error **ret_err) {
+/* The snippet's stdin EOF: the shim closes the task's stdin.  Started, not
+ * waited for (close_stdin_check reads the answer when it came): the
+ * snippet's output and the done lines keep flowing meanwhile. */
+static int close_stdin_start(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr__grpc_call **ret_call,
+                             tr_error **ret_err) {
+        return tr__ctrd_task_close_stdin_start(cx, sb->id, ret_call, ret_err);
+}
+
+static int close_stdin_check(tr__grpc_call **call, tr_error **ret_err) {
+        if (!*call || !tr__grpc_call_done(*call))
+                return 0;
         tr_error *err = NULL;
-        int r = tr__ctrd_task_close_stdin(cx, sb->id, &err);
+        int r = tr__grpc_call_result(*call, &err);
+        tr__grpc_call_free(TAKE_PTR(*call));
+        /* Gone already (the task exited): nothing to close. */
         if (r == -ENOENT || r == -EBUSY)
                 r = 0;
         if (r < 0 && ret_err)
@@ -510,7 +522,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         int cancel_fd = tr_exec_cancel_fd(ex);
         int64_t deadline = tr_exec_deadline_ns(ex);
         tr__ctrd_ctx cx = { .conn = sb->conn, .deadline_ns = deadline, .cancel_fd = cancel_fd };
-        _cleanup_(tr__grpc_call_freep) tr__grpc_call *wait_call = NULL;
+        _cleanup_(tr__grpc_call_freep) tr__grpc_call *wait_call = NULL, *close_call = NULL;
         /* Ours from here: closing them is part of the run (stdin's EOF). */
         _cleanup_close_ int in_fd = TAKE_FD(sb->in_fd), out_fd = TAKE_FD(sb->out_fd), err_fd = TAKE_FD(sb->err_fd);
         /* The Wait call outlives the execution's deadline by the kill grace,
@@ -528,7 +540,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         size_t in_left = spec->stdin_data ? spec->stdin_len : 0;
         if (in_left == 0) {
                 tr__closep(&in_fd), in_fd = -1;
-                r = close_stdin(sb, &cx, ret_err);
+                r = close_stdin_start(sb, &cx, &close_call, ret_err);
                 if (r < 0)
                         return r;
         }
@@ -613,11 +625,13 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
                          * runner waits for. */
                         if (in_left == 0 || (w < 0 && errno != EAGAIN && errno != EINTR)) {
                                 tr__closep(&in_fd), in_fd = -1;
-                                r = close_stdin(sb, &cx, ret_err);
+                                r = close_stdin_start(sb, &cx, &close_call, ret_err);
                                 if (r < 0)
                                         return r;
                         }
                 }
+                if ((r = close_stdin_check(&close_call, ret_err)) < 0)
+                        return r;
                 if (i_cancel >= 0 && (pfd[i_cancel].revents & POLLIN))
                         stop = STOP_CANCEL;
         }
