@@ -193,12 +193,8 @@ static void ctrd_destroy(void *self, void *sandbox, tr_exec *ex) {
 static int ctrd_check_plan(const ctrd_backend *b, const tr_limits *lim, tr_error **ret_err) {
         /* Before anything talks to containerd: a limit the backend cannot
          * start with is the caller's error, not the daemon's. */
-        if (lim->memory_bytes > 0 && lim->memory_bytes < TR_CONTAINERD_MIN_MEMORY)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
-                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
-                                    "(runc cannot start a container with less)",
-                                    (long long) lim->memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
-                       -EINVAL;
+        if (tr__ctrd_check_min_memory(lim->memory_bytes, ret_err) < 0)
+                return -EINVAL;
         if (b->flags & TR__CONTAINERD_NO_RUNNER)
                 return tr_error_set(ret_err, TR_E_CLIENT_NOT_CONFIGURED, TR_BACKEND_CONTAINERD, "execute",
                                     "containerd client not configured: no container runner"),

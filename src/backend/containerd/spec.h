@@ -38,3 +38,8 @@ int tr__ctrd_spec_build(const tr__ctrd_spec_input *in, char **ret_json, tr_error
 
 /* The disk size used for /tmp when the request leaves DiskBytes at zero. */
 #define TR_CTRD_DEFAULT_TMP_BYTES (64LL * 1024 * 1024)
+
+/* A memory limit the backend cannot start with (under
+ * TR_CONTAINERD_MIN_MEMORY; 0 is unlimited): invalid_limits, before anything
+ * talks to containerd (spec_validate.c). */
+int tr__ctrd_check_min_memory(int64_t memory_bytes, tr_error **ret_err);

@@ -11,6 +11,16 @@
 #include "core/plan.h"
 #include "util/macros.h"
 
+int tr__ctrd_check_min_memory(int64_t memory_bytes, tr_error **ret_err) {
+        if (memory_bytes > 0 && memory_bytes < TR_CONTAINERD_MIN_MEMORY)
+                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
+                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
+                                    "(runc cannot start a container with less)",
+                                    (long long) memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
+                       -EINVAL;
+        return 0;
+}
+
 TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_error **ret_err) {
         if (!spec)
                 return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_CONTAINERD, "validate", "no spec"),
@@ -35,12 +45,8 @@ TR_PUBLIC int tr_containerd_spec_validate(const tr_containerd_spec *spec, tr_err
                        -EINVAL;
         /* The spec is public and its limits reach the OCI spec and the
          * expiry arithmetic unchecked: the core's bound applies here too. */
-        if (rs->memory_bytes > 0 && rs->memory_bytes < TR_CONTAINERD_MIN_MEMORY)
-                return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
-                                    "memory limit %lld bytes is below the containerd backend's minimum of %lld MiB "
-                                    "(runc cannot start a container with less)",
-                                    (long long) rs->memory_bytes, TR_CONTAINERD_MIN_MEMORY >> 20),
-                       -EINVAL;
+        if (tr__ctrd_check_min_memory(rs->memory_bytes, ret_err) < 0)
+                return -EINVAL;
         if (rs->memory_bytes > TR_LIMIT_MAX || rs->cpu_quota_us > TR_LIMIT_MAX || rs->pids_limit > TR_LIMIT_MAX ||
             rs->disk_bytes > TR_LIMIT_MAX)
                 return tr_error_set(ret_err, TR_E_INVALID_LIMITS, TR_BACKEND_CONTAINERD, "validate",
