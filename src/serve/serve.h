@@ -4,9 +4,9 @@
  * end like `exec`: it turns a wire request into a tr_request and a result
  * back, through the public API only.  This module owns the listener,
  * authentication, size caps, admission (concurrency + a bounded queue),
- * draining, the routes (server.c), the request/response mapping for
- * /v1/execute (api.c; input files: input_files.c) and Piston's /api/v2
- * (piston.c),
+ * draining, the routes (server.c; admission and running an execution:
+ * admission.c), the request/response mapping for /v1/execute (api.c; input
+ * files: input_files.c) and Piston's /api/v2 (piston.c),
  * sessions over HTTP (sessions.c, their files: sessions_files.c), the
  * listening socket (listen.c), the disconnect watch (watch.c) and the
  * Prometheus metrics (metrics.c).
