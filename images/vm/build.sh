@@ -79,7 +79,7 @@ if [ -z "$agent" ]; then
     need cc gcc
     say "compiling the guest agent (static)"
     cc -std=gnu17 -O2 -static -D_GNU_SOURCE -I"$src/src" -o "$cache/toolruntime-agent" \
-        "$src/guest/agent/agent.c" "$src/src/util/frame.c"
+        "$src"/guest/agent/*.c "$src/src/util/frame.c"
     agent="$cache/toolruntime-agent"
 fi
 [ -x "$agent" ] || die "agent $agent is not executable"

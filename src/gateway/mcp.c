@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The MCP stdio client (mcp.h). */
+/* The MCP stdio client (mcp.h): the conversation.  Requests and their
+ * responses (with whatever the server interleaves), the initialize
+ * handshake, restarts, the per-server lock, and the public calls.  The
+ * line transport is mcp_transport.c, the message parsing mcp_parse.c. */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "gateway/callctx.h"
 #include "gateway/mcp.h"
+#include "gateway/mcp_client.h"
 #include "gateway/schema.h"
 #include "gateway/spawn.h"
 #include "util/macros.h"
@@ -28,408 +31,12 @@ static const char *const protocol_versions[] = { "2025-06-18", "2025-03-26", "20
  * server may log, but not forever. */
 #define MAX_INTERLEAVED 10000
 #define MAX_RESTARTS    3
-#define MAX_ERROR_TEXT  1024
 
-struct tr__mcp {
-        char **argv;
-        char **envp;
-        tr__errlog errlog;
-        int64_t start_ms;
-        int64_t call_ms;
-        tr_log_fn log;
-        void *log_ud;
-
-        /* Serialises requests: one conversation at a time on the pipe. */
-        pthread_mutex_t lock;
-        tr__proc proc;
-        bool alive;
-        int restarts;
-        json_int_t next_id;
-        char *server_name;
-        char *protocol_version;
-        /* The server said notifications/tools/list_changed (seen while
-         * waiting for a response: this client reads only then). */
-        atomic_bool list_changed;
-
-        /* Line buffer: unread data is buf[start, len); buf[start, scanned)
-         * holds no newline. */
-        char *buf;
-        size_t start;
-        size_t scanned;
-        size_t len;
-        size_t alloc;
-};
-
-static void mlog(tr__mcp *m, tr_log_level level, const char *msg, const char *detail) {
+void tr__mcp_log(tr__mcp *m, tr_log_level level, const char *msg, const char *detail) {
         if (!m->log)
                 return;
         const char *kv[] = { "server", m->argv[0], "detail", detail ? detail : "", NULL };
         m->log(m->log_ud, level, msg, kv);
-}
-
-/* ---- parsing ---------------------------------------------------------------- */
-
-tr__mcp_kind tr__mcp_classify(json_t *msg, tr__mcp_msg *ret) {
-        *ret = (tr__mcp_msg){ .kind = TR__MCP_INVALID };
-        if (!json_is_object(msg))
-                return TR__MCP_INVALID;
-        json_t *ver = json_object_get(msg, "jsonrpc");
-        /* Lenient about a missing "jsonrpc" (some servers omit it), strict
-         * about a wrong one. */
-        if (ver && !(json_is_string(ver) && streq(json_string_value(ver), "2.0")))
-                return TR__MCP_INVALID;
-        json_t *id = json_object_get(msg, "id");
-        json_t *method = json_object_get(msg, "method");
-        json_t *result = json_object_get(msg, "result");
-        json_t *error = json_object_get(msg, "error");
-        json_t *params = json_object_get(msg, "params");
-        if (id && !json_is_integer(id) && !json_is_string(id) && !json_is_null(id))
-                return TR__MCP_INVALID;
-        ret->id_json = id;
-        if (json_is_integer(id)) {
-                ret->id_is_int = true;
-                ret->id = json_integer_value(id);
-        }
-        if (method) {
-                if (!json_is_string(method) || result || error)
-                        return TR__MCP_INVALID;
-                if (params && !json_is_object(params) && !json_is_array(params))
-                        return TR__MCP_INVALID;
-                ret->method = json_string_value(method);
-                ret->params = params;
-                ret->kind = (id && !json_is_null(id)) ? TR__MCP_REQUEST : TR__MCP_NOTIFICATION;
-                return ret->kind;
-        }
-        if (!id)
-                return TR__MCP_INVALID;
-        if (result && !error) {
-                ret->result = result;
-                ret->kind = TR__MCP_RESPONSE;
-                return ret->kind;
-        }
-        if (error && !result && json_is_object(error)) {
-                ret->error = error;
-                ret->kind = TR__MCP_ERROR;
-                return ret->kind;
-        }
-        return TR__MCP_INVALID;
-}
-
-/* The text items of an MCP content array joined by newlines; NULL when some
- * item is not text.  Bounded by `max` bytes (then cut, UTF-8-safe). */
-static char *content_text(json_t *content, size_t max) {
-        if (!json_is_array(content))
-                return NULL;
-        size_t total = 0;
-        size_t i;
-        json_t *c;
-        json_array_foreach(content, i, c) {
-                json_t *type = json_object_get(c, "type");
-                json_t *text = json_object_get(c, "text");
-                if (!json_is_string(type) || !streq(json_string_value(type), "text") || !json_is_string(text))
-                        return NULL;
-                total += json_string_length(text) + 1;
-        }
-        char *s = malloc(total + 1);
-        if (!s)
-                return NULL;
-        size_t o = 0;
-        json_array_foreach(content, i, c) {
-                json_t *text = json_object_get(c, "text");
-                if (i > 0)
-                        s[o++] = '\n';
-                memcpy(s + o, json_string_value(text), json_string_length(text));
-                o += json_string_length(text);
-        }
-        s[o] = 0;
-        if (o > max) {
-                size_t n = max;
-                while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
-                        n--;
-                s[n] = 0;
-        }
-        return s;
-}
-
-int tr__mcp_convert_result(json_t *result, json_t **ret, tr_error **ret_err) {
-        if (!json_is_object(result))
-                return tr_error_set(ret_err, TR_E_PROTOCOL, TR_BACKEND_NONE, "mcp.tools/call",
-                                    "the server returned a result that is not an object");
-        json_t *content = json_object_get(result, "content");
-        json_t *structured = json_object_get(result, "structuredContent");
-        json_t *is_error = json_object_get(result, "isError");
-        if (json_is_true(is_error)) {
-                _cleanup_free_ char *t = content_text(content, MAX_ERROR_TEXT);
-                /* jansson strings are valid UTF-8 but may hold control
-                 * characters; the message is shown to people. */
-                _cleanup_free_ char *clean = tr__text_sanitize(t ? t : "(no text)", MAX_ERROR_TEXT);
-                return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, "mcp.tools/call", "%s",
-                                    clean ? clean : "the tool reported an error");
-        }
-        if (structured && !json_is_null(structured)) {
-                *ret = json_incref(structured);
-                return 0;
-        }
-        if (content && !json_is_array(content))
-                return tr_error_set(ret_err, TR_E_PROTOCOL, TR_BACKEND_NONE, "mcp.tools/call",
-                                    "\"content\" is not an array");
-        if (!content) {
-                *ret = json_null();
-                return 0;
-        }
-        _cleanup_free_ char *t = content_text(content, SIZE_MAX / 2);
-        if (t) {
-                json_t *s = json_string(t);
-                if (!s)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp.tools/call", "out of memory");
-                *ret = s;
-                return 0;
-        }
-        *ret = json_incref(content);
-        return 0;
-}
-
-int tr__split_command(const char *line, char ***ret_argv, tr_error **ret_err) {
-        _cleanup_strv_ char **argv = NULL;
-        size_t n = strlen(line ? line : "");
-        _cleanup_free_ char *word = malloc(n + 1);
-        if (!word)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
-        size_t w = 0;
-        bool in_word = false;
-        char quote = 0;
-        for (size_t i = 0; i < n; i++) {
-                char c = line[i];
-                if (quote == '\'') {
-                        if (c == '\'')
-                                quote = 0;
-                        else
-                                word[w++] = c;
-                        continue;
-                }
-                if (c == '\\') {
-                        if (i + 1 >= n)
-                                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "mcp",
-                                                    "trailing backslash in the command line");
-                        word[w++] = line[++i];
-                        in_word = true;
-                        continue;
-                }
-                if (quote == '"') {
-                        if (c == '"')
-                                quote = 0;
-                        else
-                                word[w++] = c;
-                        continue;
-                }
-                if (c == '\'' || c == '"') {
-                        quote = c;
-                        in_word = true;
-                        continue;
-                }
-                if (c == ' ' || c == '\t' || c == '\n') {
-                        if (in_word) {
-                                word[w] = 0;
-                                if (tr__strv_push(&argv, word) < 0)
-                                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp",
-                                                            "out of memory");
-                                w = 0;
-                                in_word = false;
-                        }
-                        continue;
-                }
-                word[w++] = c;
-                in_word = true;
-        }
-        if (quote)
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "mcp",
-                                    "unterminated quote in the command line");
-        if (in_word) {
-                word[w] = 0;
-                if (tr__strv_push(&argv, word) < 0)
-                        return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
-        }
-        if (!argv || !argv[0])
-                return tr_error_set(ret_err, TR_E_INVALID_REQUEST, TR_BACKEND_NONE, "mcp", "empty command line");
-        *ret_argv = TAKE_PTR(argv);
-        return 0;
-}
-
-/* ---- transport ------------------------------------------------------------ */
-
-/* Log what the server wrote on stderr so far; its pipe must not fill up
- * (the server would block), so every wait on the server drains it. */
-static void drain_stderr(tr__mcp *m) {
-        if (m->proc.err_fd >= 0 && tr__errlog_drain(&m->errlog, m->proc.err_fd)) {
-                close(m->proc.err_fd);
-                m->proc.err_fd = -1;
-        }
-}
-
-/* The stderr entry of a poll set: a negative fd, which poll skips, once
- * stderr is closed. */
-static struct pollfd stderr_pollfd(const tr__mcp *m) {
-        return (struct pollfd){ .fd = m->proc.err_fd, .events = POLLIN };
-}
-
-static void kill_server(tr__mcp *m) {
-        drain_stderr(m);
-        tr__proc_kill(&m->proc);
-        m->alive = false;
-        m->start = m->scanned = m->len = 0;
-}
-
-static bool fired(const struct pollfd *p, int n) {
-        for (int i = 0; i < n; i++)
-                if (p[i].revents)
-                        return true;
-        return false;
-}
-
-/* Write one message and its newline before the deadline; also give up when
- * the tool call `cc` (NULL: none) is cancelled (callctx.h).
- * Half a message would corrupt the stream, so a write cut short kills the
- * server. */
-static int send_msg(tr__mcp *m, json_t *msg, int64_t deadline, const tr_call_ctx *cc, tr_error **ret_err) {
-        static const char op[] = "mcp.send";
-        if (!m->alive)
-                return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op, "the MCP server is gone");
-        size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
-        _cleanup_free_ char *s = n ? malloc(n + 1) : NULL;
-        if (!s || json_dumpb(msg, s, n, JSON_COMPACT) != n)
-                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
-        /* Compact JSON escapes newlines inside strings, so the message is
-         * one line as the stdio transport requires. */
-        s[n++] = '\n';
-        size_t off = 0;
-        while (off < n) {
-                ssize_t w = tr__write_nosigpipe(m->proc.in_fd, s + off, n - off);
-                if (w > 0) {
-                        off += (size_t) w;
-                        continue;
-                }
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w < 0 && errno != EAGAIN) {
-                        kill_server(m);
-                        return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
-                                            "the MCP server closed its input: %m");
-                }
-                struct pollfd p[2 + TR__CALL_MAX_CANCEL_FDS] = { { .fd = m->proc.in_fd, .events = POLLOUT } };
-                int nc = tr__call_ctx_pollfds(cc, p + 1);
-                p[1 + nc] = stderr_pollfd(m);
-                int tmo = tr__poll_timeout_ms(deadline);
-                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (2 + nc), tmo);
-                if (pr < 0)
-                        continue; /* EINTR */
-                if (pr > 0 && p[1 + nc].revents) {
-                        drain_stderr(m);
-                        if (!p[0].revents && !fired(p + 1, nc))
-                                continue;
-                }
-                if (pr > 0 && fired(p + 1, nc)) {
-                        if (off > 0)
-                                kill_server(m);
-                        return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
-                                            "the call was cancelled: the calling execution is ending");
-                }
-                if (pr == 0) {
-                        if (off > 0)
-                                kill_server(m);
-                        return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, op,
-                                            "the MCP server does not read its input");
-                }
-        }
-        return 0;
-}
-
-/* Read the next line (without its newline): *ret_line points into m->buf
- * and stays valid until consume_line() or the next read_line().  Gives up
- * at the deadline (TR_E_TIMEOUT) or when the tool call `cc` is
- * cancelled (TR_E_CANCELLED); the server stays alive in both cases. */
-static int read_line(tr__mcp *m, int64_t deadline, const tr_call_ctx *cc, const char **ret_line, size_t *ret_len,
-                     tr_error **ret_err) {
-        static const char op[] = "mcp.read";
-        for (;;) {
-                /* Bytes before m->scanned hold no newline: look at the new
-                 * ones only, so a long line costs linear time, not
-                 * quadratic. */
-                char *nl = m->len > m->scanned ? memchr(m->buf + m->scanned, '\n', m->len - m->scanned) : NULL;
-                if (nl) {
-                        *ret_line = m->buf + m->start;
-                        *ret_len = (size_t) (nl - (m->buf + m->start));
-                        return 0;
-                }
-                m->scanned = m->len;
-                if (m->len - m->start >= TR_MCP_MAX_LINE) {
-                        kill_server(m);
-                        return tr_error_set(ret_err, TR_E_PROTOCOL, TR_BACKEND_NONE, op,
-                                            "the MCP server sent a line over %d bytes", TR_MCP_MAX_LINE);
-                }
-                if (!m->alive) /* killed while answering a request of its own */
-                        return tr_call_ctx_cancelled(cc)
-                                       ? tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
-                                                      "the call was cancelled: the calling execution is ending")
-                                       : tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
-                                                      "the MCP server is gone");
-                /* Move the partial line to the front (at most once per read). */
-                if (m->start > 0) {
-                        memmove(m->buf, m->buf + m->start, m->len - m->start);
-                        m->len -= m->start;
-                        m->scanned -= m->start;
-                        m->start = 0;
-                }
-                if (m->alloc - m->len < 4096) {
-                        size_t na = m->alloc ? m->alloc * 2 : 16384;
-                        if (na > TR_MCP_MAX_LINE + 1)
-                                na = TR_MCP_MAX_LINE + 1;
-                        char *nb = realloc(m->buf, na);
-                        if (!nb)
-                                return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
-                        m->buf = nb;
-                        m->alloc = na;
-                }
-                ssize_t k = read(m->proc.out_fd, m->buf + m->len, m->alloc - m->len);
-                if (k > 0) {
-                        m->len += (size_t) k;
-                        continue;
-                }
-                if (k == 0) {
-                        kill_server(m);
-                        mlog(m, TR_LOG_WARN, "MCP server exited", NULL);
-                        return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op, "the MCP server exited");
-                }
-                if (errno == EINTR)
-                        continue;
-                if (errno != EAGAIN) {
-                        kill_server(m);
-                        return tr_error_set(ret_err, TR_E_TOOL_FAILED, TR_BACKEND_NONE, op,
-                                            "reading from the MCP server: %m");
-                }
-                struct pollfd p[2 + TR__CALL_MAX_CANCEL_FDS] = { { .fd = m->proc.out_fd, .events = POLLIN } };
-                int nc = tr__call_ctx_pollfds(cc, p + 1);
-                p[1 + nc] = stderr_pollfd(m);
-                int tmo = tr__poll_timeout_ms(deadline);
-                int pr = tmo == 0 ? 0 : poll(p, (nfds_t) (2 + nc), tmo);
-                if (pr > 0 && p[1 + nc].revents) {
-                        drain_stderr(m);
-                        if (!p[0].revents && !fired(p + 1, nc))
-                                continue;
-                }
-                if (pr > 0 && fired(p + 1, nc))
-                        return tr_error_set(ret_err, TR_E_CANCELLED, TR_BACKEND_NONE, op,
-                                            "the call was cancelled: the calling execution is ending");
-                if (pr == 0)
-                        return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_NONE, op,
-                                            "the MCP server did not answer in time");
-        }
-}
-
-static void consume_line(tr__mcp *m, size_t line_len) {
-        m->start += line_len + 1;
-        if (m->start >= m->len)
-                m->start = m->len = 0;
-        m->scanned = m->start;
 }
 
 static json_t *rpc(const char *method, json_t *params, json_int_t id) {
@@ -457,7 +64,7 @@ static void answer_server_request(tr__mcp *m, const tr__mcp_msg *rq, int64_t dea
                 reply = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", rq->id_json, "error", "code", -32601,
                                   "message", "method not supported by this client");
         if (reply) {
-                send_msg(m, reply, deadline, cc, NULL);
+                tr__mcp_send_msg(m, reply, deadline, cc, NULL);
                 json_decref(reply);
         }
 }
@@ -507,8 +114,8 @@ static void abandon(tr__mcp *m, json_int_t id, tr_code why, bool sent, bool kill
         if (!m->alive || (why != TR_E_TIMEOUT && why != TR_E_CANCELLED))
                 return;
         if (why == TR_E_TIMEOUT && kill_on_timeout) {
-                kill_server(m);
-                mlog(m, TR_LOG_WARN, "MCP server killed: it did not answer a request in time", NULL);
+                tr__mcp_kill_server(m);
+                tr__mcp_log(m, TR_LOG_WARN, "MCP server killed: it did not answer a request in time", NULL);
                 return;
         }
         if (!sent)
@@ -517,7 +124,7 @@ static void abandon(tr__mcp *m, json_int_t id, tr_code why, bool sent, bool kill
                               why == TR_E_TIMEOUT ? "timeout" : "cancelled");
         json_t *cn = p ? rpc("notifications/cancelled", p, -1) : NULL;
         if (cn)
-                send_msg(m, cn, tr__now_ns() + 100 * TR_NSEC_PER_MSEC, NULL, NULL);
+                tr__mcp_send_msg(m, cn, tr__now_ns() + 100 * TR_NSEC_PER_MSEC, NULL, NULL);
         json_decref(cn);
         json_decref(p);
 }
@@ -534,7 +141,7 @@ static int request(tr__mcp *m, const tr_call_ctx *cc, const char *method, json_t
         if (!msg)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, op, "out of memory");
         tr_error *err = NULL;
-        int r = send_msg(m, msg, deadline, cc, &err);
+        int r = tr__mcp_send_msg(m, msg, deadline, cc, &err);
         json_decref(msg);
         if (r < 0) {
                 abandon(m, id, err ? tr_error_code(err) : TR_E_INTERNAL, false, kill_on_timeout);
@@ -545,7 +152,7 @@ static int request(tr__mcp *m, const tr_call_ctx *cc, const char *method, json_t
         for (;;) {
                 const char *line = NULL;
                 size_t ll = 0;
-                r = read_line(m, deadline, cc, &line, &ll, &err);
+                r = tr__mcp_read_line(m, deadline, cc, &line, &ll, &err);
                 if (r < 0) {
                         abandon(m, id, err ? tr_error_code(err) : TR_E_INTERNAL, true, kill_on_timeout);
                         return pass_error(err, r, ret_err);
@@ -570,14 +177,15 @@ static int request(tr__mcp *m, const tr_call_ctx *cc, const char *method, json_t
                                 got = process_one(m, j, id, deadline, cc, &reply, &garbage);
                         json_decref(j);
                 }
-                consume_line(m, ll);
+                tr__mcp_consume_line(m, ll);
                 if (got) {
                         tr__mcp_msg rm;
                         tr__mcp_classify(reply, &rm);
                         if (rm.kind == TR__MCP_ERROR) {
                                 json_t *em = json_object_get(rm.error, "message");
-                                _cleanup_free_ char *clean = tr__text_sanitize(
-                                        json_is_string(em) ? json_string_value(em) : "unknown error", MAX_ERROR_TEXT);
+                                _cleanup_free_ char *clean =
+                                        tr__text_sanitize(json_is_string(em) ? json_string_value(em) : "unknown error",
+                                                          TR__MCP_MAX_ERROR_TEXT);
                                 json_t *ec = json_object_get(rm.error, "code");
                                 /* -32602 is "invalid params". */
                                 tr_code code =
@@ -592,8 +200,8 @@ static int request(tr__mcp *m, const tr_call_ctx *cc, const char *method, json_t
                         return 0;
                 }
                 if (garbage > MAX_GARBAGE || ++seen > MAX_INTERLEAVED) {
-                        kill_server(m);
-                        mlog(m, TR_LOG_WARN, "MCP server killed: it writes garbage", NULL);
+                        tr__mcp_kill_server(m);
+                        tr__mcp_log(m, TR_LOG_WARN, "MCP server killed: it writes garbage", NULL);
                         return tr_error_set(ret_err, TR_E_PROTOCOL, TR_BACKEND_NONE, op,
                                             "the MCP server writes too many invalid messages");
                 }
@@ -604,7 +212,7 @@ static int notify(tr__mcp *m, const tr_call_ctx *cc, const char *method, int64_t
         json_t *msg = rpc(method, NULL, -1);
         if (!msg)
                 return tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
-        int r = send_msg(m, msg, deadline, cc, ret_err);
+        int r = tr__mcp_send_msg(m, msg, deadline, cc, ret_err);
         json_decref(msg);
         return r;
 }
@@ -626,7 +234,7 @@ static int connect_server(tr__mcp *m, const tr_call_ctx *cc, tr_error **ret_err)
                    : tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_NONE, "mcp", "out of memory");
         json_decref(params);
         if (r < 0) {
-                kill_server(m);
+                tr__mcp_kill_server(m);
                 return r;
         }
         json_t *pv = json_object_get(res, "protocolVersion");
@@ -640,7 +248,7 @@ static int connect_server(tr__mcp *m, const tr_call_ctx *cc, tr_error **ret_err)
                 r = tr_error_set(ret_err, TR_E_PROTOCOL, TR_BACKEND_NONE, "mcp.initialize",
                                  "the MCP server wants an unsupported protocol version");
                 json_decref(res);
-                kill_server(m);
+                tr__mcp_kill_server(m);
                 return r;
         }
         free(m->protocol_version);
@@ -651,7 +259,7 @@ static int connect_server(tr__mcp *m, const tr_call_ctx *cc, tr_error **ret_err)
         json_decref(res);
         r = notify(m, cc, "notifications/initialized", deadline, ret_err);
         if (r < 0) {
-                kill_server(m);
+                tr__mcp_kill_server(m);
                 return r;
         }
         return 0;
@@ -698,7 +306,7 @@ static int ensure_alive(tr__mcp *m, const tr_call_ctx *cc, tr_error **ret_err) {
                                     "the call was cancelled before the MCP server was restarted");
         m->restarts++;
         tr__proc_kill(&m->proc);
-        mlog(m, TR_LOG_WARN, "restarting MCP server", NULL);
+        tr__mcp_log(m, TR_LOG_WARN, "restarting MCP server", NULL);
         int r = connect_server(m, cc, ret_err);
         /* A start cut short by a cancelled call says nothing about the
          * server: it does not use up a restart. */
@@ -757,7 +365,7 @@ int tr__mcp_list_tools(tr__mcp *m, const tr_call_ctx *cc, json_t **ret_tools, tr
         r = ensure_alive(m, cc, ret_err);
         for (int page = 0; r == 0; page++) {
                 if (page >= TR_MCP_MAX_PAGES) {
-                        mlog(m, TR_LOG_WARN, "MCP tools/list: too many pages, ignoring the rest", NULL);
+                        tr__mcp_log(m, TR_LOG_WARN, "MCP tools/list: too many pages, ignoring the rest", NULL);
                         break;
                 }
                 json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : NULL;
@@ -850,7 +458,7 @@ void tr__mcp_free(tr__mcp *m) {
                         poll(&p, 1, 200);
                 }
         }
-        drain_stderr(m);
+        tr__mcp_drain_stderr(m);
         tr__proc_kill(&m->proc);
         pthread_mutex_destroy(&m->lock);
         tr__strv_free(m->argv);

@@ -4,8 +4,9 @@
  * end like `exec`: it turns a wire request into a tr_request and a result
  * back, through the public API only.  This module owns the listener,
  * authentication, size caps, admission (concurrency + a bounded queue),
- * draining, the routes (server.c), the request/response mapping for
- * /v1/execute and Piston's /api/v2 (api.c; input files: input_files.c),
+ * draining, the routes (server.c; admission and running an execution:
+ * admission.c), the request/response mapping for /v1/execute (api.c; input
+ * files: input_files.c) and Piston's /api/v2 (piston.c),
  * sessions over HTTP (sessions.c, their files: sessions_files.c), the
  * listening socket (listen.c), the disconnect watch (watch.c) and the
  * Prometheus metrics (metrics.c).
@@ -176,6 +177,22 @@ void tr__serve_piston_runtimes(const tr__serve_ctx *ctx, tr__serve_reply *ret);
 /* {"error": {"code", "message"}} with an HTTP status. */
 void tr__serve_reply_error(tr__serve_reply *ret, unsigned status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* Shared by api.c's /v1 and piston.c's /api/v2 (api.c).  Check a job
+ * against the server's maxima and run it; on a request error fills
+ * *err_status and *ret_err and returns -1 without running anything. */
+int tr__serve_run(const tr__serve_ctx *ctx, const tr__serve_job *jb, tr_result **ret_res, tr_error **ret_err,
+                  unsigned *err_status);
+/* A JSON body that must be an object; NULL with `msg` set otherwise. */
+json_t *tr__serve_parse_body(const char *body, size_t len, char *msg, size_t msgsz);
+/* Field readers: true when `key` is absent, null or of the right type (then
+ * *ret is set); false with `msg` set otherwise. */
+bool tr__serve_get_int(json_t *o, const char *key, int64_t *ret, char *msg, size_t msgsz);
+bool tr__serve_get_str(json_t *o, const char *key, const char **ret, char *msg, size_t msgsz);
+/* False with `msg` set when `o` has a key not in `allowed` (NULL-terminated;
+ * `where` prefixes the name in the message). */
+bool tr__serve_only_keys(json_t *o, const char *const *allowed, const char *where, char *msg, size_t msgsz);
+/* False with `msg` set when `v` is present but not an array of strings. */
+bool tr__serve_string_array(json_t *v, const char *key, char *msg, size_t msgsz);
 
 /* ---- MCP's Streamable HTTP transport at /mcp (mcp_http.c) --------------- */
 typedef struct tr__serve_mcp tr__serve_mcp;

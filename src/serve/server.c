@@ -13,7 +13,8 @@
  * Retry-After beyond it), cancelling an execution whose client went away,
  * draining on shutdown, and routing to api.c, pools.c and sessions.c (a
  * session file's upload is fed to it chunk by chunk, never buffered).  The
- * listening socket is listen.c's.
+ * listening socket is listen.c's; admission and running an execution under
+ * it (plain or streamed) are admission.c's.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -25,38 +26,11 @@
 #include <unistd.h>
 
 #include "serve/serve.h"
+#include "serve/server.h"
 #include "util/handles.h"
 #include "util/macros.h"
 #include "util/timeutil.h"
-
-struct tr__server {
-        const tr__serve_config *cfg;
-        const tr__serve_backends *backends;
-        tr__serve_metrics *metrics;
-        tr__serve_sessions *sessions;
-        struct MHD_Daemon *d;
-        int listen_fd;
-        char address[160];
-        char *unix_path; /* removed on free */
-
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        unsigned running, queued;
-        bool draining;
-};
-
-/* One HTTP request's state (MHD's con_cls), from its first call to the
- * completion callback. */
-typedef struct http_req {
-        char *body;
-        size_t len, alloc;
-        bool too_big;
-        bool denied;              /* a response was queued before the body was read */
-        unsigned owner;           /* the token's index in cfg->tokens */
-        tr__serve_upload *upload; /* PUT of a session file: the body goes there */
-} http_req;
-
-static void req_free(http_req *r) {
+static void req_free(tr__server_req *r) {
         if (r) {
                 tr__serve_upload_abort(r->upload);
                 free(r->body);
@@ -139,58 +113,6 @@ static int token_index(const tr__serve_config *cfg, const char *header) {
         return found;
 }
 
-/* ---- admission ---------------------------------------------------------- */
-
-typedef enum { ADMIT_OK, ADMIT_FULL, ADMIT_DRAINING } admit_result;
-
-static admit_result admit(tr__server *s) {
-        pthread_mutex_lock(&s->lock);
-        admit_result r = ADMIT_OK;
-        if (s->draining)
-                r = ADMIT_DRAINING;
-        else if (s->running < s->cfg->max_concurrency)
-                s->running++;
-        else if (s->queued >= s->cfg->queue)
-                r = ADMIT_FULL;
-        else {
-                s->queued++;
-                while (s->running >= s->cfg->max_concurrency)
-                        pthread_cond_wait(&s->cond, &s->lock);
-                s->queued--;
-                s->running++;
-        }
-        pthread_mutex_unlock(&s->lock);
-        return r;
-}
-
-static void release(tr__server *s) {
-        pthread_mutex_lock(&s->lock);
-        s->running--;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-}
-
-/* The same slots for /mcp's tools/call executions (mcp_http.c). */
-static bool mcp_admit(void *userdata, const char **ret_why) {
-        tr__server *s = userdata;
-        switch (admit(s)) {
-        case ADMIT_OK: return true;
-        case ADMIT_DRAINING: *ret_why = "the server is shutting down"; return false;
-        case ADMIT_FULL: *ret_why = "too many executions are running and waiting; retry later"; return false;
-        }
-        return false;
-}
-
-static void mcp_release(void *userdata) {
-        release(userdata);
-}
-
-/* A client that goes away cancels its execution (watch.c). */
-static void watch_start(tr__serve_watch *w, struct MHD_Connection *c, tr_cancel *cancel) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        tr__serve_watch_start(w, ci ? ci->connect_fd : -1, cancel);
-}
-
 /* ---- routes -------------------------------------------------------------- */
 
 static void health(tr__server *s, tr__serve_reply *rep) {
@@ -221,51 +143,6 @@ static void health(tr__server *s, tr__serve_reply *rep) {
         json_decref(o);
 }
 
-typedef void (*exec_route)(const tr__serve_ctx *, const char *, size_t, tr__serve_reply *);
-
-/* Take an execution slot (waiting in the queue), or fill `rep` with why
- * not: 503 while draining, 429 when the queue is full. */
-static bool admit_or_refuse(tr__server *s, tr__serve_reply *rep) {
-        switch (admit(s)) {
-        case ADMIT_DRAINING:
-                tr__serve_reply_error(rep, 503, "unavailable", "the server is shutting down");
-                rep->retry_after = 1;
-                return false;
-        case ADMIT_FULL:
-                tr__serve_reply_error(rep, 429, "too_many_requests",
-                                      "%u executions are running and %u waiting; retry later", s->cfg->max_concurrency,
-                                      s->cfg->queue);
-                rep->retry_after = 1;
-                return false;
-        case ADMIT_OK: break;
-        }
-        return true;
-}
-
-static void run_execution(tr__server *s, struct MHD_Connection *c, exec_route route, const char *url, http_req *hr,
-                          tr__serve_reply *rep) {
-        if (!admit_or_refuse(s, rep))
-                return;
-        _cleanup_(tr_cancel_freep) tr_cancel *cancel = NULL;
-        if (tr_cancel_new(&cancel, NULL) < 0) {
-                release(s);
-                tr__serve_reply_error(rep, 500, "internal", "out of memory");
-                return;
-        }
-        tr__serve_watch w;
-        watch_start(&w, c, cancel);
-        tr__serve_ctx ctx = { .cfg = s->cfg,
-                              .backends = s->backends,
-                              .metrics = s->metrics,
-                              .cancel = cancel,
-                              .sessions = s->sessions,
-                              .url = url,
-                              .owner = hr->owner };
-        route(&ctx, hr->body ? hr->body : "", hr->len, rep);
-        tr__serve_watch_stop(&w);
-        release(s);
-}
-
 /* A browser page must not reach a loopback service through DNS rebinding
  * (MCP's transport rules): without a token, an Origin other than a
  * loopback one is refused.  Clients that are not browsers send none. */
@@ -282,7 +159,8 @@ static bool origin_ok(const tr__server *s, const char *origin) {
         return false;
 }
 
-static void mcp_route(tr__server *s, struct MHD_Connection *c, const char *method, http_req *hr, tr__serve_reply *rep) {
+static void mcp_route(tr__server *s, struct MHD_Connection *c, const char *method, tr__server_req *hr,
+                      tr__serve_reply *rep) {
         if (!origin_ok(s, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"))) {
                 tr__serve_reply_error(rep, 403, "forbidden", "requests from this Origin are not accepted");
                 return;
@@ -294,100 +172,6 @@ static void mcp_route(tr__server *s, struct MHD_Connection *c, const char *metho
                 .protocol_version = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
         };
         tr__serve_mcp_handle(s->backends->mcp, &h, hr->body ? hr->body : "", hr->len, rep);
-}
-
-/* /v1/execute with Accept: application/x-ndjson: the execution runs on a
- * thread of its own, feeding events to the response as they come (the
- * connection's thread reads them out); the admission slot and the
- * disconnect watch stay with the execution. */
-typedef struct stream_job {
-        tr__server *s;
-        exec_route route;
-        char *url;
-        unsigned owner;
-        char *body;
-        size_t len;
-        int conn_fd;
-        tr__ndjson *st;
-        tr_cancel *cancel; /* owned by st */
-} stream_job;
-
-static void *stream_main(void *arg) {
-        stream_job *j = arg;
-        tr__serve_watch w;
-        tr__serve_watch_start(&w, j->conn_fd, j->cancel);
-        tr__serve_ctx ctx = { .cfg = j->s->cfg,
-                              .backends = j->s->backends,
-                              .metrics = j->s->metrics,
-                              .cancel = j->cancel,
-                              .output = tr__ndjson_output,
-                              .tool_call = tr__ndjson_tool_call,
-                              .output_userdata = j->st,
-                              .sessions = j->s->sessions,
-                              .url = j->url,
-                              .owner = j->owner };
-        tr__serve_reply rep = { 0 };
-        j->route(&ctx, j->body ? j->body : "", j->len, &rep);
-        tr__serve_watch_stop(&w);
-        tr__ndjson_finish(j->st, &rep);
-        free(rep.body);
-        tr__server *s = j->s;
-        free(j->body);
-        free(j->url);
-        free(j);
-        /* Last: the server may be freed once nothing runs. */
-        release(s);
-        return NULL;
-}
-
-static void run_streaming(tr__server *s, struct MHD_Connection *c, exec_route route, const char *url, http_req *hr,
-                          tr__serve_reply *rep) {
-        if (!admit_or_refuse(s, rep))
-                return;
-        tr_cancel *cancel = NULL;
-        stream_job *j = calloc(1, sizeof(*j));
-        char *url_copy = strdup(url);
-        tr__ndjson *st = NULL;
-        if (!j || !url_copy || tr_cancel_new(&cancel, NULL) < 0 || !(st = tr__ndjson_new(cancel))) {
-                free(j);
-                free(url_copy);
-                tr_cancel_free(cancel);
-                release(s);
-                tr__serve_reply_error(rep, 500, "internal", "out of memory");
-                return;
-        }
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *j = (stream_job){ .s = s,
-                           .route = route,
-                           .url = url_copy,
-                           .owner = hr->owner,
-                           .body = TAKE_PTR(hr->body),
-                           .len = hr->len,
-                           .conn_fd = ci ? ci->connect_fd : -1,
-                           .st = st,
-                           .cancel = cancel };
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, stream_main, j) != 0) {
-                pthread_attr_destroy(&attr);
-                free(j->body);
-                free(j->url);
-                free(j);
-                tr__ndjson_reader_done(st); /* cancels nothing: not started */
-                tr__serve_reply rp = { .status = 500 };
-                tr__ndjson_finish(st, &rp);
-                release(s);
-                tr__serve_reply_error(rep, 500, "internal", "cannot start a thread");
-                return;
-        }
-        pthread_attr_destroy(&attr);
-        rep->status = 200;
-        rep->content_type = "application/x-ndjson";
-        rep->stream_read = tr__ndjson_read;
-        rep->stream_free = tr__ndjson_reader_done;
-        rep->stream_cls = st;
 }
 
 static bool wants_ndjson(struct MHD_Connection *c) {
@@ -417,8 +201,8 @@ static tr__serve_upload *start_upload(tr__server *s, struct MHD_Connection *c, c
 }
 
 /* /v1/sessions[/ID[/execute|/files/PATH]]. */
-static void sessions_route(tr__server *s, struct MHD_Connection *c, const char *method, const char *url, http_req *hr,
-                           tr__serve_reply *rep) {
+static void sessions_route(tr__server *s, struct MHD_Connection *c, const char *method, const char *url,
+                           tr__server_req *hr, tr__serve_reply *rep) {
         tr__serve_ctx ctx = { .cfg = s->cfg,
                               .backends = s->backends,
                               .metrics = s->metrics,
@@ -428,15 +212,15 @@ static void sessions_route(tr__server *s, struct MHD_Connection *c, const char *
         const char *tail = strlen(url) > 13 + 32 ? url + 13 + 32 : "";
         bool post = streq(method, "POST"), get = streq(method, "GET");
         if (streq(url, "/v1/sessions") && post)
-                run_execution(s, c, tr__serve_session_create, url, hr, rep);
+                tr__server_run_execution(s, c, tr__serve_session_create, url, hr, rep);
         else if (streq(url, "/v1/sessions") && get)
                 tr__serve_session_list(&ctx, rep);
         else if (streq(url, "/v1/sessions"))
                 tr__serve_reply_error(rep, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
         else if (streq(tail, "/execute") && post && wants_ndjson(c))
-                run_streaming(s, c, tr__serve_session_execute, url, hr, rep);
+                tr__server_run_streaming(s, c, tr__serve_session_execute, url, hr, rep);
         else if (streq(tail, "/execute") && post)
-                run_execution(s, c, tr__serve_session_execute, url, hr, rep);
+                tr__server_run_execution(s, c, tr__serve_session_execute, url, hr, rep);
         else if (strncmp(tail, "/files/", 7) == 0 && get)
                 tr__serve_download(s->sessions, url, hr->owner, rep);
         else if (!*tail && get)
@@ -451,7 +235,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
         (void) version;
         tr__server *s = cls;
-        http_req *hr = *con_cls;
+        tr__server_req *hr = *con_cls;
         tr__serve_reply rep = { 0 };
         if (!hr) {
                 hr = calloc(1, sizeof(*hr));
@@ -517,11 +301,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         else if (strncmp(url, "/v1/sessions", 12) == 0 && (url[12] == '\0' || url[12] == '/'))
                 sessions_route(s, c, method, url, hr, &rep);
         else if (streq(url, "/v1/execute") && post && wants_ndjson(c))
-                run_streaming(s, c, tr__serve_v1_execute, url, hr, &rep);
+                tr__server_run_streaming(s, c, tr__serve_v1_execute, url, hr, &rep);
         else if (streq(url, "/v1/execute") && post)
-                run_execution(s, c, tr__serve_v1_execute, url, hr, &rep);
+                tr__server_run_execution(s, c, tr__serve_v1_execute, url, hr, &rep);
         else if (streq(url, "/api/v2/execute") && post)
-                run_execution(s, c, tr__serve_piston_execute, url, hr, &rep);
+                tr__server_run_execution(s, c, tr__serve_piston_execute, url, hr, &rep);
         else if (streq(url, "/api/v2/runtimes") && get)
                 tr__serve_piston_runtimes(NULL, &rep);
         else if (streq(url, "/v1/health") && get)
@@ -585,7 +369,7 @@ int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *back
                                     "libmicrohttpd could not start on %s", cfg->listen);
         }
         if (backends->mcp)
-                tr__serve_mcp_set_admission(backends->mcp, mcp_admit, mcp_release, s);
+                tr__serve_mcp_set_admission(backends->mcp, tr__server_mcp_admit, tr__server_mcp_release, s);
         *ret = s;
         return 0;
 }
