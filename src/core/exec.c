@@ -91,9 +91,11 @@ static void keep(tr_exec *ex, tr__cbuf *b, tr_stream stream, const char *s, size
 static void sink(tr_exec *ex, const char *s, size_t n) {
         if (n == 0)
                 return;
-        if (ex->in_value)
+        if (ex->in_value) {
+                for (size_t i = 0; i < n && ex->line_head_len < sizeof ex->line_head; i++)
+                        ex->line_head[ex->line_head_len++] = s[i];
                 (void) tr__cbuf_append(&ex->line, s, n);
-        else
+        } else
                 keep(ex, &ex->out, TR_STREAM_STDOUT, s, n);
 }
 
@@ -127,6 +129,7 @@ static void begin_value(tr_exec *ex) {
         size_t cap = ex->out.limit;
         tr__cbuf_done(&ex->line);
         tr__cbuf_init(&ex->line, cap);
+        ex->line_head_len = 0;
 }
 
 static void check_done(tr_exec *ex) {
@@ -134,20 +137,40 @@ static void check_done(tr_exec *ex) {
                 (void) eventfd_write(ex->done_fd, 1);
 }
 
-/* A marker line ended: "#STATUS" is the runner's done line (no JSON text
- * starts with '#'), anything else the value (the last one wins). */
+/* "#STATUS" (1 to 3 digits, at most 255): the status of a done line; -1
+ * for anything else. */
+static int done_status(const char *d, size_t n) {
+        if (n < 2 || n > 4 || d[0] != '#')
+                return -1;
+        int st = 0;
+        for (size_t i = 1; i < n; i++) {
+                if (d[i] < '0' || d[i] > '9')
+                        return -1;
+                st = st * 10 + (d[i] - '0');
+        }
+        return st <= 255 ? st : -1;
+}
+
+static void set_done_out(tr_exec *ex, int status) {
+        if (ex->session || status < 0)
+                return;
+        ex->done_status = status;
+        ex->done_out = true;
+        check_done(ex);
+}
+
+/* A marker line ended: "#STATUS" is the runner's done line, and no line
+ * starting with '#' is a value (no JSON text does; the stderr done line
+ * lands here when the snippet sent stderr into stdout).  Anything else is
+ * the value (the last one wins). */
 static void end_line(tr_exec *ex) {
         ex->in_value = false;
-        const char *d = ex->line.data;
-        if (ex->line.len >= 2 && ex->line.len <= 4 && d[0] == '#' && !ex->line.truncated) {
-                int st = 0;
-                for (size_t i = 1; i < ex->line.len && st >= 0; i++)
-                        st = d[i] >= '0' && d[i] <= '9' ? st * 10 + (d[i] - '0') : -1;
-                if (st >= 0 && st <= 255 && !ex->session) {
-                        ex->done_status = st;
-                        ex->done_out = true;
+        if (ex->line_head_len > 0 && ex->line_head[0] == '#') {
+                if (ex->line.total == 1 && !ex->session) {
+                        ex->done_err = true; /* stderr's, sent into stdout */
                         check_done(ex);
-                }
+                } else if (ex->line.total <= sizeof ex->line_head)
+                        set_done_out(ex, done_status(ex->line_head, (size_t) ex->line.total));
                 return;
         }
         tr__cbuf tmp = ex->value;
@@ -228,7 +251,7 @@ TR_PUBLIC void tr_exec_append_stdout(tr_exec *ex, const void *data, size_t len) 
         pthread_mutex_unlock(&ex->lock);
 }
 
-/* Held stderr bytes that did not become the done line are output after all. */
+/* Held stderr bytes that did not become a done line are output after all. */
 static void release_held_err(tr_exec *ex) {
         if (ex->eager_err_newline)
                 (void) tr__cbuf_append(&ex->err, "\n", 1); /* the callback has it */
@@ -239,24 +262,28 @@ static void release_held_err(tr_exec *ex) {
         keep(ex, &ex->err, TR_STREAM_STDERR, ex->marker, held < mlen ? held : mlen);
         if (held > mlen)
                 keep(ex, &ex->err, TR_STREAM_STDERR, "#", 1);
+        keep(ex, &ex->err, TR_STREAM_STDERR, ex->edigits, ex->edigits_len);
         ex->ematch = 0;
+        ex->edigits_len = 0;
 }
 
 /*
- * Take the runner's stderr done line "\n<marker>#\n" out of stderr, as
- * scan_stdout does with the value line (the same hold-back of a prefix cut
- * by a chunk's end, the same eager newline for the callback).  The pattern
- * holds '\n' only at its two ends, so a mismatch releases the held bytes
- * and looks at the current byte afresh.  Sessions frame their output
- * themselves (session_wire.c): there stderr passes as it is.
+ * Take the runner's done lines out of stderr: its own "\n<marker>#\n", and
+ * stdout's "\n<marker>#STATUS\n" when the snippet sent stdout into stderr
+ * (which then also counts as stdout's), as scan_stdout does with the value
+ * line: the same hold-back of a prefix cut by a chunk's end, the same eager
+ * newline for the callback.  The prefix holds '\n' only at its start, so a
+ * mismatch releases the held bytes and looks at the current byte afresh.
+ * Sessions frame their output themselves (session_wire.c): there stderr
+ * passes as it is.
  */
 static void scan_stderr(tr_exec *ex, const char *s, size_t n) {
-        if (ex->session || ex->done_err) {
+        if (ex->session) {
                 keep(ex, &ex->err, TR_STREAM_STDERR, s, n);
                 return;
         }
         const char *m = ex->marker;
-        size_t mlen = strlen(m), plen = mlen + 3; /* "\n" m "#\n" */
+        size_t mlen = strlen(m), plen = mlen + 2; /* "\n" m "#" */
         size_t start = 0, i = 0;
         while (i < n) {
                 if (ex->ematch == 0) {
@@ -273,18 +300,31 @@ static void scan_stderr(tr_exec *ex, const char *s, size_t n) {
                         }
                         continue;
                 }
-                char want = ex->ematch <= mlen ? m[ex->ematch - 1] : ex->ematch == mlen + 1 ? '#' : '\n';
-                if (s[i] == want) {
+                char c = s[i];
+                if (ex->ematch < plen) {
+                        if (c == (ex->ematch <= mlen ? m[ex->ematch - 1] : '#')) {
+                                start = ++i;
+                                ex->ematch++;
+                                continue;
+                        }
+                } else if (c >= '0' && c <= '9' && ex->edigits_len < 3) {
+                        ex->edigits[ex->edigits_len++] = c;
                         start = ++i;
-                        if (++ex->ematch == plen) {
-                                ex->ematch = 0;
-                                ex->eager_err_newline = false;
+                        continue;
+                } else if (c == '\n') {
+                        /* A whole done line: dropped. */
+                        start = ++i;
+                        if (ex->edigits_len == 0) {
                                 ex->done_err = true;
                                 check_done(ex);
-                                /* Nothing the runner writes follows it. */
-                                keep(ex, &ex->err, TR_STREAM_STDERR, s + i, n - i);
-                                return;
+                        } else {
+                                char d[4] = { '#' };
+                                memcpy(d + 1, ex->edigits, ex->edigits_len);
+                                set_done_out(ex, done_status(d, ex->edigits_len + 1));
                         }
+                        ex->ematch = 0;
+                        ex->edigits_len = 0;
+                        ex->eager_err_newline = false;
                         continue;
                 }
                 release_held_err(ex);
@@ -335,15 +375,19 @@ int tr__exec_init_output(tr_exec *ex, size_t cap) {
         tr__cbuf_init(&ex->err, cap);
         tr__cbuf_init(&ex->value, cap);
         tr__cbuf_init(&ex->line, cap);
-        ex->ematch = 0;
+        ex->ematch = ex->edigits_len = ex->line_head_len = 0;
         ex->eager_err_newline = ex->done_out = ex->done_err = false;
         ex->done_status = 0;
         ex->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (ex->done_fd < 0)
                 return -errno;
         uint8_t rnd[TR_MARKER_RANDOM_BYTES];
-        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-                return -errno ?: -EIO;
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
+                int e = errno ?: EIO;
+                close(ex->done_fd);
+                ex->done_fd = -1;
+                return -e;
+        }
         static const char hex[] = "0123456789abcdef";
         char *p = stpcpy(ex->marker, TR_MARKER_HEAD);
         for (size_t i = 0; i < sizeof(rnd); i++) {

@@ -132,6 +132,10 @@ struct tr_exec {
         bool have_value;
         tr__cbuf value;
         tr__cbuf line; /* the marker line being read: a value, or "#STATUS" */
+        /* Its first bytes whatever the cap: a done line is told apart even
+         * when max_output is smaller than it. */
+        char line_head[5];
+        size_t line_head_len;
         /* The runner's done lines (runner.h): "\n<marker>#STATUS\n" on
          * stdout, "\n<marker>#\n" on stderr; `ematch` counts the bytes of
          * the stderr one held back, like `match` for stdout.  When both are
@@ -139,6 +143,8 @@ struct tr_exec {
          * snippet's exit status: every byte of output is in, a backend
          * need not wait for the process to exit. */
         size_t ematch;
+        char edigits[3]; /* the status digits held after "\n<marker>#" */
+        size_t edigits_len;
         bool eager_err_newline;
         bool done_out, done_err;
         int done_status;

@@ -410,7 +410,8 @@ static const char python_session_runner[] =
 /* The sh runner: read the marker line, then exactly the script (dd reads
  * the count in one full block: no byte of the snippet's input; the `x`
  * keeps trailing newlines that $(...) would strip), define
- * `trvalue` and eval the script.  `trvalue JSON...` writes its arguments
+ * `trvalue` and eval the script in a subshell, so that its `exit` and its
+ * EXIT trap end there and the done lines still follow all of its output.  `trvalue JSON...` writes its arguments
  * (joined by spaces, newlines turned into spaces so that an indented JSON
  * text stays one line) as the value line. */
 static const char sh_runner[] =
@@ -439,7 +440,7 @@ static const char sh_runner[] =
         "  case $__tr_o$__tr_v in '#'*) echo 'trvalue: not JSON' >&2; return 1;; esac\n"
         "  printf '\\n%s%s%s\\n' \"$__tr_m\" \"$__tr_o\" \"$__tr_v\"\n"
         "}\n"
-        "eval \"$__tr_code\"\n"
+        "(eval \"$__tr_code\")\n"
         "__tr_s=$?\n"
         "printf '\\n%s#\\n' \"$__tr_m\" >&2\n"
         "printf '\\n%s#%d\\n' \"$__tr_m\" \"$__tr_s\"\n"

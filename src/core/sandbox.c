@@ -148,7 +148,8 @@ int tr__sandbox_prepare(tr_runtime *rt, const tr_request *shape, tr_cancel *canc
         ex->limits = limits;
         tr__runtime_logger(rt, &ex->log, &ex->log_userdata);
         if ((r = tr__exec_init_output(ex, tr_request_max_output(shape))) < 0) {
-                tr_error_set(ret_err, TR_E_INTERNAL, sb->kind, "output", "getrandom: %s", strerror(-r));
+                tr_error_set(ret_err, TR_E_INTERNAL, sb->kind, "output", "setting up the output streams: %s",
+                             strerror(-r));
                 tr_sandbox_free(sb);
                 return r;
         }
@@ -395,7 +396,8 @@ int tr__sandbox_session_begin(tr_sandbox *sb, const tr_request *req, tr_cancel *
         tr_exec_set_deadline_ns(ex, deadline_ns);
         int r = tr__exec_init_output(ex, tr_request_max_output(req));
         if (r < 0)
-                return tr_error_set(ret_err, TR_E_INTERNAL, sb->kind, "output", "getrandom: %s", strerror(-r));
+                return tr_error_set(ret_err, TR_E_INTERNAL, sb->kind, "output", "setting up the output streams: %s",
+                                    strerror(-r));
         sb->output_ready = true;
         log_plan(sb, "execute");
         if ((r = tr__exec_open_gateway(ex, ret_err)) < 0)

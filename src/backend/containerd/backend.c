@@ -172,14 +172,14 @@ static void ctrd_destroy(void *self, void *sandbox, tr_exec *ex) {
                         tr__exec_set_egress(ex, NULL);
                 tr__egress_proxy_free(s->proxy);
         }
+        /* The uid goes with the sandbox: released once its task is deleted,
+         * so no process runs as it any more (here or on the reaper). */
         if (s->sb)
-                tr__ctrd_sandbox_reap(&b->client, s->sb, ex);
+                tr__ctrd_sandbox_reap(&b->client, s->sb, ex, TAKE_PTR(s->lease));
         if (s->gw_outer)
                 (void) tr__rm_rf(s->gw_outer);
         /* After the directory it guards is gone (gc's side of the lock). */
         tr__closep(&s->gw_lock);
-        /* Released after the task exited (or was handed to the reaper, which
-         * only takes exited tasks): no process of ours runs as it any more. */
         tr__uid_lease_free(s->lease);
         tr__strv_free(s->argv);
         tr__strv_free(s->env);

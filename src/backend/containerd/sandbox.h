@@ -114,8 +114,12 @@ void tr__ctrd_reaper_stop(tr__ctrd_client *cl);
 /* NULL-safe; `ex` only for logging (may be NULL). */
 void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex);
 /* Destroy on the reaper thread when the task exited (the result need not
- * wait for containerd's teardown), inline otherwise. */
-void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex);
+ * wait for the deletes), else inline.  With `lease` (the sandbox's uid, then
+ * released by destroy once the task is deleted) a task still running
+ * because its run ended at the done lines is killed here and also goes to
+ * the reaper: that run does not wait for the deletes either. */
+struct tr__uid_lease;
+void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex, struct tr__uid_lease *lease);
 
 /* "tr-" + 32 random hex digits + NUL: container ids, and the names of the
  * per-execution directories gc matches to them. */

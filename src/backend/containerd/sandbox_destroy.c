@@ -84,18 +84,27 @@ bool tr__ctrd_sb_cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_e
 /* After an error the task may still run: kill, give it a moment to exit,
  * delete (retrying while it is stopping).  Deleting it removes its cgroup
  * and rootfs mounts before the container and snapshot go. */
+/* SIGKILL to every process of the task, once. */
+void tr__ctrd_sb_kill_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
+        if (sb->task_killed)
+                return;
+        tr_error *err = NULL;
+        int r;
+        do {
+                tr_error_free(TAKE_PTR(err));
+                tr__ctrd_ctx cx = tr__ctrd_sb_cleanup_ctx(sb);
+                r = tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, &err);
+        } while (r < 0 && tr__ctrd_sb_cleanup_reconnect(sb, ex, err, reconnected));
+        tr_error_free(err);
+        sb->task_killed = true;
+}
+
 static void teardown_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
         tr_error *err = NULL;
         int r;
         tr__ctrd_ctx cx;
-        if (!sb->task_exited) {
-                do {
-                        tr_error_free(TAKE_PTR(err));
-                        cx = tr__ctrd_sb_cleanup_ctx(sb);
-                        r = tr__ctrd_task_kill(&cx, sb->id, SIGKILL, true, &err);
-                } while (r < 0 && tr__ctrd_sb_cleanup_reconnect(sb, ex, err, reconnected));
-                tr_error_free(TAKE_PTR(err));
-        }
+        if (!sb->task_exited)
+                tr__ctrd_sb_kill_task(sb, ex, reconnected);
         int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
         long pause_ms = 2;
         for (;;) {
@@ -185,6 +194,9 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         tr__closep(&sb->out_fd);
         tr__closep(&sb->err_fd);
         tr__ctrd_sb_span(sb->cl, ex, "destroy", t0);
+        /* The task is deleted (or left to gc after every retry): the uid
+         * handed over by tr__ctrd_sandbox_reap goes back. */
+        tr__uid_lease_free(sb->lease);
         tr__ctrd_client_release(sb->cl, sb->conn);
         tr__ctrd_mounts_done(&sb->mounts);
         for (size_t i = 0; i < 3; i++)
@@ -227,9 +239,20 @@ static void *reaper_main(void *p) {
         return NULL;
 }
 
-void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex) {
+void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *ex, tr__uid_lease *lease) {
         bool queued = false;
-        if (sb->task_exited) {
+        sb->lease = lease;
+        /* A task still running because its run ended at the done lines is
+         * killed here, on the caller's path, so nothing of the snippet runs
+         * on once destroy returned; deleting it waits for the reaper, which
+         * then releases the uid (no process runs as it any more).  Other
+         * live tasks (a session's, a failed run's) are torn down inline. */
+        bool early = !sb->task_exited && sb->task_created && sb->ended_at_done && lease;
+        if (early) {
+                bool reconnected = false;
+                tr__ctrd_sb_kill_task(sb, ex, &reconnected);
+        }
+        if (sb->task_exited || early) {
                 pthread_mutex_lock(&cl->reaper_lock);
                 if (!cl->reaper_running && !cl->reaper_stop &&
                     pthread_create(&cl->reaper_thread, NULL, reaper_main, cl) == 0)
@@ -269,7 +292,7 @@ static int real_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_
         r = tr__ctrd_sandbox_start(sb, spec, ex, ret_err);
         if (r >= 0)
                 r = tr__ctrd_sandbox_run(sb, spec, ex, ret, ret_err);
-        tr__ctrd_sandbox_reap(cl, sb, ex);
+        tr__ctrd_sandbox_reap(cl, sb, ex, NULL);
         return r;
 }
 

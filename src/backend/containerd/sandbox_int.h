@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "backend/containerd/sandbox.h"
+#include "core/uidalloc.h"
 
 #define OUT_CHUNK 65536
 
@@ -32,6 +33,9 @@ struct tr__ctrd_sandbox {
         bool container_created;
         bool task_created;
         bool task_exited;
+        bool task_killed;
+        bool ended_at_done;            /* the run ended at the runner's done lines */
+        tr__uid_lease *lease;          /* handed over by reap, released by destroy */
         struct tr__ctrd_sandbox *next; /* the reaper's queue */
         char expires[32];
         /* The caller, as labels (util/owner.h); empty when /proc could not
@@ -50,6 +54,8 @@ int64_t tr__ctrd_sb_span(const tr__ctrd_client *cl, tr_exec *ex, const char *ste
 void tr__ctrd_sb_log_cleanup_error(const tr__ctrd_client *cl, tr_exec *ex, const char *what, const char *id,
                                    tr_error *err);
 #define log_cleanup_error(ex, what, id, err) tr__ctrd_sb_log_cleanup_error(sb->cl, (ex), (what), (id), (err))
+/* SIGKILL to every process of the task, once (sandbox_destroy.c). */
+void tr__ctrd_sb_kill_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected);
 /* Did `err` come from a lost connection (sandbox_destroy.c)? */
 bool tr__ctrd_sb_conn_lost(const tr_error *err);
 /* Replace a lost connection once per destroy; true: retry the RPC. */

@@ -338,6 +338,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
          * namespace died with its init): destroy needs no kill, only the
          * deletes.  After the done lines it kills what is left. */
         sb->task_exited = !done;
+        sb->ended_at_done = done;
 
         if (stop == STOP_TIMEOUT)
                 return tr_error_set(ret_err, TR_E_TIMEOUT, TR_BACKEND_CONTAINERD, "task.wait",

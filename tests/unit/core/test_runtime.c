@@ -269,6 +269,42 @@ Test(runtime, partial_done_lines_are_not_done) {
         tr_result_free(res);
 }
 
+/* A snippet that sends one stream into the other (sh's exec 2>&1 or
+ * 1>&2) moves a done line with it: still no value, no marker in the
+ * output, and still done. */
+Test(runtime, done_lines_in_the_other_stream) {
+        ctrd.out = "hi\n\n@M@#\n\n@M@#0\n";
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_expect_str_eq(tr_result_stdout(res, NULL), "hi\n");
+        cr_expect_null(tr_result_value_json(res));
+        cr_expect(ctrd.done);
+        tr_result_free(res);
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+                ctrd.out = "";
+                ctrd.bytewise = bytewise;
+                ctrd.err_marked = "e\n\n@M@#\n\n@M@#3\n";
+                cr_assert_eq(run(&res), TR_OK);
+                cr_expect_str_eq(tr_result_stderr(res, NULL), "e\n");
+                cr_expect(ctrd.done, "bytewise %d", bytewise);
+                cr_expect_eq(ctrd.done_status, 3);
+                tr_result_free(res);
+        }
+}
+
+/* A done line is told apart however small the output cap. */
+Test(runtime, done_line_under_a_tiny_output_cap) {
+        tr_request_set_max_output(req, 1);
+        ctrd.out = "\n@M@#7\n";
+        ctrd.err_marked = "\n@M@#\n";
+        tr_result *res = NULL;
+        cr_assert_eq(run(&res), TR_OK);
+        cr_expect_null(tr_result_value_json(res));
+        cr_expect(ctrd.done);
+        cr_expect_eq(ctrd.done_status, 7);
+        tr_result_free(res);
+}
+
 Test(runtime, value_that_is_not_json_is_an_error) {
         ctrd.out = "x\n@M@{not json\n";
         tr_result *res = NULL;
