@@ -403,6 +403,8 @@ static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         const tr_limits lim = *tr_exec_limits(ex);
         _cleanup_free_ char *input = NULL;
         size_t input_len = 0;
+        /* Reported first, so that a failure from here on keeps it. */
+        report_applied(ex);
         int r = tr__ctrd_gateway_listen(s->gw_inner, tr__uid_lease_uid(s->lease), ex, ret_err);
         if (r < 0)
                 goto out;
@@ -413,8 +415,6 @@ static int ctrd_run(void *self, void *sandbox, tr_exec *ex, tr_error **ret_err) 
         s->spec.stdin_data = input;
         s->spec.stdin_len = input_len;
         s->spec.timeout_ms = tr_request_effective_timeout_ms(tr_exec_request(ex));
-
-        report_applied(ex);
 
         tr_containerd_run_result rr = { .exit_code = -1 };
         if (s->sb)
