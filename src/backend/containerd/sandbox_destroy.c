@@ -81,9 +81,10 @@ bool tr__ctrd_sb_cleanup_reconnect(tr__ctrd_sandbox *sb, tr_exec *ex, const tr_e
         }
 }
 
-/* After an error the task may still run: kill, give it a moment to exit,
- * delete (retrying while it is stopping).  Deleting it removes its cgroup
- * and rootfs mounts before the container and snapshot go. */
+/* How long a task whose run ended at the runner's done lines gets to exit
+ * by itself before it is killed (teardown_task). */
+#define DONE_EXIT_GRACE_NS (200LL * 1000 * 1000)
+
 /* SIGKILL to every process of the task, once. */
 void tr__ctrd_sb_kill_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
         if (sb->task_killed)
@@ -99,13 +100,23 @@ void tr__ctrd_sb_kill_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected)
         sb->task_killed = true;
 }
 
+/* After an error the task may still run: kill, give it a moment to exit,
+ * delete (retrying while it is stopping).  Deleting it removes its cgroup
+ * and rootfs mounts before the container and snapshot go. */
 static void teardown_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
         tr_error *err = NULL;
         int r;
         tr__ctrd_ctx cx;
-        if (!sb->task_exited)
+        /* After its done lines the runner leaves by itself (os._exit, then
+         * timeout(1), the task's init, and the pid namespace with it): it
+         * gets DONE_EXIT_GRACE to, which spares a `runc kill` (a Go process,
+         * CPU every pooled sandbox would pay).  A task still running then
+         * (a snippet that wrote a done line and went on) is killed. */
+        bool awaiting_exit = !sb->task_exited && sb->ended_at_done && !sb->task_killed;
+        if (!sb->task_exited && !awaiting_exit)
                 tr__ctrd_sb_kill_task(sb, ex, reconnected);
-        int64_t until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+        int64_t now = tr__now_ns();
+        int64_t exit_by = now + DONE_EXIT_GRACE_NS, until = now + TR_CTRD_KILL_GRACE_NS;
         long pause_ms = 2;
         for (;;) {
                 tr_error_free(TAKE_PTR(err));
@@ -115,7 +126,16 @@ static void teardown_task(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) 
                         continue;
                 /* A connection lost again after the reconnect will not come
                  * back within the grace. */
-                if (r >= 0 || r == -ENOENT || tr__ctrd_sb_conn_lost(err) || tr__now_ns() >= until)
+                if (r >= 0 || r == -ENOENT || tr__ctrd_sb_conn_lost(err))
+                        break;
+                if (awaiting_exit && tr__now_ns() >= exit_by) {
+                        awaiting_exit = false;
+                        tr__ctrd_sb_kill_task(sb, ex, reconnected);
+                        until = tr__now_ns() + TR_CTRD_KILL_GRACE_NS;
+                        pause_ms = 2;
+                        continue;
+                }
+                if (!awaiting_exit && tr__now_ns() >= until)
                         break;
                 /* A killed task is usually gone within a few ms: look again
                  * soon, then less often. */
@@ -243,15 +263,11 @@ void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *e
         bool queued = false;
         sb->lease = lease;
         /* A task still running because its run ended at the done lines is
-         * killed here, on the caller's path, so nothing of the snippet runs
-         * on once destroy returned; deleting it waits for the reaper, which
-         * then releases the uid (no process runs as it any more).  Other
-         * live tasks (a session's, a failed run's) are torn down inline. */
+         * leaving by itself: the reaper lets it (teardown_task: killed after
+         * DONE_EXIT_GRACE_NS if not), deletes it and only then releases the
+         * uid (no process runs as it any more).  Other live tasks (a
+         * session's, a failed run's) are torn down inline. */
         bool early = !sb->task_exited && sb->task_created && sb->ended_at_done && lease;
-        if (early) {
-                bool reconnected = false;
-                tr__ctrd_sb_kill_task(sb, ex, &reconnected);
-        }
         if (sb->task_exited || early) {
                 pthread_mutex_lock(&cl->reaper_lock);
                 if (!cl->reaper_running && !cl->reaper_stop &&
