@@ -535,13 +535,6 @@ int tr__ctrd_task_kill(const tr__ctrd_ctx *cx, const char *id, int signo, bool a
         return tr__ctrd_unary(cx, "task.kill", SVC_TASKS "Kill", &req.base, NULL, NULL, ret_err);
 }
 
-int tr__ctrd_task_close_stdin(const tr__ctrd_ctx *cx, const char *id, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__CloseIORequest req = CONTAINERD__SERVICES__TASKS__V1__CLOSE_IOREQUEST__INIT;
-        req.container_id = UNCONST(id);
-        req.stdin = true;
-        return tr__ctrd_unary(cx, "task.closeio", SVC_TASKS "CloseIO", &req.base, NULL, NULL, ret_err);
-}
-
 int tr__ctrd_task_close_stdin_start(const tr__ctrd_ctx *cx, const char *id, tr__grpc_call **ret_call,
                                     tr_error **ret_err) {
         Containerd__Services__Tasks__V1__CloseIORequest req = CONTAINERD__SERVICES__TASKS__V1__CLOSE_IOREQUEST__INIT;

@@ -132,9 +132,9 @@ int tr__ctrd_task_wait_result(const tr__grpc_call *call, uint32_t *ret_status, t
 int tr__ctrd_task_kill(const tr__ctrd_ctx *cx, const char *id, int signo, bool all, tr_error **ret_err);
 /* Tasks.CloseIO(stdin): the shim keeps its own write end of the stdin FIFO
  * open (so a client may reconnect); only this makes the command see EOF. */
-int tr__ctrd_task_close_stdin(const tr__ctrd_ctx *cx, const char *id, tr_error **ret_err);
-/* The same, started without waiting for the answer (tr__grpc_call_done /
- * tr__grpc_call_result, as for Wait): the run keeps pumping output meanwhile. */
+/* CloseIO(stdin): the task's stdin EOF.  Started without waiting for the
+ * answer (tr__grpc_call_done / tr__grpc_call_result, as for Wait): the run
+ * keeps pumping output meanwhile. */
 int tr__ctrd_task_close_stdin_start(const tr__ctrd_ctx *cx, const char *id, tr__grpc_call **ret_call,
                                     tr_error **ret_err);
 /* *ret_status may be NULL. */

@@ -128,17 +128,11 @@ static bool cgroup_oom_killed(const char *cgroups_path) {
         return false;
 }
 
-/* Our end of the stdin FIFO is closed: tell the shim to close its own,
- * which is what makes the command see EOF.  A task that already exited
- * answers NOT_FOUND / FAILED_PRECONDITION, which is fine. */
-/* The snippet's stdin EOF: the shim closes the task's stdin.  Started, not
- * waited for (close_stdin_check reads the answer when it came): the
- * snippet's output and the done lines keep flowing meanwhile. */
-static int close_stdin_start(tr__ctrd_sandbox *sb, const tr__ctrd_ctx *cx, tr__grpc_call **ret_call,
-                             tr_error **ret_err) {
-        return tr__ctrd_task_close_stdin_start(cx, sb->id, ret_call, ret_err);
-}
-
+/* Our end of the stdin FIFO is closed: the CloseIO started in the run
+ * (tr__ctrd_task_close_stdin_start) tells the shim to close its own, which
+ * is what makes the command see EOF.  Its answer is read here once it came,
+ * so the output and the done lines keep flowing meanwhile; a task that
+ * already exited answers NOT_FOUND / FAILED_PRECONDITION, which is fine. */
 static int close_stdin_check(tr__grpc_call **call, tr_error **ret_err) {
         if (!*call || !tr__grpc_call_done(*call))
                 return 0;
@@ -235,7 +229,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
         size_t in_left = spec->stdin_data ? spec->stdin_len : 0;
         if (in_left == 0) {
                 tr__closep(&in_fd), in_fd = -1;
-                r = close_stdin_start(sb, &cx, &close_call, ret_err);
+                r = tr__ctrd_task_close_stdin_start(&cx, sb->id, &close_call, ret_err);
                 if (r < 0)
                         return r;
         }
@@ -320,7 +314,7 @@ int tr__ctrd_sandbox_run(tr__ctrd_sandbox *sb, const tr_containerd_spec *spec, t
                          * runner waits for. */
                         if (in_left == 0 || (w < 0 && errno != EAGAIN && errno != EINTR)) {
                                 tr__closep(&in_fd), in_fd = -1;
-                                r = close_stdin_start(sb, &cx, &close_call, ret_err);
+                                r = tr__ctrd_task_close_stdin_start(&cx, sb->id, &close_call, ret_err);
                                 if (r < 0)
                                         return r;
                         }
