@@ -155,6 +155,13 @@ typedef struct tr_containerd_config {
          * (NULL: never pull; the execution fails TR_E_IMAGE_NOT_FOUND).  The
          * hardened profile pulls only references pinned by digest. */
         const struct tr_image_pull_opts *pull;
+        /* Where a finished sandbox is torn down.  false (the default): on
+         * the backend's own thread, so that the result returns before the
+         * teardown.  true: when the backend is freed, on the caller's
+         * thread, and no thread is started for it.  A one-shot caller that
+         * forks to finish the teardown after it reported its result (the
+         * CLI does) sets it, since a fork copies only the calling thread. */
+        bool teardown_at_free;
 } tr_containerd_config;
 
 /* Default cap on what one image may weigh (its blobs, compressed). */

@@ -34,6 +34,7 @@ typedef struct cli_backend_opts {
         tr_uid_range uid_range; /* --uid-range; zero is the default */
         const char *sdk_path;
         const tr_image_pull_opts *pull; /* NULL: never pull a missing image */
+        bool teardown_at_free;          /* tr_containerd_config's */
 } cli_backend_opts;
 
 /* The backend options `exec`, `mcp` and `serve` share (runtime.c): one
@@ -211,4 +212,11 @@ static inline void cli_strv_freep(char ***v) {
         cli_strv_free(*v);
 }
 int cli_read_fd(int fd, size_t max, char **ret_data, size_t *ret_len);
+/* Exit with `status` now and finish in the background: in a forked child
+ * that returns from here, out of the caller's session and with no hold on
+ * its standard streams, what is left to do (freeing the runtime tears
+ * down its sandboxes).  Does nothing (the caller finishes inline) when
+ * another thread runs, since a fork copies only this one, or when fork
+ * fails. */
+void cli_exit_now_finish_later(int status);
 int cli_find_executable(const char *name, char **ret_path);

@@ -38,7 +38,12 @@ static const char exec_help[] =
         "                           control characters but newline and tab, and bytes that\n"
         "                           are not UTF-8, are shown as \\xNN when stdout or stderr\n"
         "                           is a terminal)\n"
-        "  -v, --verbose            log what the runtime does on stderr\n"
+        "  -v, --verbose            log what the runtime does on stderr (and wait for the\n"
+        "                           sandbox's removal, as --wait-cleanup, to log it)\n"
+        "      --wait-cleanup       exit only once the sandbox is removed (default: on the\n"
+        "                           containerd backend the exit status comes as soon as the\n"
+        "                           result is printed, and a detached process of this command\n"
+        "                           finishes removing the sandbox, about 40 ms)\n"
         "      --egress-allow HOST:PORT\n"
         "                           let the snippet reach HOST:PORT through the sandbox's\n"
         "                           egress proxy (repeatable, at most 64; HOST a name, an\n"
@@ -137,6 +142,7 @@ enum {
         OPT_VM_IMAGE_CACHE,
         OPT_STDIN,
         OPT_EGRESS_ALLOW,
+        OPT_WAIT_CLEANUP,
 };
 
 static const struct option exec_opts[] = {
@@ -164,6 +170,7 @@ static const struct option exec_opts[] = {
         { "server", required_argument, NULL, OPT_SERVER },
         { "stdin", required_argument, NULL, OPT_STDIN },
         { "egress-allow", required_argument, NULL, OPT_EGRESS_ALLOW },
+        { "wait-cleanup", no_argument, NULL, OPT_WAIT_CLEANUP },
         CLI_BACKEND_LONG_OPTIONS,
         CLI_PULL_LONG_OPTIONS,
         { 0 },
@@ -210,7 +217,7 @@ int cli_exec(int argc, char **argv) {
         const char *stdin_file = NULL;
         const char **mcp = NULL, **tool_env = NULL, **egress = NULL;
         size_t n_mcp = 0, n_tool_env = 0, n_egress = 0;
-        bool json = false, verbose = false;
+        bool json = false, verbose = false, wait_cleanup = false;
         int64_t timeout_ms = 0, max_output = 0;
         /* Only the options given are set: the rest take the profile's
          * defaults (the core's, profile.c). */
@@ -253,6 +260,7 @@ int cli_exec(int argc, char **argv) {
                         what = "--timeout";
                         break;
                 case 'v': verbose = true; break;
+                case OPT_WAIT_CLEANUP: wait_cleanup = true; break;
                 case 'h': fputs(exec_help, stdout); return 0;
                 case OPT_MEMORY:
                         num = &limits.memory_bytes;
@@ -432,13 +440,19 @@ int cli_exec(int argc, char **argv) {
                 bo.vm_image = vm_from_image;
         }
 
+        /* Without a reaper thread the runtime tears the sandbox down when it
+         * is freed, which the process forked below does once the exit status
+         * is out (cli_exit_now_finish_later).  --verbose waits, to log it. */
+        bool finish_later = !wait_cleanup && !verbose;
+        bo.teardown_at_free = finish_later;
         cli_term_stream live[2] = { { .f = stdout }, { .f = stderr } };
         tr_error *err = NULL;
         _cleanup_(tr_error_freep) tr_error *err_owner = NULL;
+        /* Freed after the runtime: the signal handler uses it until then. */
+        _cleanup_(tr_cancel_freep) tr_cancel *cancel = NULL;
         _cleanup_(tr_runtime_freep) tr_runtime *rt = NULL;
         _cleanup_(tr_request_freep) tr_request *req = NULL;
         _cleanup_(tr_gateway_freep) tr_gateway *gw = NULL;
-        _cleanup_(tr_cancel_freep) tr_cancel *cancel = NULL;
         _cleanup_(tr_result_freep) tr_result *res = NULL;
 
         /* The handlers go in first: from here on (MCP servers start with the
@@ -508,13 +522,26 @@ int cli_exec(int argc, char **argv) {
         }
         if (fflush(stdout) != 0)
                 return CLI_EXIT_ERROR;
+        int status;
         if (r < 0) {
                 if (!json)
                         cli_print_error(err);
                 /* Interrupted: everything is cleaned up by now. */
                 if (signal_caught && tr_error_code(err) == TR_E_CANCELLED)
-                        return 128 + signal_caught;
-                return tr_error_code(err) == TR_E_TIMEOUT ? CLI_EXIT_TIMEOUT : CLI_EXIT_ERROR;
+                        status = 128 + signal_caught;
+                else
+                        status = tr_error_code(err) == TR_E_TIMEOUT ? CLI_EXIT_TIMEOUT : CLI_EXIT_ERROR;
+        } else
+                status = tr_result_exit_code(res) >= 0 ? tr_result_exit_code(res) : CLI_EXIT_ERROR;
+        /* A containerd sandbox whose run ended waits in the runtime for its
+         * teardown (task, container, snapshot, lease: ~40 ms, mostly
+         * containerd's shim and runc exiting): the caller has its result
+         * and gets its status now.  The gateway's MCP servers are our
+         * children, so they stop here, before the fork. */
+        if (finish_later && res && tr_result_backend_kind(res) == TR_BACKEND_CONTAINERD) {
+                tr_request_free(TAKE_PTR(req));
+                tr_gateway_free(TAKE_PTR(gw));
+                cli_exit_now_finish_later(status);
         }
-        return tr_result_exit_code(res) >= 0 ? tr_result_exit_code(res) : CLI_EXIT_ERROR;
+        return status;
 }

@@ -30,6 +30,7 @@ void cli_containerd_config(const cli_backend_opts *o, tr_containerd_config *cfg)
                 .seccomp_path = o->seccomp,
                 .uid_range = o->uid_range,
                 .pull = o->pull,
+                .teardown_at_free = o->teardown_at_free,
         };
 }
 

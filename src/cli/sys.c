@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The few system helpers the CLI needs for itself: string vectors, reading a
- * file descriptor, finding a program on PATH.  The CLI links only the
+ * file descriptor, finding a program on PATH, exiting before the cleanup.  The CLI links only the
  * public library, whose own helpers are not exported, so it keeps these.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,4 +106,66 @@ int cli_find_executable(const char *name, char **ret_path) {
                 p += dl + (end ? 1 : 0);
         }
         return -ENOENT;
+}
+
+static bool single_threaded(void) {
+        DIR *d = opendir("/proc/self/task");
+        if (!d)
+                return false;
+        size_t n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n == 1;
+}
+
+void cli_exit_now_finish_later(int status) {
+        /* fork() copies only the calling thread: with another one alive, its
+         * locks and half-done work would be copied mid-use. */
+        if (!single_threaded())
+                return;
+        fflush(stdout);
+        fflush(stderr);
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC) < 0)
+                return;
+        pid_t pid = fork();
+        if (pid < 0) {
+                close(ready[0]);
+                close(ready[1]);
+                return;
+        }
+        if (pid > 0) {
+                /* Exit once the child left our process group (EOF), so that
+                 * whoever kills that group after we exit cannot catch it. */
+                close(ready[1]);
+                char c;
+                while (read(ready[0], &c, 1) < 0 && errno == EINTR)
+                        ;
+                _exit(status);
+        }
+        /* The child.  Its own session: neither the terminal's hangup nor a
+         * signal to the caller's process group (a shell's job control,
+         * timeout(1)) stops a teardown half-way; SIGTERM still does, and gc
+         * collects what it leaves.  Its standard streams on /dev/null: a
+         * pipeline or $(toolruntime exec ...) ends with the caller, not
+         * with the teardown, and nothing is written after the status. */
+        close(ready[0]);
+        (void) setsid();
+        close(ready[1]);
+        struct sigaction ign = { .sa_handler = SIG_IGN }, dfl = { .sa_handler = SIG_DFL };
+        sigemptyset(&ign.sa_mask);
+        sigemptyset(&dfl.sa_mask);
+        sigaction(SIGINT, &ign, NULL);
+        sigaction(SIGHUP, &ign, NULL);
+        sigaction(SIGPIPE, &ign, NULL);
+        sigaction(SIGTERM, &dfl, NULL);
+        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+                for (int i = 0; i <= 2; i++)
+                        (void) dup2(fd, i);
+                if (fd > 2)
+                        close(fd);
+        }
 }

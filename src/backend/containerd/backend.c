@@ -559,6 +559,7 @@ int tr__backend_containerd_new_seams(const tr_containerd_config *cfg, const tr__
         }
         tr__ctrd_client_set_log(&b->client, c->log, c->log_userdata);
         b->client.pull = c->pull;
+        b->client.reaper_at_free = c->teardown_at_free;
         b->image_ref = strdup(c->image_ref ? c->image_ref : TR_CONTAINERD_DEFAULT_IMAGE);
         b->runtime = strdup(c->runtime ? c->runtime : TR_CONTAINERD_DEFAULT_RUNTIME);
         b->seccomp_path = c->seccomp_path ? strdup(c->seccomp_path) : NULL;

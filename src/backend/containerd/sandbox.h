@@ -59,6 +59,9 @@ typedef struct tr__ctrd_client {
         bool reaper_stop;
         tr__ctrd_sandbox *reaper_queue;
         size_t reaper_len;
+        /* No reaper thread: the queue waits for _done (the config's
+         * teardown_at_free). */
+        bool reaper_at_free;
 } tr__ctrd_client;
 
 /* Beyond this many sandboxes waiting for teardown, executions tear down

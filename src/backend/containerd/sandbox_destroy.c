@@ -180,6 +180,7 @@ static const struct {
 };
 
 static void teardown_objects(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnected) {
+        int64_t t = tr__now_ns();
         for (size_t i = 0; i < ARRAY_SIZE(teardown); i++) {
                 if (!*(bool *) ((char *) sb + teardown[i].created))
                         continue;
@@ -193,6 +194,7 @@ static void teardown_objects(tr__ctrd_sandbox *sb, tr_exec *ex, bool *reconnecte
                 if (r < 0 && tr_error_errno(err) != ENOENT)
                         log_cleanup_error(ex, teardown[i].what, sb->id, TAKE_PTR(err));
                 tr_error_free(err);
+                t = tr__ctrd_sb_span(sb->cl, ex, teardown[i].what, t);
         }
 }
 
@@ -202,8 +204,10 @@ void tr__ctrd_sandbox_destroy(tr__ctrd_sandbox *sb, tr_exec *ex) {
         int64_t t0 = tr__now_ns();
         if (sb->conn) {
                 bool reconnected = false;
-                if (sb->task_created)
+                if (sb->task_created) {
                         teardown_task(sb, ex, &reconnected);
+                        (void) tr__ctrd_sb_span(sb->cl, ex, "task.delete", t0);
+                }
                 teardown_objects(sb, ex, &reconnected);
         }
         if (sb->io_dir)
@@ -270,10 +274,11 @@ void tr__ctrd_sandbox_reap(tr__ctrd_client *cl, tr__ctrd_sandbox *sb, tr_exec *e
         bool early = !sb->task_exited && sb->task_created && sb->ended_at_done && lease;
         if (sb->task_exited || early) {
                 pthread_mutex_lock(&cl->reaper_lock);
-                if (!cl->reaper_running && !cl->reaper_stop &&
+                if (!cl->reaper_running && !cl->reaper_stop && !cl->reaper_at_free &&
                     pthread_create(&cl->reaper_thread, NULL, reaper_main, cl) == 0)
                         cl->reaper_running = true;
-                if (cl->reaper_running && !cl->reaper_stop && cl->reaper_len < TR_CTRD_REAPER_MAX) {
+                if ((cl->reaper_running || cl->reaper_at_free) && !cl->reaper_stop &&
+                    cl->reaper_len < TR_CTRD_REAPER_MAX) {
                         /* FIFO order is not needed; push front. */
                         sb->next = cl->reaper_queue;
                         cl->reaper_queue = sb;
@@ -296,6 +301,12 @@ void tr__ctrd_reaper_stop(tr__ctrd_client *cl) {
         if (running)
                 pthread_join(cl->reaper_thread, NULL);
         cl->reaper_running = false;
+        /* Without a thread (reaper_at_free) the queue is drained here. */
+        for (tr__ctrd_sandbox *sb; (sb = cl->reaper_queue);) {
+                cl->reaper_queue = sb->next;
+                cl->reaper_len--;
+                tr__ctrd_sandbox_destroy(sb, NULL);
+        }
 }
 
 static int real_run(void *self, const tr_containerd_spec *spec, tr_exec *ex, tr_containerd_run_result *ret,

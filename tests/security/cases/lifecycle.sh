@@ -35,3 +35,47 @@ t_one_containerd_connection() {
     [ "$n" = 1 ] || fail "$n connections to containerd, want 1: $(grep connect "$WORK/strace" | head -5)"
 }
 register_case containerd t_one_containerd_connection
+
+# The exit status comes as soon as the result is out; a detached process of
+# the same command removes the sandbox (issue 10: the teardown off the
+# caller's path).  It must finish even when the caller's whole process group
+# is killed the moment the command exits, must not hold the caller's output
+# open, and --wait-cleanup must leave nothing at the exit.
+ctrd_has() { # ID: containers, tasks, leases, snapshots and state of one sandbox
+    local s=$TR_TEST_CONTAINERD_SOCKET
+    {
+        ctr -a "$s" -n "$NS" containers ls -q | grep -x "$1"
+        ctr -a "$s" -n "$NS" tasks ls -q | grep -x "$1"
+        ctr -a "$s" -n "$NS" leases ls -q | grep -x "$1-lease"
+        ctr -a "$s" -n "$NS" snapshots ls | awk -v k="$1-rootfs" '$1 == k'
+        find /run/toolruntime /tmp -maxdepth 1 -name "$1.*" 2>/dev/null
+    } | wc -l
+}
+t_cleanup_after_exit() {
+    local bargs id n t0 took
+    mapfile -t bargs < <(backend_args containerd)
+    # In a process group of its own that is SIGKILLed as soon as exec exits.
+    t0=$(now_ms)
+    OUT=$(setsid sh -c '"$@" 2>/dev/null; kill -9 0' sh "$TOOLRUNTIME_BIN" exec -p standard --json "${bargs[@]}" \
+        -c 'print(1)')
+    took=$(( $(now_ms) - t0 ))
+    id=$(j '.backend.details.container_id // empty')
+    [ -n "$id" ] || { fail "no container id in '$(printf '%.300s' "$OUT")'"; return; }
+    CASE_IDS+=("$id")
+    [ "$(j .stdout)" = 1 ] || fail "stdout was $(j .stdout)"
+    note "exec returned its output after $took ms"
+    n=1
+    for _ in $(seq 50); do
+        n=$(ctrd_has "$id")
+        [ "$n" = 0 ] && break
+        sleep 0.1
+    done
+    assert_eq "$n" 0 "objects of the sandbox 5 s after exec exited and its process group was killed"
+    # --wait-cleanup: gone at the exit.
+    OUT=$("$TOOLRUNTIME_BIN" exec -p standard --json --wait-cleanup "${bargs[@]}" -c 'print(2)' 2>"$WORK/stderr")
+    id=$(j '.backend.details.container_id // empty')
+    [ -n "$id" ] || { fail "no container id in '$(printf '%.300s' "$OUT")'"; return; }
+    CASE_IDS+=("$id")
+    assert_eq "$(ctrd_has "$id")" 0 "objects of the sandbox when exec --wait-cleanup exited"
+}
+register_case containerd t_cleanup_after_exit
