@@ -34,7 +34,7 @@ check:
 	scripts/check.sh $(CHECK_BUILD)
 
 bench:
-	scripts/setup-deps.sh test
+	scripts/setup-deps.sh test bench
 	scripts/bench.sh
 
 # 1000 mixed executions through `toolruntime serve` with a containerd restart

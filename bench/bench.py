@@ -154,6 +154,7 @@ def bench_containerd(args):
     print(f"  throughput at concurrency 4 ({total} runs a round, median of 3 rounds): ctr run --rm {tp_ctr:.1f}/s, "
           f"toolruntime {tp_tr:.1f}/s ({tp_tr / tp_ctr:.2f}x; goal >= 25/s)")
     cpu_per_run(ctr_cmd, lambda: tr, args.bin)
+    cpu_by_process(lambda: tr, args.bin)
     return {"containerd_vs_ctr": ratio, "tp_ctr": tp_ctr, "tp_tr": tp_tr}
 
 
@@ -181,6 +182,46 @@ def cpu_per_run(ctr_cmd, tr_cmd, binary, n=12):
     print(f"  CPU per execution outside the sandbox (client + containerd + shim + runc, {n} sequential runs): "
           f"ctr run --rm {per['ctr run --rm']:.0f} ms, toolruntime {per['toolruntime']:.0f} ms; "
           f"{cores} cores => at most {cores * 1000 / per['toolruntime']:.0f} executions/s")
+
+
+def cpu_by_process(tr_cmd, binary, n=10):
+    """Where that CPU goes, process by process: perf samples every CPU
+    (cpu-clock) during n sequential cold executions, and perf report splits
+    them by command name.  Needs perf (Debian: linux-perf) and root."""
+    perf = shutil.which("perf")
+    if not perf or os.geteuid() != 0:
+        print("  CPU by process: not measured (needs perf, from Debian's linux-perf, and root)")
+        return
+    import signal
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        data = os.path.join(d, "perf.data")
+        rec = subprocess.Popen([perf, "record", "-a", "-F", "999", "-o", data], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        for _ in range(n):
+            timed(tr_cmd())
+            wait_detached(binary)
+        rec.send_signal(signal.SIGINT)
+        rec.wait()
+        out = subprocess.run([perf, "report", "-i", data, "--sort", "comm", "--stdio"], capture_output=True,
+                             text=True).stdout
+    total = 0.0
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("# Event count"):
+            total = float(line.split(":")[1])
+        elif line.strip() and not line.startswith("#"):
+            pct, comm = line.split(None, 1)
+            rows.append((float(pct.rstrip("%")), comm.strip()))
+    if not total:
+        print("  CPU by process: perf recorded nothing")
+        return
+    # cpu-clock counts ns; the idle task ("swapper") is not work.  The
+    # record covers the waits between runs too, where little else runs.
+    busy = [(p * total / 100 / n / 1e6, c) for p, c in rows if c != "swapper" and p >= 0.5]
+    print(f"  CPU by process per cold execution (perf, {n} runs): " +
+          ", ".join(f"{c} {ms:.0f} ms" for ms, c in busy))
 
 
 def bench_gateway(args):

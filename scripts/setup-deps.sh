@@ -3,16 +3,17 @@
 #
 # Install what building, running and testing toolruntime needs, from
 # Debian's archive only.  Idempotent: packages already present are skipped
-# quickly by apt.  Usage: scripts/setup-deps.sh [build|run|test]...
+# quickly by apt.  Usage: scripts/setup-deps.sh [build|run|test|bench]...
 set -eu
-want_build=0 want_run=0 want_test=0
+want_build=0 want_run=0 want_test=0 want_bench=0
 [ $# -eq 0 ] && set -- build run test
 for a in "$@"; do
     case $a in
     build) want_build=1 ;;
     run) want_run=1 ;;
     test) want_test=1; want_build=1; want_run=1 ;;
-    *) echo "usage: $0 [build|run|test]..." >&2; exit 2 ;;
+    bench) want_bench=1 ;;
+    *) echo "usage: $0 [build|run|test|bench]..." >&2; exit 2 ;;
     esac
 done
 pkgs=""
@@ -23,6 +24,8 @@ pkgs=""
     cpio busybox-static ca-certificates"
 [ $want_test = 1 ] && pkgs="$pkgs libcriterion-dev valgrind clang libclang-rt-14-dev jq iproute2 procps \
     util-linux clang-format curl docker-registry apache2-utils python3-yaml systemd strace"
+# make bench splits the CPU of an execution by process with perf.
+[ $want_bench = 1 ] && pkgs="$pkgs linux-perf"
 # The MCP reference server comes from npm.  Machines that already carry a
 # Node.js + npm of their own keep it: Debian's npm would conflict with it.
 if [ $want_test = 1 ] && ! command -v npm >/dev/null 2>&1; then
