@@ -7,7 +7,6 @@
  * this file prints it the way a local `exec` does — same streams, same
  * exit statuses — so scripts cannot tell the difference.
  */
-#include <curl/curl.h>
 #include <jansson.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "cli/cli.h"
 #include "serve/wire.h"
 #include "util/macros.h"
+#include "util/curl_lazy.h"
 
 typedef struct body {
         char *data;
@@ -138,7 +138,10 @@ static size_t on_source(char *p, size_t size, size_t n, void *ud) {
 int cli_remote_call(const cli_remote_call_args *a, long *ret_status, char **ret_data, size_t *ret_len) {
         CURL *c = curl_easy_init();
         if (!c) {
-                fputs("toolruntime: out of memory\n", stderr);
+                fputs(tr__curl_available() ? "toolruntime: out of memory\n"
+                                           : "toolruntime: talking to a server needs libcurl (" TR_CURL_SONAME
+                                             "): apt-get install libcurl4\n",
+                      stderr);
                 return CLI_EXIT_ERROR;
         }
         char url[4096], auth[1024] = "";

@@ -7,7 +7,6 @@
  * one, a token (TOOLRUNTIME_TOKEN): the session belongs to that token.
  * `exec` prints like `exec`; `cp` streams files both ways.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +21,7 @@
 #include "serve/wire.h"
 #include "util/handles.h"
 #include "util/macros.h"
+#include "util/curl_lazy.h"
 
 static const char session_help[] =
         "Usage: toolruntime session COMMAND [OPTIONS]\n"

@@ -6,7 +6,6 @@
  * the registry that asked for them (curl never forwards our Authorization
  * header across a redirect to another host).
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <nettle/base64.h>
@@ -19,6 +18,7 @@
 #include "backend/containerd/registry.h"
 #include "util/macros.h"
 #include "util/timeutil.h"
+#include "util/curl_lazy.h"
 
 #define OP "image.pull"
 /* A token response or an error body: a few KiB in practice. */
@@ -235,6 +235,11 @@ int tr__reg_open(const tr__reg_ref *ref, const tr__reg_opts *opts, tr__reg **ret
         r->curl = curl_easy_init();
         if (!r->curl) {
                 tr__reg_free(r);
+                if (!tr__curl_available())
+                        return tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, TR_BACKEND_CONTAINERD, OP,
+                                            "pulling an image needs libcurl (" TR_CURL_SONAME
+                                            "): apt-get install libcurl4"),
+                               -ENOENT;
                 return oom(ret_err);
         }
         int k = load_credentials(r, ret_err);
