@@ -9,7 +9,7 @@
  * cancels an execution whose client went away.
  */
 #include <jansson.h>
-#include <microhttpd.h>
+#include "serve/mhd.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include "serve/mhd.h"
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>

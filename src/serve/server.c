@@ -18,7 +18,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <microhttpd.h>
+#include "serve/mhd.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,6 +357,12 @@ int tr__server_start(const tr__serve_config *cfg, const tr__serve_backends *back
         /* Connections beyond what admission can run or queue get a TCP-level
          * refusal from MHD rather than a thread each. */
         unsigned conn_limit = cfg->max_concurrency + cfg->queue + 16;
+        if (!tr__mhd_available()) {
+                tr__server_free(s);
+                return tr_error_set(ret_err, TR_E_RUNTIME_UNAVAILABLE, TR_BACKEND_NONE, "serve",
+                                    "serve needs libmicrohttpd (" TR_MHD_SONAME "): apt-get install libmicrohttpd12"),
+                       -ENOENT;
+        }
         s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, 0, NULL,
                                 NULL, handler, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
                                 cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,

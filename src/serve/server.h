@@ -7,7 +7,7 @@
  */
 #pragma once
 
-#include <microhttpd.h>
+#include "serve/mhd.h"
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -14,7 +14,7 @@
  * of it is read.
  */
 #include <jansson.h>
-#include <microhttpd.h>
+#include "serve/mhd.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

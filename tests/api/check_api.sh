@@ -6,8 +6,9 @@
 #     headers declare (nothing exported unlisted, nothing listed missing);
 #  2. the CLI (src/cli, and the front ends it compiles: src/mcp, src/serve)
 #     includes no private header of the library: only the header-only
-#     util/macros.h, util/handles.h, util/timeutil.h, its own headers and
-#     the generated tr-config.h;
+#     util/macros.h, util/handles.h, util/timeutil.h, util/curl_lazy.h and
+#     util/lazylib.h, its
+#     own headers and the generated tr-config.h;
 #  3. the README's C example compiles and links against the library alone.
 # Usage: check_api.sh LIBTOOLRUNTIME.SO SOURCE_ROOT CC...
 set -eu
@@ -41,7 +42,7 @@ report "exported but not declared in include/" "$tmp/d4"
 echo "symbols: $(wc -l <"$tmp/exported") exported, $(wc -l <"$tmp/listed") listed, $(wc -l <"$tmp/declared") declared"
 
 grep -HnE '^#include "' "$root"/src/cli/*.[ch] "$root"/src/mcp/*.[ch] "$root"/src/serve/*.[ch] |
-        grep -vE '#include "(toolruntime\.h|toolruntime/[a-z]+\.h|tr-config\.h|cli/[a-z_]+\.h|mcp/[a-z_]+\.h|serve/[a-z_]+\.h|util/(macros|handles|timeutil)\.h)"' \
+        grep -vE '#include "(toolruntime\.h|toolruntime/[a-z]+\.h|tr-config\.h|cli/[a-z_]+\.h|mcp/[a-z_]+\.h|serve/[a-z_]+\.h|util/(macros|handles|timeutil|curl_lazy|lazylib)\.h)"' \
                 >"$tmp/private" || true
 report "the CLI includes private library headers" "$tmp/private"
 

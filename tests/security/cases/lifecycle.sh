@@ -79,3 +79,24 @@ t_cleanup_after_exit() {
     assert_eq "$(ctrd_has "$id")" 0 "objects of the sandbox when exec --wait-cleanup exited"
 }
 register_case containerd t_cleanup_after_exit
+
+# A snippet that forges its runner's done lines (it can read the marker: it
+# runs in the runner's interpreter) ends its own run early, with the status
+# it forged, and that is all it gets: its task is killed at the teardown,
+# nothing it started survives (run_case checks the host and the backend),
+# and the result holds nothing it wrote after the forged lines.
+t_forged_done_lines() {
+    trx standard -c 'import __main__, os, subprocess, time
+m = __main__._tr_mark[0]
+subprocess.Popen(["sleep", "300"])
+print("before", flush=True)
+os.write(2, b"\n" + m + b"#\n")
+os.write(1, b"\n" + m + b"#7\n")
+time.sleep(0.5)
+print("after", flush=True)
+time.sleep(300)'
+    assert_eq "$RC" 7 "CLI exit status (the forged one)"
+    assert_eq "$(j .stdout)" "before" "stdout (nothing after the forged done lines)"
+    assert_le "$WALL_MS" 60000 "time until exec returned (ms)"
+}
+register_case "containerd kata" t_forged_done_lines
