@@ -91,7 +91,7 @@ static inline bool tr__curl_available(void) {
 #define curl_easy_reset(c)         TR__CURL(easy_reset, (void) 0, c)
 #define curl_easy_strerror(e)      TR__CURL(easy_strerror, "libcurl is not loaded", e)
 /* NULL-safe, as curl's own are. */
-#define curl_free(p)               ((p) && tr__curl_available() ? tr__curl_fn.free(p) : (void) 0)
-#define curl_slist_free_all(l)     ((l) && tr__curl_available() ? tr__curl_fn.slist_free_all(l) : (void) 0)
+#define curl_free(p)           ((p) && tr__curl_available() ? tr__curl_fn.free(p) : (void) 0)
+#define curl_slist_free_all(l) ((l) && tr__curl_available() ? tr__curl_fn.slist_free_all(l) : (void) 0)
 
 #endif
