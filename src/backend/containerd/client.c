@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Typed wrappers over containerd's services (see client.h).  Request
+ * Typed wrappers over containerd's services (see client.h): version,
+ * images and content, snapshots, and the helpers every wrapper shares;
+ * the objects a sandbox holds (containers, tasks, leases) are in
+ * client_objects.c.  Request
  * messages are built on the stack from borrowed strings (protobuf-c never
  * writes through the char * fields of a message it packs, hence the casts
  * that drop const); responses are unpacked, copied into plain C values and
@@ -15,27 +18,19 @@
 
 #include "backend/containerd/client.h"
 #include "backend/containerd/client_pb.h"
-#include "ctrd_services_containers_v1_containers.pb-c.h"
 #include "ctrd_services_content_v1_content.pb-c.h"
 #include "ctrd_services_images_v1_images.pb-c.h"
-#include "ctrd_services_leases_v1_leases.pb-c.h"
 #include "ctrd_services_snapshots_v1_snapshots.pb-c.h"
-#include "ctrd_services_tasks_v1_tasks.pb-c.h"
 #include "ctrd_services_version_v1_version.pb-c.h"
 #include "util/macros.h"
 #include "util/strv.h"
 
-#define UNCONST(s) ((char *) (s))
+#define SVC_VERSION   "/containerd.services.version.v1.Version/"
+#define SVC_IMAGES    "/containerd.services.images.v1.Images/"
+#define SVC_CONTENT   "/containerd.services.content.v1.Content/"
+#define SVC_SNAPSHOTS "/containerd.services.snapshots.v1.Snapshots/"
 
-#define SVC_VERSION    "/containerd.services.version.v1.Version/"
-#define SVC_IMAGES     "/containerd.services.images.v1.Images/"
-#define SVC_CONTENT    "/containerd.services.content.v1.Content/"
-#define SVC_SNAPSHOTS  "/containerd.services.snapshots.v1.Snapshots/"
-#define SVC_CONTAINERS "/containerd.services.containers.v1.Containers/"
-#define SVC_TASKS      "/containerd.services.tasks.v1.Tasks/"
-#define SVC_LEASES     "/containerd.services.leases.v1.Leases/"
-
-static int oom(tr_error **ret_err, const char *op) {
+int tr__ctrd_oom(tr_error **ret_err, const char *op) {
         tr_error_set(ret_err, TR_E_INTERNAL, TR_BACKEND_CONTAINERD, op, "out of memory");
         if (ret_err && *ret_err)
                 tr_error_set_errno(*ret_err, ENOMEM);
@@ -133,7 +128,7 @@ static int labels_copy(kv_entry **entries, size_t n, char ***ret) {
         return 0;
 }
 
-static int items_push(tr__ctrd_items *l, const char *id, kv_entry **labels, size_t n_labels) {
+int tr__ctrd_items_push(tr__ctrd_items *l, const char *id, kv_entry **labels, size_t n_labels) {
         tr__ctrd_item *n = realloc(l->items, (l->n + 1) * sizeof *n);
         if (!n)
                 return -ENOMEM;
@@ -181,7 +176,7 @@ int tr__ctrd_version(const tr__ctrd_ctx *cx, char **ret_version, tr_error **ret_
         char *s = strdup(v->version);
         protobuf_c_message_free_unpacked(resp, NULL);
         if (!s)
-                return oom(ret_err, "version");
+                return tr__ctrd_oom(ret_err, "version");
         if (ret_version)
                 *ret_version = s;
         else
@@ -215,7 +210,7 @@ int tr__ctrd_image_get(const tr__ctrd_ctx *cx, const char *name, tr__ctrd_desc *
         protobuf_c_message_free_unpacked(resp, NULL);
         if (!d.media_type || !d.digest) {
                 tr__ctrd_desc_done(&d);
-                return oom(ret_err, "image.get");
+                return tr__ctrd_oom(ret_err, "image.get");
         }
         *ret_target = d;
         return 0;
@@ -255,7 +250,7 @@ int tr__ctrd_content_read(const tr__ctrd_ctx *cx, const char *digest, int64_t si
                 return r;
         _cleanup_free_ char *buf = malloc((size_t) size + 1);
         if (!buf)
-                return oom(ret_err, "content.read");
+                return tr__ctrd_oom(ret_err, "content.read");
         size_t got = 0;
         for (size_t i = 0; i < tr__grpc_call_n_messages(call); i++) {
                 size_t len;
@@ -303,7 +298,7 @@ int tr__ctrd_snapshot_prepare(const tr__ctrd_ctx *cx, const char *snapshotter, c
         if (tr__ctrd_kv_list_build(
                     &containerd__services__snapshots__v1__prepare_snapshot_request__labels_entry__descriptor, labels,
                     &kv) < 0)
-                return oom(ret_err, "snapshot.prepare");
+                return tr__ctrd_oom(ret_err, "snapshot.prepare");
         req.snapshotter = UNCONST(snapshotter);
         req.key = UNCONST(key);
         req.parent = UNCONST(parent ? parent : "");
@@ -318,7 +313,7 @@ int tr__ctrd_snapshot_prepare(const tr__ctrd_ctx *cx, const char *snapshotter, c
         Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *p = (void *) resp;
         r = mounts_copy(p->mounts, p->n_mounts, ret_mounts);
         protobuf_c_message_free_unpacked(resp, NULL);
-        return r < 0 ? oom(ret_err, "snapshot.prepare") : 0;
+        return r < 0 ? tr__ctrd_oom(ret_err, "snapshot.prepare") : 0;
 }
 
 int tr__ctrd_snapshot_mounts(const tr__ctrd_ctx *cx, const char *snapshotter, const char *key,
@@ -335,7 +330,7 @@ int tr__ctrd_snapshot_mounts(const tr__ctrd_ctx *cx, const char *snapshotter, co
         Containerd__Services__Snapshots__V1__MountsResponse *p = (void *) resp;
         r = mounts_copy(p->mounts, p->n_mounts, ret_mounts);
         protobuf_c_message_free_unpacked(resp, NULL);
-        return r < 0 ? oom(ret_err, "snapshot.mounts") : 0;
+        return r < 0 ? tr__ctrd_oom(ret_err, "snapshot.mounts") : 0;
 }
 
 int tr__ctrd_snapshot_remove(const tr__ctrd_ctx *cx, const char *snapshotter, const char *key, tr_error **ret_err) {
@@ -374,8 +369,8 @@ int tr__ctrd_snapshot_list(const tr__ctrd_ctx *cx, const char *snapshotter, cons
                         return -EBADMSG;
                 }
                 for (size_t j = 0; j < resp->n_info && r >= 0; j++) {
-                        r = items_push(&l, resp->info[j]->name, (kv_entry **) resp->info[j]->labels,
-                                       resp->info[j]->n_labels);
+                        r = tr__ctrd_items_push(&l, resp->info[j]->name, (kv_entry **) resp->info[j]->labels,
+                                                resp->info[j]->n_labels);
                         if (r >= 0)
                                 l.items[l.n - 1].active =
                                         resp->info[j]->kind == CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__ACTIVE;
@@ -383,249 +378,8 @@ int tr__ctrd_snapshot_list(const tr__ctrd_ctx *cx, const char *snapshotter, cons
                 containerd__services__snapshots__v1__list_snapshots_response__free_unpacked(resp, NULL);
                 if (r < 0) {
                         tr__ctrd_items_done(&l);
-                        return oom(ret_err, "snapshot.list");
+                        return tr__ctrd_oom(ret_err, "snapshot.list");
                 }
-        }
-        *ret = l;
-        return 0;
-}
-
-/* ---- containers ------------------------------------------------------------ */
-
-int tr__ctrd_container_create(const tr__ctrd_ctx *cx, const tr__ctrd_container *ct, tr_error **ret_err) {
-        Containerd__Services__Containers__V1__Container c = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__INIT;
-        Containerd__Services__Containers__V1__Container__Runtime rt =
-                CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__RUNTIME__INIT;
-        Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT;
-        _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
-        if (tr__ctrd_kv_list_build(&containerd__services__containers__v1__container__labels_entry__descriptor,
-                                   ct->labels, &kv) < 0)
-                return oom(ret_err, "container.create");
-        rt.name = UNCONST(ct->runtime);
-        spec.type_url = UNCONST(TR_CTRD_SPEC_TYPE_URL);
-        spec.value.data = (uint8_t *) UNCONST(ct->spec_json);
-        spec.value.len = strlen(ct->spec_json);
-        c.id = UNCONST(ct->id);
-        c.image = UNCONST(ct->image ? ct->image : "");
-        c.runtime = &rt;
-        c.spec = &spec;
-        c.snapshotter = UNCONST(ct->snapshotter ? ct->snapshotter : "");
-        c.snapshot_key = UNCONST(ct->snapshot_key ? ct->snapshot_key : "");
-        c.n_labels = kv.n;
-        c.labels = (void *) kv.ptrs;
-        Containerd__Services__Containers__V1__CreateContainerRequest req =
-                CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_REQUEST__INIT;
-        req.container = &c;
-        return tr__ctrd_unary(cx, "container.create", SVC_CONTAINERS "Create", &req.base, NULL, NULL, ret_err);
-}
-
-int tr__ctrd_container_delete(const tr__ctrd_ctx *cx, const char *id, tr_error **ret_err) {
-        Containerd__Services__Containers__V1__DeleteContainerRequest req =
-                CONTAINERD__SERVICES__CONTAINERS__V1__DELETE_CONTAINER_REQUEST__INIT;
-        req.id = UNCONST(id);
-        return tr__ctrd_unary(cx, "container.delete", SVC_CONTAINERS "Delete", &req.base, NULL, NULL, ret_err);
-}
-
-int tr__ctrd_container_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd_items *ret, tr_error **ret_err) {
-        Containerd__Services__Containers__V1__ListContainersRequest req =
-                CONTAINERD__SERVICES__CONTAINERS__V1__LIST_CONTAINERS_REQUEST__INIT;
-        char *filters[1] = { UNCONST(filter) };
-        req.n_filters = filter ? 1 : 0;
-        req.filters = filters;
-        ProtobufCMessage *resp = NULL;
-        int r = tr__ctrd_unary(cx, "container.list", SVC_CONTAINERS "List", &req.base,
-                               &containerd__services__containers__v1__list_containers_response__descriptor, &resp,
-                               ret_err);
-        if (r < 0)
-                return r;
-        Containerd__Services__Containers__V1__ListContainersResponse *lr = (void *) resp;
-        tr__ctrd_items l = { 0 };
-        for (size_t i = 0; i < lr->n_containers && r >= 0; i++)
-                r = items_push(&l, lr->containers[i]->id, (kv_entry **) lr->containers[i]->labels,
-                               lr->containers[i]->n_labels);
-        protobuf_c_message_free_unpacked(resp, NULL);
-        if (r < 0) {
-                tr__ctrd_items_done(&l);
-                return oom(ret_err, "container.list");
-        }
-        *ret = l;
-        return 0;
-}
-
-/* ---- tasks ------------------------------------------------------------ */
-
-int tr__ctrd_task_create(const tr__ctrd_ctx *cx, const char *id, const tr__ctrd_mounts *rootfs, const char *stdin_path,
-                         const char *stdout_path, const char *stderr_path, uint32_t *ret_pid, tr_error **ret_err) {
-        size_t n = rootfs ? rootfs->n : 0;
-        _cleanup_free_ Containerd__Types__Mount *mounts = calloc(n ? n : 1, sizeof *mounts);
-        _cleanup_free_ Containerd__Types__Mount **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-        if (!mounts || !ptrs)
-                return oom(ret_err, "task.create");
-        for (size_t i = 0; i < n; i++) {
-                containerd__types__mount__init(&mounts[i]);
-                mounts[i].type = rootfs->items[i].type;
-                mounts[i].source = rootfs->items[i].source;
-                mounts[i].n_options = tr__strv_len(rootfs->items[i].options);
-                mounts[i].options = rootfs->items[i].options;
-                ptrs[i] = &mounts[i];
-        }
-        Containerd__Services__Tasks__V1__CreateTaskRequest req =
-                CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
-        req.container_id = UNCONST(id);
-        req.n_rootfs = n;
-        req.rootfs = ptrs;
-        req.stdin = UNCONST(stdin_path ? stdin_path : "");
-        req.stdout = UNCONST(stdout_path ? stdout_path : "");
-        req.stderr = UNCONST(stderr_path ? stderr_path : "");
-        ProtobufCMessage *resp = NULL;
-        int r = tr__ctrd_unary(cx, "task.create", SVC_TASKS "Create", &req.base,
-                               &containerd__services__tasks__v1__create_task_response__descriptor, &resp, ret_err);
-        if (r < 0)
-                return r;
-        if (ret_pid)
-                *ret_pid = ((Containerd__Services__Tasks__V1__CreateTaskResponse *) resp)->pid;
-        protobuf_c_message_free_unpacked(resp, NULL);
-        return 0;
-}
-
-int tr__ctrd_task_start(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_pid, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__StartRequest req = CONTAINERD__SERVICES__TASKS__V1__START_REQUEST__INIT;
-        req.container_id = UNCONST(id);
-        ProtobufCMessage *resp = NULL;
-        int r = tr__ctrd_unary(cx, "task.start", SVC_TASKS "Start", &req.base,
-                               &containerd__services__tasks__v1__start_response__descriptor, &resp, ret_err);
-        if (r < 0)
-                return r;
-        if (ret_pid)
-                *ret_pid = ((Containerd__Services__Tasks__V1__StartResponse *) resp)->pid;
-        protobuf_c_message_free_unpacked(resp, NULL);
-        return 0;
-}
-
-int tr__ctrd_task_wait_start(const tr__ctrd_ctx *cx, const char *id, tr__grpc_call **ret_call, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__WaitRequest req = CONTAINERD__SERVICES__TASKS__V1__WAIT_REQUEST__INIT;
-        req.container_id = UNCONST(id);
-        return tr__grpc_call_start_pb(cx->conn, SVC_TASKS "Wait", &req.base, cx->lease, cx->deadline_ns, ret_call,
-                                      ret_err);
-}
-
-int tr__ctrd_task_wait_result(const tr__grpc_call *call, uint32_t *ret_status, tr_error **ret_err) {
-        int r = tr__grpc_call_result(call, ret_err);
-        if (r < 0)
-                return r;
-        size_t len;
-        const uint8_t *m = tr__grpc_call_message(call, 0, &len);
-        Containerd__Services__Tasks__V1__WaitResponse *w =
-                m ? containerd__services__tasks__v1__wait_response__unpack(NULL, len, m) : NULL;
-        if (!w) {
-                tr_error_set(ret_err, TR_E_CONTAINER_FAILED, TR_BACKEND_CONTAINERD, "task.wait",
-                             "malformed Wait response");
-                return -EBADMSG;
-        }
-        *ret_status = w->exit_status;
-        containerd__services__tasks__v1__wait_response__free_unpacked(w, NULL);
-        return 0;
-}
-
-int tr__ctrd_task_kill(const tr__ctrd_ctx *cx, const char *id, int signo, bool all, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__KillRequest req = CONTAINERD__SERVICES__TASKS__V1__KILL_REQUEST__INIT;
-        req.container_id = UNCONST(id);
-        req.signal = (uint32_t) signo;
-        req.all = all;
-        return tr__ctrd_unary(cx, "task.kill", SVC_TASKS "Kill", &req.base, NULL, NULL, ret_err);
-}
-
-int tr__ctrd_task_close_stdin_start(const tr__ctrd_ctx *cx, const char *id, tr__grpc_call **ret_call,
-                                    tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__CloseIORequest req = CONTAINERD__SERVICES__TASKS__V1__CLOSE_IOREQUEST__INIT;
-        req.container_id = UNCONST(id);
-        req.stdin = true;
-        return tr__grpc_call_start_pb(cx->conn, SVC_TASKS "CloseIO", &req.base, cx->lease, cx->deadline_ns, ret_call,
-                                      ret_err);
-}
-
-int tr__ctrd_task_delete(const tr__ctrd_ctx *cx, const char *id, uint32_t *ret_status, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__DeleteTaskRequest req =
-                CONTAINERD__SERVICES__TASKS__V1__DELETE_TASK_REQUEST__INIT;
-        req.container_id = UNCONST(id);
-        ProtobufCMessage *resp = NULL;
-        int r = tr__ctrd_unary(cx, "task.delete", SVC_TASKS "Delete", &req.base,
-                               &containerd__services__tasks__v1__delete_response__descriptor, &resp, ret_err);
-        if (r < 0)
-                return r;
-        if (ret_status)
-                *ret_status = ((Containerd__Services__Tasks__V1__DeleteResponse *) resp)->exit_status;
-        protobuf_c_message_free_unpacked(resp, NULL);
-        return 0;
-}
-
-int tr__ctrd_task_list(const tr__ctrd_ctx *cx, tr__ctrd_items *ret, tr_error **ret_err) {
-        Containerd__Services__Tasks__V1__ListTasksRequest req =
-                CONTAINERD__SERVICES__TASKS__V1__LIST_TASKS_REQUEST__INIT;
-        ProtobufCMessage *resp = NULL;
-        int r = tr__ctrd_unary(cx, "task.list", SVC_TASKS "List", &req.base,
-                               &containerd__services__tasks__v1__list_tasks_response__descriptor, &resp, ret_err);
-        if (r < 0)
-                return r;
-        Containerd__Services__Tasks__V1__ListTasksResponse *lr = (void *) resp;
-        tr__ctrd_items l = { 0 };
-        for (size_t i = 0; i < lr->n_tasks && r >= 0; i++) {
-                /* The task's id is its container's; container_id is often empty. */
-                const char *id = lr->tasks[i]->container_id && lr->tasks[i]->container_id[0]
-                                         ? lr->tasks[i]->container_id
-                                         : lr->tasks[i]->id;
-                r = items_push(&l, id, NULL, 0);
-                if (r >= 0)
-                        l.items[l.n - 1].status = (int) lr->tasks[i]->status;
-        }
-        protobuf_c_message_free_unpacked(resp, NULL);
-        if (r < 0) {
-                tr__ctrd_items_done(&l);
-                return oom(ret_err, "task.list");
-        }
-        *ret = l;
-        return 0;
-}
-
-/* ---- leases ------------------------------------------------------------ */
-
-int tr__ctrd_lease_create(const tr__ctrd_ctx *cx, const char *id, const char *const *labels, tr_error **ret_err) {
-        Containerd__Services__Leases__V1__CreateRequest req = CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
-        _cleanup_(tr__ctrd_kv_list_done) kv_list kv = { 0 };
-        if (tr__ctrd_kv_list_build(&containerd__services__leases__v1__create_request__labels_entry__descriptor, labels,
-                                   &kv) < 0)
-                return oom(ret_err, "lease.create");
-        req.id = UNCONST(id);
-        req.n_labels = kv.n;
-        req.labels = (void *) kv.ptrs;
-        return tr__ctrd_unary(cx, "lease.create", SVC_LEASES "Create", &req.base, NULL, NULL, ret_err);
-}
-
-int tr__ctrd_lease_delete(const tr__ctrd_ctx *cx, const char *id, bool sync, tr_error **ret_err) {
-        Containerd__Services__Leases__V1__DeleteRequest req = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
-        req.id = UNCONST(id);
-        req.sync = sync;
-        return tr__ctrd_unary(cx, "lease.delete", SVC_LEASES "Delete", &req.base, NULL, NULL, ret_err);
-}
-
-int tr__ctrd_lease_list(const tr__ctrd_ctx *cx, const char *filter, tr__ctrd_items *ret, tr_error **ret_err) {
-        Containerd__Services__Leases__V1__ListRequest req = CONTAINERD__SERVICES__LEASES__V1__LIST_REQUEST__INIT;
-        char *filters[1] = { UNCONST(filter) };
-        req.n_filters = filter ? 1 : 0;
-        req.filters = filters;
-        ProtobufCMessage *resp = NULL;
-        int r = tr__ctrd_unary(cx, "lease.list", SVC_LEASES "List", &req.base,
-                               &containerd__services__leases__v1__list_response__descriptor, &resp, ret_err);
-        if (r < 0)
-                return r;
-        Containerd__Services__Leases__V1__ListResponse *lr = (void *) resp;
-        tr__ctrd_items l = { 0 };
-        for (size_t i = 0; i < lr->n_leases && r >= 0; i++)
-                r = items_push(&l, lr->leases[i]->id, (kv_entry **) lr->leases[i]->labels, lr->leases[i]->n_labels);
-        protobuf_c_message_free_unpacked(resp, NULL);
-        if (r < 0) {
-                tr__ctrd_items_done(&l);
-                return oom(ret_err, "lease.list");
         }
         *ret = l;
         return 0;

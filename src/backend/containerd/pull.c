@@ -33,7 +33,6 @@
 #include "util/timeutil.h"
 
 #define OP          "image.pull"
-#define UNCONST(s)  ((char *) (s))
 #define WRITE_CHUNK (1024 * 1024)
 /* An interrupted pull's lease outlives the process by at most this. */
 #define LEASE_TTL_SEC      3600
