@@ -39,7 +39,7 @@ static inline int tr__config_copy(void *dst, size_t dst_size, size_t min_size, c
 
 /* The first versioned layouts.  When appending a field, keep these as they
  * are (or write them as offsetof(type, first_appended_field)). */
-#define TR__CONTAINERD_CONFIG_V1_SIZE  sizeof(tr_containerd_config)
+#define TR__CONTAINERD_CONFIG_V1_SIZE  offsetof(tr_containerd_config, teardown_at_free)
 #define TR__KATA_CONFIG_V1_SIZE        sizeof(tr_kata_config)
 #define TR__UNSAFE_HOST_CONFIG_V1_SIZE sizeof(tr_unsafe_host_config)
 

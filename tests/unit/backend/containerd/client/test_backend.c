@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,15 @@ Test(ctrd_backend, config_validation) {
         cr_expect_eq(tr_backend_containerd_new(&cfg3, &b, NULL), 0, "defaults are valid");
         cr_expect_eq(tr_backend_kind_of(b), TR_BACKEND_CONTAINERD);
         tr_backend_free(b);
+        /* A caller built before teardown_at_free was appended passes the
+         * older, smaller size: accepted, the new field defaulting to false. */
+        tr_containerd_config old = { .state_dir = state_dir };
+        old.size = offsetof(tr_containerd_config, teardown_at_free);
+        _cleanup_(tr_error_freep) tr_error *e6 = NULL;
+        cr_expect_eq(tr_backend_containerd_new(&old, &b, &e6), 0, "the older size: %s", tr_error_message(e6));
+        tr_backend_free(b);
+        old.size = offsetof(tr_containerd_config, teardown_at_free) - 1;
+        cr_expect_lt(tr_backend_containerd_new(&old, &b, NULL), 0, "a size below the first layout");
 }
 
 Test(ctrd_backend, spec_validate) {
