@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -48,6 +49,7 @@ typedef struct gc_state {
         int first_error;
         tr_error *err;
         const char *why; /* why the object being removed goes (for the log) */
+        const char *state_dir;
 } gc_state;
 
 static void gc_log(gc_state *g, tr_log_level level, const char *msg, const char *what, const char *id,
@@ -97,10 +99,33 @@ static bool owner_dead(const tr__ctrd_item *it) {
         return tr__owner_check(&o) == TR_OWNER_DEAD;
 }
 
+/* Is the FIFO directory of the sandbox `object_id` belongs to ("tr-" + 32
+ * hex digits, then nothing, "-lease" or "-rootfs") locked?  A live process
+ * then still works on the sandbox, whatever its owner labels say: `exec`'s
+ * detached teardown outlives the command whose pid the labels name, and
+ * holds the lock (inherited) until everything is removed. */
+static bool exec_dir_held(const gc_state *g, const char *object_id) {
+        char name[3 + 32 + 3 + 1];
+        if (strncmp(object_id, "tr-", 3) != 0 || strlen(object_id) < 3 + 32)
+                return false;
+        memcpy(name, object_id, 3 + 32);
+        memcpy(name + 3 + 32, ".io", 4);
+        _cleanup_close_ int dfd = open(g->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return false;
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
 /* May gc remove this object of ours?  Sets g->why. */
 static bool collectable(gc_state *g, const tr__ctrd_item *it) {
-        g->why = g->all ? "all" : "owner_dead";
-        if (g->all || owner_dead(it))
+        g->why = "all";
+        if (g->all)
+                return true;
+        if (exec_dir_held(g, it->id))
+                return false;
+        g->why = "owner_dead";
+        if (owner_dead(it))
                 return true;
         g->why = "expired";
         const char *exp = tr__ctrd_item_label(it, TR_CTRD_EXPIRES_LABEL);
@@ -456,13 +481,13 @@ TR_PUBLIC int tr_containerd_gc_ex(const tr_containerd_config *user_cfg, bool all
                 return r_cfg;
         const tr_containerd_config *c = &cfg_copy;
         const char *socket = c->socket_path, *ns = c->namespace_name, *snap = c->snapshotter;
-        gc_state g = { .cfg = c, .all = all, .now = (int64_t) time(NULL) };
+        const char *state = c->state_dir ? c->state_dir : tr__ctrd_default_state_dir();
+        gc_state g = { .cfg = c, .all = all, .now = (int64_t) time(NULL), .state_dir = state };
         _cleanup_(tr__grpc_conn_freep) tr__grpc_conn *conn = NULL;
         int r = tr__grpc_connect(socket, ns, tr__now_ns() + TR_CTRD_CLEANUP_NS, -1, &conn, ret_err);
         if (r < 0)
                 return r;
         g.cx = (tr__ctrd_ctx){ .conn = conn, .cancel_fd = -1 };
-        const char *state = c->state_dir ? c->state_dir : tr__ctrd_default_state_dir();
         if ((r = gc_containers(&g, ret_err)) < 0 || (r = gc_snapshots(&g, snap, ret_err)) < 0 ||
             (r = gc_leases(&g, ret_err)) < 0 || (r = gc_dirs(&g, state, ret_err)) < 0 ||
             (r = gc_shims(&g, socket, ns)) < 0) {

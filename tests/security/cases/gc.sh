@@ -185,6 +185,40 @@ t_gc_deadline_without_owner() {
 }
 register_case containerd t_gc_deadline_without_owner
 
+# A sandbox whose owner is dead but whose FIFO directory a live process
+# still locks is being removed by that process (exec's detached teardown
+# outlives the command the owner labels name): gc leaves it alone, and
+# takes it once the lock is gone.  The lock holder here is a python3 that
+# takes the same shared flock an execution takes.
+t_gc_spares_a_held_sandbox() {
+    gc_exec_cmd
+    "${GC_EXEC[@]}" --json -t 120 -l sh -c 'sleep 300' >/dev/null 2>&1 &
+    local victim=$!
+    local id
+    id=$(wait_sandbox "$victim" 20)
+    [ -n "$id" ] || { fail "the sandbox did not start"; kill -9 "$victim"; wait "$victim"; gc_run >/dev/null; return; }
+    CASE_IDS+=("$id")
+    local dir
+    dir=$(find "$GC_STATE_DIR" /tmp -maxdepth 1 -name "$id.io" 2>/dev/null | head -n1)
+    [ -n "$dir" ] || { fail "no $id.io directory"; kill -9 "$victim"; wait "$victim"; gc_run >/dev/null; return; }
+    python3 -c 'import fcntl, os, sys, time
+fcntl.flock(os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY), fcntl.LOCK_SH)
+time.sleep(120)' "$dir" &
+    local holder=$!
+    sleep 0.5
+    kill -9 "$victim"
+    wait "$victim" 2>/dev/null
+    gc_run >/dev/null
+    assert_eq "$(ctr_ns containers ls -q | grep -cx "$id")" 1 "the container while its directory is locked"
+    assert_eq "$(ctr_ns leases ls -q | grep -cx "$id-lease")" 1 "the lease while its directory is locked"
+    kill "$holder"
+    wait "$holder" 2>/dev/null
+    gc_run >/dev/null
+    assert_eq "$(ctrd_objects_of_owner "$victim" "$id")" 0 "objects of the killed caller once the lock is gone"
+    assert_eq "$(ctr_ns tasks ls -q | grep -cx "$id")" 0 "its task once the lock is gone"
+}
+register_case containerd t_gc_spares_a_held_sandbox
+
 # Ctrl-C (and SIGTERM): cancelled, cleaned up before the CLI exits, exit
 # status 128 + the signal.
 gc_interrupt() { # SIGNAL EXPECTED_RC
