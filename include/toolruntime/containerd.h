@@ -158,9 +158,11 @@ typedef struct tr_containerd_config {
         /* Where a finished sandbox is torn down.  false (the default): on
          * the backend's own thread, so that the result returns before the
          * teardown.  true: when the backend is freed, on the caller's
-         * thread, and no thread is started for it.  A one-shot caller that
-         * forks to finish the teardown after it reported its result (the
-         * CLI does) sets it, since a fork copies only the calling thread. */
+         * thread, and no thread is started for it.  For one-shot callers
+         * only: one that forks to finish the teardown after it reported its
+         * result (the CLI does) sets it, since a fork copies only the
+         * calling thread.  A long-lived caller would keep up to 16 finished
+         * sandboxes (their uids, shims and mounts) until the free. */
         bool teardown_at_free;
 } tr_containerd_config;
 

@@ -41,9 +41,10 @@ static const char exec_help[] =
         "  -v, --verbose            log what the runtime does on stderr (and wait for the\n"
         "                           sandbox's removal, as --wait-cleanup, to log it)\n"
         "      --wait-cleanup       exit only once the sandbox is removed (default: on the\n"
-        "                           containerd backend the exit status comes as soon as the\n"
-        "                           result is printed, and a detached process of this command\n"
-        "                           finishes removing the sandbox, about 40 ms)\n"
+        "                           containerd backend the exit status of a run that\n"
+        "                           completed comes as soon as the result is printed, and a\n"
+        "                           detached process of this command finishes removing the\n"
+        "                           sandbox, about 40 ms); also TOOLRUNTIME_WAIT_CLEANUP=1\n"
         "      --egress-allow HOST:PORT\n"
         "                           let the snippet reach HOST:PORT through the sandbox's\n"
         "                           egress proxy (repeatable, at most 64; HOST a name, an\n"
@@ -184,12 +185,21 @@ static const struct option exec_opts[] = {
  * library then kills the sandbox and removes everything of it before
  * tr_runtime_execute returns, and we exit 128 + the signal, as a shell
  * reports a command that signal ended. */
-static tr_cancel *signal_cancel;
+static tr_cancel *volatile signal_cancel;
 static volatile sig_atomic_t signal_caught;
 static void on_signal(int sig) {
         if (!signal_caught)
                 signal_caught = sig;
-        tr_cancel_cancel(signal_cancel);
+        tr_cancel *c = signal_cancel;
+        if (c)
+                tr_cancel_cancel(c);
+}
+
+/* The handlers stay installed until exit: they must not reach a freed
+ * token. */
+static void signal_cancel_freep(tr_cancel **c) {
+        signal_cancel = NULL;
+        tr_cancel_free(*c);
 }
 
 /* The request's output callback: the snippet's output, as produced, to our
@@ -217,7 +227,9 @@ int cli_exec(int argc, char **argv) {
         const char *stdin_file = NULL;
         const char **mcp = NULL, **tool_env = NULL, **egress = NULL;
         size_t n_mcp = 0, n_tool_env = 0, n_egress = 0;
-        bool json = false, verbose = false, wait_cleanup = false;
+        bool json = false, verbose = false;
+        const char *wc = getenv("TOOLRUNTIME_WAIT_CLEANUP");
+        bool wait_cleanup = wc && *wc && !streq(wc, "0");
         int64_t timeout_ms = 0, max_output = 0;
         /* Only the options given are set: the rest take the profile's
          * defaults (the core's, profile.c). */
@@ -449,7 +461,7 @@ int cli_exec(int argc, char **argv) {
         tr_error *err = NULL;
         _cleanup_(tr_error_freep) tr_error *err_owner = NULL;
         /* Freed after the runtime: the signal handler uses it until then. */
-        _cleanup_(tr_cancel_freep) tr_cancel *cancel = NULL;
+        _cleanup_(signal_cancel_freep) tr_cancel *cancel = NULL;
         _cleanup_(tr_runtime_freep) tr_runtime *rt = NULL;
         _cleanup_(tr_request_freep) tr_request *req = NULL;
         _cleanup_(tr_gateway_freep) tr_gateway *gw = NULL;
@@ -533,12 +545,13 @@ int cli_exec(int argc, char **argv) {
                         status = tr_error_code(err) == TR_E_TIMEOUT ? CLI_EXIT_TIMEOUT : CLI_EXIT_ERROR;
         } else
                 status = tr_result_exit_code(res) >= 0 ? tr_result_exit_code(res) : CLI_EXIT_ERROR;
-        /* A containerd sandbox whose run ended waits in the runtime for its
-         * teardown (task, container, snapshot, lease: ~40 ms, mostly
+        /* A containerd sandbox whose run completed waits in the runtime for
+         * its teardown (task, container, snapshot, lease: ~40 ms, mostly
          * containerd's shim and runc exiting): the caller has its result
-         * and gets its status now.  The gateway's MCP servers are our
-         * children, so they stop here, before the fork. */
-        if (finish_later && res && tr_result_backend_kind(res) == TR_BACKEND_CONTAINERD) {
+         * and gets its status now.  A timed-out, cancelled or failed run is
+         * removed before the exit, as the help says.  The gateway's MCP
+         * servers are our children, so they stop here, before the fork. */
+        if (finish_later && r >= 0 && tr_result_backend_kind(res) == TR_BACKEND_CONTAINERD) {
                 tr_request_free(TAKE_PTR(req));
                 tr_gateway_free(TAKE_PTR(gw));
                 cli_exit_now_finish_later(status);

@@ -137,8 +137,10 @@ void cli_exit_now_finish_later(int status) {
                 return;
         }
         if (pid > 0) {
-                /* Exit once the child left our process group (EOF), so that
-                 * whoever kills that group after we exit cannot catch it. */
+                /* Exit once the child left our process group and let go of
+                 * our standard streams (EOF), so that whoever kills that
+                 * group after we exit cannot catch it, and a pipeline reading
+                 * our output ends with us. */
                 close(ready[1]);
                 char c;
                 while (read(ready[0], &c, 1) < 0 && errno == EINTR)
@@ -153,7 +155,6 @@ void cli_exit_now_finish_later(int status) {
          * with the teardown, and nothing is written after the status. */
         close(ready[0]);
         (void) setsid();
-        close(ready[1]);
         struct sigaction ign = { .sa_handler = SIG_IGN }, dfl = { .sa_handler = SIG_DFL };
         sigemptyset(&ign.sa_mask);
         sigemptyset(&dfl.sa_mask);
@@ -168,4 +169,6 @@ void cli_exit_now_finish_later(int status) {
                 if (fd > 2)
                         close(fd);
         }
+        /* Only now: the caller's streams are no longer held when it exits. */
+        close(ready[1]);
 }

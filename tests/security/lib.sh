@@ -185,8 +185,8 @@ run_case() { # name function
     done
     assert_eq "$after" "$BASELINE_STATE" "$BACKEND state after the case"
     local procs=-1
-    # The task is deleted before exec returns, but the kernel may still be
-    # reaping the last processes of a killed cgroup.
+    # The task is deleted before exec returns (TOOLRUNTIME_WAIT_CLEANUP), but
+    # the kernel may still be reaping the last processes of a killed cgroup.
     for _ in 1 2 3 4 5 6 7 8 9 10; do
         procs=$(leftover_procs)
         [ "$procs" = 0 ] && break

@@ -55,6 +55,9 @@ done
 [ "$(id -u)" = 0 ] || skip_or_fail "the suite drives the sandboxes as root"
 
 NS=${TR_TEST_NAMESPACE:-default}
+# Every case checks containerd right after its executions: exec waits for
+# its sandbox's removal (t_cleanup_after_exit tests the detached default).
+export TOOLRUNTIME_WAIT_CLEANUP=1
 IMAGE=${TR_TEST_IMAGE:-toolruntime-sandbox:latest}
 VM_DIR=${TR_TEST_VM_DIR:-/var/lib/toolruntime/vm}
 EXTRA_EXEC_ARGS=()
