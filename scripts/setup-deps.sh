@@ -20,10 +20,10 @@ pkgs=""
 [ $want_build = 1 ] && pkgs="$pkgs build-essential meson ninja-build pkg-config libjansson-dev libnghttp2-dev \
     libprotobuf-c-dev protobuf-c-compiler golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev \
     libseccomp-dev nettle-dev libprotobuf-dev libmicrohttpd-dev libcurl4-openssl-dev"
-# libcurl4 (image pulls, exec --server) and libmicrohttpd12 (serve) are
-# dlopen()ed by the commands that use them, so no binary's links list them.
+# The libraries the binaries link, and libcurl4 (image pulls, exec --server)
+# and libmicrohttpd12 (serve), which the commands that use them dlopen().
 [ $want_run = 1 ] && pkgs="$pkgs python3 libseccomp2 containerd runc mmdebstrap umoci qemu-system-x86 qemu-utils e2fsprogs \
-    cpio busybox-static ca-certificates libcurl4 libmicrohttpd12"
+    cpio busybox-static ca-certificates libjansson4 libprotobuf-c1 libnghttp2-14 libnettle8 libcurl4 libmicrohttpd12"
 [ $want_test = 1 ] && pkgs="$pkgs libcriterion-dev valgrind clang libclang-rt-14-dev jq iproute2 procps \
     util-linux clang-format curl docker-registry apache2-utils python3-yaml systemd strace"
 # make bench splits the CPU of an execution by process with perf.
