@@ -548,10 +548,11 @@ int cli_exec(int argc, char **argv) {
         /* A containerd sandbox whose run completed waits in the runtime for
          * its teardown (task, container, snapshot, lease: ~40 ms, mostly
          * containerd's shim and runc exiting): the caller has its result
-         * and gets its status now.  A timed-out, cancelled or failed run is
-         * removed before the exit, as the help says.  The gateway's MCP
+         * and gets its status now.  A timed-out, cancelled or failed run (or
+         * one a signal came after) is removed before the exit, as the help
+         * says.  The gateway's MCP
          * servers are our children, so they stop here, before the fork. */
-        if (finish_later && r >= 0 && tr_result_backend_kind(res) == TR_BACKEND_CONTAINERD) {
+        if (finish_later && r >= 0 && !signal_caught && tr_result_backend_kind(res) == TR_BACKEND_CONTAINERD) {
                 tr_request_free(TAKE_PTR(req));
                 tr_gateway_free(TAKE_PTR(gw));
                 cli_exit_now_finish_later(status);

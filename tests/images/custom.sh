@@ -11,6 +11,8 @@
 set -u
 S=${TR_TEST_CONTAINERD_SOCKET:-}
 TR=${TOOLRUNTIME_BIN:?}
+# The checks look at containerd right after exec: it waits for the removal.
+export TOOLRUNTIME_WAIT_CLEANUP=1
 VM_DIR=${TR_TEST_VM_DIR:-/var/lib/toolruntime/vm}
 CACHE=${TR_TEST_IMAGE_CACHE:-/var/lib/toolruntime/cache}
 skip() { if [ "${CI:-}" = true ]; then echo "FAIL: $*"; exit 1; fi; echo "SKIP: $*"; exit 77; }

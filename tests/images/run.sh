@@ -9,6 +9,8 @@
 set -u
 S=${TR_TEST_CONTAINERD_SOCKET:-}
 TR=${TOOLRUNTIME_BIN:?}
+# The checks look at containerd right after exec: it waits for the removal.
+export TOOLRUNTIME_WAIT_CLEANUP=1
 skip() { if [ "${CI:-}" = true ]; then echo "FAIL: $*"; exit 1; fi; echo "SKIP: $*"; exit 77; }
 [ -S "$S" ] || skip "TR_TEST_CONTAINERD_SOCKET not set"
 command -v docker-registry >/dev/null || skip "docker-registry missing"

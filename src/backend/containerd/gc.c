@@ -99,33 +99,43 @@ static bool owner_dead(const tr__ctrd_item *it) {
         return tr__owner_check(&o) == TR_OWNER_DEAD;
 }
 
-/* Is the FIFO directory of the sandbox `object_id` belongs to ("tr-" + 32
- * hex digits, then nothing, "-lease" or "-rootfs") locked?  A live process
- * then still works on the sandbox, whatever its owner labels say: `exec`'s
- * detached teardown outlives the command whose pid the labels name, and
- * holds the lock (inherited) until everything is removed. */
-static bool exec_dir_held(const gc_state *g, const char *object_id) {
-        char name[3 + 32 + 3 + 1];
-        if (strncmp(object_id, "tr-", 3) != 0 || strlen(object_id) < 3 + 32)
-                return false;
-        memcpy(name, object_id, 3 + 32);
-        memcpy(name + 3 + 32, ".io", 4);
-        _cleanup_close_ int dfd = open(g->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static bool dir_entry_locked(const char *dir, const char *name) {
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return false;
         _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         return fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
 }
 
-/* May gc remove this object of ours?  Sets g->why. */
+/* Is the FIFO directory of the sandbox `object_id` belongs to ("tr-" + 32
+ * hex digits, then nothing, "-lease" or "-rootfs") locked?  A live process
+ * then still works on the sandbox, whatever its owner labels say: `exec`'s
+ * detached teardown outlives the command whose pid the labels name, and
+ * holds the lock (inherited) until everything is removed.  Looked for in
+ * gc's state directory and in both defaults (a creator configured
+ * otherwise, or not root, may have used another). */
+static bool exec_dir_held(const gc_state *g, const char *object_id) {
+        char name[3 + 32 + 3 + 1];
+        if (strncmp(object_id, "tr-", 3) != 0 || strlen(object_id) < 3 + 32)
+                return false;
+        memcpy(name, object_id, 3 + 32);
+        memcpy(name + 3 + 32, ".io", 4);
+        const char *dirs[] = { g->state_dir, "/run/toolruntime", "/tmp" };
+        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+                if ((i == 0 || !streq(dirs[i], g->state_dir)) && dir_entry_locked(dirs[i], name))
+                        return true;
+        return false;
+}
+
+/* May gc remove this object of ours?  Sets g->why.  A dead owner's sandbox
+ * is spared while a live process holds its lock (exec_dir_held); the
+ * expiry applies whatever holds it. */
 static bool collectable(gc_state *g, const tr__ctrd_item *it) {
         g->why = "all";
         if (g->all)
                 return true;
-        if (exec_dir_held(g, it->id))
-                return false;
         g->why = "owner_dead";
-        if (owner_dead(it))
+        if (owner_dead(it) && !exec_dir_held(g, it->id))
                 return true;
         g->why = "expired";
         const char *exp = tr__ctrd_item_label(it, TR_CTRD_EXPIRES_LABEL);

@@ -201,11 +201,14 @@ t_gc_spares_a_held_sandbox() {
     local dir
     dir=$(find "$GC_STATE_DIR" /tmp -maxdepth 1 -name "$id.io" 2>/dev/null | head -n1)
     [ -n "$dir" ] || { fail "no $id.io directory"; kill -9 "$victim"; wait "$victim"; gc_run >/dev/null; return; }
+    rm -f "$WORK/held"
     python3 -c 'import fcntl, os, sys, time
 fcntl.flock(os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY), fcntl.LOCK_SH)
-time.sleep(120)' "$dir" &
+open(sys.argv[2], "w").close()
+time.sleep(120)' "$dir" "$WORK/held" &
     local holder=$!
-    sleep 0.5
+    for _ in $(seq 100); do [ -e "$WORK/held" ] && break; sleep 0.1; done
+    [ -e "$WORK/held" ] || fail "the lock holder did not take the lock within 10 s"
     kill -9 "$victim"
     wait "$victim" 2>/dev/null
     gc_run >/dev/null

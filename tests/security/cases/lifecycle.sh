@@ -33,6 +33,12 @@ t_one_containerd_connection() {
     [ "$(cat "$WORK/out")" = 1 ] || fail "stdout was '$(head -c 100 "$WORK/out")'"
     n=$(grep -c "connect(.*\"$TR_TEST_CONTAINERD_SOCKET\"" "$WORK/strace")
     [ "$n" = 1 ] || fail "$n connections to containerd, want 1: $(grep connect "$WORK/strace" | head -5)"
+    # The default: the detached teardown goes on over the same connection.
+    env -u TOOLRUNTIME_WAIT_CLEANUP ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+        strace -f -qq -e trace=connect -o "$WORK/strace" "$TOOLRUNTIME_BIN" exec -p standard "${bargs[@]}" \
+        -c 'print(1)' >"$WORK/out" 2>"$WORK/stderr" || fail "exec failed: $(head -c 300 "$WORK/stderr")"
+    n=$(grep -c "connect(.*\"$TR_TEST_CONTAINERD_SOCKET\"" "$WORK/strace")
+    [ "$n" = 1 ] || fail "$n connections to containerd with the detached teardown, want 1"
 }
 register_case containerd t_one_containerd_connection
 
@@ -70,14 +76,18 @@ t_cleanup_after_exit() {
     # 1. The order of the exits, and the child's own session.
     if command -v strace >/dev/null; then
         env -u TOOLRUNTIME_WAIT_CLEANUP ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-            strace -f -q -e trace=setsid,exit_group -o "$WORK/strace.detach" "$TOOLRUNTIME_BIN" exec -p standard \
+            strace -f -q -e trace=setsid,exit_group,clone,clone3 -o "$WORK/strace.detach" "$TOOLRUNTIME_BIN" exec -p standard \
             "${bargs[@]}" -c 'print(1)' >"$WORK/out" 2>"$WORK/stderr" || fail "exec failed: $(head -c 300 "$WORK/stderr")"
-        local child first
+        local child root l_root l_child
         child=$(awk '/setsid\(\) *= [0-9]/ { print $1; exit }' "$WORK/strace.detach")
-        # The first process to end (threads leave with exit, not exit_group).
-        first=$(awk '/exit_group\(/ { print $1; exit }' "$WORK/strace.detach")
-        [ -n "$child" ] || fail "no detached process (no setsid): $(head -c 300 "$WORK/strace.detach")"
-        [ -n "$first" ] && [ "$first" != "$child" ] || fail "exec did not exit before its teardown: $(head -c 400 "$WORK/strace.detach")"
+        # The command itself: the process whose clone returned the child.
+        root=$(awk -v c="$child" '/clone/ && $NF == c { print $1; exit }' "$WORK/strace.detach")
+        # The line of each one's exit_group (threads leave with exit).
+        l_root=$(awk -v p="$root" '$1 == p && /exit_group\(/ { print NR; exit }' "$WORK/strace.detach")
+        l_child=$(awk -v p="$child" '$1 == p && /exit_group\(/ { print NR; exit }' "$WORK/strace.detach")
+        [ -n "$child" ] && [ -n "$root" ] || fail "no detached process (no setsid): $(head -c 400 "$WORK/strace.detach")"
+        [ -n "$l_root" ] && [ -n "$l_child" ] && [ "$l_root" -lt "$l_child" ] ||
+            fail "exec did not exit before its teardown: $(head -c 600 "$WORK/strace.detach")"
     elif [ "${CI:-}" = true ]; then
         fail "strace is not installed (scripts/setup-deps.sh test)"
     fi

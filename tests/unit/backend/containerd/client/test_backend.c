@@ -17,6 +17,7 @@
 
 #include "backend/containerd/seams.h"
 #include "toolruntime.h"
+#include "util/config.h"
 #include "util/handles.h"
 #include "util/proc.h"
 
@@ -350,12 +351,17 @@ Test(ctrd_backend, config_validation) {
         tr_backend_free(b);
         /* A caller built before teardown_at_free was appended passes the
          * older, smaller size: accepted, the new field defaulting to false. */
-        tr_containerd_config old = { .state_dir = state_dir };
+        tr_containerd_config old = { .state_dir = state_dir, .teardown_at_free = true };
         old.size = offsetof(tr_containerd_config, teardown_at_free);
         _cleanup_(tr_error_freep) tr_error *e6 = NULL;
+        b = NULL;
         cr_expect_eq(tr_backend_containerd_new(&old, &b, &e6), 0, "the older size: %s", tr_error_message(e6));
         tr_backend_free(b);
+        tr_containerd_config copy;
+        cr_assert_eq(tr__containerd_config_copy(&old, &copy, NULL), 0);
+        cr_expect(!copy.teardown_at_free, "a field past the caller's size is not read");
         old.size = offsetof(tr_containerd_config, teardown_at_free) - 1;
+        b = NULL;
         cr_expect_lt(tr_backend_containerd_new(&old, &b, NULL), 0, "a size below the first layout");
 }
 
