@@ -538,7 +538,8 @@ int cli_exec(int argc, char **argv) {
         if (r < 0) {
                 if (!json)
                         cli_print_error(err);
-                /* Interrupted: everything is cleaned up by now. */
+                /* Interrupted: the sandbox is gone before we exit (the
+                 * runtime's free below, never in the background). */
                 if (signal_caught && tr_error_code(err) == TR_E_CANCELLED)
                         status = 128 + signal_caught;
                 else
@@ -550,8 +551,8 @@ int cli_exec(int argc, char **argv) {
          * containerd's shim and runc exiting): the caller has its result
          * and gets its status now.  A timed-out, cancelled or failed run (or
          * one a signal came after) is removed before the exit, as the help
-         * says.  The gateway's MCP
-         * servers are our children, so they stop here, before the fork. */
+         * says.  The gateway's MCP servers are our children, so they stop
+         * here, before the fork. */
         if (finish_later && r >= 0 && !signal_caught && tr_result_backend_kind(res) == TR_BACKEND_CONTAINERD) {
                 tr_request_free(TAKE_PTR(req));
                 tr_gateway_free(TAKE_PTR(gw));
