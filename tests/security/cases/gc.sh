@@ -158,16 +158,29 @@ t_gc_after_kill9() {
 }
 register_case "containerd kata" t_gc_after_kill9
 
+# Start a containerd run of `sleep 300` with timeout SECONDS whose caller
+# the case will kill: sets VICTIM (the caller's pid) and VICTIM_ID (its
+# container), or fails the case, cleans up and returns 1.
+gc_victim() { # SECONDS
+    gc_exec_cmd
+    "${GC_EXEC[@]}" --json -t "$1" -l sh -c 'sleep 300' >/dev/null 2>&1 &
+    VICTIM=$!
+    VICTIM_ID=$(wait_sandbox "$VICTIM" 20)
+    if [ -z "$VICTIM_ID" ]; then
+        fail "the sandbox did not start"
+        kill -9 "$VICTIM"
+        wait "$VICTIM"
+        gc_run >/dev/null
+        return 1
+    fi
+    CASE_IDS+=("$VICTIM_ID")
+}
+
 # No one left to collect it: the sandbox stops by itself a little after its
 # deadline (10 s margin); gc then removes the rest at once.
 t_gc_deadline_without_owner() {
-    gc_exec_cmd
-    "${GC_EXEC[@]}" --json -t 1 -l sh -c 'sleep 300' >/dev/null 2>&1 &
-    local victim=$!
-    local id
-    id=$(wait_sandbox "$victim" 20)
-    [ -n "$id" ] || { fail "the sandbox did not start"; kill -9 "$victim"; wait "$victim"; gc_run >/dev/null; return; }
-    CASE_IDS+=("$id")
+    gc_victim 1 || return
+    local victim=$VICTIM id=$VICTIM_ID
     kill -9 "$victim"
     wait "$victim" 2>/dev/null
     local t0 status=RUNNING
@@ -191,13 +204,8 @@ register_case containerd t_gc_deadline_without_owner
 # takes it once the lock is gone.  The lock holder here is a python3 that
 # takes the same shared flock an execution takes.
 t_gc_spares_a_held_sandbox() {
-    gc_exec_cmd
-    "${GC_EXEC[@]}" --json -t 120 -l sh -c 'sleep 300' >/dev/null 2>&1 &
-    local victim=$!
-    local id
-    id=$(wait_sandbox "$victim" 20)
-    [ -n "$id" ] || { fail "the sandbox did not start"; kill -9 "$victim"; wait "$victim"; gc_run >/dev/null; return; }
-    CASE_IDS+=("$id")
+    gc_victim 120 || return
+    local victim=$VICTIM id=$VICTIM_ID
     local dir
     dir=$(find "$GC_STATE_DIR" /tmp -maxdepth 1 -name "$id.io" 2>/dev/null | head -n1)
     [ -n "$dir" ] || { fail "no $id.io directory"; kill -9 "$victim"; wait "$victim"; gc_run >/dev/null; return; }
